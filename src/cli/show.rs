@@ -1,0 +1,99 @@
+//! `cms show`: everything about one task.
+
+use clap::Args;
+
+use super::CommandContext;
+use crate::error::{CommandError, exit_code};
+use crate::report;
+use crate::session::describe_tool_input;
+
+/// Show one task: prompt, status, ledger, response and the files it changed
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The task's name
+    pub task: String,
+}
+
+pub fn cmd_show(ctx: &CommandContext, args: ShowArgs) -> Result<u8, CommandError> {
+    let ws = ctx.workspace()?;
+    let record = ws.task(&args.task)?;
+    let ui = &ctx.ui;
+    if ui.json {
+        ui.print_json(&report::task_json(&record));
+        return Ok(exit_code::OK);
+    }
+    let s = &ui.out;
+    let field = |label: &str, value: String| format!("{:>9}  {value}", s.dim.apply_to(label));
+    let mut lines = vec![format!(
+        "{} {}",
+        s.name.apply_to(&record.name),
+        report::status_style(s, record.status).apply_to(record.status.as_str())
+    )];
+    lines.push(field(
+        "prompt",
+        record.prompt.replace('\n', "\n           "),
+    ));
+    let base = match &record.base_branch {
+        Some(branch) => format!("{branch} @ {}", &record.base[..12.min(record.base.len())]),
+        None => format!("detached @ {}", &record.base[..12.min(record.base.len())]),
+    };
+    lines.push(field("branch", format!("{} (from {base})", record.branch)));
+    let exists = if record.worktree.is_dir() {
+        ""
+    } else {
+        " (removed)"
+    };
+    lines.push(field(
+        "worktree",
+        format!("{}{exists}", record.worktree.display()),
+    ));
+    lines.push(field(
+        "session",
+        format!(
+            "{} · {} · preset {}",
+            record.session_id.as_deref().unwrap_or("-"),
+            record.model.as_deref().unwrap_or("default model"),
+            record.preset
+        ),
+    ));
+    lines.push(field("ledger", report::ledger_line(&record)));
+    if !record.tools_used.is_empty() {
+        lines.push(field("tools", record.tools_used.join(", ")));
+    }
+    if let Some(merge) = &record.merge {
+        lines.push(field(
+            "merged",
+            format!(
+                "into {} at {} ({})",
+                merge.into,
+                &merge.commit[..12],
+                merge.kind
+            ),
+        ));
+    }
+    if let Some(error) = &record.error {
+        lines.push(field("error", s.bad.apply_to(error).to_string()));
+    }
+    for denial in &record.permission_denials {
+        let detail = describe_tool_input(&denial.tool_name, &denial.tool_input);
+        lines.push(field(
+            "denied",
+            format!(
+                "{} {}",
+                denial.tool_name,
+                report::relative(&detail, &record.worktree)
+            ),
+        ));
+    }
+    lines.push(field(
+        "files",
+        format!("{} changed", record.files_changed.len()),
+    ));
+    lines.extend(report::file_lines(s, &record.files_changed));
+    if let Some(response) = &record.response {
+        lines.push(String::new());
+        lines.extend(response.lines().map(|l| format!("  {l}")));
+    }
+    ui.println(&lines.join("\n"));
+    Ok(exit_code::OK)
+}

@@ -1,0 +1,245 @@
+//! `cms task`: start a task and supervise it in the foreground with live progress.
+
+use std::io::IsTerminal;
+
+use clap::Args;
+use tokio::sync::mpsc;
+
+use super::CommandContext;
+use crate::error::{CommandError, ErrorKind, exit_code};
+use crate::report;
+use crate::session::protocol::{ContentBlock, Event, SystemEvent, UserContent};
+use crate::session::{Ledger, Preset, StopReason, Timeouts, describe_tool_input};
+use crate::store::{Status, TaskName};
+use crate::task::{self, RunOptions, TaskOptions};
+use crate::ui::Ui;
+
+/// Start a task: a branch, a worktree and a claude session doing <PROMPT>
+///
+/// Runs in the foreground with compact progress on stderr and prints a summary (or, with
+/// --json, the task as JSON) at the end. Exits 0 when the task completed, 3 when it ended in
+/// any other status, 130 when interrupted. Ctrl-C stops the session gracefully and keeps what
+/// it did; a second Ctrl-C kills it at once.
+#[derive(Debug, Args)]
+pub struct TaskArgs {
+    /// What the task should do
+    pub prompt: String,
+
+    /// Task name (default: a slug of the prompt, made unique)
+    #[arg(short, long, value_parser = super::parse_task_name)]
+    pub name: Option<TaskName>,
+
+    /// Start from this commit, branch or tag (default: HEAD)
+    #[arg(long, value_name = "REV")]
+    pub base: Option<String>,
+
+    /// Model for claude (an alias such as `sonnet`, or a full model name)
+    #[arg(short, long)]
+    pub model: Option<String>,
+
+    /// What claude may do without asking
+    #[arg(short, long, value_parser = clap::builder::PossibleValuesParser::new(Preset::NAMES))]
+    pub preset: Option<String>,
+}
+
+pub fn cmd_task(ctx: &CommandContext, args: TaskArgs) -> Result<u8, CommandError> {
+    let ws = ctx.workspace()?;
+    let opts = TaskOptions {
+        prompt: args.prompt,
+        name: args.name,
+        base: args.base,
+        model: args.model,
+        preset: args.preset.as_deref().and_then(Preset::parse),
+    };
+    let started = task::start(&ws, &opts)?;
+    let ui = &ctx.ui;
+    let s = &ui.err;
+    ui.status(&format!(
+        "{} {} on {} in {}",
+        s.bold.apply_to("task"),
+        s.name.apply_to(&started.record.name),
+        started.record.branch,
+        s.dim.apply_to(started.record.worktree.display())
+    ));
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| CommandError::from_error(ErrorKind::Internal, &err))?;
+    let record = runtime.block_on(async {
+        let (stop_tx, stop_rx) = mpsc::unbounded_channel();
+        let signals = tokio::spawn(forward_stop_signals(stop_tx, ui.clone()));
+        let worktree = started.record.worktree.clone();
+        let mut progress = Progress::new(ui, &worktree);
+        let result = task::run(
+            &ws,
+            started,
+            RunOptions {
+                timeouts: timeouts_from_env(),
+            },
+            stop_rx,
+            |event, ledger| progress.event(event, ledger),
+        )
+        .await;
+        signals.abort();
+        result
+    })?;
+
+    if ui.json {
+        ui.print_json(&report::task_json(&record));
+    } else {
+        ui.println(&report::summary(&ui.out, &record));
+    }
+    Ok(match record.status {
+        Status::Completed => exit_code::OK,
+        Status::Aborted => exit_code::INTERRUPTED,
+        _ => exit_code::TASK_NOT_COMPLETED,
+    })
+}
+
+/// Turns SIGINT, SIGTERM and SIGHUP into stop requests: the first stops gracefully, a second
+/// one kills.
+async fn forward_stop_signals(stop: mpsc::UnboundedSender<StopReason>, ui: Ui) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return;
+    };
+    let mut count = 0;
+    loop {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+            _ = hup.recv() => {}
+        }
+        count += 1;
+        ui.status(if count == 1 {
+            "stopping the session (again to kill it)…"
+        } else {
+            "killing the session…"
+        });
+        if stop.send(StopReason::User).is_err() {
+            return;
+        }
+    }
+}
+
+/// Grace periods can be shortened through the environment (documented for tests and CI).
+fn timeouts_from_env() -> Timeouts {
+    let mut timeouts = Timeouts::default();
+    let ms = |key: &str| {
+        std::env::var(key)
+            .ok()?
+            .parse::<u64>()
+            .ok()
+            .map(std::time::Duration::from_millis)
+    };
+    if let Some(grace) = ms("CMS_INTERRUPT_GRACE_MS") {
+        timeouts.interrupt_grace = grace;
+    }
+    if let Some(grace) = ms("CMS_EXIT_GRACE_MS") {
+        timeouts.exit_grace = grace;
+    }
+    timeouts
+}
+
+/// Renders events as compact progress lines on stderr.
+struct Progress<'a> {
+    ui: &'a Ui,
+    worktree: &'a std::path::Path,
+    warned_malformed: bool,
+    /// At a terminal, tool lines carry a running cost; in logs one line per event is enough.
+    show_ledger: bool,
+}
+
+impl<'a> Progress<'a> {
+    fn new(ui: &'a Ui, worktree: &'a std::path::Path) -> Progress<'a> {
+        Progress {
+            ui,
+            worktree,
+            warned_malformed: false,
+            show_ledger: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn line(&self, marker: &str, text: &str, ledger: &Ledger) {
+        let s = &self.ui.err;
+        let text = report::relative(text, self.worktree);
+        if self.show_ledger {
+            self.ui.status(&format!(
+                "  {} {text} {}",
+                s.dim.apply_to(marker),
+                s.dim
+                    .apply_to(format!("[{}]", report::format_cost(ledger.cost_usd)))
+            ));
+        } else {
+            self.ui
+                .status(&format!("  {} {text}", s.dim.apply_to(marker)));
+        }
+    }
+
+    fn event(&mut self, event: &Event, ledger: &Ledger) {
+        let s = &self.ui.err;
+        match event {
+            Event::System(SystemEvent::Init(init)) => {
+                let model = init.model.as_deref().unwrap_or("default model");
+                self.ui.status(&format!(
+                    "  {} session {} · {model}",
+                    s.dim.apply_to("▸"),
+                    init.session_id
+                ));
+            }
+            Event::System(SystemEvent::ApiRetry(retry)) => {
+                let status = retry
+                    .error_status
+                    .map_or_else(|| "no response".to_owned(), |s| s.to_string());
+                self.line(
+                    "↻",
+                    &format!(
+                        "API error ({status}), retry {} of {}",
+                        retry.attempt.unwrap_or(0),
+                        retry.max_retries.unwrap_or(0)
+                    ),
+                    ledger,
+                );
+            }
+            Event::Assistant(a) => {
+                for block in &a.message.content {
+                    if let ContentBlock::ToolUse { name, input, .. } = block {
+                        self.line(
+                            "●",
+                            &format!("{name} {}", describe_tool_input(name, input)),
+                            ledger,
+                        );
+                    }
+                }
+            }
+            Event::User(u) => {
+                if let UserContent::Blocks(blocks) = &u.message.content {
+                    for block in blocks {
+                        if let ContentBlock::ToolResult {
+                            is_error: Some(true),
+                            content,
+                            ..
+                        } = block
+                        {
+                            let text = content.as_str().unwrap_or("tool error");
+                            let first = text.lines().next().unwrap_or_default();
+                            self.line("✗", first, ledger);
+                        }
+                    }
+                }
+            }
+            Event::Malformed(_) if !self.warned_malformed => {
+                self.warned_malformed = true;
+                self.ui.warn(
+                    "claude printed a line that is not stream-json; it is kept in the transcript",
+                );
+            }
+            _ => {}
+        }
+    }
+}

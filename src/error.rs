@@ -1,0 +1,167 @@
+//! The error every command returns, its hints, and the one table of exit codes.
+
+use std::fmt;
+
+/// Exit codes, documented in README.md; scripts and git hooks rely on them.
+pub mod exit_code {
+    /// Success; for `task`, every task ended `completed`.
+    pub const OK: u8 = 0;
+    /// A user, configuration, repository or git error; nothing was half-made.
+    pub const ERROR: u8 = 1;
+    /// The command line itself was wrong.
+    pub const USAGE: u8 = 2;
+    /// A task ended in a status other than `completed`.
+    pub const TASK_NOT_COMPLETED: u8 = 3;
+    /// Stopped by Ctrl-C (SIGINT).
+    pub const INTERRUPTED: u8 = 130;
+    /// A bug in cms.
+    pub const INTERNAL: u8 = 255;
+}
+
+/// How an error is classified, which picks its exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    User,
+    Usage,
+    TaskNotCompleted,
+    Interrupted,
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorKind::User => exit_code::ERROR,
+            ErrorKind::Usage => exit_code::USAGE,
+            ErrorKind::TaskNotCompleted => exit_code::TASK_NOT_COMPLETED,
+            ErrorKind::Interrupted => exit_code::INTERRUPTED,
+            ErrorKind::Internal => exit_code::INTERNAL,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::User => "error",
+            ErrorKind::Usage => "usage",
+            ErrorKind::TaskNotCompleted => "task_not_completed",
+            ErrorKind::Interrupted => "interrupted",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+/// The error at the command-line boundary: one message, its causes, and hints.
+#[derive(Debug)]
+pub struct CommandError {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub causes: Vec<String>,
+    pub hints: Vec<String>,
+}
+
+impl CommandError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        CommandError {
+            kind,
+            message: message.into(),
+            causes: Vec::new(),
+            hints: Vec::new(),
+        }
+    }
+
+    pub fn user(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::User, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hints.push(hint.into());
+        self
+    }
+
+    /// Builds an error from any std error, keeping its source chain as causes.
+    pub fn from_error(kind: ErrorKind, err: &(dyn std::error::Error + 'static)) -> Self {
+        let mut this = Self::new(kind, err.to_string());
+        let mut source = err.source();
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            // thiserror messages often repeat their source; printing it twice helps nobody.
+            if !this.message.contains(&text) {
+                this.causes.push(text);
+            }
+            source = cause.source();
+        }
+        this
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        self.kind.exit_code()
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "error": {
+                "kind": self.kind.as_str(),
+                "message": self.message,
+                "causes": self.causes,
+                "hints": self.hints,
+            },
+            "exit_code": self.exit_code(),
+        })
+    }
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<crate::git::GitError> for CommandError {
+    fn from(err: crate::git::GitError) -> Self {
+        let hint = err.hint();
+        let mut this = CommandError::from_error(ErrorKind::User, &err);
+        if let Some(hint) = hint {
+            this.hints.push(hint);
+        }
+        this
+    }
+}
+
+impl From<crate::store::StoreError> for CommandError {
+    fn from(err: crate::store::StoreError) -> Self {
+        let hint = err.hint();
+        let mut this = CommandError::from_error(ErrorKind::User, &err);
+        if let Some(hint) = hint {
+            this.hints.push(hint);
+        }
+        this
+    }
+}
+
+impl From<crate::config::ConfigError> for CommandError {
+    fn from(err: crate::config::ConfigError) -> Self {
+        CommandError::from_error(ErrorKind::User, &err)
+            .with_hint("fix the file it names, or remove the offending key")
+    }
+}
+
+impl From<crate::session::SessionError> for CommandError {
+    fn from(err: crate::session::SessionError) -> Self {
+        let hint = err.hint();
+        let mut this = CommandError::from_error(ErrorKind::User, &err);
+        if let Some(hint) = hint {
+            this.hints.push(hint);
+        }
+        this
+    }
+}
+
+impl From<std::io::Error> for CommandError {
+    fn from(err: std::io::Error) -> Self {
+        CommandError::from_error(ErrorKind::User, &err)
+    }
+}

@@ -1,0 +1,358 @@
+//! Merging a task branch into a target branch without ever leaving a half-merge.
+//!
+//! The result commit is computed in memory (libgit2 merges trees, nothing touches a working
+//! tree), so a conflict is found before anything changes. The target branch then moves by
+//! compare-and-swap (`git update-ref <new> <old>`), and if it is checked out somewhere that
+//! checkout follows with a two-tree `git read-tree -m -u`: the same rule `git checkout` uses,
+//! which carries the user's unrelated uncommitted edits across and refuses, before writing
+//! anything, when the merge would overwrite one of them.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use git2::{MergeOptions, Oid, Signature};
+
+use super::GitError;
+use super::cmd::{git, run, run_text};
+use super::repo::Repo;
+use super::worktree;
+
+/// How the task's commits land on the target branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MergeMode {
+    /// Fast-forward when possible, a merge commit otherwise.
+    #[default]
+    Auto,
+    /// Always a merge commit.
+    NoFastForward,
+    /// One new commit with the task's whole change.
+    Squash,
+    /// The task's commits replayed on top of the target.
+    Rebase,
+}
+
+/// What a merge will do, computed before anything changes.
+#[derive(Debug, Clone)]
+pub struct MergePlan {
+    pub target_branch: String,
+    pub old_tip: Oid,
+    pub new_tip: Oid,
+    pub kind: MergeKind,
+    /// The checkout that has the target branch checked out and will follow it.
+    pub checkout: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeKind {
+    UpToDate,
+    FastForward,
+    MergeCommit,
+    Squash,
+    Rebase,
+}
+
+impl MergeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MergeKind::UpToDate => "up_to_date",
+            MergeKind::FastForward => "fast_forward",
+            MergeKind::MergeCommit => "merge_commit",
+            MergeKind::Squash => "squash",
+            MergeKind::Rebase => "rebase",
+        }
+    }
+}
+
+/// Messages for the commits a merge may create.
+pub struct MergeMessages {
+    pub merge: String,
+    pub squash: String,
+}
+
+/// Computes the merge of `task_tip` into `target_branch`, writing only objects (no refs, no
+/// files). Fails with [`GitError::MergeConflict`] listing the files on a conflict.
+pub fn plan(
+    repo: &Repo,
+    target_branch: &str,
+    task_tip: Oid,
+    mode: MergeMode,
+    messages: &MergeMessages,
+) -> Result<MergePlan, GitError> {
+    let raw = repo.raw();
+    let old_tip = repo.branch_tip(target_branch)?;
+    let checkout = worktree::checkout_of_branch(&repo.common_dir, target_branch)?;
+    let plan = |new_tip, kind| MergePlan {
+        target_branch: target_branch.to_owned(),
+        old_tip,
+        new_tip,
+        kind,
+        checkout: checkout.clone(),
+    };
+    if repo.is_ancestor(task_tip, old_tip)? {
+        return Ok(plan(old_tip, MergeKind::UpToDate));
+    }
+    let can_fast_forward = repo.is_ancestor(old_tip, task_tip)?;
+    let sig = signature(raw)?;
+    let new_tip = match mode {
+        MergeMode::Auto if can_fast_forward => return Ok(plan(task_tip, MergeKind::FastForward)),
+        MergeMode::Rebase if can_fast_forward => return Ok(plan(task_tip, MergeKind::Rebase)),
+        MergeMode::Auto | MergeMode::NoFastForward => {
+            let tree = merged_tree(raw, old_tip, task_tip)?;
+            commit(raw, &sig, &messages.merge, tree, &[old_tip, task_tip])?
+        }
+        MergeMode::Squash => {
+            let tree = merged_tree(raw, old_tip, task_tip)?;
+            commit(raw, &sig, &messages.squash, tree, &[old_tip])?
+        }
+        MergeMode::Rebase => rebase(repo, &sig, old_tip, task_tip)?,
+    };
+    let kind = match mode {
+        MergeMode::Squash => MergeKind::Squash,
+        MergeMode::Rebase => MergeKind::Rebase,
+        _ => MergeKind::MergeCommit,
+    };
+    Ok(plan(new_tip, kind))
+}
+
+/// Moves the target branch to the planned commit, updating its checkout if it has one.
+/// Nothing changes if the checkout's uncommitted work would be overwritten.
+pub fn apply(repo: &Repo, plan: &MergePlan, reflog: &str) -> Result<(), GitError> {
+    if plan.kind == MergeKind::UpToDate {
+        return Ok(());
+    }
+    if let Some(checkout) = &plan.checkout {
+        check_checkout_clean_where_changed(repo, checkout, plan)?;
+        read_tree(checkout, plan.old_tip, plan.new_tip, true)?;
+    }
+    let refname = format!("refs/heads/{}", plan.target_branch);
+    let mut cmd = git(&repo.common_dir);
+    cmd.args(["update-ref", "-m", reflog, &refname])
+        .arg(plan.new_tip.to_string())
+        .arg(plan.old_tip.to_string());
+    run(cmd).map_err(|_| GitError::BranchMoved {
+        branch: plan.target_branch.clone(),
+    })?;
+    if let Some(checkout) = &plan.checkout
+        && let Err(err) = read_tree(checkout, plan.old_tip, plan.new_tip, false)
+    {
+        // The dry run passed, so this is a race with the user; put the branch back so
+        // their checkout and branch agree again.
+        let mut undo = git(&repo.common_dir);
+        undo.args(["update-ref", "-m", "cms: undo merge", &refname])
+            .arg(plan.old_tip.to_string())
+            .arg(plan.new_tip.to_string());
+        let _ = run(undo);
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// Refuses, listing the files, when a file the merge changes has uncommitted edits in the
+/// checkout (staged, unstaged, or an untracked file in the way).
+fn check_checkout_clean_where_changed(
+    repo: &Repo,
+    checkout: &Path,
+    plan: &MergePlan,
+) -> Result<(), GitError> {
+    let changed: BTreeSet<String> =
+        super::snapshot::changed_files(repo, plan.old_tip, plan.new_tip)?
+            .into_iter()
+            .flat_map(|c| [Some(c.path), c.old_path].into_iter().flatten())
+            .collect();
+    let status = run_text(
+        checkout,
+        [
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=all",
+            "--no-renames",
+        ],
+    )?;
+    let dirty: BTreeSet<String> = status
+        .split('\0')
+        .filter(|e| e.len() > 3)
+        .map(|e| e[3..].to_owned())
+        .collect();
+    let files: Vec<String> = changed
+        .iter()
+        .filter(|path| dirty.contains(*path) || dirty.iter().any(|d| is_dir_entry_over(d, path)))
+        .cloned()
+        .collect();
+    if files.is_empty() {
+        Ok(())
+    } else {
+        Err(GitError::WouldOverwrite {
+            checkout: checkout.to_owned(),
+            files,
+        })
+    }
+}
+
+/// Whether a dirty entry and a changed path collide as folder and file (`a` vs `a/b`).
+fn is_dir_entry_over(dirty: &str, changed: &str) -> bool {
+    let d = dirty.trim_end_matches('/');
+    changed.starts_with(&format!("{d}/")) || d.starts_with(&format!("{changed}/"))
+}
+
+/// Two-tree `read-tree -m -u`: moves index and files from `old` to `new`, keeping unrelated
+/// local changes. With `dry_run` it only checks that it would succeed.
+fn read_tree(checkout: &Path, old: Oid, new: Oid, dry_run: bool) -> Result<(), GitError> {
+    let mut cmd = git(checkout);
+    cmd.args(["read-tree", "-m", "-u"]);
+    if dry_run {
+        cmd.arg("-n");
+    }
+    cmd.arg(old.to_string()).arg(new.to_string());
+    run(cmd).map(drop).map_err(|err| match err {
+        GitError::Command { stderr, .. } => GitError::WouldOverwrite {
+            checkout: checkout.to_owned(),
+            files: paths_in_read_tree_error(&stderr),
+        },
+        other => other,
+    })
+}
+
+fn paths_in_read_tree_error(stderr: &str) -> Vec<String> {
+    let files: Vec<String> = stderr
+        .split('\'')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect();
+    if files.is_empty() {
+        vec![stderr.to_owned()]
+    } else {
+        files
+    }
+}
+
+fn merged_tree(raw: &git2::Repository, ours: Oid, theirs: Oid) -> Result<Oid, GitError> {
+    let ours = raw
+        .find_commit(ours)
+        .map_err(GitError::libgit2("read the target tip"))?;
+    let theirs = raw
+        .find_commit(theirs)
+        .map_err(GitError::libgit2("read the task tip"))?;
+    let mut opts = MergeOptions::new();
+    opts.find_renames(true);
+    let mut index = raw
+        .merge_commits(&ours, &theirs, Some(&opts))
+        .map_err(GitError::libgit2("merge the task's commits"))?;
+    tree_from_index(raw, &mut index)
+}
+
+fn tree_from_index(raw: &git2::Repository, index: &mut git2::Index) -> Result<Oid, GitError> {
+    if index.has_conflicts() {
+        let mut files = BTreeSet::new();
+        for conflict in index
+            .conflicts()
+            .map_err(GitError::libgit2("list merge conflicts"))?
+            .flatten()
+        {
+            for entry in [conflict.our, conflict.their, conflict.ancestor]
+                .into_iter()
+                .flatten()
+            {
+                files.insert(String::from_utf8_lossy(&entry.path).into_owned());
+            }
+        }
+        return Err(GitError::MergeConflict {
+            files: files.into_iter().collect(),
+        });
+    }
+    index
+        .write_tree_to(raw)
+        .map_err(GitError::libgit2("write the merged tree"))
+}
+
+/// Replays the commits of `task_tip` not in `onto` on top of it, oldest first.
+fn rebase(repo: &Repo, sig: &Signature<'_>, onto: Oid, task_tip: Oid) -> Result<Oid, GitError> {
+    let raw = repo.raw();
+    let mut walk = raw
+        .revwalk()
+        .map_err(GitError::libgit2("walk the task's commits"))?;
+    walk.push(task_tip)
+        .and_then(|_| walk.hide(onto))
+        .and_then(|_| walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE))
+        .map_err(GitError::libgit2("walk the task's commits"))?;
+    let mut tip = onto;
+    for oid in walk {
+        let oid = oid.map_err(GitError::libgit2("walk the task's commits"))?;
+        let commit = raw
+            .find_commit(oid)
+            .map_err(GitError::libgit2("read a task commit"))?;
+        if commit.parent_count() > 1 {
+            continue;
+        }
+        let onto_commit = raw
+            .find_commit(tip)
+            .map_err(GitError::libgit2("read the rebase tip"))?;
+        let mut index = raw
+            .cherrypick_commit(&commit, &onto_commit, 0, None)
+            .map_err(GitError::libgit2("replay a task commit"))?;
+        let tree = tree_from_index(raw, &mut index)?;
+        let tree_obj = raw
+            .find_tree(tree)
+            .map_err(GitError::libgit2("read a replayed tree"))?;
+        tip = raw
+            .commit(
+                None,
+                &commit.author(),
+                sig,
+                commit.message().unwrap_or_default(),
+                &tree_obj,
+                &[&onto_commit],
+            )
+            .map_err(GitError::libgit2("write a replayed commit"))?;
+    }
+    Ok(tip)
+}
+
+fn commit(
+    raw: &git2::Repository,
+    sig: &Signature<'_>,
+    message: &str,
+    tree: Oid,
+    parents: &[Oid],
+) -> Result<Oid, GitError> {
+    let tree = raw
+        .find_tree(tree)
+        .map_err(GitError::libgit2("read the merged tree"))?;
+    let parents = parents
+        .iter()
+        .map(|p| raw.find_commit(*p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(GitError::libgit2("read a parent commit"))?;
+    let parent_refs: Vec<&git2::Commit<'_>> = parents.iter().collect();
+    raw.commit(None, sig, sig, message, &tree, &parent_refs)
+        .map_err(GitError::libgit2("write the merge commit"))
+}
+
+/// The user's identity, or a stand-in when git has none configured.
+fn signature(raw: &git2::Repository) -> Result<Signature<'static>, GitError> {
+    match raw.signature() {
+        Ok(sig) => Ok(sig.to_owned()),
+        Err(_) => {
+            Signature::now("cms", "cms@localhost").map_err(GitError::libgit2("make a signature"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_tree_errors_name_their_files() {
+        let stderr = "error: Entry 'src/a.rs' not uptodate. Cannot merge.";
+        assert_eq!(paths_in_read_tree_error(stderr), ["src/a.rs"]);
+    }
+
+    #[test]
+    fn folder_and_file_collisions_are_detected() {
+        assert!(is_dir_entry_over("new/", "new/file.txt"));
+        assert!(is_dir_entry_over("a/b.txt", "a"));
+        assert!(!is_dir_entry_over("ab", "a/x"));
+    }
+}

@@ -1,0 +1,16 @@
+//! All access to git: libgit2 for read-only queries and in-memory merges, the `git` CLI for
+//! everything that changes a working tree or moves a ref. Nothing outside this module touches
+//! git, so what cms does to a repository can be audited here.
+
+mod cmd;
+mod error;
+pub mod merge;
+mod repo;
+pub mod snapshot;
+pub mod worktree;
+
+pub use cmd::{MIN_GIT_VERSION, REPO_ENV_VARS, check_version};
+pub use error::GitError;
+pub use git2::Oid;
+pub use repo::{Head, Repo, canonical};
+pub use snapshot::{DiffFormat, FileChange};

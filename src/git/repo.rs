@@ -1,0 +1,221 @@
+//! Finding the repository cms runs in and answering read-only questions about it (libgit2).
+
+use std::path::{Path, PathBuf};
+
+use git2::{BranchType, ErrorCode, Oid, Repository};
+
+use super::GitError;
+
+/// What HEAD of the invoking checkout points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Head {
+    Branch { name: String, oid: Oid },
+    Detached { oid: Oid },
+}
+
+impl Head {
+    pub fn oid(&self) -> Oid {
+        match self {
+            Head::Branch { oid, .. } | Head::Detached { oid } => *oid,
+        }
+    }
+
+    pub fn branch(&self) -> Option<&str> {
+        match self {
+            Head::Branch { name, .. } => Some(name),
+            Head::Detached { .. } => None,
+        }
+    }
+}
+
+/// The repository as seen from the directory cms was started in.
+pub struct Repo {
+    repo: Repository,
+    /// The shared `.git` directory of every worktree; cms keeps its store here.
+    pub common_dir: PathBuf,
+    /// The root of the checkout cms was started in (the main one or a linked worktree).
+    pub checkout: PathBuf,
+}
+
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repo")
+            .field("common_dir", &self.common_dir)
+            .field("checkout", &self.checkout)
+            .finish()
+    }
+}
+
+impl Repo {
+    /// Finds the repository containing `dir`, refusing bare repositories.
+    pub fn discover(dir: &Path) -> Result<Repo, GitError> {
+        let repo = Repository::discover(dir).map_err(|err| match err.code() {
+            ErrorCode::NotFound => GitError::NotARepository {
+                path: dir.to_owned(),
+            },
+            _ => GitError::Libgit2 {
+                action: "open the repository",
+                source: err,
+            },
+        })?;
+        if repo.is_bare() {
+            return Err(GitError::BareRepository {
+                path: repo.path().to_owned(),
+            });
+        }
+        let checkout = repo
+            .workdir()
+            .map(canonical)
+            .ok_or_else(|| GitError::BareRepository {
+                path: repo.path().to_owned(),
+            })?;
+        let common_dir = canonical(repo.commondir());
+        Ok(Repo {
+            repo,
+            common_dir,
+            checkout,
+        })
+    }
+
+    /// Opens the repository whose store lives in `common_dir`, as seen from `checkout`.
+    pub fn open(checkout: &Path) -> Result<Repo, GitError> {
+        Self::discover(checkout)
+    }
+
+    pub fn raw(&self) -> &Repository {
+        &self.repo
+    }
+
+    /// HEAD of the invoking checkout; an unborn HEAD means the repository has no commits.
+    pub fn head(&self) -> Result<Head, GitError> {
+        let head = self.repo.head().map_err(|err| match err.code() {
+            ErrorCode::UnbornBranch | ErrorCode::NotFound => GitError::NoCommits,
+            _ => GitError::Libgit2 {
+                action: "read HEAD",
+                source: err,
+            },
+        })?;
+        let oid = head
+            .peel_to_commit()
+            .map_err(GitError::libgit2("read the commit at HEAD"))?
+            .id();
+        if self.repo.head_detached().unwrap_or(false) {
+            return Ok(Head::Detached { oid });
+        }
+        match head.shorthand() {
+            Ok(name) if head.is_branch() => Ok(Head::Branch {
+                name: name.to_owned(),
+                oid,
+            }),
+            _ => Ok(Head::Detached { oid }),
+        }
+    }
+
+    /// Resolves a revision to a commit; also says which local branch it names, if it names one.
+    pub fn resolve(&self, rev: &str) -> Result<(Oid, Option<String>), GitError> {
+        let object = self
+            .repo
+            .revparse_single(rev)
+            .map_err(|_| GitError::UnknownRevision {
+                rev: rev.to_owned(),
+            })?;
+        let commit = object
+            .peel_to_commit()
+            .map_err(|_| GitError::UnknownRevision {
+                rev: rev.to_owned(),
+            })?;
+        let branch = self
+            .repo
+            .find_branch(rev, BranchType::Local)
+            .ok()
+            .map(|_| rev.to_owned());
+        Ok((commit.id(), branch))
+    }
+
+    pub fn branch_tip(&self, branch: &str) -> Result<Oid, GitError> {
+        let b = self
+            .repo
+            .find_branch(branch, BranchType::Local)
+            .map_err(|_| GitError::UnknownBranch {
+                branch: branch.to_owned(),
+            })?;
+        b.get()
+            .peel_to_commit()
+            .map(|c| c.id())
+            .map_err(GitError::libgit2("read a branch tip"))
+    }
+
+    pub fn branch_exists(&self, branch: &str) -> bool {
+        self.repo.find_branch(branch, BranchType::Local).is_ok()
+    }
+
+    /// Whether `ancestor` is reachable from `descendant` (equal counts).
+    pub fn is_ancestor(&self, ancestor: Oid, descendant: Oid) -> Result<bool, GitError> {
+        if ancestor == descendant {
+            return Ok(true);
+        }
+        self.repo
+            .graph_descendant_of(descendant, ancestor)
+            .map_err(GitError::libgit2("walk the commit graph"))
+    }
+
+    pub fn merge_base(&self, a: Oid, b: Oid) -> Result<Oid, GitError> {
+        self.repo
+            .merge_base(a, b)
+            .map_err(GitError::libgit2("find a merge base"))
+    }
+
+    /// The tree of a commit (or the tree itself when given a tree id).
+    pub fn tree_of(&self, oid: Oid) -> Result<Oid, GitError> {
+        let object = self
+            .repo
+            .find_object(oid, None)
+            .map_err(GitError::libgit2("read an object"))?;
+        object
+            .peel_to_tree()
+            .map(|t| t.id())
+            .map_err(GitError::libgit2("read a tree"))
+    }
+
+    /// A name for the repository that reads well in a path: the main checkout's folder name.
+    pub fn display_name(&self) -> String {
+        let main = if self.common_dir.file_name().is_some_and(|n| n == ".git") {
+            self.common_dir.parent().unwrap_or(&self.common_dir)
+        } else {
+            &self.common_dir
+        };
+        main.file_name()
+            .map(|n| n.to_string_lossy().trim_end_matches(".git").to_owned())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "repo".to_owned())
+    }
+
+    /// Whether a ref name is acceptable to git (`refs/heads/cms/<name>` for task names).
+    pub fn is_valid_ref_name(name: &str) -> bool {
+        git2::Reference::is_valid_name(name)
+    }
+
+    /// A file's text as committed, if the commit has it and it is UTF-8.
+    pub fn file_at_commit(&self, commit: Oid, path: &str) -> Option<String> {
+        let tree = self.repo.find_commit(commit).ok()?.tree().ok()?;
+        let entry = tree.get_path(Path::new(path)).ok()?;
+        let blob = self.repo.find_blob(entry.id()).ok()?;
+        String::from_utf8(blob.content().to_vec()).ok()
+    }
+
+    /// Eight hex digits derived from the common dir's path: stable for a repository, distinct
+    /// between repositories whose folders share a name.
+    pub fn short_id(&self) -> String {
+        git2::Oid::hash_object(
+            git2::ObjectType::Blob,
+            self.common_dir.to_string_lossy().as_bytes(),
+        )
+        .map(|oid| oid.to_string()[..8].to_owned())
+        .unwrap_or_else(|_| "00000000".to_owned())
+    }
+}
+
+/// Resolves symlinks so paths compare equal however the user reached them (`/tmp` on macOS).
+pub fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
+}

@@ -1,0 +1,220 @@
+//! What a task changed: committing its worktree, snapshotting uncommitted work, file statistics.
+//!
+//! A snapshot is the worktree's whole state (tracked changes and untracked files, ignored files
+//! left out) written as a tree object through a throwaway index, so measuring a running task's
+//! changes never touches the index the agent is using.
+
+use std::path::Path;
+
+use git2::{Delta, DiffFindOptions, DiffOptions, Oid, Patch};
+use serde::{Deserialize, Serialize};
+
+use super::GitError;
+use super::cmd::{git, run, run_text};
+use super::repo::Repo;
+
+/// One file a task changed, as reported in JSON and summaries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileChange {
+    pub path: String,
+    /// `added`, `modified`, `deleted`, `renamed`, `copied` or `type_changed`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_path: Option<String>,
+    pub additions: usize,
+    pub deletions: usize,
+    #[serde(default)]
+    pub binary: bool,
+}
+
+/// Settings that make cms's own commits independent of the user's commit-time setup: no
+/// hooks (they may be interactive or push), no signing (it may need a passphrase with no TTY).
+const INTERNAL_COMMIT_CONFIG: &[&str] = &[
+    "-c",
+    "commit.gpgSign=false",
+    "-c",
+    "core.hooksPath=/dev/null",
+];
+
+/// Stages everything in `worktree` (ignored files excluded) and commits it with `message` and
+/// trailers. Returns the new commit, or `None` when there was nothing to commit.
+pub fn commit_all(
+    worktree: &Path,
+    message: &str,
+    trailers: &[(&str, &str)],
+) -> Result<Option<Oid>, GitError> {
+    run_text(worktree, ["add", "--all"])?;
+    let mut quiet = git(worktree);
+    quiet.args(["diff", "--cached", "--quiet"]);
+    if quiet.status()?.success() {
+        return Ok(None);
+    }
+    let mut file = tempfile::NamedTempFile::new()?;
+    std::io::Write::write_all(&mut file, message.as_bytes())?;
+    let mut cmd = git(worktree);
+    cmd.args(INTERNAL_COMMIT_CONFIG);
+    if !has_identity(worktree) {
+        cmd.args(["-c", "user.name=cms", "-c", "user.email=cms@localhost"]);
+    }
+    cmd.args(["commit", "--quiet", "--no-verify", "--cleanup=strip", "-F"])
+        .arg(file.path());
+    for (key, value) in trailers {
+        cmd.arg("--trailer").arg(format!("{key}: {value}"));
+    }
+    run(cmd)?;
+    let head = run_text(worktree, ["rev-parse", "HEAD"])?;
+    Oid::from_str(&head)
+        .map(Some)
+        .map_err(GitError::libgit2("read the new commit id"))
+}
+
+/// Whether git can make commits here without being told who the author is.
+pub fn has_identity(dir: &Path) -> bool {
+    let mut cmd = git(dir);
+    cmd.args(["var", "GIT_COMMITTER_IDENT"]);
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    cmd.status().is_ok_and(|s| s.success())
+}
+
+/// Writes the worktree's current state as a tree, without touching its index.
+pub fn snapshot_tree(worktree: &Path) -> Result<Oid, GitError> {
+    let index_path = run_text(
+        worktree,
+        ["rev-parse", "--path-format=absolute", "--git-path", "index"],
+    )?;
+    let temp = tempfile::Builder::new()
+        .prefix("cms-snapshot-index")
+        .tempfile()?;
+    // Starting from the real index lets `git add` reuse its stat cache instead of hashing
+    // every file again.
+    if Path::new(&index_path).exists() {
+        std::fs::copy(&index_path, temp.path())?;
+    } else {
+        // An empty file is not a valid index; git wants none at all.
+        std::fs::remove_file(temp.path())?;
+    }
+    let with_index = |args: &[&str]| {
+        let mut cmd = git(worktree);
+        cmd.env("GIT_INDEX_FILE", temp.path()).args(args);
+        run(cmd)
+    };
+    with_index(&["add", "--all"])?;
+    let out = with_index(&["write-tree"])?;
+    let text = String::from_utf8_lossy(&out);
+    Oid::from_str(text.trim()).map_err(GitError::libgit2("read the snapshot tree id"))
+}
+
+/// The files that differ between two trees (or commits), with renames detected.
+pub fn changed_files(repo: &Repo, from: Oid, to: Oid) -> Result<Vec<FileChange>, GitError> {
+    let raw = repo.raw();
+    let from_tree = raw
+        .find_tree(repo.tree_of(from)?)
+        .map_err(GitError::libgit2("read the base tree"))?;
+    let to_tree = raw
+        .find_tree(repo.tree_of(to)?)
+        .map_err(GitError::libgit2("read the task tree"))?;
+    let mut opts = DiffOptions::new();
+    opts.include_typechange(true);
+    let mut diff = raw
+        .diff_tree_to_tree(Some(&from_tree), Some(&to_tree), Some(&mut opts))
+        .map_err(GitError::libgit2("diff the task against its base"))?;
+    diff.find_similar(Some(DiffFindOptions::new().renames(true)))
+        .map_err(GitError::libgit2("detect renames"))?;
+    let mut changes = Vec::with_capacity(diff.deltas().len());
+    for (idx, delta) in diff.deltas().enumerate() {
+        let path_of = |f: git2::DiffFile<'_>| {
+            f.path()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let new_path = path_of(delta.new_file());
+        let old_path = path_of(delta.old_file());
+        let status = match delta.status() {
+            Delta::Added => "added",
+            Delta::Deleted => "deleted",
+            Delta::Renamed => "renamed",
+            Delta::Copied => "copied",
+            Delta::Typechange => "type_changed",
+            _ => "modified",
+        };
+        let (additions, deletions, binary) =
+            match Patch::from_diff(&diff, idx).map_err(GitError::libgit2("count changed lines"))? {
+                Some(patch) if !delta.flags().is_binary() => {
+                    let (_, adds, dels) = patch
+                        .line_stats()
+                        .map_err(GitError::libgit2("count changed lines"))?;
+                    (adds, dels, false)
+                }
+                _ => (0, 0, true),
+            };
+        let path = if delta.status() == Delta::Deleted {
+            old_path.clone()
+        } else {
+            new_path
+        };
+        changes.push(FileChange {
+            old_path: matches!(delta.status(), Delta::Renamed | Delta::Copied).then_some(old_path),
+            path,
+            status: status.to_owned(),
+            additions,
+            deletions,
+            binary,
+        });
+    }
+    Ok(changes)
+}
+
+/// How `git diff` should render a task's change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiffFormat {
+    Patch,
+    Stat,
+    NameOnly,
+}
+
+/// Runs `git diff <from> <to>` with the caller's stdout, so git's own pager and colors apply.
+pub fn show_diff(
+    dir: &Path,
+    from: Oid,
+    to: Oid,
+    format: DiffFormat,
+    color: Option<bool>,
+) -> Result<(), GitError> {
+    let mut cmd = git(dir);
+    cmd.stdout(std::process::Stdio::inherit());
+    cmd.stderr(std::process::Stdio::piped());
+    cmd.args(["diff", "--find-renames"]);
+    match color {
+        Some(true) => cmd.arg("--color=always"),
+        Some(false) => cmd.arg("--color=never"),
+        None => &mut cmd,
+    };
+    match format {
+        DiffFormat::Patch => &mut cmd,
+        DiffFormat::Stat => cmd.arg("--stat"),
+        DiffFormat::NameOnly => cmd.arg("--name-only"),
+    };
+    cmd.arg(from.to_string()).arg(to.to_string());
+    super::cmd::check_version()?;
+    let output = cmd.output()?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(super::cmd::command_error(&cmd, &output))
+    }
+}
+
+/// The unified diff between two trees as text (for `--json`).
+pub fn diff_text(dir: &Path, from: Oid, to: Oid) -> Result<String, GitError> {
+    run_text(
+        dir,
+        [
+            "diff",
+            "--no-color",
+            "--find-renames",
+            &from.to_string(),
+            &to.to_string(),
+        ],
+    )
+}

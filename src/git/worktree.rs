@@ -1,0 +1,137 @@
+//! Creating, listing and removing linked worktrees and their branches, through the `git` CLI.
+//!
+//! libgit2 can add worktrees but does not run checkout filters (LFS, eol) the way git does, and
+//! git's own `worktree add/remove` keep `.git/worktrees/` consistent; so every change here is a
+//! `git` command. Task worktrees are added `--lock`ed so that a `git worktree prune` run while
+//! the task's folder is briefly unavailable cannot forget them.
+
+use std::path::{Path, PathBuf};
+
+use git2::Oid;
+
+use super::GitError;
+use super::cmd::{git, run, run_text};
+
+/// One entry of `git worktree list --porcelain`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorktreeEntry {
+    pub path: PathBuf,
+    pub head: Option<String>,
+    /// Full ref name, e.g. `refs/heads/main`.
+    pub branch: Option<String>,
+    pub bare: bool,
+    pub detached: bool,
+    pub locked: bool,
+    pub prunable: bool,
+}
+
+/// Adds a worktree at `path` on a new branch made from `base`.
+pub fn add(
+    admin_dir: &Path,
+    path: &Path,
+    branch: &str,
+    base: Oid,
+    reason: &str,
+) -> Result<(), GitError> {
+    let mut cmd = git(admin_dir);
+    cmd.args([
+        "worktree", "add", "--quiet", "--lock", "--reason", reason, "-b", branch,
+    ])
+    .arg(path)
+    .arg(base.to_string());
+    run(cmd).map(drop)
+}
+
+/// Removes a worktree cms made, even with changes in it: callers decide before calling.
+pub fn remove(admin_dir: &Path, path: &Path) -> Result<(), GitError> {
+    // A locked worktree needs `--force` twice; unlocking first keeps the intent readable.
+    let mut unlock = git(admin_dir);
+    unlock.args(["worktree", "unlock"]).arg(path);
+    let _ = run(unlock);
+    if path.exists() {
+        let mut cmd = git(admin_dir);
+        cmd.args(["worktree", "remove", "--force"]).arg(path);
+        run(cmd)?;
+    }
+    // A folder deleted behind git's back leaves administrative files; prune only those.
+    prune(admin_dir)
+}
+
+pub fn prune(admin_dir: &Path) -> Result<(), GitError> {
+    run_text(admin_dir, ["worktree", "prune"]).map(drop)
+}
+
+pub fn delete_branch(admin_dir: &Path, branch: &str) -> Result<(), GitError> {
+    run_text(admin_dir, ["branch", "--quiet", "-D", branch]).map(drop)
+}
+
+/// Every worktree of the repository, the main one first.
+pub fn list(admin_dir: &Path) -> Result<Vec<WorktreeEntry>, GitError> {
+    let mut cmd = git(admin_dir);
+    cmd.args(["worktree", "list", "--porcelain", "-z"]);
+    let out = run(cmd)?;
+    Ok(parse_porcelain(&String::from_utf8_lossy(&out)))
+}
+
+/// Parses `git worktree list --porcelain -z`: NUL-terminated attribute lines, entries separated by
+/// an empty attribute.
+pub fn parse_porcelain(text: &str) -> Vec<WorktreeEntry> {
+    let mut entries = Vec::new();
+    let mut current: Option<WorktreeEntry> = None;
+    for field in text.split('\0') {
+        if field.is_empty() {
+            entries.extend(current.take());
+            continue;
+        }
+        let (key, value) = field.split_once(' ').unwrap_or((field, ""));
+        if key == "worktree" {
+            entries.extend(current.take());
+            current = Some(WorktreeEntry {
+                path: PathBuf::from(value),
+                ..WorktreeEntry::default()
+            });
+            continue;
+        }
+        let Some(entry) = current.as_mut() else {
+            continue;
+        };
+        match key {
+            "HEAD" => entry.head = Some(value.to_owned()),
+            "branch" => entry.branch = Some(value.to_owned()),
+            "bare" => entry.bare = true,
+            "detached" => entry.detached = true,
+            "locked" => entry.locked = true,
+            "prunable" => entry.prunable = true,
+            _ => {}
+        }
+    }
+    entries.extend(current);
+    entries
+}
+
+/// The checkout that has `branch` checked out, if any, so a merge into it can update its files.
+pub fn checkout_of_branch(admin_dir: &Path, branch: &str) -> Result<Option<PathBuf>, GitError> {
+    let full = format!("refs/heads/{branch}");
+    Ok(list(admin_dir)?
+        .into_iter()
+        .find(|e| e.branch.as_deref() == Some(full.as_str()) && !e.bare)
+        .map(|e| e.path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn porcelain_parsing_reads_every_kind_of_entry() {
+        let text = "worktree /r\0HEAD abc\0branch refs/heads/main\0\0\
+                    worktree /w/t\0HEAD def\0branch refs/heads/cms/t\0locked cms task t\0\0\
+                    worktree /w/d\0HEAD 123\0detached\0prunable gitdir file points to non-existent location\0\0";
+        let entries = parse_porcelain(text);
+        assert_eq!(entries.len(), 3);
+        assert_eq!(entries[0].branch.as_deref(), Some("refs/heads/main"));
+        assert!(entries[1].locked);
+        assert_eq!(entries[1].path, PathBuf::from("/w/t"));
+        assert!(entries[2].detached && entries[2].prunable);
+    }
+}

@@ -1,0 +1,19 @@
+//! cms runs Claude Code tasks in their own git worktrees, inside limits, and merges exactly
+//! what they changed.
+//!
+//! Map: `cli` parses and dispatches; `task` runs a task's life (start, supervise, finish);
+//! `session` owns claude processes and the stream-json protocol; `git` is the only code that
+//! touches git; `store` keeps task records under the git common dir; `workspace` ties a repo
+//! to its store; `report` renders tasks; `ui` writes to the terminal; `config` layers settings.
+//! docs/architecture.md explains the design.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod git;
+pub mod report;
+pub mod session;
+pub mod store;
+pub mod task;
+pub mod ui;
+pub mod workspace;

@@ -1,0 +1,209 @@
+//! Rendering tasks for people (summaries, tables) and for programs (the task JSON).
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::git::FileChange;
+use crate::store::{Status, TaskRecord};
+use crate::ui::Styles;
+
+/// Version of the JSON shapes cms prints; bumped on incompatible changes.
+pub const JSON_VERSION: u32 = 1;
+
+/// Whether a task's session can take a follow-up.
+pub fn can_continue(record: &TaskRecord) -> bool {
+    record.session_id.is_some()
+        && !matches!(
+            record.status,
+            Status::Running | Status::Merged | Status::Discarded
+        )
+        && record.worktree.is_dir()
+}
+
+/// The JSON of a task, shared by `task --json`, `show --json` and `list --json`.
+pub fn task_json(record: &TaskRecord) -> Value {
+    json!({
+        "version": JSON_VERSION,
+        "name": record.name,
+        "status": record.status,
+        "prompt": record.prompt,
+        "branch": record.branch,
+        "worktree": record.worktree,
+        "base": record.base,
+        "base_branch": record.base_branch,
+        "head": record.head,
+        "session_id": record.session_id,
+        "model": record.model,
+        "preset": record.preset,
+        "cost_usd": record.cost_usd,
+        "turns": record.turns,
+        "duration_ms": record.duration_ms,
+        "response": record.response,
+        "can_continue": can_continue(record),
+        "tools_used": record.tools_used,
+        "files_changed": record.files_changed,
+        "permission_denials": record.permission_denials,
+        "safety": record.safety,
+        "error": record.error,
+        "merge": record.merge,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+    })
+}
+
+pub fn status_style(styles: &Styles, status: Status) -> &console::Style {
+    match status {
+        Status::Completed | Status::Merged => &styles.good,
+        Status::Running | Status::NeedsInput => &styles.warn,
+        Status::Discarded => &styles.dim,
+        _ => &styles.bad,
+    }
+}
+
+pub fn format_cost(cost: f64) -> String {
+    format!("${cost:.4}")
+}
+
+pub fn format_duration_ms(ms: u64) -> String {
+    let secs = ms as f64 / 1000.0;
+    if secs < 60.0 {
+        format!("{secs:.1}s")
+    } else {
+        let total = secs.round() as u64;
+        if total < 3600 {
+            format!("{}m{:02}s", total / 60, total % 60)
+        } else {
+            format!("{}h{:02}m", total / 3600, (total % 3600) / 60)
+        }
+    }
+}
+
+/// `$0.0123 · 5 turns · 12.3s`
+pub fn ledger_line(record: &TaskRecord) -> String {
+    format!(
+        "{} · {} turn{} · {}",
+        format_cost(record.cost_usd),
+        record.turns,
+        if record.turns == 1 { "" } else { "s" },
+        format_duration_ms(record.duration_ms)
+    )
+}
+
+fn status_letter(change: &FileChange) -> &'static str {
+    match change.status.as_str() {
+        "added" => "A",
+        "deleted" => "D",
+        "renamed" => "R",
+        "copied" => "C",
+        "type_changed" => "T",
+        _ => "M",
+    }
+}
+
+/// One line per changed file: `  M src/lib.rs  +3 -1`.
+pub fn file_lines(styles: &Styles, files: &[FileChange]) -> Vec<String> {
+    let width = files
+        .iter()
+        .map(|f| display_path(f).len())
+        .max()
+        .unwrap_or(0);
+    files
+        .iter()
+        .map(|f| {
+            let stats = if f.binary {
+                "binary".to_owned()
+            } else {
+                format!(
+                    "{} {}",
+                    styles.good.apply_to(format!("+{}", f.additions)),
+                    styles.bad.apply_to(format!("-{}", f.deletions))
+                )
+            };
+            format!("  {} {:width$}  {stats}", status_letter(f), display_path(f),)
+        })
+        .collect()
+}
+
+fn display_path(change: &FileChange) -> String {
+    match &change.old_path {
+        Some(old) => format!("{old} → {}", change.path),
+        None => change.path.clone(),
+    }
+}
+
+/// The end-of-task summary: status, ledger, files, response, and what to run next.
+pub fn summary(styles: &Styles, record: &TaskRecord) -> String {
+    let mut lines = vec![format!(
+        "{} {}  {}",
+        status_style(styles, record.status).apply_to(record.status.as_str()),
+        styles.name.apply_to(&record.name),
+        styles.dim.apply_to(ledger_line(record))
+    )];
+    if let Some(error) = &record.error {
+        lines.push(format!("  {} {error}", styles.bad.apply_to("error:")));
+    }
+    for denial in &record.permission_denials {
+        let detail = crate::session::describe_tool_input(&denial.tool_name, &denial.tool_input);
+        lines.push(format!(
+            "  {} {} {}",
+            styles.warn.apply_to("denied:"),
+            denial.tool_name,
+            relative(&detail, &record.worktree)
+        ));
+    }
+    if record.files_changed.is_empty() {
+        lines.push(format!("  {}", styles.dim.apply_to("no files changed")));
+    } else {
+        lines.extend(file_lines(styles, &record.files_changed));
+    }
+    if let Some(response) = &record.response {
+        lines.push(String::new());
+        lines.extend(response.lines().map(|l| format!("  {l}")));
+    }
+    let next = next_commands(record);
+    if !next.is_empty() {
+        lines.push(String::new());
+        lines.push(styles.dim.apply_to("next:").to_string());
+        lines.extend(next.into_iter().map(|c| format!("  {c}")));
+    }
+    lines.join("\n")
+}
+
+/// The commands that make sense after a task ended this way.
+pub fn next_commands(record: &TaskRecord) -> Vec<String> {
+    let name = &record.name;
+    match record.status {
+        Status::Merged | Status::Discarded | Status::Running => Vec::new(),
+        _ if record.files_changed.is_empty() => vec![format!("cms discard {name}")],
+        _ => vec![
+            format!("cms diff {name}"),
+            format!("cms merge {name}"),
+            format!("cms discard {name}"),
+        ],
+    }
+}
+
+/// Shows paths inside the worktree relative to it, which is how the user thinks of them.
+pub fn relative(text: &str, worktree: &Path) -> String {
+    let prefix = format!("{}/", worktree.display());
+    text.replace(&prefix, "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(format_duration_ms(1234), "1.2s");
+        assert_eq!(format_duration_ms(125_000), "2m05s");
+        assert_eq!(format_duration_ms(3_725_000), "1h02m");
+        assert_eq!(format_cost(0.49706), "$0.4971");
+    }
+
+    #[test]
+    fn worktree_paths_are_shown_relative() {
+        assert_eq!(relative("/w/t/src/a.rs", Path::new("/w/t")), "src/a.rs");
+    }
+}

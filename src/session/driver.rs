@@ -1,0 +1,237 @@
+//! Driving one claude process through one user message: write it, read events until the
+//! `result`, close stdin, and see the process out, keeping the raw transcript as it goes.
+//!
+//! One `select!` loop owns everything: stdout lines, stop requests and the kill deadline.
+//! Stopping is graceful first (the `interrupt` control request, which makes claude end the turn
+//! with a `result` and kill its tool processes), then forceful after a grace period or at a
+//! second request (every descendant killed, see [`super::process::kill_tree`]).
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::Write;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::SessionError;
+use super::ledger::Ledger;
+use super::process::{Spawn, kill_tree, spawn};
+use super::protocol::{Event, ResultEvent, interrupt_line, user_message_line};
+
+/// How many of claude's last stderr lines are kept for error messages.
+const STDERR_TAIL: usize = 20;
+
+/// Why a session is being stopped before it finished on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The user asked (Ctrl-C, SIGTERM, or `cms abort`).
+    User,
+}
+
+/// Timing knobs; tests shorten them.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// How long claude has to end its turn after an interrupt before it is killed.
+    pub interrupt_grace: Duration,
+    /// How long claude has to exit after its stdin closes.
+    pub exit_grace: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            interrupt_grace: Duration::from_secs(10),
+            exit_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Where a process's output is kept: the raw stream-json transcript and its stderr.
+pub struct Logs {
+    pub stdout: File,
+    pub stderr: File,
+}
+
+/// How one process ended.
+#[derive(Debug, Default)]
+pub struct TurnOutcome {
+    /// Whether claude started a session (printed `system/init`).
+    pub started: bool,
+    pub result: Option<ResultEvent>,
+    pub exit_code: Option<i32>,
+    /// Set when the process was killed by a signal (cms's own kill included).
+    pub signal: Option<i32>,
+    pub stopped: Option<StopReason>,
+    /// Whether cms had to kill the process tree.
+    pub killed: bool,
+    pub malformed_lines: usize,
+    pub stderr_tail: Vec<String>,
+}
+
+impl TurnOutcome {
+    /// The last non-empty stderr line, which is where claude puts its startup errors.
+    pub fn stderr_summary(&self) -> Option<&str> {
+        self.stderr_tail
+            .iter()
+            .rev()
+            .map(|l| l.trim())
+            .find(|l| !l.is_empty())
+    }
+}
+
+/// Runs one message through a new claude process. Every event goes to `on_event` after the
+/// ledger has seen it, so observers read up-to-date totals.
+pub async fn run_turn(
+    spec: Spawn<'_>,
+    message: &str,
+    ledger: &mut Ledger,
+    logs: Logs,
+    mut stop: mpsc::UnboundedReceiver<StopReason>,
+    timeouts: Timeouts,
+    mut on_event: impl FnMut(&Event, &Ledger),
+) -> Result<TurnOutcome, SessionError> {
+    let mut child = spawn(spec)?;
+    let pid = child.id().unwrap_or_default();
+    let mut stdin = child.stdin.take();
+    let stdout = child
+        .stdout
+        .take()
+        .expect("stdout was configured as a pipe");
+    let stderr = child
+        .stderr
+        .take()
+        .expect("stderr was configured as a pipe");
+    let Logs {
+        stdout: mut transcript,
+        stderr: stderr_log,
+    } = logs;
+    let stderr_task = tokio::spawn(drain_stderr(stderr, stderr_log));
+
+    ledger.start_process();
+    let mut outcome = TurnOutcome::default();
+    if let Some(pipe) = stdin.as_mut() {
+        // A write error means claude is already gone; its exit status says why.
+        let line = format!("{}\n", user_message_line(message));
+        if pipe.write_all(line.as_bytes()).await.is_err() || pipe.flush().await.is_err() {
+            stdin = None;
+        }
+    }
+
+    let mut reader = BufReader::new(stdout);
+    let mut buf = Vec::new();
+    let mut deadline: Option<Instant> = None;
+    let mut stop_open = true;
+    let mut interrupts = 0u32;
+    loop {
+        buf.clear();
+        tokio::select! {
+            read = reader.read_until(b'\n', &mut buf) => {
+                match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                // The transcript keeps claude's bytes exactly, malformed lines included.
+                let _ = transcript.write_all(&buf);
+                if !buf.ends_with(b"\n") {
+                    let _ = transcript.write_all(b"\n");
+                }
+                let line = String::from_utf8_lossy(&buf);
+                let line = line.trim_end_matches(['\n', '\r']);
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let event = Event::parse(line);
+                ledger.observe(&event);
+                match &event {
+                    Event::System(super::protocol::SystemEvent::Init(_)) => outcome.started = true,
+                    Event::Malformed(_) => outcome.malformed_lines += 1,
+                    Event::Result(result) => {
+                        outcome.result = Some(result.clone());
+                        // One message per process: closing stdin tells claude to exit.
+                        stdin = None;
+                        deadline.get_or_insert(Instant::now() + timeouts.exit_grace);
+                    }
+                    _ => {}
+                }
+                on_event(&event, ledger);
+            }
+            request = stop.recv(), if stop_open => {
+                let Some(reason) = request else {
+                    stop_open = false;
+                    continue;
+                };
+                outcome.stopped.get_or_insert(reason);
+                interrupts += 1;
+                let graceful = interrupts == 1 && outcome.result.is_none();
+                let sent = graceful && match stdin.as_mut() {
+                    Some(pipe) => {
+                        let line = format!("{}\n", interrupt_line(&format!("cms_interrupt_{interrupts}")));
+                        pipe.write_all(line.as_bytes()).await.is_ok() && pipe.flush().await.is_ok()
+                    }
+                    None => false,
+                };
+                if sent {
+                    deadline = Some(Instant::now() + timeouts.interrupt_grace);
+                } else {
+                    kill_tree(pid);
+                    outcome.killed = true;
+                }
+            }
+            () = sleep_until(deadline), if deadline.is_some() => {
+                kill_tree(pid);
+                outcome.killed = true;
+                deadline = None;
+            }
+        }
+    }
+    drop(stdin);
+    // stdout closed; give the process its exit grace, then make sure it is gone.
+    let status = match tokio::time::timeout(timeouts.exit_grace, child.wait()).await {
+        Ok(status) => status,
+        Err(_) => {
+            kill_tree(pid);
+            outcome.killed = true;
+            child.wait().await
+        }
+    }
+    .map_err(SessionError::Wait)?;
+    // Tool processes in their own sessions outlive claude unless killed.
+    if outcome.stopped.is_some() || outcome.killed {
+        kill_tree(pid);
+    }
+    outcome.exit_code = status.code();
+    outcome.signal = std::os::unix::process::ExitStatusExt::signal(&status);
+    outcome.stderr_tail = stderr_task.await.unwrap_or_default();
+    Ok(outcome)
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Copies claude's stderr to the task's stderr log, keeping the last lines for errors.
+async fn drain_stderr(stderr: tokio::process::ChildStderr, mut log: File) -> Vec<String> {
+    let mut tail = VecDeque::with_capacity(STDERR_TAIL);
+    let mut reader = BufReader::new(stderr);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let _ = log.write_all(&buf);
+                let line = String::from_utf8_lossy(&buf).trim_end().to_owned();
+                if tail.len() == STDERR_TAIL {
+                    tail.pop_front();
+                }
+                tail.push_back(line);
+            }
+        }
+    }
+    tail.into()
+}

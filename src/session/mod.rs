@@ -1,0 +1,45 @@
+//! Claude processes: the stream-json protocol, spawning, driving a turn, stopping, the ledger.
+
+mod driver;
+mod ledger;
+mod preset;
+mod process;
+pub mod protocol;
+
+use std::path::PathBuf;
+
+pub use driver::{Logs, StopReason, Timeouts, TurnOutcome, run_turn};
+pub use ledger::{Ledger, describe_tool_input};
+pub use preset::Preset;
+pub use process::{Spawn, current_supervisor, find_claude, kill_tree, supervisor_alive};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("claude executable '{bin}' not found")]
+    ClaudeNotFound { bin: String },
+
+    #[error("failed to start {}", bin.display())]
+    Spawn {
+        bin: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("failed to wait for claude to exit")]
+    Wait(#[source] std::io::Error),
+}
+
+impl SessionError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            SessionError::ClaudeNotFound { .. } => Some(
+                "install Claude Code (`npm install -g @anthropic-ai/claude-code`) or set CMS_CLAUDE_BIN to its path"
+                    .into(),
+            ),
+            SessionError::Spawn { .. } => {
+                Some("check that CMS_CLAUDE_BIN (or claude.bin) names an executable".into())
+            }
+            SessionError::Wait(_) => None,
+        }
+    }
+}

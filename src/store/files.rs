@@ -1,0 +1,388 @@
+//! The on-disk store under `<git-common-dir>/cms/`: task records, transcripts and locks.
+//!
+//! Records are whole-file JSON replaced atomically (temp file, fsync, rename), so readers never
+//! lock and never see half a record. Writers serialize on a per-task lock file; operations that
+//! move refs or create worktrees also hold one repository-wide lock, so two `cms` processes
+//! never race on the same branch name.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::name::TaskName;
+use super::record::{RECORD_VERSION, TaskRecord, now_rfc3339};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no task named '{name}'")]
+    UnknownTask { name: String },
+
+    #[error("task '{name}' already exists")]
+    TaskExists { name: String },
+
+    #[error("the record of task '{name}' was written by a newer cms (format {found})")]
+    TooNew { name: String, found: u32 },
+
+    #[error("the record of task '{name}' is unreadable")]
+    Corrupt {
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error("failed to access {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            StoreError::UnknownTask { .. } => Some("`cms list --all` shows the tasks".into()),
+            StoreError::TaskExists { .. } => {
+                Some("pick another --name, or `cms discard` the old task".into())
+            }
+            StoreError::TooNew { .. } => Some("upgrade cms".into()),
+            StoreError::Corrupt { name, .. } => Some(format!(
+                "inspect or delete the record file; `cms list` skips it meanwhile (task '{name}')"
+            )),
+            StoreError::Io { .. } => None,
+        }
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The store of one repository.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    pub fn new(common_dir: &Path) -> Store {
+        Store {
+            root: common_dir.join("cms"),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn tasks_dir(&self) -> PathBuf {
+        self.root.join("tasks")
+    }
+
+    fn locks_dir(&self) -> PathBuf {
+        self.root.join("locks")
+    }
+
+    pub fn record_path(&self, name: &str) -> PathBuf {
+        self.tasks_dir().join(format!("{name}.json"))
+    }
+
+    /// The raw stream-json transcript, exactly as claude printed it.
+    pub fn log_path(&self, name: &str) -> PathBuf {
+        self.root.join("logs").join(format!("{name}.jsonl"))
+    }
+
+    /// What claude printed on stderr, kept for diagnosing failures.
+    pub fn stderr_path(&self, name: &str) -> PathBuf {
+        self.root.join("logs").join(format!("{name}.stderr"))
+    }
+
+    pub fn exists(&self, name: &TaskName) -> bool {
+        self.record_path(name.as_str()).exists()
+    }
+
+    pub fn load(&self, name: &str) -> Result<TaskRecord, StoreError> {
+        let path = self.record_path(name);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::UnknownTask {
+                    name: name.to_owned(),
+                });
+            }
+            Err(err) => return Err(io_err(&path)(err)),
+        };
+        parse_record(name, &text)
+    }
+
+    /// Every readable record, sorted by creation time; unreadable ones are returned apart so
+    /// one bad file does not hide the others.
+    pub fn list(&self) -> Result<(Vec<TaskRecord>, Vec<StoreError>), StoreError> {
+        let dir = self.tasks_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((Vec::new(), Vec::new()));
+            }
+            Err(err) => return Err(io_err(&dir)(err)),
+        };
+        let mut records = Vec::new();
+        let mut errors = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(io_err(&dir))?.path();
+            let Some(name) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".json"))
+            else {
+                continue;
+            };
+            match self.load(name) {
+                Ok(record) => records.push(record),
+                // Deleted between listing and reading: it is simply gone.
+                Err(StoreError::UnknownTask { .. }) => {}
+                Err(err) => errors.push(err),
+            }
+        }
+        records.sort_by(|a, b| (&a.created_at, &a.name).cmp(&(&b.created_at, &b.name)));
+        Ok((records, errors))
+    }
+
+    /// Writes a record atomically, stamping `updated_at`.
+    pub fn save(&self, record: &mut TaskRecord) -> Result<(), StoreError> {
+        record.updated_at = now_rfc3339();
+        record.version = RECORD_VERSION;
+        let dir = self.tasks_dir();
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let json = serde_json::to_vec_pretty(record).expect("a task record always serializes");
+        write_atomic(&self.record_path(&record.name), &json)
+    }
+
+    /// Saves a new record; fails if one with that name exists.
+    pub fn create(&self, record: &mut TaskRecord) -> Result<(), StoreError> {
+        let name = record.name.clone();
+        self.with_task_lock(&name, || {
+            if self.record_path(&record.name).exists() {
+                return Err(StoreError::TaskExists {
+                    name: record.name.clone(),
+                });
+            }
+            self.save(record)
+        })?
+    }
+
+    /// Loads, changes and saves a record under its lock, returning the saved record.
+    pub fn update(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut TaskRecord),
+    ) -> Result<TaskRecord, StoreError> {
+        self.with_task_lock(name, || {
+            let mut record = self.load(name)?;
+            change(&mut record);
+            self.save(&mut record)?;
+            Ok(record)
+        })?
+    }
+
+    /// Deletes every file of a task: record, transcript and lock. Used when a start fails, so
+    /// that nothing half-made stays behind.
+    pub fn remove(&self, name: &str) -> Result<(), StoreError> {
+        for path in [
+            self.record_path(name),
+            self.log_path(name),
+            self.stderr_path(name),
+            self.locks_dir().join(format!("task-{name}.lock")),
+        ] {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(io_err(&path)(err)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `f` holding the task's exclusive lock.
+    pub fn with_task_lock<T>(&self, name: &str, f: impl FnOnce() -> T) -> Result<T, StoreError> {
+        self.with_lock(&format!("task-{name}.lock"), f)
+    }
+
+    /// Runs `f` holding the repository-wide lock for creating worktrees and moving refs.
+    pub fn with_refs_lock<T>(&self, f: impl FnOnce() -> T) -> Result<T, StoreError> {
+        self.with_lock("refs.lock", f)
+    }
+
+    fn with_lock<T>(&self, file: &str, f: impl FnOnce() -> T) -> Result<T, StoreError> {
+        let dir = self.locks_dir();
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let path = dir.join(file);
+        let handle = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        let mut lock = fd_lock::RwLock::new(handle);
+        let _guard = lock.write().map_err(io_err(&path))?;
+        Ok(f())
+    }
+
+    /// Opens the transcript for appending (created if missing).
+    pub fn open_log(&self, name: &str) -> Result<File, StoreError> {
+        let path = self.log_path(name);
+        append_file(&path)
+    }
+
+    pub fn open_stderr_log(&self, name: &str) -> Result<File, StoreError> {
+        append_file(&self.stderr_path(name))
+    }
+}
+
+fn append_file(path: &Path) -> Result<File, StoreError> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io_err(path))
+}
+
+fn parse_record(name: &str, text: &str) -> Result<TaskRecord, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct VersionOnly {
+        version: u32,
+    }
+    if let Ok(v) = serde_json::from_str::<VersionOnly>(text)
+        && v.version > RECORD_VERSION
+    {
+        return Err(StoreError::TooNew {
+            name: name.to_owned(),
+            found: v.version,
+        });
+    }
+    serde_json::from_str(text).map_err(|source| StoreError::Corrupt {
+        name: name.to_owned(),
+        source,
+    })
+}
+
+/// Replaces `path` with `bytes` so that readers see the old or the new content, never a mix.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().expect("store paths always have a parent");
+    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(io_err(dir))?;
+    temp.write_all(bytes).map_err(io_err(path))?;
+    temp.as_file().sync_data().map_err(io_err(path))?;
+    temp.persist(path).map_err(|e| io_err(path)(e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::record::{Safety, Status};
+
+    fn record(name: &str) -> TaskRecord {
+        TaskRecord {
+            version: RECORD_VERSION,
+            name: name.to_owned(),
+            status: Status::Running,
+            prompt: "p".into(),
+            branch: format!("cms/{name}"),
+            worktree: "/w".into(),
+            base: "0".repeat(40),
+            base_branch: Some("main".into()),
+            session_id: None,
+            model: None,
+            preset: "edit".into(),
+            cost_usd: 0.0,
+            turns: 0,
+            duration_ms: 0,
+            response: None,
+            tools_used: vec![],
+            files_changed: vec![],
+            permission_denials: vec![],
+            safety: Safety::default(),
+            error: None,
+            head: None,
+            merge: None,
+            supervisor: None,
+            created_at: now_rfc3339(),
+            updated_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_update_under_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        store.create(&mut record("a")).unwrap();
+        assert!(matches!(
+            store.create(&mut record("a")),
+            Err(StoreError::TaskExists { .. })
+        ));
+        let updated = store.update("a", |r| r.status = Status::Completed).unwrap();
+        assert_eq!(store.load("a").unwrap(), updated);
+        assert!(matches!(
+            store.load("b"),
+            Err(StoreError::UnknownTask { .. })
+        ));
+    }
+
+    #[test]
+    fn a_corrupt_record_does_not_hide_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        store.create(&mut record("good")).unwrap();
+        fs::write(store.record_path("bad"), "{ not json").unwrap();
+        let (records, errors) = store.list().unwrap();
+        assert_eq!(records.len(), 1);
+        assert!(matches!(errors[..], [StoreError::Corrupt { .. }]));
+    }
+
+    #[test]
+    fn records_from_a_newer_cms_are_refused_not_misread() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        store.create(&mut record("a")).unwrap();
+        let text = fs::read_to_string(store.record_path("a")).unwrap();
+        let text = text.replace("\"version\": 1", "\"version\": 99");
+        fs::write(store.record_path("a"), text).unwrap();
+        assert!(matches!(
+            store.load("a"),
+            Err(StoreError::TooNew { found: 99, .. })
+        ));
+    }
+
+    #[test]
+    fn remove_leaves_no_file_of_the_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        store.create(&mut record("a")).unwrap();
+        writeln!(store.open_log("a").unwrap(), "{{}}").unwrap();
+        store.remove("a").unwrap();
+        let leftovers: Vec<_> = walk(store.root())
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains("/a."))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,11 @@
+//! Task records, transcripts and locks, kept per repository under `<git-common-dir>/cms/`.
+
+mod files;
+mod name;
+mod record;
+
+pub use files::{Store, StoreError, write_atomic};
+pub use name::{InvalidName, MAX_NAME_LEN, TaskName};
+pub use record::{
+    MergeInfo, RECORD_VERSION, Safety, Status, Supervisor, TaskRecord, Violation, now_rfc3339,
+};

@@ -1,0 +1,96 @@
+//! The repository and its task store together, with the live view of task records: a task
+//! recorded as running whose supervisor is gone is reported (and saved) as `interrupted`.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{Config, RepoConfigSource};
+use crate::error::CommandError;
+use crate::git::{Oid, Repo};
+use crate::session::supervisor_alive;
+use crate::store::{Status, Store, StoreError, TaskRecord};
+
+pub struct Workspace {
+    pub repo: Repo,
+    pub store: Store,
+}
+
+impl Workspace {
+    pub fn discover(dir: &Path) -> Result<Workspace, CommandError> {
+        let repo = Repo::discover(dir)?;
+        let store = Store::new(&repo.common_dir);
+        Ok(Workspace { repo, store })
+    }
+
+    /// Loads a task, marking it interrupted if its supervisor died.
+    pub fn task(&self, name: &str) -> Result<TaskRecord, CommandError> {
+        let record = self.store.load(name)?;
+        Ok(self.reconcile(record))
+    }
+
+    /// All tasks, plus warnings for records that could not be read.
+    pub fn tasks(&self) -> Result<(Vec<TaskRecord>, Vec<StoreError>), CommandError> {
+        let (records, errors) = self.store.list()?;
+        Ok((
+            records.into_iter().map(|r| self.reconcile(r)).collect(),
+            errors,
+        ))
+    }
+
+    fn reconcile(&self, record: TaskRecord) -> TaskRecord {
+        let orphaned = record.status == Status::Running
+            && record.supervisor.is_some_and(|s| !supervisor_alive(&s));
+        if !orphaned {
+            return record;
+        }
+        let pid = record.supervisor.map(|s| s.pid).unwrap_or_default();
+        let update = self.store.update(&record.name, |r| {
+            // Re-check under the lock: another cms may have reconciled it already.
+            if r.status == Status::Running {
+                r.status = Status::Interrupted;
+                r.error = Some(format!(
+                    "the cms process supervising this task (pid {pid}) ended before the task did"
+                ));
+                r.supervisor = None;
+            }
+        });
+        update.unwrap_or(record)
+    }
+
+    /// The configuration for tasks based on `base`: the repository's `.cms.toml` is read from
+    /// the main checkout if it has one there, otherwise from the base commit, never from a
+    /// task's worktree (an agent must not be able to loosen its own rules).
+    pub fn config(&self, base: Option<Oid>) -> Result<Config, CommandError> {
+        let main_file = self.main_checkout().map(|dir| dir.join(".cms.toml"));
+        if let Some(path) = main_file.as_ref().filter(|p| p.is_file()) {
+            let text = std::fs::read_to_string(path)?;
+            return Ok(Config::load(Some(RepoConfigSource {
+                text: &text,
+                name: path.display().to_string(),
+            }))?);
+        }
+        if let Some(base) = base
+            && let Some(text) = self.repo.file_at_commit(base, ".cms.toml")
+        {
+            return Ok(Config::load(Some(RepoConfigSource {
+                text: &text,
+                name: format!(".cms.toml at {}", &base.to_string()[..12]),
+            }))?);
+        }
+        Ok(Config::load(None)?)
+    }
+
+    /// The repository's main work tree: the parent of the common `.git` directory.
+    pub fn main_checkout(&self) -> Option<PathBuf> {
+        let common = &self.repo.common_dir;
+        (common.file_name()? == ".git").then(|| common.parent().map(Path::to_owned))?
+    }
+
+    /// The folder holding this repository's task worktrees: `<root>/<repo>-<id>`, where the id
+    /// tells apart repositories with the same folder name.
+    pub fn worktrees_dir(&self, config: &Config) -> PathBuf {
+        let id = self.repo.short_id();
+        config
+            .worktrees_root
+            .join(format!("{}-{id}", self.repo.display_name()))
+    }
+}

@@ -1,0 +1,275 @@
+//! Test environment: a temporary home, a real git repository, the fake claude, and helpers to
+//! run `cms` and `git` in them with a scrubbed environment.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+pub const CMS: &str = env!("CARGO_BIN_EXE_cms");
+pub const FAKE_CLAUDE: &str = env!("CARGO_BIN_EXE_fake-claude");
+
+/// The protocol samples, as recorded from the real CLI.
+pub fn sample(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/claude-protocol/samples")
+        .join(name)
+}
+
+pub struct TestEnv {
+    _root: tempfile::TempDir,
+    pub root: PathBuf,
+    pub home: PathBuf,
+    pub repo: PathBuf,
+    pub script: PathBuf,
+    pub claude_log: PathBuf,
+    extra_env: Vec<(String, String)>,
+}
+
+/// What a command printed and how it exited.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    #[track_caller]
+    pub fn success(&self) -> &Run {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn code(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// The error line must be one line, followed by a hint.
+    #[track_caller]
+    pub fn one_line_error_with_hint(&self, needle: &str) -> &Run {
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        let error = lines
+            .iter()
+            .find(|l| l.starts_with("error: "))
+            .unwrap_or_else(|| panic!("no error line in stderr:\n{}", self.stderr));
+        assert!(
+            error.contains(needle),
+            "error line {error:?} lacks {needle:?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with("hint: ")),
+            "no hint in stderr:\n{}",
+            self.stderr
+        );
+        self
+    }
+}
+
+impl TestEnv {
+    /// A repository `repo` on branch `main` with one commit holding `README.md`.
+    pub fn new() -> TestEnv {
+        let env = Self::empty();
+        std::fs::create_dir_all(&env.repo).unwrap();
+        env.git(&["init", "-q", "-b", "main"]);
+        env.write("README.md", "hello\n");
+        env.git(&["add", "."]);
+        env.git(&["commit", "-q", "-m", "init"]);
+        env
+    }
+
+    /// Like `new` but without creating the repository.
+    pub fn empty() -> TestEnv {
+        let dir = tempfile::Builder::new()
+            .prefix("cms-test")
+            .tempdir()
+            .unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let home = root.join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        TestEnv {
+            script: root.join("script.json"),
+            claude_log: root.join("claude-log.jsonl"),
+            repo: root.join("repo"),
+            home,
+            root,
+            _root: dir,
+            extra_env: Vec::new(),
+        }
+    }
+
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.extra_env.push((key.to_owned(), value.to_owned()));
+    }
+
+    fn apply_env(&self, cmd: &mut Command) {
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("TMPDIR", std::env::temp_dir())
+            .env("XDG_CONFIG_HOME", self.home.join(".config"))
+            .env("XDG_DATA_HOME", self.home.join(".local/share"))
+            .env("GIT_CONFIG_GLOBAL", self.home.join(".gitconfig"))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "Test User")
+            .env("GIT_AUTHOR_EMAIL", "test@example.com")
+            .env("GIT_COMMITTER_NAME", "Test User")
+            .env("GIT_COMMITTER_EMAIL", "test@example.com")
+            .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
+            .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
+            .env("TZ", "UTC")
+            .env("NO_COLOR", "1")
+            .env("CMS_CLAUDE_BIN", FAKE_CLAUDE)
+            .env("CMS_EXIT_GRACE_MS", "5000")
+            .env("CMS_INTERRUPT_GRACE_MS", "5000")
+            .env("FAKE_CLAUDE_LOG", &self.claude_log);
+        if self.script.exists() {
+            cmd.env("FAKE_CLAUDE_SCRIPT", &self.script);
+        }
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+    }
+
+    /// A `cms` command in `dir`, ready to run.
+    pub fn cms_command(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(CMS);
+        cmd.args(args).current_dir(dir).stdin(Stdio::null());
+        self.apply_env(&mut cmd);
+        cmd
+    }
+
+    pub fn cms(&self, args: &[&str]) -> Run {
+        self.cms_in(&self.repo, args)
+    }
+
+    pub fn cms_in(&self, dir: &Path, args: &[&str]) -> Run {
+        Run::from(self.cms_command(dir, args).output().unwrap())
+    }
+
+    pub fn git_in(&self, dir: &Path, args: &[&str]) -> String {
+        let mut cmd = Command::new("git");
+        cmd.args(args).current_dir(dir).stdin(Stdio::null());
+        self.apply_env(&mut cmd);
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        self.git_in(&self.repo, args)
+    }
+
+    /// Whether a git command succeeds (for probing refs).
+    pub fn git_ok(&self, args: &[&str]) -> bool {
+        let mut cmd = Command::new("git");
+        cmd.args(args).current_dir(&self.repo).stdin(Stdio::null());
+        self.apply_env(&mut cmd);
+        cmd.output().unwrap().status.success()
+    }
+
+    pub fn write(&self, path: &str, content: &str) {
+        let path = self.repo.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+
+    pub fn read(&self, path: &str) -> String {
+        std::fs::read_to_string(self.repo.join(path)).unwrap()
+    }
+
+    pub fn commit_all(&self, message: &str) {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "-m", message]);
+    }
+
+    /// Sets the fake claude's script.
+    pub fn script(&self, script: Value) {
+        std::fs::write(&self.script, serde_json::to_vec_pretty(&script).unwrap()).unwrap();
+    }
+
+    /// A one-turn script with these steps and final text.
+    pub fn steps(&self, steps: Value) {
+        self.script(serde_json::json!({"turns": [{"steps": steps, "result": "done"}]}));
+    }
+
+    /// The fake claude's invocations so far.
+    pub fn claude_invocations(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.claude_log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    pub fn common_dir(&self) -> PathBuf {
+        self.repo.join(".git")
+    }
+
+    pub fn branches(&self) -> Vec<String> {
+        self.git(&["branch", "--format=%(refname:short)"])
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Paths of every worktree git knows, the main one included.
+    pub fn worktrees(&self) -> Vec<PathBuf> {
+        self.git(&["worktree", "list", "--porcelain"])
+            .lines()
+            .filter_map(|l| l.strip_prefix("worktree "))
+            .map(PathBuf::from)
+            .collect()
+    }
+
+    /// Files of a commit's tree with their contents.
+    pub fn tree_files(&self, rev: &str) -> Vec<(String, String)> {
+        self.git(&["ls-tree", "-r", "--name-only", rev])
+            .lines()
+            .map(|path| {
+                let content = self.git(&["show", &format!("{rev}:{path}")]);
+                (path.to_owned(), content)
+            })
+            .collect()
+    }
+
+    /// Runs a task expected to succeed and returns its JSON.
+    pub fn task_ok(&self, args: &[&str]) -> Value {
+        let mut full = vec!["task", "--json"];
+        full.extend_from_slice(args);
+        let run = self.cms(&full);
+        run.success();
+        run.json()
+    }
+}

@@ -1,0 +1,240 @@
+//! Bad input: each gets a one-line error with a hint, a documented exit code, and leaves
+//! nothing half-made.
+
+use serde_json::json;
+
+use crate::common::TestEnv;
+
+/// Nothing of a task may remain: no branch, no worktree, no record, no transcript.
+#[track_caller]
+fn assert_nothing_made(env: &TestEnv) {
+    assert_eq!(env.branches(), ["main"]);
+    assert_eq!(env.worktrees(), std::slice::from_ref(&env.repo));
+    let tasks = env.common_dir().join("cms/tasks");
+    let leftovers: Vec<_> = std::fs::read_dir(&tasks)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let logs = env.common_dir().join("cms/logs");
+    let logs: Vec<_> = std::fs::read_dir(&logs)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(logs.is_empty(), "{logs:?}");
+    let data = env.home.join(".local/share/cms/worktrees");
+    let worktrees: Vec<_> = walk_dirs(&data);
+    assert!(worktrees.is_empty(), "{worktrees:?}");
+}
+
+fn walk_dirs(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        // The per-repository folder may stay; task folders inside it may not.
+        for inner in std::fs::read_dir(entry.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            out.push(inner.path());
+        }
+    }
+    out
+}
+
+#[test]
+fn outside_a_repository_task_fails_with_a_hint() {
+    let env = TestEnv::empty();
+    let dir = env.root.join("plain");
+    std::fs::create_dir_all(&dir).unwrap();
+    for args in [&["task", "x"][..], &["list"], &["show", "x"]] {
+        let run = env.cms_in(&dir, args);
+        run.code(1)
+            .one_line_error_with_hint("not in a git repository");
+    }
+}
+
+#[test]
+fn bare_repository_is_refused() {
+    let env = TestEnv::empty();
+    let bare = env.root.join("bare.git");
+    std::fs::create_dir_all(&bare).unwrap();
+    env.git_in(&bare, &["init", "-q", "--bare"]);
+    env.cms_in(&bare, &["task", "x"])
+        .code(1)
+        .one_line_error_with_hint("bare repository");
+}
+
+#[test]
+fn repository_without_commits_is_refused_and_nothing_is_made() {
+    let env = TestEnv::empty();
+    std::fs::create_dir_all(&env.repo).unwrap();
+    env.git(&["init", "-q", "-b", "main"]);
+    env.cms(&["task", "x"])
+        .code(1)
+        .one_line_error_with_hint("no commits");
+    assert!(!env.common_dir().join("cms/tasks").exists());
+}
+
+#[test]
+fn invalid_task_names_are_usage_errors() {
+    let env = TestEnv::new();
+    for bad in ["a b", "../x", "-x", "a..b", "x.lock"] {
+        let run = env.cms(&["task", "x", &format!("--name={bad}")]);
+        run.code(2);
+        assert!(
+            run.stderr.contains("invalid value"),
+            "{bad}: {}",
+            run.stderr
+        );
+    }
+    assert_nothing_made(&env);
+}
+
+#[test]
+fn empty_prompt_is_a_usage_error() {
+    let env = TestEnv::new();
+    env.cms(&["task", "  "])
+        .code(2)
+        .one_line_error_with_hint("prompt is empty");
+    assert_nothing_made(&env);
+}
+
+#[test]
+fn a_taken_name_is_refused_and_the_existing_task_is_untouched() {
+    let env = TestEnv::new();
+    env.steps(json!([{"write": {"path": "a.txt", "content": "first\n"}}]));
+    env.task_ok(&["first", "-n", "dup"]);
+    let tip = env.git(&["rev-parse", "cms/dup"]);
+    env.cms(&["task", "second", "-n", "dup"])
+        .code(1)
+        .one_line_error_with_hint("already exists");
+    assert_eq!(env.git(&["rev-parse", "cms/dup"]), tip);
+    assert_eq!(
+        env.cms(&["show", "--json", "dup"]).json()["prompt"],
+        "first"
+    );
+}
+
+#[test]
+fn a_name_whose_branch_exists_is_refused() {
+    let env = TestEnv::new();
+    env.git(&["branch", "cms/mine"]);
+    env.cms(&["task", "x", "-n", "mine"])
+        .code(1)
+        .one_line_error_with_hint("branch 'cms/mine' already exists");
+}
+
+#[test]
+fn an_existing_worktree_path_is_refused_and_left_alone() {
+    let env = TestEnv::new();
+    // Find the folder cms uses for this repository by running one task.
+    let task = env.task_ok(&["x", "-n", "probe"]);
+    let probe = std::path::PathBuf::from(task["worktree"].as_str().unwrap());
+    let taken = probe.parent().unwrap().join("taken");
+    std::fs::create_dir_all(&taken).unwrap();
+    std::fs::write(taken.join("precious.txt"), "mine\n").unwrap();
+    env.cms(&["task", "x", "-n", "taken"])
+        .code(1)
+        .one_line_error_with_hint("already exists");
+    assert_eq!(
+        std::fs::read_to_string(taken.join("precious.txt")).unwrap(),
+        "mine\n"
+    );
+    assert!(!env.branches().contains(&"cms/taken".to_owned()));
+}
+
+#[test]
+fn missing_claude_says_how_to_install_it_and_makes_nothing() {
+    let mut env = TestEnv::new();
+    env.set_env("CMS_CLAUDE_BIN", "claude-is-not-installed-here");
+    env.cms(&["task", "x"])
+        .code(1)
+        .one_line_error_with_hint("not found");
+    let run = env.cms(&["task", "x"]);
+    assert!(run.stderr.contains("CMS_CLAUDE_BIN"), "{}", run.stderr);
+    assert!(run.stderr.contains("npm install"), "{}", run.stderr);
+    assert_nothing_made(&env);
+}
+
+#[test]
+fn claude_failing_before_its_session_starts_leaves_nothing_behind() {
+    let mut env = TestEnv::new();
+    // A program that exits 1 at once, printing nothing: like claude rejecting its arguments.
+    env.set_env("CMS_CLAUDE_BIN", "/bin/false");
+    env.cms(&["task", "x"])
+        .code(1)
+        .one_line_error_with_hint("before starting a session");
+    assert_nothing_made(&env);
+}
+
+#[test]
+fn claude_printing_only_garbage_is_a_failed_start() {
+    let mut env = TestEnv::new();
+    let script = env.root.join("garbage.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho 'Welcome to something else'\necho 'oops' >&2\nexit 3\n",
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .unwrap();
+    env.set_env("CMS_CLAUDE_BIN", script.to_str().unwrap());
+    let run = env.cms(&["task", "x"]);
+    run.code(1).one_line_error_with_hint("exited with code 3");
+    assert!(run.stderr.contains("oops"), "{}", run.stderr);
+    assert_nothing_made(&env);
+}
+
+#[test]
+fn json_mode_errors_are_json_on_stdout_too() {
+    let env = TestEnv::new();
+    let run = env.cms(&["show", "nope", "--json"]);
+    run.code(1);
+    let error = run.json();
+    assert_eq!(error["exit_code"], 1);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no task named 'nope'")
+    );
+    assert!(!error["error"]["hints"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn unknown_tasks_are_reported_by_every_command() {
+    let env = TestEnv::new();
+    for cmd in ["show", "diff", "merge", "discard"] {
+        env.cms(&[cmd, "ghost"])
+            .code(1)
+            .one_line_error_with_hint("no task named 'ghost'");
+    }
+}
+
+#[test]
+fn a_bad_config_file_is_named_in_the_error() {
+    let env = TestEnv::new();
+    env.write(".cms.toml", "[task]\nmodle = \"x\"\n");
+    let run = env.cms(&["task", "x"]);
+    run.code(1);
+    assert!(run.stderr.contains(".cms.toml"), "{}", run.stderr);
+    assert_nothing_made(&env);
+}
+
+#[test]
+fn repository_config_sets_model_and_preset() {
+    let env = TestEnv::new();
+    env.write(
+        ".cms.toml",
+        "[task]\nmodel = \"haiku\"\npreset = \"plan\"\n",
+    );
+    env.commit_all("config");
+    let task = env.task_ok(&["x", "-n", "cfg"]);
+    assert_eq!(task["model"], "haiku");
+    assert_eq!(task["preset"], "plan");
+    // Flags win over the file.
+    let task = env.task_ok(&["x", "-n", "cfg2", "--preset", "edit"]);
+    assert_eq!(task["preset"], "edit");
+}

@@ -1,0 +1,183 @@
+//! `cms list`, `cms show`, `cms diff` and `cms discard`.
+
+use serde_json::json;
+
+use crate::common::TestEnv;
+
+#[test]
+fn list_shows_open_tasks_and_all_includes_closed_ones() {
+    let env = TestEnv::new();
+    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    env.task_ok(&["first task", "-n", "one"]);
+    env.task_ok(&["second task", "-n", "two"]);
+    env.cms(&["discard", "two", "--force"]).success();
+    let run = env.cms(&["list"]);
+    run.success();
+    assert!(run.stdout.contains("one"), "{}", run.stdout);
+    assert!(run.stdout.contains("completed"), "{}", run.stdout);
+    assert!(run.stdout.contains("first task"), "{}", run.stdout);
+    assert!(!run.stdout.contains("two"), "{}", run.stdout);
+    let all = env.cms(&["list", "--all", "--json"]).json();
+    let statuses: Vec<(&str, &str)> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(statuses, [("one", "completed"), ("two", "discarded")]);
+}
+
+#[test]
+fn list_of_a_repository_without_tasks_is_empty_not_an_error() {
+    let env = TestEnv::new();
+    env.cms(&["list"]).success();
+    assert_eq!(env.cms(&["list", "--json"]).json(), json!([]));
+}
+
+#[test]
+fn show_prints_prompt_status_ledger_and_files() {
+    let env = TestEnv::new();
+    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    env.task_ok(&["write a file", "-n", "shown"]);
+    let run = env.cms(&["show", "shown"]);
+    run.success();
+    for needle in [
+        "shown completed",
+        "write a file",
+        "cms/shown",
+        "from main",
+        "2 turns",
+        "A a.txt",
+        "Write",
+    ] {
+        assert!(
+            run.stdout.contains(needle),
+            "{needle:?} missing:\n{}",
+            run.stdout
+        );
+    }
+}
+
+#[test]
+fn diff_shows_the_patch_stat_and_names() {
+    let env = TestEnv::new();
+    env.steps(json!([{"write": {"path": "a.txt", "content": "alpha\n"}}]));
+    env.task_ok(&["x", "-n", "d"]);
+    let patch = env.cms(&["diff", "d"]);
+    patch.success();
+    assert!(patch.stdout.contains("+++ b/a.txt"), "{}", patch.stdout);
+    assert!(patch.stdout.contains("+alpha"), "{}", patch.stdout);
+    assert!(!patch.stdout.contains('\u{1b}'), "no color when piped");
+    let stat = env.cms(&["diff", "d", "--stat"]);
+    assert!(stat.stdout.contains("a.txt | 1 +"), "{}", stat.stdout);
+    assert_eq!(env.cms(&["diff", "d", "--name-only"]).stdout, "a.txt\n");
+    let colored = env.cms(&["--color", "always", "diff", "d"]);
+    assert!(colored.stdout.contains('\u{1b}'), "{}", colored.stdout);
+}
+
+#[test]
+fn diff_includes_uncommitted_and_untracked_work_in_the_worktree() {
+    let env = TestEnv::new();
+    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    let task = env.task_ok(&["x", "-n", "live"]);
+    let worktree = std::path::PathBuf::from(task["worktree"].as_str().unwrap());
+    std::fs::write(worktree.join("later.txt"), "later\n").unwrap();
+    std::fs::write(worktree.join("README.md"), "changed\n").unwrap();
+    let json = env.cms(&["diff", "live", "--json"]).json();
+    let names: Vec<&str> = json["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["README.md", "a.txt", "later.txt"]);
+    assert!(json["patch"].as_str().unwrap().contains("+later"));
+    // Measuring did not stage anything in the task's own index.
+    let staged = env.git_in(&worktree, &["diff", "--cached", "--name-only"]);
+    assert_eq!(staged, "");
+}
+
+#[test]
+fn diff_of_a_merged_task_still_shows_what_it_changed() {
+    let env = TestEnv::new();
+    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    env.task_ok(&["x", "-n", "m"]);
+    env.cms(&["merge", "m"]).success();
+    assert_eq!(env.cms(&["diff", "m", "--name-only"]).stdout, "a.txt\n");
+}
+
+#[test]
+fn discard_removes_worktree_and_branch() {
+    let env = TestEnv::new();
+    let task = env.task_ok(&["nothing to do", "-n", "empty"]);
+    env.cms(&["discard", "empty"]).success();
+    assert_eq!(env.branches(), ["main"]);
+    assert_eq!(env.worktrees(), std::slice::from_ref(&env.repo));
+    assert!(!std::path::Path::new(task["worktree"].as_str().unwrap()).exists());
+    assert_eq!(
+        env.cms(&["show", "--json", "empty"]).json()["status"],
+        "discarded"
+    );
+}
+
+#[test]
+fn discard_refuses_unmerged_work_without_force() {
+    let env = TestEnv::new();
+    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    let task = env.task_ok(&["x", "-n", "work"]);
+    env.cms(&["discard", "work"])
+        .code(1)
+        .one_line_error_with_hint("unmerged changes in 1 file");
+    assert!(env.branches().contains(&"cms/work".to_owned()));
+    assert!(std::path::Path::new(task["worktree"].as_str().unwrap()).is_dir());
+    env.cms(&["discard", "work", "--force"]).success();
+    assert_eq!(env.branches(), ["main"]);
+}
+
+#[test]
+fn discard_after_a_manual_merge_needs_no_force() {
+    let env = TestEnv::new();
+    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    env.task_ok(&["x", "-n", "hand"]);
+    env.git(&["merge", "-q", "--ff-only", "cms/hand"]);
+    env.cms(&["discard", "hand"]).success();
+}
+
+#[test]
+fn discard_never_deletes_a_worktree_cms_did_not_make() {
+    let env = TestEnv::new();
+    let task = env.task_ok(&["x", "-n", "swap"]);
+    let worktree = std::path::PathBuf::from(task["worktree"].as_str().unwrap());
+    // Someone replaced the task's worktree with one of their own at the same path.
+    env.git(&[
+        "worktree",
+        "remove",
+        "--force",
+        "--force",
+        worktree.to_str().unwrap(),
+    ]);
+    env.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        "theirs",
+        worktree.to_str().unwrap(),
+    ]);
+    std::fs::write(worktree.join("precious.txt"), "keep me\n").unwrap();
+    env.cms(&["discard", "swap", "--force"])
+        .code(1)
+        .one_line_error_with_hint("did not make");
+    assert!(worktree.join("precious.txt").exists());
+    assert!(env.branches().contains(&"theirs".to_owned()));
+}
+
+#[test]
+fn discard_of_a_closed_task_is_refused() {
+    let env = TestEnv::new();
+    env.task_ok(&["x", "-n", "gone"]);
+    env.cms(&["discard", "gone"]).success();
+    env.cms(&["discard", "gone"])
+        .code(1)
+        .one_line_error_with_hint("already discarded");
+}
