@@ -120,43 +120,37 @@ impl fmt::Display for CommandError {
     }
 }
 
-impl From<crate::git::GitError> for CommandError {
-    fn from(err: crate::git::GitError) -> Self {
-        let hint = err.hint();
-        let mut this = CommandError::from_error(ErrorKind::User, &err);
-        if let Some(hint) = hint {
-            this.hints.push(hint);
-        }
-        this
-    }
+/// An error that knows what the user can do about it.
+pub trait Hinted: std::error::Error + 'static {
+    fn hint(&self) -> Option<String>;
 }
 
-impl From<crate::store::StoreError> for CommandError {
-    fn from(err: crate::store::StoreError) -> Self {
-        let hint = err.hint();
-        let mut this = CommandError::from_error(ErrorKind::User, &err);
-        if let Some(hint) = hint {
-            this.hints.push(hint);
-        }
-        this
-    }
+fn hinted<E: Hinted>(err: &E) -> CommandError {
+    let mut this = CommandError::from_error(ErrorKind::User, err);
+    this.hints.extend(err.hint());
+    this
 }
+
+macro_rules! from_hinted {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for CommandError {
+            fn from(err: $ty) -> Self {
+                hinted(&err)
+            }
+        }
+    )*};
+}
+
+from_hinted!(
+    crate::git::GitError,
+    crate::store::StoreError,
+    crate::session::SessionError
+);
 
 impl From<crate::config::ConfigError> for CommandError {
     fn from(err: crate::config::ConfigError) -> Self {
         CommandError::from_error(ErrorKind::User, &err)
             .with_hint("fix the file it names, or remove the offending key")
-    }
-}
-
-impl From<crate::session::SessionError> for CommandError {
-    fn from(err: crate::session::SessionError) -> Self {
-        let hint = err.hint();
-        let mut this = CommandError::from_error(ErrorKind::User, &err);
-        if let Some(hint) = hint {
-            this.hints.push(hint);
-        }
-        this
     }
 }
 

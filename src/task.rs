@@ -244,11 +244,7 @@ fn failed_start_error(outcome: &TurnOutcome, claude: &std::path::Path) -> Comman
             "interrupted before claude started a session; nothing was kept",
         );
     }
-    let how = match (outcome.exit_code, outcome.signal) {
-        (Some(code), _) => format!("exited with code {code}"),
-        (None, Some(signal)) => format!("was killed by signal {signal}"),
-        (None, None) => "ended".to_owned(),
-    };
+    let how = outcome.how_it_ended();
     let why = outcome
         .result
         .as_ref()
@@ -323,12 +319,10 @@ fn status_of(outcome: &TurnOutcome) -> (Status, Option<String>) {
         return (Status::Aborted, Some("stopped by the user".to_owned()));
     }
     let Some(result) = &outcome.result else {
-        let how = match (outcome.exit_code, outcome.signal) {
-            (Some(code), _) => format!("exited with code {code}"),
-            (None, Some(signal)) => format!("was killed by signal {signal}"),
-            (None, None) => "ended".to_owned(),
-        };
-        let mut error = format!("claude {how} without finishing its turn");
+        let mut error = format!(
+            "claude {} without finishing its turn",
+            outcome.how_it_ended()
+        );
         if let Some(line) = outcome.stderr_summary() {
             error.push_str(&format!(": {line}"));
         }

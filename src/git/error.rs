@@ -76,8 +76,10 @@ impl GitError {
     pub fn libgit2(action: &'static str) -> impl FnOnce(git2::Error) -> GitError {
         move |source| GitError::Libgit2 { action, source }
     }
+}
 
-    pub fn hint(&self) -> Option<String> {
+impl crate::error::Hinted for GitError {
+    fn hint(&self) -> Option<String> {
         Some(match self {
             GitError::NotARepository { .. } => {
                 "run cms inside a git repository, or create one with `git init`".into()

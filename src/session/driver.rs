@@ -71,6 +71,15 @@ pub struct TurnOutcome {
 }
 
 impl TurnOutcome {
+    /// "exited with code N" or "was killed by signal N", for error messages.
+    pub fn how_it_ended(&self) -> String {
+        match (self.exit_code, self.signal) {
+            (Some(code), _) => format!("exited with code {code}"),
+            (None, Some(signal)) => format!("was killed by signal {signal}"),
+            (None, None) => "ended".to_owned(),
+        }
+    }
+
     /// The last non-empty stderr line, which is where claude puts its startup errors.
     pub fn stderr_summary(&self) -> Option<&str> {
         self.stderr_tail

@@ -29,8 +29,8 @@ pub enum SessionError {
     Wait(#[source] std::io::Error),
 }
 
-impl SessionError {
-    pub fn hint(&self) -> Option<String> {
+impl crate::error::Hinted for SessionError {
+    fn hint(&self) -> Option<String> {
         match self {
             SessionError::ClaudeNotFound { .. } => Some(
                 "install Claude Code (`npm install -g @anthropic-ai/claude-code`) or set CMS_CLAUDE_BIN to its path"

@@ -38,8 +38,8 @@ pub enum StoreError {
     },
 }
 
-impl StoreError {
-    pub fn hint(&self) -> Option<String> {
+impl crate::error::Hinted for StoreError {
+    fn hint(&self) -> Option<String> {
         match self {
             StoreError::UnknownTask { .. } => Some("`cms list --all` shows the tasks".into()),
             StoreError::TaskExists { .. } => {
