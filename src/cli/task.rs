@@ -9,7 +9,7 @@ use super::CommandContext;
 use crate::error::{CommandError, ErrorKind, exit_code};
 use crate::report;
 use crate::session::protocol::{ContentBlock, Event, SystemEvent, UserContent};
-use crate::session::{Ledger, Preset, StopReason, Timeouts, describe_tool_input};
+use crate::session::{Ledger, Preset, StopReason, Timeouts, describe_tool_input, first_line};
 use crate::store::{Status, TaskName};
 use crate::task::{self, RunOptions, TaskOptions};
 use crate::ui::Ui;
@@ -227,8 +227,8 @@ impl<'a> Progress<'a> {
                         } = block
                         {
                             let text = content.as_str().unwrap_or("tool error");
-                            let first = text.lines().next().unwrap_or_default();
-                            self.line("✗", first, ledger);
+                            let text = report::relative(text, self.worktree);
+                            self.line("✗", &first_line(&text, 100), ledger);
                         }
                     }
                 }

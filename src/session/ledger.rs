@@ -111,16 +111,16 @@ pub fn describe_tool_input(name: &str, input: &Value) -> String {
         "Task" | "Agent" => field("description"),
         _ => None,
     };
-    let text = text.unwrap_or_default();
-    let first_line = text.lines().next().unwrap_or_default();
-    truncate(first_line, 100)
+    first_line(text.unwrap_or_default(), 100)
 }
 
-fn truncate(text: &str, max_chars: usize) -> String {
-    if text.chars().count() <= max_chars {
-        return text.to_owned();
+/// The first line of `text`, cut to `max_chars` with an ellipsis, for one-line displays.
+pub fn first_line(text: &str, max_chars: usize) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    if line.chars().count() <= max_chars {
+        return line.to_owned();
     }
-    let cut: String = text.chars().take(max_chars - 1).collect();
+    let cut: String = line.chars().take(max_chars - 1).collect();
     format!("{cut}…")
 }
 
