@@ -522,3 +522,61 @@ fn process_with_cwd(dir: &str) -> bool {
             std::fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd.to_string_lossy() == dir)
         })
 }
+
+#[test]
+fn parallel_tasks_with_the_same_prompt_get_distinct_names_and_worktrees() {
+    let env = TestEnv::new();
+    env.steps(json!([{"write": {"path": "same.txt", "content": "same\n"}}]));
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            env.cms_command(&env.repo, &["task", "--json", "same prompt"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut names: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let task: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(task["status"], "completed");
+            task["name"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, ["same-prompt", "same-prompt-2", "same-prompt-3"]);
+    for name in &names {
+        assert_eq!(env.git(&["show", &format!("cms/{name}:same.txt")]), "same");
+    }
+    assert_eq!(env.git(&["status", "--porcelain"]), "");
+}
+
+#[test]
+fn git_hook_variables_do_not_send_the_agents_git_commands_to_the_users_repo() {
+    let mut env = TestEnv::new();
+    // What git exports to a hook running in the user's checkout.
+    let git_dir = env.common_dir();
+    env.set_env("GIT_DIR", git_dir.to_str().unwrap());
+    let work_tree = env.repo.to_str().unwrap().to_owned();
+    env.set_env("GIT_WORK_TREE", &work_tree);
+    env.set_env("GIT_INDEX_FILE", git_dir.join("index").to_str().unwrap());
+    env.steps(json!([
+        {"write": {"path": "agent.txt", "content": "agent\n"}},
+        {"bash": "git add agent.txt && git commit -q -m 'agent commit'"},
+    ]));
+    let task = env.task_ok(&["commit it", "-n", "hooked"]);
+    assert_eq!(task["status"], "completed");
+    // The agent's commit is on the task branch; main and the user's index are untouched.
+    let log = env.git(&["log", "--format=%s", "cms/hooked"]);
+    assert!(log.starts_with("agent commit"), "{log}");
+    assert_eq!(env.git(&["log", "--format=%s", "main"]), "init");
+    assert_eq!(env.git(&["status", "--porcelain"]), "");
+    assert!(!env.repo.join("agent.txt").exists());
+}
