@@ -3,7 +3,7 @@
 //! signal handling and exit codes, all driven by a JSON script (see `docs/fake-claude.md`).
 //!
 //! It shares no code with cms on purpose: its shapes are transcribed from recordings of the real
-//! CLI (`/work/shared/claude-protocol/samples`), so a mistake in cms's parser cannot be mirrored
+//! CLI (`tests/fixtures/claude-protocol/samples`, copied from `../shared/claude-protocol`), so a mistake in cms's parser cannot be mirrored
 //! here and go unnoticed.
 
 use std::collections::{BTreeMap, HashMap};

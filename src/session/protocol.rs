@@ -303,7 +303,7 @@ mod tests {
 
     fn sample_files() -> Vec<std::path::PathBuf> {
         let mut files: Vec<_> = std::fs::read_dir(samples_dir())
-            .expect("the protocol samples sit beside the project in ../shared")
+            .expect("the protocol samples are copied into tests/fixtures")
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
             .collect();
