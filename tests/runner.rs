@@ -2,6 +2,7 @@
 //! repositories with the scripted fake claude.
 
 mod common;
+mod test_doctor;
 mod test_errors;
 mod test_inspect;
 mod test_merge;

@@ -2,6 +2,7 @@
 
 mod diff;
 mod discard;
+mod doctor;
 mod list;
 mod merge;
 mod show;
@@ -49,6 +50,7 @@ pub enum Command {
     Diff(diff::DiffArgs),
     Merge(merge::MergeArgs),
     Discard(discard::DiscardArgs),
+    Doctor(doctor::DoctorArgs),
 }
 
 /// What every command gets: output, and the directory it was started in.
@@ -84,6 +86,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Diff(args) => diff::cmd_diff(&ctx, args),
         Command::Merge(args) => merge::cmd_merge(&ctx, args),
         Command::Discard(args) => discard::cmd_discard(&ctx, args),
+        Command::Doctor(args) => doctor::cmd_doctor(&ctx, args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,336 @@
+//! `cms doctor`: checks what cms depends on here (claude and its version, git, the
+//! configuration, the repository) and says how to fix each problem.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::{Map, Value, json};
+
+use super::CommandContext;
+use crate::config::Config;
+use crate::error::{CommandError, exit_code};
+use crate::git::{self, GitError};
+use crate::report::JSON_VERSION;
+use crate::session::find_claude;
+use crate::workspace::Workspace;
+
+/// The Claude Code versions the test suite's `real_claude_` tests ran against; `.ci/run`
+/// installs the first one. claude's stream-json output changes between versions, so any other
+/// version gets a warning.
+pub const TESTED_CLAUDE_VERSIONS: &[&str] = &["2.1.197"];
+
+/// `claude --version` answers in well under a second; a claude that hangs must not hang doctor.
+const VERSION_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Check that cms can work here: claude and its version, git, the configuration, the repository
+///
+/// Prints one line per check, with a hint for each problem (with --json, an object with one
+/// entry per check). Exits 0 when no check failed (warnings do not count), 1 otherwise.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Ok,
+    Warning,
+    Failed,
+}
+
+impl Level {
+    fn as_str(self) -> &'static str {
+        match self {
+            Level::Ok => "ok",
+            Level::Warning => "warning",
+            Level::Failed => "failed",
+        }
+    }
+}
+
+struct Check {
+    name: &'static str,
+    level: Level,
+    message: String,
+    hint: Option<String>,
+    /// Facts for `--json` beyond the message (paths, versions).
+    details: Map<String, Value>,
+}
+
+impl Check {
+    fn new(name: &'static str, level: Level, message: impl Into<String>) -> Check {
+        Check {
+            name,
+            level,
+            message: message.into(),
+            hint: None,
+            details: Map::new(),
+        }
+    }
+
+    fn failed(name: &'static str, err: CommandError) -> Check {
+        let mut check = Check::new(name, Level::Failed, err.message);
+        check.hint = err.hints.into_iter().next();
+        check
+    }
+
+    fn hint(mut self, hint: impl Into<String>) -> Check {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    fn detail(mut self, key: &str, value: impl Into<Value>) -> Check {
+        self.details.insert(key.to_owned(), value.into());
+        self
+    }
+}
+
+pub fn cmd_doctor(ctx: &CommandContext, _args: DoctorArgs) -> Result<u8, CommandError> {
+    let workspace = ctx.workspace();
+    let (repository, base) = check_repository(&ctx.cwd, &workspace);
+    let config = match &workspace {
+        Ok(ws) => ws.config(base),
+        Err(_) => Config::load(None).map_err(CommandError::from),
+    };
+    let (config_check, claude_bin) = match config {
+        Ok(config) => {
+            let check = Check::new(
+                "config",
+                Level::Ok,
+                format!(
+                    "loaded; preset {}, worktrees in {}",
+                    config.preset,
+                    config.worktrees_root.display()
+                ),
+            )
+            .detail("claude_bin", config.claude_bin.clone())
+            .detail("preset", config.preset)
+            .detail("model", config.model)
+            .detail(
+                "worktrees_root",
+                config.worktrees_root.display().to_string(),
+            );
+            (check, config.claude_bin)
+        }
+        // A broken configuration file still leaves CMS_CLAUDE_BIN or PATH to find claude in.
+        Err(err) => {
+            let bin = std::env::var("CMS_CLAUDE_BIN")
+                .ok()
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "claude".to_owned());
+            (Check::failed("config", err), bin)
+        }
+    };
+    let checks = [
+        check_claude(&claude_bin),
+        check_git(),
+        config_check,
+        repository,
+    ];
+    let ok = checks.iter().all(|c| c.level != Level::Failed);
+
+    let ui = &ctx.ui;
+    if ui.json {
+        let entries: Map<String, Value> = checks
+            .iter()
+            .map(|c| {
+                let mut entry = Map::new();
+                entry.insert("status".into(), c.level.as_str().into());
+                entry.insert("message".into(), c.message.clone().into());
+                entry.insert("hint".into(), c.hint.clone().into());
+                entry.extend(c.details.clone());
+                (c.name.to_owned(), Value::Object(entry))
+            })
+            .collect();
+        ui.print_json(&json!({"version": JSON_VERSION, "ok": ok, "checks": entries}));
+    } else {
+        let s = &ui.out;
+        for check in &checks {
+            let style = match check.level {
+                Level::Ok => &s.good,
+                Level::Warning => &s.warn,
+                Level::Failed => &s.bad,
+            };
+            let mut text = format!(
+                "{}  {:<10} {}",
+                style.apply_to(format!("{:<7}", check.level.as_str())),
+                check.name,
+                check.message
+            );
+            if let Some(hint) = &check.hint {
+                text.push_str(&format!("\n{:20}{} {hint}", "", s.name.apply_to("hint:")));
+            }
+            ui.println(&text);
+        }
+    }
+    Ok(if ok { exit_code::OK } else { exit_code::ERROR })
+}
+
+/// The repository cms would use from here, and its HEAD (where `.cms.toml` may live).
+fn check_repository(
+    cwd: &Path,
+    workspace: &Result<Workspace, CommandError>,
+) -> (Check, Option<git::Oid>) {
+    let ws = match workspace {
+        Ok(ws) => ws,
+        Err(err) => {
+            // Outside any repository the installation can still be fine; inside one that cms
+            // cannot use (a bare one), this is the repository the user meant.
+            let outside = matches!(
+                git::Repo::discover(cwd),
+                Err(GitError::NotARepository { .. })
+            );
+            let check = if outside {
+                Check::new("repository", Level::Warning, err.message.clone()).hint(
+                    "cms commands other than doctor need a git repository with a work tree; \
+                     run them inside one",
+                )
+            } else {
+                let mut check = Check::new("repository", Level::Failed, err.message.clone());
+                check.hint = err.hints.first().cloned();
+                check
+            };
+            return (check, None);
+        }
+    };
+    let checkout = ws.repo.checkout.display().to_string();
+    match ws.repo.head() {
+        Ok(head) => {
+            let on = head
+                .branch()
+                .map_or_else(|| "a detached HEAD".to_owned(), |b| format!("branch {b}"));
+            let check = Check::new("repository", Level::Ok, format!("{checkout}, on {on}"))
+                .detail("path", checkout)
+                .detail("branch", head.branch().map(str::to_owned));
+            (check, Some(head.oid()))
+        }
+        Err(err) => (
+            Check::failed("repository", CommandError::from(err)).detail("path", checkout),
+            None,
+        ),
+    }
+}
+
+fn check_git() -> Check {
+    match git::check_version() {
+        Ok(()) => Check::new(
+            "git",
+            Level::Ok,
+            format!(
+                "found, version {}.{} or newer",
+                git::MIN_GIT_VERSION.0,
+                git::MIN_GIT_VERSION.1
+            ),
+        ),
+        Err(err) => {
+            let found = match &err {
+                GitError::GitTooOld { found, .. } => Some(found.clone()),
+                _ => None,
+            };
+            Check::failed("git", CommandError::from(err)).detail("found", found)
+        }
+    }
+}
+
+/// Where the claude setting came from, for telling the user what to change.
+fn claude_source(bin: &str) -> &'static str {
+    let from_env = std::env::var("CMS_CLAUDE_BIN").is_ok_and(|v| !v.is_empty());
+    if from_env {
+        "CMS_CLAUDE_BIN"
+    } else if bin != "claude" {
+        "claude.bin in the configuration"
+    } else {
+        "PATH"
+    }
+}
+
+fn check_claude(bin: &str) -> Check {
+    let source = claude_source(bin);
+    let path = match find_claude(bin) {
+        Ok(path) => path,
+        Err(err) => {
+            return Check::failed("claude", CommandError::from(err)).detail("source", source);
+        }
+    };
+    let shown = path.display().to_string();
+    let check = |level, message: String| {
+        Check::new("claude", level, message)
+            .detail("path", shown.clone())
+            .detail("source", source)
+            .detail("tested_versions", TESTED_CLAUDE_VERSIONS.to_vec())
+    };
+    let output = match run_version(&path) {
+        Ok(output) => output,
+        Err(why) => {
+            return check(Level::Failed, format!("`{shown} --version` failed: {why}")).hint(
+                format!("check that {shown} (from {source}) is Claude Code and runs on its own"),
+            );
+        }
+    };
+    let version = output
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let located = format!("{output} at {shown} (from {source})");
+    if TESTED_CLAUDE_VERSIONS.contains(&version.as_str()) {
+        check(Level::Ok, located).detail("version", version)
+    } else {
+        check(
+            Level::Warning,
+            format!(
+                "{located}, a version cms was not tested with (tested: {})",
+                TESTED_CLAUDE_VERSIONS.join(", ")
+            ),
+        )
+        .hint(format!(
+            "it may work; if tasks misbehave, install a tested version \
+             (npm install -g @anthropic-ai/claude-code@{})",
+            TESTED_CLAUDE_VERSIONS[0]
+        ))
+        .detail("version", version)
+    }
+}
+
+/// Runs `claude --version` with no stdin and a time limit, returning its first line.
+fn run_version(path: &Path) -> Result<String, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| err.to_string())?;
+    runtime.block_on(async {
+        let child = tokio::process::Command::new(path)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Dropped at the timeout, which must not leave it running.
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|err| format!("it could not be started ({err})"))?;
+        let output = tokio::time::timeout(VERSION_TIMEOUT, child.wait_with_output())
+            .await
+            .map_err(|_| {
+                format!(
+                    "it did not answer within {} seconds",
+                    VERSION_TIMEOUT.as_secs()
+                )
+            })?
+            .map_err(|err| err.to_string())?;
+        let first_line = |bytes: &[u8]| {
+            String::from_utf8_lossy(bytes)
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .map(str::to_owned)
+        };
+        if !output.status.success() {
+            let mut why = format!("it exited with {}", output.status);
+            if let Some(line) = first_line(&output.stderr) {
+                why.push_str(&format!(": {line}"));
+            }
+            return Err(why);
+        }
+        first_line(&output.stdout).ok_or_else(|| "it printed nothing".to_owned())
+    })
+}

@@ -1,0 +1,151 @@
+//! `cms doctor`: each check's verdict, hint and exit code, as text and as JSON.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::common::{FAKE_CLAUDE, Run, TestEnv};
+
+/// A stand-in `claude` that is a shell script, for versions and failures the fake cannot show.
+fn script_claude(env: &TestEnv, body: &str) -> PathBuf {
+    let path = env.root.join("claude-script");
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[track_caller]
+fn checks_of(run: &Run) -> Value {
+    run.json()["checks"].clone()
+}
+
+#[test]
+fn doctor_passes_with_the_tested_claude_in_a_repository() {
+    let env = TestEnv::new();
+    let run = env.cms(&["doctor"]);
+    run.success();
+    let claude = run.stdout.lines().find(|l| l.contains("claude")).unwrap();
+    assert!(claude.starts_with("ok"), "{}", run.stdout);
+    assert!(
+        claude.contains(&format!(
+            "2.1.197 (Claude Code) at {FAKE_CLAUDE} (from CMS_CLAUDE_BIN)"
+        )),
+        "{claude}"
+    );
+    assert!(!run.stdout.contains("hint:"), "{}", run.stdout);
+
+    let run = env.cms(&["doctor", "--json"]);
+    run.success();
+    let json = run.json();
+    assert_eq!(json["ok"], true);
+    let checks = &json["checks"];
+    for name in ["claude", "git", "config", "repository"] {
+        assert_eq!(checks[name]["status"], "ok", "{name}: {json:#}");
+        assert_eq!(checks[name]["hint"], Value::Null, "{name}");
+    }
+    assert_eq!(checks["claude"]["version"], "2.1.197");
+    assert_eq!(checks["claude"]["path"], FAKE_CLAUDE);
+    assert_eq!(checks["repository"]["path"], env.repo.display().to_string());
+    assert_eq!(checks["repository"]["branch"], "main");
+}
+
+#[test]
+fn doctor_fails_with_a_hint_when_claude_is_missing_or_broken() {
+    let mut env = TestEnv::new();
+    env.set_env("CMS_CLAUDE_BIN", "/nonexistent/claude");
+    let run = env.cms(&["doctor"]);
+    run.code(1);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    let at = lines.iter().position(|l| l.contains("claude")).unwrap();
+    assert!(lines[at].starts_with("failed"), "{}", run.stdout);
+    assert!(lines[at].contains("/nonexistent/claude"), "{}", run.stdout);
+    assert!(
+        lines[at + 1].trim_start().starts_with("hint:"),
+        "{}",
+        run.stdout
+    );
+    let checks = checks_of(&env.cms(&["doctor", "--json"]));
+    assert_eq!(checks["claude"]["status"], "failed");
+    assert!(checks["claude"]["hint"].is_string());
+    // The other checks do not depend on claude.
+    assert_eq!(checks["git"]["status"], "ok");
+
+    let mut env = TestEnv::new();
+    let broken = script_claude(&env, "echo 'claude: cannot start' >&2\nexit 2");
+    env.set_env("CMS_CLAUDE_BIN", broken.to_str().unwrap());
+    let run = env.cms(&["doctor", "--json"]);
+    run.code(1);
+    let json = run.json();
+    assert_eq!(json["ok"], false);
+    let claude = &json["checks"]["claude"];
+    assert_eq!(claude["status"], "failed");
+    let message = claude["message"].as_str().unwrap();
+    assert!(message.contains("claude: cannot start"), "{message}");
+    assert!(claude["hint"].as_str().unwrap().contains("Claude Code"));
+}
+
+#[test]
+fn doctor_warns_about_an_untested_claude_version_without_failing() {
+    let mut env = TestEnv::new();
+    let newer = script_claude(&env, "echo '9.9.9 (Claude Code)'");
+    env.set_env("CMS_CLAUDE_BIN", newer.to_str().unwrap());
+    let run = env.cms(&["doctor", "--json"]);
+    run.success();
+    let json = run.json();
+    assert_eq!(json["ok"], true);
+    let claude = &json["checks"]["claude"];
+    assert_eq!(claude["status"], "warning");
+    assert_eq!(claude["version"], "9.9.9");
+    assert_eq!(claude["tested_versions"], serde_json::json!(["2.1.197"]));
+    assert!(claude["message"].as_str().unwrap().contains("not tested"));
+    assert!(claude["hint"].as_str().unwrap().contains("2.1.197"));
+}
+
+#[test]
+fn doctor_checks_the_configuration_and_the_repository() {
+    // A misspelt key fails the configuration check and names the file.
+    let env = TestEnv::new();
+    env.write(".cms.toml", "[task]\nmodle = \"sonnet\"\n");
+    let run = env.cms(&["doctor", "--json"]);
+    run.code(1);
+    let checks = checks_of(&run);
+    assert_eq!(checks["config"]["status"], "failed");
+    let message = checks["config"]["message"].as_str().unwrap();
+    assert!(message.contains(".cms.toml"), "{message}");
+    assert!(checks["config"]["hint"].is_string());
+    assert_eq!(checks["claude"]["status"], "ok");
+
+    // Outside a repository cms cannot run tasks, but the installation is fine.
+    let env = TestEnv::empty();
+    let plain = env.root.join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    let run = env.cms_in(&plain, &["doctor", "--json"]);
+    run.success();
+    let checks = checks_of(&run);
+    assert_eq!(checks["repository"]["status"], "warning");
+    assert!(checks["repository"]["hint"].is_string());
+    assert_eq!(checks["config"]["status"], "ok");
+
+    // A bare repository has no work tree for cms to branch from.
+    let bare = env.root.join("bare.git");
+    std::fs::create_dir_all(&bare).unwrap();
+    env.git_in(&bare, &["init", "-q", "--bare"]);
+    let run = env.cms_in(&bare, &["doctor", "--json"]);
+    run.code(1);
+    assert_eq!(checks_of(&run)["repository"]["status"], "failed");
+
+    // A repository without commits cannot give a task a base.
+    std::fs::create_dir_all(&env.repo).unwrap();
+    env.git(&["init", "-q", "-b", "main"]);
+    let run = env.cms(&["doctor", "--json"]);
+    run.code(1);
+    let checks = checks_of(&run);
+    assert_eq!(checks["repository"]["status"], "failed");
+    assert!(
+        checks["repository"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no commits")
+    );
+}
