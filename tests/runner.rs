@@ -1,9 +1,11 @@
 //! The one integration-test binary: every CLI test runs real `cms` against real temporary git
-//! repositories with the scripted fake claude.
+//! repositories with the scripted fake claude, except the `real_claude_` tests, which run the
+//! real Claude Code CLI against a fake Anthropic API.
 
 mod common;
 mod test_doctor;
 mod test_errors;
 mod test_inspect;
 mod test_merge;
+mod test_real_claude;
 mod test_task;

@@ -1,8 +1,12 @@
 //! Test environment: a temporary home, a real git repository, the fake claude, and helpers to
 //! run `cms` and `git` in them with a scrubbed environment.
 
+pub mod fake_api;
+
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -174,6 +178,22 @@ impl TestEnv {
         Run::from(self.cms_command(dir, args).output().unwrap())
     }
 
+    /// Starts `cms` in the repository without waiting for it; see [`wait_bounded`].
+    pub fn spawn_cms(&self, args: &[&str]) -> Background {
+        let child = self
+            .cms_command(&self.repo, args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Background(Some(child))
+    }
+
+    /// Runs `cms` in the repository, failing the test if it has not ended within `limit`.
+    pub fn cms_bounded(&self, args: &[&str], limit: Duration) -> Run {
+        wait_bounded(self.spawn_cms(args), limit)
+    }
+
     pub fn git_in(&self, dir: &Path, args: &[&str]) -> String {
         let mut cmd = Command::new("git");
         cmd.args(args).current_dir(dir).stdin(Stdio::null());
@@ -271,5 +291,56 @@ impl TestEnv {
         let run = self.cms(&full);
         run.success();
         run.json()
+    }
+}
+
+/// A process started in the background with piped output. Dropped before it was waited for
+/// (a test failed while it ran), it is killed: a failed test must not leave sessions running.
+pub struct Background(Option<Child>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Waits for a background process, killing it and failing the test when it has not ended
+/// within `limit`: a hung claude must fail the suite, not stall it.
+pub fn wait_bounded(mut process: Background, limit: Duration) -> Run {
+    let mut child = process.0.take().expect("waited for once");
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            // Its pipes closed with it (claude dies with cms), so its output so far is there.
+            panic!(
+                "the command did not finish within {limit:?} and was killed; its stderr:\n{}",
+                stderr.join().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
     }
 }

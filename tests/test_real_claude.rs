@@ -1,0 +1,473 @@
+//! `cms` end to end with the real Claude Code CLI (the pinned npm release), offline against the
+//! fake Anthropic API of `common::fake_api`: the fake claude encodes what we believe about
+//! claude, these tests check it against what claude does.
+//!
+//! `.ci/run` installs the CLI and names it in `CMS_REAL_CLAUDE_BIN`; without that variable the
+//! tests look in the folder `.ci/run` installs into. A missing CLI fails the tests, unless a
+//! developer outside CI sets `CMS_SKIP_REAL_CLAUDE=1`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::fake_api::{COST_PER_REPLY, CWD, FakeApi, Reply};
+use crate::common::{Run, TestEnv, wait_bounded};
+
+/// The release `.ci/run` installs; keep in step with it and with `cms doctor`'s tested versions.
+const PINNED_VERSION: &str = "2.1.197";
+
+/// Generous for a run of about a second: CI machines are slow and run tests side by side.
+const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+/// Prints past the test harness's output capture, so the line shows even for passing tests.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// The folder `.ci/run` installs the pinned CLI into.
+fn install_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/claude-code")
+        .join(PINNED_VERSION)
+}
+
+fn locate_claude() -> Result<PathBuf, String> {
+    if let Some(bin) = std::env::var_os("CMS_REAL_CLAUDE_BIN").filter(|v| !v.is_empty()) {
+        // Relative to where the tests were started, not to the repositories cms runs in.
+        let bin = std::path::absolute(PathBuf::from(bin)).map_err(|e| e.to_string())?;
+        return if bin.is_file() {
+            Ok(bin)
+        } else {
+            Err(format!(
+                "CMS_REAL_CLAUDE_BIN={} does not exist",
+                bin.display()
+            ))
+        };
+    }
+    // The platform package's binary runs even when npm skipped the wrapper's postinstall,
+    // which is what turns `.bin/claude` from a stub into the real thing.
+    let modules = install_dir().join("node_modules");
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir(modules.join("@anthropic-ai"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("claude-code-"))
+        .map(|e| e.path().join("claude"))
+        .collect();
+    candidates.sort();
+    candidates.push(modules.join(".bin/claude"));
+    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
+        format!(
+            "CMS_REAL_CLAUDE_BIN is unset and {} holds no install",
+            install_dir().display()
+        )
+    })
+}
+
+/// The real claude binary, or `None` when a developer chose to skip these tests. Without the
+/// CLI the test fails: in CI always, elsewhere unless `CMS_SKIP_REAL_CLAUDE=1`.
+fn real_claude(test: &str) -> Option<PathBuf> {
+    let why = match locate_claude() {
+        Ok(path) => return Some(path),
+        Err(why) => why,
+    };
+    let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    let skip = std::env::var("CMS_SKIP_REAL_CLAUDE").is_ok_and(|v| v == "1");
+    if skip && !in_ci {
+        say(&format!(
+            "real_claude tests: claude CLI not available ({why}); skipped {test} \
+             (CMS_SKIP_REAL_CLAUDE=1)"
+        ));
+        return None;
+    }
+    say(&format!(
+        "real_claude tests: claude CLI not available ({why})"
+    ));
+    if in_ci {
+        panic!("claude CLI not available in CI ({why}); .ci/run installs it with npm");
+    }
+    panic!(
+        "claude CLI not available ({why}). Run .ci/run once (it installs \
+         @anthropic-ai/claude-code@{PINNED_VERSION} with npm into {}), or set \
+         CMS_REAL_CLAUDE_BIN to a claude binary, or set CMS_SKIP_REAL_CLAUDE=1 to skip these tests",
+        install_dir().display()
+    );
+}
+
+/// A repository whose cms runs the real claude against `api`, offline and out of the real home.
+fn real_env(claude: &Path, api: &FakeApi) -> TestEnv {
+    let mut env = TestEnv::new();
+    let config_dir = env.home.join(".claude");
+    for (key, value) in [
+        ("CMS_CLAUDE_BIN", claude.display().to_string()),
+        ("ANTHROPIC_BASE_URL", api.url.clone()),
+        ("ANTHROPIC_API_KEY", "sk-ant-api03-fake".to_owned()),
+        // Without it the CLI looks up outside hosts; with it, it talks only to the base URL.
+        ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".to_owned()),
+        ("DISABLE_AUTOUPDATER", "1".to_owned()),
+        ("DISABLE_TELEMETRY", "1".to_owned()),
+        ("DISABLE_ERROR_REPORTING", "1".to_owned()),
+        ("CLAUDE_CONFIG_DIR", config_dir.display().to_string()),
+        // As root, bypassPermissions (the `full` preset) is refused unless this is exactly 1.
+        ("IS_SANDBOX", "1".to_owned()),
+        // The default is 10 retries with backoff: minutes for a failing API.
+        ("CLAUDE_CODE_MAX_RETRIES", "1".to_owned()),
+        // A request the fake API never answers fails the run (one retry included) within
+        // RUN_LIMIT, instead of after the default 10 minutes.
+        ("API_TIMEOUT_MS", "20000".to_owned()),
+    ] {
+        env.set_env(key, &value);
+    }
+    env
+}
+
+#[track_caller]
+fn task_json(run: &Run) -> Value {
+    let task = run.json();
+    assert!(
+        task["status"].is_string(),
+        "no task in the output\nstdout:\n{}\nstderr:\n{}",
+        run.stdout,
+        run.stderr
+    );
+    task
+}
+
+/// The events of a task's transcript: claude's stdout exactly as cms kept it.
+fn transcript(env: &TestEnv, task: &str) -> Vec<Value> {
+    let path = env.common_dir().join(format!("cms/logs/{task}.jsonl"));
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn last_result(events: &[Value]) -> &Value {
+    events
+        .iter()
+        .rfind(|e| e["type"] == "result")
+        .expect("the transcript ends its turn with a result")
+}
+
+fn names(values: &Value, key: &str) -> Vec<String> {
+    values
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v[key].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[track_caller]
+fn assert_cost(actual: &Value, expected: f64) {
+    let actual = actual.as_f64().unwrap();
+    assert!(
+        (actual - expected).abs() < 1e-9,
+        "cost {actual} != {expected}"
+    );
+}
+
+#[test]
+fn real_claude_task_commits_exactly_its_tool_changes_and_records_the_clis_cost() {
+    let Some(claude) = real_claude("real_claude_task_commits_exactly_its_tool_changes") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    env.write("edit.txt", "one\ntwo\nthree\n");
+    env.write("old.txt", "to be deleted\n");
+    env.commit_all("files to change");
+    let base = env.git(&["rev-parse", "HEAD"]);
+    api.route(
+        "[tools]",
+        vec![
+            Reply::tool(
+                "Write",
+                json!({"file_path": format!("{CWD}/src/new.txt"), "content": "made by Write\n"}),
+            )
+            .preceded_by_text("Making the changes."),
+            // Edit refuses a file the session has not read.
+            Reply::tool("Read", json!({"file_path": format!("{CWD}/edit.txt")})),
+            Reply::tool(
+                "Edit",
+                json!({"file_path": format!("{CWD}/edit.txt"), "old_string": "two", "new_string": "TWO"}),
+            ),
+            Reply::tool(
+                "Bash",
+                json!({"command": "rm old.txt && echo made-by-bash > bash.txt", "description": "Swap files"}),
+            ),
+            Reply::text("All four changes are made."),
+        ],
+    );
+
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[tools] change the files",
+            "--name",
+            "tools",
+            "--preset",
+            "full",
+        ],
+        RUN_LIMIT,
+    );
+    let task = task_json(&run);
+    run.success();
+    assert_eq!(task["status"], "completed");
+    assert_eq!(task["response"], "All four changes are made.");
+    assert_eq!(
+        names(&task["files_changed"], "path"),
+        ["bash.txt", "edit.txt", "old.txt", "src/new.txt"]
+    );
+    assert_eq!(
+        names(&task["files_changed"], "status"),
+        ["added", "modified", "deleted", "added"]
+    );
+    assert_eq!(
+        env.tree_files("cms/tools"),
+        [
+            ("README.md".to_owned(), "hello".to_owned()),
+            ("bash.txt".to_owned(), "made-by-bash".to_owned()),
+            ("edit.txt".to_owned(), "one\nTWO\nthree".to_owned()),
+            ("src/new.txt".to_owned(), "made by Write".to_owned()),
+        ]
+    );
+    assert_eq!(env.git(&["rev-parse", "cms/tools^"]), base);
+    assert_eq!(task["tools_used"], json!(["Write", "Read", "Edit", "Bash"]));
+    assert_eq!(env.git(&["status", "--porcelain"]), "");
+
+    // The recorded cost is claude's own figure, which is the fake API's fixed usage priced.
+    let events = transcript(&env, "tools");
+    let result = last_result(&events);
+    assert_cost(
+        &task["cost_usd"],
+        result["total_cost_usd"].as_f64().unwrap(),
+    );
+    assert_cost(&task["cost_usd"], 5.0 * COST_PER_REPLY);
+    assert_eq!(task["turns"], result["num_turns"]);
+    assert_eq!(task["session_id"], result["session_id"]);
+
+    // claude ran in the task's worktree and asked for each scripted reply once.
+    let requests = api.requests_for("[tools]");
+    let indexes: Vec<usize> = requests.iter().map(|r| r.reply_index).collect();
+    assert_eq!(indexes, [0, 1, 2, 3, 4]);
+    for request in &requests {
+        assert_eq!(request.cwd.as_deref(), task["worktree"].as_str());
+        // COST_PER_REPLY is priced for the CLI's default model.
+        assert_eq!(request.model, "claude-opus-4-8");
+    }
+}
+
+#[test]
+fn real_claude_read_only_task_ends_needs_input_listing_the_denied_tools() {
+    let Some(claude) = real_claude("real_claude_read_only_task_ends_needs_input") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    api.route(
+        "[look]",
+        vec![
+            Reply::tool("Read", json!({"file_path": format!("{CWD}/README.md")})),
+            Reply::tool(
+                "Write",
+                json!({"file_path": format!("{CWD}/notes.txt"), "content": "notes\n"}),
+            ),
+            Reply::tool(
+                "Bash",
+                json!({"command": format!("touch {CWD}/touched.txt"), "description": "Touch a file"}),
+            ),
+            Reply::text("I could not write the notes."),
+        ],
+    );
+
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[look] read and take notes",
+            "--name",
+            "look",
+            "--preset",
+            "read-only",
+        ],
+        RUN_LIMIT,
+    );
+    let task = task_json(&run);
+    run.code(3);
+    assert_eq!(task["status"], "needs_input");
+    assert_eq!(
+        names(&task["permission_denials"], "tool_name"),
+        ["Write", "Bash"]
+    );
+    assert_eq!(task["files_changed"], json!([]));
+    assert_eq!(task["error"], Value::Null);
+    let worktree = PathBuf::from(task["worktree"].as_str().unwrap());
+    assert!(!worktree.join("notes.txt").exists());
+    assert!(!worktree.join("touched.txt").exists());
+    // `show` lists the denials for a person too.
+    let show = env.cms(&["show", "look"]);
+    show.success();
+    for denial in ["Write notes.txt", "Bash touch touched.txt"] {
+        assert!(
+            show.stdout
+                .lines()
+                .any(|l| l.contains("denied") && l.ends_with(denial)),
+            "{denial} missing from:\n{}",
+            show.stdout
+        );
+    }
+}
+
+#[test]
+fn real_claude_api_errors_fail_the_task_with_the_apis_message() {
+    let Some(claude) = real_claude("real_claude_api_errors_fail_the_task") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    // (route, HTTP status, the API's message, what the task's error must say): for 401 claude
+    // puts its own words in place of the API's.
+    let cases = [
+        (
+            "[e500]",
+            500,
+            "fake internal server error",
+            "fake internal server error",
+        ),
+        ("[e529]", 529, "fake overload", "fake overload"),
+        ("[e401]", 401, "invalid x-api-key", "Invalid API key"),
+    ];
+    for (key, status, message, _) in cases {
+        api.route(key, vec![Reply::error(status, message)]);
+    }
+    // Side by side: each waits out claude's retry backoff.
+    let children: Vec<_> = cases
+        .iter()
+        .map(|(key, status, _, _)| {
+            let name = format!("e{status}");
+            env.spawn_cms(&["task", "--json", &format!("{key} fail"), "--name", &name])
+        })
+        .collect();
+    for (child, (key, status, _, expected)) in children.into_iter().zip(cases) {
+        let run = wait_bounded(child, RUN_LIMIT);
+        let task = task_json(&run);
+        run.code(3);
+        assert_eq!(task["status"], "failed", "{key}");
+        let error = task["error"].as_str().unwrap();
+        assert!(error.contains(expected), "{key}: {error}");
+        assert!(error.contains(&status.to_string()), "{key}: {error}");
+        assert_cost(&task["cost_usd"], 0.0);
+        assert_eq!(task["files_changed"], json!([]));
+        // CLAUDE_CODE_MAX_RETRIES=1: one retry, then claude gives up.
+        let statuses: Vec<u16> = api.requests_for(key).iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [status; 2], "{key}");
+    }
+}
+
+#[test]
+fn real_claude_parallel_tasks_against_one_api_do_not_mix() {
+    let Some(claude) = real_claude("real_claude_parallel_tasks_do_not_mix") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    let write = |name: &str| {
+        Reply::tool(
+            "Write",
+            json!({"file_path": format!("{CWD}/{name}.txt"), "content": format!("{name}\n")}),
+        )
+    };
+    // Held back so both sessions are mid-conversation at the same time.
+    let held = Duration::from_millis(300);
+    // alpha hands its write to a subagent, whose conversation starts afresh inside alpha's.
+    api.route(
+        "[alpha]",
+        vec![
+            Reply::tool(
+                "Agent",
+                json!({"description": "Write alpha", "prompt": "[alpha-sub] write alpha.txt", "subagent_type": "general-purpose"}),
+            )
+            .delayed(held),
+            Reply::text("alpha done"),
+        ],
+    );
+    api.route(
+        "[alpha-sub]",
+        vec![write("alpha"), Reply::text("alpha.txt written")],
+    );
+    api.route(
+        "[beta]",
+        vec![write("beta").delayed(held), Reply::text("beta done")],
+    );
+    let tasks = ["alpha", "beta"];
+    let children: Vec<_> = tasks
+        .iter()
+        .map(|name| {
+            env.spawn_cms(&[
+                "task",
+                "--json",
+                &format!("[{name}] write your file"),
+                "--name",
+                name,
+            ])
+        })
+        .collect();
+    let results: Vec<Value> = children
+        .into_iter()
+        .map(|child| {
+            let run = wait_bounded(child, RUN_LIMIT);
+            run.success();
+            task_json(&run)
+        })
+        .collect();
+
+    // (task, its routes, how many replies its claude process paid for)
+    let expected = [
+        ("alpha", &["[alpha]", "[alpha-sub]"][..], 4),
+        ("beta", &["[beta]"], 2),
+    ];
+    for ((name, routes, replies), task) in expected.into_iter().zip(&results) {
+        assert_eq!(task["status"], "completed", "{name}");
+        assert_eq!(task["response"], format!("{name} done"));
+        assert_eq!(
+            env.tree_files(&format!("cms/{name}")),
+            [
+                ("README.md".to_owned(), "hello".to_owned()),
+                (format!("{name}.txt"), name.to_owned()),
+            ]
+        );
+        // A subagent's usage is part of its parent process's cost.
+        assert_cost(&task["cost_usd"], f64::from(replies) * COST_PER_REPLY);
+        for route in routes {
+            let requests = api.requests_for(route);
+            assert_eq!(requests.len(), 2, "{route}: {requests:?}");
+            for request in &requests {
+                assert_eq!(request.cwd.as_deref(), task["worktree"].as_str(), "{route}");
+                assert_eq!(request.subagent, route.ends_with("-sub]"), "{route}");
+            }
+        }
+    }
+    assert_ne!(results[0]["session_id"], results[1]["session_id"]);
+}
+
+#[test]
+fn real_claude_doctor_finds_the_pinned_cli_and_accepts_its_version() {
+    let Some(claude) = real_claude("real_claude_doctor_finds_the_pinned_cli") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    let run = env.cms_bounded(&["doctor", "--json"], RUN_LIMIT);
+    run.success();
+    let doctor = run.json();
+    let check = &doctor["checks"]["claude"];
+    assert_eq!(check["status"], "ok", "{doctor:#}");
+    assert_eq!(check["version"], PINNED_VERSION);
+    assert_eq!(check["path"], claude.display().to_string());
+    assert_eq!(check["source"], "CMS_CLAUDE_BIN");
+}
