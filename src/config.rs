@@ -5,6 +5,7 @@
 //! misspelt key silently ignored is worse than a refusal.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -41,6 +42,10 @@ struct Layer {
     task: TaskLayer,
     #[serde(default)]
     worktrees: WorktreesLayer,
+    #[serde(default)]
+    limits: LimitsLayer,
+    #[serde(default)]
+    safety: SafetyLayer,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -62,8 +67,23 @@ struct WorktreesLayer {
     root: Option<String>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsLayer {
+    max_cost: Option<f64>,
+    max_turns: Option<u32>,
+    /// A duration such as `300s`, `10m` or `1h`.
+    max_duration: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SafetyLayer {
+    protected: Option<Vec<String>>,
+}
+
 /// The effective settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The claude executable: a name looked up on PATH, or a path.
     pub claude_bin: String,
@@ -71,6 +91,61 @@ pub struct Config {
     pub preset: String,
     /// Where task worktrees go; each repository gets a folder inside.
     pub worktrees_root: PathBuf,
+    pub limits: Limits,
+    /// Protected-path globs from every layer: unlike other settings they add up, so a
+    /// repository's rules cannot be dropped by a user's file or the other way round.
+    pub protected: Vec<String>,
+}
+
+/// What a task may spend, summed across every claude process that serves it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    pub max_cost_usd: f64,
+    pub max_turns: u32,
+    pub max_duration: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_cost_usd: 2.0,
+            max_turns: 50,
+            max_duration: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Parses a duration as the configuration and flags accept it: `300s`, `10m`, `1h30m`, or
+/// a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let duration = match text.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(text)
+            .map_err(|err| format!("expected a duration such as 300s, 10m or 1h ({err})"))?,
+    };
+    if duration.is_zero() {
+        return Err("the duration must be longer than zero".into());
+    }
+    Ok(duration)
+}
+
+/// Parses a cost in US dollars: a positive number, with or without a leading `$`.
+pub fn parse_cost(text: &str) -> Result<f64, String> {
+    let text = text.trim();
+    let number = text.strip_prefix('$').unwrap_or(text);
+    match number.parse::<f64>() {
+        Ok(cost) if cost.is_finite() && cost > 0.0 => Ok(cost),
+        _ => Err("expected a positive amount of US dollars, such as 2 or 0.50".into()),
+    }
+}
+
+/// Parses a turn limit: a whole number of at least 1.
+pub fn parse_turns(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(turns) if turns > 0 => Ok(turns),
+        _ => Err("expected a whole number of turns, at least 1".into()),
+    }
 }
 
 /// Where the repository's `.cms.toml` was found, for error messages.
@@ -92,6 +167,8 @@ impl Config {
             worktrees_root: data_home(env("XDG_DATA_HOME"), home.as_deref())
                 .join("cms")
                 .join("worktrees"),
+            limits: Limits::default(),
+            protected: Vec::new(),
         };
         if let Some(path) = user_config_path(env("XDG_CONFIG_HOME"), home.as_deref())
             && let Some(text) = read_optional(&path)?
@@ -112,6 +189,24 @@ impl Config {
         }
         if let Some(root) = env("CMS_WORKTREES_ROOT") {
             config.worktrees_root = expand_home(&root, home.as_deref());
+        }
+        let from_env = |key: &'static str, value: String, reason: String| ConfigError::Value {
+            key,
+            value,
+            source_name: "the environment".into(),
+            reason,
+        };
+        if let Some(cost) = env("CMS_MAX_COST") {
+            config.limits.max_cost_usd =
+                parse_cost(&cost).map_err(|r| from_env("CMS_MAX_COST", cost, r))?;
+        }
+        if let Some(turns) = env("CMS_MAX_TURNS") {
+            config.limits.max_turns =
+                parse_turns(&turns).map_err(|r| from_env("CMS_MAX_TURNS", turns, r))?;
+        }
+        if let Some(duration) = env("CMS_MAX_DURATION") {
+            config.limits.max_duration =
+                parse_duration(&duration).map_err(|r| from_env("CMS_MAX_DURATION", duration, r))?;
         }
         Ok(config)
     }
@@ -141,6 +236,31 @@ impl Config {
         if let Some(root) = layer.worktrees.root {
             let home = std::env::var_os("HOME").map(PathBuf::from);
             self.worktrees_root = expand_home(&root, home.as_deref());
+        }
+        let invalid = |key: &'static str, value: String, reason: String| ConfigError::Value {
+            key,
+            value,
+            source_name: source_name.to_owned(),
+            reason,
+        };
+        if let Some(cost) = layer.limits.max_cost {
+            self.limits.max_cost_usd = parse_cost(&cost.to_string())
+                .map_err(|r| invalid("limits.max_cost", cost.to_string(), r))?;
+        }
+        if let Some(turns) = layer.limits.max_turns {
+            self.limits.max_turns = parse_turns(&turns.to_string())
+                .map_err(|r| invalid("limits.max_turns", turns.to_string(), r))?;
+        }
+        if let Some(duration) = layer.limits.max_duration {
+            self.limits.max_duration = parse_duration(&duration)
+                .map_err(|r| invalid("limits.max_duration", duration, r))?;
+        }
+        for glob in layer.safety.protected.unwrap_or_default() {
+            crate::safety::validate_glob(&glob)
+                .map_err(|r| invalid("safety.protected", glob.clone(), r))?;
+            if !self.protected.contains(&glob) {
+                self.protected.push(glob);
+            }
         }
         Ok(())
     }
@@ -191,7 +311,49 @@ mod tests {
             model: None,
             preset: "edit".into(),
             worktrees_root: "/data".into(),
+            limits: Limits::default(),
+            protected: Vec::new(),
         }
+    }
+
+    #[test]
+    fn limits_and_protected_paths_come_from_every_layer() {
+        let mut config = base();
+        config
+            .apply(
+                "[limits]\nmax_cost = 0.5\nmax_duration = \"10m\"\n[safety]\nprotected = [\"infra/**\"]",
+                "user",
+            )
+            .unwrap();
+        config
+            .apply(
+                "[limits]\nmax_turns = 7\n[safety]\nprotected = [\".github/**\", \"infra/**\"]",
+                ".cms.toml",
+            )
+            .unwrap();
+        assert_eq!(config.limits.max_cost_usd, 0.5);
+        assert_eq!(config.limits.max_turns, 7);
+        assert_eq!(config.limits.max_duration, Duration::from_secs(600));
+        assert_eq!(config.protected, ["infra/**", ".github/**"]);
+        let err = base()
+            .apply("[limits]\nmax_duration = \"soon\"", ".cms.toml")
+            .unwrap_err();
+        assert!(err.to_string().contains("limits.max_duration"), "{err}");
+        let err = base()
+            .apply("[safety]\nprotected = [\"a/[b\"]", ".cms.toml")
+            .unwrap_err();
+        assert!(err.to_string().contains("a/[b"), "{err}");
+    }
+
+    #[test]
+    fn limit_values_are_parsed_strictly() {
+        assert_eq!(parse_duration("300").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert!(parse_duration("0s").is_err());
+        assert_eq!(parse_cost("$1.5").unwrap(), 1.5);
+        assert!(parse_cost("-1").is_err() && parse_cost("free").is_err());
+        assert!(parse_turns("0").is_err());
+        assert_eq!(parse_turns("12").unwrap(), 12);
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //!
 //! Map: `cli` parses and dispatches; `task` runs a task's life (start, supervise, finish);
 //! `session` owns claude processes and the stream-json protocol; `git` is the only code that
-//! touches git; `store` keeps task records under the git common dir; `workspace` ties a repo
-//! to its store; `report` renders tasks; `ui` writes to the terminal; `config` layers settings.
+//! touches git; `store` keeps task records under the git common dir; `safety` holds limits and
+//! protected paths; `workspace` ties a repo to its store; `report` renders tasks; `ui` writes to the terminal; `config` layers settings.
 //! docs/architecture.md explains the design.
 
 pub mod cli;
@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod git;
 pub mod report;
+pub mod safety;
 pub mod session;
 pub mod store;
 pub mod task;

@@ -152,6 +152,11 @@ pub fn summary(styles: &Styles, record: &TaskRecord) -> String {
             relative(&detail, &record.worktree)
         ));
     }
+    lines.extend(
+        safety_lines(styles, record)
+            .into_iter()
+            .map(|l| format!("  {l}")),
+    );
     if record.files_changed.is_empty() {
         lines.push(format!("  {}", styles.dim.apply_to("no files changed")));
     } else {
@@ -170,12 +175,51 @@ pub fn summary(styles: &Styles, record: &TaskRecord) -> String {
     lines.join("\n")
 }
 
+/// One line per protected-path violation and per write cms's hook blocked.
+pub fn safety_lines(styles: &Styles, record: &TaskRecord) -> Vec<String> {
+    let violations = record.safety.violations.iter().map(|v| {
+        format!(
+            "{} {} {}",
+            styles.bad.apply_to("violation:"),
+            v.kind,
+            relative(&v.detail, &record.worktree)
+        )
+    });
+    let blocked = record.safety.blocked.iter().map(|b| {
+        format!(
+            "{} {} {}",
+            styles.warn.apply_to("blocked:"),
+            b.tool_name,
+            relative(&b.violation.detail, &record.worktree)
+        )
+    });
+    violations.chain(blocked).collect()
+}
+
+/// The limits a task runs under, for people.
+pub fn limits_line(record: &TaskRecord) -> Option<String> {
+    let limits = record.safety.limits?;
+    Some(format!(
+        "${:.2} · {} turns · {}",
+        limits.max_cost_usd,
+        limits.max_turns,
+        humantime::format_duration(std::time::Duration::from_secs(
+            limits.max_duration_ms / 1000
+        ))
+    ))
+}
+
 /// The commands that make sense after a task ended this way.
 pub fn next_commands(record: &TaskRecord) -> Vec<String> {
     let name = &record.name;
     match record.status {
         Status::Merged | Status::Discarded | Status::Running => Vec::new(),
         _ if record.files_changed.is_empty() => vec![format!("cms discard {name}")],
+        Status::ProtectedPath => vec![
+            format!("cms diff {name}"),
+            format!("cms merge {name} --allow-protected"),
+            format!("cms discard {name}"),
+        ],
         _ => vec![
             format!("cms diff {name}"),
             format!("cms merge {name}"),

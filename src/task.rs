@@ -6,14 +6,16 @@
 //! fails, including claude failing before it ever began a session.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use crate::config::Limits;
 use crate::error::{CommandError, ErrorKind};
 use crate::git::{self, GitError, Oid};
+use crate::safety::{self, LimitKind, LimitState, Rules};
 use crate::session::{
-    self, Ledger, Preset, Spawn, StopReason, Timeouts, TurnOutcome, protocol::Event,
+    self, Ledger, Preset, Spawn, StopReason, Timeouts, TurnOutcome, Watch, protocol::Event,
 };
 use crate::store::{Safety, Status, TaskName, TaskRecord, now_rfc3339};
 use crate::workspace::Workspace;
@@ -26,6 +28,11 @@ pub struct TaskOptions {
     pub base: Option<String>,
     pub model: Option<String>,
     pub preset: Option<Preset>,
+    pub max_cost_usd: Option<f64>,
+    pub max_turns: Option<u32>,
+    pub max_duration: Option<Duration>,
+    /// Globs protected on top of the configured ones.
+    pub protect: Vec<String>,
 }
 
 /// A task whose worktree and record exist, ready for its session.
@@ -51,6 +58,24 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, CommandError
         Some(preset) => preset,
         None => Preset::parse(&config.preset).expect("config validates presets"),
     };
+    let limits = Limits {
+        max_cost_usd: opts.max_cost_usd.unwrap_or(config.limits.max_cost_usd),
+        max_turns: opts.max_turns.unwrap_or(config.limits.max_turns),
+        max_duration: opts.max_duration.unwrap_or(config.limits.max_duration),
+    };
+    let mut globs = config.protected.clone();
+    for glob in &opts.protect {
+        if !globs.contains(glob) {
+            globs.push(glob.clone());
+        }
+    }
+    let rules = Rules::new(&globs).map_err(|reason| {
+        CommandError::new(
+            ErrorKind::Usage,
+            format!("invalid protected path glob: {reason}"),
+        )
+        .with_hint("globs look like infra/**, .github or *.pem")
+    })?;
     // Before anything is made: a missing claude must not leave a worktree behind.
     let claude = session::find_claude(&config.claude_bin)?;
     let worktrees = ws.worktrees_dir(&config);
@@ -87,7 +112,11 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, CommandError
             tools_used: Vec::new(),
             files_changed: Vec::new(),
             permission_denials: Vec::new(),
-            safety: Safety::default(),
+            safety: Safety {
+                limits: Some(LimitState::new(limits, Duration::ZERO).settings()),
+                protected: rules.globs().to_vec(),
+                ..Safety::default()
+            },
             error: None,
             head: None,
             merge: None,
@@ -178,6 +207,27 @@ pub async fn run(
     if let Some(model) = &record.model {
         args.extend(["--model".to_owned(), model.clone()]);
     }
+    let limits = record
+        .safety
+        .limits
+        .map(|l| LimitState::from_settings(&l, record.duration_ms));
+    let mut ledger = Ledger::resume(record.cost_usd, record.turns, record.tools_used.clone());
+    if let Some(limits) = &limits {
+        args.extend(limits.claude_args(&ledger));
+    }
+    args.extend(["--settings".to_owned(), hook_settings(ws, &record)?]);
+    // What the session must leave alone, as it was before the session.
+    let baseline = match safety::check::Baseline::capture(
+        &ws.repo.common_dir,
+        &record.worktree,
+        &user_checkouts(ws, &record),
+    ) {
+        Ok(baseline) => baseline,
+        Err(err) => {
+            undo_start(ws, &record);
+            return Err(err.into());
+        }
+    };
     let spec = Spawn {
         bin: &claude,
         args,
@@ -190,8 +240,16 @@ pub async fn run(
     };
     let transcript = ws.store.open_log(&record.name)?;
     let stderr_log = ws.store.open_stderr_log(&record.name)?;
-    let mut ledger = Ledger::resume(record.cost_usd, record.turns, record.tools_used.clone());
     let clock = Instant::now();
+    let mut watch = Watch::new(stop);
+    if let Some(limits) = limits {
+        watch.check =
+            Box::new(move |ledger: &Ledger| limits.crossed(ledger).map(StopReason::Limit));
+        watch.deadline = Some((
+            tokio::time::Instant::now() + limits.time_left(),
+            StopReason::Limit(LimitKind::Duration),
+        ));
+    }
     let name = record.name.clone();
     let store = ws.store.clone();
     let outcome = session::run_turn(
@@ -202,7 +260,7 @@ pub async fn run(
             stdout: transcript,
             stderr: stderr_log,
         },
-        stop,
+        watch,
         run_opts.timeouts,
         |event, ledger| {
             // Record the session as soon as it is known, so `cms show` can point at it while
@@ -228,13 +286,59 @@ pub async fn run(
         undo_start(ws, &record);
         return Err(failed_start_error(&outcome, &claude));
     }
-    finish(
-        ws,
-        record,
-        &ledger,
-        &outcome,
-        clock.elapsed().as_millis() as u64,
-    )
+    finish(ws, record, &ledger, &outcome, &baseline, clock.elapsed())
+}
+
+/// The `--settings` that give claude cms's PreToolUse hook: every file-editing tool call is
+/// checked against the task's protected paths and worktree before it runs, in every preset.
+fn hook_settings(ws: &Workspace, record: &TaskRecord) -> Result<String, CommandError> {
+    let exe = std::env::current_exe().map_err(|err| {
+        CommandError::from_error(ErrorKind::Internal, &err)
+            .with_hint("cms must know its own path to give claude its PreToolUse hook")
+    })?;
+    let command = [
+        shell_quote(&exe.display().to_string()),
+        "hook".to_owned(),
+        "pre-tool-use".to_owned(),
+        "--repo".to_owned(),
+        shell_quote(&ws.repo.common_dir.display().to_string()),
+        "--task".to_owned(),
+        shell_quote(&record.name),
+    ]
+    .join(" ");
+    let settings = serde_json::json!({
+        "hooks": {
+            "PreToolUse": [{
+                "matcher": safety::hook::WRITE_TOOLS_MATCHER,
+                "hooks": [{"type": "command", "command": command}],
+            }],
+        },
+    });
+    Ok(settings.to_string())
+}
+
+/// Quotes a word for `sh`, which runs claude's hook commands.
+fn shell_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', "'\\''"))
+}
+
+/// The user's checkouts a task must leave alone: the main one and the one cms was started
+/// from, unless that is itself a task's worktree.
+fn user_checkouts(ws: &Workspace, record: &TaskRecord) -> Vec<PathBuf> {
+    let tasks_dir = record.worktree.parent().map(git::canonical);
+    let mut checkouts: Vec<PathBuf> = ws.main_checkout().into_iter().collect();
+    checkouts.push(ws.repo.checkout.clone());
+    let mut out: Vec<PathBuf> = Vec::new();
+    for checkout in checkouts {
+        let checkout = git::canonical(&checkout);
+        let is_task = tasks_dir
+            .as_ref()
+            .is_some_and(|dir| checkout.starts_with(dir));
+        if !is_task && checkout != record.worktree && !out.contains(&checkout) {
+            out.push(checkout);
+        }
+    }
+    out
 }
 
 fn failed_start_error(outcome: &TurnOutcome, claude: &std::path::Path) -> CommandError {
@@ -265,15 +369,22 @@ fn failed_start_error(outcome: &TurnOutcome, claude: &std::path::Path) -> Comman
     ))
 }
 
-/// Commits the worktree and saves the task's final state.
+/// Commits the worktree, checks what the session changed, and saves the task's final state.
 fn finish(
     ws: &Workspace,
     record: TaskRecord,
     ledger: &Ledger,
     outcome: &TurnOutcome,
-    elapsed_ms: u64,
+    baseline: &safety::check::Baseline,
+    elapsed: Duration,
 ) -> Result<TaskRecord, CommandError> {
+    let elapsed_ms = elapsed.as_millis() as u64;
     let (mut status, mut error) = status_of(outcome);
+    if let (Some(StopReason::Limit(kind)), Some(settings)) = (outcome.stopped, record.safety.limits)
+    {
+        let state = LimitState::from_settings(&settings, record.duration_ms);
+        error = Some(safety::limits::describe(kind, &state, ledger, elapsed));
+    }
     let session = ledger.session_id.clone().unwrap_or_default();
     let commit = git::snapshot::commit_all(
         &record.worktree,
@@ -295,9 +406,50 @@ fn finish(
         Some(head) => git::snapshot::changed_files(&ws.repo, base, head)?,
         None => Vec::new(),
     };
+    // Everything the session did is committed, so base..head is the whole change.
+    let rules = Rules::new(&record.safety.protected).map_err(|reason| {
+        CommandError::user(format!("the task's protected paths are invalid: {reason}"))
+    })?;
+    let mut violations = match head {
+        Some(head) => safety::check::check_range(&ws.repo, base, head, &rules)?,
+        None => Vec::new(),
+    };
+    violations.extend(baseline.changes());
+    if !violations.is_empty() {
+        status = Status::ProtectedPath;
+        let first = &violations[0].detail;
+        error = Some(match violations.len() {
+            1 => format!("protected-path violation: {first}"),
+            n => format!("{n} protected-path violations; the first: {first}"),
+        });
+    }
     let saved = ws.store.update(&record.name, |r| {
+        // Denials made by cms's own hook are recorded as blocked writes, not as tools the
+        // task needs the user to allow.
+        let blocked: Vec<&str> = r
+            .safety
+            .blocked
+            .iter()
+            .filter_map(|b| b.tool_use_id.as_deref())
+            .collect();
+        let denials: Vec<_> = ledger
+            .permission_denials
+            .iter()
+            .filter(|d| {
+                !d.tool_use_id
+                    .as_deref()
+                    .is_some_and(|id| blocked.contains(&id))
+            })
+            .cloned()
+            .collect();
+        let status = if status == Status::NeedsInput && denials.is_empty() {
+            Status::Completed
+        } else {
+            status
+        };
         r.status = status;
         r.error = error;
+        r.safety.violations = violations;
         r.session_id = ledger.session_id.clone().or(r.session_id.take());
         r.model = r.model.take().or(ledger.model.clone());
         r.cost_usd = ledger.cost_usd;
@@ -305,7 +457,7 @@ fn finish(
         r.duration_ms += elapsed_ms;
         r.response = ledger.response.clone();
         r.tools_used = ledger.tools_used.clone();
-        r.permission_denials = ledger.permission_denials.clone();
+        r.permission_denials = denials;
         r.files_changed = files;
         r.head = head.map(|h| h.to_string());
         r.supervisor = None;
@@ -315,8 +467,13 @@ fn finish(
 
 /// The status a finished process gives its task, and the error to record with it.
 fn status_of(outcome: &TurnOutcome) -> (Status, Option<String>) {
-    if outcome.stopped == Some(StopReason::User) {
-        return (Status::Aborted, Some("stopped by the user".to_owned()));
+    match outcome.stopped {
+        Some(StopReason::User) => {
+            return (Status::Aborted, Some("stopped by the user".to_owned()));
+        }
+        // The finish describes the limit with the figures it was crossed at.
+        Some(StopReason::Limit(kind)) => return (kind.status(), None),
+        None => {}
     }
     let Some(result) = &outcome.result else {
         let mut error = format!(
@@ -328,6 +485,13 @@ fn status_of(outcome: &TurnOutcome) -> (Status, Option<String>) {
         }
         return (Status::Failed, Some(error));
     };
+    if let Some(kind) = LimitState::reported_by_claude(&result.subtype) {
+        let why = result.errors.first().cloned().unwrap_or_default();
+        return (
+            kind.status(),
+            Some(format!("claude stopped at its limit: {why}")),
+        );
+    }
     if result.is_error {
         let mut error = result
             .message()
@@ -377,6 +541,35 @@ pub fn change_range(ws: &Workspace, record: &TaskRecord) -> Result<(Oid, Oid), C
         ))
         .with_hint("it was discarded, so its changes are gone")),
     }
+}
+
+/// Every protected-path violation of a task as it stands now: its change (uncommitted work
+/// in its worktree included) checked against its own rules and the repository's current
+/// ones, plus what was recorded when its sessions ended (changes outside its change, such as
+/// the user's checkout or git metadata, can only be seen then).
+pub fn current_violations(
+    ws: &Workspace,
+    record: &TaskRecord,
+) -> Result<Vec<crate::store::Violation>, CommandError> {
+    let base = Oid::from_str(&record.base).ok();
+    let config = ws.config(base)?;
+    let mut globs = record.safety.protected.clone();
+    globs.extend(config.protected);
+    let rules = Rules::new(&globs).map_err(|reason| {
+        CommandError::user(format!("invalid protected path glob: {reason}"))
+            .with_hint("fix [safety] protected in .cms.toml or your user configuration")
+    })?;
+    let (from, to) = change_range(ws, record)?;
+    let mut violations = record.safety.violations.clone();
+    for violation in safety::check::check_range(&ws.repo, from, to, &rules)? {
+        if !violations
+            .iter()
+            .any(|v| v.kind == violation.kind && v.path == violation.path)
+        {
+            violations.push(violation);
+        }
+    }
+    Ok(violations)
 }
 
 /// Refuses when a task is still running under a live supervisor.

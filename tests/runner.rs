@@ -8,4 +8,5 @@ mod test_errors;
 mod test_inspect;
 mod test_merge;
 mod test_real_claude;
+mod test_safety;
 mod test_task;

@@ -8,13 +8,14 @@ use crate::error::{CommandError, exit_code};
 use crate::git::{self, merge::MergeMessages, merge::MergeMode};
 use crate::report;
 use crate::store::{MergeInfo, Status};
-use crate::task::{ensure_not_running, remove_task_checkout};
+use crate::task::{current_violations, ensure_not_running, remove_task_checkout};
 
 /// Merge a task into the branch it was based on, then remove its worktree and branch
 ///
 /// The merge is computed in memory first: on a conflict, or where it would overwrite
 /// uncommitted changes in the checkout of the target branch, nothing is changed. Unrelated
-/// uncommitted changes in that checkout are kept as they are.
+/// uncommitted changes in that checkout are kept as they are. A task that touched protected
+/// paths is refused unless --allow-protected.
 #[derive(Debug, Args)]
 pub struct MergeArgs {
     /// The task's name
@@ -39,6 +40,10 @@ pub struct MergeArgs {
     /// Keep the task's worktree and branch after merging
     #[arg(long)]
     pub keep: bool,
+
+    /// Merge even though the task touched protected paths
+    #[arg(long)]
+    pub allow_protected: bool,
 }
 
 pub fn cmd_merge(ctx: &CommandContext, args: MergeArgs) -> Result<u8, CommandError> {
@@ -89,6 +94,21 @@ pub fn cmd_merge(ctx: &CommandContext, args: MergeArgs) -> Result<u8, CommandErr
                     record.worktree.display()
                 )));
             }
+        }
+        let violations = current_violations(&ws, &record)?;
+        if !violations.is_empty() && !args.allow_protected {
+            let n = violations.len();
+            return Err(CommandError::user(format!(
+                "task '{}' touched protected paths ({n} violation{}): {}",
+                record.name,
+                if n == 1 { "" } else { "s" },
+                violations[0].detail
+            ))
+            .with_hint(format!(
+                "review them with `cms show {0}` and `cms diff {0}`; merge anyway with \
+                 --allow-protected, or `cms discard {0}`",
+                record.name
+            )));
         }
         let plan = git::merge::plan(&ws.repo, &target, task_tip, mode, &messages(&record))?;
         git::merge::apply(&ws.repo, &plan, &format!("cms: merge task {}", record.name))?;

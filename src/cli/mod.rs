@@ -3,6 +3,7 @@
 mod diff;
 mod discard;
 mod doctor;
+mod hook;
 mod list;
 mod merge;
 mod show;
@@ -51,6 +52,8 @@ pub enum Command {
     Merge(merge::MergeArgs),
     Discard(discard::DiscardArgs),
     Doctor(doctor::DoctorArgs),
+    #[command(hide = true)]
+    Hook(hook::HookArgs),
 }
 
 /// What every command gets: output, and the directory it was started in.
@@ -87,6 +90,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Merge(args) => merge::cmd_merge(&ctx, args),
         Command::Discard(args) => discard::cmd_discard(&ctx, args),
         Command::Doctor(args) => doctor::cmd_doctor(&ctx, args),
+        Command::Hook(args) => hook::cmd_hook(&ctx, args),
     };
     match result {
         Ok(code) => code,

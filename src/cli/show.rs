@@ -57,6 +57,9 @@ pub fn cmd_show(ctx: &CommandContext, args: ShowArgs) -> Result<u8, CommandError
         ),
     ));
     lines.push(field("ledger", report::ledger_line(&record)));
+    if let Some(limits) = report::limits_line(&record) {
+        lines.push(field("limits", limits));
+    }
     if !record.tools_used.is_empty() {
         lines.push(field("tools", record.tools_used.join(", ")));
     }
@@ -84,6 +87,9 @@ pub fn cmd_show(ctx: &CommandContext, args: ShowArgs) -> Result<u8, CommandError
                 report::relative(&detail, &record.worktree)
             ),
         ));
+    }
+    for line in report::safety_lines(s, &record) {
+        lines.push(format!("{:>9}  {line}", ""));
     }
     lines.push(field(
         "files",

@@ -40,6 +40,26 @@ pub struct TaskArgs {
     /// What claude may do without asking
     #[arg(short, long, value_parser = clap::builder::PossibleValuesParser::new(Preset::NAMES))]
     pub preset: Option<String>,
+
+    /// Stop the task when it has cost this many US dollars (default: limits.max_cost, $2)
+    #[arg(long, value_name = "USD", value_parser = crate::config::parse_cost)]
+    pub max_cost: Option<f64>,
+
+    /// Stop the task after this many turns (default: limits.max_turns, 50)
+    #[arg(long, value_name = "N", value_parser = crate::config::parse_turns)]
+    pub max_turns: Option<u32>,
+
+    /// Stop the task after this long, e.g. 300s, 10m, 1h (default: limits.max_duration, 300s)
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
+    pub max_duration: Option<std::time::Duration>,
+
+    /// Protect paths matching this glob as well as the configured ones (repeatable)
+    #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
+    pub protect: Vec<String>,
+}
+
+fn parse_glob(text: &str) -> Result<String, String> {
+    crate::safety::validate_glob(text).map(|()| text.to_owned())
 }
 
 pub fn cmd_task(ctx: &CommandContext, args: TaskArgs) -> Result<u8, CommandError> {
@@ -50,6 +70,10 @@ pub fn cmd_task(ctx: &CommandContext, args: TaskArgs) -> Result<u8, CommandError
         base: args.base,
         model: args.model,
         preset: args.preset.as_deref().and_then(Preset::parse),
+        max_cost_usd: args.max_cost,
+        max_turns: args.max_turns,
+        max_duration: args.max_duration,
+        protect: args.protect,
     };
     let started = task::start(&ws, &opts)?;
     let ui = &ctx.ui;

@@ -7,10 +7,11 @@ mod error;
 pub mod merge;
 mod repo;
 pub mod snapshot;
+pub mod state;
 pub mod worktree;
 
 pub use cmd::{MIN_GIT_VERSION, REPO_ENV_VARS, check_version};
 pub use error::GitError;
 pub use git2::Oid;
 pub use repo::{Head, Repo, canonical};
-pub use snapshot::{DiffFormat, FileChange};
+pub use snapshot::{DiffFormat, FileChange, TreeChange};

@@ -105,8 +105,8 @@ pub fn snapshot_tree(worktree: &Path) -> Result<Oid, GitError> {
     Oid::from_str(text.trim()).map_err(GitError::libgit2("read the snapshot tree id"))
 }
 
-/// The files that differ between two trees (or commits), with renames detected.
-pub fn changed_files(repo: &Repo, from: Oid, to: Oid) -> Result<Vec<FileChange>, GitError> {
+/// The diff between two trees (or commits, or the empty tree), renames detected.
+fn diff_trees(repo: &Repo, from: Oid, to: Oid) -> Result<git2::Diff<'_>, GitError> {
     let raw = repo.raw();
     let from_tree = raw
         .find_tree(repo.tree_of(from)?)
@@ -121,6 +121,79 @@ pub fn changed_files(repo: &Repo, from: Oid, to: Oid) -> Result<Vec<FileChange>,
         .map_err(GitError::libgit2("diff the task against its base"))?;
     diff.find_similar(Some(DiffFindOptions::new().renames(true)))
         .map_err(GitError::libgit2("detect renames"))?;
+    Ok(diff)
+}
+
+/// One entry of a tree diff as the safety checks see it: both paths, both modes, and where a
+/// symlink on the new side points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeChange {
+    /// `added`, `modified`, `deleted`, `renamed`, `copied` or `type_changed`.
+    pub status: &'static str,
+    pub old_path: Option<String>,
+    pub new_path: Option<String>,
+    /// Git file modes (`0o100644`, `0o100755`, `0o120000` symlink, `0o160000` submodule);
+    /// 0 where the side does not exist.
+    pub old_mode: u32,
+    pub new_mode: u32,
+    /// The target of a symlink on the new side.
+    pub link_target: Option<String>,
+}
+
+pub const MODE_SYMLINK: u32 = 0o120000;
+pub const MODE_SUBMODULE: u32 = 0o160000;
+
+/// Every entry that differs between two trees (or commits).
+pub fn tree_changes(repo: &Repo, from: Oid, to: Oid) -> Result<Vec<TreeChange>, GitError> {
+    let diff = diff_trees(repo, from, to)?;
+    let raw = repo.raw();
+    let mut changes = Vec::with_capacity(diff.deltas().len());
+    for delta in diff.deltas() {
+        let side = |f: git2::DiffFile<'_>| {
+            let exists = f.mode() != git2::FileMode::Unreadable && !f.id().is_zero();
+            let path = f.path().map(|p| p.to_string_lossy().into_owned());
+            (
+                exists.then_some(path).flatten(),
+                if exists { u32::from(f.mode()) } else { 0 },
+                f.id(),
+            )
+        };
+        let (old_path, old_mode, _) = side(delta.old_file());
+        let (new_path, new_mode, new_id) = side(delta.new_file());
+        let link_target = if new_mode == MODE_SYMLINK {
+            let blob = raw
+                .find_blob(new_id)
+                .map_err(GitError::libgit2("read a symlink's target"))?;
+            Some(String::from_utf8_lossy(blob.content()).into_owned())
+        } else {
+            None
+        };
+        changes.push(TreeChange {
+            status: delta_status(delta.status()),
+            old_path,
+            new_path,
+            old_mode,
+            new_mode,
+            link_target,
+        });
+    }
+    Ok(changes)
+}
+
+fn delta_status(delta: Delta) -> &'static str {
+    match delta {
+        Delta::Added => "added",
+        Delta::Deleted => "deleted",
+        Delta::Renamed => "renamed",
+        Delta::Copied => "copied",
+        Delta::Typechange => "type_changed",
+        _ => "modified",
+    }
+}
+
+/// The files that differ between two trees (or commits), with renames detected.
+pub fn changed_files(repo: &Repo, from: Oid, to: Oid) -> Result<Vec<FileChange>, GitError> {
+    let diff = diff_trees(repo, from, to)?;
     let mut changes = Vec::with_capacity(diff.deltas().len());
     for (idx, delta) in diff.deltas().enumerate() {
         let path_of = |f: git2::DiffFile<'_>| {
@@ -130,14 +203,7 @@ pub fn changed_files(repo: &Repo, from: Oid, to: Oid) -> Result<Vec<FileChange>,
         };
         let new_path = path_of(delta.new_file());
         let old_path = path_of(delta.old_file());
-        let status = match delta.status() {
-            Delta::Added => "added",
-            Delta::Deleted => "deleted",
-            Delta::Renamed => "renamed",
-            Delta::Copied => "copied",
-            Delta::Typechange => "type_changed",
-            _ => "modified",
-        };
+        let status = delta_status(delta.status());
         let (additions, deletions, binary) =
             match Patch::from_diff(&diff, idx).map_err(GitError::libgit2("count changed lines"))? {
                 Some(patch) if !delta.flags().is_binary() => {

@@ -19,6 +19,7 @@ use super::SessionError;
 use super::ledger::Ledger;
 use super::process::{Spawn, kill_tree, spawn};
 use super::protocol::{Event, ResultEvent, interrupt_line, user_message_line};
+use crate::safety::LimitKind;
 
 /// How many of claude's last stderr lines are kept for error messages.
 const STDERR_TAIL: usize = 20;
@@ -28,6 +29,30 @@ const STDERR_TAIL: usize = 20;
 pub enum StopReason {
     /// The user asked (Ctrl-C, SIGTERM, or `cms abort`).
     User,
+    /// The task crossed one of its limits.
+    Limit(LimitKind),
+}
+
+/// Decides after every event whether the session must stop (limits on cost and turns).
+pub type StopCheck<'a> = Box<dyn FnMut(&Ledger) -> Option<StopReason> + 'a>;
+
+/// Everything that can stop a session before it ends on its own: requests from outside
+/// (signals), a check run on the ledger after every event, and a moment (the time limit).
+pub struct Watch<'a> {
+    pub requests: mpsc::UnboundedReceiver<StopReason>,
+    pub check: StopCheck<'a>,
+    pub deadline: Option<(Instant, StopReason)>,
+}
+
+impl<'a> Watch<'a> {
+    /// Stops only on request.
+    pub fn new(requests: mpsc::UnboundedReceiver<StopReason>) -> Watch<'a> {
+        Watch {
+            requests,
+            check: Box::new(|_| None),
+            deadline: None,
+        }
+    }
 }
 
 /// Timing knobs; tests shorten them.
@@ -97,7 +122,7 @@ pub async fn run_turn(
     message: &str,
     ledger: &mut Ledger,
     logs: Logs,
-    mut stop: mpsc::UnboundedReceiver<StopReason>,
+    mut watch: Watch<'_>,
     timeouts: Timeouts,
     mut on_event: impl FnMut(&Event, &Ledger),
 ) -> Result<TurnOutcome, SessionError> {
@@ -135,6 +160,7 @@ pub async fn run_turn(
     let mut interrupts = 0u32;
     loop {
         buf.clear();
+        let mut requested: Option<StopReason> = None;
         tokio::select! {
             read = reader.read_until(b'\n', &mut buf) => {
                 match read {
@@ -165,34 +191,51 @@ pub async fn run_turn(
                     _ => {}
                 }
                 on_event(&event, ledger);
-            }
-            request = stop.recv(), if stop_open => {
-                let Some(reason) = request else {
-                    stop_open = false;
-                    continue;
-                };
-                outcome.stopped.get_or_insert(reason);
-                interrupts += 1;
-                let graceful = interrupts == 1 && outcome.result.is_none();
-                let sent = graceful && match stdin.as_mut() {
-                    Some(pipe) => {
-                        let line = format!("{}\n", interrupt_line(&format!("cms_interrupt_{interrupts}")));
-                        pipe.write_all(line.as_bytes()).await.is_ok() && pipe.flush().await.is_ok()
-                    }
-                    None => false,
-                };
-                if sent {
-                    deadline = Some(Instant::now() + timeouts.interrupt_grace);
-                } else {
-                    kill_tree(pid);
-                    outcome.killed = true;
+                // Decided on the event itself, not on timing, so the same events always end
+                // the task the same way.
+                if outcome.stopped.is_none() && outcome.result.is_none() {
+                    requested = (watch.check)(ledger);
                 }
+            }
+            request = watch.requests.recv(), if stop_open => {
+                match request {
+                    Some(reason) => requested = Some(reason),
+                    None => stop_open = false,
+                }
+            }
+            () = sleep_until(watch.deadline.map(|(at, _)| at)),
+                if watch.deadline.is_some() && outcome.stopped.is_none() && outcome.result.is_none() =>
+            {
+                requested = watch.deadline.take().map(|(_, reason)| reason);
             }
             () = sleep_until(deadline), if deadline.is_some() => {
                 kill_tree(pid);
                 outcome.killed = true;
                 deadline = None;
             }
+        }
+        let Some(reason) = requested else {
+            continue;
+        };
+        outcome.stopped.get_or_insert(reason);
+        interrupts += 1;
+        let graceful = interrupts == 1 && outcome.result.is_none();
+        let sent = graceful
+            && match stdin.as_mut() {
+                Some(pipe) => {
+                    let line = format!(
+                        "{}\n",
+                        interrupt_line(&format!("cms_interrupt_{interrupts}"))
+                    );
+                    pipe.write_all(line.as_bytes()).await.is_ok() && pipe.flush().await.is_ok()
+                }
+                None => false,
+            };
+        if sent {
+            deadline = Some(Instant::now() + timeouts.interrupt_grace);
+        } else {
+            kill_tree(pid);
+            outcome.killed = true;
         }
     }
     drop(stdin);

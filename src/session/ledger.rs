@@ -3,10 +3,20 @@
 //! claude reports `total_cost_usd` cumulatively per process (a `--resume` process starts again
 //! from zero), so the ledger adds each result's increase over the previous result of the same
 //! process rather than the raw figure.
+//!
+//! Between results the ledger also keeps a live estimate, so limits can be enforced while a
+//! turn runs: each new API message is priced from its token usage and the model's price (the
+//! `usage` on assistant events is the snapshot from the start of the message, so the output
+//! is estimated from the content), and each `result` replaces the estimate with the truth.
+
+use std::collections::HashSet;
 
 use serde_json::Value;
 
-use super::protocol::{ContentBlock, Event, PermissionDenial, ResultEvent, SystemEvent};
+use super::pricing::{estimate_tokens, price_of};
+use super::protocol::{
+    AssistantEvent, ContentBlock, Event, PermissionDenial, ResultEvent, SystemEvent, Usage,
+};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Ledger {
@@ -23,6 +33,15 @@ pub struct Ledger {
     /// `total_cost_usd` of the current process's previous result.
     process_cost: f64,
     last_text: Option<String>,
+    /// Estimated cost of the API messages since the last result.
+    estimate_usd: f64,
+    /// Main-conversation API messages since the last result: turns not yet in `turns`.
+    pending_turns: u32,
+    /// Whether the newest main-conversation message asked for a tool.
+    awaiting_tool: bool,
+    /// Message ids already priced: claude prints one event per content block.
+    seen_messages: HashSet<String>,
+    current_message: Option<String>,
 }
 
 impl Ledger {
@@ -41,6 +60,72 @@ impl Ledger {
         self.process_cost = 0.0;
         self.last_result = None;
         self.permission_denials.clear();
+        self.clear_estimate();
+        self.seen_messages.clear();
+    }
+
+    /// The cost so far, including the estimate for the turn in progress.
+    pub fn live_cost_usd(&self) -> f64 {
+        self.cost_usd + self.estimate_usd
+    }
+
+    /// The turns so far, including those of the turn in progress.
+    pub fn live_turns(&self) -> u32 {
+        self.turns + self.pending_turns
+    }
+
+    /// Whether the newest API message of the turn in progress asked for a tool, so the turn
+    /// will need at least one more API message.
+    pub fn awaiting_tool_result(&self) -> bool {
+        self.awaiting_tool
+    }
+
+    fn clear_estimate(&mut self) {
+        self.estimate_usd = 0.0;
+        self.pending_turns = 0;
+        self.awaiting_tool = false;
+        self.current_message = None;
+    }
+
+    fn estimate(&mut self, event: &AssistantEvent) {
+        // Synthetic messages (API errors) cost nothing.
+        if event.error.is_some() {
+            return;
+        }
+        let message = &event.message;
+        let model = message.model.as_deref().unwrap_or_default();
+        if model == "<synthetic>" {
+            return;
+        }
+        let price = price_of(model);
+        let main = event.parent_tool_use_id.is_none();
+        let new = match &message.id {
+            Some(id) => self.seen_messages.insert(id.clone()),
+            None => true,
+        };
+        if new {
+            let usage = message.usage.clone().unwrap_or_default();
+            self.estimate_usd += price.cost(&usage, 0);
+            if main {
+                self.pending_turns += 1;
+                self.awaiting_tool = false;
+                self.current_message = message.id.clone();
+            }
+        }
+        for block in &message.content {
+            let generated = match block {
+                ContentBlock::Text { text } => estimate_tokens(text),
+                ContentBlock::Thinking { thinking } => estimate_tokens(thinking),
+                ContentBlock::ToolUse { input, .. } => {
+                    if main {
+                        self.awaiting_tool = true;
+                    }
+                    estimate_tokens(&input.to_string())
+                }
+                _ => 0,
+            };
+            self.estimate_usd += price.cost(&Usage::default(), generated);
+        }
     }
 
     pub fn observe(&mut self, event: &Event) {
@@ -52,6 +137,7 @@ impl Ledger {
                 }
             }
             Event::Assistant(a) => {
+                self.estimate(a);
                 for block in &a.message.content {
                     match block {
                         ContentBlock::ToolUse { name, .. } => self.note_tool(name),
@@ -84,6 +170,7 @@ impl Ledger {
         self.cost_usd += increase;
         self.process_cost = result.total_cost_usd;
         self.turns += result.num_turns;
+        self.clear_estimate();
         if let Some(id) = &result.session_id {
             self.session_id = Some(id.clone());
         }
@@ -180,6 +267,56 @@ mod tests {
         assert!(result.is_error);
         assert_eq!(result.api_error_status, Some(529));
         assert_eq!(ledger.cost_usd, 0.0);
+    }
+
+    #[test]
+    fn live_estimates_count_each_message_once_and_results_replace_them() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/claude-protocol/samples/tools_bypass.jsonl");
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut ledger = Ledger::default();
+        ledger.start_process();
+        let mut before_result = (0.0, 0, false);
+        for line in text.lines() {
+            let event = Event::parse(line);
+            if matches!(event, Event::Result(_)) {
+                before_result = (
+                    ledger.live_cost_usd(),
+                    ledger.live_turns(),
+                    ledger.awaiting_tool_result(),
+                );
+            }
+            ledger.observe(&event);
+        }
+        // Five API messages, the first in two events (text, then tool_use), the last text.
+        let (estimate, turns, awaiting) = before_result;
+        assert_eq!(turns, 5);
+        assert!(!awaiting);
+        // 98207 input tokens on opus are $0.491; the estimate must be in the right range.
+        assert!(estimate > 0.49 && estimate < 0.55, "{estimate}");
+        assert!((ledger.live_cost_usd() - 0.49706).abs() < 1e-9);
+        assert_eq!(ledger.live_turns(), 5);
+    }
+
+    #[test]
+    fn a_message_asking_for_a_tool_is_awaiting_its_result() {
+        let mut ledger = Ledger::default();
+        ledger.start_process();
+        feed(&mut ledger, "max_turns.jsonl");
+        assert_eq!(ledger.turns, 2);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/claude-protocol/samples/max_turns.jsonl");
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut ledger = Ledger::default();
+        ledger.start_process();
+        for line in text
+            .lines()
+            .take_while(|l| !l.contains("\"type\":\"user\""))
+        {
+            ledger.observe(&Event::parse(line));
+        }
+        assert_eq!(ledger.live_turns(), 1);
+        assert!(ledger.awaiting_tool_result());
     }
 
     #[test]

@@ -3,12 +3,13 @@
 mod driver;
 mod ledger;
 mod preset;
+pub mod pricing;
 mod process;
 pub mod protocol;
 
 use std::path::PathBuf;
 
-pub use driver::{Logs, StopReason, Timeouts, TurnOutcome, run_turn};
+pub use driver::{Logs, StopReason, Timeouts, TurnOutcome, Watch, run_turn};
 pub use ledger::{Ledger, describe_tool_input, first_line};
 pub use preset::Preset;
 pub use process::{Spawn, current_supervisor, find_claude, kill_tree, supervisor_alive};

@@ -68,9 +68,32 @@ pub struct Supervisor {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Safety {
-    /// Enforced limits; `null` until limits exist for the task.
-    pub limits: Option<serde_json::Value>,
+    /// The limits in force, summed across every process of the task.
+    pub limits: Option<LimitSettings>,
+    /// The protected-path globs in force, the always-protected ones included.
+    #[serde(default)]
+    pub protected: Vec<String>,
+    /// Rules the task broke; any makes it `protected_path`.
     pub violations: Vec<Violation>,
+    /// Writes denied before they happened (the agent was told why); not violations.
+    #[serde(default)]
+    pub blocked: Vec<Blocked>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LimitSettings {
+    pub max_cost_usd: f64,
+    pub max_turns: u32,
+    pub max_duration_ms: u64,
+}
+
+/// A tool call cms's PreToolUse hook denied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Blocked {
+    pub tool_name: String,
+    pub tool_use_id: Option<String>,
+    #[serde(flatten)]
+    pub violation: Violation,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,84 @@
+//! `cms hook pre-tool-use`: the command claude runs before each file-editing tool call of a
+//! task (given to it with `--settings`). Not for people; hidden from help.
+//!
+//! It fails closed: if the call cannot be judged (unreadable input, no task record), it is
+//! denied with exit code 2, which claude treats as a block, since any other failure would let
+//! the write through.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use serde_json::Value;
+
+use super::CommandContext;
+use crate::error::{CommandError, exit_code};
+use crate::safety::{Rules, hook};
+use crate::store::{Blocked, Store};
+
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    #[command(subcommand)]
+    pub event: HookEvent,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HookEvent {
+    /// Judge one tool call, read as claude's hook JSON on stdin
+    PreToolUse {
+        /// The repository's git common dir, where the task's record is
+        #[arg(long)]
+        repo: PathBuf,
+        /// The task whose session made the call
+        #[arg(long)]
+        task: String,
+    },
+}
+
+/// claude's "block this tool call" exit code for hooks.
+const BLOCK: u8 = 2;
+
+pub fn cmd_hook(_ctx: &CommandContext, args: HookArgs) -> Result<u8, CommandError> {
+    let HookEvent::PreToolUse { repo, task } = args.event;
+    match pre_tool_use(&repo, &task) {
+        Ok(Some(reason)) => {
+            // One compact line: claude parses the hook's whole stdout as one JSON value.
+            println!("{}", hook::deny_output(&reason));
+            Ok(exit_code::OK)
+        }
+        Ok(None) => Ok(exit_code::OK),
+        Err(why) => {
+            eprintln!("cms denied this write because it could not check it: {why}");
+            Ok(BLOCK)
+        }
+    }
+}
+
+/// The reason to deny the call on stdin, or `None` to allow it.
+fn pre_tool_use(repo: &std::path::Path, task: &str) -> Result<Option<String>, String> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(|err| format!("reading the hook input failed: {err}"))?;
+    let input: Value =
+        serde_json::from_str(&text).map_err(|err| format!("the hook input is not JSON: {err}"))?;
+    let tool_name = input["tool_name"].as_str().unwrap_or_default().to_owned();
+    let store = Store::new(repo);
+    let record = store
+        .load(task)
+        .map_err(|err| format!("task '{task}' could not be read: {err}"))?;
+    let rules = Rules::new(&record.safety.protected)?;
+    let Some(violation) = hook::verdict(&record.worktree, &rules, &tool_name, &input["tool_input"])
+    else {
+        return Ok(None);
+    };
+    let reason = hook::reason_for(&violation);
+    let blocked = Blocked {
+        tool_name,
+        tool_use_id: input["tool_use_id"].as_str().map(str::to_owned),
+        violation,
+    };
+    // The task's record keeps what was blocked; the denial stands even if that fails.
+    let _ = store.update(task, |r| r.safety.blocked.push(blocked));
+    Ok(Some(reason))
+}

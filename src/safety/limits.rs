@@ -1,0 +1,143 @@
+//! Limits: the cost, turns and wall time a task may use, summed across every claude process
+//! that serves it, and the moment a running session crosses one.
+
+use std::time::Duration;
+
+use crate::config::Limits;
+use crate::session::Ledger;
+use crate::store::{LimitSettings, Status};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    Cost,
+    Turns,
+    Duration,
+}
+
+impl LimitKind {
+    /// The status a task ends in when it crosses this limit.
+    pub fn status(self) -> Status {
+        match self {
+            LimitKind::Cost => Status::CostExceeded,
+            LimitKind::Turns => Status::TurnsExceeded,
+            LimitKind::Duration => Status::DurationExceeded,
+        }
+    }
+}
+
+/// The limits of one task and what it had used before the current process.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LimitState {
+    pub limits: Limits,
+    /// Wall time of the task's earlier processes.
+    pub used_before: Duration,
+}
+
+impl LimitState {
+    pub fn new(limits: Limits, used_before: Duration) -> LimitState {
+        LimitState {
+            limits,
+            used_before,
+        }
+    }
+
+    pub fn from_settings(settings: &LimitSettings, used_before_ms: u64) -> LimitState {
+        LimitState::new(
+            Limits {
+                max_cost_usd: settings.max_cost_usd,
+                max_turns: settings.max_turns,
+                max_duration: Duration::from_millis(settings.max_duration_ms),
+            },
+            Duration::from_millis(used_before_ms),
+        )
+    }
+
+    pub fn settings(&self) -> LimitSettings {
+        LimitSettings {
+            max_cost_usd: self.limits.max_cost_usd,
+            max_turns: self.limits.max_turns,
+            max_duration_ms: self.limits.max_duration.as_millis() as u64,
+        }
+    }
+
+    /// The wall time the current process may still use.
+    pub fn time_left(&self) -> Duration {
+        self.limits.max_duration.saturating_sub(self.used_before)
+    }
+
+    /// The limit the session has crossed, judged on the ledger's live figures. A turn limit is
+    /// crossed as soon as the last allowed turn asks for a tool: its result would need one
+    /// more turn, and stopping now saves paying for it.
+    pub fn crossed(&self, ledger: &Ledger) -> Option<LimitKind> {
+        if ledger.live_cost_usd() >= self.limits.max_cost_usd {
+            return Some(LimitKind::Cost);
+        }
+        let turns = ledger.live_turns();
+        let max = self.limits.max_turns;
+        if turns > max || (turns == max && ledger.awaiting_tool_result()) {
+            return Some(LimitKind::Turns);
+        }
+        None
+    }
+
+    /// Flags that make claude enforce what is left of the limits itself, as a backstop to
+    /// cms's own watch: `--max-budget-usd` and `--max-turns`.
+    pub fn claude_args(&self, ledger: &Ledger) -> Vec<String> {
+        let cost_left = (self.limits.max_cost_usd - ledger.cost_usd).max(0.0);
+        let turns_left = self.limits.max_turns.saturating_sub(ledger.turns).max(1);
+        vec![
+            "--max-budget-usd".to_owned(),
+            format!("{cost_left:.4}"),
+            "--max-turns".to_owned(),
+            turns_left.to_string(),
+        ]
+    }
+
+    /// The limit a process's `result` reports claude itself enforced, if any.
+    pub fn reported_by_claude(subtype: &str) -> Option<LimitKind> {
+        match subtype {
+            "error_max_turns" => Some(LimitKind::Turns),
+            "error_max_budget_usd" => Some(LimitKind::Cost),
+            _ => None,
+        }
+    }
+
+    /// The limit already used up before a process starts, if any.
+    pub fn exhausted(&self, ledger: &Ledger) -> Option<LimitKind> {
+        if ledger.cost_usd >= self.limits.max_cost_usd {
+            Some(LimitKind::Cost)
+        } else if ledger.turns >= self.limits.max_turns {
+            Some(LimitKind::Turns)
+        } else if self.time_left().is_zero() {
+            Some(LimitKind::Duration)
+        } else {
+            None
+        }
+    }
+}
+
+/// A description of a crossed limit for the task's error.
+pub fn describe(kind: LimitKind, state: &LimitState, ledger: &Ledger, elapsed: Duration) -> String {
+    let limits = &state.limits;
+    match kind {
+        LimitKind::Cost => format!(
+            "stopped at the cost limit: ${:.4} spent of ${:.2}",
+            ledger.live_cost_usd().max(ledger.cost_usd),
+            limits.max_cost_usd
+        ),
+        LimitKind::Turns => format!(
+            "stopped at the turn limit: {} turns of {}",
+            ledger.live_turns().max(ledger.turns),
+            limits.max_turns
+        ),
+        LimitKind::Duration => format!(
+            "stopped at the time limit: {} of {}",
+            humantime::format_duration(round_secs(state.used_before + elapsed)),
+            humantime::format_duration(limits.max_duration)
+        ),
+    }
+}
+
+fn round_secs(duration: Duration) -> Duration {
+    Duration::from_secs(duration.as_secs())
+}

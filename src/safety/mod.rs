@@ -1,0 +1,27 @@
+//! The safety net: the limits a task may not cross and the paths it may not touch, enforced
+//! before a write (the PreToolUse hook), on the task's diff, and on the user's checkouts.
+
+pub mod check;
+pub mod hook;
+pub mod limits;
+pub mod paths;
+
+pub use limits::{LimitKind, LimitState};
+pub use paths::{Rules, validate_glob};
+
+/// What kind of rule a violation broke; the strings are part of the JSON contract.
+pub mod kind {
+    /// A protected path was added, changed, deleted, renamed or had its mode changed.
+    pub const PROTECTED_PATH: &str = "protected_path";
+    /// A write aimed outside the task's worktree.
+    pub const OUTSIDE_WORKTREE: &str = "outside_worktree";
+    /// A symlink that points at a protected path or out of the worktree.
+    pub const SYMLINK: &str = "symlink";
+    /// A submodule pointer change over protected paths.
+    pub const SUBMODULE: &str = "submodule";
+    /// Git metadata (hooks, config, the worktree's `.git`) that would run code in the user's
+    /// repository or redirect it.
+    pub const GIT_METADATA: &str = "git_metadata";
+    /// A change in one of the user's checkouts while the task ran.
+    pub const MAIN_CHECKOUT: &str = "main_checkout";
+}

@@ -1,0 +1,81 @@
+//! claude's per-model prices, for estimating what a session has spent before its `result`
+//! says what it really cost.
+
+use super::protocol::Usage;
+
+/// US dollars per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Price {
+    pub input: f64,
+    pub output: f64,
+    pub cache_read: f64,
+    pub cache_write: f64,
+}
+
+const OPUS: Price = Price {
+    input: 5.0,
+    output: 25.0,
+    cache_read: 0.5,
+    cache_write: 6.25,
+};
+const SONNET: Price = Price {
+    input: 3.0,
+    output: 15.0,
+    cache_read: 0.3,
+    cache_write: 3.75,
+};
+const HAIKU: Price = Price {
+    input: 1.0,
+    output: 5.0,
+    cache_read: 0.1,
+    cache_write: 1.25,
+};
+
+/// The price claude charges for `model`. Like claude itself, an unknown model is priced as
+/// Opus, the dearest: an estimate that errs high stops a task early rather than late.
+pub fn price_of(model: &str) -> Price {
+    let model = model.to_ascii_lowercase();
+    if model.contains("haiku") {
+        HAIKU
+    } else if model.contains("sonnet") {
+        SONNET
+    } else {
+        OPUS
+    }
+}
+
+impl Price {
+    /// The cost of `usage` plus `extra_output` tokens not yet counted in it.
+    pub fn cost(&self, usage: &Usage, extra_output: u64) -> f64 {
+        let per_token = |tokens: u64, per_million: f64| tokens as f64 * per_million / 1_000_000.0;
+        per_token(usage.input_tokens, self.input)
+            + per_token(usage.output_tokens + extra_output, self.output)
+            + per_token(usage.cache_read_input_tokens, self.cache_read)
+            + per_token(usage.cache_creation_input_tokens, self.cache_write)
+    }
+}
+
+/// Roughly how many tokens `text` took to generate: about four characters a token.
+pub fn estimate_tokens(text: &str) -> u64 {
+    (text.len() as u64).div_ceil(4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices_match_the_table_claude_uses() {
+        let usage = Usage {
+            input_tokens: 1000,
+            output_tokens: 100,
+            ..Usage::default()
+        };
+        // PROTOCOL.md: 1000 in / 100 out on opus costs 0.0075.
+        assert!((price_of("claude-opus-4-8[1m]").cost(&usage, 0) - 0.0075).abs() < 1e-12);
+        assert_eq!(price_of("claude-sonnet-5"), SONNET);
+        assert_eq!(price_of("claude-sonnet-4-5-20250929"), SONNET);
+        assert_eq!(price_of("claude-haiku-4-5-20251001"), HAIKU);
+        assert_eq!(price_of("my-custom-model"), OPUS);
+    }
+}

@@ -1,0 +1,441 @@
+//! The safety net: limits that stop a task and keep its work, and protected paths caught on
+//! the task's diff, in git metadata and in the user's checkout, whatever tool made the change.
+
+use serde_json::{Value, json};
+
+use crate::common::{Run, TestEnv};
+
+/// Runs a one-turn task with these steps and returns how it ended and its JSON.
+fn run_task(env: &TestEnv, name: &str, steps: Value, extra: &[&str]) -> (Run, Value) {
+    env.steps(steps);
+    let mut args = vec!["task", "--json", "do the thing", "--name", name];
+    args.extend_from_slice(extra);
+    let run = env.cms(&args);
+    let task = run.json();
+    (run, task)
+}
+
+/// `kind path` for each violation of a task.
+fn violations(task: &Value) -> Vec<String> {
+    task["safety"]["violations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no violations array in {task:#}"))
+        .iter()
+        .map(|v| {
+            format!(
+                "{} {}",
+                v["kind"].as_str().unwrap(),
+                v["path"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// A repository with protected paths configured in `.cms.toml`, and files under them.
+fn protected_repo() -> TestEnv {
+    let env = TestEnv::new();
+    env.write(
+        ".cms.toml",
+        "[safety]\nprotected = [\"infra/**\", \".github/**\", \"*.pem\", \"vendor/keys/**\"]\n",
+    );
+    env.write("infra/main.tf", "resource {}\n");
+    env.write(".github/workflows/ci.yml", "on: push\n");
+    env.write("docs/readme.md", "docs\n");
+    env.write("src/lib.rs", "pub fn f() {}\n");
+    env.write("src/old.rs", "old\n");
+    env.commit_all("protected files");
+    // A submodule pointer (no checkout needed: a gitlink in the tree is what moves).
+    let head = env.git(&["rev-parse", "HEAD"]);
+    env.git(&[
+        "update-index",
+        "--add",
+        "--cacheinfo",
+        &format!("160000,{head},vendor/keys"),
+    ]);
+    env.git(&["commit", "-q", "-m", "a submodule"]);
+    env
+}
+
+#[test]
+fn bypass_corpus_every_trick_to_change_a_protected_path_is_caught() {
+    let env = protected_repo();
+    // (case, bash command run by the agent in its worktree, expected violation "kind path")
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "unstaged edit",
+            "echo x >> infra/main.tf",
+            "protected_path infra/main.tf",
+        ),
+        (
+            "untracked file",
+            "echo key > deploy.pem",
+            "protected_path deploy.pem",
+        ),
+        (
+            "staged edit",
+            "echo x >> infra/main.tf && git add infra/main.tf",
+            "protected_path infra/main.tf",
+        ),
+        (
+            "committed edit",
+            "echo x >> .github/workflows/ci.yml && git commit -qam sneaky",
+            "protected_path .github/workflows/ci.yml",
+        ),
+        (
+            "deletion",
+            "rm infra/main.tf",
+            "protected_path infra/main.tf",
+        ),
+        (
+            "rename out of a protected folder",
+            "git mv infra/main.tf docs/main.tf",
+            "protected_path infra/main.tf",
+        ),
+        (
+            "rename into a protected folder",
+            "mv docs/readme.md infra/readme.md",
+            "protected_path infra/readme.md",
+        ),
+        (
+            "mode change",
+            "chmod +x infra/main.tf",
+            "protected_path infra/main.tf",
+        ),
+        (
+            "odd spellings of the path",
+            "echo x > ./infra//new.tf && echo y > src/../infra/other.tf",
+            "protected_path infra/new.tf",
+        ),
+        (
+            "symlink to a protected path",
+            "ln -s ../infra/main.tf docs/link",
+            "symlink docs/link",
+        ),
+        (
+            "symlink out of the worktree",
+            "ln -s /etc/passwd docs/passwd",
+            "symlink docs/passwd",
+        ),
+        (
+            "submodule pointer",
+            "git update-index --cacheinfo 160000,$(git rev-parse HEAD),vendor/keys",
+            "submodule vendor/keys",
+        ),
+        (
+            "the repository's cms config",
+            "echo '[safety]' > .cms.toml",
+            "protected_path .cms.toml",
+        ),
+        (
+            "claude's project settings",
+            "mkdir -p .claude && echo '{}' > .claude/settings.json",
+            "protected_path .claude/settings.json",
+        ),
+        (
+            "a git hook in the shared git dir",
+            "echo 'echo pwned' > \"$(git rev-parse --git-common-dir)/hooks/post-merge\"",
+            "git_metadata hooks/post-merge",
+        ),
+        (
+            "git config that runs code",
+            "git config core.hooksPath /tmp/elsewhere",
+            "git_metadata config",
+        ),
+        (
+            "the user's main checkout",
+            "echo stolen > \"$CMS_REPO/../stolen.txt\"",
+            "main_checkout",
+        ),
+    ];
+    for (i, (case, command, expected)) in cases.iter().enumerate() {
+        let name = format!("trick{i}");
+        let (run, task) = run_task(&env, &name, json!([{"bash": command}]), &["-p", "full"]);
+        run.code(3);
+        assert_eq!(task["status"], "protected_path", "{case}: {task:#}");
+        let found = violations(&task);
+        assert!(
+            found.iter().any(|v| v.starts_with(expected)),
+            "{case}: expected {expected:?} in {found:?}"
+        );
+        assert!(
+            task["error"]
+                .as_str()
+                .unwrap()
+                .contains("protected-path violation"),
+            "{case}"
+        );
+        // The work is kept, committed on the task's branch, for the user to judge.
+        assert!(env.git_ok(&["rev-parse", "--verify", &format!("cms/{name}")]));
+        let worktree = task["worktree"].as_str().unwrap();
+        assert!(std::path::Path::new(worktree).is_dir(), "{case}");
+    }
+}
+
+#[test]
+fn benign_corpus_nothing_flagged() {
+    let env = protected_repo();
+    let steps = json!([
+        {"write": {"path": "src/new.rs", "content": "pub fn g() {}\n"}},
+        {"read": {"path": "src/lib.rs"}},
+        {"edit": {"path": "src/lib.rs", "old": "f()", "new": "h()"}},
+        {"bash": "git mv docs/readme.md docs/README.md"},
+        {"bash": "ln -s ../src/lib.rs docs/lib.rs && ln -s README.md docs/index.md"},
+        {"bash": "echo infra-notes > infrastructure.md && echo x > docs/.github.md"},
+        {"bash": "echo 'pem files are keys' > docs/pem.txt && mkdir -p src/infra && echo m > src/infra/main.tf"},
+        {"bash": "printf '#!/bin/sh\\n' > src/tool.sh && chmod +x src/tool.sh && rm src/old.rs"},
+        {"bash": "git add -A && git commit -qm 'agent commit' && echo after > src/after.rs"},
+        {"bash": "echo scratch > /tmp/cms-benign-scratch-$$ && rm /tmp/cms-benign-scratch-$$"},
+    ]);
+    let (run, task) = run_task(&env, "benign", steps, &["-p", "full"]);
+    run.success();
+    assert_eq!(task["status"], "completed", "{task:#}");
+    assert_eq!(task["safety"]["violations"], json!([]));
+    assert_eq!(task["safety"]["blocked"], json!([]));
+    assert_eq!(task["error"], Value::Null);
+    let merged = env.cms(&["merge", "benign"]);
+    merged.success();
+}
+
+#[test]
+fn merge_refuses_a_task_that_touched_protected_paths_unless_allowed() {
+    let env = protected_repo();
+    let (run, task) = run_task(
+        &env,
+        "sneaky",
+        json!([{"bash": "echo x >> infra/main.tf"}]),
+        &["-p", "full"],
+    );
+    run.code(3);
+    assert_eq!(task["status"], "protected_path");
+    let head = env.git(&["rev-parse", "main"]);
+    let refused = env.cms(&["merge", "sneaky"]);
+    refused
+        .code(1)
+        .one_line_error_with_hint("touched protected paths");
+    assert!(
+        refused.stderr.contains("--allow-protected"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(env.git(&["rev-parse", "main"]), head);
+    assert!(env.git_ok(&["rev-parse", "--verify", "cms/sneaky"]));
+    env.cms(&["merge", "sneaky", "--allow-protected"]).success();
+    assert_eq!(env.read("infra/main.tf"), "resource {}\nx\n");
+}
+
+#[test]
+fn merge_rechecks_work_added_after_the_task_ended() {
+    let env = protected_repo();
+    let task = env.task_ok(&["harmless", "--name", "later"]);
+    assert_eq!(task["status"], "completed");
+    // Someone commits a protected change on the task's branch after the session.
+    let worktree = task["worktree"].as_str().unwrap();
+    env.git_in(
+        std::path::Path::new(worktree),
+        &["rm", "-q", "infra/main.tf"],
+    );
+    env.git_in(
+        std::path::Path::new(worktree),
+        &["commit", "-q", "-m", "drop infra"],
+    );
+    env.cms(&["merge", "later"])
+        .code(1)
+        .one_line_error_with_hint("infra/main.tf");
+}
+
+#[test]
+fn protect_flag_adds_to_the_configured_globs_and_is_recorded() {
+    let env = protected_repo();
+    let (run, task) = run_task(
+        &env,
+        "flagged",
+        json!([{"bash": "echo x >> docs/readme.md"}]),
+        &["-p", "full", "--protect", "docs/**"],
+    );
+    run.code(3);
+    assert_eq!(violations(&task), ["protected_path docs/readme.md"]);
+    let globs: Vec<&str> = task["safety"]["protected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g.as_str().unwrap())
+        .collect();
+    for glob in [".cms.toml", "infra/**", "docs/**"] {
+        assert!(
+            globs.iter().any(|g| g.trim_start_matches('/') == glob),
+            "{glob} in {globs:?}"
+        );
+    }
+}
+
+#[test]
+fn invalid_protect_glob_is_a_usage_error_and_makes_nothing() {
+    let env = TestEnv::new();
+    let run = env.cms(&["task", "x", "--protect", "a/[b"]);
+    run.code(2);
+    assert!(run.stderr.contains("a/[b"), "{}", run.stderr);
+    assert_eq!(env.branches(), ["main"]);
+    assert_eq!(env.worktrees().len(), 1);
+}
+
+#[test]
+fn cost_limit_stops_the_task_keeps_its_worktree_and_commits_what_it_did() {
+    let env = TestEnv::new();
+    // Each API message of 100k input tokens costs $0.50 on opus.
+    env.script(json!({
+        "usage": {"input_tokens": 100000, "output_tokens": 100},
+        "turns": [{"steps": [
+            {"write": {"path": "one.txt", "content": "1\n"}},
+            {"write": {"path": "two.txt", "content": "2\n"}},
+            {"write": {"path": "three.txt", "content": "3\n"}},
+            {"write": {"path": "four.txt", "content": "4\n"}},
+            {"write": {"path": "five.txt", "content": "5\n"}},
+        ], "result": "done"}]
+    }));
+    let run = env.cms(&[
+        "task",
+        "--json",
+        "spend",
+        "--name",
+        "spend",
+        "--max-cost",
+        "1.2",
+    ]);
+    run.code(3);
+    let task = run.json();
+    assert_eq!(task["status"], "cost_exceeded", "{task:#}");
+    assert!(
+        task["error"].as_str().unwrap().contains("cost limit"),
+        "{task:#}"
+    );
+    assert!(task["cost_usd"].as_f64().unwrap() < 2.0, "{task:#}");
+    assert_eq!(task["safety"]["limits"]["max_cost_usd"], 1.2);
+    let worktree = std::path::Path::new(task["worktree"].as_str().unwrap());
+    assert!(worktree.is_dir());
+    assert!(!worktree.join("five.txt").exists());
+    let files = env.tree_files("cms/spend");
+    assert!(files.iter().any(|(p, _)| p == "one.txt"), "{files:?}");
+}
+
+#[test]
+fn turn_limit_stops_the_task_before_it_pays_for_another_turn() {
+    let env = TestEnv::new();
+    env.steps(json!([
+        {"write": {"path": "one.txt", "content": "1\n"}},
+        {"write": {"path": "two.txt", "content": "2\n"}},
+        {"write": {"path": "three.txt", "content": "3\n"}},
+        {"write": {"path": "four.txt", "content": "4\n"}},
+    ]));
+    let run = env.cms(&[
+        "task",
+        "--json",
+        "work",
+        "--name",
+        "turns",
+        "--max-turns",
+        "2",
+    ]);
+    run.code(3);
+    let task = run.json();
+    assert_eq!(task["status"], "turns_exceeded", "{task:#}");
+    assert!(task["turns"].as_u64().unwrap() <= 3, "{task:#}");
+    let worktree = std::path::Path::new(task["worktree"].as_str().unwrap());
+    assert!(worktree.join("one.txt").exists());
+    assert!(!worktree.join("four.txt").exists());
+    assert!(
+        env.tree_files("cms/turns")
+            .iter()
+            .any(|(p, _)| p == "one.txt")
+    );
+}
+
+#[test]
+fn duration_limit_stops_a_slow_task_and_keeps_its_work() {
+    let env = TestEnv::new();
+    env.steps(json!([
+        {"write": {"path": "early.txt", "content": "early\n"}},
+        {"sleep_ms": 60000},
+        {"write": {"path": "late.txt", "content": "late\n"}},
+    ]));
+    let run = env.cms(&[
+        "task",
+        "--json",
+        "slow",
+        "--name",
+        "slow",
+        "--max-duration",
+        "1s",
+    ]);
+    run.code(3);
+    let task = run.json();
+    assert_eq!(task["status"], "duration_exceeded", "{task:#}");
+    assert!(
+        task["error"].as_str().unwrap().contains("time limit"),
+        "{task:#}"
+    );
+    assert_eq!(
+        env.tree_files("cms/slow"),
+        [
+            ("README.md".to_owned(), "hello".to_owned()),
+            ("early.txt".to_owned(), "early".to_owned())
+        ]
+    );
+}
+
+#[test]
+fn limits_come_from_defaults_then_config_then_environment_then_flags() {
+    let mut env = TestEnv::new();
+    let task = env.task_ok(&["defaults", "--name", "defaults"]);
+    assert_eq!(
+        task["safety"]["limits"],
+        json!({"max_cost_usd": 2.0, "max_turns": 50, "max_duration_ms": 300000})
+    );
+    env.write(
+        ".cms.toml",
+        "[limits]\nmax_cost = 0.75\nmax_turns = 9\nmax_duration = \"2m\"\n",
+    );
+    env.commit_all("limits");
+    let task = env.task_ok(&["config", "--name", "config"]);
+    assert_eq!(
+        task["safety"]["limits"],
+        json!({"max_cost_usd": 0.75, "max_turns": 9, "max_duration_ms": 120000})
+    );
+    env.set_env("CMS_MAX_TURNS", "8");
+    let task = env.task_ok(&["env", "--name", "env", "--max-duration", "1h"]);
+    assert_eq!(
+        task["safety"]["limits"],
+        json!({"max_cost_usd": 0.75, "max_turns": 8, "max_duration_ms": 3600000})
+    );
+    // claude gets what is left as its own backstop.
+    let argv = env.claude_invocations().last().unwrap()["argv"].clone();
+    let argv: Vec<&str> = argv
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let after = |flag: &str| argv[argv.iter().position(|a| *a == flag).unwrap() + 1];
+    assert_eq!(after("--max-turns"), "8");
+    assert_eq!(after("--max-budget-usd"), "0.7500");
+    assert!(after("--settings").contains("pre-tool-use"));
+}
+
+#[test]
+fn bad_limit_values_are_usage_errors() {
+    let env = TestEnv::new();
+    for args in [
+        ["--max-cost", "free"],
+        ["--max-turns", "0"],
+        ["--max-duration", "soon"],
+    ] {
+        let mut full = vec!["task", "x"];
+        full.extend_from_slice(&args);
+        env.cms(&full).code(2);
+    }
+    env.write(".cms.toml", "[limits]\nmax_turns = 0\n");
+    env.commit_all("bad limits");
+    env.cms(&["task", "x"])
+        .code(1)
+        .one_line_error_with_hint("limits.max_turns");
+    assert_eq!(env.branches(), ["main"]);
+}
