@@ -471,3 +471,131 @@ fn real_claude_doctor_finds_the_pinned_cli_and_accepts_its_version() {
     assert_eq!(check["path"], claude.display().to_string());
     assert_eq!(check["source"], "CMS_CLAUDE_BIN");
 }
+
+/// A repository whose `.cms.toml` protects `infra/**`, with a file there.
+fn protected_real_env(claude: &Path, api: &FakeApi) -> TestEnv {
+    let env = real_env(claude, api);
+    env.write(".cms.toml", "[safety]\nprotected = [\"infra/**\"]\n");
+    env.write("infra/main.tf", "resource {}\n");
+    env.commit_all("protect infra");
+    env
+}
+
+#[test]
+fn real_claude_writes_to_protected_paths_or_outside_the_worktree_are_denied_before_they_happen() {
+    let Some(claude) = real_claude("real_claude_protected_writes_are_denied") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = protected_real_env(&claude, &api);
+    let outside = env.repo.join("outside.txt");
+    api.route(
+        "[guard]",
+        vec![
+            Reply::tool(
+                "Write",
+                json!({"file_path": format!("{CWD}/infra/new.tf"), "content": "hacked\n"}),
+            ),
+            Reply::tool(
+                "Write",
+                json!({"file_path": outside.display().to_string(), "content": "escaped\n"}),
+            ),
+            Reply::tool(
+                "Write",
+                json!({"file_path": format!("{CWD}/src/ok.txt"), "content": "fine\n"}),
+            ),
+            Reply::text("Wrote what I was allowed to."),
+        ],
+    );
+    // `full` bypasses claude's permission prompts; cms's hook still applies.
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[guard] write",
+            "--name",
+            "guard",
+            "-p",
+            "full",
+        ],
+        RUN_LIMIT,
+    );
+    let task = task_json(&run);
+    run.success();
+    assert_eq!(task["status"], "completed", "{task:#}");
+    assert_eq!(task["permission_denials"], json!([]));
+    assert_eq!(task["safety"]["violations"], json!([]));
+    let blocked: Vec<(String, String)> = task["safety"]["blocked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["kind"].as_str().unwrap().to_owned(),
+                b["tool_name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        blocked,
+        [
+            ("protected_path".to_owned(), "Write".to_owned()),
+            ("outside_worktree".to_owned(), "Write".to_owned())
+        ]
+    );
+    assert!(!outside.exists());
+    assert!(!env.git_ok(&["cat-file", "-e", "cms/guard:infra/new.tf"]));
+    assert_eq!(env.git(&["show", "cms/guard:src/ok.txt"]), "fine");
+    // The agent was told why, in words it can act on.
+    let events = transcript(&env, "guard");
+    let denials: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "user")
+        .filter_map(|e| e["message"]["content"][0]["content"].as_str())
+        .filter(|text| text.starts_with("cms denied this write"))
+        .collect();
+    assert_eq!(denials.len(), 2, "{events:#?}");
+    assert!(denials[0].contains("infra/new.tf is protected by 'infra/**'"));
+    assert!(denials[1].contains("outside the task's worktree"));
+}
+
+#[test]
+fn real_claude_bash_write_to_a_protected_path_is_caught_on_the_diff() {
+    let Some(claude) = real_claude("real_claude_bash_write_is_caught_on_the_diff") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = protected_real_env(&claude, &api);
+    api.route(
+        "[sneak]",
+        vec![
+            Reply::tool(
+                "Bash",
+                json!({"command": "echo sneaky >> infra/main.tf", "description": "Append"}),
+            ),
+            Reply::text("Appended."),
+        ],
+    );
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[sneak] append",
+            "--name",
+            "sneak",
+            "-p",
+            "full",
+        ],
+        RUN_LIMIT,
+    );
+    let task = task_json(&run);
+    run.code(3);
+    assert_eq!(task["status"], "protected_path", "{task:#}");
+    let violations = task["safety"]["violations"].as_array().unwrap();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert_eq!(violations[0]["kind"], "protected_path");
+    assert_eq!(violations[0]["path"], "infra/main.tf");
+    env.cms(&["merge", "sneak"])
+        .code(1)
+        .one_line_error_with_hint("touched protected paths");
+}
