@@ -12,6 +12,8 @@ pub mod exit_code {
     pub const USAGE: u8 = 2;
     /// A task ended in a status other than `completed`.
     pub const TASK_NOT_COMPLETED: u8 = 3;
+    /// `cms check` found protected-path violations (the same code: the change is not clean).
+    pub const VIOLATIONS: u8 = 3;
     /// Stopped by Ctrl-C (SIGINT).
     pub const INTERRUPTED: u8 = 130;
     /// A bug in cms.

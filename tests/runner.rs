@@ -3,6 +3,7 @@
 //! real Claude Code CLI against a fake Anthropic API.
 
 mod common;
+mod test_check;
 mod test_doctor;
 mod test_errors;
 mod test_inspect;

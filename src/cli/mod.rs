@@ -1,5 +1,6 @@
 //! The command line: global flags, the subcommand enum and the one dispatch `match`.
 
+mod check;
 mod diff;
 mod discard;
 mod doctor;
@@ -51,6 +52,7 @@ pub enum Command {
     Diff(diff::DiffArgs),
     Merge(merge::MergeArgs),
     Discard(discard::DiscardArgs),
+    Check(check::CheckArgs),
     Doctor(doctor::DoctorArgs),
     #[command(hide = true)]
     Hook(hook::HookArgs),
@@ -89,6 +91,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Diff(args) => diff::cmd_diff(&ctx, args),
         Command::Merge(args) => merge::cmd_merge(&ctx, args),
         Command::Discard(args) => discard::cmd_discard(&ctx, args),
+        Command::Check(args) => check::cmd_check(&ctx, args),
         Command::Doctor(args) => doctor::cmd_doctor(&ctx, args),
         Command::Hook(args) => hook::cmd_hook(&ctx, args),
     };

@@ -132,6 +132,40 @@ impl Repo {
         Ok((commit.id(), branch))
     }
 
+    /// Resolves a revision to a commit or a tree (the empty tree's id included, which a
+    /// repository need not store). Returns the id and whether it is a commit.
+    pub fn resolve_tree_ish(&self, rev: &str) -> Result<(Oid, bool), GitError> {
+        let unknown = || GitError::UnknownRevision {
+            rev: rev.to_owned(),
+        };
+        if rev == EMPTY_TREE {
+            return Ok((self.empty_tree()?, false));
+        }
+        let object = self.repo.revparse_single(rev).map_err(|_| unknown())?;
+        if let Ok(commit) = object.peel_to_commit() {
+            return Ok((commit.id(), true));
+        }
+        let tree = object.peel_to_tree().map_err(|_| unknown())?;
+        Ok((tree.id(), false))
+    }
+
+    /// The empty tree, written to the object database if it is not there yet.
+    pub fn empty_tree(&self) -> Result<Oid, GitError> {
+        self.repo
+            .treebuilder(None)
+            .and_then(|builder| builder.write())
+            .map_err(GitError::libgit2("write the empty tree"))
+    }
+
+    /// A commit's first parent, or `None` for a root commit.
+    pub fn first_parent(&self, commit: Oid) -> Result<Option<Oid>, GitError> {
+        let commit = self
+            .repo
+            .find_commit(commit)
+            .map_err(GitError::libgit2("read a commit"))?;
+        Ok(commit.parent_ids().next())
+    }
+
     pub fn branch_tip(&self, branch: &str) -> Result<Oid, GitError> {
         let b = self
             .repo
@@ -214,6 +248,9 @@ impl Repo {
         .unwrap_or_else(|_| "00000000".to_owned())
     }
 }
+
+/// The id of the tree with no entries, which git accepts in ranges without storing it.
+pub const EMPTY_TREE: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
 
 /// Resolves symlinks so paths compare equal however the user reached them (`/tmp` on macOS).
 pub fn canonical(path: &Path) -> PathBuf {

@@ -191,6 +191,20 @@ fn delta_status(delta: Delta) -> &'static str {
     }
 }
 
+/// The tree a commit made now would record: the index of `checkout`, or the index file
+/// `index` (git names a temporary one in `GIT_INDEX_FILE` for `git commit -a` and
+/// `git commit <paths>`, and that is what a pre-commit hook must check).
+pub fn index_tree(checkout: &Path, index: Option<&Path>) -> Result<Oid, GitError> {
+    let mut cmd = git(checkout);
+    if let Some(index) = index {
+        cmd.env("GIT_INDEX_FILE", index);
+    }
+    cmd.arg("write-tree");
+    let out = run(cmd)?;
+    Oid::from_str(String::from_utf8_lossy(&out).trim())
+        .map_err(GitError::libgit2("read the index's tree id"))
+}
+
 /// The files that differ between two trees (or commits), with renames detected.
 pub fn changed_files(repo: &Repo, from: Oid, to: Oid) -> Result<Vec<FileChange>, GitError> {
     let diff = diff_trees(repo, from, to)?;

@@ -12,6 +12,8 @@ use serde_json::Value;
 
 pub const CMS: &str = env!("CARGO_BIN_EXE_cms");
 pub const FAKE_CLAUDE: &str = env!("CARGO_BIN_EXE_fake-claude");
+/// The id git gives the tree with no entries.
+pub const EMPTY_TREE: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
 
 /// The protocol samples, as recorded from the real CLI.
 pub fn sample(name: &str) -> PathBuf {
