@@ -4,6 +4,7 @@
 
 mod cmd;
 mod error;
+pub mod hooks;
 pub mod merge;
 mod repo;
 pub mod snapshot;
