@@ -145,6 +145,7 @@ macro_rules! from_hinted {
 
 from_hinted!(
     crate::git::GitError,
+    crate::hooks::HooksError,
     crate::store::StoreError,
     crate::session::SessionError
 );

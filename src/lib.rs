@@ -4,13 +4,16 @@
 //! Map: `cli` parses and dispatches; `task` runs a task's life (start, supervise, finish);
 //! `session` owns claude processes and the stream-json protocol; `git` is the only code that
 //! touches git; `store` keeps task records under the git common dir; `safety` holds limits and
-//! protected paths; `workspace` ties a repo to its store; `report` renders tasks; `ui` writes to the terminal; `config` layers settings.
+//! protected paths; `hooks` installs the git hooks that run `cms check`; `workspace` ties a
+//! repo to its store; `report` renders tasks; `ui` writes to the terminal; `config` layers
+//! settings.
 //! docs/architecture.md explains the design.
 
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod git;
+pub mod hooks;
 pub mod report;
 pub mod safety;
 pub mod session;
