@@ -6,6 +6,7 @@ mod common;
 mod test_check;
 mod test_doctor;
 mod test_errors;
+mod test_hooks;
 mod test_inspect;
 mod test_merge;
 mod test_real_claude;

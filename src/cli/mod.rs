@@ -5,6 +5,7 @@ mod diff;
 mod discard;
 mod doctor;
 mod hook;
+mod hooks;
 mod list;
 mod merge;
 mod show;
@@ -54,6 +55,7 @@ pub enum Command {
     Discard(discard::DiscardArgs),
     Check(check::CheckArgs),
     Doctor(doctor::DoctorArgs),
+    Hooks(hooks::HooksArgs),
     #[command(hide = true)]
     Hook(hook::HookArgs),
 }
@@ -94,6 +96,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Check(args) => check::cmd_check(&ctx, args),
         Command::Doctor(args) => doctor::cmd_doctor(&ctx, args),
         Command::Hook(args) => hook::cmd_hook(&ctx, args),
+        Command::Hooks(args) => hooks::cmd_hooks(&ctx, args),
     };
     match result {
         Ok(code) => code,

@@ -166,7 +166,12 @@ impl TestEnv {
 
     /// A `cms` command in `dir`, ready to run.
     pub fn cms_command(&self, dir: &Path, args: &[&str]) -> Command {
-        let mut cmd = Command::new(CMS);
+        self.command(Path::new(CMS), dir, args)
+    }
+
+    /// Any program in `dir` with the test environment, stdin null, ready to run.
+    pub fn command(&self, program: &Path, dir: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(program);
         cmd.args(args).current_dir(dir).stdin(Stdio::null());
         self.apply_env(&mut cmd);
         cmd
@@ -211,6 +216,11 @@ impl TestEnv {
 
     pub fn git(&self, args: &[&str]) -> String {
         self.git_in(&self.repo, args)
+    }
+
+    /// Runs git in `dir` whatever its outcome, for commands expected to fail (a hook refusing).
+    pub fn git_run_in(&self, dir: &Path, args: &[&str]) -> Run {
+        Run::from(self.command(Path::new("git"), dir, args).output().unwrap())
     }
 
     /// Whether a git command succeeds (for probing refs).
