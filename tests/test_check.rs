@@ -134,3 +134,37 @@ fn check_bad_input_gets_one_line_errors() {
         .code(1)
         .one_line_error_with_hint("not in a git repository");
 }
+
+#[test]
+fn installed_hooks_run_the_real_check_and_block_protected_commits_and_pushes() {
+    let env = protected_env();
+    let remote = env.root.join("remote.git");
+    env.git(&["init", "-q", "--bare", remote.to_str().unwrap()]);
+    env.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    env.git(&["push", "-q", "origin", "main"]);
+    env.cms(&["hooks", "install"]).success();
+
+    env.write("infra/main.tf", "changed\n");
+    let commit = env.git_run_in(&env.repo, &["commit", "-qam", "sneaky"]);
+    assert_ne!(
+        commit.code, 0,
+        "the pre-commit hook let a protected change through"
+    );
+    assert!(commit.stderr.contains("infra/main.tf"), "{}", commit.stderr);
+
+    // Committed past the hook, the change is still stopped at the push.
+    env.git(&["commit", "-q", "--no-verify", "-am", "sneaky"]);
+    let push = env.git_run_in(&env.repo, &["push", "-q", "origin", "main"]);
+    assert_ne!(
+        push.code, 0,
+        "the pre-push hook let a protected change through"
+    );
+    assert!(
+        format!("{}{}", push.stdout, push.stderr).contains("infra/main.tf"),
+        "{push:?}"
+    );
+    env.git(&["reset", "-q", "--hard", "HEAD^"]);
+    env.write("src/lib.rs", "pub fn g() {}\n");
+    env.git(&["commit", "-qam", "fine"]);
+    env.git(&["push", "-q", "origin", "main"]);
+}
