@@ -439,3 +439,164 @@ fn bad_limit_values_are_usage_errors() {
         .one_line_error_with_hint("limits.max_turns");
     assert_eq!(env.branches(), ["main"]);
 }
+
+/// Runs `cms hook pre-tool-use` as claude does: the hook JSON on stdin.
+fn run_hook(env: &TestEnv, repo: &str, task: &str, input: &Value) -> crate::common::Run {
+    use std::io::Write;
+    let mut child = env
+        .cms_command(
+            &env.repo,
+            &["hook", "pre-tool-use", "--repo", repo, "--task", task],
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    crate::common::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn pre_tool_use_hook_denies_protected_and_outside_writes_in_claudes_format_and_records_them() {
+    let env = protected_repo();
+    let task = env.task_ok(&["setup", "--name", "hooked"]);
+    let worktree = task["worktree"].as_str().unwrap().to_owned();
+    let common = env.common_dir().display().to_string();
+    let call = |tool: &str, input: Value, id: &str| {
+        json!({"hook_event_name": "PreToolUse", "tool_name": tool, "tool_input": input,
+               "tool_use_id": id, "cwd": worktree})
+    };
+    // (tool call, denied?)
+    let cases = [
+        (
+            call(
+                "Write",
+                json!({"file_path": format!("{worktree}/src/ok.rs")}),
+                "t1",
+            ),
+            false,
+        ),
+        (
+            call("Edit", json!({"file_path": "src/lib.rs"}), "t2"),
+            false,
+        ),
+        (
+            call(
+                "Write",
+                json!({"file_path": format!("{worktree}/infra/x.tf")}),
+                "t3",
+            ),
+            true,
+        ),
+        (
+            call(
+                "Write",
+                json!({"file_path": format!("{worktree}/./infra//y.tf")}),
+                "t4",
+            ),
+            true,
+        ),
+        (
+            call(
+                "Edit",
+                json!({"file_path": format!("{worktree}/src/../infra/main.tf")}),
+                "t5",
+            ),
+            true,
+        ),
+        (
+            call(
+                "MultiEdit",
+                json!({"file_path": format!("{worktree}/.cms.toml")}),
+                "t6",
+            ),
+            true,
+        ),
+        (
+            call(
+                "NotebookEdit",
+                json!({"notebook_path": format!("{worktree}/k.pem")}),
+                "t7",
+            ),
+            true,
+        ),
+        (
+            call(
+                "Write",
+                json!({"file_path": env.repo.join("README.md")}),
+                "t8",
+            ),
+            true,
+        ),
+        (
+            call(
+                "Write",
+                json!({"file_path": format!("{worktree}/../escape.txt")}),
+                "t9",
+            ),
+            true,
+        ),
+        (
+            call(
+                "Write",
+                json!({"file_path": format!("{worktree}/.git")}),
+                "t10",
+            ),
+            true,
+        ),
+        (call("Write", json!({"content": "no path"}), "t11"), true),
+    ];
+    for (input, denied) in &cases {
+        let run = run_hook(&env, &common, "hooked", input);
+        run.success();
+        if *denied {
+            let out: Value = serde_json::from_str(&run.stdout).unwrap();
+            let specific = &out["hookSpecificOutput"];
+            assert_eq!(specific["hookEventName"], "PreToolUse");
+            assert_eq!(specific["permissionDecision"], "deny", "{input}");
+            let reason = specific["permissionDecisionReason"].as_str().unwrap();
+            assert!(reason.starts_with("cms denied this write: "), "{reason}");
+        } else {
+            assert_eq!(run.stdout, "", "{input}");
+        }
+    }
+    let record = env.cms(&["show", "hooked", "--json"]).json();
+    let ids: Vec<&str> = record["safety"]["blocked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["tool_use_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["t3", "t4", "t5", "t6", "t7", "t8", "t9", "t10", "t11"]
+    );
+}
+
+#[test]
+fn pre_tool_use_hook_fails_closed_when_it_cannot_judge_the_call() {
+    let env = protected_repo();
+    let common = env.common_dir().display().to_string();
+    let input = json!({"tool_name": "Write", "tool_input": {"file_path": "/tmp/x"}});
+    // No such task: claude treats exit code 2 as a block, with stderr as the reason.
+    let run = run_hook(&env, &common, "missing", &input);
+    run.code(2);
+    assert!(
+        run.stderr.contains("cms denied this write"),
+        "{}",
+        run.stderr
+    );
+    let garbage = run_hook(&env, &common, "missing", &json!("not a hook call"));
+    garbage.code(2);
+}
