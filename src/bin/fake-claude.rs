@@ -180,6 +180,7 @@ fn main() {
     };
     let _ = OUTPUT.set(format);
 
+    let hooks = load_hooks(opts.settings.as_deref());
     let script = load_script();
     install_signal_handlers(&script);
 
@@ -188,7 +189,7 @@ fn main() {
         if stdin_is_regular_file() {
             return;
         }
-        Session::new(&opts, &script, Inbox::from_stdin()).serve(&script);
+        Session::new(&opts, &script, hooks, Inbox::from_stdin()).serve(&script);
     }
 
     if opts.prompt.is_none() && !read_stdin_prompt() {
@@ -196,7 +197,7 @@ fn main() {
             "Error: Input must be provided either through stdin or as a prompt argument when using --print",
         );
     }
-    let mut session = Session::new(&opts, &script, Inbox::closed());
+    let mut session = Session::new(&opts, &script, hooks, Inbox::closed());
     let code = match session.run_turn(&script, script.resume_offset) {
         TurnEnd::Exit(code) => code,
         TurnEnd::Continue { is_error } => i32::from(is_error),
@@ -283,6 +284,8 @@ struct Options {
     session_id: Option<String>,
     max_turns: Option<u64>,
     max_budget_usd: Option<f64>,
+    settings: Option<String>,
+    effort: Option<String>,
     prompt: Option<String>,
 }
 
@@ -329,6 +332,8 @@ impl Options {
                     "--session-id" => opts.session_id = value,
                     "--max-turns" => opts.max_turns = value.and_then(|v| v.parse().ok()),
                     "--max-budget-usd" => opts.max_budget_usd = value.and_then(|v| v.parse().ok()),
+                    "--settings" => opts.settings = value,
+                    "--effort" => opts.effort = value,
                     _ => {}
                 }
                 continue;
@@ -502,6 +507,610 @@ fn load_script() -> Script {
         }
     }
     script
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings and PreToolUse hooks
+
+/// The real CLI's default hook timeout.
+const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The part of a `--settings` document the fake acts on; its other keys are ignored.
+#[derive(Deserialize, Default)]
+struct Settings {
+    #[serde(default)]
+    hooks: HookSettings,
+}
+
+#[derive(Deserialize, Default)]
+struct HookSettings {
+    #[serde(rename = "PreToolUse", default)]
+    pre_tool_use: Vec<HookGroupSettings>,
+}
+
+#[derive(Deserialize)]
+struct HookGroupSettings {
+    matcher: Option<String>,
+    hooks: Vec<HookSettingsEntry>,
+}
+
+#[derive(Deserialize)]
+struct HookSettingsEntry {
+    #[serde(rename = "type")]
+    kind: String,
+    command: Option<String>,
+    /// Seconds, as in the real settings.
+    timeout: Option<f64>,
+}
+
+/// One `PreToolUse` entry: the commands it runs for the tools its matcher takes.
+struct HookGroup {
+    matcher: Matcher,
+    commands: Vec<HookCommand>,
+}
+
+#[derive(Clone)]
+struct HookCommand {
+    command: String,
+    timeout: Duration,
+}
+
+/// What a hook's run means for the tool call.
+enum HookVerdict {
+    Proceed,
+    Deny(String),
+}
+
+enum HookRun {
+    Exited {
+        code: i32,
+        stdout: String,
+        stderr: String,
+    },
+    TimedOut,
+    Aborted(Abort),
+}
+
+/// What a hook that ran to its end decided, as the real CLI 2.1.197 reads it (checked against
+/// it case by case). A JSON object on stdout counts whatever the exit code, and JSON that fails
+/// the CLI's schema is a non-blocking error. Exit code 2 adds a blocking error with the hook's
+/// stderr unless the JSON gave one. Then a `deny` wins, then a blocking error, then an `ask`
+/// (which, with nobody to ask in -p mode, blocks too); otherwise the tool runs.
+fn hook_verdict(tool: &str, command: &str, code: i32, stdout: &str, stderr: &str) -> HookVerdict {
+    let Some(HookOutput {
+        behavior,
+        mut blocking_error,
+        decision_reason,
+    }) = parse_hook_output(stdout)
+    else {
+        return HookVerdict::Proceed;
+    };
+    if code == 2 && blocking_error.is_none() {
+        let stderr = if stderr.is_empty() {
+            "No stderr output"
+        } else {
+            stderr
+        };
+        blocking_error = Some(format!("[{command}]: {stderr}"));
+    }
+    match (behavior, blocking_error) {
+        (Some(Behavior::Deny), _) => HookVerdict::Deny(
+            decision_reason.unwrap_or_else(|| format!("Hook PreToolUse:{tool} denied this tool")),
+        ),
+        (_, Some(error)) => HookVerdict::Deny(format!("PreToolUse:{tool} hook error: {error}")),
+        (Some(Behavior::Ask), None) => HookVerdict::Deny(decision_reason.unwrap_or_else(|| {
+            format!("Hook PreToolUse:{tool} asked for confirmation for this tool")
+        })),
+        // The real CLI ends the turn with a `deferred_tool_use` result, which is not faked.
+        (Some(Behavior::Defer), None) => {
+            script_error("a PreToolUse hook answered \"defer\", which this fake does not fake")
+        }
+        (Some(Behavior::Allow) | None, None) => HookVerdict::Proceed,
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Behavior {
+    Allow,
+    Deny,
+    Ask,
+    Defer,
+}
+
+/// A hook's stdout as the real CLI's `processHookJSONOutput` leaves it.
+#[derive(Default)]
+struct HookOutput {
+    behavior: Option<Behavior>,
+    blocking_error: Option<String>,
+    /// The text a `deny` or `ask` shows; JavaScript's `||` takes an empty one for none.
+    decision_reason: Option<String>,
+}
+
+/// `None` when the output makes the hook a non-blocking error (JSON the CLI's schema rejects,
+/// or an async hook's first line): the tool then runs, whatever the exit code.
+fn parse_hook_output(stdout: &str) -> Option<HookOutput> {
+    // Plain text, and text that only looks like JSON, decide nothing.
+    let Ok(Value::Object(output)) = serde_json::from_str::<Value>(stdout.trim()) else {
+        return Some(HookOutput::default());
+    };
+    if output.get("async") == Some(&Value::Bool(true)) || !hook_output_is_valid(&output) {
+        return None;
+    }
+    let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_string);
+    let non_empty = |text: Option<String>| text.filter(|text| !text.is_empty());
+    let reason = text(output.get("reason"));
+    let mut parsed = HookOutput::default();
+    // The older top-level decision, which the PreToolUse one below overrides.
+    match output.get("decision").and_then(Value::as_str) {
+        Some("approve") => parsed.behavior = Some(Behavior::Allow),
+        Some("block") => {
+            parsed.behavior = Some(Behavior::Deny);
+            parsed.blocking_error =
+                Some(non_empty(reason.clone()).unwrap_or_else(|| "Blocked by hook".to_string()));
+        }
+        _ => {}
+    }
+    if parsed.behavior.is_some() {
+        parsed.decision_reason = reason.clone();
+    }
+    if let Some(specific) = output.get("hookSpecificOutput") {
+        match specific["permissionDecision"].as_str() {
+            Some("allow") => parsed.behavior = Some(Behavior::Allow),
+            Some("deny") => parsed.behavior = Some(Behavior::Deny),
+            Some("ask") => parsed.behavior = Some(Behavior::Ask),
+            Some("defer") => parsed.behavior = Some(Behavior::Defer),
+            _ => {}
+        }
+        // Set even when absent, dropping a top-level `reason`, as the real CLI does.
+        parsed.decision_reason = text(specific.get("permissionDecisionReason"));
+    }
+    parsed.decision_reason = non_empty(parsed.decision_reason);
+    Some(parsed)
+}
+
+/// The real CLI's output schema, as far as a `PreToolUse` hook's output goes. Unknown keys are
+/// allowed, as zod allows them; output meant for another event is an error.
+fn hook_output_is_valid(output: &serde_json::Map<String, Value>) -> bool {
+    let is = |map: &serde_json::Map<String, Value>, key: &str, test: fn(&Value) -> bool| {
+        map.get(key).is_none_or(test)
+    };
+    let top_level_ok = is(output, "continue", Value::is_boolean)
+        && is(output, "suppressOutput", Value::is_boolean)
+        && ["stopReason", "reason", "systemMessage", "terminalSequence"]
+            .iter()
+            .all(|key| is(output, key, Value::is_string))
+        && is(output, "decision", |d| d == "approve" || d == "block");
+    let specific_ok = match output.get("hookSpecificOutput") {
+        None => true,
+        Some(Value::Object(specific)) => {
+            specific.get("hookEventName") == Some(&Value::from("PreToolUse"))
+                && is(specific, "permissionDecision", |d| {
+                    ["allow", "deny", "ask", "defer"]
+                        .iter()
+                        .any(|known| d == known)
+                })
+                && is(specific, "permissionDecisionReason", Value::is_string)
+                && is(specific, "additionalContext", Value::is_string)
+                && is(specific, "updatedInput", Value::is_object)
+        }
+        Some(_) => false,
+    };
+    top_level_ok && specific_ok
+}
+
+/// A settings problem the real CLI would not report the way we could fake is the test author's
+/// mistake, so it fails like a broken script.
+fn settings_error(message: &str) -> ! {
+    script_error(&format!("--settings: {message}"))
+}
+
+/// Reads `--settings` as the real CLI does: inline JSON when it looks like an object, else the
+/// path of a file (relative to the cwd).
+fn load_hooks(settings: Option<&str>) -> Vec<HookGroup> {
+    let Some(value) = settings else {
+        return Vec::new();
+    };
+    let trimmed = value.trim();
+    let text = if trimmed.starts_with('{') && trimmed.ends_with('}') {
+        if serde_json::from_str::<Value>(trimmed).is_err() {
+            usage_error("Error: Invalid JSON provided to --settings");
+        }
+        trimmed.to_string()
+    } else {
+        let path = std::path::absolute(value).unwrap_or_else(|_| PathBuf::from(value));
+        fs::read_to_string(&path).unwrap_or_else(|err| {
+            if err.kind() == io::ErrorKind::NotFound {
+                usage_error(&format!(
+                    "Error: Settings file not found: {}",
+                    path.display()
+                ));
+            }
+            settings_error(&format!("cannot read {}: {err}", path.display()))
+        })
+    };
+    let settings: Settings = serde_json::from_str(&text).unwrap_or_else(|err| {
+        settings_error(&format!("not settings this fake understands: {err}"))
+    });
+    settings
+        .hooks
+        .pre_tool_use
+        .into_iter()
+        .map(|group| {
+            let matcher = Matcher::new(group.matcher.as_deref()).unwrap_or_else(|err| {
+                settings_error(&format!(
+                    "hook matcher {:?}: {err}",
+                    group.matcher.unwrap_or_default()
+                ))
+            });
+            let commands = group
+                .hooks
+                .into_iter()
+                .map(|hook| match (hook.kind.as_str(), hook.command) {
+                    ("command", Some(command)) => HookCommand {
+                        command,
+                        timeout: hook
+                            .timeout
+                            .filter(|secs| *secs > 0.0)
+                            .map_or(DEFAULT_HOOK_TIMEOUT, Duration::from_secs_f64),
+                    },
+                    (kind, _) => settings_error(&format!(
+                        "only hooks of type \"command\" with a command are faked, not {kind:?}"
+                    )),
+                })
+                .collect();
+            HookGroup { matcher, commands }
+        })
+        .collect()
+}
+
+/// How a hook's `matcher` picks tools, as in the real CLI: empty or `*` takes every tool, a
+/// plain `A|B` list takes exactly those names, anything else is a regex searched in the name.
+enum Matcher {
+    All,
+    Names(Vec<String>),
+    Regex(Regex),
+}
+
+impl Matcher {
+    fn new(matcher: Option<&str>) -> Result<Matcher, String> {
+        Ok(match matcher {
+            None | Some("" | "*") => Matcher::All,
+            Some(list)
+                if list
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '|') =>
+            {
+                Matcher::Names(
+                    list.split('|')
+                        .filter(|name| !name.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                )
+            }
+            Some(pattern) => Matcher::Regex(Regex::parse(pattern)?),
+        })
+    }
+
+    fn matches(&self, tool: &str) -> bool {
+        match self {
+            Matcher::All => true,
+            Matcher::Names(names) => names.iter().any(|name| name == tool),
+            Matcher::Regex(regex) => regex.is_match(tool),
+        }
+    }
+}
+
+/// The part of JavaScript's regex syntax a tool-name matcher needs: literals, `.`, classes
+/// (with `\d`, `\w`, `\s`), groups, `|`, anchors and greedy or lazy quantifiers. Anything else
+/// (lookaround, backreferences, `\b`) is refused rather than matched differently.
+struct Regex(Node);
+
+enum Node {
+    Char(char),
+    /// `.`: anything but a line terminator.
+    Any,
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
+    Start,
+    End,
+    /// Alternatives, each a sequence.
+    Group(Vec<Vec<Node>>),
+    Repeat {
+        node: Box<Node>,
+        min: usize,
+        max: Option<usize>,
+        greedy: bool,
+    },
+}
+
+const DIGITS: &[(char, char)] = &[('0', '9')];
+const WORD: &[(char, char)] = &[('a', 'z'), ('A', 'Z'), ('0', '9'), ('_', '_')];
+const SPACE: &[(char, char)] = &[
+    ('\t', '\r'),
+    (' ', ' '),
+    ('\u{a0}', '\u{a0}'),
+    ('\u{2028}', '\u{2029}'),
+    ('\u{feff}', '\u{feff}'),
+];
+
+struct RegexParser {
+    chars: Vec<char>,
+    pos: usize,
+}
+
+impl Regex {
+    fn parse(pattern: &str) -> Result<Regex, String> {
+        let mut parser = RegexParser {
+            chars: pattern.chars().collect(),
+            pos: 0,
+        };
+        let alternatives = parser.alternatives()?;
+        if parser.pos < parser.chars.len() {
+            return Err("unmatched ')'".into());
+        }
+        Ok(Regex(Node::Group(alternatives)))
+    }
+
+    /// `RegExp.prototype.test`: a match anywhere in the text.
+    fn is_match(&self, text: &str) -> bool {
+        let chars: Vec<char> = text.chars().collect();
+        (0..=chars.len()).any(|start| match_node(&self.0, &chars, start, &|_| true))
+    }
+}
+
+impl RegexParser {
+    fn peek(&self) -> Option<char> {
+        self.chars.get(self.pos).copied()
+    }
+
+    fn eat(&mut self, c: char) -> bool {
+        let found = self.peek() == Some(c);
+        self.pos += usize::from(found);
+        found
+    }
+
+    fn alternatives(&mut self) -> Result<Vec<Vec<Node>>, String> {
+        let mut alternatives = vec![self.sequence()?];
+        while self.eat('|') {
+            alternatives.push(self.sequence()?);
+        }
+        Ok(alternatives)
+    }
+
+    fn sequence(&mut self) -> Result<Vec<Node>, String> {
+        let mut sequence = Vec::new();
+        while let Some(c) = self.peek().filter(|c| !matches!(c, '|' | ')')) {
+            self.pos += 1;
+            let atom = match c {
+                '.' => Node::Any,
+                '^' => Node::Start,
+                '$' => Node::End,
+                '(' => {
+                    if self.eat('?') && !self.eat(':') {
+                        return Err("lookaround and named groups are not supported".into());
+                    }
+                    let alternatives = self.alternatives()?;
+                    if !self.eat(')') {
+                        return Err("unterminated group".into());
+                    }
+                    Node::Group(alternatives)
+                }
+                '[' => self.class()?,
+                '\\' => self.escape()?,
+                '*' | '+' | '?' => return Err("nothing to repeat".into()),
+                c => Node::Char(c),
+            };
+            let repeatable = !matches!(atom, Node::Start | Node::End);
+            sequence.push(self.quantified(atom, repeatable)?);
+        }
+        Ok(sequence)
+    }
+
+    fn quantified(&mut self, atom: Node, repeatable: bool) -> Result<Node, String> {
+        let start = self.pos;
+        let (min, max) = match self.peek() {
+            Some('*') => (0, None),
+            Some('+') => (1, None),
+            Some('?') => (0, Some(1)),
+            Some('{') => match self.braces() {
+                Some(bounds) => bounds,
+                // Annex B: a `{` that does not start a quantifier is a literal.
+                None => return Ok(atom),
+            },
+            _ => return Ok(atom),
+        };
+        if !repeatable {
+            return Err("nothing to repeat".into());
+        }
+        if self.pos == start {
+            self.pos += 1;
+        }
+        if max.is_some_and(|max| max < min) {
+            return Err("numbers out of order in {} quantifier".into());
+        }
+        let greedy = !self.eat('?');
+        Ok(Node::Repeat {
+            node: Box::new(atom),
+            min,
+            max,
+            greedy,
+        })
+    }
+
+    /// `{n}`, `{n,}` or `{n,m}`, consumed only when it is one of those.
+    fn braces(&mut self) -> Option<(usize, Option<usize>)> {
+        let rest: String = self.chars[self.pos..].iter().collect();
+        let end = rest.find('}')?;
+        let body = &rest[1..end];
+        let number = |text: &str| -> Option<usize> {
+            (!text.is_empty() && text.chars().all(|c| c.is_ascii_digit()))
+                .then(|| text.parse().ok())
+                .flatten()
+        };
+        let bounds = match body.split_once(',') {
+            None => number(body).map(|n| (n, Some(n))),
+            Some((min, "")) => number(min).map(|n| (n, None)),
+            Some((min, max)) => number(min).zip(number(max)).map(|(a, b)| (a, Some(b))),
+        }?;
+        self.pos += rest[..=end].chars().count();
+        Some(bounds)
+    }
+
+    fn escape(&mut self) -> Result<Node, String> {
+        let c = self.peek().ok_or("\\ at end of pattern")?;
+        self.pos += 1;
+        let class = |negated: bool, ranges: &[(char, char)]| Node::Class {
+            negated,
+            ranges: ranges.to_vec(),
+        };
+        Ok(match c {
+            'd' => class(false, DIGITS),
+            'D' => class(true, DIGITS),
+            'w' => class(false, WORD),
+            'W' => class(true, WORD),
+            's' => class(false, SPACE),
+            'S' => class(true, SPACE),
+            c => Node::Char(escaped_char(c)?),
+        })
+    }
+
+    fn class(&mut self) -> Result<Node, String> {
+        let negated = self.eat('^');
+        let mut ranges = Vec::new();
+        loop {
+            let c = self.peek().ok_or("unterminated character class")?;
+            self.pos += 1;
+            let low = match c {
+                ']' => break,
+                '\\' => {
+                    let c = self.peek().ok_or("unterminated character class")?;
+                    self.pos += 1;
+                    match c {
+                        'd' => {
+                            ranges.extend_from_slice(DIGITS);
+                            continue;
+                        }
+                        'w' => {
+                            ranges.extend_from_slice(WORD);
+                            continue;
+                        }
+                        's' => {
+                            ranges.extend_from_slice(SPACE);
+                            continue;
+                        }
+                        'D' | 'W' | 'S' => {
+                            return Err(format!("\\{c} inside a class is not supported"));
+                        }
+                        c => escaped_char(c)?,
+                    }
+                }
+                c => c,
+            };
+            let is_range = self.peek() == Some('-')
+                && self
+                    .chars
+                    .get(self.pos + 1)
+                    .is_some_and(|next| *next != ']');
+            if !is_range {
+                ranges.push((low, low));
+                continue;
+            }
+            self.pos += 1;
+            let high = match self.peek().ok_or("unterminated character class")? {
+                '\\' => {
+                    self.pos += 1;
+                    let c = self.peek().ok_or("unterminated character class")?;
+                    escaped_char(c)?
+                }
+                c => c,
+            };
+            self.pos += 1;
+            if high < low {
+                return Err("range out of order in character class".into());
+            }
+            ranges.push((low, high));
+        }
+        Ok(Node::Class { negated, ranges })
+    }
+}
+
+/// The character an escape stands for; letters and digits with other meanings are refused.
+fn escaped_char(c: char) -> Result<char, String> {
+    match c {
+        'n' => Ok('\n'),
+        'r' => Ok('\r'),
+        't' => Ok('\t'),
+        'f' => Ok('\u{c}'),
+        'v' => Ok('\u{b}'),
+        '0' => Ok('\0'),
+        c if c.is_ascii_alphanumeric() => Err(format!("\\{c} is not supported")),
+        c => Ok(c),
+    }
+}
+
+/// Backtracking match of `node` at `pos`; `then` matches whatever follows it.
+fn match_node(node: &Node, text: &[char], pos: usize, then: &dyn Fn(usize) -> bool) -> bool {
+    let one =
+        |test: &dyn Fn(char) -> bool| text.get(pos).is_some_and(|c| test(*c)) && then(pos + 1);
+    match node {
+        Node::Char(expected) => one(&|c| c == *expected),
+        Node::Any => one(&|c| !matches!(c, '\n' | '\r' | '\u{2028}' | '\u{2029}')),
+        Node::Class { negated, ranges } => {
+            one(&|c| ranges.iter().any(|(low, high)| (*low..=*high).contains(&c)) != *negated)
+        }
+        Node::Start => pos == 0 && then(pos),
+        Node::End => pos == text.len() && then(pos),
+        Node::Group(alternatives) => alternatives
+            .iter()
+            .any(|sequence| match_sequence(sequence, text, pos, then)),
+        Node::Repeat {
+            node,
+            min,
+            max,
+            greedy,
+        } => match_repeat(node, (*min, *max, *greedy), text, pos, 0, then),
+    }
+}
+
+fn match_sequence(
+    sequence: &[Node],
+    text: &[char],
+    pos: usize,
+    then: &dyn Fn(usize) -> bool,
+) -> bool {
+    match sequence.split_first() {
+        None => then(pos),
+        Some((first, rest)) => match_node(first, text, pos, &|next| {
+            match_sequence(rest, text, next, then)
+        }),
+    }
+}
+
+fn match_repeat(
+    node: &Node,
+    (min, max, greedy): (usize, Option<usize>, bool),
+    text: &[char],
+    pos: usize,
+    count: usize,
+    then: &dyn Fn(usize) -> bool,
+) -> bool {
+    let again = || {
+        max.is_none_or(|max| count < max)
+            && match_node(node, text, pos, &|next| {
+                // As in JavaScript, an iteration past the minimum must consume something.
+                (next != pos || count < min)
+                    && match_repeat(node, (min, max, greedy), text, next, count + 1, then)
+            })
+    };
+    let stop = || count >= min && then(pos);
+    let (first, second): (&dyn Fn() -> bool, &dyn Fn() -> bool) = if greedy {
+        (&again, &stop)
+    } else {
+        (&stop, &again)
+    };
+    first() || second()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1014,6 +1623,8 @@ struct TurnState {
     denials: Vec<Json>,
     /// A text block's response that the next step's tool_use continues.
     open_response: Option<ApiResponse>,
+    /// Names the user message the turn answers, in hook inputs.
+    prompt_id: String,
 }
 
 impl TurnState {
@@ -1026,6 +1637,7 @@ impl TurnState {
             output_tokens: 0,
             denials: Vec::new(),
             open_response: None,
+            prompt_id: uuid_v4(),
         }
     }
 }
@@ -1064,12 +1676,14 @@ struct Session {
     usage: Usage,
     max_turns: Option<u64>,
     max_budget_usd: Option<f64>,
+    effort: String,
+    pre_tool_use: Vec<HookGroup>,
     totals: Totals,
     inbox: Inbox,
 }
 
 impl Session {
-    fn new(opts: &Options, script: &Script, inbox: Inbox) -> Session {
+    fn new(opts: &Options, script: &Script, pre_tool_use: Vec<HookGroup>, inbox: Inbox) -> Session {
         let cwd = std::env::current_dir().unwrap_or_else(|err| {
             usage_error(&format!("fake-claude: no working directory: {err}"))
         });
@@ -1093,6 +1707,8 @@ impl Session {
             usage: script.usage,
             max_turns: opts.max_turns,
             max_budget_usd: opts.max_budget_usd,
+            effort: opts.effort.clone().unwrap_or_else(|| "high".to_string()),
+            pre_tool_use,
             totals: Totals::default(),
             inbox,
         }
@@ -1312,7 +1928,10 @@ impl Session {
             .field("file_path", &file_path)
             .field("content", content)
             .end();
-        let id = self.tool_use(st, "Write", input)?;
+        let id = self.tool_use(st, "Write", input.clone())?;
+        if self.blocked_by_hooks(st, "Write", &input, &id)? {
+            return Ok(());
+        }
         let original = fs::read_to_string(&file).ok();
         if let Err(err) = write_file(&file, content) {
             self.tool_use_error(&id, &err.to_string());
@@ -1345,7 +1964,12 @@ impl Session {
     fn read_step(&mut self, st: &mut TurnState, path: &str) -> Result<(), TurnEnd> {
         let file = self.cwd.join(path);
         let file_path = file.display().to_string();
-        let id = self.tool_use(st, "Read", Obj::new().field("file_path", &file_path).end())?;
+        let input = Obj::new().field("file_path", &file_path).end();
+        let id = self.tool_use(st, "Read", input.clone())?;
+        // Read finds a missing file only when it runs, after the hooks.
+        if self.blocked_by_hooks(st, "Read", &input, &id)? {
+            return Ok(());
+        }
         let Ok(text) = fs::read_to_string(&file) else {
             let message = format!(
                 "File does not exist. Note: your current working directory is {}.",
@@ -1390,7 +2014,7 @@ impl Session {
             .field("old_string", old)
             .field("new_string", new)
             .end();
-        let id = self.tool_use(st, "Edit", input)?;
+        let id = self.tool_use(st, "Edit", input.clone())?;
         let Ok(original) = fs::read_to_string(&file) else {
             self.tool_use_error(&id, "File does not exist.");
             return Ok(());
@@ -1417,6 +2041,10 @@ impl Session {
                      String: {old}"
                 ),
             );
+            return Ok(());
+        }
+        // The checks above are Edit's input validation, which the real CLI does before hooks.
+        if self.blocked_by_hooks(st, "Edit", &input, &id)? {
             return Ok(());
         }
         let updated = if replace_all {
@@ -1452,7 +2080,10 @@ impl Session {
             .field("command", command)
             .field("description", description)
             .end();
-        let id = self.tool_use(st, "Bash", input)?;
+        let id = self.tool_use(st, "Bash", input.clone())?;
+        if self.blocked_by_hooks(st, "Bash", &input, &id)? {
+            return Ok(());
+        }
         let output = match self.run_command(command) {
             Ok(output) => output,
             Err(BashError::Aborted(abort)) => return Err(self.interrupted(st, abort, Some(&id))),
@@ -1537,15 +2168,133 @@ impl Session {
         let input_json = tool_input_json(tool, &input);
         let id = self.tool_use(st, tool, input_json.clone())?;
         let message = message.map_or_else(|| self.default_denial(tool, &input), str::to_string);
-        self.emit_tool_error(&id, &message, &format!("Error: {message}"));
+        self.deny(st, tool, &id, input_json, &message);
+        Ok(())
+    }
+
+    /// A refused tool call: its error result, and its entry in the result's `permission_denials`.
+    fn deny(&self, st: &mut TurnState, tool: &str, tool_use_id: &str, input: Json, message: &str) {
+        self.emit_tool_error(tool_use_id, message, &format!("Error: {message}"));
         st.denials.push(
             Obj::new()
                 .field("tool_name", tool)
-                .field("tool_use_id", &id)
-                .raw("tool_input", input_json)
+                .field("tool_use_id", tool_use_id)
+                .raw("tool_input", input)
                 .end(),
         );
-        Ok(())
+    }
+
+    // --- Hooks ------------------------------------------------------------------------------
+
+    /// Runs the `PreToolUse` hooks whose matcher takes `tool`, in order, for a tool_use already
+    /// printed. True when one of them blocked the call; its denial is then printed and recorded.
+    fn blocked_by_hooks(
+        &mut self,
+        st: &mut TurnState,
+        tool: &str,
+        input: &Json,
+        tool_use_id: &str,
+    ) -> Result<bool, TurnEnd> {
+        let commands: Vec<HookCommand> = self
+            .pre_tool_use
+            .iter()
+            .filter(|group| group.matcher.matches(tool))
+            .flat_map(|group| group.commands.iter().cloned())
+            .collect();
+        if commands.is_empty() {
+            return Ok(false);
+        }
+        let hook_input = self.hook_input(st, tool, input, tool_use_id);
+        for hook in &commands {
+            match self.run_hook(hook, tool, &hook_input) {
+                Ok(HookVerdict::Proceed) => {}
+                Ok(HookVerdict::Deny(reason)) => {
+                    self.deny(st, tool, tool_use_id, input.clone(), &reason);
+                    return Ok(true);
+                }
+                Err(abort) => return Err(self.interrupted(st, abort, Some(tool_use_id))),
+            }
+        }
+        Ok(false)
+    }
+
+    fn hook_input(&self, st: &TurnState, tool: &str, input: &Json, tool_use_id: &str) -> Json {
+        let cwd = self.cwd.display().to_string();
+        let transcript = config_dir()
+            .join("projects")
+            .join(project_dir_name(&cwd))
+            .join(format!("{}.jsonl", self.session_id));
+        Obj::new()
+            .field("session_id", &self.session_id)
+            .field("transcript_path", transcript.display().to_string())
+            .field("cwd", &cwd)
+            .field("prompt_id", &st.prompt_id)
+            .field("permission_mode", &self.permission_mode)
+            .raw("effort", Obj::new().field("level", &self.effort).end())
+            .field("hook_event_name", "PreToolUse")
+            .field("tool_name", tool)
+            .raw("tool_input", input.clone())
+            .field("tool_use_id", tool_use_id)
+            .end()
+    }
+
+    /// One hook command, the real CLI's way: `sh -c` in the cwd, in a process group of its own,
+    /// the input as one line on stdin. A hook that cannot be started or outlives its timeout is
+    /// a non-blocking error, after which the tool runs; one that exits is judged by
+    /// `hook_verdict`.
+    fn run_hook(
+        &mut self,
+        hook: &HookCommand,
+        tool: &str,
+        input: &Json,
+    ) -> Result<HookVerdict, Abort> {
+        match self.run_hook_process(hook, input) {
+            Ok(HookRun::Exited {
+                code,
+                stdout,
+                stderr,
+            }) => Ok(hook_verdict(tool, &hook.command, code, &stdout, &stderr)),
+            Ok(HookRun::Aborted(abort)) => Err(abort),
+            Ok(HookRun::TimedOut) | Err(_) => Ok(HookVerdict::Proceed),
+        }
+    }
+
+    fn run_hook_process(&mut self, hook: &HookCommand, input: &Json) -> io::Result<HookRun> {
+        // Files rather than pipes, for the same reason as in run_command.
+        let mut stdout = tempfile::tempfile()?;
+        let mut stderr = tempfile::tempfile()?;
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(&hook.command)
+            .current_dir(&self.cwd)
+            .env("CLAUDE_PROJECT_DIR", &self.cwd)
+            .stdin(Stdio::piped())
+            .stdout(stdout.try_clone()?)
+            .stderr(stderr.try_clone()?);
+        let mut child = in_own_session(&mut cmd).spawn()?;
+        // A thread, so that a hook that never reads its stdin cannot block us; a hook that
+        // exits without reading it is fine, as in the real CLI.
+        if let Some(mut stdin) = child.stdin.take() {
+            let line = format!("{}\n", input.0);
+            thread::spawn(move || stdin.write_all(line.as_bytes()));
+        }
+        let deadline = Instant::now() + hook.timeout;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            let abort = self.inbox.poll(POLL);
+            if abort.is_some() || Instant::now() >= deadline {
+                kill_group(child.id());
+                child.wait()?;
+                return Ok(abort.map_or(HookRun::TimedOut, HookRun::Aborted));
+            }
+        };
+        Ok(HookRun::Exited {
+            code: exit_code(status),
+            stdout: read_back(&mut stdout)?,
+            stderr: read_back(&mut stderr)?,
+        })
     }
 
     fn default_denial(&self, tool: &str, input: &Value) -> String {
@@ -2224,4 +2973,85 @@ fn structured_patch(old: &str, new: &str) -> Json {
             .field("lines", lines)
             .end()
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(matcher: Option<&str>, tool: &str) -> bool {
+        Matcher::new(matcher).unwrap().matches(tool)
+    }
+
+    #[test]
+    fn hook_matchers_take_every_tool_when_empty_missing_or_star() {
+        for matcher in [None, Some(""), Some("*")] {
+            assert!(matches(matcher, "Write"));
+            assert!(matches(matcher, "Bash"));
+        }
+    }
+
+    #[test]
+    fn a_plain_hook_matcher_list_takes_exactly_the_names_it_lists() {
+        let list = Some("Write|Edit|MultiEdit|NotebookEdit");
+        for tool in ["Write", "Edit", "MultiEdit", "NotebookEdit"] {
+            assert!(matches(list, tool), "{tool}");
+        }
+        // A regex search would take these; the real CLI compares plain lists exactly.
+        for tool in ["Read", "Writer", "NotebookEditor", "write"] {
+            assert!(!matches(list, tool), "{tool}");
+        }
+        assert!(matches(Some("Bash"), "Bash"));
+        assert!(!matches(Some("Bash"), "BashOutput"));
+    }
+
+    #[test]
+    fn other_hook_matchers_are_javascript_regexes_searched_in_the_tool_name() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("Write|Ed.t", "Edit", true),
+            ("Ed.t", "MultiEdit", true),
+            ("^Ed.t$", "MultiEdit", false),
+            ("^(Write|Edit)$", "Edit", true),
+            ("^(?:Write|Edit)$", "Editor", false),
+            ("Notebook.*", "NotebookEdit", true),
+            ("mcp__.*__write", "mcp__fs__write", true),
+            ("mcp__.*__write", "mcp__fs__read", false),
+            ("^[A-Z][a-z]+$", "Bash", true),
+            ("^[^B]", "Bash", false),
+            ("^\\w+Edit$", "MultiEdit", true),
+            ("^\\d", "Bash", false),
+            ("^Bas?h$", "Bah", true),
+            ("^(ab)+$", "ababab", true),
+            ("^a{2,3}$", "aaaa", false),
+            ("^a{2,}$", "aaaa", true),
+            ("^a{2}$", "aa", true),
+            ("^a+?b$", "aaab", true),
+            ("^Edit\\.$", "Edit.", true),
+            ("^Edit\\.$", "Edits", false),
+            ("^$|x", "", true),
+            ("^(a*)*b$", "aab", true),
+        ];
+        for (pattern, tool, expected) in cases {
+            assert_eq!(
+                matches(Some(pattern), tool),
+                *expected,
+                "/{pattern}/ on {tool}"
+            );
+        }
+    }
+
+    #[test]
+    fn hook_matchers_this_fake_cannot_match_faithfully_are_refused() {
+        for pattern in [
+            "(?=Write)",
+            "(a)\\1",
+            "\\bWrite",
+            "(Write",
+            "Write)",
+            "a|*",
+            "a{3,2}",
+        ] {
+            assert!(Matcher::new(Some(pattern)).is_err(), "/{pattern}/");
+        }
+    }
 }
