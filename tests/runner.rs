@@ -1,11 +1,13 @@
 //! The one integration-test binary: every CLI test runs real `cms` against real temporary git
 //! repositories with the scripted fake claude, except the `real_claude_` tests, which run the
-//! real Claude Code CLI against a fake Anthropic API.
+//! real Claude Code CLI against a fake Anthropic API, and the `fake_claude_` tests, which run the
+//! fake claude on its own.
 
 mod common;
 mod test_check;
 mod test_doctor;
 mod test_errors;
+mod test_fake_claude;
 mod test_hooks;
 mod test_inspect;
 mod test_merge;

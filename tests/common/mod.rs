@@ -5,7 +5,7 @@ pub mod fake_api;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -187,13 +187,7 @@ impl TestEnv {
 
     /// Starts `cms` in the repository without waiting for it; see [`wait_bounded`].
     pub fn spawn_cms(&self, args: &[&str]) -> Background {
-        let child = self
-            .cms_command(&self.repo, args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        Background(Some(child))
+        Background::spawn(&mut self.cms_command(&self.repo, args))
     }
 
     /// Runs `cms` in the repository, failing the test if it has not ended within `limit`.
@@ -309,6 +303,23 @@ impl TestEnv {
 /// A process started in the background with piped output. Dropped before it was waited for
 /// (a test failed while it ran), it is killed: a failed test must not leave sessions running.
 pub struct Background(Option<Child>);
+
+impl Background {
+    /// Starts `cmd` with piped output, without waiting for it; see [`wait_bounded`].
+    pub fn spawn(cmd: &mut Command) -> Background {
+        let child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Background(Some(child))
+    }
+
+    /// Its stdin, if it was started with a piped one.
+    pub fn take_stdin(&mut self) -> Option<ChildStdin> {
+        self.0.as_mut().and_then(|child| child.stdin.take())
+    }
+}
 
 impl Drop for Background {
     fn drop(&mut self) {
