@@ -8,12 +8,13 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::common::fake_api::{COST_PER_REPLY, CWD, FakeApi, Reply};
-use crate::common::{Run, TestEnv, wait_bounded};
+use crate::common::{Background, FAKE_CLAUDE, Run, TestEnv, wait_bounded};
 
 /// The release `.ci/run` installs; keep in step with it and with `cms doctor`'s tested versions.
 const PINNED_VERSION: &str = "2.1.197";
@@ -99,9 +100,16 @@ fn real_claude(test: &str) -> Option<PathBuf> {
 /// A repository whose cms runs the real claude against `api`, offline and out of the real home.
 fn real_env(claude: &Path, api: &FakeApi) -> TestEnv {
     let mut env = TestEnv::new();
-    let config_dir = env.home.join(".claude");
-    for (key, value) in [
-        ("CMS_CLAUDE_BIN", claude.display().to_string()),
+    env.set_env("CMS_CLAUDE_BIN", &claude.display().to_string());
+    for (key, value) in claude_env(api, &env.home.join(".claude")) {
+        env.set_env(key, &value);
+    }
+    env
+}
+
+/// What keeps claude offline, talking to `api`, and out of the real home.
+fn claude_env(api: &FakeApi, config_dir: &Path) -> [(&'static str, String); 10] {
+    [
         ("ANTHROPIC_BASE_URL", api.url.clone()),
         ("ANTHROPIC_API_KEY", "sk-ant-api03-fake".to_owned()),
         // Without it the CLI looks up outside hosts; with it, it talks only to the base URL.
@@ -117,10 +125,7 @@ fn real_env(claude: &Path, api: &FakeApi) -> TestEnv {
         // A request the fake API never answers fails the run (one retry included) within
         // RUN_LIMIT, instead of after the default 10 minutes.
         ("API_TIMEOUT_MS", "20000".to_owned()),
-    ] {
-        env.set_env(key, &value);
-    }
-    env
+    ]
 }
 
 #[track_caller]
@@ -598,4 +603,128 @@ fn real_claude_bash_write_to_a_protected_path_is_caught_on_the_diff() {
     env.cms(&["merge", "sneak"])
         .code(1)
         .one_line_error_with_hint("touched protected paths");
+
+/// How one claude answered a Write that a PreToolUse hook saw: the tool_result's text and
+/// error flag, a string `tool_use_result` (`None` for a tool's own result object), whether the
+/// file was written, and the result's denied tools.
+type HookAnswer = (String, bool, Option<String>, bool, Vec<String>);
+
+/// Runs `bin` (the real claude or the fake) in a fresh `dir` with these settings on a prompt
+/// the fake API answers with one Write of `a.txt` and a final text.
+fn answer_to_a_hooked_write(
+    bin: &Path,
+    api: &FakeApi,
+    dir: &Path,
+    key: &str,
+    settings: &str,
+) -> HookAnswer {
+    let work = dir.join("w");
+    std::fs::create_dir_all(&work).unwrap();
+    let script = dir.join("script.json");
+    let steps = json!({"turns": [{"steps": [{"write": {"path": "a.txt", "content": "a\n"}}]}]});
+    std::fs::write(&script, steps.to_string()).unwrap();
+    let mut cmd = Command::new(bin);
+    cmd.args(["-p", "--output-format", "stream-json", "--verbose"])
+        .args([
+            "--permission-mode",
+            "bypassPermissions",
+            "--settings",
+            settings,
+        ])
+        .arg(format!("{key} write a.txt"))
+        .current_dir(&work)
+        .stdin(Stdio::null())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .env("FAKE_CLAUDE_SCRIPT", &script)
+        .envs(claude_env(api, &dir.join(".claude")));
+    let run = wait_bounded(Background::spawn(&mut cmd), RUN_LIMIT);
+    run.success();
+    let events: Vec<Value> = run
+        .stdout
+        .replace(&work.display().to_string(), "{cwd}")
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let answer = events
+        .iter()
+        .find(|e| e["type"] == "user" && e["message"]["content"][0]["type"] == "tool_result")
+        .unwrap_or_else(|| panic!("{}: no tool result in\n{}", bin.display(), run.stdout));
+    let block = &answer["message"]["content"][0];
+    (
+        block["content"].as_str().unwrap().to_owned(),
+        block["is_error"] == true,
+        answer["tool_use_result"].as_str().map(str::to_owned),
+        work.join("a.txt").exists(),
+        names(&last_result(&events)["permission_denials"], "tool_name"),
+    )
+}
+
+#[test]
+fn real_claude_and_the_fake_answer_pre_tool_use_hooks_alike() {
+    let Some(claude) = real_claude("real_claude_and_the_fake_answer_pre_tool_use_hooks_alike")
+    else {
+        return;
+    };
+    let api = FakeApi::start();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let deny = json!({"hookSpecificOutput": {
+        "hookEventName": "PreToolUse",
+        "permissionDecision": "deny",
+        "permissionDecisionReason": "cms: a.txt is a protected path; leave it alone",
+    }});
+    // Hook bodies; each is run by both, and they must answer the Write alike.
+    let cases = [
+        ("[deny]", format!("printf '%s\\n' '{deny}'")),
+        ("[deny-exit-1]", format!("printf '%s\\n' '{deny}'; exit 1")),
+        ("[exit-2]", "echo 'no writes here' >&2; exit 2".to_owned()),
+        ("[exit-2-silent]", "exit 2".to_owned()),
+        ("[exit-1]", "echo oops >&2; exit 1".to_owned()),
+        ("[not-found]", "/nonexistent/cms hook pre-tool-use".to_owned()),
+        (
+            "[ask]",
+            r#"echo '{"hookSpecificOutput":{"hookEventName":"PreToolUse","permissionDecision":"ask"}}'"#
+                .to_owned(),
+        ),
+        (
+            "[bad-schema-exit-2]",
+            r#"echo '{"hookSpecificOutput":{"permissionDecision":"deny"}}'; echo e >&2; exit 2"#
+                .to_owned(),
+        ),
+    ];
+    for (key, body) in &cases {
+        api.route(
+            key,
+            vec![
+                Reply::tool(
+                    "Write",
+                    json!({"file_path": format!("{CWD}/a.txt"), "content": "a\n"}),
+                ),
+                Reply::text("done"),
+            ],
+        );
+        // The hook reads its input first, as cms's does, so neither claude writes to a closed pipe.
+        let command = format!("cat >/dev/null; {body}");
+        let settings = json!({"hooks": {"PreToolUse": [
+            {"matcher": "Write|Edit|MultiEdit|NotebookEdit", "hooks": [{"type": "command", "command": command}]},
+        ]}})
+        .to_string();
+        let name = key.trim_matches(['[', ']']);
+        let real =
+            answer_to_a_hooked_write(&claude, &api, &root.join(name).join("real"), key, &settings);
+        let fake = answer_to_a_hooked_write(
+            Path::new(FAKE_CLAUDE),
+            &api,
+            &root.join(name).join("fake"),
+            key,
+            &settings,
+        );
+        say(&format!("real_claude hooks {key}: {real:?}"));
+        assert_eq!(
+            fake, real,
+            "{key}: the fake answers the hooked Write otherwise"
+        );
+    }
 }
