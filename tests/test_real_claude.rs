@@ -603,6 +603,7 @@ fn real_claude_bash_write_to_a_protected_path_is_caught_on_the_diff() {
     env.cms(&["merge", "sneak"])
         .code(1)
         .one_line_error_with_hint("touched protected paths");
+}
 
 /// How one claude answered a Write that a PreToolUse hook saw: the tool_result's text and
 /// error flag, a string `tool_use_result` (`None` for a tool's own result object), whether the

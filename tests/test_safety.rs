@@ -338,7 +338,15 @@ fn turn_limit_stops_the_task_before_it_pays_for_another_turn() {
     run.code(3);
     let task = run.json();
     assert_eq!(task["status"], "turns_exceeded", "{task:#}");
-    assert!(task["turns"].as_u64().unwrap() <= 3, "{task:#}");
+    assert!(
+        task["error"].as_str().unwrap().contains("turn limit of 2"),
+        "{task:#}"
+    );
+    // Two API messages paid for (1000 in / 100 out each on opus), not a third.
+    assert!(
+        (task["cost_usd"].as_f64().unwrap() - 0.015).abs() < 1e-9,
+        "{task:#}"
+    );
     let worktree = std::path::Path::new(task["worktree"].as_str().unwrap());
     assert!(worktree.join("one.txt").exists());
     assert!(!worktree.join("four.txt").exists());
@@ -599,4 +607,52 @@ fn pre_tool_use_hook_fails_closed_when_it_cannot_judge_the_call() {
     );
     let garbage = run_hook(&env, &common, "missing", &json!("not a hook call"));
     garbage.code(2);
+}
+
+#[test]
+fn writes_the_hook_denies_never_happen_in_any_preset_and_are_listed_as_blocked() {
+    let env = protected_repo();
+    let outside = env.repo.join("stolen.txt");
+    let steps = json!([
+        {"write": {"path": "infra/new.tf", "content": "x\n"}},
+        {"write": {"path": "./src/../infra//other.tf", "content": "x\n"}},
+        {"write": {"path": outside.display().to_string(), "content": "x\n"}},
+        {"bash": "mkdir -p docs && ln -s ../infra docs/infra-link"},
+        {"write": {"path": "docs/infra-link/via-link.tf", "content": "x\n"}},
+        {"write": {"path": "src/fine.rs", "content": "ok\n"}},
+    ]);
+    // In every preset, `edit` (the default) and `full` alike.
+    for preset in ["edit", "full"] {
+        let name = format!("hooked-{preset}");
+        let (run, task) = run_task(&env, &name, steps.clone(), &["-p", preset]);
+        let blocked: Vec<String> = task["safety"]["blocked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["kind"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            blocked,
+            [
+                "protected_path",
+                "protected_path",
+                "outside_worktree",
+                "protected_path"
+            ],
+            "{preset}: {task:#}"
+        );
+        assert_eq!(task["permission_denials"], json!([]), "{preset}");
+        assert!(!outside.exists(), "{preset}");
+        let worktree = std::path::Path::new(task["worktree"].as_str().unwrap());
+        for path in ["infra/new.tf", "infra/other.tf", "infra/via-link.tf"] {
+            assert!(
+                !worktree.join(path).exists(),
+                "{preset}: {path} was written"
+            );
+        }
+        assert!(worktree.join("src/fine.rs").exists());
+        // The symlink itself points at a protected folder: that one is caught on the diff.
+        run.code(3);
+        assert_eq!(violations(&task), ["symlink docs/infra-link"], "{preset}");
+    }
 }

@@ -125,9 +125,10 @@ pub fn describe(kind: LimitKind, state: &LimitState, ledger: &Ledger, elapsed: D
             ledger.live_cost_usd().max(ledger.cost_usd),
             limits.max_cost_usd
         ),
+        // Not the count: claude's `num_turns` counts tool turns too, so it can read higher
+        // than the API messages the limit counted.
         LimitKind::Turns => format!(
-            "stopped at the turn limit: {} turns of {}",
-            ledger.live_turns().max(ledger.turns),
+            "stopped at the turn limit of {} turns, before paying for another",
             limits.max_turns
         ),
         LimitKind::Duration => format!(
