@@ -729,3 +729,89 @@ fn real_claude_and_the_fake_answer_pre_tool_use_hooks_alike() {
         );
     }
 }
+
+#[test]
+fn real_claude_cost_limit_stops_the_task_before_the_next_reply_and_keeps_its_work() {
+    let Some(claude) = real_claude("real_claude_cost_limit_stops_the_task") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    let write = |name: &str| {
+        Reply::tool(
+            "Write",
+            json!({"file_path": format!("{CWD}/{name}.txt"), "content": format!("{name}\n")}),
+        )
+    };
+    api.route(
+        "[spend]",
+        vec![
+            write("one"),
+            write("two"),
+            write("three"),
+            Reply::text("done"),
+        ],
+    );
+    // Each reply costs COST_PER_REPLY; the second one crosses the limit.
+    let limit = format!("{}", 1.5 * COST_PER_REPLY);
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[spend] write",
+            "--name",
+            "spend",
+            "--max-cost",
+            &limit,
+        ],
+        RUN_LIMIT,
+    );
+    let task = task_json(&run);
+    run.code(3);
+    assert_eq!(task["status"], "cost_exceeded", "{task:#}");
+    assert_cost(&task["cost_usd"], 2.0 * COST_PER_REPLY);
+    assert_eq!(api.requests_for("[spend]").len(), 2);
+    let worktree = PathBuf::from(task["worktree"].as_str().unwrap());
+    assert!(worktree.is_dir());
+    assert_eq!(env.git(&["show", "cms/spend:one.txt"]), "one");
+    assert!(!worktree.join("three.txt").exists());
+}
+
+#[test]
+fn real_claude_duration_limit_interrupts_a_slow_reply_and_keeps_the_work_done() {
+    let Some(claude) = real_claude("real_claude_duration_limit_interrupts") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    api.route(
+        "[slow]",
+        vec![
+            Reply::tool(
+                "Write",
+                json!({"file_path": format!("{CWD}/early.txt"), "content": "early\n"}),
+            ),
+            Reply::text("too late").delayed(Duration::from_secs(50)),
+        ],
+    );
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[slow] write",
+            "--name",
+            "slow",
+            "--max-duration",
+            "3s",
+        ],
+        RUN_LIMIT,
+    );
+    let task = task_json(&run);
+    run.code(3);
+    assert_eq!(task["status"], "duration_exceeded", "{task:#}");
+    assert!(task["error"].as_str().unwrap().contains("time limit"));
+    assert_eq!(env.git(&["show", "cms/slow:early.txt"]), "early");
+    // claude ended its turn on the interrupt, through the protocol.
+    let events = transcript(&env, "slow");
+    assert_eq!(last_result(&events)["subtype"], "error_during_execution");
+}
