@@ -69,13 +69,7 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, CommandError
             globs.push(glob.clone());
         }
     }
-    let rules = Rules::new(&globs).map_err(|reason| {
-        CommandError::new(
-            ErrorKind::Usage,
-            format!("invalid protected path glob: {reason}"),
-        )
-        .with_hint("globs look like infra/**, .github or *.pem")
-    })?;
+    let rules = protection_rules(&globs)?;
     // Before anything is made: a missing claude must not leave a worktree behind.
     let claude = session::find_claude(&config.claude_bin)?;
     let worktrees = ws.worktrees_dir(&config);
@@ -407,9 +401,7 @@ fn finish(
         None => Vec::new(),
     };
     // Everything the session did is committed, so base..head is the whole change.
-    let rules = Rules::new(&record.safety.protected).map_err(|reason| {
-        CommandError::user(format!("the task's protected paths are invalid: {reason}"))
-    })?;
+    let rules = protection_rules(&record.safety.protected)?;
     let mut violations = match head {
         Some(head) => safety::check::check_range(&ws.repo, base, head, &rules)?,
         None => Vec::new(),
@@ -543,6 +535,14 @@ pub fn change_range(ws: &Workspace, record: &TaskRecord) -> Result<(Oid, Oid), C
     }
 }
 
+/// Compiles protected-path globs (the always-protected ones are added).
+pub fn protection_rules(globs: &[String]) -> Result<Rules, CommandError> {
+    Rules::new(globs).map_err(|reason| {
+        CommandError::user(format!("invalid protected path glob: {reason}"))
+            .with_hint("fix [safety] protected in .cms.toml or your user configuration")
+    })
+}
+
 /// Every protected-path violation of a task as it stands now: its change (uncommitted work
 /// in its worktree included) checked against its own rules and the repository's current
 /// ones, plus what was recorded when its sessions ended (changes outside its change, such as
@@ -555,10 +555,7 @@ pub fn current_violations(
     let config = ws.config(base)?;
     let mut globs = record.safety.protected.clone();
     globs.extend(config.protected);
-    let rules = Rules::new(&globs).map_err(|reason| {
-        CommandError::user(format!("invalid protected path glob: {reason}"))
-            .with_hint("fix [safety] protected in .cms.toml or your user configuration")
-    })?;
+    let rules = protection_rules(&globs)?;
     let (from, to) = change_range(ws, record)?;
     let mut violations = record.safety.violations.clone();
     for violation in safety::check::check_range(&ws.repo, from, to, &rules)? {

@@ -12,7 +12,7 @@ use crate::git::{Oid, Repo};
 use crate::report::JSON_VERSION;
 use crate::safety::{Rules, check::check_range};
 use crate::store::{TaskName, Violation};
-use crate::task::current_violations;
+use crate::task::{current_violations, protection_rules};
 use crate::workspace::Workspace;
 
 /// Check changes against the protected paths, for git hooks and scripts
@@ -130,10 +130,7 @@ fn rules_here(ws: &Workspace) -> Result<Rules, CommandError> {
     if let Some(record) = task {
         globs.extend(record.safety.protected);
     }
-    Rules::new(&globs).map_err(|reason| {
-        CommandError::user(format!("invalid protected path glob: {reason}"))
-            .with_hint("fix [safety] protected in .cms.toml or your user configuration")
-    })
+    protection_rules(&globs)
 }
 
 /// The index git asked a pre-commit hook to look at, if it named one: a relative path is
