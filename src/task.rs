@@ -63,12 +63,9 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, CommandError
         max_turns: opts.max_turns.unwrap_or(config.limits.max_turns),
         max_duration: opts.max_duration.unwrap_or(config.limits.max_duration),
     };
+    // Rules drop repeated globs, so the configured and the flag's can simply be joined.
     let mut globs = config.protected.clone();
-    for glob in &opts.protect {
-        if !globs.contains(glob) {
-            globs.push(glob.clone());
-        }
-    }
+    globs.extend(opts.protect.iter().cloned());
     let rules = protection_rules(&globs)?;
     // Before anything is made: a missing claude must not leave a worktree behind.
     let claude = session::find_claude(&config.claude_bin)?;
@@ -558,14 +555,10 @@ pub fn current_violations(
     let rules = protection_rules(&globs)?;
     let (from, to) = change_range(ws, record)?;
     let mut violations = record.safety.violations.clone();
-    for violation in safety::check::check_range(&ws.repo, from, to, &rules)? {
-        if !violations
-            .iter()
-            .any(|v| v.kind == violation.kind && v.path == violation.path)
-        {
-            violations.push(violation);
-        }
-    }
+    safety::check::add_new(
+        &mut violations,
+        safety::check::check_range(&ws.repo, from, to, &rules)?,
+    );
     Ok(violations)
 }
 

@@ -10,7 +10,10 @@ use super::CommandContext;
 use crate::error::{CommandError, ErrorKind, exit_code};
 use crate::git::{Oid, Repo};
 use crate::report::JSON_VERSION;
-use crate::safety::{Rules, check::check_range};
+use crate::safety::{
+    Rules,
+    check::{add_new, check_range},
+};
 use crate::store::{TaskName, Violation};
 use crate::task::{current_violations, protection_rules};
 use crate::workspace::Workspace;
@@ -57,7 +60,7 @@ pub fn cmd_check(ctx: &CommandContext, args: CheckArgs) -> Result<u8, CommandErr
             };
             let index = hook_index_file(ctx);
             let staged = crate::git::snapshot::index_tree(&ws.repo.checkout, index.as_deref())?;
-            extend(
+            add_new(
                 &mut violations,
                 check_range(&ws.repo, head, staged, &rules)?,
             );
@@ -65,7 +68,7 @@ pub fn cmd_check(ctx: &CommandContext, args: CheckArgs) -> Result<u8, CommandErr
         }
         for range in &args.ranges {
             let (from, to) = resolve_range(&ws.repo, range)?;
-            extend(&mut violations, check_range(&ws.repo, from, to, &rules)?);
+            add_new(&mut violations, check_range(&ws.repo, from, to, &rules)?);
             checked.push(range.clone());
         }
     }
@@ -104,14 +107,6 @@ pub fn cmd_check(ctx: &CommandContext, args: CheckArgs) -> Result<u8, CommandErr
     } else {
         exit_code::VIOLATIONS
     })
-}
-
-fn extend(all: &mut Vec<Violation>, more: Vec<Violation>) {
-    for violation in more {
-        if !all.contains(&violation) {
-            all.push(violation);
-        }
-    }
 }
 
 /// The rules for changes made in this checkout: the repository's configuration, plus the

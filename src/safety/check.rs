@@ -10,6 +10,20 @@ use crate::git::state::{self, Fingerprint};
 use crate::git::{self, GitError, Oid, Repo, TreeChange};
 use crate::store::Violation;
 
+/// Adds to `all` the violations of `more` it does not have yet: one per kind and path, since
+/// the same path seen from two checks (say, the recorded result and a re-check) is one
+/// problem.
+pub fn add_new(all: &mut Vec<Violation>, more: Vec<Violation>) {
+    for violation in more {
+        if !all
+            .iter()
+            .any(|v| v.kind == violation.kind && v.path == violation.path)
+        {
+            all.push(violation);
+        }
+    }
+}
+
 /// The violations in the change from tree-ish `from` to tree-ish `to`.
 pub fn check_range(
     repo: &Repo,

@@ -101,19 +101,6 @@ impl LimitState {
             _ => None,
         }
     }
-
-    /// The limit already used up before a process starts, if any.
-    pub fn exhausted(&self, ledger: &Ledger) -> Option<LimitKind> {
-        if ledger.cost_usd >= self.limits.max_cost_usd {
-            Some(LimitKind::Cost)
-        } else if ledger.turns >= self.limits.max_turns {
-            Some(LimitKind::Turns)
-        } else if self.time_left().is_zero() {
-            Some(LimitKind::Duration)
-        } else {
-            None
-        }
-    }
 }
 
 /// A description of a crossed limit for the task's error.
