@@ -81,7 +81,7 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, CommandError
                 worktrees.display()
             ))
         })?;
-        let reason = format!("cms task {name}");
+        let reason = lock_reason(name.as_str());
         git::worktree::add(&ws.repo.common_dir, &worktree, &branch, base, &reason)?;
         let now = now_rfc3339();
         let mut record = TaskRecord {
@@ -161,6 +161,12 @@ fn pick_name(
     Ok(TaskName::unique(&slug, taken))
 }
 
+/// The reason cms locks a task's worktree with, which also tells it apart from a worktree
+/// someone else put at the same path.
+fn lock_reason(name: &str) -> String {
+    format!("cms task {name}")
+}
+
 /// Removes what a failed start made. Best effort: the original error is what the user needs.
 fn undo_start(ws: &Workspace, record: &TaskRecord) {
     let _ = git::worktree::remove(&ws.repo.common_dir, &record.worktree);
@@ -208,16 +214,23 @@ pub async fn run(
     }
     args.extend(["--settings".to_owned(), hook_settings(ws, &record)?]);
     // What the session must leave alone, as it was before the session.
-    let baseline = match safety::check::Baseline::capture(
-        &ws.repo.common_dir,
-        &record.worktree,
-        &user_checkouts(ws, &record),
-    ) {
+    let surroundings = match surroundings(ws, &record) {
+        Ok(surroundings) => surroundings,
+        Err(err) => {
+            undo_start(ws, &record);
+            return Err(err);
+        }
+    };
+    let baseline = match safety::check::Baseline::capture(surroundings.around) {
         Ok(baseline) => baseline,
         Err(err) => {
             undo_start(ws, &record);
             return Err(err.into());
         }
+    };
+    let watched = Watched {
+        baseline,
+        quiet_records: surroundings.quiet_records,
     };
     let spec = Spawn {
         bin: &claude,
@@ -277,7 +290,51 @@ pub async fn run(
         undo_start(ws, &record);
         return Err(failed_start_error(&outcome, &claude));
     }
-    finish(ws, record, &ledger, &outcome, &baseline, clock.elapsed())
+    finish(ws, record, &ledger, &outcome, &watched, clock.elapsed())
+}
+
+/// What a session must leave alone, fingerprinted before it starts.
+struct Watched {
+    baseline: safety::check::Baseline,
+    /// The records of the other tasks that were not running, as they were.
+    quiet_records: Vec<TaskRecord>,
+}
+
+struct Captured {
+    around: safety::check::Surroundings,
+    quiet_records: Vec<TaskRecord>,
+}
+
+/// The task's surroundings: the user's checkouts, and every other task that is not running
+/// (running ones change their own worktree and branch; merged and discarded ones are gone).
+fn surroundings(ws: &Workspace, record: &TaskRecord) -> Result<Captured, CommandError> {
+    let (tasks, _unreadable) = ws.tasks()?;
+    let quiet_records: Vec<TaskRecord> = tasks
+        .into_iter()
+        .filter(|t| t.name != record.name && is_quiet(t))
+        .collect();
+    let quiet_tasks = quiet_records
+        .iter()
+        .map(|t| safety::check::QuietTask {
+            name: t.name.clone(),
+            worktree: t.worktree.clone(),
+            branch_ref: format!("refs/heads/{}", t.branch),
+        })
+        .collect();
+    Ok(Captured {
+        around: safety::check::Surroundings {
+            common_dir: ws.repo.common_dir.clone(),
+            worktree: record.worktree.clone(),
+            branch_ref: format!("refs/heads/{}", record.branch),
+            checkouts: user_checkouts(ws, record),
+            quiet_tasks,
+        },
+        quiet_records,
+    })
+}
+
+fn is_quiet(record: &TaskRecord) -> bool {
+    record.status != Status::Running && !record.status.is_closed()
 }
 
 /// The `--settings` that give claude cms's PreToolUse hook: every file-editing tool call is
@@ -295,7 +352,20 @@ fn hook_settings(ws: &Workspace, record: &TaskRecord) -> Result<String, CommandE
         shell_quote(&ws.repo.common_dir.display().to_string()),
         "--task".to_owned(),
         shell_quote(&record.name),
+        // The hook judges by these, not by the record: the record lives in the repository's
+        // git dir, which the agent's own git commands can write.
+        "--worktree".to_owned(),
+        shell_quote(&record.worktree.display().to_string()),
     ]
+    .into_iter()
+    .chain(
+        record
+            .safety
+            .protected
+            .iter()
+            .flat_map(|glob| ["--protect".to_owned(), shell_quote(glob)]),
+    )
+    .collect::<Vec<_>>()
     .join(" ");
     let settings = serde_json::json!({
         "hooks": {
@@ -366,7 +436,7 @@ fn finish(
     record: TaskRecord,
     ledger: &Ledger,
     outcome: &TurnOutcome,
-    baseline: &safety::check::Baseline,
+    watched: &Watched,
     elapsed: Duration,
 ) -> Result<TaskRecord, CommandError> {
     let elapsed_ms = elapsed.as_millis() as u64;
@@ -377,13 +447,22 @@ fn finish(
         error = Some(safety::limits::describe(kind, &state, ledger, elapsed));
     }
     let session = ledger.session_id.clone().unwrap_or_default();
-    let commit = git::snapshot::commit_all(
-        &record.worktree,
-        &record.prompt,
-        &[("Cms-Task", &record.name), ("Cms-Session", &session)],
-    );
+    // A worktree that left its branch would have cms's commit land on the stray branch: its
+    // work stays uncommitted where it is, and the check below reports why.
+    let own_ref = format!("refs/heads/{}", record.branch);
+    let on_branch = git::state::head_ref(&record.worktree).as_deref() == Some(own_ref.as_str());
+    let commit = if on_branch {
+        git::snapshot::commit_all(
+            &record.worktree,
+            &record.prompt,
+            &[("Cms-Task", &record.name), ("Cms-Session", &session)],
+        )
+        .map(|_| ())
+    } else {
+        Ok(())
+    };
     let head = match commit {
-        Ok(_) => ws.repo.branch_tip(&record.branch).ok(),
+        Ok(()) => ws.repo.branch_tip(&record.branch).ok(),
         Err(err) => {
             status = Status::Failed;
             error = Some(format!("cms could not commit the task's changes: {err}"));
@@ -403,7 +482,7 @@ fn finish(
         Some(head) => safety::check::check_range(&ws.repo, base, head, &rules)?,
         None => Vec::new(),
     };
-    violations.extend(baseline.changes());
+    violations.extend(check_surroundings(ws, &record, watched)?);
     if !violations.is_empty() {
         status = Status::ProtectedPath;
         let first = &violations[0].detail;
@@ -412,7 +491,18 @@ fn finish(
             n => format!("{n} protected-path violations; the first: {first}"),
         });
     }
-    let saved = ws.store.update(&record.name, |r| {
+    let name = record.name.clone();
+    let saved = ws.store.rewrite(&name, |on_disk| {
+        // What the session may have written into the record is not trusted: the final record
+        // is the one this supervisor started with, plus what the hook and the session's
+        // events legitimately added.
+        let (blocked, session_id, model) = match on_disk {
+            Some(d) => (d.safety.blocked, d.session_id, d.model),
+            None => (Vec::new(), None, None),
+        };
+        let mut final_record = record;
+        let r = &mut final_record;
+        r.safety.blocked = blocked;
         // Denials made by cms's own hook are recorded as blocked writes, not as tools the
         // task needs the user to allow.
         let blocked: Vec<&str> = r
@@ -439,8 +529,8 @@ fn finish(
         r.status = status;
         r.error = error;
         r.safety.violations = violations;
-        r.session_id = ledger.session_id.clone().or(r.session_id.take());
-        r.model = r.model.take().or(ledger.model.clone());
+        r.session_id = ledger.session_id.clone().or(session_id);
+        r.model = r.model.take().or(model).or(ledger.model.clone());
         r.cost_usd = ledger.cost_usd;
         r.turns = ledger.turns;
         r.duration_ms += elapsed_ms;
@@ -450,8 +540,149 @@ fn finish(
         r.files_changed = files;
         r.head = head.map(|h| h.to_string());
         r.supervisor = None;
+        final_record
     })?;
     Ok(saved)
+}
+
+/// The violations of everything around the task's change: its own record, the user's
+/// checkouts, the refs, git metadata and the other tasks. Another task's branch that moved is
+/// put back, its record too, and that task is marked so merging it refuses what was planted.
+fn check_surroundings(
+    ws: &Workspace,
+    record: &TaskRecord,
+    watched: &Watched,
+) -> Result<Vec<crate::store::Violation>, CommandError> {
+    let mut violations = record_tampering(ws, record);
+    // Other tasks' records, as the session left them: a changed record is put back first, so
+    // a forged status cannot hide what else the session did to that task.
+    let mut now: Vec<(String, safety::check::TaskNow)> = Vec::new();
+    for before in &watched.quiet_records {
+        let after = ws.store.load(&before.name);
+        let state = match &after {
+            Ok(after) if after == before => safety::check::TaskNow::Quiet,
+            // The user merged or discarded it meanwhile.
+            Ok(after) if after.status.is_closed() => safety::check::TaskNow::Busy,
+            // Edited, damaged or deleted: put back as it was.
+            _ => {
+                let restored = before.clone();
+                let _ = ws.store.rewrite(&before.name, |_| restored);
+                violations.push(crate::store::Violation {
+                    kind: safety::kind::TASK_RECORD.into(),
+                    path: ws.store.record_path(&before.name).display().to_string(),
+                    detail: format!(
+                        "task '{}''s record changed while this task ran; cms put it back",
+                        before.name
+                    ),
+                });
+                safety::check::TaskNow::Quiet
+            }
+        };
+        now.push((before.name.clone(), state));
+    }
+    let task_now = |name: &str| {
+        if let Some((_, state)) = now.iter().find(|(n, _)| n == name) {
+            return *state;
+        }
+        match ws.store.load(name) {
+            Ok(_) => safety::check::TaskNow::Busy,
+            Err(_) => safety::check::TaskNow::Unknown,
+        }
+    };
+    let changes = watched.baseline.changes(&task_now);
+    violations.extend(changes.violations);
+    if !changes.restore.is_empty() {
+        ws.store.with_refs_lock(|| {
+            for restore in &changes.restore {
+                if let Err(err) = git::state::restore_ref(
+                    &ws.repo.common_dir,
+                    &restore.name,
+                    &restore.old,
+                    restore.current.as_deref(),
+                ) {
+                    violations.push(crate::store::Violation {
+                        kind: safety::kind::OTHER_TASK.into(),
+                        path: restore.name.clone(),
+                        detail: format!("cms could not put {} back: {err}", restore.name),
+                    });
+                }
+            }
+        })?;
+    }
+    for (task, violation) in changes.tainted {
+        let _ = ws.store.update(&task, |r| {
+            safety::check::add_new(&mut r.safety.violations, vec![violation]);
+            if r.status != Status::Running {
+                r.status = Status::ProtectedPath;
+                r.error = Some(format!(
+                    "task '{}''s session changed this task; merging it would bring in what that \
+                     session planted",
+                    record.name
+                ));
+            }
+        });
+    }
+    Ok(violations)
+}
+
+/// How the task's record on disk differs from the one its supervisor holds, in what only cms
+/// may set: the record lives in the repository's git dir, which the agent's git commands can
+/// write, and a record with looser limits or fewer protected paths must not be believed.
+fn record_tampering(ws: &Workspace, record: &TaskRecord) -> Vec<crate::store::Violation> {
+    let path = ws.store.record_path(&record.name);
+    let on_disk = match ws.store.load(&record.name) {
+        Ok(on_disk) => on_disk,
+        Err(err) => {
+            return vec![crate::store::Violation {
+                kind: safety::kind::TASK_RECORD.into(),
+                path: path.display().to_string(),
+                detail: format!("the task's record became unreadable while it ran: {err}"),
+            }];
+        }
+    };
+    let mut expected = record.clone();
+    // What the session's own events and cms's hook legitimately write while it runs.
+    expected.session_id = on_disk.session_id.clone();
+    expected.model = on_disk.model.clone();
+    expected.safety.blocked = on_disk.safety.blocked.clone();
+    expected.updated_at = on_disk.updated_at.clone();
+    let (Ok(serde_json::Value::Object(want)), Ok(serde_json::Value::Object(got))) = (
+        serde_json::to_value(&expected),
+        serde_json::to_value(&on_disk),
+    ) else {
+        return Vec::new();
+    };
+    let mut fields: Vec<String> = Vec::new();
+    for (key, value) in &want {
+        match (key.as_str(), value, got.get(key)) {
+            (
+                "safety",
+                serde_json::Value::Object(inner),
+                Some(serde_json::Value::Object(other)),
+            ) => {
+                fields.extend(
+                    inner
+                        .iter()
+                        .filter(|(k, v)| other.get(*k) != Some(*v))
+                        .map(|(k, _)| format!("safety.{k}")),
+                );
+            }
+            (_, value, got) if got != Some(value) => fields.push(key.clone()),
+            _ => {}
+        }
+    }
+    if fields.is_empty() {
+        return Vec::new();
+    }
+    vec![crate::store::Violation {
+        kind: safety::kind::TASK_RECORD.into(),
+        path: path.display().to_string(),
+        detail: format!(
+            "the task's record was changed while it ran ({}); cms kept the settings the task \
+             started with",
+            fields.join(", ")
+        ),
+    }]
 }
 
 /// The status a finished process gives its task, and the error to record with it.
@@ -562,6 +793,31 @@ pub fn current_violations(
     Ok(violations)
 }
 
+/// Refuses when the task's worktree left the task's branch (its session ran `git checkout -b`
+/// or `--detach`): the work there is no longer what the task's branch holds.
+pub fn ensure_on_branch(record: &TaskRecord) -> Result<(), CommandError> {
+    if !record.worktree.is_dir() {
+        return Ok(());
+    }
+    let own = format!("refs/heads/{}", record.branch);
+    let head = git::state::head_ref(&record.worktree);
+    if head.as_deref() == Some(own.as_str()) {
+        return Ok(());
+    }
+    let now = match &head {
+        Some(other) => format!("for {}", other.strip_prefix("refs/heads/").unwrap_or(other)),
+        None => "for a detached HEAD".to_owned(),
+    };
+    Err(CommandError::user(format!(
+        "task '{}''s worktree left its branch {} {now}",
+        record.name, record.branch
+    ))
+    .with_hint(format!(
+        "cms merges only {0}; `cms discard {1} --force` removes the worktree and keeps the other branch",
+        record.branch, record.name
+    )))
+}
+
 /// Refuses when a task is still running under a live supervisor.
 pub fn ensure_not_running(record: &TaskRecord, action: &str) -> Result<(), CommandError> {
     if record.status == Status::Running {
@@ -575,17 +831,39 @@ pub fn ensure_not_running(record: &TaskRecord, action: &str) -> Result<(), Comma
 }
 
 /// Removes a task's worktree and branch, but only if they are the ones cms made for it.
-pub fn remove_task_checkout(ws: &Workspace, record: &TaskRecord) -> Result<(), CommandError> {
+///
+/// A worktree at the task's path that left the task's branch (its session ran `git checkout
+/// -b` or `--detach`) is still the one cms made, but removing it is only done when
+/// `even_off_branch` (an explicit `discard --force`); the branch it moved to is never
+/// deleted, and is returned so the user can be told where it is.
+pub fn remove_task_checkout(
+    ws: &Workspace,
+    record: &TaskRecord,
+    even_off_branch: bool,
+) -> Result<Option<String>, CommandError> {
     let ours = format!("refs/heads/{}", record.branch);
     let entries = git::worktree::list(&ws.repo.common_dir)?;
     let registered = entries
         .iter()
         .find(|e| git::canonical(&e.path) == record.worktree);
+    let mut stray = None;
     match registered {
         Some(entry) if entry.branch.as_deref() == Some(ours.as_str()) => {
             git::worktree::remove(&ws.repo.common_dir, &record.worktree)?;
         }
-        Some(_) => {
+        // Still locked with the reason cms gave it: the worktree cms made, whose HEAD moved.
+        Some(entry)
+            if even_off_branch
+                && !entry.bare
+                && entry.lock_reason.as_deref() == Some(lock_reason(&record.name).as_str()) =>
+        {
+            stray = entry
+                .branch
+                .as_deref()
+                .map(|b| b.strip_prefix("refs/heads/").unwrap_or(b).to_owned());
+            git::worktree::remove(&ws.repo.common_dir, &record.worktree)?;
+        }
+        Some(entry) if entry.lock_reason.as_deref() != Some(lock_reason(&record.name).as_str()) => {
             return Err(CommandError::user(format!(
                 "{} is a worktree cms did not make for task '{}'",
                 record.worktree.display(),
@@ -593,10 +871,29 @@ pub fn remove_task_checkout(ws: &Workspace, record: &TaskRecord) -> Result<(), C
             ))
             .with_hint("cms leaves it alone; remove it yourself with `git worktree remove`"));
         }
+        Some(entry) => {
+            let on = match entry.branch.as_deref() {
+                Some(branch) => format!(
+                    "is on {}",
+                    branch.strip_prefix("refs/heads/").unwrap_or(branch)
+                ),
+                None => "has a detached HEAD".to_owned(),
+            };
+            return Err(CommandError::user(format!(
+                "task '{}''s worktree {} {on}, not on {}",
+                record.name,
+                record.worktree.display(),
+                record.branch
+            ))
+            .with_hint(format!(
+                "`cms discard {} --force` removes the worktree and keeps that branch",
+                record.name
+            )));
+        }
         None => git::worktree::prune(&ws.repo.common_dir)?,
     }
     if ws.repo.branch_exists(&record.branch) {
         git::worktree::delete_branch(&ws.repo.common_dir, &record.branch)?;
     }
-    Ok(())
+    Ok(stray)
 }

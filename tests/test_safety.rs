@@ -448,14 +448,28 @@ fn bad_limit_values_are_usage_errors() {
     assert_eq!(env.branches(), ["main"]);
 }
 
-/// Runs `cms hook pre-tool-use` as claude does: the hook JSON on stdin.
-fn run_hook(env: &TestEnv, repo: &str, task: &str, input: &Value) -> crate::common::Run {
+/// The PreToolUse hook command cms gave claude in its last start, as claude runs it.
+fn hook_command(env: &TestEnv) -> String {
+    let argv = env.claude_invocations().last().unwrap()["argv"].clone();
+    let argv: Vec<&str> = argv
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let settings = argv[argv.iter().position(|a| *a == "--settings").unwrap() + 1];
+    let settings: Value = serde_json::from_str(settings).unwrap();
+    settings["hooks"]["PreToolUse"][0]["hooks"][0]["command"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Runs a hook command through `sh` as claude does: the hook JSON on stdin.
+fn run_hook(env: &TestEnv, command: &str, input: &str) -> crate::common::Run {
     use std::io::Write;
     let mut child = env
-        .cms_command(
-            &env.repo,
-            &["hook", "pre-tool-use", "--repo", repo, "--task", task],
-        )
+        .command(std::path::Path::new("sh"), &env.repo, &["-c", command])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -465,7 +479,7 @@ fn run_hook(env: &TestEnv, repo: &str, task: &str, input: &Value) -> crate::comm
         .stdin
         .take()
         .unwrap()
-        .write_all(input.to_string().as_bytes())
+        .write_all(input.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
     crate::common::Run {
@@ -480,7 +494,7 @@ fn pre_tool_use_hook_denies_protected_and_outside_writes_in_claudes_format_and_r
     let env = protected_repo();
     let task = env.task_ok(&["setup", "--name", "hooked"]);
     let worktree = task["worktree"].as_str().unwrap().to_owned();
-    let common = env.common_dir().display().to_string();
+    let hook = hook_command(&env);
     let call = |tool: &str, input: Value, id: &str| {
         json!({"hook_event_name": "PreToolUse", "tool_name": tool, "tool_input": input,
                "tool_use_id": id, "cwd": worktree})
@@ -566,7 +580,7 @@ fn pre_tool_use_hook_denies_protected_and_outside_writes_in_claudes_format_and_r
         (call("Write", json!({"content": "no path"}), "t11"), true),
     ];
     for (input, denied) in &cases {
-        let run = run_hook(&env, &common, "hooked", input);
+        let run = run_hook(&env, &hook, &input.to_string());
         run.success();
         if *denied {
             let out: Value = serde_json::from_str(&run.stdout).unwrap();
@@ -595,18 +609,27 @@ fn pre_tool_use_hook_denies_protected_and_outside_writes_in_claudes_format_and_r
 #[test]
 fn pre_tool_use_hook_fails_closed_when_it_cannot_judge_the_call() {
     let env = protected_repo();
-    let common = env.common_dir().display().to_string();
-    let input = json!({"tool_name": "Write", "tool_input": {"file_path": "/tmp/x"}});
-    // No such task: claude treats exit code 2 as a block, with stderr as the reason.
-    let run = run_hook(&env, &common, "missing", &input);
-    run.code(2);
-    assert!(
-        run.stderr.contains("cms denied this write"),
-        "{}",
-        run.stderr
-    );
-    let garbage = run_hook(&env, &common, "missing", &json!("not a hook call"));
+    env.task_ok(&["setup", "--name", "hooked"]);
+    let hook = hook_command(&env);
+    let input = json!({"tool_name": "Write", "tool_input": {"file_path": "/tmp/x"}}).to_string();
+    // claude treats exit code 2 as a block, with stderr as the reason; stdout must stay empty,
+    // since claude would act on any JSON there whatever the exit code.
+    let garbage = run_hook(&env, &hook, "not a hook call");
     garbage.code(2);
+    assert!(garbage.stdout.is_empty());
+    assert!(
+        garbage.stderr.contains("cms denied this write"),
+        "{}",
+        garbage.stderr
+    );
+    let bad_glob = run_hook(&env, &format!("{hook} --protect 'a[b'"), &input);
+    bad_glob.code(2);
+    assert!(bad_glob.stdout.is_empty());
+    // Without the worktree to judge against, nothing is allowed either.
+    let (without_worktree, _) = hook.split_once(" --worktree ").unwrap();
+    let unjudged = run_hook(&env, without_worktree, &input);
+    unjudged.code(2);
+    assert!(unjudged.stdout.is_empty());
 }
 
 #[test]

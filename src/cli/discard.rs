@@ -48,18 +48,27 @@ pub fn cmd_discard(ctx: &CommandContext, args: DiscardArgs) -> Result<u8, Comman
             )));
         }
     }
-    ws.store
-        .with_refs_lock(|| remove_task_checkout(&ws, &record))??;
+    let stray = ws
+        .store
+        .with_refs_lock(|| remove_task_checkout(&ws, &record, args.force))??;
     let record = ws
         .store
         .update(&record.name, |r| r.status = Status::Discarded)?;
     if ctx.ui.json {
-        ctx.ui.print_json(&report::task_json(&record));
+        let mut value = report::task_json(&record);
+        value["stray_branch"] = serde_json::json!(stray);
+        ctx.ui.print_json(&value);
     } else {
         ctx.ui.println(&format!(
             "Discarded {}: removed its worktree and branch.",
             ctx.ui.out.name.apply_to(&record.name)
         ));
+        if let Some(stray) = &stray {
+            ctx.ui.warn(&format!(
+                "its session had switched to branch '{stray}', which cms did not make and \
+                 kept; `git branch -D {stray}` deletes it"
+            ));
+        }
     }
     Ok(exit_code::OK)
 }

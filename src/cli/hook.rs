@@ -1,7 +1,7 @@
 //! `cms hook pre-tool-use`: the command claude runs before each file-editing tool call of a
 //! task (given to it with `--settings`). Not for people; hidden from help.
 //!
-//! It fails closed: if the call cannot be judged (unreadable input, no task record), it is
+//! It fails closed: if the call cannot be judged (unreadable input, a bad glob), it is
 //! denied with exit code 2, which claude treats as a block, since any other failure would let
 //! the write through.
 
@@ -32,6 +32,13 @@ pub enum HookEvent {
         /// The task whose session made the call
         #[arg(long)]
         task: String,
+        /// The task's worktree: writes must stay inside it
+        #[arg(long)]
+        worktree: PathBuf,
+        /// A protected-path glob in force for the task (repeated; cms passes them all, the
+        /// always-protected ones included)
+        #[arg(long = "protect")]
+        protect: Vec<String>,
     },
 }
 
@@ -39,8 +46,13 @@ pub enum HookEvent {
 const BLOCK: u8 = 2;
 
 pub fn cmd_hook(_ctx: &CommandContext, args: HookArgs) -> Result<u8, CommandError> {
-    let HookEvent::PreToolUse { repo, task } = args.event;
-    match pre_tool_use(&repo, &task) {
+    let HookEvent::PreToolUse {
+        repo,
+        task,
+        worktree,
+        protect,
+    } = args.event;
+    match pre_tool_use(&repo, &task, &worktree, &protect) {
         Ok(Some(reason)) => {
             // One compact line: claude parses the hook's whole stdout as one JSON value.
             println!("{}", hook::deny_output(&reason));
@@ -54,8 +66,16 @@ pub fn cmd_hook(_ctx: &CommandContext, args: HookArgs) -> Result<u8, CommandErro
     }
 }
 
-/// The reason to deny the call on stdin, or `None` to allow it.
-fn pre_tool_use(repo: &std::path::Path, task: &str) -> Result<Option<String>, String> {
+/// The reason to deny the call on stdin, or `None` to allow it. The worktree and globs come
+/// from the hook's command line, which cms wrote into claude's arguments: the task's record is
+/// in the repository's git dir, where the agent's own git commands can write, so it only
+/// receives what was blocked.
+fn pre_tool_use(
+    repo: &std::path::Path,
+    task: &str,
+    worktree: &std::path::Path,
+    protect: &[String],
+) -> Result<Option<String>, String> {
     let mut text = String::new();
     std::io::stdin()
         .read_to_string(&mut text)
@@ -64,12 +84,8 @@ fn pre_tool_use(repo: &std::path::Path, task: &str) -> Result<Option<String>, St
         serde_json::from_str(&text).map_err(|err| format!("the hook input is not JSON: {err}"))?;
     let tool_name = input["tool_name"].as_str().unwrap_or_default().to_owned();
     let store = Store::new(repo);
-    let record = store
-        .load(task)
-        .map_err(|err| format!("task '{task}' could not be read: {err}"))?;
-    let rules = Rules::new(&record.safety.protected)?;
-    let Some(violation) = hook::verdict(&record.worktree, &rules, &tool_name, &input["tool_input"])
-    else {
+    let rules = Rules::new(protect)?;
+    let Some(violation) = hook::verdict(worktree, &rules, &tool_name, &input["tool_input"]) else {
         return Ok(None);
     };
     let reason = hook::reason_for(&violation);

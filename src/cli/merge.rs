@@ -8,7 +8,7 @@ use crate::error::{CommandError, exit_code};
 use crate::git::{self, merge::MergeMessages, merge::MergeMode};
 use crate::report;
 use crate::store::{MergeInfo, Status};
-use crate::task::{current_violations, ensure_not_running, remove_task_checkout};
+use crate::task::{current_violations, ensure_not_running, ensure_on_branch, remove_task_checkout};
 
 /// Merge a task into the branch it was based on, then remove its worktree and branch
 ///
@@ -77,6 +77,7 @@ pub fn cmd_merge(ctx: &CommandContext, args: MergeArgs) -> Result<u8, CommandErr
         MergeMode::Auto
     };
 
+    ensure_on_branch(&record)?;
     let (plan, record) = ws.store.with_refs_lock(|| -> Result<_, CommandError> {
         let task_tip = ws.repo.branch_tip(&record.branch).map_err(|_| {
             CommandError::user(format!("the branch of task '{}' is gone", record.name))
@@ -125,8 +126,8 @@ pub fn cmd_merge(ctx: &CommandContext, args: MergeArgs) -> Result<u8, CommandErr
 
     let mut removed = false;
     if !args.keep {
-        match remove_task_checkout(&ws, &record) {
-            Ok(()) => removed = true,
+        match remove_task_checkout(&ws, &record, false) {
+            Ok(_) => removed = true,
             Err(err) => ctx.ui.warn(&format!(
                 "merged, but could not remove the task's worktree or branch: {err}"
             )),

@@ -1,7 +1,7 @@
-//! Fingerprints of what a task must leave alone: the user's checkouts (HEAD, and each file
-//! that differs from it) and the repository's git metadata that can run code or redirect
-//! git (config, hooks, attributes, the worktree's `.git` link). Taken before and after a
-//! session, two fingerprints differ exactly where something changed.
+//! Fingerprints of what a task must leave alone: the user's checkouts (HEAD, each file that
+//! differs from it, and every git-ignored file), the repository's refs, and the git metadata
+//! that can run code or redirect git (config, hooks, attributes, the worktree's `.git` link).
+//! Taken before and after a session, two fingerprints differ exactly where something changed.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,8 +14,11 @@ use super::cmd::run;
 /// Path (as the fingerprint names it) to a digest of its content, type and status.
 pub type Fingerprint = BTreeMap<String, String>;
 
-/// A checkout's HEAD and its dirty files. Files that match HEAD are left out, so the cost is
-/// that of `git status`, not of hashing the tree.
+/// A checkout's HEAD, its dirty files and its git-ignored files. Files that match HEAD are
+/// left out, so the cost is that of one `git status`, not of hashing the tree. Dirty files are
+/// hashed; ignored files (build outputs, `node_modules`, `.env`) can be huge and many, so they
+/// are fingerprinted by their inode metadata instead: any write changes the ctime, which no
+/// unprivileged process can set back.
 pub fn checkout_state(checkout: &Path) -> Result<Fingerprint, GitError> {
     let mut state = Fingerprint::new();
     let mut head = super::cmd::git(checkout);
@@ -40,15 +43,67 @@ pub fn checkout_state(checkout: &Path) -> Result<Fingerprint, GitError> {
         "--untracked-files=all",
         "--no-renames",
         "--ignore-submodules=none",
+        // With --untracked-files=all, "traditional" lists each file inside ignored folders.
+        "--ignored=traditional",
     ]);
     let out = run(status)?;
     for entry in out.split(|b| *b == 0).filter(|e| e.len() > 3) {
         let code = String::from_utf8_lossy(&entry[..2]).into_owned();
         let path = String::from_utf8_lossy(&entry[3..]).into_owned();
-        let digest = file_digest(&checkout.join(&path));
+        let full = checkout.join(&path);
+        let digest = if code == "!!" {
+            stat_digest(&full)
+        } else {
+            file_digest(&full)
+        };
         state.insert(path, format!("{code} {digest}"));
     }
     Ok(state)
+}
+
+/// Every ref of the repository and the object it points at (`git for-each-ref`, so packed and
+/// loose refs alike; symbolic refs show their target's object).
+pub fn refs_state(common_dir: &Path) -> Result<Fingerprint, GitError> {
+    let mut cmd = super::cmd::git(common_dir);
+    cmd.args(["for-each-ref", "--format=%(refname)%00%(objectname)"]);
+    let out = run(cmd)?;
+    Ok(String::from_utf8_lossy(&out)
+        .lines()
+        .filter_map(|line| line.split_once('\0'))
+        .map(|(name, oid)| (name.to_owned(), oid.to_owned()))
+        .collect())
+}
+
+/// The ref a checkout's HEAD names (`refs/heads/...`), or `None` when it is detached or
+/// unreadable.
+pub fn head_ref(checkout: &Path) -> Option<String> {
+    let mut cmd = super::cmd::git(checkout);
+    cmd.args(["symbolic-ref", "-q", "HEAD"]);
+    let out = run(cmd).ok()?;
+    let name = String::from_utf8_lossy(&out).trim().to_owned();
+    (!name.is_empty()).then_some(name)
+}
+
+/// Puts `name` back at `old`, but only if it still is at `current` (`None`: still deleted), so
+/// a ref someone moved again in the meantime is left alone.
+pub fn restore_ref(
+    common_dir: &Path,
+    name: &str,
+    old: &str,
+    current: Option<&str>,
+) -> Result<(), GitError> {
+    let mut cmd = super::cmd::git(common_dir);
+    // The all-zero id (of the repository's hash length) makes update-ref require absence.
+    let zero = "0".repeat(old.len());
+    cmd.args([
+        "update-ref",
+        "-m",
+        "cms: put back a ref a task's session moved",
+        name,
+        old,
+        current.unwrap_or(&zero),
+    ]);
+    run(cmd).map(|_| ())
 }
 
 /// The git metadata of a repository that a task could use to run code in the user's
@@ -121,6 +176,25 @@ fn file_digest(path: &Path) -> String {
         .and_then(|bytes| Oid::hash_object(ObjectType::Blob, &bytes).ok())
         .map_or_else(|| "unreadable".to_owned(), |oid| oid.to_string());
     format!("{} {id}", if executable { "x" } else { "-" })
+}
+
+/// A digest of what `lstat` says of a path: type and mode, size, inode, and the modification
+/// and change times to the nanosecond.
+fn stat_digest(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    match path.symlink_metadata() {
+        Ok(meta) => format!(
+            "stat {:o} {} {} {}.{} {}.{}",
+            meta.mode(),
+            meta.len(),
+            meta.ino(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec()
+        ),
+        Err(_) => "missing".to_owned(),
+    }
 }
 
 /// The entries that differ between two fingerprints, in path order.

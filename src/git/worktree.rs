@@ -22,6 +22,8 @@ pub struct WorktreeEntry {
     pub bare: bool,
     pub detached: bool,
     pub locked: bool,
+    /// Why it is locked, as given to `--reason` (cms gives `cms task <name>`).
+    pub lock_reason: Option<String>,
     pub prunable: bool,
 }
 
@@ -100,7 +102,10 @@ pub fn parse_porcelain(text: &str) -> Vec<WorktreeEntry> {
             "branch" => entry.branch = Some(value.to_owned()),
             "bare" => entry.bare = true,
             "detached" => entry.detached = true,
-            "locked" => entry.locked = true,
+            "locked" => {
+                entry.locked = true;
+                entry.lock_reason = Some(value.to_owned()).filter(|r| !r.is_empty());
+            }
             "prunable" => entry.prunable = true,
             _ => {}
         }

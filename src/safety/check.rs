@@ -1,7 +1,7 @@
 //! The checks on a task's change: the diff against its base, and the git metadata and user
 //! checkouts it must leave alone.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::kind;
 use super::paths::{Rules, check_relative, normalize};
@@ -113,42 +113,110 @@ fn symlink_problem(path: &str, target: &str, rules: &Rules) -> Option<String> {
     check_relative(&resolved, rules).map(|v| format!("points at {}", v.detail))
 }
 
-/// What must not change while a task runs: the user's checkouts and the git metadata.
+/// Another task that was not running when the session started: its worktree, branch and
+/// record are nobody's business but the user's until it runs again.
+#[derive(Debug, Clone)]
+pub struct QuietTask {
+    pub name: String,
+    pub worktree: PathBuf,
+    /// Its branch's full ref name (`refs/heads/cms/<name>`).
+    pub branch_ref: String,
+}
+
+/// Everything a session must leave as it found it, besides its own worktree and branch.
+#[derive(Debug, Clone)]
+pub struct Surroundings {
+    pub common_dir: PathBuf,
+    /// The task's own worktree, whose git link and private config are still watched.
+    pub worktree: PathBuf,
+    /// The task's own branch's full ref name: the one ref its session may move.
+    pub branch_ref: String,
+    /// The user's checkouts: the main one and the one cms was started from.
+    pub checkouts: Vec<PathBuf>,
+    pub quiet_tasks: Vec<QuietTask>,
+}
+
+/// A ref the session moved or deleted that cms puts back where it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefRestore {
+    pub name: String,
+    pub old: String,
+    /// Where it is now; `None` if it was deleted.
+    pub current: Option<String>,
+}
+
+/// What another task is when the session ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskNow {
+    /// Not running, not merged or discarded: nothing may have touched it.
+    Quiet,
+    /// Running, merged or discarded: its own session or the user changes it.
+    Busy,
+    /// No such task.
+    Unknown,
+}
+
+/// What changed around a session, found by [`Baseline::changes`].
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// The session's violations.
+    pub violations: Vec<Violation>,
+    /// Other tasks' branches to put back.
+    pub restore: Vec<RefRestore>,
+    /// Violations to record on other tasks, so that merging them refuses what was planted.
+    pub tainted: Vec<(String, Violation)>,
+}
+
+/// What must not change while a task runs: the user's checkouts (ignored files included), the
+/// repository's refs, the git metadata, and the other tasks that were not running.
 #[derive(Debug, Clone)]
 pub struct Baseline {
+    around: Surroundings,
     checkouts: Vec<(PathBuf, Fingerprint)>,
     metadata: Fingerprint,
-    common_dir: PathBuf,
-    worktree: PathBuf,
+    refs: Fingerprint,
+    quiet: Vec<Option<Fingerprint>>,
 }
 
 impl Baseline {
-    /// Fingerprints `checkouts` (the user's: the main one and the one cms was started from)
-    /// and the git metadata shared with the task's `worktree`.
-    pub fn capture(
-        common_dir: &Path,
-        worktree: &Path,
-        checkouts: &[PathBuf],
-    ) -> Result<Baseline, GitError> {
-        let mut fingerprints = Vec::new();
-        for checkout in checkouts {
-            if fingerprints.iter().any(|(p, _)| p == checkout) {
+    /// Fingerprints everything in `around` before the session starts.
+    pub fn capture(around: Surroundings) -> Result<Baseline, GitError> {
+        let mut checkouts: Vec<(PathBuf, Fingerprint)> = Vec::new();
+        for checkout in &around.checkouts {
+            if checkouts.iter().any(|(p, _)| p == checkout) {
                 continue;
             }
-            fingerprints.push((checkout.clone(), state::checkout_state(checkout)?));
+            checkouts.push((checkout.clone(), state::checkout_state(checkout)?));
         }
+        // A quiet task's worktree may be gone (a crash, a manual removal); its branch is
+        // still watched through the refs.
+        let quiet = around
+            .quiet_tasks
+            .iter()
+            .map(|task| {
+                task.worktree
+                    .is_dir()
+                    .then(|| state::checkout_state(&task.worktree).ok())
+                    .flatten()
+            })
+            .collect();
         Ok(Baseline {
-            checkouts: fingerprints,
-            metadata: state::metadata_state(common_dir, worktree),
-            common_dir: common_dir.to_owned(),
-            worktree: worktree.to_owned(),
+            metadata: state::metadata_state(&around.common_dir, &around.worktree),
+            refs: state::refs_state(&around.common_dir)?,
+            checkouts,
+            quiet,
+            around,
         })
     }
 
-    /// Everything that changed since the capture, as violations.
-    pub fn changes(&self) -> Vec<Violation> {
-        let mut violations = Vec::new();
-        let metadata = state::metadata_state(&self.common_dir, &self.worktree);
+    /// Everything that changed since the capture. `task_now` says what another task is now:
+    /// changes to a task the user has since started, merged or discarded are not the
+    /// session's doing.
+    pub fn changes(&self, task_now: &dyn Fn(&str) -> TaskNow) -> Changes {
+        let still_quiet = |name: &str| task_now(name) == TaskNow::Quiet;
+        let mut changes = Changes::default();
+        let violations = &mut changes.violations;
+        let metadata = state::metadata_state(&self.around.common_dir, &self.around.worktree);
         for path in state::differences(&self.metadata, &metadata) {
             violations.push(Violation {
                 kind: kind::GIT_METADATA.into(),
@@ -159,11 +227,30 @@ impl Baseline {
                 ),
             });
         }
+        let own = self.around.branch_ref.as_str();
+        match state::head_ref(&self.around.worktree) {
+            Some(head) if head == own => {}
+            head => violations.push(Violation {
+                kind: kind::TASK_HEAD.into(),
+                path: head.clone().unwrap_or_else(|| "HEAD".to_owned()),
+                detail: match head {
+                    Some(other) => format!(
+                        "the task's worktree left its branch {own} for {other}; cms only \
+                         merges and commits {own}"
+                    ),
+                    None => format!(
+                        "the task's worktree left its branch {own} (HEAD is detached); cms \
+                         only merges and commits {own}"
+                    ),
+                },
+            }),
+        }
+        self.ref_changes(&mut changes, task_now);
         for (checkout, before) in &self.checkouts {
             let after = match state::checkout_state(checkout) {
                 Ok(after) => after,
                 Err(err) => {
-                    violations.push(Violation {
+                    changes.violations.push(Violation {
                         kind: kind::MAIN_CHECKOUT.into(),
                         path: checkout.display().to_string(),
                         detail: format!(
@@ -176,7 +263,7 @@ impl Baseline {
             };
             for path in state::differences(before, &after) {
                 let shown = checkout.join(path);
-                violations.push(Violation {
+                changes.violations.push(Violation {
                     kind: kind::MAIN_CHECKOUT.into(),
                     path: shown.display().to_string(),
                     detail: format!(
@@ -188,8 +275,123 @@ impl Baseline {
                 });
             }
         }
-        violations
+        for (task, before) in self.around.quiet_tasks.iter().zip(&self.quiet) {
+            let Some(before) = before else { continue };
+            if !still_quiet(&task.name) {
+                continue;
+            }
+            let after = state::checkout_state(&task.worktree).unwrap_or_default();
+            for path in state::differences(before, &after) {
+                let shown = task.worktree.join(path);
+                changes.violations.push(Violation {
+                    kind: kind::OTHER_TASK.into(),
+                    path: shown.display().to_string(),
+                    detail: format!(
+                        "{path} changed in task '{}''s worktree, which was not running",
+                        task.name
+                    ),
+                });
+                changes.tainted.push((
+                    task.name.clone(),
+                    Violation {
+                        kind: kind::OTHER_TASK.into(),
+                        path: path.to_owned(),
+                        detail: format!(
+                            "{path} in this task's worktree was changed by another task's \
+                             session, not by this task"
+                        ),
+                    },
+                ));
+            }
+        }
+        changes
     }
+
+    /// Compares the refs: the task's own branch may move; another task's branch that moved or
+    /// vanished is put back (and the task that lost it is told); any other new, moved or
+    /// deleted ref is reported.
+    fn ref_changes(&self, changes: &mut Changes, task_now: &dyn Fn(&str) -> TaskNow) {
+        let after = match state::refs_state(&self.around.common_dir) {
+            Ok(after) => after,
+            Err(err) => {
+                changes.violations.push(Violation {
+                    kind: kind::GIT_REF.into(),
+                    path: "refs".to_owned(),
+                    detail: format!("cms could not list the refs after the task: {err}"),
+                });
+                return;
+            }
+        };
+        let own = self.around.branch_ref.as_str();
+        for name in state::differences(&self.refs, &after) {
+            if name == own {
+                continue;
+            }
+            let before = self.refs.get(name);
+            let now = after.get(name);
+            let task = self
+                .around
+                .quiet_tasks
+                .iter()
+                .find(|t| t.branch_ref == name);
+            let other_task = name
+                .strip_prefix("refs/heads/cms/")
+                .filter(|_| task.is_none());
+            match task {
+                Some(task) if task_now(&task.name) != TaskNow::Quiet => continue,
+                // A task that was running, or started since, moves its own branch.
+                None if other_task.is_some_and(|t| task_now(t) != TaskNow::Unknown) => continue,
+                _ => {}
+            }
+            let short = name.strip_prefix("refs/heads/").unwrap_or(name);
+            let what = match (before, now) {
+                (Some(b), Some(n)) => format!("{short} moved from {} to {}", abbrev(b), abbrev(n)),
+                (Some(b), None) => format!("{short} (at {}) was deleted", abbrev(b)),
+                (None, Some(n)) => format!("{short} was created at {}", abbrev(n)),
+                (None, None) => continue,
+            };
+            if let (Some(task), Some(old)) = (task, before) {
+                changes.restore.push(RefRestore {
+                    name: name.to_owned(),
+                    old: old.clone(),
+                    current: now.cloned(),
+                });
+                changes.violations.push(Violation {
+                    kind: kind::OTHER_TASK.into(),
+                    path: name.to_owned(),
+                    detail: format!(
+                        "branch {what} while the task ran; it belongs to task '{}', and cms \
+                         put it back",
+                        task.name
+                    ),
+                });
+                changes.tainted.push((
+                    task.name.clone(),
+                    Violation {
+                        kind: kind::OTHER_TASK.into(),
+                        path: name.to_owned(),
+                        detail: format!(
+                            "this task's branch {what} by another task's session; cms put it \
+                             back"
+                        ),
+                    },
+                ));
+                continue;
+            }
+            changes.violations.push(Violation {
+                kind: kind::GIT_REF.into(),
+                path: name.to_owned(),
+                detail: format!(
+                    "{what} while the task ran (by the task, or by you); cms changes no ref \
+                     but the task's own branch"
+                ),
+            });
+        }
+    }
+}
+
+fn abbrev(oid: &str) -> &str {
+    &oid[..oid.len().min(10)]
 }
 
 #[cfg(test)]

@@ -24,4 +24,12 @@ pub mod kind {
     pub const GIT_METADATA: &str = "git_metadata";
     /// A change in one of the user's checkouts while the task ran.
     pub const MAIN_CHECKOUT: &str = "main_checkout";
+    /// A ref other than the task's own branch was created, moved or deleted.
+    pub const GIT_REF: &str = "git_ref";
+    /// The task's worktree left its branch (`git checkout -b`, `--detach`).
+    pub const TASK_HEAD: &str = "task_head";
+    /// Another task's worktree or branch changed while this task ran.
+    pub const OTHER_TASK: &str = "other_task";
+    /// The task's record (its limits, protected paths, ...) was changed by its session.
+    pub const TASK_RECORD: &str = "task_record";
 }

@@ -188,6 +188,21 @@ impl Store {
         })?
     }
 
+    /// Writes a record built from the one on disk, if that is still readable, under its lock.
+    /// For the supervisor's final write: the record on disk may have been damaged by the
+    /// session, and the supervisor holds the true one.
+    pub fn rewrite(
+        &self,
+        name: &str,
+        build: impl FnOnce(Option<TaskRecord>) -> TaskRecord,
+    ) -> Result<TaskRecord, StoreError> {
+        self.with_task_lock(name, || {
+            let mut record = build(self.load(name).ok());
+            self.save(&mut record)?;
+            Ok(record)
+        })?
+    }
+
     /// Deletes every file of a task: record, transcript and lock. Used when a start fails, so
     /// that nothing half-made stays behind.
     pub fn remove(&self, name: &str) -> Result<(), StoreError> {
