@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::session::Preset;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("invalid configuration in {source_name}")]
@@ -28,6 +30,13 @@ pub enum ConfigError {
         key: &'static str,
         value: String,
         source_name: String,
+        reason: String,
+    },
+    /// A `CMS_*` variable with a value its setting does not accept.
+    #[error("invalid value '{value}' for {key} in the environment: {reason}")]
+    Env {
+        key: &'static str,
+        value: String,
         reason: String,
     },
 }
@@ -88,7 +97,7 @@ pub struct Config {
     /// The claude executable: a name looked up on PATH, or a path.
     pub claude_bin: String,
     pub model: Option<String>,
-    pub preset: String,
+    pub preset: Preset,
     /// Where task worktrees go; each repository gets a folder inside.
     pub worktrees_root: PathBuf,
     pub limits: Limits,
@@ -148,6 +157,12 @@ pub fn parse_turns(text: &str) -> Result<u32, String> {
     }
 }
 
+/// Parses a preset name.
+pub fn parse_preset(text: &str) -> Result<Preset, String> {
+    Preset::parse(text.trim())
+        .ok_or_else(|| format!("expected one of {}", Preset::NAMES.join(", ")))
+}
+
 /// Where the repository's `.cms.toml` was found, for error messages.
 pub struct RepoConfigSource<'a> {
     pub text: &'a str,
@@ -163,7 +178,7 @@ impl Config {
         let mut config = Config {
             claude_bin: "claude".into(),
             model: None,
-            preset: "edit".into(),
+            preset: Preset::Edit,
             worktrees_root: data_home(env("XDG_DATA_HOME"), home.as_deref())
                 .join("cms")
                 .join("worktrees"),
@@ -184,18 +199,17 @@ impl Config {
         if let Some(model) = env("CMS_MODEL") {
             config.model = Some(model);
         }
+        let from_env = |key: &'static str, value: String, reason: String| ConfigError::Env {
+            key,
+            value,
+            reason,
+        };
         if let Some(preset) = env("CMS_PRESET") {
-            config.preset = preset;
+            config.preset = parse_preset(&preset).map_err(|r| from_env("CMS_PRESET", preset, r))?;
         }
         if let Some(root) = env("CMS_WORKTREES_ROOT") {
             config.worktrees_root = expand_home(&root, home.as_deref());
         }
-        let from_env = |key: &'static str, value: String, reason: String| ConfigError::Value {
-            key,
-            value,
-            source_name: "the environment".into(),
-            reason,
-        };
         if let Some(cost) = env("CMS_MAX_COST") {
             config.limits.max_cost_usd =
                 parse_cost(&cost).map_err(|r| from_env("CMS_MAX_COST", cost, r))?;
@@ -223,15 +237,12 @@ impl Config {
             self.model = Some(model);
         }
         if let Some(preset) = layer.task.preset {
-            if crate::session::Preset::parse(&preset).is_none() {
-                return Err(ConfigError::Value {
-                    key: "task.preset",
-                    value: preset,
-                    source_name: source_name.to_owned(),
-                    reason: "expected read-only, review, edit, full or plan".into(),
-                });
-            }
-            self.preset = preset;
+            self.preset = parse_preset(&preset).map_err(|reason| ConfigError::Value {
+                key: "task.preset",
+                value: preset,
+                source_name: source_name.to_owned(),
+                reason,
+            })?;
         }
         if let Some(root) = layer.worktrees.root {
             let home = std::env::var_os("HOME").map(PathBuf::from);
@@ -309,7 +320,7 @@ mod tests {
         Config {
             claude_bin: "claude".into(),
             model: None,
-            preset: "edit".into(),
+            preset: Preset::Edit,
             worktrees_root: "/data".into(),
             limits: Limits::default(),
             protected: Vec::new(),
@@ -369,7 +380,7 @@ mod tests {
             .apply("[task]\nmodel = \"sonnet\"", ".cms.toml")
             .unwrap();
         assert_eq!(config.claude_bin, "/opt/claude");
-        assert_eq!(config.preset, "full");
+        assert_eq!(config.preset, Preset::Full);
         assert_eq!(config.model.as_deref(), Some("sonnet"));
     }
 

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::config::Limits;
 use crate::error::{CommandError, ErrorKind};
-use crate::git::{self, GitError, Oid};
+use crate::git::{self, Oid};
 use crate::safety::{self, LimitKind, LimitState, Rules};
 use crate::session::{
     self, Ledger, Preset, Spawn, StopReason, Timeouts, TurnOutcome, Watch, protocol::Event,
@@ -56,7 +56,7 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, CommandError
     let config = ws.config(Some(base))?;
     let preset = match opts.preset {
         Some(preset) => preset,
-        None => Preset::parse(&config.preset).expect("config validates presets"),
+        None => config.preset,
     };
     let limits = Limits {
         max_cost_usd: opts.max_cost_usd.unwrap_or(config.limits.max_cost_usd),
@@ -86,16 +86,16 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, CommandError
         let now = now_rfc3339();
         let mut record = TaskRecord {
             version: crate::store::RECORD_VERSION,
-            name: name.to_string(),
+            name: name.clone(),
             status: Status::Running,
             prompt: prompt.to_owned(),
             branch,
             worktree: git::canonical(&worktree),
-            base: base.to_string(),
+            base,
             base_branch,
             session_id: None,
             model: opts.model.clone().or(config.model.clone()),
-            preset: preset.to_string(),
+            preset,
             cost_usd: 0.0,
             turns: 0,
             duration_ms: 0,
@@ -183,7 +183,7 @@ pub async fn run(
     mut on_event: impl FnMut(&Event, &Ledger),
 ) -> Result<TaskRecord, CommandError> {
     let Started { record, claude } = started;
-    let preset = Preset::parse(&record.preset).expect("records hold valid presets");
+    let preset = record.preset;
     let mut args: Vec<String> = [
         "-p",
         "--input-format",
@@ -224,7 +224,7 @@ pub async fn run(
         args,
         cwd: &record.worktree,
         env: vec![
-            ("CMS_TASK", record.name.clone()),
+            ("CMS_TASK", record.name.to_string()),
             ("CMS_TASK_BRANCH", record.branch.clone()),
             ("CMS_REPO", ws.repo.common_dir.display().to_string()),
         ],
@@ -294,7 +294,7 @@ fn hook_settings(ws: &Workspace, record: &TaskRecord) -> Result<String, CommandE
         "--repo".to_owned(),
         shell_quote(&ws.repo.common_dir.display().to_string()),
         "--task".to_owned(),
-        shell_quote(&record.name),
+        shell_quote(record.name.as_str()),
     ]
     .join(" ");
     let settings = serde_json::json!({
@@ -380,7 +380,10 @@ fn finish(
     let commit = git::snapshot::commit_all(
         &record.worktree,
         &record.prompt,
-        &[("Cms-Task", &record.name), ("Cms-Session", &session)],
+        &[
+            ("Cms-Task", record.name.as_str()),
+            ("Cms-Session", &session),
+        ],
     );
     let head = match commit {
         Ok(_) => ws.repo.branch_tip(&record.branch).ok(),
@@ -390,9 +393,7 @@ fn finish(
             None
         }
     };
-    let base = Oid::from_str(&record.base).map_err(|_| GitError::UnknownRevision {
-        rev: record.base.clone(),
-    })?;
+    let base = record.base;
     let files = match head {
         Some(head) => git::snapshot::changed_files(&ws.repo, base, head)?,
         None => Vec::new(),
@@ -448,7 +449,7 @@ fn finish(
         r.tools_used = ledger.tools_used.clone();
         r.permission_denials = denials;
         r.files_changed = files;
-        r.head = head.map(|h| h.to_string());
+        r.head = head;
         r.supervisor = None;
     })?;
     Ok(saved)
@@ -508,9 +509,7 @@ fn status_of(outcome: &TurnOutcome) -> (Status, Option<String>) {
 /// The two ends of a task's change: the point it forked from its base, and its current state
 /// (the worktree's uncommitted work included while the worktree exists).
 pub fn change_range(ws: &Workspace, record: &TaskRecord) -> Result<(Oid, Oid), CommandError> {
-    let base = Oid::from_str(&record.base).map_err(|_| GitError::UnknownRevision {
-        rev: record.base.clone(),
-    })?;
+    let base = record.base;
     let tip = ws.repo.branch_tip(&record.branch).ok();
     let from = match tip {
         Some(tip) => ws.repo.merge_base(base, tip).unwrap_or(base),
@@ -520,7 +519,7 @@ pub fn change_range(ws: &Workspace, record: &TaskRecord) -> Result<(Oid, Oid), C
         return Ok((from, git::snapshot::snapshot_tree(&record.worktree)?));
     }
     let to = tip
-        .or_else(|| record.head.as_deref().and_then(|h| Oid::from_str(h).ok()))
+        .or(record.head)
         .filter(|oid| ws.repo.tree_of(*oid).is_ok());
     match to {
         Some(to) => Ok((from, to)),
@@ -548,8 +547,7 @@ pub fn current_violations(
     ws: &Workspace,
     record: &TaskRecord,
 ) -> Result<Vec<crate::store::Violation>, CommandError> {
-    let base = Oid::from_str(&record.base).ok();
-    let config = ws.config(base)?;
+    let config = ws.config(Some(record.base))?;
     let mut globs = record.safety.protected.clone();
     globs.extend(config.protected);
     let rules = protection_rules(&globs)?;

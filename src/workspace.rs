@@ -7,7 +7,7 @@ use crate::config::{Config, RepoConfigSource};
 use crate::error::CommandError;
 use crate::git::{Oid, Repo};
 use crate::session::supervisor_alive;
-use crate::store::{Status, Store, StoreError, TaskRecord};
+use crate::store::{Status, Store, StoreError, TaskName, TaskRecord};
 
 pub struct Workspace {
     pub repo: Repo,
@@ -22,7 +22,7 @@ impl Workspace {
     }
 
     /// Loads a task, marking it interrupted if its supervisor died.
-    pub fn task(&self, name: &str) -> Result<TaskRecord, CommandError> {
+    pub fn task(&self, name: &TaskName) -> Result<TaskRecord, CommandError> {
         let record = self.store.load(name)?;
         Ok(self.reconcile(record))
     }

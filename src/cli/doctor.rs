@@ -104,7 +104,7 @@ pub fn cmd_doctor(ctx: &CommandContext, _args: DoctorArgs) -> Result<u8, Command
                 ),
             )
             .detail("claude_bin", config.claude_bin.clone())
-            .detail("preset", config.preset)
+            .detail("preset", config.preset.as_str())
             .detail("model", config.model)
             .detail(
                 "worktrees_root",

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::CommandContext;
 use crate::error::{CommandError, exit_code};
 use crate::safety::{Rules, hook};
-use crate::store::{Blocked, Store};
+use crate::store::{Blocked, Store, TaskName};
 
 #[derive(Debug, Args)]
 pub struct HookArgs {
@@ -30,8 +30,8 @@ pub enum HookEvent {
         #[arg(long)]
         repo: PathBuf,
         /// The task whose session made the call
-        #[arg(long)]
-        task: String,
+        #[arg(long, value_parser = super::parse_task_name)]
+        task: TaskName,
     },
 }
 
@@ -55,7 +55,7 @@ pub fn cmd_hook(_ctx: &CommandContext, args: HookArgs) -> Result<u8, CommandErro
 }
 
 /// The reason to deny the call on stdin, or `None` to allow it.
-fn pre_tool_use(repo: &std::path::Path, task: &str) -> Result<Option<String>, String> {
+fn pre_tool_use(repo: &std::path::Path, task: &TaskName) -> Result<Option<String>, String> {
     let mut text = String::new();
     std::io::stdin()
         .read_to_string(&mut text)

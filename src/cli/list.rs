@@ -44,7 +44,7 @@ pub fn cmd_list(ctx: &CommandContext, args: ListArgs) -> Result<u8, CommandError
     let s = &ui.out;
     let name_width = records
         .iter()
-        .map(|r| r.name.len())
+        .map(|r| r.name.as_str().len())
         .max()
         .unwrap_or(4)
         .max(4);

@@ -38,8 +38,8 @@ pub struct TaskArgs {
     pub model: Option<String>,
 
     /// What claude may do without asking
-    #[arg(short, long, value_parser = clap::builder::PossibleValuesParser::new(Preset::NAMES))]
-    pub preset: Option<String>,
+    #[arg(short, long, value_parser = parse_preset())]
+    pub preset: Option<Preset>,
 
     /// Stop the task when it has cost this many US dollars (default: limits.max_cost, $2)
     #[arg(long, value_name = "USD", value_parser = crate::config::parse_cost)]
@@ -58,6 +58,12 @@ pub struct TaskArgs {
     pub protect: Vec<String>,
 }
 
+fn parse_preset() -> impl clap::builder::TypedValueParser<Value = Preset> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Preset::NAMES)
+        .try_map(|name| Preset::parse(&name).ok_or("not a preset"))
+}
+
 fn parse_glob(text: &str) -> Result<String, String> {
     crate::safety::validate_glob(text).map(|()| text.to_owned())
 }
@@ -69,7 +75,7 @@ pub fn cmd_task(ctx: &CommandContext, args: TaskArgs) -> Result<u8, CommandError
         name: args.name,
         base: args.base,
         model: args.model,
-        preset: args.preset.as_deref().and_then(Preset::parse),
+        preset: args.preset,
         max_cost_usd: args.max_cost,
         max_turns: args.max_turns,
         max_duration: args.max_duration,

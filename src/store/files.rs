@@ -86,36 +86,36 @@ impl Store {
         self.root.join("locks")
     }
 
-    pub fn record_path(&self, name: &str) -> PathBuf {
+    pub fn record_path(&self, name: &TaskName) -> PathBuf {
         self.tasks_dir().join(format!("{name}.json"))
     }
 
     /// The raw stream-json transcript, exactly as claude printed it.
-    pub fn log_path(&self, name: &str) -> PathBuf {
+    pub fn log_path(&self, name: &TaskName) -> PathBuf {
         self.root.join("logs").join(format!("{name}.jsonl"))
     }
 
     /// What claude printed on stderr, kept for diagnosing failures.
-    pub fn stderr_path(&self, name: &str) -> PathBuf {
+    pub fn stderr_path(&self, name: &TaskName) -> PathBuf {
         self.root.join("logs").join(format!("{name}.stderr"))
     }
 
     pub fn exists(&self, name: &TaskName) -> bool {
-        self.record_path(name.as_str()).exists()
+        self.record_path(name).exists()
     }
 
-    pub fn load(&self, name: &str) -> Result<TaskRecord, StoreError> {
+    pub fn load(&self, name: &TaskName) -> Result<TaskRecord, StoreError> {
         let path = self.record_path(name);
         let text = match fs::read_to_string(&path) {
             Ok(text) => text,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 return Err(StoreError::UnknownTask {
-                    name: name.to_owned(),
+                    name: name.to_string(),
                 });
             }
             Err(err) => return Err(io_err(&path)(err)),
         };
-        parse_record(name, &text)
+        parse_record(name.as_str(), &text)
     }
 
     /// Every readable record, sorted by creation time; unreadable ones are returned apart so
@@ -133,14 +133,16 @@ impl Store {
         let mut errors = Vec::new();
         for entry in entries {
             let path = entry.map_err(io_err(&dir))?.path();
+            // cms only writes records under valid names; anything else is not a task's.
             let Some(name) = path
                 .file_name()
                 .and_then(|n| n.to_str())
                 .and_then(|n| n.strip_suffix(".json"))
+                .and_then(|n| TaskName::parse(n).ok())
             else {
                 continue;
             };
-            match self.load(name) {
+            match self.load(&name) {
                 Ok(record) => records.push(record),
                 // Deleted between listing and reading: it is simply gone.
                 Err(StoreError::UnknownTask { .. }) => {}
@@ -167,7 +169,7 @@ impl Store {
         self.with_task_lock(&name, || {
             if self.record_path(&record.name).exists() {
                 return Err(StoreError::TaskExists {
-                    name: record.name.clone(),
+                    name: record.name.to_string(),
                 });
             }
             self.save(record)
@@ -177,7 +179,7 @@ impl Store {
     /// Loads, changes and saves a record under its lock, returning the saved record.
     pub fn update(
         &self,
-        name: &str,
+        name: &TaskName,
         change: impl FnOnce(&mut TaskRecord),
     ) -> Result<TaskRecord, StoreError> {
         self.with_task_lock(name, || {
@@ -190,7 +192,7 @@ impl Store {
 
     /// Deletes every file of a task: record, transcript and lock. Used when a start fails, so
     /// that nothing half-made stays behind.
-    pub fn remove(&self, name: &str) -> Result<(), StoreError> {
+    pub fn remove(&self, name: &TaskName) -> Result<(), StoreError> {
         for path in [
             self.record_path(name),
             self.log_path(name),
@@ -207,7 +209,11 @@ impl Store {
     }
 
     /// Runs `f` holding the task's exclusive lock.
-    pub fn with_task_lock<T>(&self, name: &str, f: impl FnOnce() -> T) -> Result<T, StoreError> {
+    pub fn with_task_lock<T>(
+        &self,
+        name: &TaskName,
+        f: impl FnOnce() -> T,
+    ) -> Result<T, StoreError> {
         self.with_lock(&format!("task-{name}.lock"), f)
     }
 
@@ -232,12 +238,12 @@ impl Store {
     }
 
     /// Opens the transcript for appending (created if missing).
-    pub fn open_log(&self, name: &str) -> Result<File, StoreError> {
+    pub fn open_log(&self, name: &TaskName) -> Result<File, StoreError> {
         let path = self.log_path(name);
         append_file(&path)
     }
 
-    pub fn open_stderr_log(&self, name: &str) -> Result<File, StoreError> {
+    pub fn open_stderr_log(&self, name: &TaskName) -> Result<File, StoreError> {
         append_file(&self.stderr_path(name))
     }
 }
@@ -287,19 +293,23 @@ mod tests {
     use super::*;
     use crate::store::record::{Safety, Status};
 
+    fn n(name: &str) -> TaskName {
+        TaskName::parse(name).unwrap()
+    }
+
     fn record(name: &str) -> TaskRecord {
         TaskRecord {
             version: RECORD_VERSION,
-            name: name.to_owned(),
+            name: n(name),
             status: Status::Running,
             prompt: "p".into(),
             branch: format!("cms/{name}"),
             worktree: "/w".into(),
-            base: "0".repeat(40),
+            base: crate::git::Oid::from_str(&"0".repeat(40)).unwrap(),
             base_branch: Some("main".into()),
             session_id: None,
             model: None,
-            preset: "edit".into(),
+            preset: crate::session::Preset::Edit,
             cost_usd: 0.0,
             turns: 0,
             duration_ms: 0,
@@ -326,10 +336,12 @@ mod tests {
             store.create(&mut record("a")),
             Err(StoreError::TaskExists { .. })
         ));
-        let updated = store.update("a", |r| r.status = Status::Completed).unwrap();
-        assert_eq!(store.load("a").unwrap(), updated);
+        let updated = store
+            .update(&n("a"), |r| r.status = Status::Completed)
+            .unwrap();
+        assert_eq!(store.load(&n("a")).unwrap(), updated);
         assert!(matches!(
-            store.load("b"),
+            store.load(&n("b")),
             Err(StoreError::UnknownTask { .. })
         ));
     }
@@ -339,7 +351,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path());
         store.create(&mut record("good")).unwrap();
-        fs::write(store.record_path("bad"), "{ not json").unwrap();
+        fs::write(store.record_path(&n("bad")), "{ not json").unwrap();
         let (records, errors) = store.list().unwrap();
         assert_eq!(records.len(), 1);
         assert!(matches!(errors[..], [StoreError::Corrupt { .. }]));
@@ -350,11 +362,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path());
         store.create(&mut record("a")).unwrap();
-        let text = fs::read_to_string(store.record_path("a")).unwrap();
+        let text = fs::read_to_string(store.record_path(&n("a"))).unwrap();
         let text = text.replace("\"version\": 1", "\"version\": 99");
-        fs::write(store.record_path("a"), text).unwrap();
+        fs::write(store.record_path(&n("a")), text).unwrap();
         assert!(matches!(
-            store.load("a"),
+            store.load(&n("a")),
             Err(StoreError::TooNew { found: 99, .. })
         ));
     }
@@ -364,8 +376,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path());
         store.create(&mut record("a")).unwrap();
-        writeln!(store.open_log("a").unwrap(), "{{}}").unwrap();
-        store.remove("a").unwrap();
+        writeln!(store.open_log(&n("a")).unwrap(), "{{}}").unwrap();
+        store.remove(&n("a")).unwrap();
         let leftovers: Vec<_> = walk(store.root())
             .into_iter()
             .filter(|p| p.to_string_lossy().contains("/a."))

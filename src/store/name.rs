@@ -100,6 +100,47 @@ impl TaskName {
     }
 }
 
+impl std::str::FromStr for TaskName {
+    type Err = InvalidName;
+
+    fn from_str(text: &str) -> Result<TaskName, InvalidName> {
+        TaskName::parse(text)
+    }
+}
+
+// Stored as the plain string; a record whose name is not a valid name is refused as corrupt
+// rather than trusted to build paths and branch names from.
+impl serde::Serialize for TaskName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TaskName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<TaskName, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        TaskName::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl AsRef<str> for TaskName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for TaskName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for TaskName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 impl fmt::Display for TaskName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
