@@ -449,7 +449,7 @@ fn bad_limit_values_are_usage_errors() {
 }
 
 /// Runs `cms hook pre-tool-use` as claude does: the hook JSON on stdin.
-fn run_hook(env: &TestEnv, repo: &str, task: &str, input: &Value) -> crate::common::Run {
+pub(crate) fn run_hook(env: &TestEnv, repo: &str, task: &str, input: &Value) -> crate::common::Run {
     use std::io::Write;
     let mut child = env
         .cms_command(

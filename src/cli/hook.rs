@@ -39,6 +39,8 @@ pub enum HookEvent {
 const BLOCK: u8 = 2;
 
 pub fn cmd_hook(_ctx: &CommandContext, args: HookArgs) -> Result<u8, CommandError> {
+    // Fail closed on a bug too: exit 2 blocks the call, anything else would let it run.
+    super::panic::exit_code_on_panic(BLOCK);
     let HookEvent::PreToolUse { repo, task } = args.event;
     match pre_tool_use(&repo, &task) {
         Ok(Some(reason)) => {
@@ -63,6 +65,7 @@ fn pre_tool_use(repo: &std::path::Path, task: &TaskName) -> Result<Option<String
     let input: Value =
         serde_json::from_str(&text).map_err(|err| format!("the hook input is not JSON: {err}"))?;
     let tool_name = input["tool_name"].as_str().unwrap_or_default().to_owned();
+    super::panic::test_panic_point("hook");
     let store = Store::new(repo);
     let record = store
         .load(task)
