@@ -181,3 +181,41 @@ fn discard_of_a_closed_task_is_refused() {
         .code(1)
         .one_line_error_with_hint("already discarded");
 }
+
+#[test]
+fn no_color_keeps_diff_and_every_other_output_plain_even_when_git_is_told_to_color() {
+    let env = TestEnv::new();
+    env.git(&["config", "color.ui", "always"]);
+    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    env.task_ok(&["add a", "-n", "d"]);
+    let escape = |text: &str| text.contains('\u{1b}');
+    // The control: without NO_COLOR, git follows color.ui.
+    let mut colored = TestEnv::new();
+    colored.git(&["config", "color.ui", "always"]);
+    colored.set_env("NO_COLOR", "");
+    colored.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    colored.task_ok(&["add a", "-n", "d"]);
+    assert!(escape(&colored.cms(&["diff", "d"]).success().stdout));
+    // TestEnv sets NO_COLOR=1.
+    for args in [
+        &["diff", "d"][..],
+        &["diff", "d", "--stat"],
+        &["show", "d"],
+        &["list"],
+        &["task", "again", "-n", "e"],
+        &["merge", "d"],
+        &["show", "ghost"],
+    ] {
+        let run = env.cms(args);
+        assert!(
+            !escape(&run.stdout) && !escape(&run.stderr),
+            "{args:?} colored:\n{}\n{}",
+            run.stdout,
+            run.stderr
+        );
+    }
+    // An explicit --color=always still wins.
+    env.steps(json!([{"write": {"path": "b.txt", "content": "b\n"}}]));
+    env.task_ok(&["add b", "-n", "f"]);
+    assert!(escape(&env.cms(&["--color", "always", "diff", "f"]).stdout));
+}
