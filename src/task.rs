@@ -136,7 +136,9 @@ fn pick_name(
             || worktrees.join(name.as_str()).exists()
     };
     if let Some(name) = &opts.name {
-        if ws.store.exists(name) {
+        // A merged or discarded task's name can be used again (its record is archived below).
+        let closed = |name| ws.store.load(name).is_ok_and(|r| r.status.is_closed());
+        if ws.store.exists(name) && !closed(name) {
             return Err(CommandError::user(format!("task '{name}' already exists"))
                 .with_hint("pick another --name, or `cms discard` the old task first"));
         }
@@ -153,6 +155,9 @@ fn pick_name(
                 path.display()
             ))
             .with_hint("pick another --name, or remove that folder if nothing in it matters"));
+        }
+        if ws.store.exists(name) {
+            ws.store.archive(name)?;
         }
         return Ok(name.clone());
     }

@@ -208,6 +208,75 @@ impl Store {
         Ok(())
     }
 
+    /// Moves a closed (merged or discarded) task's record and transcripts out of the way,
+    /// into `archive/<name>/<n>.*` with the first free `n`, so that its name can be used
+    /// again while what it did stays readable. Refuses a task that is not closed.
+    pub fn archive(&self, name: &TaskName) -> Result<PathBuf, StoreError> {
+        self.with_task_lock(name, || {
+            let record = self.load(name)?;
+            if !record.status.is_closed() {
+                return Err(StoreError::TaskExists {
+                    name: name.to_string(),
+                });
+            }
+            let dir = self.archive_dir().join(name.as_str());
+            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+            let n = (1..)
+                .find(|n| !dir.join(format!("{n}.json")).exists())
+                .expect("an unbounded range always yields a free number");
+            // Transcripts first: a crash in between leaves the record where it was, still
+            // closed, and the next start archives it then.
+            for (from, ext) in [
+                (self.log_path(name), "jsonl"),
+                (self.stderr_path(name), "stderr"),
+                (self.record_path(name), "json"),
+            ] {
+                let to = dir.join(format!("{n}.{ext}"));
+                match fs::rename(&from, &to) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(err) => return Err(io_err(&from)(err)),
+                }
+            }
+            Ok(dir.join(format!("{n}.json")))
+        })?
+    }
+
+    fn archive_dir(&self) -> PathBuf {
+        self.root.join("archive")
+    }
+
+    /// The archived records, oldest first; unreadable ones are returned apart.
+    pub fn archived(&self) -> Result<(Vec<TaskRecord>, Vec<StoreError>), StoreError> {
+        let mut records = Vec::new();
+        let mut errors = Vec::new();
+        let root = self.archive_dir();
+        let tasks = match fs::read_dir(&root) {
+            Ok(tasks) => tasks,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((records, errors));
+            }
+            Err(err) => return Err(io_err(&root)(err)),
+        };
+        for task in tasks {
+            let dir = task.map_err(io_err(&root))?.path();
+            let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
+                let path = entry.map_err(io_err(&dir))?.path();
+                if path.extension().is_none_or(|e| e != "json") {
+                    continue;
+                }
+                let text = fs::read_to_string(&path).map_err(io_err(&path))?;
+                match parse_record(name, &text) {
+                    Ok(record) => records.push(record),
+                    Err(err) => errors.push(err),
+                }
+            }
+        }
+        records.sort_by(|a, b| (&a.created_at, &a.name).cmp(&(&b.created_at, &b.name)));
+        Ok((records, errors))
+    }
+
     /// Runs `f` holding the task's exclusive lock.
     pub fn with_task_lock<T>(
         &self,
@@ -369,6 +438,40 @@ mod tests {
             store.load(&n("a")),
             Err(StoreError::TooNew { found: 99, .. })
         ));
+    }
+
+    #[test]
+    fn archiving_a_closed_task_frees_its_name_and_keeps_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        store.create(&mut record("a")).unwrap();
+        writeln!(store.open_log(&n("a")).unwrap(), "{{\"first\":1}}").unwrap();
+        // An open task is never archived.
+        assert!(matches!(
+            store.archive(&n("a")),
+            Err(StoreError::TaskExists { .. })
+        ));
+        store
+            .update(&n("a"), |r| r.status = Status::Discarded)
+            .unwrap();
+        let first = store.archive(&n("a")).unwrap();
+        assert!(!store.exists(&n("a")));
+        let mut again = record("a");
+        again.prompt = "second".into();
+        store.create(&mut again).unwrap();
+        store
+            .update(&n("a"), |r| r.status = Status::Discarded)
+            .unwrap();
+        let second = store.archive(&n("a")).unwrap();
+        assert_ne!(first, second);
+        let (archived, errors) = store.archived().unwrap();
+        assert!(errors.is_empty());
+        let mut prompts: Vec<_> = archived.iter().map(|r| r.prompt.as_str()).collect();
+        prompts.sort();
+        assert_eq!(prompts, ["p", "second"]);
+        let log = fs::read_to_string(first.with_extension("jsonl")).unwrap();
+        assert_eq!(log, "{\"first\":1}\n");
+        assert_eq!(store.list().unwrap().0, []);
     }
 
     #[test]
