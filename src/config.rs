@@ -139,12 +139,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// The smallest cost limit: claude's `--max-budget-usd` must be above zero, and a limit
+/// smaller than a hundredth of a cent could not pay for one API message anyway.
+pub const MIN_COST_USD: f64 = 0.0001;
+
 /// Parses a cost in US dollars: a positive number, with or without a leading `$`.
 pub fn parse_cost(text: &str) -> Result<f64, String> {
     let text = text.trim();
     let number = text.strip_prefix('$').unwrap_or(text);
     match number.parse::<f64>() {
-        Ok(cost) if cost.is_finite() && cost > 0.0 => Ok(cost),
+        Ok(cost) if cost.is_finite() && cost >= MIN_COST_USD => Ok(cost),
+        Ok(cost) if cost.is_finite() && cost > 0.0 => {
+            Err(format!("the smallest cost limit is ${MIN_COST_USD}"))
+        }
         _ => Err("expected a positive amount of US dollars, such as 2 or 0.50".into()),
     }
 }
@@ -363,6 +370,9 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert_eq!(parse_cost("$1.5").unwrap(), 1.5);
         assert!(parse_cost("-1").is_err() && parse_cost("free").is_err());
+        assert_eq!(parse_cost("0.0001").unwrap(), MIN_COST_USD);
+        let err = parse_cost("0.00001").unwrap_err();
+        assert!(err.contains("$0.0001"), "{err}");
         assert!(parse_turns("0").is_err());
         assert_eq!(parse_turns("12").unwrap(), 12);
     }

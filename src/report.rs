@@ -200,7 +200,7 @@ pub fn safety_lines(styles: &Styles, record: &TaskRecord) -> Vec<String> {
 pub fn limits_line(record: &TaskRecord) -> Option<String> {
     let limits = record.safety.limits?;
     Some(format!(
-        "${:.2} · {} turns · {}",
+        "${} · {} turns · {}",
         limits.max_cost_usd,
         limits.max_turns,
         humantime::format_duration(std::time::Duration::from_secs(

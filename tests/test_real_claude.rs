@@ -815,3 +815,65 @@ fn real_claude_duration_limit_interrupts_a_slow_reply_and_keeps_the_work_done() 
     let events = transcript(&env, "slow");
     assert_eq!(last_result(&events)["subtype"], "error_during_execution");
 }
+
+#[test]
+fn real_claude_starts_with_the_smallest_cost_limit_and_records_the_turns_it_paid() {
+    let Some(claude) = real_claude("real_claude_starts_with_the_smallest_cost_limit") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    let write = |name: &str| {
+        Reply::tool(
+            "Write",
+            json!({"file_path": format!("{CWD}/{name}.txt"), "content": format!("{name}\n")}),
+        )
+    };
+    // claude 2.1.197 refuses `--max-budget-usd 0` (and cms once rounded small budgets to
+    // that); the smallest limit cms accepts must start a session.
+    api.route("[tiny]", vec![write("one"), Reply::text("done")]);
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[tiny] write",
+            "-n",
+            "tiny",
+            "--max-cost",
+            "0.0001",
+        ],
+        RUN_LIMIT,
+    );
+    let task = task_json(&run);
+    assert_eq!(task["status"], "cost_exceeded", "{task:#}");
+    assert!(task["session_id"].is_string(), "{task:#}");
+    assert_eq!(task["turns"], 1, "{task:#}");
+    // Turns: two replies paid for, while claude's num_turns counts the tool turns too.
+    api.route(
+        "[turns]",
+        vec![
+            write("one"),
+            write("two"),
+            write("three"),
+            Reply::text("done"),
+        ],
+    );
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[turns] write",
+            "-n",
+            "turns",
+            "--max-turns",
+            "2",
+        ],
+        RUN_LIMIT,
+    );
+    let task = task_json(&run);
+    assert_eq!(task["status"], "turns_exceeded", "{task:#}");
+    assert_eq!(api.requests_for("[turns]").len(), 2);
+    assert_eq!(task["turns"], 2, "{task:#}");
+    let events = transcript(&env, "turns");
+    assert!(last_result(&events)["num_turns"].as_u64().unwrap() > 2);
+}
