@@ -69,7 +69,7 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, CommandError
     let rules = protection_rules(&globs)?;
     // Before anything is made: a missing claude must not leave a worktree behind.
     let claude = session::find_claude(&config.claude_bin)?;
-    let worktrees = ws.worktrees_dir(&config);
+    let worktrees = ws.worktrees_dir(&config)?;
 
     ws.store.with_refs_lock(|| {
         let name = pick_name(ws, opts, prompt, &worktrees)?;

@@ -373,3 +373,37 @@ fn a_panic_in_the_pre_tool_use_hook_blocks_the_call_with_nothing_on_stdout() {
     assert!(!worktree.join("blocked.txt").exists(), "{task:#}");
     assert_eq!(task["files_changed"], json!([]));
 }
+
+#[test]
+fn a_worktrees_root_inside_the_repository_is_refused_and_nothing_is_made() {
+    let base = TestEnv::new();
+    for root in [
+        base.repo.join("wt"),
+        base.repo.join("sub/../wt"),
+        base.common_dir().join("cms-worktrees"),
+    ] {
+        let mut env = TestEnv::new();
+        let root = root
+            .to_str()
+            .unwrap()
+            .replace(base.repo.to_str().unwrap(), env.repo.to_str().unwrap());
+        env.set_env("CMS_WORKTREES_ROOT", &root);
+        env.cms(&["task", "x"])
+            .code(1)
+            .one_line_error_with_hint("is inside the repository");
+        assert!(!std::path::Path::new(&root).exists(), "{root}");
+        assert_nothing_made(&env);
+    }
+    // From the user's configuration, relative to where cms runs, too.
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.home.join(".config/cms")).unwrap();
+    std::fs::write(
+        env.home.join(".config/cms/config.toml"),
+        "[worktrees]\nroot = \"tasks\"\n",
+    )
+    .unwrap();
+    env.cms(&["task", "x"])
+        .code(1)
+        .one_line_error_with_hint("is inside the repository");
+    assert_nothing_made(&env);
+}
