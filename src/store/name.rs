@@ -52,11 +52,14 @@ impl TaskName {
     }
 
     /// Makes a name from a prompt: lowercase words joined by `-`, cut at a word boundary.
+    /// Other scripts are transliterated to ASCII first (`héllo wörld` gives `hello-world`).
     /// Returns `None` when the prompt has no letters or digits to build on.
     pub fn slug(prompt: &str) -> Option<TaskName> {
         const TARGET_LEN: usize = 32;
+        // Characters with no transliteration become a separator rather than a made-up word.
+        let ascii = deunicode::deunicode_with_tofu(prompt, " ");
         let mut slug = String::new();
-        for word in prompt
+        for word in ascii
             .split(|c: char| !c.is_ascii_alphanumeric())
             .filter(|w| !w.is_empty())
         {
@@ -156,9 +159,25 @@ mod tests {
         let slug = TaskName::slug("Fix the AUTH bug in login.rs, then add tests for it please");
         assert_eq!(slug.unwrap().as_str(), "fix-the-auth-bug-in-login-rs");
         assert_eq!(TaskName::slug("¿¿??"), None);
-        assert_eq!(TaskName::slug("é add x").unwrap().as_str(), "add-x");
+        assert_eq!(TaskName::slug("é add x").unwrap().as_str(), "e-add-x");
         let long = TaskName::slug(&"a".repeat(100)).unwrap();
         assert!(long.as_str().len() <= 32);
+    }
+
+    #[test]
+    fn unicode_prompts_give_readable_ascii_names() {
+        for (prompt, name) in [
+            ("héllo wörld", "hello-world"),
+            ("Ünïcödé naïve café", "unicode-naive-cafe"),
+            ("Straße öffnen", "strasse-offnen"),
+            ("Привет мир", "privet-mir"),
+            ("fix the 🐛", "fix-the-bug"),
+        ] {
+            let slug = TaskName::slug(prompt).unwrap();
+            assert_eq!(slug.as_str(), name, "{prompt}");
+        }
+        // Combining marks (decomposed input) are dropped like precomposed ones.
+        assert_eq!(TaskName::slug("he\u{301}llo").unwrap().as_str(), "hello");
     }
 
     #[test]
