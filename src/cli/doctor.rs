@@ -212,16 +212,17 @@ fn check_repository(
 }
 
 fn check_git() -> Check {
-    match git::check_version() {
-        Ok(()) => Check::new(
+    match git::version() {
+        Ok(version) => Check::new(
             "git",
             Level::Ok,
             format!(
-                "found, version {}.{} or newer",
+                "{version} ({}.{} or newer needed)",
                 git::MIN_GIT_VERSION.0,
                 git::MIN_GIT_VERSION.1
             ),
-        ),
+        )
+        .detail("version", version),
         Err(err) => {
             let found = match &err {
                 GitError::GitTooOld { found, .. } => Some(found.clone()),

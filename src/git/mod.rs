@@ -12,7 +12,7 @@ pub mod snapshot;
 pub mod state;
 pub mod worktree;
 
-pub use cmd::{MIN_GIT_VERSION, REPO_ENV_VARS, check_version};
+pub use cmd::{MIN_GIT_VERSION, REPO_ENV_VARS, check_version, version};
 pub use error::GitError;
 pub use git2::Oid;
 pub use repo::{EMPTY_TREE, Head, Repo, canonical};
