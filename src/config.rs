@@ -170,6 +170,21 @@ pub fn parse_preset(text: &str) -> Result<Preset, String> {
         .ok_or_else(|| format!("expected one of {}", Preset::NAMES.join(", ")))
 }
 
+/// A `CMS_*_MS` variable: a whole number of milliseconds, or `None` when unset or empty.
+pub fn env_millis(key: &'static str) -> Result<Option<Duration>, ConfigError> {
+    let Some(value) = std::env::var(key).ok().filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    match value.trim().parse::<u64>() {
+        Ok(ms) => Ok(Some(Duration::from_millis(ms))),
+        Err(_) => Err(ConfigError::Env {
+            key,
+            value,
+            reason: "expected a whole number of milliseconds, such as 2000".into(),
+        }),
+    }
+}
+
 /// Where the repository's `.cms.toml` was found, for error messages.
 pub struct RepoConfigSource<'a> {
     pub text: &'a str,

@@ -311,6 +311,8 @@ fn a_bad_cms_environment_value_is_a_usage_error_naming_it_and_nothing_is_made() 
         ("CMS_MAX_COST", "free", "US dollars"),
         ("CMS_MAX_TURNS", "0", "at least 1"),
         ("CMS_MAX_DURATION", "soon", "300s"),
+        ("CMS_INTERRUPT_GRACE_MS", "2s", "milliseconds"),
+        ("CMS_EXIT_GRACE_MS", "-1", "milliseconds"),
     ] {
         let mut env = TestEnv::new();
         env.set_env(key, value);

@@ -70,6 +70,8 @@ fn parse_glob(text: &str) -> Result<String, String> {
 
 pub fn cmd_task(ctx: &CommandContext, args: TaskArgs) -> Result<u8, CommandError> {
     let ws = ctx.workspace()?;
+    // Before anything is made: a bad value must not leave a task behind.
+    let timeouts = timeouts_from_env()?;
     let opts = TaskOptions {
         prompt: args.prompt,
         name: args.name,
@@ -104,9 +106,7 @@ pub fn cmd_task(ctx: &CommandContext, args: TaskArgs) -> Result<u8, CommandError
         let result = task::run(
             &ws,
             started,
-            RunOptions {
-                timeouts: timeouts_from_env(),
-            },
+            RunOptions { timeouts },
             stop_rx,
             |event, ledger| progress.event(event, ledger),
         )
@@ -158,22 +158,15 @@ async fn forward_stop_signals(stop: mpsc::UnboundedSender<StopReason>, ui: Ui) {
 }
 
 /// Grace periods can be shortened through the environment (documented for tests and CI).
-fn timeouts_from_env() -> Timeouts {
+fn timeouts_from_env() -> Result<Timeouts, CommandError> {
     let mut timeouts = Timeouts::default();
-    let ms = |key: &str| {
-        std::env::var(key)
-            .ok()?
-            .parse::<u64>()
-            .ok()
-            .map(std::time::Duration::from_millis)
-    };
-    if let Some(grace) = ms("CMS_INTERRUPT_GRACE_MS") {
+    if let Some(grace) = crate::config::env_millis("CMS_INTERRUPT_GRACE_MS")? {
         timeouts.interrupt_grace = grace;
     }
-    if let Some(grace) = ms("CMS_EXIT_GRACE_MS") {
+    if let Some(grace) = crate::config::env_millis("CMS_EXIT_GRACE_MS")? {
         timeouts.exit_grace = grace;
     }
-    timeouts
+    Ok(timeouts)
 }
 
 /// Renders events as compact progress lines on stderr.
