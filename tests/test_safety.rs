@@ -424,7 +424,7 @@ fn limits_come_from_defaults_then_config_then_environment_then_flags() {
         .collect();
     let after = |flag: &str| argv[argv.iter().position(|a| *a == flag).unwrap() + 1];
     assert_eq!(after("--max-turns"), "8");
-    assert_eq!(after("--max-budget-usd"), "0.7500");
+    assert_eq!(after("--max-budget-usd"), "0.75");
     assert!(after("--settings").contains("pre-tool-use"));
 }
 
