@@ -342,6 +342,14 @@ fn a_panic_is_one_line_saying_where_and_that_it_is_a_bug_with_exit_255() {
         lines[0]
     );
     assert!(lines[0].contains("this is a bug in cms"), "{}", lines[0]);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    // With --json, stdout ends with the JSON error too.
+    let run = env.cms(&["list", "--json"]);
+    run.code(255);
+    let json: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(json["exit_code"], 255);
+    assert_eq!(json["error"]["kind"], "internal");
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
 }
 
 #[test]
@@ -362,6 +370,24 @@ fn a_panic_in_the_pre_tool_use_hook_blocks_the_call_with_nothing_on_stdout() {
     let run = crate::test_safety::run_hook(&env, &common, "hooked", &input);
     run.code(2);
     assert_eq!(run.stdout, "");
+    // Even with --json on the line.
+    let out = env
+        .cms_command(
+            &env.repo,
+            &[
+                "--json",
+                "hook",
+                "pre-tool-use",
+                "--repo",
+                &common,
+                "--task",
+                "hooked",
+            ],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
     assert!(
         run.stderr.contains("this is a bug in cms"),
         "{}",

@@ -163,6 +163,9 @@ fn usage_error(err: &clap::Error) -> CommandError {
 /// Runs the parsed command line, returning the process exit code.
 pub fn run(cli: Cli) -> u8 {
     let ui = Ui::new(cli.global.color, cli.global.json);
+    if ui.json {
+        panic::json_on_panic();
+    }
     let cwd = match std::env::current_dir() {
         Ok(cwd) => cwd,
         Err(err) => {

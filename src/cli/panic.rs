@@ -7,11 +7,12 @@
 //! nothing on stdout).
 
 use std::io::Write;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
-use crate::error::exit_code;
+use crate::error::{CommandError, exit_code};
 
 static EXIT_CODE: AtomicU8 = AtomicU8::new(exit_code::INTERNAL);
+static JSON: AtomicBool = AtomicBool::new(false);
 
 /// Replaces Rust's panic report with cms's one line and exit code.
 pub fn install() {
@@ -27,17 +28,33 @@ pub fn install() {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "error: cms panicked{place}: {what} (this is a bug in cms; please report it)"
-        );
-        std::process::exit(i32::from(EXIT_CODE.load(Ordering::SeqCst)));
+        let message =
+            format!("cms panicked{place}: {what} (this is a bug in cms; please report it)");
+        let _ = writeln!(std::io::stderr().lock(), "error: {message}");
+        let code = EXIT_CODE.load(Ordering::SeqCst);
+        if JSON.load(Ordering::SeqCst) {
+            // Scripts reading stdout get the error they expect, on a line of its own.
+            let mut error = CommandError::internal(message);
+            error
+                .hints
+                .push("please report it with the command that caused it".into());
+            let mut json = error.to_json();
+            json["exit_code"] = code.into();
+            let _ = writeln!(std::io::stdout().lock(), "\n{json}");
+        }
+        std::process::exit(i32::from(code));
     }));
 }
 
-/// Makes a panic from now on exit with `code` instead of 255.
+/// Makes a panic from now on exit with `code` instead of 255, printing nothing on stdout.
 pub fn exit_code_on_panic(code: u8) {
     EXIT_CODE.store(code, Ordering::SeqCst);
+    JSON.store(false, Ordering::SeqCst);
+}
+
+/// Makes a panic also print the JSON error on stdout (`--json`).
+pub fn json_on_panic() {
+    JSON.store(true, Ordering::SeqCst);
 }
 
 /// Panics when the test suite asks for a panic at `point` (`CMS_TEST_PANIC=<point>`), so the
