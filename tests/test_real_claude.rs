@@ -877,3 +877,38 @@ fn real_claude_starts_with_the_smallest_cost_limit_and_records_the_turns_it_paid
     let events = transcript(&env, "turns");
     assert!(last_result(&events)["num_turns"].as_u64().unwrap() > 2);
 }
+
+#[test]
+fn real_claude_blocks_a_write_when_the_pre_tool_use_hook_panics() {
+    let Some(claude) = real_claude("real_claude_blocks_a_write_when_the_pre_tool_use_hook") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let mut env = real_env(&claude, &api);
+    // Honoured only by test builds of cms: its hook panics before judging the call.
+    env.set_env("CMS_TEST_PANIC", "hook");
+    api.route(
+        "[panic]",
+        vec![
+            Reply::tool(
+                "Write",
+                json!({"file_path": format!("{CWD}/fine.txt"), "content": "fine\n"}),
+            ),
+            Reply::text("done"),
+        ],
+    );
+    let run = env.cms_bounded(
+        &["task", "--json", "[panic] write", "-n", "panic"],
+        RUN_LIMIT,
+    );
+    let task = task_json(&run);
+    let worktree = PathBuf::from(task["worktree"].as_str().unwrap());
+    assert!(!worktree.join("fine.txt").exists(), "{task:#}");
+    assert_eq!(task["files_changed"], json!([]), "{task:#}");
+    // claude told the model the hook blocked it, with the panic line as the reason.
+    let events = transcript(&env, "panic");
+    let blocked = events
+        .iter()
+        .any(|e| e["type"] == "user" && e.to_string().contains("this is a bug in cms"));
+    assert!(blocked, "{events:#?}");
+}

@@ -1,9 +1,9 @@
 //! `cms hook pre-tool-use`: the command claude runs before each file-editing tool call of a
 //! task (given to it with `--settings`). Not for people; hidden from help.
 //!
-//! It fails closed: if the call cannot be judged (unreadable input, no task record), it is
-//! denied with exit code 2, which claude treats as a block, since any other failure would let
-//! the write through.
+//! It fails closed: if the call cannot be judged (unreadable input, no task record, a bad
+//! argument, or a panic, see `cli/panic.rs`), it is denied with exit code 2, which claude
+//! treats as a block, since any other failure would let the write through.
 
 use std::io::Read;
 use std::path::PathBuf;
