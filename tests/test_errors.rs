@@ -298,6 +298,11 @@ fn usage_errors_are_json_on_stdout_with_json_anywhere_on_the_line() {
     run.code(2)
         .one_line_error_with_hint("missing required argument: <TASK>");
     assert!(run.stdout.is_empty());
+    // Hidden subcommands stay hidden; a near miss is named.
+    let run = env.cms(&["shw", "x"]);
+    run.code(2)
+        .one_line_error_with_hint("unrecognized subcommand 'shw'");
+    assert!(run.stderr.contains("'show'") && !run.stderr.contains("hook,"));
     // A `--json` after `--` is a value, not the flag.
     let run = env.cms(&["task", "--preset", "yolo", "--", "--json"]);
     run.code(2);

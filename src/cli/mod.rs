@@ -128,6 +128,16 @@ fn usage_error(err: &clap::Error) -> CommandError {
         Clap::MissingRequiredArgument => {
             message = format!("missing required argument: {}", invalid_arg.join(", "));
         }
+        // clap's list of subcommands would include the hidden ones.
+        Clap::MissingSubcommand | Clap::InvalidSubcommand => {
+            let mut error = CommandError::new(ErrorKind::Usage, message);
+            for line in lines {
+                if let Some(tip) = line.strip_prefix("tip: ") {
+                    error = error.with_hint(tip);
+                }
+            }
+            return error.with_hint("`cms --help` lists the subcommands");
+        }
         Clap::InvalidValue | Clap::ValueValidation
             if invalid_arg
                 .iter()
