@@ -66,7 +66,14 @@ fn main() {
     let task = dir.path().join("task");
     git(
         &repo,
-        &["worktree", "add", "-q", "-b", "cms/bench", task.to_str().unwrap()],
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "cms/bench",
+            task.to_str().unwrap(),
+        ],
     );
     let common = repo.join(".git");
     let runs = 5;

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::session::Preset;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("invalid configuration in {source_name}")]
@@ -28,6 +30,13 @@ pub enum ConfigError {
         key: &'static str,
         value: String,
         source_name: String,
+        reason: String,
+    },
+    /// A `CMS_*` variable with a value its setting does not accept.
+    #[error("invalid value '{value}' for {key} in the environment: {reason}")]
+    Env {
+        key: &'static str,
+        value: String,
         reason: String,
     },
 }
@@ -88,7 +97,7 @@ pub struct Config {
     /// The claude executable: a name looked up on PATH, or a path.
     pub claude_bin: String,
     pub model: Option<String>,
-    pub preset: String,
+    pub preset: Preset,
     /// Where task worktrees go; each repository gets a folder inside.
     pub worktrees_root: PathBuf,
     pub limits: Limits,
@@ -130,12 +139,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// The smallest cost limit: claude's `--max-budget-usd` must be above zero, and a limit
+/// smaller than a hundredth of a cent could not pay for one API message anyway.
+pub const MIN_COST_USD: f64 = 0.0001;
+
 /// Parses a cost in US dollars: a positive number, with or without a leading `$`.
 pub fn parse_cost(text: &str) -> Result<f64, String> {
     let text = text.trim();
     let number = text.strip_prefix('$').unwrap_or(text);
     match number.parse::<f64>() {
-        Ok(cost) if cost.is_finite() && cost > 0.0 => Ok(cost),
+        Ok(cost) if cost.is_finite() && cost >= MIN_COST_USD => Ok(cost),
+        Ok(cost) if cost.is_finite() && cost > 0.0 => {
+            Err(format!("the smallest cost limit is ${MIN_COST_USD}"))
+        }
         _ => Err("expected a positive amount of US dollars, such as 2 or 0.50".into()),
     }
 }
@@ -145,6 +161,27 @@ pub fn parse_turns(text: &str) -> Result<u32, String> {
     match text.trim().parse::<u32>() {
         Ok(turns) if turns > 0 => Ok(turns),
         _ => Err("expected a whole number of turns, at least 1".into()),
+    }
+}
+
+/// Parses a preset name.
+pub fn parse_preset(text: &str) -> Result<Preset, String> {
+    Preset::parse(text.trim())
+        .ok_or_else(|| format!("expected one of {}", Preset::NAMES.join(", ")))
+}
+
+/// A `CMS_*_MS` variable: a whole number of milliseconds, or `None` when unset or empty.
+pub fn env_millis(key: &'static str) -> Result<Option<Duration>, ConfigError> {
+    let Some(value) = std::env::var(key).ok().filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    match value.trim().parse::<u64>() {
+        Ok(ms) => Ok(Some(Duration::from_millis(ms))),
+        Err(_) => Err(ConfigError::Env {
+            key,
+            value,
+            reason: "expected a whole number of milliseconds, such as 2000".into(),
+        }),
     }
 }
 
@@ -163,7 +200,7 @@ impl Config {
         let mut config = Config {
             claude_bin: "claude".into(),
             model: None,
-            preset: "edit".into(),
+            preset: Preset::Edit,
             worktrees_root: data_home(env("XDG_DATA_HOME"), home.as_deref())
                 .join("cms")
                 .join("worktrees"),
@@ -184,18 +221,17 @@ impl Config {
         if let Some(model) = env("CMS_MODEL") {
             config.model = Some(model);
         }
+        let from_env = |key: &'static str, value: String, reason: String| ConfigError::Env {
+            key,
+            value,
+            reason,
+        };
         if let Some(preset) = env("CMS_PRESET") {
-            config.preset = preset;
+            config.preset = parse_preset(&preset).map_err(|r| from_env("CMS_PRESET", preset, r))?;
         }
         if let Some(root) = env("CMS_WORKTREES_ROOT") {
             config.worktrees_root = expand_home(&root, home.as_deref());
         }
-        let from_env = |key: &'static str, value: String, reason: String| ConfigError::Value {
-            key,
-            value,
-            source_name: "the environment".into(),
-            reason,
-        };
         if let Some(cost) = env("CMS_MAX_COST") {
             config.limits.max_cost_usd =
                 parse_cost(&cost).map_err(|r| from_env("CMS_MAX_COST", cost, r))?;
@@ -223,15 +259,12 @@ impl Config {
             self.model = Some(model);
         }
         if let Some(preset) = layer.task.preset {
-            if crate::session::Preset::parse(&preset).is_none() {
-                return Err(ConfigError::Value {
-                    key: "task.preset",
-                    value: preset,
-                    source_name: source_name.to_owned(),
-                    reason: "expected read-only, review, edit, full or plan".into(),
-                });
-            }
-            self.preset = preset;
+            self.preset = parse_preset(&preset).map_err(|reason| ConfigError::Value {
+                key: "task.preset",
+                value: preset,
+                source_name: source_name.to_owned(),
+                reason,
+            })?;
         }
         if let Some(root) = layer.worktrees.root {
             let home = std::env::var_os("HOME").map(PathBuf::from);
@@ -309,7 +342,7 @@ mod tests {
         Config {
             claude_bin: "claude".into(),
             model: None,
-            preset: "edit".into(),
+            preset: Preset::Edit,
             worktrees_root: "/data".into(),
             limits: Limits::default(),
             protected: Vec::new(),
@@ -352,6 +385,9 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert_eq!(parse_cost("$1.5").unwrap(), 1.5);
         assert!(parse_cost("-1").is_err() && parse_cost("free").is_err());
+        assert_eq!(parse_cost("0.0001").unwrap(), MIN_COST_USD);
+        let err = parse_cost("0.00001").unwrap_err();
+        assert!(err.contains("$0.0001"), "{err}");
         assert!(parse_turns("0").is_err());
         assert_eq!(parse_turns("12").unwrap(), 12);
     }
@@ -369,7 +405,7 @@ mod tests {
             .apply("[task]\nmodel = \"sonnet\"", ".cms.toml")
             .unwrap();
         assert_eq!(config.claude_bin, "/opt/claude");
-        assert_eq!(config.preset, "full");
+        assert_eq!(config.preset, Preset::Full);
         assert_eq!(config.model.as_deref(), Some("sonnet"));
     }
 

@@ -152,8 +152,15 @@ from_hinted!(
 
 impl From<crate::config::ConfigError> for CommandError {
     fn from(err: crate::config::ConfigError) -> Self {
-        CommandError::from_error(ErrorKind::User, &err)
-            .with_hint("fix the file it names, or remove the offending key")
+        match &err {
+            // Like a bad flag: the invocation is wrong, not a file.
+            crate::config::ConfigError::Env { key, .. } => {
+                let hint = format!("fix or unset {key}");
+                CommandError::from_error(ErrorKind::Usage, &err).with_hint(hint)
+            }
+            _ => CommandError::from_error(ErrorKind::User, &err)
+                .with_hint("fix the file it names, or remove the offending key"),
+        }
     }
 }
 

@@ -1,8 +1,10 @@
-//! The `cms` binary: parse the command line, run it, exit with its code.
-
-use clap::Parser;
+//! The `cms` binary: parse, run, exit with the code cli::run returns.
 
 fn main() -> std::process::ExitCode {
-    let cli = cms::cli::Cli::parse();
-    std::process::ExitCode::from(cms::cli::run(cli))
+    cms::cli::panic::install();
+    let code = match cms::cli::parse(std::env::args_os().collect()) {
+        Ok(cli) => cms::cli::run(cli),
+        Err(code) => code,
+    };
+    std::process::ExitCode::from(code)
 }

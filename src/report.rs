@@ -30,9 +30,9 @@ pub fn task_json(record: &TaskRecord) -> Value {
         "prompt": record.prompt,
         "branch": record.branch,
         "worktree": record.worktree,
-        "base": record.base,
+        "base": record.base.to_string(),
         "base_branch": record.base_branch,
-        "head": record.head,
+        "head": record.head.map(|h| h.to_string()),
         "session_id": record.session_id,
         "model": record.model,
         "preset": record.preset,
@@ -200,7 +200,7 @@ pub fn safety_lines(styles: &Styles, record: &TaskRecord) -> Vec<String> {
 pub fn limits_line(record: &TaskRecord) -> Option<String> {
     let limits = record.safety.limits?;
     Some(format!(
-        "${:.2} · {} turns · {}",
+        "${} · {} turns · {}",
         limits.max_cost_usd,
         limits.max_turns,
         humantime::format_duration(std::time::Duration::from_secs(

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::config::Limits;
 use crate::error::{CommandError, ErrorKind};
-use crate::git::{self, GitError, Oid};
+use crate::git::{self, Oid};
 use crate::safety::{self, LimitKind, LimitState, Rules};
 use crate::session::{
     self, Ledger, Preset, Spawn, StopReason, Timeouts, TurnOutcome, Watch, protocol::Event,
@@ -56,7 +56,7 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, CommandError
     let config = ws.config(Some(base))?;
     let preset = match opts.preset {
         Some(preset) => preset,
-        None => Preset::parse(&config.preset).expect("config validates presets"),
+        None => config.preset,
     };
     let limits = Limits {
         max_cost_usd: opts.max_cost_usd.unwrap_or(config.limits.max_cost_usd),
@@ -69,7 +69,7 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, CommandError
     let rules = protection_rules(&globs)?;
     // Before anything is made: a missing claude must not leave a worktree behind.
     let claude = session::find_claude(&config.claude_bin)?;
-    let worktrees = ws.worktrees_dir(&config);
+    let worktrees = ws.worktrees_dir(&config)?;
 
     ws.store.with_refs_lock(|| {
         let name = pick_name(ws, opts, prompt, &worktrees)?;
@@ -86,16 +86,16 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, CommandError
         let now = now_rfc3339();
         let mut record = TaskRecord {
             version: crate::store::RECORD_VERSION,
-            name: name.to_string(),
+            name: name.clone(),
             status: Status::Running,
             prompt: prompt.to_owned(),
             branch,
             worktree: git::canonical(&worktree),
-            base: base.to_string(),
+            base,
             base_branch,
             session_id: None,
             model: opts.model.clone().or(config.model.clone()),
-            preset: preset.to_string(),
+            preset,
             cost_usd: 0.0,
             turns: 0,
             duration_ms: 0,
@@ -136,7 +136,9 @@ fn pick_name(
             || worktrees.join(name.as_str()).exists()
     };
     if let Some(name) = &opts.name {
-        if ws.store.exists(name) {
+        // A merged or discarded task's name can be used again (its record is archived below).
+        let closed = |name| ws.store.load(name).is_ok_and(|r| r.status.is_closed());
+        if ws.store.exists(name) && !closed(name) {
             return Err(CommandError::user(format!("task '{name}' already exists"))
                 .with_hint("pick another --name, or `cms discard` the old task first"));
         }
@@ -153,6 +155,9 @@ fn pick_name(
                 path.display()
             ))
             .with_hint("pick another --name, or remove that folder if nothing in it matters"));
+        }
+        if ws.store.exists(name) {
+            ws.store.archive(name)?;
         }
         return Ok(name.clone());
     }
@@ -189,7 +194,7 @@ pub async fn run(
     mut on_event: impl FnMut(&Event, &Ledger),
 ) -> Result<TaskRecord, CommandError> {
     let Started { record, claude } = started;
-    let preset = Preset::parse(&record.preset).expect("records hold valid presets");
+    let preset = record.preset;
     let mut args: Vec<String> = [
         "-p",
         "--input-format",
@@ -237,7 +242,7 @@ pub async fn run(
         args,
         cwd: &record.worktree,
         env: vec![
-            ("CMS_TASK", record.name.clone()),
+            ("CMS_TASK", record.name.to_string()),
             ("CMS_TASK_BRANCH", record.branch.clone()),
             ("CMS_REPO", ws.repo.common_dir.display().to_string()),
         ],
@@ -316,7 +321,7 @@ fn surroundings(ws: &Workspace, record: &TaskRecord) -> Result<Captured, Command
     let quiet_tasks = quiet_records
         .iter()
         .map(|t| safety::check::QuietTask {
-            name: t.name.clone(),
+            name: t.name.to_string(),
             worktree: t.worktree.clone(),
             branch_ref: format!("refs/heads/{}", t.branch),
         })
@@ -351,7 +356,7 @@ fn hook_settings(ws: &Workspace, record: &TaskRecord) -> Result<String, CommandE
         "--repo".to_owned(),
         shell_quote(&ws.repo.common_dir.display().to_string()),
         "--task".to_owned(),
-        shell_quote(&record.name),
+        shell_quote(record.name.as_str()),
         // The hook judges by these, not by the record: the record lives in the repository's
         // git dir, which the agent's own git commands can write.
         "--worktree".to_owned(),
@@ -455,7 +460,10 @@ fn finish(
         git::snapshot::commit_all(
             &record.worktree,
             &record.prompt,
-            &[("Cms-Task", &record.name), ("Cms-Session", &session)],
+            &[
+                ("Cms-Task", record.name.as_str()),
+                ("Cms-Session", &session),
+            ],
         )
         .map(|_| ())
     } else {
@@ -469,9 +477,7 @@ fn finish(
             None
         }
     };
-    let base = Oid::from_str(&record.base).map_err(|_| GitError::UnknownRevision {
-        rev: record.base.clone(),
-    })?;
+    let base = record.base;
     let files = match head {
         Some(head) => git::snapshot::changed_files(&ws.repo, base, head)?,
         None => Vec::new(),
@@ -538,7 +544,7 @@ fn finish(
         r.tools_used = ledger.tools_used.clone();
         r.permission_denials = denials;
         r.files_changed = files;
-        r.head = head.map(|h| h.to_string());
+        r.head = head;
         r.supervisor = None;
         final_record
     })?;
@@ -578,15 +584,15 @@ fn check_surroundings(
                 safety::check::TaskNow::Quiet
             }
         };
-        now.push((before.name.clone(), state));
+        now.push((before.name.to_string(), state));
     }
     let task_now = |name: &str| {
         if let Some((_, state)) = now.iter().find(|(n, _)| n == name) {
             return *state;
         }
-        match ws.store.load(name) {
-            Ok(_) => safety::check::TaskNow::Busy,
-            Err(_) => safety::check::TaskNow::Unknown,
+        match TaskName::parse(name).map(|name| ws.store.load(&name)) {
+            Ok(Ok(_)) => safety::check::TaskNow::Busy,
+            _ => safety::check::TaskNow::Unknown,
         }
     };
     let changes = watched.baseline.changes(&task_now);
@@ -610,6 +616,9 @@ fn check_surroundings(
         })?;
     }
     for (task, violation) in changes.tainted {
+        let Ok(task) = TaskName::parse(&task) else {
+            continue;
+        };
         let _ = ws.store.update(&task, |r| {
             safety::check::add_new(&mut r.safety.violations, vec![violation]);
             if r.status != Status::Running {
@@ -739,9 +748,7 @@ fn status_of(outcome: &TurnOutcome) -> (Status, Option<String>) {
 /// The two ends of a task's change: the point it forked from its base, and its current state
 /// (the worktree's uncommitted work included while the worktree exists).
 pub fn change_range(ws: &Workspace, record: &TaskRecord) -> Result<(Oid, Oid), CommandError> {
-    let base = Oid::from_str(&record.base).map_err(|_| GitError::UnknownRevision {
-        rev: record.base.clone(),
-    })?;
+    let base = record.base;
     let tip = ws.repo.branch_tip(&record.branch).ok();
     let from = match tip {
         Some(tip) => ws.repo.merge_base(base, tip).unwrap_or(base),
@@ -751,7 +758,7 @@ pub fn change_range(ws: &Workspace, record: &TaskRecord) -> Result<(Oid, Oid), C
         return Ok((from, git::snapshot::snapshot_tree(&record.worktree)?));
     }
     let to = tip
-        .or_else(|| record.head.as_deref().and_then(|h| Oid::from_str(h).ok()))
+        .or(record.head)
         .filter(|oid| ws.repo.tree_of(*oid).is_ok());
     match to {
         Some(to) => Ok((from, to)),
@@ -779,8 +786,7 @@ pub fn current_violations(
     ws: &Workspace,
     record: &TaskRecord,
 ) -> Result<Vec<crate::store::Violation>, CommandError> {
-    let base = Oid::from_str(&record.base).ok();
-    let config = ws.config(base)?;
+    let config = ws.config(Some(record.base))?;
     let mut globs = record.safety.protected.clone();
     globs.extend(config.protected);
     let rules = protection_rules(&globs)?;
@@ -855,7 +861,8 @@ pub fn remove_task_checkout(
         Some(entry)
             if even_off_branch
                 && !entry.bare
-                && entry.lock_reason.as_deref() == Some(lock_reason(&record.name).as_str()) =>
+                && entry.lock_reason.as_deref()
+                    == Some(lock_reason(record.name.as_str()).as_str()) =>
         {
             stray = entry
                 .branch
@@ -863,7 +870,9 @@ pub fn remove_task_checkout(
                 .map(|b| b.strip_prefix("refs/heads/").unwrap_or(b).to_owned());
             git::worktree::remove(&ws.repo.common_dir, &record.worktree)?;
         }
-        Some(entry) if entry.lock_reason.as_deref() != Some(lock_reason(&record.name).as_str()) => {
+        Some(entry)
+            if entry.lock_reason.as_deref() != Some(lock_reason(record.name.as_str()).as_str()) =>
+        {
             return Err(CommandError::user(format!(
                 "{} is a worktree cms did not make for task '{}'",
                 record.worktree.display(),

@@ -86,6 +86,10 @@ impl Ui {
     /// Whether `git diff` and friends should color: `None` lets git decide as it would.
     pub fn color_override(&self) -> Option<bool> {
         match self.color {
+            // git ignores NO_COLOR (https://no-color.org) and would follow `color.ui`.
+            ColorChoice::Auto if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) => {
+                Some(false)
+            }
             ColorChoice::Auto => None,
             ColorChoice::Always => Some(true),
             ColorChoice::Never => Some(false),

@@ -7,7 +7,7 @@ use crate::config::{Config, RepoConfigSource};
 use crate::error::CommandError;
 use crate::git::{Oid, Repo};
 use crate::session::supervisor_alive;
-use crate::store::{Status, Store, StoreError, TaskRecord};
+use crate::store::{Status, Store, StoreError, TaskName, TaskRecord};
 
 pub struct Workspace {
     pub repo: Repo,
@@ -22,7 +22,7 @@ impl Workspace {
     }
 
     /// Loads a task, marking it interrupted if its supervisor died.
-    pub fn task(&self, name: &str) -> Result<TaskRecord, CommandError> {
+    pub fn task(&self, name: &TaskName) -> Result<TaskRecord, CommandError> {
         let record = self.store.load(name)?;
         Ok(self.reconcile(record))
     }
@@ -86,11 +86,51 @@ impl Workspace {
     }
 
     /// The folder holding this repository's task worktrees: `<root>/<repo>-<id>`, where the id
-    /// tells apart repositories with the same folder name.
-    pub fn worktrees_dir(&self, config: &Config) -> PathBuf {
+    /// tells apart repositories with the same folder name. Refused inside the repository's
+    /// checkouts or git dir: the tasks would show up in the user's `git status` and in each
+    /// other's changes.
+    pub fn worktrees_dir(&self, config: &Config) -> Result<PathBuf, CommandError> {
         let id = self.repo.short_id();
-        config
+        let dir = config
             .worktrees_root
-            .join(format!("{}-{id}", self.repo.display_name()))
+            .join(format!("{}-{id}", self.repo.display_name()));
+        let resolved = resolve(&dir);
+        let mut inside = self.main_checkout().into_iter().collect::<Vec<_>>();
+        inside.extend([self.repo.checkout.clone(), self.repo.common_dir.clone()]);
+        if let Some(place) = inside
+            .iter()
+            .find(|place| resolved.starts_with(crate::git::canonical(place)))
+        {
+            return Err(CommandError::user(format!(
+                "the worktrees folder {} is inside the repository at {}",
+                resolved.display(),
+                place.display()
+            ))
+            .with_hint(
+                "set worktrees.root in your configuration (or CMS_WORKTREES_ROOT) to a folder \
+                 outside the repository",
+            ));
+        }
+        Ok(dir)
     }
+}
+
+/// `path` made absolute with its symlinks resolved as far as it exists, so a folder not made
+/// yet compares like the place it will be.
+fn resolve(path: &Path) -> PathBuf {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut missing = Vec::new();
+    let mut existing = path.as_path();
+    while !existing.exists() {
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_owned());
+                existing = parent;
+            }
+            _ => break,
+        }
+    }
+    let mut resolved = crate::git::canonical(existing);
+    resolved.extend(missing.iter().rev());
+    resolved
 }

@@ -149,3 +149,25 @@ fn doctor_checks_the_configuration_and_the_repository() {
             .contains("no commits")
     );
 }
+
+#[test]
+fn doctor_prints_the_version_git_reports() {
+    let env = TestEnv::new();
+    let out = std::process::Command::new("git")
+        .arg("--version")
+        .output()
+        .unwrap();
+    let version = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(version.starts_with("git version "), "{version}");
+    let run = env.cms(&["doctor"]);
+    let line = run.stdout.lines().find(|l| l.contains(" git")).unwrap();
+    assert!(line.contains(&version), "{line}");
+    let checks = checks_of(&env.cms(&["doctor", "--json"]));
+    assert_eq!(checks["git"]["version"], version.as_str());
+    assert!(
+        checks["git"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&version)
+    );
+}

@@ -238,3 +238,199 @@ fn repository_config_sets_model_and_preset() {
     let task = env.task_ok(&["x", "-n", "cfg2", "--preset", "edit"]);
     assert_eq!(task["preset"], "edit");
 }
+
+#[test]
+fn a_task_argument_that_is_a_path_is_refused_before_the_store_is_touched() {
+    let env = TestEnv::new();
+    // What `../../x` would reach from the store's tasks folder, if it were used as a name.
+    let outside = env.common_dir().join("x.json");
+    std::fs::write(&outside, "not cms's\n").unwrap();
+    let common = env.common_dir().display().to_string();
+    for args in [
+        &["show", "../../x"][..],
+        &["diff", "../../x"],
+        &["merge", "../../x"],
+        &["discard", "--force", "../../x"],
+        &["check", "--task", "../../x"],
+        &["task", "p", "--name", "../../x"],
+        &[
+            "hook",
+            "pre-tool-use",
+            "--repo",
+            &common,
+            "--task",
+            "../../x",
+        ],
+    ] {
+        let run = env.cms(args);
+        run.code(2)
+            .one_line_error_with_hint("invalid value '../../x'");
+        assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
+    }
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "not cms's\n");
+    assert_nothing_made(&env);
+}
+
+#[test]
+fn usage_errors_are_json_on_stdout_with_json_anywhere_on_the_line() {
+    let env = TestEnv::new();
+    for args in [
+        &["--json", "list", "--bogus"][..],
+        &["list", "--bogus", "--json"],
+        &["show", "--json"],
+        &["show", "--json", "a/b"],
+        &["task", "x", "--preset", "yolo", "--json"],
+        &["--json"],
+    ] {
+        let run = env.cms(args);
+        run.code(2);
+        let error = run.json();
+        assert_eq!(error["exit_code"], 2, "{args:?}");
+        assert_eq!(error["error"]["kind"], "usage", "{args:?}");
+        assert!(
+            !error["error"]["message"].as_str().unwrap().contains('\n'),
+            "{args:?}: {error}"
+        );
+        assert!(!error["error"]["hints"].as_array().unwrap().is_empty());
+    }
+    // Without --json, stdout stays empty and stderr has one error line and hints.
+    let run = env.cms(&["show"]);
+    run.code(2)
+        .one_line_error_with_hint("missing required argument: <TASK>");
+    assert!(run.stdout.is_empty());
+    // Hidden subcommands stay hidden; a near miss is named.
+    let run = env.cms(&["shw", "x"]);
+    run.code(2)
+        .one_line_error_with_hint("unrecognized subcommand 'shw'");
+    assert!(run.stderr.contains("'show'") && !run.stderr.contains("hook,"));
+    // A `--json` after `--` is a value, not the flag.
+    let run = env.cms(&["task", "--preset", "yolo", "--", "--json"]);
+    run.code(2);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+}
+
+#[test]
+fn a_bad_cms_environment_value_is_a_usage_error_naming_it_and_nothing_is_made() {
+    for (key, value, accepted) in [
+        ("CMS_PRESET", "bogus", "read-only, review, edit, full, plan"),
+        ("CMS_MAX_COST", "free", "US dollars"),
+        ("CMS_MAX_TURNS", "0", "at least 1"),
+        ("CMS_MAX_DURATION", "soon", "300s"),
+        ("CMS_INTERRUPT_GRACE_MS", "2s", "milliseconds"),
+        ("CMS_EXIT_GRACE_MS", "-1", "milliseconds"),
+    ] {
+        let mut env = TestEnv::new();
+        env.set_env(key, value);
+        let run = env.cms(&["task", "x"]);
+        run.code(2).one_line_error_with_hint(key);
+        assert!(run.stderr.contains(accepted), "{key}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("unset {key}")),
+            "{}",
+            run.stderr
+        );
+        assert_nothing_made(&env);
+    }
+}
+
+#[test]
+fn a_panic_is_one_line_saying_where_and_that_it_is_a_bug_with_exit_255() {
+    let mut env = TestEnv::new();
+    env.set_env("CMS_TEST_PANIC", "run");
+    let run = env.cms(&["list"]);
+    run.code(255);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", run.stderr);
+    assert!(
+        lines[0].starts_with("error: cms panicked at src/"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("this is a bug in cms"), "{}", lines[0]);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    // With --json, stdout ends with the JSON error too.
+    let run = env.cms(&["list", "--json"]);
+    run.code(255);
+    let json: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(json["exit_code"], 255);
+    assert_eq!(json["error"]["kind"], "internal");
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+}
+
+#[test]
+fn a_panic_in_the_pre_tool_use_hook_blocks_the_call_with_nothing_on_stdout() {
+    let mut env = TestEnv::new();
+    // The hook judges a write it would allow; the panic comes before its verdict.
+    let task = env.task_ok(&["x", "-n", "hooked"]);
+    let worktree = task["worktree"].as_str().unwrap();
+    let input = json!({
+        "tool_name": "Write",
+        "tool_input": {"file_path": format!("{worktree}/fine.txt"), "content": "x"},
+    })
+    .to_string();
+    let hook = crate::test_safety::hook_command(&env);
+    crate::test_safety::run_hook(&env, &hook, &input)
+        .code(0)
+        .success();
+    env.set_env("CMS_TEST_PANIC", "hook");
+    let run = crate::test_safety::run_hook(&env, &hook, &input);
+    run.code(2);
+    assert_eq!(run.stdout, "");
+    // Even with --json on the line.
+    let with_json = hook.replacen(" hook pre-tool-use", " --json hook pre-tool-use", 1);
+    let out = crate::test_safety::run_hook(&env, &with_json, &input);
+    out.code(2);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    // A hook command line cms did not write (here: no worktree) is a usage error that blocks
+    // the call with nothing on stdout, --json or not.
+    let (cut, _) = with_json.split_once(" --worktree ").unwrap();
+    let out = crate::test_safety::run_hook(&env, cut, &input);
+    out.code(2);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    assert!(
+        run.stderr.contains("this is a bug in cms"),
+        "{}",
+        run.stderr
+    );
+    // Through claude: the panicking hook stops the write from happening.
+    env.steps(json!([{"write": {"path": "blocked.txt", "content": "x\n"}}]));
+    let run = env.cms(&["task", "y", "-n", "through", "--json"]);
+    let task = run.json();
+    let worktree = std::path::Path::new(task["worktree"].as_str().unwrap());
+    assert!(!worktree.join("blocked.txt").exists(), "{task:#}");
+    assert_eq!(task["files_changed"], json!([]));
+}
+
+#[test]
+fn a_worktrees_root_inside_the_repository_is_refused_and_nothing_is_made() {
+    let base = TestEnv::new();
+    for root in [
+        base.repo.join("wt"),
+        base.repo.join("sub/../wt"),
+        base.common_dir().join("cms-worktrees"),
+    ] {
+        let mut env = TestEnv::new();
+        let root = root
+            .to_str()
+            .unwrap()
+            .replace(base.repo.to_str().unwrap(), env.repo.to_str().unwrap());
+        env.set_env("CMS_WORKTREES_ROOT", &root);
+        env.cms(&["task", "x"])
+            .code(1)
+            .one_line_error_with_hint("is inside the repository");
+        assert!(!std::path::Path::new(&root).exists(), "{root}");
+        assert_nothing_made(&env);
+    }
+    // From the user's configuration, relative to where cms runs, too.
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.home.join(".config/cms")).unwrap();
+    std::fs::write(
+        env.home.join(".config/cms/config.toml"),
+        "[worktrees]\nroot = \"tasks\"\n",
+    )
+    .unwrap();
+    env.cms(&["task", "x"])
+        .code(1)
+        .one_line_error_with_hint("is inside the repository");
+    assert_nothing_made(&env);
+}

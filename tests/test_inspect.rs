@@ -181,3 +181,95 @@ fn discard_of_a_closed_task_is_refused() {
         .code(1)
         .one_line_error_with_hint("already discarded");
 }
+
+#[test]
+fn no_color_keeps_diff_and_every_other_output_plain_even_when_git_is_told_to_color() {
+    let env = TestEnv::new();
+    env.git(&["config", "color.ui", "always"]);
+    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    env.task_ok(&["add a", "-n", "d"]);
+    let escape = |text: &str| text.contains('\u{1b}');
+    // The control: without NO_COLOR, git follows color.ui.
+    let mut colored = TestEnv::new();
+    colored.git(&["config", "color.ui", "always"]);
+    colored.set_env("NO_COLOR", "");
+    colored.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    colored.task_ok(&["add a", "-n", "d"]);
+    assert!(escape(&colored.cms(&["diff", "d"]).success().stdout));
+    // TestEnv sets NO_COLOR=1.
+    for args in [
+        &["diff", "d"][..],
+        &["diff", "d", "--stat"],
+        &["show", "d"],
+        &["list"],
+        &["task", "again", "-n", "e"],
+        &["merge", "d"],
+        &["show", "ghost"],
+    ] {
+        let run = env.cms(args);
+        assert!(
+            !escape(&run.stdout) && !escape(&run.stderr),
+            "{args:?} colored:\n{}\n{}",
+            run.stdout,
+            run.stderr
+        );
+    }
+    // An explicit --color=always still wins.
+    env.steps(json!([{"write": {"path": "b.txt", "content": "b\n"}}]));
+    env.task_ok(&["add b", "-n", "f"]);
+    assert!(escape(&env.cms(&["--color", "always", "diff", "f"]).stdout));
+}
+
+#[test]
+fn a_discarded_or_merged_tasks_name_can_be_used_again_and_list_all_keeps_the_old_one() {
+    let env = TestEnv::new();
+    env.steps(json!([{"write": {"path": "a.txt", "content": "first\n"}}]));
+    env.task_ok(&["first", "-n", "x"]);
+    env.cms(&["discard", "x", "--force"]).success();
+    env.steps(json!([{"write": {"path": "b.txt", "content": "second\n"}}]));
+    let again = env.task_ok(&["second", "-n", "x"]);
+    assert_eq!(again["status"], "completed");
+    assert_eq!(env.cms(&["show", "x", "--json"]).json()["prompt"], "second");
+    assert_eq!(env.cms(&["diff", "x", "--name-only"]).stdout, "b.txt\n");
+    let all = env.cms(&["list", "--all", "--json"]).json();
+    let rows: Vec<(String, String, bool)> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["prompt"].as_str().unwrap().to_owned(),
+                t["status"].as_str().unwrap().to_owned(),
+                t["archived"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("first".to_owned(), "discarded".to_owned(), true),
+            ("second".to_owned(), "completed".to_owned(), false),
+        ]
+    );
+    let text = env.cms(&["list", "--all"]).stdout;
+    assert!(text.contains("x (archived)"), "{text}");
+    assert_eq!(
+        env.cms(&["list", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // The old task's transcript is kept beside its record.
+    let archive = env.common_dir().join("cms/archive/x");
+    assert!(archive.join("1.json").is_file() && archive.join("1.jsonl").is_file());
+    // Merged tasks' names too; an open task's name stays taken.
+    env.cms(&["merge", "x"]).success();
+    env.task_ok(&["third", "-n", "x"]);
+    env.cms(&["task", "fourth", "-n", "x"])
+        .code(1)
+        .one_line_error_with_hint("already exists");
+    assert_eq!(env.cms(&["show", "x", "--json"]).json()["prompt"], "third");
+    assert!(archive.join("2.json").is_file());
+}

@@ -815,3 +815,100 @@ fn real_claude_duration_limit_interrupts_a_slow_reply_and_keeps_the_work_done() 
     let events = transcript(&env, "slow");
     assert_eq!(last_result(&events)["subtype"], "error_during_execution");
 }
+
+#[test]
+fn real_claude_starts_with_the_smallest_cost_limit_and_records_the_turns_it_paid() {
+    let Some(claude) = real_claude("real_claude_starts_with_the_smallest_cost_limit") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    let write = |name: &str| {
+        Reply::tool(
+            "Write",
+            json!({"file_path": format!("{CWD}/{name}.txt"), "content": format!("{name}\n")}),
+        )
+    };
+    // claude 2.1.197 refuses `--max-budget-usd 0` (and cms once rounded small budgets to
+    // that); the smallest limit cms accepts must start a session.
+    api.route("[tiny]", vec![write("one"), Reply::text("done")]);
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[tiny] write",
+            "-n",
+            "tiny",
+            "--max-cost",
+            "0.0001",
+        ],
+        RUN_LIMIT,
+    );
+    let task = task_json(&run);
+    assert_eq!(task["status"], "cost_exceeded", "{task:#}");
+    assert!(task["session_id"].is_string(), "{task:#}");
+    assert_eq!(task["turns"], 1, "{task:#}");
+    // Turns: two replies paid for, while claude's num_turns counts the tool turns too.
+    api.route(
+        "[turns]",
+        vec![
+            write("one"),
+            write("two"),
+            write("three"),
+            Reply::text("done"),
+        ],
+    );
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[turns] write",
+            "-n",
+            "turns",
+            "--max-turns",
+            "2",
+        ],
+        RUN_LIMIT,
+    );
+    let task = task_json(&run);
+    assert_eq!(task["status"], "turns_exceeded", "{task:#}");
+    assert_eq!(api.requests_for("[turns]").len(), 2);
+    assert_eq!(task["turns"], 2, "{task:#}");
+    let events = transcript(&env, "turns");
+    assert!(last_result(&events)["num_turns"].as_u64().unwrap() > 2);
+}
+
+#[test]
+fn real_claude_blocks_a_write_when_the_pre_tool_use_hook_panics() {
+    let Some(claude) = real_claude("real_claude_blocks_a_write_when_the_pre_tool_use_hook") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let mut env = real_env(&claude, &api);
+    // Honoured only by test builds of cms: its hook panics before judging the call.
+    env.set_env("CMS_TEST_PANIC", "hook");
+    api.route(
+        "[panic]",
+        vec![
+            Reply::tool(
+                "Write",
+                json!({"file_path": format!("{CWD}/fine.txt"), "content": "fine\n"}),
+            ),
+            Reply::text("done"),
+        ],
+    );
+    let run = env.cms_bounded(
+        &["task", "--json", "[panic] write", "-n", "panic"],
+        RUN_LIMIT,
+    );
+    let task = task_json(&run);
+    let worktree = PathBuf::from(task["worktree"].as_str().unwrap());
+    assert!(!worktree.join("fine.txt").exists(), "{task:#}");
+    assert_eq!(task["files_changed"], json!([]), "{task:#}");
+    // claude told the model the hook blocked it, with the panic line as the reason.
+    let events = transcript(&env, "panic");
+    let blocked = events
+        .iter()
+        .any(|e| e["type"] == "user" && e.to_string().contains("this is a bug in cms"));
+    assert!(blocked, "{events:#?}");
+}

@@ -424,7 +424,7 @@ fn limits_come_from_defaults_then_config_then_environment_then_flags() {
         .collect();
     let after = |flag: &str| argv[argv.iter().position(|a| *a == flag).unwrap() + 1];
     assert_eq!(after("--max-turns"), "8");
-    assert_eq!(after("--max-budget-usd"), "0.7500");
+    assert_eq!(after("--max-budget-usd"), "0.75");
     assert!(after("--settings").contains("pre-tool-use"));
 }
 
@@ -449,7 +449,7 @@ fn bad_limit_values_are_usage_errors() {
 }
 
 /// The PreToolUse hook command cms gave claude in its last start, as claude runs it.
-fn hook_command(env: &TestEnv) -> String {
+pub(crate) fn hook_command(env: &TestEnv) -> String {
     let argv = env.claude_invocations().last().unwrap()["argv"].clone();
     let argv: Vec<&str> = argv
         .as_array()
@@ -466,7 +466,7 @@ fn hook_command(env: &TestEnv) -> String {
 }
 
 /// Runs a hook command through `sh` as claude does: the hook JSON on stdin.
-fn run_hook(env: &TestEnv, command: &str, input: &str) -> crate::common::Run {
+pub(crate) fn run_hook(env: &TestEnv, command: &str, input: &str) -> crate::common::Run {
     use std::io::Write;
     let mut child = env
         .command(std::path::Path::new("sh"), &env.repo, &["-c", command])
@@ -678,4 +678,77 @@ fn writes_the_hook_denies_never_happen_in_any_preset_and_are_listed_as_blocked()
         run.code(3);
         assert_eq!(violations(&task), ["symlink docs/infra-link"], "{preset}");
     }
+}
+
+#[test]
+fn the_cost_limit_message_shows_the_limit_as_given() {
+    let env = TestEnv::new();
+    // Each API message of 100k input tokens costs $0.50 on opus: the first crosses $0.5.
+    env.script(json!({
+        "usage": {"input_tokens": 100000, "output_tokens": 100},
+        "turns": [{"steps": [
+            {"write": {"path": "one.txt", "content": "1\n"}},
+            {"write": {"path": "two.txt", "content": "2\n"}},
+        ], "result": "done"}]
+    }));
+    let run = env.cms(&[
+        "task",
+        "--json",
+        "spend",
+        "-n",
+        "spend",
+        "--max-cost",
+        "0.5",
+    ]);
+    let task = run.json();
+    assert_eq!(task["status"], "cost_exceeded", "{task:#}");
+    let error = task["error"].as_str().unwrap();
+    assert!(error.ends_with(" of $0.5"), "{error}");
+    let show = env.cms(&["show", "spend"]).stdout;
+    assert!(show.contains("$0.5 · "), "{show}");
+}
+
+#[test]
+fn turns_exceeded_records_the_turns_paid_not_claudes_num_turns() {
+    let env = TestEnv::new();
+    env.steps(json!([
+        {"write": {"path": "one.txt", "content": "1\n"}},
+        {"write": {"path": "two.txt", "content": "2\n"}},
+        {"write": {"path": "three.txt", "content": "3\n"}},
+    ]));
+    let run = env.cms(&["task", "--json", "work", "-n", "turns", "--max-turns", "2"]);
+    let task = run.json();
+    assert_eq!(task["status"], "turns_exceeded", "{task:#}");
+    assert_eq!(task["turns"], 2, "{task:#}");
+    // claude's own count includes tool turns.
+    let log = std::fs::read_to_string(env.common_dir().join("cms/logs/turns.jsonl")).unwrap();
+    let result: Value = log
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .rfind(|e| e["type"] == "result")
+        .unwrap();
+    assert!(result["num_turns"].as_u64().unwrap() > 2, "{result}");
+}
+
+#[test]
+fn a_cost_limit_claude_cannot_take_is_refused_and_the_smallest_is_passed_whole() {
+    let mut env = TestEnv::new();
+    env.cms(&["task", "x", "--max-cost", "0.00001"])
+        .code(2)
+        .one_line_error_with_hint("the smallest cost limit is $0.0001");
+    // claude starts with it; the first reply already crosses it.
+    let run = env.cms(&["task", "--json", "x", "-n", "tiny", "--max-cost", "0.0001"]);
+    assert_eq!(run.json()["status"], "cost_exceeded");
+    let argv: Vec<String> = env.claude_invocations()[0]["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    let at = argv.iter().position(|a| a == "--max-budget-usd").unwrap();
+    assert_eq!(argv[at + 1], "0.0001");
+    env.set_env("CMS_MAX_COST", "0.00001");
+    env.cms(&["task", "x"])
+        .code(2)
+        .one_line_error_with_hint("CMS_MAX_COST");
 }

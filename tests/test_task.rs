@@ -580,3 +580,12 @@ fn git_hook_variables_do_not_send_the_agents_git_commands_to_the_users_repo() {
     assert_eq!(env.git(&["status", "--porcelain"]), "");
     assert!(!env.repo.join("agent.txt").exists());
 }
+
+#[test]
+fn a_unicode_prompt_gives_a_readable_ascii_task_name() {
+    let env = TestEnv::new();
+    let task = env.task_ok(&["héllo wörld"]);
+    assert_eq!(task["name"], "hello-world");
+    assert!(env.branches().contains(&"cms/hello-world".to_owned()));
+    assert_eq!(task["prompt"], "héllo wörld");
+}

@@ -37,8 +37,8 @@ pub struct CheckArgs {
     pub staged: bool,
 
     /// Check a task's change, uncommitted work in its worktree included
-    #[arg(long, value_name = "TASK")]
-    pub task: Option<String>,
+    #[arg(long, value_name = "TASK", value_parser = super::parse_task_name)]
+    pub task: Option<TaskName>,
 }
 
 pub fn cmd_check(ctx: &CommandContext, args: CheckArgs) -> Result<u8, CommandError> {
@@ -120,7 +120,7 @@ fn rules_here(ws: &Workspace) -> Result<Rules, CommandError> {
         .and_then(|h| h.branch())
         .and_then(|b| b.strip_prefix("cms/"))
         .and_then(|name| TaskName::parse(name).ok())
-        .and_then(|name| ws.store.load(name.as_str()).ok())
+        .and_then(|name| ws.store.load(&name).ok())
         .filter(|record| record.worktree == crate::git::canonical(&ws.repo.checkout));
     if let Some(record) = task {
         globs.extend(record.safety.protected);

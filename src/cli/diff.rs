@@ -14,7 +14,8 @@ use crate::task::change_range;
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// The task's name
-    pub task: String,
+    #[arg(value_parser = super::parse_task_name)]
+    pub task: crate::store::TaskName,
 
     /// Show a diffstat instead of the patch
     #[arg(long, conflicts_with = "name_only")]

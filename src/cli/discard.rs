@@ -7,7 +7,7 @@ use clap::Args;
 use super::CommandContext;
 use crate::error::{CommandError, exit_code};
 use crate::report;
-use crate::store::Status;
+use crate::store::{Status, TaskName};
 use crate::task::{change_range, ensure_not_running, remove_task_checkout};
 
 /// Discard a task: remove its worktree and branch
@@ -17,7 +17,8 @@ use crate::task::{change_range, ensure_not_running, remove_task_checkout};
 #[derive(Debug, Args)]
 pub struct DiscardArgs {
     /// The task's name
-    pub task: String,
+    #[arg(value_parser = super::parse_task_name)]
+    pub task: TaskName,
 
     /// Discard even if the task has changes that were never merged
     #[arg(short, long)]
@@ -100,7 +101,7 @@ fn unmerged_files(
 }
 
 /// Asks at a terminal; never blocks a script (no TTY means no).
-fn confirm(ctx: &CommandContext, name: &str, files: usize) -> bool {
+fn confirm(ctx: &CommandContext, name: &TaskName, files: usize) -> bool {
     if ctx.ui.json || !ctx.ui.stdin_is_terminal() {
         return false;
     }

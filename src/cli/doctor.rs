@@ -104,7 +104,7 @@ pub fn cmd_doctor(ctx: &CommandContext, _args: DoctorArgs) -> Result<u8, Command
                 ),
             )
             .detail("claude_bin", config.claude_bin.clone())
-            .detail("preset", config.preset)
+            .detail("preset", config.preset.as_str())
             .detail("model", config.model)
             .detail(
                 "worktrees_root",
@@ -212,16 +212,17 @@ fn check_repository(
 }
 
 fn check_git() -> Check {
-    match git::check_version() {
-        Ok(()) => Check::new(
+    match git::version() {
+        Ok(version) => Check::new(
             "git",
             Level::Ok,
             format!(
-                "found, version {}.{} or newer",
+                "{version} ({}.{} or newer needed)",
                 git::MIN_GIT_VERSION.0,
                 git::MIN_GIT_VERSION.1
             ),
-        ),
+        )
+        .detail("version", version),
         Err(err) => {
             let found = match &err {
                 GitError::GitTooOld { found, .. } => Some(found.clone()),

@@ -1,9 +1,9 @@
 //! `cms hook pre-tool-use`: the command claude runs before each file-editing tool call of a
 //! task (given to it with `--settings`). Not for people; hidden from help.
 //!
-//! It fails closed: if the call cannot be judged (unreadable input, a bad glob), it is
-//! denied with exit code 2, which claude treats as a block, since any other failure would let
-//! the write through.
+//! It fails closed: if the call cannot be judged (unreadable input, a bad argument or glob, or
+//! a panic, see `cli/panic.rs`), it is denied with exit code 2, which claude treats as a
+//! block, since any other failure would let the write through.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::CommandContext;
 use crate::error::{CommandError, exit_code};
 use crate::safety::{Rules, hook};
-use crate::store::{Blocked, Store};
+use crate::store::{Blocked, Store, TaskName};
 
 #[derive(Debug, Args)]
 pub struct HookArgs {
@@ -30,8 +30,8 @@ pub enum HookEvent {
         #[arg(long)]
         repo: PathBuf,
         /// The task whose session made the call
-        #[arg(long)]
-        task: String,
+        #[arg(long, value_parser = super::parse_task_name)]
+        task: TaskName,
         /// The task's worktree: writes must stay inside it
         #[arg(long)]
         worktree: PathBuf,
@@ -46,6 +46,8 @@ pub enum HookEvent {
 const BLOCK: u8 = 2;
 
 pub fn cmd_hook(_ctx: &CommandContext, args: HookArgs) -> Result<u8, CommandError> {
+    // Fail closed on a bug too: exit 2 blocks the call, anything else would let it run.
+    super::panic::exit_code_on_panic(BLOCK);
     let HookEvent::PreToolUse {
         repo,
         task,
@@ -72,7 +74,7 @@ pub fn cmd_hook(_ctx: &CommandContext, args: HookArgs) -> Result<u8, CommandErro
 /// receives what was blocked.
 fn pre_tool_use(
     repo: &std::path::Path,
-    task: &str,
+    task: &TaskName,
     worktree: &std::path::Path,
     protect: &[String],
 ) -> Result<Option<String>, String> {
@@ -80,6 +82,7 @@ fn pre_tool_use(
     std::io::stdin()
         .read_to_string(&mut text)
         .map_err(|err| format!("reading the hook input failed: {err}"))?;
+    super::panic::test_panic_point("hook");
     let input: Value =
         serde_json::from_str(&text).map_err(|err| format!("the hook input is not JSON: {err}"))?;
     let tool_name = input["tool_name"].as_str().unwrap_or_default().to_owned();

@@ -5,10 +5,12 @@ use clap::Args;
 use super::CommandContext;
 use crate::error::{CommandError, exit_code};
 use crate::report;
+use crate::store::TaskRecord;
 
 /// List the tasks of this repository
 ///
-/// Merged and discarded tasks are hidden unless --all is given.
+/// Merged and discarded tasks are hidden unless --all is given; --all also lists the
+/// archived ones (closed tasks whose name was used again), marked as such.
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Include merged and discarded tasks
@@ -18,18 +20,32 @@ pub struct ListArgs {
 
 pub fn cmd_list(ctx: &CommandContext, args: ListArgs) -> Result<u8, CommandError> {
     let ws = ctx.workspace()?;
-    let (records, errors) = ws.tasks()?;
+    let (records, mut errors) = ws.tasks()?;
+    let mut records: Vec<(TaskRecord, bool)> = records
+        .into_iter()
+        .filter(|r| args.all || !r.status.is_closed())
+        .map(|r| (r, false))
+        .collect();
+    if args.all {
+        let (archived, archive_errors) = ws.store.archived()?;
+        errors.extend(archive_errors);
+        records.extend(archived.into_iter().map(|r| (r, true)));
+        records.sort_by(|(a, _), (b, _)| (&a.created_at, &a.name).cmp(&(&b.created_at, &b.name)));
+    }
     for err in &errors {
         ctx.ui.warn(&format!("skipping a task record: {err}"));
     }
-    let records: Vec<_> = records
-        .into_iter()
-        .filter(|r| args.all || !r.status.is_closed())
-        .collect();
     let ui = &ctx.ui;
     if ui.json {
         ui.print_json(&serde_json::Value::Array(
-            records.iter().map(report::task_json).collect(),
+            records
+                .iter()
+                .map(|(r, archived)| {
+                    let mut json = report::task_json(r);
+                    json["archived"] = (*archived).into();
+                    json
+                })
+                .collect(),
         ));
         return Ok(exit_code::OK);
     }
@@ -42,9 +58,17 @@ pub fn cmd_list(ctx: &CommandContext, args: ListArgs) -> Result<u8, CommandError
         return Ok(exit_code::OK);
     }
     let s = &ui.out;
+    // An archived task's name now belongs to a newer task; the mark tells them apart.
+    let label = |r: &TaskRecord, archived: bool| {
+        if archived {
+            format!("{} (archived)", r.name)
+        } else {
+            r.name.to_string()
+        }
+    };
     let name_width = records
         .iter()
-        .map(|r| r.name.len())
+        .map(|(r, archived)| label(r, *archived).len())
         .max()
         .unwrap_or(4)
         .max(4);
@@ -55,7 +79,7 @@ pub fn cmd_list(ctx: &CommandContext, args: ListArgs) -> Result<u8, CommandError
             "NAME", "STATUS", "COST", "TURNS", "FILES"
         ))
     );
-    for r in &records {
+    for (r, archived) in &records {
         let prompt = r.prompt.lines().next().unwrap_or_default();
         let prompt: String = if prompt.chars().count() > 50 {
             format!("{}…", prompt.chars().take(49).collect::<String>())
@@ -65,7 +89,7 @@ pub fn cmd_list(ctx: &CommandContext, args: ListArgs) -> Result<u8, CommandError
         let status = format!("{:17}", r.status.as_str());
         out.push_str(&format!(
             "{:name_width$}  {}  {:>9}  {:>5}  {:>5}  {prompt}\n",
-            s.name.apply_to(&r.name),
+            s.name.apply_to(label(r, *archived)),
             report::status_style(s, r.status).apply_to(status),
             report::format_cost(r.cost_usd),
             r.turns,

@@ -19,7 +19,8 @@ use crate::task::{current_violations, ensure_not_running, ensure_on_branch, remo
 #[derive(Debug, Args)]
 pub struct MergeArgs {
     /// The task's name
-    pub task: String,
+    #[arg(value_parser = super::parse_task_name)]
+    pub task: crate::store::TaskName,
 
     /// Squash the task's change into one new commit
     #[arg(long, group = "mode")]
@@ -117,7 +118,7 @@ pub fn cmd_merge(ctx: &CommandContext, args: MergeArgs) -> Result<u8, CommandErr
             r.status = Status::Merged;
             r.merge = Some(MergeInfo {
                 into: target.clone(),
-                commit: plan.new_tip.to_string(),
+                commit: plan.new_tip,
                 kind: plan.kind.as_str().to_owned(),
             });
         })?;

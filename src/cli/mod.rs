@@ -8,6 +8,7 @@ mod hook;
 mod hooks;
 mod list;
 mod merge;
+pub mod panic;
 mod show;
 mod task;
 
@@ -15,7 +16,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::error::{CommandError, ErrorKind};
+use crate::error::{CommandError, ErrorKind, exit_code};
 use crate::ui::{ColorChoice, Ui};
 use crate::workspace::Workspace;
 
@@ -72,9 +73,114 @@ impl CommandContext {
     }
 }
 
+/// Parses the command line, or reports why it is wrong and returns the exit code: usage
+/// errors are reported like every other error (one line, hints, the JSON error on stdout when
+/// `--json` is anywhere on the line), with exit code 2.
+pub fn parse(args: Vec<std::ffi::OsString>) -> Result<Cli, u8> {
+    // Before `--`, every word that could be the flag is the flag, as clap reads it too.
+    let json = args
+        .iter()
+        .skip(1)
+        .take_while(|arg| *arg != "--")
+        .any(|arg| arg == "--json");
+    // claude acts on any JSON its PreToolUse hook prints, whatever the exit code: a usage
+    // error there must leave stdout empty (exit 2 and stderr block the call).
+    let hook = args
+        .windows(2)
+        .any(|pair| pair[0] == "hook" && pair[1] == "pre-tool-use");
+    Cli::try_parse_from(args).map_err(|err| report_usage_error(err, json && !hook))
+}
+
+fn report_usage_error(err: clap::Error, json: bool) -> u8 {
+    use clap::error::ErrorKind as Clap;
+    match err.kind() {
+        Clap::DisplayHelp | Clap::DisplayVersion => {
+            let _ = err.print();
+            return exit_code::OK;
+        }
+        Clap::DisplayHelpOnMissingArgumentOrSubcommand if !json => {
+            let _ = err.print();
+            return exit_code::USAGE;
+        }
+        _ => {}
+    }
+    let ui = Ui::new(ColorChoice::Auto, json);
+    let error = if err.kind() == Clap::DisplayHelpOnMissingArgumentOrSubcommand {
+        CommandError::new(ErrorKind::Usage, "a subcommand is missing")
+            .with_hint("`cms --help` lists the subcommands")
+    } else {
+        usage_error(&err)
+    };
+    report_error(&ui, error)
+}
+
+/// Turns clap's report (an `error:` line, then tips, usage and a pointer to `--help`) into
+/// one error line and hints.
+fn usage_error(err: &clap::Error) -> CommandError {
+    use clap::error::{ContextKind, ContextValue, ErrorKind as Clap};
+    let text = err.render().to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("invalid command line");
+    let mut message = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+    let invalid_arg = match err.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => vec![arg.clone()],
+        Some(ContextValue::Strings(args)) => args.clone(),
+        _ => Vec::new(),
+    };
+    let mut hints = Vec::new();
+    match err.kind() {
+        // clap lists the missing arguments on lines of their own.
+        Clap::MissingRequiredArgument => {
+            message = format!("missing required argument: {}", invalid_arg.join(", "));
+        }
+        // clap's list of subcommands would include the hidden ones.
+        Clap::MissingSubcommand | Clap::InvalidSubcommand => {
+            let mut error = CommandError::new(ErrorKind::Usage, message);
+            for line in lines {
+                if let Some(tip) = line.strip_prefix("tip: ") {
+                    error = error.with_hint(tip);
+                }
+            }
+            return error.with_hint("`cms --help` lists the subcommands");
+        }
+        Clap::InvalidValue | Clap::ValueValidation
+            if invalid_arg
+                .iter()
+                .any(|a| a == "<TASK>" || a.starts_with("--name") || a.starts_with("--task")) =>
+        {
+            hints.push(
+                "a task name is letters, digits, '-', '_' and '.', such as fix-login; \
+                 `cms list --all` shows the tasks"
+                    .to_owned(),
+            );
+        }
+        _ => {}
+    }
+    for line in lines {
+        if invalid_arg.iter().any(|a| a == line) {
+            continue;
+        }
+        hints.push(if let Some(tip) = line.strip_prefix("tip: ") {
+            tip.to_owned()
+        } else if let Some(usage) = line.strip_prefix("Usage: ") {
+            format!("usage: {usage}")
+        } else if let Some(values) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            values.to_owned()
+        } else {
+            line.to_owned()
+        });
+    }
+    let mut error = CommandError::new(ErrorKind::Usage, message);
+    error.hints = hints;
+    error
+}
+
 /// Runs the parsed command line, returning the process exit code.
 pub fn run(cli: Cli) -> u8 {
     let ui = Ui::new(cli.global.color, cli.global.json);
+    if ui.json {
+        panic::json_on_panic();
+    }
     let cwd = match std::env::current_dir() {
         Ok(cwd) => cwd,
         Err(err) => {
@@ -86,6 +192,7 @@ pub fn run(cli: Cli) -> u8 {
         }
     };
     let ctx = CommandContext { ui, cwd };
+    panic::test_panic_point("run");
     let result = match cli.command {
         Command::Task(args) => task::cmd_task(&ctx, args),
         Command::List(args) => list::cmd_list(&ctx, args),

@@ -11,7 +11,8 @@ use crate::session::describe_tool_input;
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// The task's name
-    pub task: String,
+    #[arg(value_parser = super::parse_task_name)]
+    pub task: crate::store::TaskName,
 }
 
 pub fn cmd_show(ctx: &CommandContext, args: ShowArgs) -> Result<u8, CommandError> {
@@ -33,9 +34,10 @@ pub fn cmd_show(ctx: &CommandContext, args: ShowArgs) -> Result<u8, CommandError
         "prompt",
         record.prompt.replace('\n', "\n           "),
     ));
+    let base = short_id(record.base);
     let base = match &record.base_branch {
-        Some(branch) => format!("{branch} @ {}", &record.base[..12.min(record.base.len())]),
-        None => format!("detached @ {}", &record.base[..12.min(record.base.len())]),
+        Some(branch) => format!("{branch} @ {base}"),
+        None => format!("detached @ {base}"),
     };
     lines.push(field("branch", format!("{} (from {base})", record.branch)));
     let exists = if record.worktree.is_dir() {
@@ -69,7 +71,7 @@ pub fn cmd_show(ctx: &CommandContext, args: ShowArgs) -> Result<u8, CommandError
             format!(
                 "into {} at {} ({})",
                 merge.into,
-                &merge.commit[..12],
+                short_id(merge.commit),
                 merge.kind
             ),
         ));
@@ -102,4 +104,10 @@ pub fn cmd_show(ctx: &CommandContext, args: ShowArgs) -> Result<u8, CommandError
     }
     ui.println(&lines.join("\n"));
     Ok(exit_code::OK)
+}
+
+fn short_id(oid: crate::git::Oid) -> String {
+    let mut text = oid.to_string();
+    text.truncate(12);
+    text
 }

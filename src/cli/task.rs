@@ -38,8 +38,8 @@ pub struct TaskArgs {
     pub model: Option<String>,
 
     /// What claude may do without asking
-    #[arg(short, long, value_parser = clap::builder::PossibleValuesParser::new(Preset::NAMES))]
-    pub preset: Option<String>,
+    #[arg(short, long, value_parser = parse_preset())]
+    pub preset: Option<Preset>,
 
     /// Stop the task when it has cost this many US dollars (default: limits.max_cost, $2)
     #[arg(long, value_name = "USD", value_parser = crate::config::parse_cost)]
@@ -58,18 +58,26 @@ pub struct TaskArgs {
     pub protect: Vec<String>,
 }
 
+fn parse_preset() -> impl clap::builder::TypedValueParser<Value = Preset> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Preset::NAMES)
+        .try_map(|name| Preset::parse(&name).ok_or("not a preset"))
+}
+
 fn parse_glob(text: &str) -> Result<String, String> {
     crate::safety::validate_glob(text).map(|()| text.to_owned())
 }
 
 pub fn cmd_task(ctx: &CommandContext, args: TaskArgs) -> Result<u8, CommandError> {
     let ws = ctx.workspace()?;
+    // Before anything is made: a bad value must not leave a task behind.
+    let timeouts = timeouts_from_env()?;
     let opts = TaskOptions {
         prompt: args.prompt,
         name: args.name,
         base: args.base,
         model: args.model,
-        preset: args.preset.as_deref().and_then(Preset::parse),
+        preset: args.preset,
         max_cost_usd: args.max_cost,
         max_turns: args.max_turns,
         max_duration: args.max_duration,
@@ -98,9 +106,7 @@ pub fn cmd_task(ctx: &CommandContext, args: TaskArgs) -> Result<u8, CommandError
         let result = task::run(
             &ws,
             started,
-            RunOptions {
-                timeouts: timeouts_from_env(),
-            },
+            RunOptions { timeouts },
             stop_rx,
             |event, ledger| progress.event(event, ledger),
         )
@@ -152,22 +158,15 @@ async fn forward_stop_signals(stop: mpsc::UnboundedSender<StopReason>, ui: Ui) {
 }
 
 /// Grace periods can be shortened through the environment (documented for tests and CI).
-fn timeouts_from_env() -> Timeouts {
+fn timeouts_from_env() -> Result<Timeouts, CommandError> {
     let mut timeouts = Timeouts::default();
-    let ms = |key: &str| {
-        std::env::var(key)
-            .ok()?
-            .parse::<u64>()
-            .ok()
-            .map(std::time::Duration::from_millis)
-    };
-    if let Some(grace) = ms("CMS_INTERRUPT_GRACE_MS") {
+    if let Some(grace) = crate::config::env_millis("CMS_INTERRUPT_GRACE_MS")? {
         timeouts.interrupt_grace = grace;
     }
-    if let Some(grace) = ms("CMS_EXIT_GRACE_MS") {
+    if let Some(grace) = crate::config::env_millis("CMS_EXIT_GRACE_MS")? {
         timeouts.exit_grace = grace;
     }
-    timeouts
+    Ok(timeouts)
 }
 
 /// Renders events as compact progress lines on stderr.

@@ -102,7 +102,12 @@ pub fn command_error(cmd: &Command, output: &Output) -> GitError {
 
 /// Checks once per process that git is installed and new enough.
 pub fn check_version() -> Result<(), GitError> {
-    static CHECKED: OnceLock<Result<(), (bool, String)>> = OnceLock::new();
+    version().map(drop)
+}
+
+/// What `git --version` printed (`git version 2.47.3`), once git is known to be new enough.
+pub fn version() -> Result<String, GitError> {
+    static CHECKED: OnceLock<Result<String, (bool, String)>> = OnceLock::new();
     let result = CHECKED.get_or_init(|| {
         let out = Command::new("git")
             .arg("--version")
@@ -111,12 +116,12 @@ pub fn check_version() -> Result<(), GitError> {
             .map_err(|_| (true, String::new()))?;
         let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         match parse_version(&text) {
-            Some(v) if v >= MIN_GIT_VERSION => Ok(()),
+            Some(v) if v >= MIN_GIT_VERSION => Ok(text),
             _ => Err((false, text)),
         }
     });
     match result {
-        Ok(()) => Ok(()),
+        Ok(text) => Ok(text.clone()),
         Err((true, _)) => Err(GitError::GitNotFound),
         Err((false, found)) => Err(GitError::GitTooOld {
             found: found.clone(),

@@ -6,12 +6,13 @@ mod cmd;
 mod error;
 pub mod hooks;
 pub mod merge;
+pub mod oid_hex;
 mod repo;
 pub mod snapshot;
 pub mod state;
 pub mod worktree;
 
-pub use cmd::{MIN_GIT_VERSION, REPO_ENV_VARS, check_version};
+pub use cmd::{MIN_GIT_VERSION, REPO_ENV_VARS, check_version, version};
 pub use error::GitError;
 pub use git2::Oid;
 pub use repo::{EMPTY_TREE, Head, Repo, canonical};

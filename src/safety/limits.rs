@@ -83,11 +83,16 @@ impl LimitState {
     /// Flags that make claude enforce what is left of the limits itself, as a backstop to
     /// cms's own watch: `--max-budget-usd` and `--max-turns`.
     pub fn claude_args(&self, ledger: &Ledger) -> Vec<String> {
-        let cost_left = (self.limits.max_cost_usd - ledger.cost_usd).max(0.0);
+        // claude refuses a budget that is not above zero ("--max-budget-usd must be a
+        // positive number greater than 0") and would not start; cms's own watch stops a
+        // task whose budget is spent before claude's backstop matters.
+        let cost_left =
+            (self.limits.max_cost_usd - ledger.cost_usd).max(crate::config::MIN_COST_USD);
         let turns_left = self.limits.max_turns.saturating_sub(ledger.turns).max(1);
         vec![
             "--max-budget-usd".to_owned(),
-            format!("{cost_left:.4}"),
+            // Every digit: a fixed precision would round a small budget down to zero.
+            cost_left.to_string(),
             "--max-turns".to_owned(),
             turns_left.to_string(),
         ]
@@ -107,8 +112,9 @@ impl LimitState {
 pub fn describe(kind: LimitKind, state: &LimitState, ledger: &Ledger, elapsed: Duration) -> String {
     let limits = &state.limits;
     match kind {
+        // The limit as the user gave it (`0.5` prints as $0.5), not rounded to cents.
         LimitKind::Cost => format!(
-            "stopped at the cost limit: ${:.4} spent of ${:.2}",
+            "stopped at the cost limit: ${:.4} spent of ${}",
             ledger.live_cost_usd().max(ledger.cost_usd),
             limits.max_cost_usd
         ),

@@ -169,7 +169,9 @@ impl Ledger {
         };
         self.cost_usd += increase;
         self.process_cost = result.total_cost_usd;
-        self.turns += result.num_turns;
+        // The API messages the main conversation paid for: claude's `num_turns` adds its tool
+        // turns, so it reads higher than the turns `--max-turns` and cms's limit count.
+        self.turns += self.pending_turns;
         self.clear_estimate();
         if let Some(id) = &result.session_id {
             self.session_id = Some(id.clone());
@@ -303,7 +305,9 @@ mod tests {
         let mut ledger = Ledger::default();
         ledger.start_process();
         feed(&mut ledger, "max_turns.jsonl");
-        assert_eq!(ledger.turns, 2);
+        // One API message was paid for (`--max-turns 1`); claude's `num_turns` says 2.
+        assert_eq!(ledger.last_result.as_ref().unwrap().num_turns, 2);
+        assert_eq!(ledger.turns, 1);
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/claude-protocol/samples/max_turns.jsonl");
         let text = std::fs::read_to_string(path).unwrap();

@@ -14,7 +14,9 @@ const REVIEW_TOOLS: &[&str] = &[
     "Bash(git blame:*)",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Stored in records and configuration by its kebab-case name (`read-only`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Preset {
     /// Reads only; every other tool is denied and reported.
     ReadOnly,

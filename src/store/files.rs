@@ -86,36 +86,36 @@ impl Store {
         self.root.join("locks")
     }
 
-    pub fn record_path(&self, name: &str) -> PathBuf {
+    pub fn record_path(&self, name: &TaskName) -> PathBuf {
         self.tasks_dir().join(format!("{name}.json"))
     }
 
     /// The raw stream-json transcript, exactly as claude printed it.
-    pub fn log_path(&self, name: &str) -> PathBuf {
+    pub fn log_path(&self, name: &TaskName) -> PathBuf {
         self.root.join("logs").join(format!("{name}.jsonl"))
     }
 
     /// What claude printed on stderr, kept for diagnosing failures.
-    pub fn stderr_path(&self, name: &str) -> PathBuf {
+    pub fn stderr_path(&self, name: &TaskName) -> PathBuf {
         self.root.join("logs").join(format!("{name}.stderr"))
     }
 
     pub fn exists(&self, name: &TaskName) -> bool {
-        self.record_path(name.as_str()).exists()
+        self.record_path(name).exists()
     }
 
-    pub fn load(&self, name: &str) -> Result<TaskRecord, StoreError> {
+    pub fn load(&self, name: &TaskName) -> Result<TaskRecord, StoreError> {
         let path = self.record_path(name);
         let text = match fs::read_to_string(&path) {
             Ok(text) => text,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 return Err(StoreError::UnknownTask {
-                    name: name.to_owned(),
+                    name: name.to_string(),
                 });
             }
             Err(err) => return Err(io_err(&path)(err)),
         };
-        parse_record(name, &text)
+        parse_record(name.as_str(), &text)
     }
 
     /// Every readable record, sorted by creation time; unreadable ones are returned apart so
@@ -133,14 +133,16 @@ impl Store {
         let mut errors = Vec::new();
         for entry in entries {
             let path = entry.map_err(io_err(&dir))?.path();
+            // cms only writes records under valid names; anything else is not a task's.
             let Some(name) = path
                 .file_name()
                 .and_then(|n| n.to_str())
                 .and_then(|n| n.strip_suffix(".json"))
+                .and_then(|n| TaskName::parse(n).ok())
             else {
                 continue;
             };
-            match self.load(name) {
+            match self.load(&name) {
                 Ok(record) => records.push(record),
                 // Deleted between listing and reading: it is simply gone.
                 Err(StoreError::UnknownTask { .. }) => {}
@@ -167,7 +169,7 @@ impl Store {
         self.with_task_lock(&name, || {
             if self.record_path(&record.name).exists() {
                 return Err(StoreError::TaskExists {
-                    name: record.name.clone(),
+                    name: record.name.to_string(),
                 });
             }
             self.save(record)
@@ -177,7 +179,7 @@ impl Store {
     /// Loads, changes and saves a record under its lock, returning the saved record.
     pub fn update(
         &self,
-        name: &str,
+        name: &TaskName,
         change: impl FnOnce(&mut TaskRecord),
     ) -> Result<TaskRecord, StoreError> {
         self.with_task_lock(name, || {
@@ -193,7 +195,7 @@ impl Store {
     /// session, and the supervisor holds the true one.
     pub fn rewrite(
         &self,
-        name: &str,
+        name: &TaskName,
         build: impl FnOnce(Option<TaskRecord>) -> TaskRecord,
     ) -> Result<TaskRecord, StoreError> {
         self.with_task_lock(name, || {
@@ -205,7 +207,7 @@ impl Store {
 
     /// Deletes every file of a task: record, transcript and lock. Used when a start fails, so
     /// that nothing half-made stays behind.
-    pub fn remove(&self, name: &str) -> Result<(), StoreError> {
+    pub fn remove(&self, name: &TaskName) -> Result<(), StoreError> {
         for path in [
             self.record_path(name),
             self.log_path(name),
@@ -221,8 +223,81 @@ impl Store {
         Ok(())
     }
 
+    /// Moves a closed (merged or discarded) task's record and transcripts out of the way,
+    /// into `archive/<name>/<n>.*` with the first free `n`, so that its name can be used
+    /// again while what it did stays readable. Refuses a task that is not closed.
+    pub fn archive(&self, name: &TaskName) -> Result<PathBuf, StoreError> {
+        self.with_task_lock(name, || {
+            let record = self.load(name)?;
+            if !record.status.is_closed() {
+                return Err(StoreError::TaskExists {
+                    name: name.to_string(),
+                });
+            }
+            let dir = self.archive_dir().join(name.as_str());
+            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+            let n = (1..)
+                .find(|n| !dir.join(format!("{n}.json")).exists())
+                .expect("an unbounded range always yields a free number");
+            // Transcripts first: a crash in between leaves the record where it was, still
+            // closed, and the next start archives it then.
+            for (from, ext) in [
+                (self.log_path(name), "jsonl"),
+                (self.stderr_path(name), "stderr"),
+                (self.record_path(name), "json"),
+            ] {
+                let to = dir.join(format!("{n}.{ext}"));
+                match fs::rename(&from, &to) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(err) => return Err(io_err(&from)(err)),
+                }
+            }
+            Ok(dir.join(format!("{n}.json")))
+        })?
+    }
+
+    fn archive_dir(&self) -> PathBuf {
+        self.root.join("archive")
+    }
+
+    /// The archived records, oldest first; unreadable ones are returned apart.
+    pub fn archived(&self) -> Result<(Vec<TaskRecord>, Vec<StoreError>), StoreError> {
+        let mut records = Vec::new();
+        let mut errors = Vec::new();
+        let root = self.archive_dir();
+        let tasks = match fs::read_dir(&root) {
+            Ok(tasks) => tasks,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((records, errors));
+            }
+            Err(err) => return Err(io_err(&root)(err)),
+        };
+        for task in tasks {
+            let dir = task.map_err(io_err(&root))?.path();
+            let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
+                let path = entry.map_err(io_err(&dir))?.path();
+                if path.extension().is_none_or(|e| e != "json") {
+                    continue;
+                }
+                let text = fs::read_to_string(&path).map_err(io_err(&path))?;
+                match parse_record(name, &text) {
+                    Ok(record) => records.push(record),
+                    Err(err) => errors.push(err),
+                }
+            }
+        }
+        records.sort_by(|a, b| (&a.created_at, &a.name).cmp(&(&b.created_at, &b.name)));
+        Ok((records, errors))
+    }
+
     /// Runs `f` holding the task's exclusive lock.
-    pub fn with_task_lock<T>(&self, name: &str, f: impl FnOnce() -> T) -> Result<T, StoreError> {
+    pub fn with_task_lock<T>(
+        &self,
+        name: &TaskName,
+        f: impl FnOnce() -> T,
+    ) -> Result<T, StoreError> {
         self.with_lock(&format!("task-{name}.lock"), f)
     }
 
@@ -247,12 +322,12 @@ impl Store {
     }
 
     /// Opens the transcript for appending (created if missing).
-    pub fn open_log(&self, name: &str) -> Result<File, StoreError> {
+    pub fn open_log(&self, name: &TaskName) -> Result<File, StoreError> {
         let path = self.log_path(name);
         append_file(&path)
     }
 
-    pub fn open_stderr_log(&self, name: &str) -> Result<File, StoreError> {
+    pub fn open_stderr_log(&self, name: &TaskName) -> Result<File, StoreError> {
         append_file(&self.stderr_path(name))
     }
 }
@@ -302,19 +377,23 @@ mod tests {
     use super::*;
     use crate::store::record::{Safety, Status};
 
+    fn n(name: &str) -> TaskName {
+        TaskName::parse(name).unwrap()
+    }
+
     fn record(name: &str) -> TaskRecord {
         TaskRecord {
             version: RECORD_VERSION,
-            name: name.to_owned(),
+            name: n(name),
             status: Status::Running,
             prompt: "p".into(),
             branch: format!("cms/{name}"),
             worktree: "/w".into(),
-            base: "0".repeat(40),
+            base: crate::git::Oid::from_str(&"0".repeat(40)).unwrap(),
             base_branch: Some("main".into()),
             session_id: None,
             model: None,
-            preset: "edit".into(),
+            preset: crate::session::Preset::Edit,
             cost_usd: 0.0,
             turns: 0,
             duration_ms: 0,
@@ -341,10 +420,12 @@ mod tests {
             store.create(&mut record("a")),
             Err(StoreError::TaskExists { .. })
         ));
-        let updated = store.update("a", |r| r.status = Status::Completed).unwrap();
-        assert_eq!(store.load("a").unwrap(), updated);
+        let updated = store
+            .update(&n("a"), |r| r.status = Status::Completed)
+            .unwrap();
+        assert_eq!(store.load(&n("a")).unwrap(), updated);
         assert!(matches!(
-            store.load("b"),
+            store.load(&n("b")),
             Err(StoreError::UnknownTask { .. })
         ));
     }
@@ -354,7 +435,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path());
         store.create(&mut record("good")).unwrap();
-        fs::write(store.record_path("bad"), "{ not json").unwrap();
+        fs::write(store.record_path(&n("bad")), "{ not json").unwrap();
         let (records, errors) = store.list().unwrap();
         assert_eq!(records.len(), 1);
         assert!(matches!(errors[..], [StoreError::Corrupt { .. }]));
@@ -365,13 +446,47 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path());
         store.create(&mut record("a")).unwrap();
-        let text = fs::read_to_string(store.record_path("a")).unwrap();
+        let text = fs::read_to_string(store.record_path(&n("a"))).unwrap();
         let text = text.replace("\"version\": 1", "\"version\": 99");
-        fs::write(store.record_path("a"), text).unwrap();
+        fs::write(store.record_path(&n("a")), text).unwrap();
         assert!(matches!(
-            store.load("a"),
+            store.load(&n("a")),
             Err(StoreError::TooNew { found: 99, .. })
         ));
+    }
+
+    #[test]
+    fn archiving_a_closed_task_frees_its_name_and_keeps_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        store.create(&mut record("a")).unwrap();
+        writeln!(store.open_log(&n("a")).unwrap(), "{{\"first\":1}}").unwrap();
+        // An open task is never archived.
+        assert!(matches!(
+            store.archive(&n("a")),
+            Err(StoreError::TaskExists { .. })
+        ));
+        store
+            .update(&n("a"), |r| r.status = Status::Discarded)
+            .unwrap();
+        let first = store.archive(&n("a")).unwrap();
+        assert!(!store.exists(&n("a")));
+        let mut again = record("a");
+        again.prompt = "second".into();
+        store.create(&mut again).unwrap();
+        store
+            .update(&n("a"), |r| r.status = Status::Discarded)
+            .unwrap();
+        let second = store.archive(&n("a")).unwrap();
+        assert_ne!(first, second);
+        let (archived, errors) = store.archived().unwrap();
+        assert!(errors.is_empty());
+        let mut prompts: Vec<_> = archived.iter().map(|r| r.prompt.as_str()).collect();
+        prompts.sort();
+        assert_eq!(prompts, ["p", "second"]);
+        let log = fs::read_to_string(first.with_extension("jsonl")).unwrap();
+        assert_eq!(log, "{\"first\":1}\n");
+        assert_eq!(store.list().unwrap().0, []);
     }
 
     #[test]
@@ -379,8 +494,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path());
         store.create(&mut record("a")).unwrap();
-        writeln!(store.open_log("a").unwrap(), "{{}}").unwrap();
-        store.remove("a").unwrap();
+        writeln!(store.open_log(&n("a")).unwrap(), "{{}}").unwrap();
+        store.remove(&n("a")).unwrap();
         let leftovers: Vec<_> = walk(store.root())
             .into_iter()
             .filter(|p| p.to_string_lossy().contains("/a."))

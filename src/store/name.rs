@@ -52,11 +52,14 @@ impl TaskName {
     }
 
     /// Makes a name from a prompt: lowercase words joined by `-`, cut at a word boundary.
+    /// Other scripts are transliterated to ASCII first (`héllo wörld` gives `hello-world`).
     /// Returns `None` when the prompt has no letters or digits to build on.
     pub fn slug(prompt: &str) -> Option<TaskName> {
         const TARGET_LEN: usize = 32;
+        // Characters with no transliteration become a separator rather than a made-up word.
+        let ascii = deunicode::deunicode_with_tofu(prompt, " ");
         let mut slug = String::new();
-        for word in prompt
+        for word in ascii
             .split(|c: char| !c.is_ascii_alphanumeric())
             .filter(|w| !w.is_empty())
         {
@@ -100,6 +103,47 @@ impl TaskName {
     }
 }
 
+impl std::str::FromStr for TaskName {
+    type Err = InvalidName;
+
+    fn from_str(text: &str) -> Result<TaskName, InvalidName> {
+        TaskName::parse(text)
+    }
+}
+
+// Stored as the plain string; a record whose name is not a valid name is refused as corrupt
+// rather than trusted to build paths and branch names from.
+impl serde::Serialize for TaskName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TaskName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<TaskName, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        TaskName::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl AsRef<str> for TaskName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for TaskName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for TaskName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 impl fmt::Display for TaskName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -115,9 +159,25 @@ mod tests {
         let slug = TaskName::slug("Fix the AUTH bug in login.rs, then add tests for it please");
         assert_eq!(slug.unwrap().as_str(), "fix-the-auth-bug-in-login-rs");
         assert_eq!(TaskName::slug("¿¿??"), None);
-        assert_eq!(TaskName::slug("é add x").unwrap().as_str(), "add-x");
+        assert_eq!(TaskName::slug("é add x").unwrap().as_str(), "e-add-x");
         let long = TaskName::slug(&"a".repeat(100)).unwrap();
         assert!(long.as_str().len() <= 32);
+    }
+
+    #[test]
+    fn unicode_prompts_give_readable_ascii_names() {
+        for (prompt, name) in [
+            ("héllo wörld", "hello-world"),
+            ("Ünïcödé naïve café", "unicode-naive-cafe"),
+            ("Straße öffnen", "strasse-offnen"),
+            ("Привет мир", "privet-mir"),
+            ("fix the 🐛", "fix-the-bug"),
+        ] {
+            let slug = TaskName::slug(prompt).unwrap();
+            assert_eq!(slug.as_str(), name, "{prompt}");
+        }
+        // Combining marks (decomposed input) are dropped like precomposed ones.
+        assert_eq!(TaskName::slug("he\u{301}llo").unwrap().as_str(), "hello");
     }
 
     #[test]

@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::git::FileChange;
+use crate::git::{FileChange, Oid};
+use crate::session::Preset;
 use crate::session::protocol::PermissionDenial;
+use crate::store::TaskName;
 
 /// Bumped whenever a change to [`TaskRecord`] would confuse an older cms.
 pub const RECORD_VERSION: u32 = 1;
@@ -107,25 +109,27 @@ pub struct Violation {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MergeInfo {
     pub into: String,
-    pub commit: String,
+    #[serde(with = "crate::git::oid_hex")]
+    pub commit: Oid,
     pub kind: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRecord {
     pub version: u32,
-    pub name: String,
+    pub name: TaskName,
     pub status: Status,
     pub prompt: String,
     pub branch: String,
     pub worktree: PathBuf,
     /// The commit the task started from.
-    pub base: String,
+    #[serde(with = "crate::git::oid_hex")]
+    pub base: Oid,
     /// The branch that commit was taken from, which `merge` targets; `None` when detached.
     pub base_branch: Option<String>,
     pub session_id: Option<String>,
     pub model: Option<String>,
-    pub preset: String,
+    pub preset: Preset,
     pub cost_usd: f64,
     pub turns: u32,
     pub duration_ms: u64,
@@ -136,7 +140,8 @@ pub struct TaskRecord {
     pub safety: Safety,
     pub error: Option<String>,
     /// The task branch's tip when the session last ended.
-    pub head: Option<String>,
+    #[serde(with = "crate::git::oid_hex::option", default)]
+    pub head: Option<Oid>,
     pub merge: Option<MergeInfo>,
     pub supervisor: Option<Supervisor>,
     pub created_at: String,
@@ -145,4 +150,68 @@ pub struct TaskRecord {
 
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record as cms wrote it before names, presets and ids were typed.
+    const OLD_RECORD: &str = r#"{
+      "version": 1,
+      "name": "fix-auth",
+      "status": "merged",
+      "prompt": "fix auth",
+      "branch": "cms/fix-auth",
+      "worktree": "/w/fix-auth",
+      "base": "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
+      "base_branch": "main",
+      "session_id": "s-1",
+      "model": "claude-sonnet-4-5",
+      "preset": "read-only",
+      "cost_usd": 0.25,
+      "turns": 3,
+      "duration_ms": 1200,
+      "response": "done",
+      "tools_used": ["Write"],
+      "files_changed": [],
+      "permission_denials": [],
+      "safety": {
+        "limits": {"max_cost_usd": 0.5, "max_turns": 10, "max_duration_ms": 300000},
+        "protected": [".env"],
+        "violations": [],
+        "blocked": []
+      },
+      "error": null,
+      "head": "1111111111111111111111111111111111111111",
+      "merge": {"into": "main", "commit": "2222222222222222222222222222222222222222", "kind": "fast_forward"},
+      "supervisor": null,
+      "created_at": "2026-01-01T00:00:00.000Z",
+      "updated_at": "2026-01-01T00:00:01.000Z"
+    }"#;
+
+    #[test]
+    fn records_written_before_typed_fields_load_and_keep_their_shape() {
+        let record: TaskRecord = serde_json::from_str(OLD_RECORD).unwrap();
+        assert_eq!(record.name.as_str(), "fix-auth");
+        assert_eq!(record.preset, Preset::ReadOnly);
+        assert_eq!(record.head.unwrap().to_string(), "1".repeat(40));
+        let original: serde_json::Value = serde_json::from_str(OLD_RECORD).unwrap();
+        assert_eq!(serde_json::to_value(&record).unwrap(), original);
+    }
+
+    #[test]
+    fn a_record_naming_a_path_instead_of_a_task_is_refused() {
+        for (field, bad) in [
+            ("\"fix-auth\"", "\"../../x\""),
+            ("\"read-only\"", "\"yolo\""),
+            ("\"1111111111111111111111111111111111111111\"", "\"HEAD\""),
+        ] {
+            let text = OLD_RECORD.replacen(field, bad, 1);
+            assert!(
+                serde_json::from_str::<TaskRecord>(&text).is_err(),
+                "{bad} accepted"
+            );
+        }
+    }
 }
