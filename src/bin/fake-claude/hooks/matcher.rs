@@ -1,5 +1,13 @@
 //! Which tools a hook's `matcher` takes: every tool, a list of names, or a JavaScript regex.
 
+use regex_automata::meta::Regex;
+use regex_syntax::ast::parse::Parser;
+use regex_syntax::ast::{
+    self, AssertionKind, Ast, ClassPerlKind, ClassSet, ClassSetItem, GroupKind, HexLiteralKind,
+    LiteralKind, RepetitionKind, RepetitionRange, Span, SpecialLiteralKind,
+};
+use regex_syntax::hir::{Class, ClassUnicode, ClassUnicodeRange, Hir, Look, Repetition};
+
 /// How a hook's `matcher` picks tools, as in the real CLI: empty or `*` takes every tool, a
 /// plain `A|B` list takes exactly those names, anything else is a regex searched in the name.
 pub enum Matcher {
@@ -24,7 +32,7 @@ impl Matcher {
                         .collect(),
                 )
             }
-            Some(pattern) => Matcher::Regex(Regex::parse(pattern)?),
+            Some(pattern) => Matcher::Regex(javascript_regex(pattern)?),
         })
     }
 
@@ -37,317 +45,230 @@ impl Matcher {
     }
 }
 
-/// The part of JavaScript's regex syntax a tool-name matcher needs: literals, `.`, classes
-/// (with `\d`, `\w`, `\s`), groups, `|`, anchors and greedy or lazy quantifiers. Anything else
-/// (lookaround, backreferences, `\b`) is refused rather than matched differently.
-pub struct Regex(Node);
-
-enum Node {
-    Char(char),
-    /// `.`: anything but a line terminator.
-    Any,
-    Class {
-        negated: bool,
-        ranges: Vec<(char, char)>,
-    },
-    Start,
-    End,
-    /// Alternatives, each a sequence.
-    Group(Vec<Vec<Node>>),
-    Repeat {
-        node: Box<Node>,
-        min: usize,
-        max: Option<usize>,
-        greedy: bool,
-    },
+/// Compiles a matcher as the real CLI's `new RegExp(matcher)` reads it (no flags): the pattern is
+/// parsed with Rust's regex syntax, every construct is given its JavaScript meaning (`.`, `\d`,
+/// `\w` and `\s` are JavaScript's sets, `^` and `$` the ends of the name), and a pattern the two
+/// dialects read differently is refused rather than matched differently.
+fn javascript_regex(pattern: &str) -> Result<Regex, String> {
+    let pattern = &escape_literal_braces(pattern);
+    let ast = Parser::new()
+        .parse(pattern)
+        .map_err(|err| err.kind().to_string())?;
+    let hir = JavaScript { pattern }.hir(&ast)?;
+    Regex::builder()
+        .build_from_hir(&hir)
+        .map_err(|err| err.to_string())
 }
 
+/// Escapes each `{` that does not start a `{n}`, `{n,}` or `{n,m}` quantifier, which JavaScript
+/// (Annex B) reads as a literal and Rust as a broken or a looser (`{,n}`, `{ n }`) quantifier.
+fn escape_literal_braces(pattern: &str) -> String {
+    let mut escaped = String::with_capacity(pattern.len());
+    let mut chars = pattern.char_indices();
+    let mut in_class = false;
+    while let Some((at, c)) = chars.next() {
+        match c {
+            '\\' => {
+                escaped.push(c);
+                if let Some((_, next)) = chars.next() {
+                    escaped.push(next);
+                }
+                continue;
+            }
+            // As in JavaScript, a `]` right after `[` or `[^` closes the (empty) class.
+            '[' if !in_class => in_class = true,
+            ']' if in_class => in_class = false,
+            '{' if !in_class && !starts_quantifier(&pattern[at..]) => escaped.push('\\'),
+            _ => {}
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+fn starts_quantifier(text: &str) -> bool {
+    let Some(end) = text.find('}') else {
+        return false;
+    };
+    let digits = |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    match text[1..end].split_once(',') {
+        None => digits(&text[1..end]),
+        Some((min, max)) => digits(min) && (max.is_empty() || digits(max)),
+    }
+}
+
+/// What JavaScript's `.` excludes: the line terminators.
+const LINE_TERMINATORS: &[(char, char)] = &[('\n', '\n'), ('\r', '\r'), ('\u{2028}', '\u{2029}')];
 const DIGITS: &[(char, char)] = &[('0', '9')];
-const WORD: &[(char, char)] = &[('a', 'z'), ('A', 'Z'), ('0', '9'), ('_', '_')];
+const WORD: &[(char, char)] = &[('0', '9'), ('A', 'Z'), ('_', '_'), ('a', 'z')];
+/// JavaScript's `\s`: its WhiteSpace and LineTerminator characters.
 const SPACE: &[(char, char)] = &[
     ('\t', '\r'),
     (' ', ' '),
     ('\u{a0}', '\u{a0}'),
+    ('\u{1680}', '\u{1680}'),
+    ('\u{2000}', '\u{200a}'),
     ('\u{2028}', '\u{2029}'),
+    ('\u{202f}', '\u{202f}'),
+    ('\u{205f}', '\u{205f}'),
+    ('\u{3000}', '\u{3000}'),
     ('\u{feff}', '\u{feff}'),
 ];
 
-struct RegexParser {
-    chars: Vec<char>,
-    pos: usize,
-}
-
-impl Regex {
-    pub fn parse(pattern: &str) -> Result<Regex, String> {
-        let mut parser = RegexParser {
-            chars: pattern.chars().collect(),
-            pos: 0,
-        };
-        let alternatives = parser.alternatives()?;
-        if parser.pos < parser.chars.len() {
-            return Err("unmatched ')'".into());
-        }
-        Ok(Regex(Node::Group(alternatives)))
-    }
-
-    /// `RegExp.prototype.test`: a match anywhere in the text.
-    fn is_match(&self, text: &str) -> bool {
-        let chars: Vec<char> = text.chars().collect();
-        (0..=chars.len()).any(|start| match_node(&self.0, &chars, start, &|_| true))
-    }
-}
-
-impl RegexParser {
-    fn peek(&self) -> Option<char> {
-        self.chars.get(self.pos).copied()
-    }
-
-    fn eat(&mut self, c: char) -> bool {
-        let found = self.peek() == Some(c);
-        self.pos += usize::from(found);
-        found
-    }
-
-    fn alternatives(&mut self) -> Result<Vec<Vec<Node>>, String> {
-        let mut alternatives = vec![self.sequence()?];
-        while self.eat('|') {
-            alternatives.push(self.sequence()?);
-        }
-        Ok(alternatives)
-    }
-
-    fn sequence(&mut self) -> Result<Vec<Node>, String> {
-        let mut sequence = Vec::new();
-        while let Some(c) = self.peek().filter(|c| !matches!(c, '|' | ')')) {
-            self.pos += 1;
-            let atom = match c {
-                '.' => Node::Any,
-                '^' => Node::Start,
-                '$' => Node::End,
-                '(' => {
-                    if self.eat('?') && !self.eat(':') {
-                        return Err("lookaround and named groups are not supported".into());
-                    }
-                    let alternatives = self.alternatives()?;
-                    if !self.eat(')') {
-                        return Err("unterminated group".into());
-                    }
-                    Node::Group(alternatives)
-                }
-                '[' => self.class()?,
-                '\\' => self.escape()?,
-                '*' | '+' | '?' => return Err("nothing to repeat".into()),
-                c => Node::Char(c),
-            };
-            let repeatable = !matches!(atom, Node::Start | Node::End);
-            sequence.push(self.quantified(atom, repeatable)?);
-        }
-        Ok(sequence)
-    }
-
-    fn quantified(&mut self, atom: Node, repeatable: bool) -> Result<Node, String> {
-        let start = self.pos;
-        let (min, max) = match self.peek() {
-            Some('*') => (0, None),
-            Some('+') => (1, None),
-            Some('?') => (0, Some(1)),
-            Some('{') => match self.braces() {
-                Some(bounds) => bounds,
-                // Annex B: a `{` that does not start a quantifier is a literal.
-                None => return Ok(atom),
-            },
-            _ => return Ok(atom),
-        };
-        if !repeatable {
-            return Err("nothing to repeat".into());
-        }
-        if self.pos == start {
-            self.pos += 1;
-        }
-        if max.is_some_and(|max| max < min) {
-            return Err("numbers out of order in {} quantifier".into());
-        }
-        let greedy = !self.eat('?');
-        Ok(Node::Repeat {
-            node: Box::new(atom),
-            min,
-            max,
-            greedy,
-        })
-    }
-
-    /// `{n}`, `{n,}` or `{n,m}`, consumed only when it is one of those.
-    fn braces(&mut self) -> Option<(usize, Option<usize>)> {
-        let rest: String = self.chars[self.pos..].iter().collect();
-        let end = rest.find('}')?;
-        let body = &rest[1..end];
-        let number = |text: &str| -> Option<usize> {
-            (!text.is_empty() && text.chars().all(|c| c.is_ascii_digit()))
-                .then(|| text.parse().ok())
-                .flatten()
-        };
-        let bounds = match body.split_once(',') {
-            None => number(body).map(|n| (n, Some(n))),
-            Some((min, "")) => number(min).map(|n| (n, None)),
-            Some((min, max)) => number(min).zip(number(max)).map(|(a, b)| (a, Some(b))),
-        }?;
-        self.pos += rest[..=end].chars().count();
-        Some(bounds)
-    }
-
-    fn escape(&mut self) -> Result<Node, String> {
-        let c = self.peek().ok_or("\\ at end of pattern")?;
-        self.pos += 1;
-        let class = |negated: bool, ranges: &[(char, char)]| Node::Class {
-            negated,
-            ranges: ranges.to_vec(),
-        };
-        Ok(match c {
-            'd' => class(false, DIGITS),
-            'D' => class(true, DIGITS),
-            'w' => class(false, WORD),
-            'W' => class(true, WORD),
-            's' => class(false, SPACE),
-            'S' => class(true, SPACE),
-            c => Node::Char(escaped_char(c)?),
-        })
-    }
-
-    fn class(&mut self) -> Result<Node, String> {
-        let negated = self.eat('^');
-        let mut ranges = Vec::new();
-        loop {
-            let c = self.peek().ok_or("unterminated character class")?;
-            self.pos += 1;
-            let low = match c {
-                ']' => break,
-                '\\' => {
-                    let c = self.peek().ok_or("unterminated character class")?;
-                    self.pos += 1;
-                    match c {
-                        'd' => {
-                            ranges.extend_from_slice(DIGITS);
-                            continue;
-                        }
-                        'w' => {
-                            ranges.extend_from_slice(WORD);
-                            continue;
-                        }
-                        's' => {
-                            ranges.extend_from_slice(SPACE);
-                            continue;
-                        }
-                        'D' | 'W' | 'S' => {
-                            return Err(format!("\\{c} inside a class is not supported"));
-                        }
-                        c => escaped_char(c)?,
-                    }
-                }
-                c => c,
-            };
-            let is_range = self.peek() == Some('-')
-                && self
-                    .chars
-                    .get(self.pos + 1)
-                    .is_some_and(|next| *next != ']');
-            if !is_range {
-                ranges.push((low, low));
-                continue;
-            }
-            self.pos += 1;
-            let high = match self.peek().ok_or("unterminated character class")? {
-                '\\' => {
-                    self.pos += 1;
-                    let c = self.peek().ok_or("unterminated character class")?;
-                    escaped_char(c)?
-                }
-                c => c,
-            };
-            self.pos += 1;
-            if high < low {
-                return Err("range out of order in character class".into());
-            }
-            ranges.push((low, high));
-        }
-        Ok(Node::Class { negated, ranges })
-    }
-}
-
-/// The character an escape stands for; letters and digits with other meanings are refused.
-fn escaped_char(c: char) -> Result<char, String> {
-    match c {
-        'n' => Ok('\n'),
-        'r' => Ok('\r'),
-        't' => Ok('\t'),
-        'f' => Ok('\u{c}'),
-        'v' => Ok('\u{b}'),
-        '0' => Ok('\0'),
-        c if c.is_ascii_alphanumeric() => Err(format!("\\{c} is not supported")),
-        c => Ok(c),
-    }
-}
-
-/// Backtracking match of `node` at `pos`; `then` matches whatever follows it.
-fn match_node(node: &Node, text: &[char], pos: usize, then: &dyn Fn(usize) -> bool) -> bool {
-    let one =
-        |test: &dyn Fn(char) -> bool| text.get(pos).is_some_and(|c| test(*c)) && then(pos + 1);
-    match node {
-        Node::Char(expected) => one(&|c| c == *expected),
-        Node::Any => one(&|c| !matches!(c, '\n' | '\r' | '\u{2028}' | '\u{2029}')),
-        Node::Class { negated, ranges } => {
-            one(&|c| ranges.iter().any(|(low, high)| (*low..=*high).contains(&c)) != *negated)
-        }
-        Node::Start => pos == 0 && then(pos),
-        Node::End => pos == text.len() && then(pos),
-        Node::Group(alternatives) => alternatives
+fn set(ranges: &[(char, char)]) -> ClassUnicode {
+    ClassUnicode::new(
+        ranges
             .iter()
-            .any(|sequence| match_sequence(sequence, text, pos, then)),
-        Node::Repeat {
-            node,
-            min,
-            max,
-            greedy,
-        } => match_repeat(node, (*min, *max, *greedy), text, pos, 0, then),
+            .map(|(low, high)| ClassUnicodeRange::new(*low, *high)),
+    )
+}
+
+fn negated(mut class: ClassUnicode) -> ClassUnicode {
+    class.negate();
+    class
+}
+
+/// Rust regex syntax, read with JavaScript's meaning.
+struct JavaScript<'a> {
+    pattern: &'a str,
+}
+
+impl JavaScript<'_> {
+    fn refuse(&self, span: &Span) -> String {
+        let text = &self.pattern[span.start.offset..span.end.offset];
+        format!("{text} is not JavaScript regex syntax this fake can match faithfully")
+    }
+
+    fn hir(&self, ast: &Ast) -> Result<Hir, String> {
+        Ok(match ast {
+            Ast::Empty(_) => Hir::empty(),
+            Ast::Literal(literal) => {
+                Hir::literal(self.char(literal)?.encode_utf8(&mut [0; 4]).as_bytes())
+            }
+            Ast::Dot(_) => Hir::class(Class::Unicode(negated(set(LINE_TERMINATORS)))),
+            Ast::Assertion(assertion) => match assertion.kind {
+                // Without the `m` flag they are the ends of the text, as in Rust without it.
+                AssertionKind::StartLine => Hir::look(Look::Start),
+                AssertionKind::EndLine => Hir::look(Look::End),
+                // Rust's word-boundary `\<` and `\>` are identity escapes in JavaScript.
+                AssertionKind::WordBoundaryStartAngle => Hir::literal("<".as_bytes()),
+                AssertionKind::WordBoundaryEndAngle => Hir::literal(">".as_bytes()),
+                // `\b` (JavaScript's is ASCII), `\A`, `\z`, `\<`: refused.
+                _ => return Err(self.refuse(&assertion.span)),
+            },
+            Ast::ClassPerl(perl) => Hir::class(Class::Unicode(perl_class(perl))),
+            Ast::ClassBracketed(class) => Hir::class(Class::Unicode(self.bracketed(class)?)),
+            Ast::Repetition(repetition) => {
+                // JavaScript has nothing to repeat after `^`, `$` or another quantifier.
+                if matches!(*repetition.ast, Ast::Assertion(_) | Ast::Repetition(_)) {
+                    return Err("nothing to repeat".into());
+                }
+                let (min, max) = match repetition.op.kind {
+                    RepetitionKind::ZeroOrOne => (0, Some(1)),
+                    RepetitionKind::ZeroOrMore => (0, None),
+                    RepetitionKind::OneOrMore => (1, None),
+                    RepetitionKind::Range(RepetitionRange::Exactly(n)) => (n, Some(n)),
+                    RepetitionKind::Range(RepetitionRange::AtLeast(n)) => (n, None),
+                    RepetitionKind::Range(RepetitionRange::Bounded(min, max)) => (min, Some(max)),
+                };
+                Hir::repetition(Repetition {
+                    min,
+                    max,
+                    greedy: repetition.greedy,
+                    sub: Box::new(self.hir(&repetition.ast)?),
+                })
+            }
+            Ast::Group(group) => match &group.kind {
+                GroupKind::CaptureIndex(_) => self.hir(&group.ast)?,
+                GroupKind::NonCapturing(flags) if flags.items.is_empty() => self.hir(&group.ast)?,
+                // Named groups (Rust's `(?P<…>` is no JavaScript) and inline flags.
+                _ => return Err(self.refuse(&group.span)),
+            },
+            Ast::Alternation(alternation) => Hir::alternation(self.all(&alternation.asts)?),
+            Ast::Concat(concat) => Hir::concat(self.all(&concat.asts)?),
+            // Inline flags, and `\p{…}`, which JavaScript reads as `p{…}` without the `u` flag.
+            Ast::Flags(flags) => return Err(self.refuse(&flags.span)),
+            Ast::ClassUnicode(class) => return Err(self.refuse(&class.span)),
+        })
+    }
+
+    fn all(&self, asts: &[Ast]) -> Result<Vec<Hir>, String> {
+        asts.iter().map(|ast| self.hir(ast)).collect()
+    }
+
+    /// The escapes both dialects read as the same character.
+    fn char(&self, literal: &ast::Literal) -> Result<char, String> {
+        match &literal.kind {
+            LiteralKind::Verbatim
+            | LiteralKind::Meta
+            | LiteralKind::Superfluous
+            | LiteralKind::HexFixed(HexLiteralKind::X | HexLiteralKind::UnicodeShort)
+            | LiteralKind::Special(
+                SpecialLiteralKind::FormFeed
+                | SpecialLiteralKind::Tab
+                | SpecialLiteralKind::LineFeed
+                | SpecialLiteralKind::CarriageReturn
+                | SpecialLiteralKind::VerticalTab,
+            ) => Ok(literal.c),
+            // `\a`, `\x{…}`, `\U…`, octal: other characters (or errors) in JavaScript.
+            _ => Err(self.refuse(&literal.span)),
+        }
+    }
+
+    fn bracketed(&self, class: &ast::ClassBracketed) -> Result<ClassUnicode, String> {
+        // JavaScript reads `[]` as a class of nothing and `[^]` as any character; Rust takes a
+        // `]` first in a class as a literal.
+        let text = &self.pattern[class.span.start.offset..];
+        if text.starts_with("[]") || text.starts_with("[^]") {
+            return Err(format!(
+                "{text} starts with an empty class, which Rust reads otherwise"
+            ));
+        }
+        let ClassSet::Item(item) = &class.kind else {
+            // `&&`, `--` and `~~` are set operations in Rust and literals in JavaScript.
+            return Err(self.refuse(&class.span));
+        };
+        let mut set = self.class_item(item)?;
+        if class.negated {
+            set.negate();
+        }
+        Ok(set)
+    }
+
+    fn class_item(&self, item: &ClassSetItem) -> Result<ClassUnicode, String> {
+        Ok(match item {
+            ClassSetItem::Empty(_) => ClassUnicode::empty(),
+            ClassSetItem::Literal(literal) => {
+                let c = self.char(literal)?;
+                set(&[(c, c)])
+            }
+            ClassSetItem::Range(range) => {
+                set(&[(self.char(&range.start)?, self.char(&range.end)?)])
+            }
+            ClassSetItem::Perl(perl) => perl_class(perl),
+            ClassSetItem::Union(union) => {
+                let mut set = ClassUnicode::empty();
+                for item in &union.items {
+                    set.union(&self.class_item(item)?);
+                }
+                set
+            }
+            // A nested `[`, `[:alpha:]` and `\p{…}` are literal text in JavaScript.
+            ClassSetItem::Bracketed(class) => return Err(self.refuse(&class.span)),
+            ClassSetItem::Ascii(class) => return Err(self.refuse(&class.span)),
+            ClassSetItem::Unicode(class) => return Err(self.refuse(&class.span)),
+        })
     }
 }
 
-fn match_sequence(
-    sequence: &[Node],
-    text: &[char],
-    pos: usize,
-    then: &dyn Fn(usize) -> bool,
-) -> bool {
-    match sequence.split_first() {
-        None => then(pos),
-        Some((first, rest)) => match_node(first, text, pos, &|next| {
-            match_sequence(rest, text, next, then)
-        }),
-    }
-}
-
-fn match_repeat(
-    node: &Node,
-    (min, max, greedy): (usize, Option<usize>, bool),
-    text: &[char],
-    pos: usize,
-    count: usize,
-    then: &dyn Fn(usize) -> bool,
-) -> bool {
-    let again = || {
-        max.is_none_or(|max| count < max)
-            && match_node(node, text, pos, &|next| {
-                // As in JavaScript, an iteration past the minimum must consume something.
-                (next != pos || count < min)
-                    && match_repeat(node, (min, max, greedy), text, next, count + 1, then)
-            })
-    };
-    let stop = || count >= min && then(pos);
-    let (first, second): (&dyn Fn() -> bool, &dyn Fn() -> bool) = if greedy {
-        (&again, &stop)
-    } else {
-        (&stop, &again)
-    };
-    first() || second()
+/// `\d`, `\w` and `\s` as JavaScript defines them (ASCII digits and word characters).
+fn perl_class(perl: &ast::ClassPerl) -> ClassUnicode {
+    let class = set(match perl.kind {
+        ClassPerlKind::Digit => DIGITS,
+        ClassPerlKind::Word => WORD,
+        ClassPerlKind::Space => SPACE,
+    });
+    if perl.negated { negated(class) } else { class }
 }
 
 #[cfg(test)]
@@ -425,8 +346,67 @@ mod tests {
             "Write)",
             "a|*",
             "a{3,2}",
+            // Rust syntax with another meaning, or none, in JavaScript.
+            "(?i)write",
+            "\\pL",
+            "(?P<name>Write)",
+            "[[:alpha:]]",
+            "[a&&b]",
+            "[]a]",
+            "\\A",
+            "\\z",
+            "a{2}{3}",
         ] {
             assert!(Matcher::new(Some(pattern)).is_err(), "/{pattern}/");
+        }
+    }
+
+    #[test]
+    fn hook_matchers_read_dot_and_class_escapes_as_javascript_does() {
+        let cases: &[(&str, &str, bool)] = &[
+            // `.` stops only at line terminators.
+            ("^a.b$", "a\rb", false),
+            ("^a.b$", "a\u{2028}b", false),
+            ("^a.b$", "a\u{85}b", true),
+            // `\d` and `\w` are ASCII, `\s` takes Unicode spaces.
+            ("\\d", "\u{663}", false),
+            ("\\w", "\u{e9}", false),
+            ("^\\W$", "\u{e9}", true),
+            ("^\\s$", "\u{3000}", true),
+            ("^\\s$", "\u{feff}", true),
+            ("^[^\\s]$", "\u{a0}", false),
+            // Escapes JavaScript reads as the character.
+            ("^\\x41\\u0042$", "AB", true),
+            ("^\\<\\>$", "<>", true),
+        ];
+        for (pattern, tool, expected) in cases {
+            assert_eq!(
+                matches(Some(pattern), tool),
+                *expected,
+                "/{pattern}/ on {tool:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_brace_that_starts_no_quantifier_is_a_literal_as_in_javascript() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("^a{$", "a{", true),
+            ("^{$", "{", true),
+            ("^x{,3}$", "x{,3}", true),
+            ("^x{,3}$", "xx", false),
+            ("^a{2, 3}$", "a{2, 3}", true),
+            ("^a{2, 3}$", "aa", false),
+            ("^a{2}$", "aa", true),
+            ("^a{2}$", "a{2}", false),
+            ("^[{]a{1}$", "{a", true),
+        ];
+        for (pattern, tool, expected) in cases {
+            assert_eq!(
+                matches(Some(pattern), tool),
+                *expected,
+                "/{pattern}/ on {tool:?}"
+            );
         }
     }
 }
