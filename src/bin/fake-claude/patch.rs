@@ -1,106 +1,87 @@
 //! The `structuredPatch` of a Write or an Edit, in the real CLI's hunk format.
 
-use crate::output::Json;
-use crate::output::Obj;
+use similar::{Algorithm, ChangeTag, capture_diff_slices, group_diff_ops};
 
-/// Lines of unchanged context around each hunk of a `structuredPatch`, as in the real CLI.
+use crate::output::{Json, Obj};
+
+/// Lines of unchanged context around each hunk, as in the real CLI; changes at most twice as
+/// many unchanged lines apart share a hunk.
 const CONTEXT: usize = 3;
-/// Above this many cells the quadratic line diff gives way to one replace-everything hunk.
-const MAX_DIFF_CELLS: usize = 4_000_000;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Change {
-    Keep,
-    Remove,
-    Add,
-}
-
-/// Line diff with removals before additions, the order jsdiff (used by the real CLI) prints.
-fn diff_lines<'a>(old: &[&'a str], new: &[&'a str]) -> Vec<(Change, &'a str)> {
-    let prefix = old.iter().zip(new).take_while(|(a, b)| a == b).count();
-    let suffix = old[prefix..]
-        .iter()
-        .rev()
-        .zip(new[prefix..].iter().rev())
-        .take_while(|(a, b)| a == b)
-        .count();
-    let a = &old[prefix..old.len() - suffix];
-    let b = &new[prefix..new.len() - suffix];
-    let mut changes: Vec<(Change, &str)> =
-        old[..prefix].iter().map(|l| (Change::Keep, *l)).collect();
-    if a.len().saturating_mul(b.len()) > MAX_DIFF_CELLS {
-        changes.extend(a.iter().map(|l| (Change::Remove, *l)));
-        changes.extend(b.iter().map(|l| (Change::Add, *l)));
-    } else {
-        // common[i][j]: length of the longest common subsequence of a[i..] and b[j..].
-        let mut common = vec![vec![0u32; b.len() + 1]; a.len() + 1];
-        for (i, line_a) in a.iter().enumerate().rev() {
-            for (j, line_b) in b.iter().enumerate().rev() {
-                common[i][j] = if line_a == line_b {
-                    common[i + 1][j + 1] + 1
-                } else {
-                    common[i + 1][j].max(common[i][j + 1])
-                };
-            }
-        }
-        let (mut i, mut j) = (0, 0);
-        while i < a.len() || j < b.len() {
-            if i < a.len() && j < b.len() && a[i] == b[j] {
-                changes.push((Change::Keep, a[i]));
-                i += 1;
-                j += 1;
-            } else if j == b.len() || (i < a.len() && common[i + 1][j] >= common[i][j + 1]) {
-                changes.push((Change::Remove, a[i]));
-                i += 1;
-            } else {
-                changes.push((Change::Add, b[j]));
-                j += 1;
-            }
-        }
-    }
-    changes.extend(old[old.len() - suffix..].iter().map(|l| (Change::Keep, *l)));
-    changes
-}
-
+/// The hunks jsdiff's `structuredPatch` (which the real CLI uses) gives for the two texts'
+/// lines: a Myers diff, with each change's removals before its additions.
 pub fn structured_patch(old: &str, new: &str) -> Json {
     let old_lines: Vec<&str> = old.lines().collect();
     let new_lines: Vec<&str> = new.lines().collect();
-    let changes = diff_lines(&old_lines, &new_lines);
-    // Changes separated by at most 2 * CONTEXT unchanged lines share a hunk.
-    let mut ranges: Vec<(usize, usize)> = Vec::new();
-    for (i, _) in changes
-        .iter()
-        .enumerate()
-        .filter(|(_, (c, _))| *c != Change::Keep)
-    {
-        let start = i.saturating_sub(CONTEXT);
-        let end = (i + 1 + CONTEXT).min(changes.len());
-        match ranges.last_mut() {
-            Some(last) if start <= last.1 => last.1 = end,
-            _ => ranges.push((start, end)),
-        }
-    }
-    let counts =
-        |slice: &[(Change, &str)], skip: Change| slice.iter().filter(|(c, _)| *c != skip).count();
-    Json::array(ranges.into_iter().map(|(start, end)| {
-        let body = &changes[start..end];
-        let lines: Vec<String> = body
+    let ops = capture_diff_slices(Algorithm::Myers, &old_lines, &new_lines);
+    Json::array(group_diff_ops(ops, CONTEXT).into_iter().map(|hunk| {
+        let (Some(first), Some(last)) = (hunk.first(), hunk.last()) else {
+            unreachable!("similar never makes an empty hunk");
+        };
+        let old_range = first.old_range().start..last.old_range().end;
+        let new_range = first.new_range().start..last.new_range().end;
+        let lines: Vec<String> = hunk
             .iter()
-            .map(|(change, line)| {
-                let mark = match change {
-                    Change::Keep => ' ',
-                    Change::Remove => '-',
-                    Change::Add => '+',
+            .flat_map(|op| op.iter_changes(&old_lines, &new_lines))
+            .map(|change| {
+                let mark = match change.tag() {
+                    ChangeTag::Equal => ' ',
+                    ChangeTag::Delete => '-',
+                    ChangeTag::Insert => '+',
                 };
-                format!("{mark}{line}")
+                format!("{mark}{}", change.value())
             })
             .collect();
         Obj::new()
-            .field("oldStart", counts(&changes[..start], Change::Add) + 1)
-            .field("oldLines", counts(body, Change::Add))
-            .field("newStart", counts(&changes[..start], Change::Remove) + 1)
-            .field("newLines", counts(body, Change::Remove))
+            .field("oldStart", old_range.start + 1)
+            .field("oldLines", old_range.len())
+            .field("newStart", new_range.start + 1)
+            .field("newLines", new_range.len())
             .field("lines", lines)
             .end()
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_edited_line_gives_the_hunk_the_real_cli_recorded() {
+        // samples/tools_bypass.jsonl, the Edit's structuredPatch.
+        let patch = structured_patch(
+            "line one\nold value\nline three\n",
+            "line one\nnew value\nline three\n",
+        );
+        assert_eq!(
+            patch.0,
+            r#"[{"oldStart":1,"oldLines":3,"newStart":1,"newLines":3,"lines":[" line one","-old value","+new value"," line three"]}]"#
+        );
+    }
+
+    #[test]
+    fn changes_more_than_six_unchanged_lines_apart_get_hunks_of_their_own() {
+        let text = |changed: &[usize]| -> String {
+            (1..=20)
+                .map(|n| {
+                    if changed.contains(&n) {
+                        format!("changed {n}\n")
+                    } else {
+                        format!("{n}\n")
+                    }
+                })
+                .collect()
+        };
+        let old = text(&[]);
+        // Lines 3 to 8 (six) unchanged between the changes, then seven (3 to 9).
+        let (near, far) = (text(&[2, 9]), text(&[2, 10]));
+        let hunks = |new: &str| {
+            let patch: serde_json::Value =
+                serde_json::from_str(&structured_patch(&old, new).0).expect("a patch is JSON");
+            patch.as_array().map_or(0, Vec::len)
+        };
+        assert_eq!(hunks(&near), 1);
+        assert_eq!(hunks(&far), 2);
+        assert_eq!(hunks(&old), 0);
+    }
 }
