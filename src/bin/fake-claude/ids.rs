@@ -1,15 +1,13 @@
 //! Random ids, uuids, timestamps and the paths the real CLI derives from the cwd.
 
-use std::fs::File;
-use std::io::Read;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+/// The OS's random source, as the real CLI's ids come from: fakes running side by side must
+/// never share an id.
 fn random_bytes(count: usize) -> Vec<u8> {
     let mut bytes = vec![0; count];
-    File::open("/dev/urandom")
-        .and_then(|mut urandom| urandom.read_exact(&mut bytes))
-        .expect("reading /dev/urandom");
+    getrandom::fill(&mut bytes).expect("the OS random source");
     bytes
 }
 
@@ -23,8 +21,7 @@ pub fn random_hex(chars: usize) -> String {
 }
 
 pub fn random_fraction() -> f64 {
-    let bytes = random_bytes(4);
-    f64::from(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])) / f64::from(u32::MAX)
+    f64::from(getrandom::u32().expect("the OS random source")) / f64::from(u32::MAX)
 }
 
 pub fn uuid_v4() -> String {
