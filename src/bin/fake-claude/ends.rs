@@ -119,12 +119,8 @@ impl Session {
             .raw("content", Json::array([text_block(&text)]))
             .field("context_management", Value::Null)
             .end();
-        let mut event = Obj::new()
-            .field("type", "assistant")
-            .raw("message", synthetic)
-            .field("parent_tool_use_id", Value::Null)
-            .field("session_id", &self.session_id)
-            .field("uuid", uuid_v4())
+        let mut event = self
+            .message_event("assistant", synthetic)
             .field("error", message_error);
         // Only an HTTP response carries a request id; a refused connection has none.
         if status.is_some() {

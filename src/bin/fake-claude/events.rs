@@ -106,6 +106,16 @@ impl Session {
             .end()
     }
 
+    /// The keys every assistant and user line starts with, in the real CLI's order.
+    pub fn message_event(&self, kind: &str, message: Json) -> Obj {
+        Obj::new()
+            .field("type", kind)
+            .raw("message", message)
+            .field("parent_tool_use_id", Value::Null)
+            .field("session_id", &self.session_id)
+            .field("uuid", uuid_v4())
+    }
+
     pub fn assistant_event(&self, response: &ApiResponse, block: Json) -> Json {
         // The real CLI copies the message_start usage snapshot, where output_tokens is always 1.
         let usage = Obj::new()
@@ -125,12 +135,7 @@ impl Session {
             .raw("usage", usage)
             .field("context_management", Value::Null)
             .end();
-        Obj::new()
-            .field("type", "assistant")
-            .raw("message", message)
-            .field("parent_tool_use_id", Value::Null)
-            .field("session_id", &self.session_id)
-            .field("uuid", uuid_v4())
+        self.message_event("assistant", message)
             .field("request_id", &response.request_id)
             .end()
     }
@@ -140,12 +145,8 @@ impl Session {
             .field("role", "user")
             .raw("content", Json::array([block]))
             .end();
-        let event = Obj::new()
-            .field("type", "user")
-            .raw("message", message)
-            .field("parent_tool_use_id", Value::Null)
-            .field("session_id", &self.session_id)
-            .field("uuid", uuid_v4())
+        let event = self
+            .message_event("user", message)
             .field("timestamp", timestamp());
         match tool_use_result {
             Some(result) => event.raw("tool_use_result", result).end(),

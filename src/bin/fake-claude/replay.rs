@@ -3,16 +3,16 @@
 use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::child::{in_own_session, write_file};
+use crate::child::{shell, write_file};
 use crate::ids::project_dir_name;
 use crate::output::{Json, emit, emit_result, json_string_body};
 use crate::script::Turn;
 use crate::script_error;
 use crate::session::{NO_MORE_TURNS, Session, TurnEnd};
+use crate::tools::edited;
 
 impl Session {
     /// Prints turn `section` of a recorded sample, moved to our cwd, doing its file effects.
@@ -116,23 +116,14 @@ impl Session {
                     text("old_string").unwrap_or_default(),
                     text("new_string").unwrap_or_default(),
                 );
-                let updated = if input["replace_all"] == true {
-                    original.replace(old, new)
-                } else {
-                    original.replacen(old, new, 1)
-                };
-                fs::write(file, updated)
+                fs::write(
+                    file,
+                    edited(&original, old, new, input["replace_all"] == true),
+                )
             }),
-            (Some("Bash"), _) => {
-                let mut cmd = Command::new("sh");
-                cmd.arg("-c")
-                    .arg(text("command").unwrap_or_default())
-                    .current_dir(&self.cwd)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null());
-                in_own_session(&mut cmd).status().map(drop)
-            }
+            (Some("Bash"), _) => shell(text("command").unwrap_or_default(), &self.cwd)
+                .status()
+                .map(drop),
             _ => Ok(()),
         };
         if let Err(err) = done {

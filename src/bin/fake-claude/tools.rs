@@ -9,30 +9,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::child::{exit_code, in_own_session, kill_group, read_back, write_file};
-use crate::inbox::{Abort, POLL};
+use crate::child::{Ended, in_own_session, run_to_end, shell, write_file};
+use crate::inbox::POLL;
 use crate::output::{Json, Obj, emit, tool_input_json, tool_result_error, tool_result_ok};
 use crate::patch::structured_patch;
 use crate::session::{Session, TurnEnd, TurnState};
 
 const FRESH_STATE: &str = "(file state is current in your context — no need to Read it back)";
-
-pub struct BashOutput {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-enum BashError {
-    Io(io::Error),
-    Aborted(Abort),
-}
-
-impl From<io::Error> for BashError {
-    fn from(err: io::Error) -> BashError {
-        BashError::Io(err)
-    }
-}
 
 impl Session {
     pub fn write_step(
@@ -47,10 +30,9 @@ impl Session {
             .field("file_path", &file_path)
             .field("content", content)
             .end();
-        let id = self.tool_use(st, "Write", input.clone())?;
-        if self.blocked_by_hooks(st, "Write", &input, &id)? {
+        let Some(id) = self.hooked_tool_use(st, "Write", &input)? else {
             return Ok(());
-        }
+        };
         let original = fs::read_to_string(&file).ok();
         if let Err(err) = write_file(&file, content) {
             self.tool_use_error(&id, &err.to_string());
@@ -84,11 +66,10 @@ impl Session {
         let file = self.cwd.join(path);
         let file_path = file.display().to_string();
         let input = Obj::new().field("file_path", &file_path).end();
-        let id = self.tool_use(st, "Read", input.clone())?;
         // Read finds a missing file only when it runs, after the hooks.
-        if self.blocked_by_hooks(st, "Read", &input, &id)? {
+        let Some(id) = self.hooked_tool_use(st, "Read", &input)? else {
             return Ok(());
-        }
+        };
         let Ok(text) = fs::read_to_string(&file) else {
             let message = format!(
                 "File does not exist. Note: your current working directory is {}.",
@@ -166,11 +147,7 @@ impl Session {
         if self.blocked_by_hooks(st, "Edit", &input, &id)? {
             return Ok(());
         }
-        let updated = if replace_all {
-            original.replace(old, new)
-        } else {
-            original.replacen(old, new, 1)
-        };
+        let updated = edited(&original, old, new, replace_all);
         if let Err(err) = fs::write(&file, &updated) {
             self.tool_use_error(&id, &err.to_string());
             return Ok(());
@@ -199,14 +176,14 @@ impl Session {
             .field("command", command)
             .field("description", description)
             .end();
-        let id = self.tool_use(st, "Bash", input.clone())?;
-        if self.blocked_by_hooks(st, "Bash", &input, &id)? {
+        let Some(id) = self.hooked_tool_use(st, "Bash", &input)? else {
             return Ok(());
-        }
-        let output = match self.run_command(command) {
-            Ok(output) => output,
-            Err(BashError::Aborted(abort)) => return Err(self.interrupted(st, abort, Some(&id))),
-            Err(BashError::Io(err)) => {
+        };
+        let output = match run_to_end(shell(command, &self.cwd), None, None, &mut self.inbox) {
+            Ok(Ended::Exited(output)) => output,
+            Ok(Ended::Aborted(abort)) => return Err(self.interrupted(st, abort, Some(&id))),
+            Ok(Ended::TimedOut) => unreachable!("a Bash step runs without a timeout"),
+            Err(err) => {
                 self.tool_use_error(&id, &err.to_string());
                 return Ok(());
             }
@@ -237,37 +214,6 @@ impl Session {
             .end();
         emit(&self.user_event(block, Some(result)));
         Ok(())
-    }
-
-    fn run_command(&mut self, command: &str) -> Result<BashOutput, BashError> {
-        // Files rather than pipes: a command that leaves a background process behind would keep
-        // a pipe open and hang us.
-        let mut stdout = tempfile::tempfile()?;
-        let mut stderr = tempfile::tempfile()?;
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c")
-            .arg(command)
-            .current_dir(&self.cwd)
-            .stdin(Stdio::null())
-            .stdout(stdout.try_clone()?)
-            .stderr(stderr.try_clone()?);
-        let mut child = in_own_session(&mut cmd).spawn()?;
-        let status = loop {
-            if let Some(status) = child.try_wait()? {
-                break status;
-            }
-            if let Some(abort) = self.inbox.poll(POLL) {
-                // Like the real CLI, an interrupt kills the tool's whole process group.
-                kill_group(child.id());
-                child.wait()?;
-                return Err(BashError::Aborted(abort));
-            }
-        };
-        Ok(BashOutput {
-            code: exit_code(status),
-            stdout: read_back(&mut stdout)?,
-            stderr: read_back(&mut stderr)?,
-        })
     }
 
     pub fn deny_step(
@@ -376,5 +322,14 @@ impl Session {
     fn emit_tool_error(&self, tool_use_id: &str, content: &str, tool_use_result: &str) {
         let block = tool_result_error(tool_use_id, content);
         emit(&self.user_event(block, Some(Json::of(tool_use_result))));
+    }
+}
+
+/// The text an Edit leaves: the first occurrence of `old` replaced, or every one.
+pub fn edited(original: &str, old: &str, new: &str, replace_all: bool) -> String {
+    if replace_all {
+        original.replace(old, new)
+    } else {
+        original.replacen(old, new, 1)
     }
 }

@@ -279,6 +279,17 @@ mod tests {
         Matcher::new(matcher).unwrap().matches(tool)
     }
 
+    /// Each `(pattern, tool, whether the pattern takes the tool)`.
+    fn check(cases: &[(&str, &str, bool)]) {
+        for (pattern, tool, expected) in cases {
+            assert_eq!(
+                matches(Some(pattern), tool),
+                *expected,
+                "/{pattern}/ on {tool:?}"
+            );
+        }
+    }
+
     #[test]
     fn hook_matchers_take_every_tool_when_empty_missing_or_star() {
         for matcher in [None, Some(""), Some("*")] {
@@ -303,7 +314,7 @@ mod tests {
 
     #[test]
     fn other_hook_matchers_are_javascript_regexes_searched_in_the_tool_name() {
-        let cases: &[(&str, &str, bool)] = &[
+        check(&[
             ("Write|Ed.t", "Edit", true),
             ("Ed.t", "MultiEdit", true),
             ("^Ed.t$", "MultiEdit", false),
@@ -326,14 +337,7 @@ mod tests {
             ("^Edit\\.$", "Edits", false),
             ("^$|x", "", true),
             ("^(a*)*b$", "aab", true),
-        ];
-        for (pattern, tool, expected) in cases {
-            assert_eq!(
-                matches(Some(pattern), tool),
-                *expected,
-                "/{pattern}/ on {tool}"
-            );
-        }
+        ]);
     }
 
     #[test]
@@ -363,7 +367,7 @@ mod tests {
 
     #[test]
     fn hook_matchers_read_dot_and_class_escapes_as_javascript_does() {
-        let cases: &[(&str, &str, bool)] = &[
+        check(&[
             // `.` stops only at line terminators.
             ("^a.b$", "a\rb", false),
             ("^a.b$", "a\u{2028}b", false),
@@ -378,19 +382,12 @@ mod tests {
             // Escapes JavaScript reads as the character.
             ("^\\x41\\u0042$", "AB", true),
             ("^\\<\\>$", "<>", true),
-        ];
-        for (pattern, tool, expected) in cases {
-            assert_eq!(
-                matches(Some(pattern), tool),
-                *expected,
-                "/{pattern}/ on {tool:?}"
-            );
-        }
+        ]);
     }
 
     #[test]
     fn a_brace_that_starts_no_quantifier_is_a_literal_as_in_javascript() {
-        let cases: &[(&str, &str, bool)] = &[
+        check(&[
             ("^a{$", "a{", true),
             ("^{$", "{", true),
             ("^x{,3}$", "x{,3}", true),
@@ -400,13 +397,6 @@ mod tests {
             ("^a{2}$", "aa", true),
             ("^a{2}$", "a{2}", false),
             ("^[{]a{1}$", "{a", true),
-        ];
-        for (pattern, tool, expected) in cases {
-            assert_eq!(
-                matches(Some(pattern), tool),
-                *expected,
-                "/{pattern}/ on {tool:?}"
-            );
-        }
+        ]);
     }
 }

@@ -4,18 +4,16 @@ mod matcher;
 mod verdict;
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::child::{exit_code, in_own_session, kill_group, read_back};
+use crate::child::{Ended, run_to_end, shell};
 use crate::ids::{config_dir, project_dir_name};
-use crate::inbox::{Abort, POLL};
+use crate::inbox::Abort;
 use crate::output::{Json, Obj};
 use crate::session::{Session, TurnEnd, TurnState};
 use crate::{script_error, usage_error};
@@ -63,16 +61,6 @@ pub struct HookGroup {
 struct HookCommand {
     command: String,
     timeout: Duration,
-}
-
-enum HookRun {
-    Exited {
-        code: i32,
-        stdout: String,
-        stderr: String,
-    },
-    TimedOut,
-    Aborted(Abort),
 }
 
 /// A settings problem the real CLI would not report the way we could fake is the test author's
@@ -141,6 +129,18 @@ pub fn load_hooks(settings: Option<&str>) -> Vec<HookGroup> {
 }
 
 impl Session {
+    /// Prints a tool_use and runs its `PreToolUse` hooks: the id if the tool may run, `None`
+    /// if a hook blocked it (its denial is then printed and recorded).
+    pub fn hooked_tool_use(
+        &mut self,
+        st: &mut TurnState,
+        tool: &str,
+        input: &Json,
+    ) -> Result<Option<String>, TurnEnd> {
+        let id = self.tool_use(st, tool, input.clone())?;
+        Ok((!self.blocked_by_hooks(st, tool, input, &id)?).then_some(id))
+    }
+
     /// Runs the `PreToolUse` hooks whose matcher takes `tool`, in order, for a tool_use already
     /// printed. True when one of them blocked the call; its denial is then printed and recorded.
     pub fn blocked_by_hooks(
@@ -203,52 +203,19 @@ impl Session {
         tool: &str,
         input: &Json,
     ) -> Result<HookVerdict, Abort> {
-        match self.run_hook_process(hook, input) {
-            Ok(HookRun::Exited {
-                code,
-                stdout,
-                stderr,
-            }) => Ok(hook_verdict(tool, &hook.command, code, &stdout, &stderr)),
-            Ok(HookRun::Aborted(abort)) => Err(abort),
-            Ok(HookRun::TimedOut) | Err(_) => Ok(HookVerdict::Proceed),
+        let mut cmd = shell(&hook.command, &self.cwd);
+        cmd.env("CLAUDE_PROJECT_DIR", &self.cwd);
+        let input = Some(format!("{}\n", input.0));
+        match run_to_end(cmd, input, Some(hook.timeout), &mut self.inbox) {
+            Ok(Ended::Exited(output)) => Ok(hook_verdict(
+                tool,
+                &hook.command,
+                output.code,
+                &output.stdout,
+                &output.stderr,
+            )),
+            Ok(Ended::Aborted(abort)) => Err(abort),
+            Ok(Ended::TimedOut) | Err(_) => Ok(HookVerdict::Proceed),
         }
-    }
-
-    fn run_hook_process(&mut self, hook: &HookCommand, input: &Json) -> io::Result<HookRun> {
-        // Files rather than pipes, for the same reason as in run_command.
-        let mut stdout = tempfile::tempfile()?;
-        let mut stderr = tempfile::tempfile()?;
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c")
-            .arg(&hook.command)
-            .current_dir(&self.cwd)
-            .env("CLAUDE_PROJECT_DIR", &self.cwd)
-            .stdin(Stdio::piped())
-            .stdout(stdout.try_clone()?)
-            .stderr(stderr.try_clone()?);
-        let mut child = in_own_session(&mut cmd).spawn()?;
-        // A thread, so that a hook that never reads its stdin cannot block us; a hook that
-        // exits without reading it is fine, as in the real CLI.
-        if let Some(mut stdin) = child.stdin.take() {
-            let line = format!("{}\n", input.0);
-            thread::spawn(move || stdin.write_all(line.as_bytes()));
-        }
-        let deadline = Instant::now() + hook.timeout;
-        let status = loop {
-            if let Some(status) = child.try_wait()? {
-                break status;
-            }
-            let abort = self.inbox.poll(POLL);
-            if abort.is_some() || Instant::now() >= deadline {
-                kill_group(child.id());
-                child.wait()?;
-                return Ok(abort.map_or(HookRun::TimedOut, HookRun::Aborted));
-            }
-        };
-        Ok(HookRun::Exited {
-            code: exit_code(status),
-            stdout: read_back(&mut stdout)?,
-            stderr: read_back(&mut stderr)?,
-        })
     }
 }
