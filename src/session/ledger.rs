@@ -71,7 +71,7 @@ impl Ledger {
 
     /// The turns so far, including those of the turn in progress.
     pub fn live_turns(&self) -> u32 {
-        self.turns + self.pending_turns
+        self.turns.saturating_add(self.pending_turns)
     }
 
     /// Whether the newest API message of the turn in progress asked for a tool, so the turn
@@ -107,7 +107,7 @@ impl Ledger {
             let usage = message.usage.clone().unwrap_or_default();
             self.estimate_usd += price.cost(&usage, 0);
             if main {
-                self.pending_turns += 1;
+                self.pending_turns = self.pending_turns.saturating_add(1);
                 self.awaiting_tool = false;
                 self.current_message = message.id.clone();
             }
@@ -161,17 +161,19 @@ impl Ledger {
 
     fn observe_result(&mut self, result: &ResultEvent) {
         // Guard against a process whose counter went backwards (it never should): count the
-        // whole figure then, rather than a negative cost.
-        let increase = if result.total_cost_usd >= self.process_cost {
-            result.total_cost_usd - self.process_cost
+        // whole figure then, rather than a negative cost. A negative figure costs nothing.
+        let total = result.total_cost_usd.max(0.0);
+        let increase = if total >= self.process_cost {
+            total - self.process_cost
         } else {
-            result.total_cost_usd
+            total
         };
         self.cost_usd += increase;
-        self.process_cost = result.total_cost_usd;
+        self.process_cost = total;
         // The API messages the main conversation paid for: claude's `num_turns` adds its tool
         // turns, so it reads higher than the turns `--max-turns` and cms's limit count.
-        self.turns += self.pending_turns;
+        // Saturating: a wrapped count would fall back below the turn limit.
+        self.turns = self.turns.saturating_add(self.pending_turns);
         self.clear_estimate();
         if let Some(id) = &result.session_id {
             self.session_id = Some(id.clone());
@@ -321,6 +323,38 @@ mod tests {
         }
         assert_eq!(ledger.live_turns(), 1);
         assert!(ledger.awaiting_tool_result());
+    }
+
+    fn result_line(total_cost_usd: f64, num_turns: u64) -> Event {
+        Event::parse(
+            &serde_json::json!({
+                "type": "result", "subtype": "success", "is_error": false,
+                "total_cost_usd": total_cost_usd, "num_turns": num_turns,
+            })
+            .to_string(),
+        )
+    }
+
+    #[test]
+    fn a_negative_total_cost_never_lowers_the_ledgers_cost() {
+        let mut ledger = Ledger::default();
+        ledger.start_process();
+        ledger.observe(&result_line(0.25, 1));
+        ledger.observe(&result_line(-1.0, 1));
+        assert_eq!(ledger.cost_usd, 0.25);
+        // The process's counter counts from the clamped figure on.
+        ledger.observe(&result_line(0.5, 1));
+        assert_eq!(ledger.cost_usd, 0.75);
+    }
+
+    #[test]
+    fn turns_counted_beyond_u32_stay_at_the_maximum_instead_of_wrapping() {
+        // A task resumed at the very top of the count, then one more paid message.
+        let mut ledger = Ledger::resume(0.0, u32::MAX, Vec::new());
+        ledger.start_process();
+        feed(&mut ledger, "max_turns.jsonl");
+        assert_eq!(ledger.turns, u32::MAX);
+        assert_eq!(ledger.live_turns(), u32::MAX);
     }
 
     #[test]

@@ -6,6 +6,8 @@ mod preset;
 pub mod pricing;
 mod process;
 pub mod protocol;
+#[cfg(test)]
+mod stream_properties;
 
 use std::path::PathBuf;
 

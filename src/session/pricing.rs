@@ -49,7 +49,10 @@ impl Price {
     pub fn cost(&self, usage: &Usage, extra_output: u64) -> f64 {
         let per_token = |tokens: u64, per_million: f64| tokens as f64 * per_million / 1_000_000.0;
         per_token(usage.input_tokens, self.input)
-            + per_token(usage.output_tokens + extra_output, self.output)
+            + per_token(
+                usage.output_tokens.saturating_add(extra_output),
+                self.output,
+            )
             + per_token(usage.cache_read_input_tokens, self.cache_read)
             + per_token(usage.cache_creation_input_tokens, self.cache_write)
     }
@@ -63,6 +66,15 @@ pub fn estimate_tokens(text: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn output_counts_at_the_edge_of_u64_are_priced_without_overflowing() {
+        let usage = Usage {
+            output_tokens: u64::MAX,
+            ..Usage::default()
+        };
+        assert!(OPUS.cost(&usage, 1).is_finite());
+    }
 
     #[test]
     fn prices_match_the_table_claude_uses() {
