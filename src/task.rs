@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use crate::config::Limits;
 use crate::error::{CommandError, ErrorKind};
 use crate::git::{self, GitError, Oid};
+use crate::safety::sandbox::{self, SandboxMode};
 use crate::safety::{self, LimitKind, LimitState, Rules};
 use crate::session::{
     self, Ledger, Preset, Spawn, StopReason, Timeouts, TurnOutcome, Watch, protocol::Event,
@@ -39,6 +40,8 @@ pub struct TaskOptions {
 pub struct Started {
     pub record: TaskRecord,
     pub claude: PathBuf,
+    /// Why the task's Bash runs unsandboxed under `sandbox = "auto"`, for a warning.
+    pub sandbox_warning: Option<String>,
 }
 
 /// Creates the task's branch, worktree and record. Fails without leaving any of them behind.
@@ -69,6 +72,7 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, CommandError
     let rules = protection_rules(&globs)?;
     // Before anything is made: a missing claude must not leave a worktree behind.
     let claude = session::find_claude(&config.claude_bin)?;
+    let (sandboxed, sandbox_warning) = sandbox_plan(config.sandbox)?;
     let worktrees = ws.worktrees_dir(&config);
 
     ws.store.with_refs_lock(|| {
@@ -106,6 +110,7 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, CommandError
             safety: Safety {
                 limits: Some(LimitState::new(limits, Duration::ZERO).settings()),
                 protected: rules.globs().to_vec(),
+                sandboxed,
                 ..Safety::default()
             },
             error: None,
@@ -119,7 +124,11 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, CommandError
             undo_start(ws, &record);
             return Err(err.into());
         }
-        Ok(Started { record, claude })
+        Ok(Started {
+            record,
+            claude,
+            sandbox_warning,
+        })
     })?
 }
 
@@ -161,6 +170,31 @@ fn pick_name(
     Ok(TaskName::unique(&slug, taken))
 }
 
+/// Whether the task's Bash will be sandboxed, and the warning to give when `auto` finds no
+/// sandbox. `required` without one is refused here, before anything is made.
+fn sandbox_plan(mode: SandboxMode) -> Result<(bool, Option<String>), CommandError> {
+    if mode == SandboxMode::Off {
+        return Ok((false, None));
+    }
+    match sandbox::availability() {
+        Ok(()) => Ok((true, None)),
+        Err(why) if mode == SandboxMode::Required => Err(CommandError::user(format!(
+            "the Bash sandbox is required but unavailable: {why}"
+        ))
+        .with_hint(format!(
+            "{}, or set [safety] sandbox = \"auto\" to run unsandboxed where it is missing",
+            sandbox::INSTALL_HINT
+        ))),
+        Err(why) => Ok((
+            false,
+            Some(format!(
+                "the task's Bash runs unsandboxed ({why}); {}, or set [safety] sandbox = \"off\"",
+                sandbox::INSTALL_HINT
+            )),
+        )),
+    }
+}
+
 /// Removes what a failed start made. Best effort: the original error is what the user needs.
 fn undo_start(ws: &Workspace, record: &TaskRecord) {
     let _ = git::worktree::remove(&ws.repo.common_dir, &record.worktree);
@@ -182,7 +216,7 @@ pub async fn run(
     stop: mpsc::UnboundedReceiver<StopReason>,
     mut on_event: impl FnMut(&Event, &Ledger),
 ) -> Result<TaskRecord, CommandError> {
-    let Started { record, claude } = started;
+    let Started { record, claude, .. } = started;
     let preset = Preset::parse(&record.preset).expect("records hold valid presets");
     let mut args: Vec<String> = [
         "-p",
@@ -206,7 +240,27 @@ pub async fn run(
     if let Some(limits) = &limits {
         args.extend(limits.claude_args(&ledger));
     }
-    args.extend(["--settings".to_owned(), hook_settings(ws, &record)?]);
+    // The task's own temp dir, gone with this value when the task ends however it ends.
+    let temp = match task_temp_dir(&record) {
+        Ok(temp) => temp,
+        Err(err) => {
+            undo_start(ws, &record);
+            return Err(err);
+        }
+    };
+    let private_dir = git::worktree::private_dir(&record.worktree).ok();
+    if record.safety.sandboxed
+        && let Some(dir) = &private_dir
+    {
+        sandbox::prepare_private_dir(dir);
+    }
+    let mut settings = hook_settings(ws, &record)?;
+    settings["sandbox"] = sandbox::settings(
+        record.safety.sandboxed,
+        preset,
+        &sandbox::git_deny_write(&ws.repo.common_dir, private_dir.as_deref(), &record.branch),
+    );
+    args.extend(["--settings".to_owned(), settings.to_string()]);
     // What the session must leave alone, as it was before the session.
     let baseline = match safety::check::Baseline::capture(
         &ws.repo.common_dir,
@@ -223,11 +277,17 @@ pub async fn run(
         bin: &claude,
         args,
         cwd: &record.worktree,
-        env: vec![
+        env: [
             ("CMS_TASK", record.name.clone()),
             ("CMS_TASK_BRANCH", record.branch.clone()),
             ("CMS_REPO", ws.repo.common_dir.display().to_string()),
-        ],
+            // claude keeps its own files here and gives sandboxed Bash a `$TMPDIR` inside it,
+            // the only place outside the worktree that Bash may write.
+            ("TMPDIR", temp.path().display().to_string()),
+        ]
+        .into_iter()
+        .chain(agent_git_env(&record, temp.path())?)
+        .collect(),
     };
     let transcript = ws.store.open_log(&record.name)?;
     let stderr_log = ws.store.open_stderr_log(&record.name)?;
@@ -280,9 +340,51 @@ pub async fn run(
     finish(ws, record, &ledger, &outcome, &baseline, clock.elapsed())
 }
 
+/// A fresh temp dir for one session of the task.
+fn task_temp_dir(record: &TaskRecord) -> Result<tempfile::TempDir, CommandError> {
+    tempfile::Builder::new()
+        .prefix(&format!("cms-{}-", record.name))
+        .tempdir()
+        .map_err(|err| {
+            CommandError::from_error(ErrorKind::User, &err).with_hint(format!(
+                "cms makes each task a temp dir in {}; set TMPDIR to a writable folder",
+                std::env::temp_dir().display()
+            ))
+        })
+}
+
+/// What the agent's own git commands need under the sandbox: an excludes file that hides the
+/// sandbox's placeholder dotfiles (which `git add -A` would refuse), given through
+/// `GIT_CONFIG_*` so nothing in the repository changes.
+fn agent_git_env(
+    record: &TaskRecord,
+    temp: &std::path::Path,
+) -> Result<Vec<(&'static str, String)>, CommandError> {
+    if !record.safety.sandboxed {
+        return Ok(Vec::new());
+    }
+    let excludes = temp.join("git-excludes");
+    let text = sandbox::agent_excludes(git::worktree::user_excludes(&record.worktree).as_deref());
+    std::fs::write(&excludes, text)
+        .map_err(|err| CommandError::from_error(ErrorKind::User, &err))?;
+    // Appended after any GIT_CONFIG_* entries the user's environment already has.
+    let index: usize = std::env::var("GIT_CONFIG_COUNT")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    // Spawn takes static names; these two are made once per session.
+    let key: &'static str = Box::leak(format!("GIT_CONFIG_KEY_{index}").into_boxed_str());
+    let value: &'static str = Box::leak(format!("GIT_CONFIG_VALUE_{index}").into_boxed_str());
+    Ok(vec![
+        ("GIT_CONFIG_COUNT", (index + 1).to_string()),
+        (key, "core.excludesFile".to_owned()),
+        (value, excludes.display().to_string()),
+    ])
+}
+
 /// The `--settings` that give claude cms's PreToolUse hook: every file-editing tool call is
 /// checked against the task's protected paths and worktree before it runs, in every preset.
-fn hook_settings(ws: &Workspace, record: &TaskRecord) -> Result<String, CommandError> {
+fn hook_settings(ws: &Workspace, record: &TaskRecord) -> Result<serde_json::Value, CommandError> {
     let exe = std::env::current_exe().map_err(|err| {
         CommandError::from_error(ErrorKind::Internal, &err)
             .with_hint("cms must know its own path to give claude its PreToolUse hook")
@@ -305,7 +407,7 @@ fn hook_settings(ws: &Workspace, record: &TaskRecord) -> Result<String, CommandE
             }],
         },
     });
-    Ok(settings.to_string())
+    Ok(settings)
 }
 
 /// Quotes a word for `sh`, which runs claude's hook commands.

@@ -77,6 +77,9 @@ pub fn cmd_task(ctx: &CommandContext, args: TaskArgs) -> Result<u8, CommandError
     };
     let started = task::start(&ws, &opts)?;
     let ui = &ctx.ui;
+    if let Some(warning) = &started.sandbox_warning {
+        ui.warn(warning);
+    }
     let s = &ui.err;
     ui.status(&format!(
         "{} {} on {} in {}",

@@ -78,6 +78,9 @@ pub struct Safety {
     /// Writes denied before they happened (the agent was told why); not violations.
     #[serde(default)]
     pub blocked: Vec<Blocked>,
+    /// Whether the task's Bash ran in Claude Code's sandbox (records from before it say no).
+    #[serde(default)]
+    pub sandboxed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
