@@ -885,6 +885,11 @@ fn real_claude_sandboxed_bash_writes_only_in_its_worktree_and_temp_dir() {
                 "echo agent > agent.txt && git add -A && git commit -q -m 'agent commit' && echo rc=$?"
                     .to_owned(),
             ),
+            // A service on the host's localhost (here the fake API itself) is out of reach.
+            bash(format!(
+                "(exec 3<>/dev/tcp/{}) && echo connected || echo unreachable",
+                api.url.trim_start_matches("http://").replace(':', "/")
+            )),
             Reply::text("Tried everything."),
         ],
     );
@@ -895,7 +900,7 @@ fn real_claude_sandboxed_bash_writes_only_in_its_worktree_and_temp_dir() {
     let task = task_json(&run);
     assert_eq!(task["safety"]["sandboxed"], true, "{task:#}");
     let results = tool_results(&env, "box");
-    assert_eq!(results.len(), 8, "{results:#?}");
+    assert_eq!(results.len(), 9, "{results:#?}");
     // Outside the worktree: the main checkout, elsewhere in /tmp, another task's worktree, and
     // the same with the sandbox waived; then cms's store and the repository's config.
     for (i, result) in results[..5].iter().enumerate() {
@@ -926,6 +931,7 @@ fn real_claude_sandboxed_bash_writes_only_in_its_worktree_and_temp_dir() {
     // Inside: the worktree, the temp dir, and the agent's own commit.
     assert!(results[6].ends_with("rc=0"), "{}", results[6]);
     assert!(results[7].ends_with("rc=0"), "{}", results[7]);
+    assert!(results[8].ends_with("unreachable"), "{}", results[8]);
     run.success();
     assert_eq!(task["status"], "completed", "{task:#}");
     assert_eq!(task["safety"]["violations"], json!([]));
