@@ -34,6 +34,8 @@ pub struct TaskOptions {
     pub max_duration: Option<Duration>,
     /// Globs protected on top of the configured ones.
     pub protect: Vec<String>,
+    /// Over `[safety] sandbox`.
+    pub sandbox: Option<SandboxMode>,
 }
 
 /// A task whose worktree and record exist, ready for its session.
@@ -72,7 +74,7 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, CommandError
     let rules = protection_rules(&globs)?;
     // Before anything is made: a missing claude must not leave a worktree behind.
     let claude = session::find_claude(&config.claude_bin)?;
-    let (sandboxed, sandbox_warning) = sandbox_plan(config.sandbox)?;
+    let (sandboxed, sandbox_warning) = sandbox_plan(opts.sandbox.unwrap_or(config.sandbox))?;
     let worktrees = ws.worktrees_dir(&config);
 
     ws.store.with_refs_lock(|| {

@@ -260,3 +260,22 @@ fn doctor_says_whether_the_sandbox_is_available_and_why_not() {
     run.code(1);
     assert_eq!(run.json()["checks"]["sandbox"]["status"], "failed");
 }
+
+#[test]
+fn sandbox_flag_overrides_the_configuration_and_the_environment() {
+    let mut env = TestEnv::new();
+    let path = path_without_bwrap(&env);
+    env.set_env("PATH", &path);
+    env.write(".cms.toml", "[safety]\nsandbox = \"required\"\n");
+    env.commit_all("require the sandbox");
+    env.steps(json!([]));
+    let task = env.task_ok(&["go", "--name", "open", "--sandbox", "off"]);
+    assert_eq!(task["safety"]["sandboxed"], false);
+    env.set_env("CMS_SANDBOX", "off");
+    env.cms(&["task", "go", "--name", "boxed", "--sandbox", "required"])
+        .code(1)
+        .one_line_error_with_hint("the Bash sandbox is required but unavailable");
+    env.cms(&["task", "go", "--name", "bad", "--sandbox", "on"])
+        .code(2);
+    assert_eq!(env.branches(), ["cms/open", "main"]);
+}
