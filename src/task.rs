@@ -243,8 +243,10 @@ pub async fn run(
         args.extend(limits.claude_args(&ledger));
     }
     // The task's own temp dir, gone with this value when the task ends however it ends.
-    let temp = match task_temp_dir(&record) {
-        Ok(temp) => temp,
+    let (temp, agent_env) = match task_temp_dir(&record)
+        .and_then(|temp| agent_git_env(&record, temp.path()).map(|env| (temp, env)))
+    {
+        Ok(made) => made,
         Err(err) => {
             undo_start(ws, &record);
             return Err(err);
@@ -288,7 +290,7 @@ pub async fn run(
             ("TMPDIR", temp.path().display().to_string()),
         ]
         .into_iter()
-        .chain(agent_git_env(&record, temp.path())?)
+        .chain(agent_env)
         .collect(),
     };
     let transcript = ws.store.open_log(&record.name)?;
