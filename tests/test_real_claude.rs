@@ -877,6 +877,10 @@ fn real_claude_sandboxed_bash_writes_only_in_its_worktree_and_temp_dir() {
                 "git update-ref -d refs/heads/main; echo rc=$?; git update-ref -d refs/heads/cms/other; echo rc=$?"
                     .to_owned(),
             ),
+            // The user's reflog and packed history.
+            bash(format!(
+                "rm -f {common}/logs/refs/heads/main; echo rc=$?; touch {common}/objects/pack/planted; echo rc=$?"
+            )),
             bash(
                 "echo in > inside.txt && echo tmp > \"$TMPDIR/t\" && cp \"$TMPDIR/t\" from-tmp.txt && echo rc=$?"
                     .to_owned(),
@@ -900,7 +904,7 @@ fn real_claude_sandboxed_bash_writes_only_in_its_worktree_and_temp_dir() {
     let task = task_json(&run);
     assert_eq!(task["safety"]["sandboxed"], true, "{task:#}");
     let results = tool_results(&env, "box");
-    assert_eq!(results.len(), 9, "{results:#?}");
+    assert_eq!(results.len(), 10, "{results:#?}");
     // Outside the worktree: the main checkout, elsewhere in /tmp, another task's worktree, and
     // the same with the sandbox waived; then cms's store and the repository's config.
     for (i, result) in results[..5].iter().enumerate() {
@@ -921,6 +925,9 @@ fn real_claude_sandboxed_bash_writes_only_in_its_worktree_and_temp_dir() {
         results[5]
     );
     assert!(!results[5].contains("rc=0"), "{}", results[5]);
+    assert!(!results[6].contains("rc=0"), "{}", results[6]);
+    assert!(env.common_dir().join("logs/refs/heads/main").exists());
+    assert!(!env.common_dir().join("objects/pack/planted").exists());
     assert_eq!(
         env.git(&["for-each-ref"])
             .lines()
@@ -929,9 +936,9 @@ fn real_claude_sandboxed_bash_writes_only_in_its_worktree_and_temp_dir() {
         refs_before.lines().collect::<Vec<_>>()
     );
     // Inside: the worktree, the temp dir, and the agent's own commit.
-    assert!(results[6].ends_with("rc=0"), "{}", results[6]);
     assert!(results[7].ends_with("rc=0"), "{}", results[7]);
-    assert!(results[8].ends_with("unreachable"), "{}", results[8]);
+    assert!(results[8].ends_with("rc=0"), "{}", results[8]);
+    assert!(results[9].ends_with("unreachable"), "{}", results[9]);
     run.success();
     assert_eq!(task["status"], "completed", "{task:#}");
     assert_eq!(task["safety"]["violations"], json!([]));

@@ -134,12 +134,13 @@ pub fn agent_excludes(user_excludes: Option<&str>) -> String {
 /// The paths in the git common dir that a sandboxed task's Bash must not write, all existing
 /// (Claude Code makes a denied path that does not exist unreadable, which would break git).
 ///
-/// Left writable, because the task's own `git add`/`git commit` need them: `objects/`, the
-/// folders of `refs/` and `refs/heads/` (a new ref is a new file there), the task's own
-/// branch, `logs/`, and the task's own `worktrees/<admin>/`. Denied: cms's store, `config`,
-/// `hooks/`, `info/`, the main checkout's `HEAD` and `index`, `packed-refs`, every other task's
-/// `worktrees/` entry, and every existing ref but the task's branch (a read-only mount cannot be
-/// unlinked or renamed over, so those refs can be neither moved nor deleted).
+/// Left writable, because the task's own `git add`/`git commit` need them: the loose-object
+/// folders of `objects/`, the folders of `refs/` and `logs/refs/` that lead to the task's branch
+/// (a new ref is a new file there), the task's branch and its reflog, and the task's own
+/// `worktrees/<admin>/`. Denied: cms's store, `config`, `hooks/`, `info/`, the main checkout's
+/// `HEAD`, `index` and HEAD reflog, `packed-refs`, the packs (most of the history), every
+/// other `worktrees/` entry, and every existing ref and reflog but the task's own (a read-only
+/// mount cannot be unlinked or renamed over, so those can be neither moved nor deleted).
 pub fn git_deny_write(common_dir: &Path, own_admin: Option<&Path>, branch: &str) -> Vec<PathBuf> {
     let mut deny: Vec<PathBuf> = [
         "cms",
@@ -149,6 +150,9 @@ pub fn git_deny_write(common_dir: &Path, own_admin: Option<&Path>, branch: &str)
         "HEAD",
         "index",
         "packed-refs",
+        "logs/HEAD",
+        "objects/pack",
+        "objects/info",
     ]
     .iter()
     .map(|name| common_dir.join(name))
@@ -159,26 +163,37 @@ pub fn git_deny_write(common_dir: &Path, own_admin: Option<&Path>, branch: &str)
             .into_iter()
             .filter(|p| own_admin.as_ref() != Some(&crate::git::canonical(p))),
     );
-    let own_ref = common_dir.join("refs/heads").join(branch);
-    let mut keep: Vec<PathBuf> = own_ref.ancestors().map(Path::to_path_buf).collect();
-    keep.retain(|p| p.starts_with(common_dir.join("refs")));
-    // Walk down only the folders that lead to the task's branch; deny everything beside them.
-    let mut dirs = vec![common_dir.join("refs")];
-    while let Some(dir) = dirs.pop() {
-        for entry in entries(&dir) {
-            if entry == own_ref {
-                continue;
-            }
-            if keep.contains(&entry) && entry.is_dir() {
-                dirs.push(entry);
-            } else {
-                deny.push(entry);
-            }
-        }
+    for root in ["refs", "logs/refs"] {
+        deny.extend(beside(&common_dir.join(root), &format!("heads/{branch}")));
     }
     deny.retain(|p| p.symlink_metadata().is_ok());
     deny.sort();
     deny
+}
+
+/// Everything under `root` except `own` (a path relative to it) and the folders leading to it:
+/// walks down only those folders and collects what sits beside them.
+fn beside(root: &Path, own: &str) -> Vec<PathBuf> {
+    let own = root.join(own);
+    let leads: Vec<&Path> = own
+        .ancestors()
+        .take_while(|p| p.starts_with(root))
+        .collect();
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in entries(&dir) {
+            if entry == own {
+                continue;
+            }
+            if leads.contains(&entry.as_path()) && entry.is_dir() {
+                dirs.push(entry);
+            } else {
+                out.push(entry);
+            }
+        }
+    }
+    out
 }
 
 /// Makes the task's empty `config.worktree` exist for the whole task. While any task's Bash
@@ -280,7 +295,10 @@ mod tests {
             "worktrees/mine/HEAD",
             "worktrees/other/HEAD",
             "objects/ab/cdef",
+            "objects/pack/p.pack",
             "logs/HEAD",
+            "logs/refs/heads/main",
+            "logs/refs/heads/cms/mine",
         ] {
             let path = common.join(file);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -296,6 +314,9 @@ mod tests {
             [
                 "HEAD",
                 "config",
+                "logs/HEAD",
+                "logs/refs/heads/main",
+                "objects/pack",
                 "refs/heads/cms/other",
                 "refs/heads/feature",
                 "refs/heads/main",
