@@ -253,9 +253,8 @@ pub async fn run(
         }
     };
     let private_dir = git::worktree::private_dir(&record.worktree).ok();
-    if record.safety.sandboxed
-        && let Some(dir) = &private_dir
-    {
+    // Unsandboxed tasks too: other tasks' sandboxes would otherwise make theirs come and go.
+    if let Some(dir) = &private_dir {
         sandbox::prepare_private_dir(dir);
     }
     let mut settings = hook_settings(ws, &record)?;

@@ -279,3 +279,20 @@ fn sandbox_flag_overrides_the_configuration_and_the_environment() {
         .code(2);
     assert_eq!(env.branches(), ["cms/open", "main"]);
 }
+
+#[test]
+fn every_task_has_an_empty_worktree_config_so_other_tasks_sandboxes_leave_it_alone() {
+    let mut env = TestEnv::new();
+    env.steps(json!([]));
+    env.task_ok(&["go", "--name", "boxed"]);
+    env.set_env("CMS_SANDBOX", "off");
+    env.task_ok(&["go", "--name", "open"]);
+    for task in ["boxed", "open"] {
+        let config = env
+            .common_dir()
+            .join("worktrees")
+            .join(task)
+            .join("config.worktree");
+        assert_eq!(std::fs::read_to_string(&config).unwrap(), "", "{task}");
+    }
+}
