@@ -802,7 +802,7 @@ fn real_claude_duration_limit_interrupts_a_slow_reply_and_keeps_the_work_done() 
             "--name",
             "slow",
             "--max-duration",
-            "3s",
+            "10s",
         ],
         RUN_LIMIT,
     );
