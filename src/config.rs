@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::safety::sandbox::SandboxMode;
 use crate::session::Preset;
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +90,7 @@ struct LimitsLayer {
 #[serde(deny_unknown_fields)]
 struct SafetyLayer {
     protected: Option<Vec<String>>,
+    sandbox: Option<String>,
 }
 
 /// The effective settings.
@@ -104,6 +106,8 @@ pub struct Config {
     /// Protected-path globs from every layer: unlike other settings they add up, so a
     /// repository's rules cannot be dropped by a user's file or the other way round.
     pub protected: Vec<String>,
+    /// Whether tasks' Bash runs in Claude Code's sandbox.
+    pub sandbox: SandboxMode,
 }
 
 /// What a task may spend, summed across every claude process that serves it.
@@ -206,6 +210,7 @@ impl Config {
                 .join("worktrees"),
             limits: Limits::default(),
             protected: Vec::new(),
+            sandbox: SandboxMode::default(),
         };
         if let Some(path) = user_config_path(env("XDG_CONFIG_HOME"), home.as_deref())
             && let Some(text) = read_optional(&path)?
@@ -239,6 +244,10 @@ impl Config {
         if let Some(turns) = env("CMS_MAX_TURNS") {
             config.limits.max_turns =
                 parse_turns(&turns).map_err(|r| from_env("CMS_MAX_TURNS", turns, r))?;
+        }
+        if let Some(mode) = env("CMS_SANDBOX") {
+            config.sandbox = SandboxMode::parse(&mode)
+                .ok_or_else(|| from_env("CMS_SANDBOX", mode, SandboxMode::EXPECTED.into()))?;
         }
         if let Some(duration) = env("CMS_MAX_DURATION") {
             config.limits.max_duration =
@@ -287,6 +296,10 @@ impl Config {
         if let Some(duration) = layer.limits.max_duration {
             self.limits.max_duration = parse_duration(&duration)
                 .map_err(|r| invalid("limits.max_duration", duration, r))?;
+        }
+        if let Some(mode) = layer.safety.sandbox {
+            self.sandbox = SandboxMode::parse(&mode)
+                .ok_or_else(|| invalid("safety.sandbox", mode, SandboxMode::EXPECTED.into()))?;
         }
         for glob in layer.safety.protected.unwrap_or_default() {
             crate::safety::validate_glob(&glob)
@@ -346,6 +359,7 @@ mod tests {
             worktrees_root: "/data".into(),
             limits: Limits::default(),
             protected: Vec::new(),
+            sandbox: SandboxMode::Auto,
         }
     }
 
@@ -420,6 +434,15 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("user config"), "{err}");
         assert!(err.to_string().contains("yolo"), "{err}");
+        let err = base()
+            .apply("[safety]\nsandbox = \"on\"", ".cms.toml")
+            .unwrap_err();
+        assert!(err.to_string().contains("safety.sandbox"), "{err}");
+        let mut config = base();
+        config
+            .apply("[safety]\nsandbox = \"required\"", ".cms.toml")
+            .unwrap();
+        assert_eq!(config.sandbox, SandboxMode::Required);
     }
 
     #[test]

@@ -209,6 +209,15 @@ pub fn limits_line(record: &TaskRecord) -> Option<String> {
     ))
 }
 
+/// Whether the task's Bash ran confined, for people.
+pub fn sandbox_line(record: &TaskRecord) -> &'static str {
+    if record.safety.sandboxed {
+        "Bash sandboxed (writes only in the worktree and the task's temp dir)"
+    } else {
+        "Bash not sandboxed"
+    }
+}
+
 /// The commands that make sense after a task ended this way.
 pub fn next_commands(record: &TaskRecord) -> Vec<String> {
     let name = &record.name;

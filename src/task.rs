@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use crate::config::Limits;
 use crate::error::{CommandError, ErrorKind};
 use crate::git::{self, Oid};
+use crate::safety::sandbox::{self, SandboxMode};
 use crate::safety::{self, LimitKind, LimitState, Rules};
 use crate::session::{
     self, Ledger, Preset, Spawn, StopReason, Timeouts, TurnOutcome, Watch, protocol::Event,
@@ -33,12 +34,16 @@ pub struct TaskOptions {
     pub max_duration: Option<Duration>,
     /// Globs protected on top of the configured ones.
     pub protect: Vec<String>,
+    /// Over `[safety] sandbox`.
+    pub sandbox: Option<SandboxMode>,
 }
 
 /// A task whose worktree and record exist, ready for its session.
 pub struct Started {
     pub record: TaskRecord,
     pub claude: PathBuf,
+    /// Why the task's Bash runs unsandboxed under `sandbox = "auto"`, for a warning.
+    pub sandbox_warning: Option<String>,
 }
 
 /// Creates the task's branch, worktree and record. Fails without leaving any of them behind.
@@ -69,6 +74,7 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, CommandError
     let rules = protection_rules(&globs)?;
     // Before anything is made: a missing claude must not leave a worktree behind.
     let claude = session::find_claude(&config.claude_bin)?;
+    let (sandboxed, sandbox_warning) = sandbox_plan(opts.sandbox.unwrap_or(config.sandbox))?;
     let worktrees = ws.worktrees_dir(&config)?;
 
     ws.store.with_refs_lock(|| {
@@ -106,6 +112,7 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, CommandError
             safety: Safety {
                 limits: Some(LimitState::new(limits, Duration::ZERO).settings()),
                 protected: rules.globs().to_vec(),
+                sandboxed,
                 ..Safety::default()
             },
             error: None,
@@ -119,7 +126,11 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, CommandError
             undo_start(ws, &record);
             return Err(err.into());
         }
-        Ok(Started { record, claude })
+        Ok(Started {
+            record,
+            claude,
+            sandbox_warning,
+        })
     })?
 }
 
@@ -172,6 +183,31 @@ fn lock_reason(name: &str) -> String {
     format!("cms task {name}")
 }
 
+/// Whether the task's Bash will be sandboxed, and the warning to give when `auto` finds no
+/// sandbox. `required` without one is refused here, before anything is made.
+fn sandbox_plan(mode: SandboxMode) -> Result<(bool, Option<String>), CommandError> {
+    if mode == SandboxMode::Off {
+        return Ok((false, None));
+    }
+    match sandbox::availability() {
+        Ok(()) => Ok((true, None)),
+        Err(why) if mode == SandboxMode::Required => Err(CommandError::user(format!(
+            "the Bash sandbox is required but unavailable: {why}"
+        ))
+        .with_hint(format!(
+            "{}, or set [safety] sandbox = \"auto\" to run unsandboxed where it is missing",
+            sandbox::INSTALL_HINT
+        ))),
+        Err(why) => Ok((
+            false,
+            Some(format!(
+                "the task's Bash runs unsandboxed ({why}); {}, or set [safety] sandbox = \"off\"",
+                sandbox::INSTALL_HINT
+            )),
+        )),
+    }
+}
+
 /// Removes what a failed start made. Best effort: the original error is what the user needs.
 fn undo_start(ws: &Workspace, record: &TaskRecord) {
     let _ = git::worktree::remove(&ws.repo.common_dir, &record.worktree);
@@ -193,7 +229,7 @@ pub async fn run(
     stop: mpsc::UnboundedReceiver<StopReason>,
     mut on_event: impl FnMut(&Event, &Ledger),
 ) -> Result<TaskRecord, CommandError> {
-    let Started { record, claude } = started;
+    let Started { record, claude, .. } = started;
     let preset = record.preset;
     let mut args: Vec<String> = [
         "-p",
@@ -217,7 +253,28 @@ pub async fn run(
     if let Some(limits) = &limits {
         args.extend(limits.claude_args(&ledger));
     }
-    args.extend(["--settings".to_owned(), hook_settings(ws, &record)?]);
+    // The task's own temp dir, gone with this value when the task ends however it ends.
+    let (temp, agent_env) = match task_temp_dir(&record)
+        .and_then(|temp| agent_git_env(&record, temp.path()).map(|env| (temp, env)))
+    {
+        Ok(made) => made,
+        Err(err) => {
+            undo_start(ws, &record);
+            return Err(err);
+        }
+    };
+    let private_dir = git::worktree::private_dir(&record.worktree).ok();
+    // Unsandboxed tasks too: other tasks' sandboxes would otherwise make theirs come and go.
+    if let Some(dir) = &private_dir {
+        sandbox::prepare_private_dir(dir);
+    }
+    let mut settings = hook_settings(ws, &record)?;
+    settings["sandbox"] = sandbox::settings(
+        record.safety.sandboxed,
+        preset,
+        &sandbox::git_deny_write(&ws.repo.common_dir, private_dir.as_deref(), &record.branch),
+    );
+    args.extend(["--settings".to_owned(), settings.to_string()]);
     // What the session must leave alone, as it was before the session.
     let surroundings = match surroundings(ws, &record) {
         Ok(surroundings) => surroundings,
@@ -241,11 +298,17 @@ pub async fn run(
         bin: &claude,
         args,
         cwd: &record.worktree,
-        env: vec![
+        env: [
             ("CMS_TASK", record.name.to_string()),
             ("CMS_TASK_BRANCH", record.branch.clone()),
             ("CMS_REPO", ws.repo.common_dir.display().to_string()),
-        ],
+            // claude keeps its own files here and gives sandboxed Bash a `$TMPDIR` inside it,
+            // the only place outside the worktree that Bash may write.
+            ("TMPDIR", temp.path().display().to_string()),
+        ]
+        .into_iter()
+        .chain(agent_env)
+        .collect(),
     };
     let transcript = ws.store.open_log(&record.name)?;
     let stderr_log = ws.store.open_stderr_log(&record.name)?;
@@ -342,9 +405,51 @@ fn is_quiet(record: &TaskRecord) -> bool {
     record.status != Status::Running && !record.status.is_closed()
 }
 
+/// A fresh temp dir for one session of the task.
+fn task_temp_dir(record: &TaskRecord) -> Result<tempfile::TempDir, CommandError> {
+    tempfile::Builder::new()
+        .prefix(&format!("cms-{}-", record.name))
+        .tempdir()
+        .map_err(|err| {
+            CommandError::from_error(ErrorKind::User, &err).with_hint(format!(
+                "cms makes each task a temp dir in {}; set TMPDIR to a writable folder",
+                std::env::temp_dir().display()
+            ))
+        })
+}
+
+/// What the agent's own git commands need under the sandbox: an excludes file that hides the
+/// sandbox's placeholder dotfiles (which `git add -A` would refuse), given through
+/// `GIT_CONFIG_*` so nothing in the repository changes.
+fn agent_git_env(
+    record: &TaskRecord,
+    temp: &std::path::Path,
+) -> Result<Vec<(&'static str, String)>, CommandError> {
+    if !record.safety.sandboxed {
+        return Ok(Vec::new());
+    }
+    let excludes = temp.join("git-excludes");
+    let text = sandbox::agent_excludes(git::worktree::user_excludes(&record.worktree).as_deref());
+    std::fs::write(&excludes, text)
+        .map_err(|err| CommandError::from_error(ErrorKind::User, &err))?;
+    // Appended after any GIT_CONFIG_* entries the user's environment already has.
+    let index: usize = std::env::var("GIT_CONFIG_COUNT")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    // Spawn takes static names; these two are made once per session.
+    let key: &'static str = Box::leak(format!("GIT_CONFIG_KEY_{index}").into_boxed_str());
+    let value: &'static str = Box::leak(format!("GIT_CONFIG_VALUE_{index}").into_boxed_str());
+    Ok(vec![
+        ("GIT_CONFIG_COUNT", (index + 1).to_string()),
+        (key, "core.excludesFile".to_owned()),
+        (value, excludes.display().to_string()),
+    ])
+}
+
 /// The `--settings` that give claude cms's PreToolUse hook: every file-editing tool call is
 /// checked against the task's protected paths and worktree before it runs, in every preset.
-fn hook_settings(ws: &Workspace, record: &TaskRecord) -> Result<String, CommandError> {
+fn hook_settings(ws: &Workspace, record: &TaskRecord) -> Result<serde_json::Value, CommandError> {
     let exe = std::env::current_exe().map_err(|err| {
         CommandError::from_error(ErrorKind::Internal, &err)
             .with_hint("cms must know its own path to give claude its PreToolUse hook")
@@ -380,7 +485,7 @@ fn hook_settings(ws: &Workspace, record: &TaskRecord) -> Result<String, CommandE
             }],
         },
     });
-    Ok(settings.to_string())
+    Ok(settings)
 }
 
 /// Quotes a word for `sh`, which runs claude's hook commands.

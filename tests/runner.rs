@@ -14,4 +14,5 @@ mod test_inspect;
 mod test_merge;
 mod test_real_claude;
 mod test_safety;
+mod test_sandbox;
 mod test_task;

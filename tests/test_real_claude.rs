@@ -802,7 +802,7 @@ fn real_claude_duration_limit_interrupts_a_slow_reply_and_keeps_the_work_done() 
             "--name",
             "slow",
             "--max-duration",
-            "3s",
+            "10s",
         ],
         RUN_LIMIT,
     );
@@ -911,4 +911,204 @@ fn real_claude_blocks_a_write_when_the_pre_tool_use_hook_panics() {
         .iter()
         .any(|e| e["type"] == "user" && e.to_string().contains("this is a bug in cms"));
     assert!(blocked, "{events:#?}");
+}
+
+/// The text of every tool result in a task's transcript, in order.
+fn tool_results(env: &TestEnv, task: &str) -> Vec<String> {
+    transcript(env, task)
+        .iter()
+        .filter(|e| e["type"] == "user")
+        .map(|e| &e["message"]["content"][0])
+        .filter(|block| block["type"] == "tool_result")
+        .map(|block| match &block["content"] {
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+fn bash(command: String) -> Reply {
+    Reply::tool("Bash", json!({"command": command, "description": "Run"}))
+}
+
+#[test]
+fn real_claude_sandboxed_bash_writes_only_in_its_worktree_and_temp_dir() {
+    let Some(claude) = real_claude("real_claude_sandboxed_bash_writes_only_in_its_worktree") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    api.route("[other]", vec![Reply::text("nothing to do")]);
+    let other = task_json(&env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[other] idle",
+            "--name",
+            "other",
+            "-p",
+            "full",
+        ],
+        RUN_LIMIT,
+    ));
+    let other_worktree = other["worktree"].as_str().unwrap().to_owned();
+    let main = env.repo.display().to_string();
+    let common = env.common_dir().display().to_string();
+    let outside = env.root.join("outside.txt");
+    let refs_before = env.git(&["for-each-ref"]);
+    api.route(
+        "[box]",
+        vec![
+            bash(format!("echo x > {main}/evil.txt; echo rc=$?")),
+            bash(format!("echo x > {}; echo rc=$?", outside.display())),
+            bash(format!("echo x > {other_worktree}/backdoor.sh; echo rc=$?")),
+            Reply::tool(
+                "Bash",
+                json!({"command": format!("echo x > {main}/escaped.txt; echo rc=$?"),
+                       "description": "Escape", "dangerouslyDisableSandbox": true}),
+            ),
+            bash(format!(
+                "echo x >> {common}/cms/tasks/box.json; echo rc=$?; echo x >> {common}/config; echo rc=$?"
+            )),
+            bash(
+                "git update-ref -d refs/heads/main; echo rc=$?; git update-ref -d refs/heads/cms/other; echo rc=$?"
+                    .to_owned(),
+            ),
+            // The user's reflog and packed history.
+            bash(format!(
+                "rm -f {common}/logs/refs/heads/main; echo rc=$?; touch {common}/objects/pack/planted; echo rc=$?"
+            )),
+            bash(
+                "echo in > inside.txt && echo tmp > \"$TMPDIR/t\" && cp \"$TMPDIR/t\" from-tmp.txt && echo rc=$?"
+                    .to_owned(),
+            ),
+            bash(
+                "echo agent > agent.txt && git add -A && git commit -q -m 'agent commit' && echo rc=$?"
+                    .to_owned(),
+            ),
+            // A service on the host's localhost (here the fake API itself) is out of reach.
+            bash(format!(
+                "(exec 3<>/dev/tcp/{}) && echo connected || echo unreachable",
+                api.url.trim_start_matches("http://").replace(':', "/")
+            )),
+            Reply::text("Tried everything."),
+        ],
+    );
+    let run = env.cms_bounded(
+        &["task", "--json", "[box] try", "--name", "box", "-p", "full"],
+        RUN_LIMIT,
+    );
+    let task = task_json(&run);
+    assert_eq!(task["safety"]["sandboxed"], true, "{task:#}");
+    let results = tool_results(&env, "box");
+    assert_eq!(results.len(), 10, "{results:#?}");
+    // Outside the worktree: the main checkout, elsewhere in /tmp, another task's worktree, and
+    // the same with the sandbox waived; then cms's store and the repository's config.
+    for (i, result) in results[..5].iter().enumerate() {
+        assert!(
+            result.contains("Read-only file system") && result.contains("rc=1"),
+            "call {i}: {result}"
+        );
+        assert!(!result.contains("rc=0"), "call {i}: {result}");
+    }
+    assert!(!env.repo.join("evil.txt").exists() && !env.repo.join("escaped.txt").exists());
+    assert!(!outside.exists());
+    assert!(!Path::new(&other_worktree).join("backdoor.sh").exists());
+    assert!(!env.git(&["config", "--list"]).contains("x="));
+    // Another task's branch and the user's cannot be deleted.
+    assert!(
+        results[5].contains("Device or resource busy"),
+        "{}",
+        results[5]
+    );
+    assert!(!results[5].contains("rc=0"), "{}", results[5]);
+    assert!(!results[6].contains("rc=0"), "{}", results[6]);
+    assert!(env.common_dir().join("logs/refs/heads/main").exists());
+    assert!(!env.common_dir().join("objects/pack/planted").exists());
+    assert_eq!(
+        env.git(&["for-each-ref"])
+            .lines()
+            .filter(|l| !l.contains("cms/box"))
+            .collect::<Vec<_>>(),
+        refs_before.lines().collect::<Vec<_>>()
+    );
+    // Inside: the worktree, the temp dir, and the agent's own commit.
+    assert!(results[7].ends_with("rc=0"), "{}", results[7]);
+    assert!(results[8].ends_with("rc=0"), "{}", results[8]);
+    assert!(results[9].ends_with("unreachable"), "{}", results[9]);
+    run.success();
+    assert_eq!(task["status"], "completed", "{task:#}");
+    assert_eq!(task["safety"]["violations"], json!([]));
+    let log = env.git(&["log", "--format=%s", "cms/box"]);
+    assert!(log.lines().any(|l| l == "agent commit"), "{log}");
+    let files: Vec<String> = env
+        .tree_files("cms/box")
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(
+        files,
+        ["README.md", "agent.txt", "from-tmp.txt", "inside.txt"]
+    );
+}
+
+#[test]
+fn real_claude_sandbox_keeps_bash_from_the_read_only_presets_and_gives_it_to_edit() {
+    let Some(claude) = real_claude("real_claude_sandbox_keeps_bash_from_read_only_presets") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    let main = env.repo.display().to_string();
+    let presets = ["read-only", "review", "plan", "edit"];
+    for preset in presets {
+        api.route(
+            &format!("[{preset}]"),
+            vec![
+                bash(format!("echo x > {main}/{preset}-outside.txt; echo rc=$?")),
+                bash(format!("echo made > {preset}.txt")),
+                Reply::text("done"),
+            ],
+        );
+    }
+    let children: Vec<_> = presets
+        .iter()
+        .map(|preset| {
+            env.spawn_cms(&[
+                "task",
+                "--json",
+                &format!("[{preset}] write"),
+                "--name",
+                preset,
+                "-p",
+                preset,
+            ])
+        })
+        .collect();
+    for (child, preset) in children.into_iter().zip(presets) {
+        let run = wait_bounded(child, RUN_LIMIT);
+        let task = task_json(&run);
+        assert_eq!(task["safety"]["sandboxed"], true, "{preset}");
+        assert!(
+            !env.repo.join(format!("{preset}-outside.txt")).exists(),
+            "{preset}"
+        );
+        let worktree = PathBuf::from(task["worktree"].as_str().unwrap());
+        if preset == "edit" {
+            // Confined to the worktree, Bash runs without asking, as Edit and Write do.
+            run.success();
+            assert_eq!(task["status"], "completed", "{task:#}");
+            assert!(tool_results(&env, preset)[0].contains("Read-only file system"));
+            assert_eq!(env.git(&["show", "cms/edit:edit.txt"]), "made");
+        } else {
+            run.code(3);
+            assert_eq!(task["status"], "needs_input", "{preset}: {task:#}");
+            assert_eq!(
+                names(&task["permission_denials"], "tool_name"),
+                ["Bash", "Bash"],
+                "{preset}"
+            );
+            assert!(!worktree.join(format!("{preset}.txt")).exists(), "{preset}");
+        }
+    }
 }

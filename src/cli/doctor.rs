@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::error::{CommandError, exit_code};
 use crate::git::{self, GitError};
 use crate::report::JSON_VERSION;
+use crate::safety::sandbox::{self, SandboxMode};
 use crate::session::find_claude;
 use crate::workspace::Workspace;
 
@@ -92,6 +93,7 @@ pub fn cmd_doctor(ctx: &CommandContext, _args: DoctorArgs) -> Result<u8, Command
         Ok(ws) => ws.config(base),
         Err(_) => Config::load(None).map_err(CommandError::from),
     };
+    let sandbox_mode = config.as_ref().map(|c| c.sandbox).unwrap_or_default();
     let (config_check, claude_bin) = match config {
         Ok(config) => {
             let check = Check::new(
@@ -125,6 +127,7 @@ pub fn cmd_doctor(ctx: &CommandContext, _args: DoctorArgs) -> Result<u8, Command
         check_claude(&claude_bin),
         check_git(),
         config_check,
+        check_sandbox(sandbox_mode),
         repository,
     ];
     let ok = checks.iter().all(|c| c.level != Level::Failed);
@@ -208,6 +211,45 @@ fn check_repository(
             Check::failed("repository", CommandError::from(err)).detail("path", checkout),
             None,
         ),
+    }
+}
+
+/// Whether tasks' Bash can run in Claude Code's sandbox, and what the configuration asks.
+fn check_sandbox(mode: SandboxMode) -> Check {
+    let available = sandbox::availability();
+    let (level, message) = match (&available, mode) {
+        (Ok(()), SandboxMode::Off) => (
+            Level::Warning,
+            "available, but off ([safety] sandbox = \"off\"): tasks' Bash is not confined"
+                .to_owned(),
+        ),
+        (Ok(()), _) => (
+            Level::Ok,
+            "available; tasks' Bash writes only in their worktree and temp dir".to_owned(),
+        ),
+        (Err(why), SandboxMode::Off) => (
+            Level::Warning,
+            format!("off ([safety] sandbox = \"off\"), and unavailable: {why}"),
+        ),
+        (Err(why), SandboxMode::Auto) => (
+            Level::Warning,
+            format!("unavailable, tasks' Bash runs unsandboxed: {why}"),
+        ),
+        (Err(why), SandboxMode::Required) => (
+            Level::Failed,
+            format!("unavailable, and required: tasks will not start: {why}"),
+        ),
+    };
+    let check = Check::new("sandbox", level, message)
+        .detail("mode", mode.as_str())
+        .detail("available", available.is_ok())
+        .detail("reason", available.clone().err());
+    match (available, mode) {
+        (Err(_), _) => check.hint(sandbox::INSTALL_HINT),
+        (Ok(()), SandboxMode::Off) => {
+            check.hint("set [safety] sandbox = \"auto\" to confine tasks' Bash")
+        }
+        (Ok(()), _) => check,
     }
 }
 

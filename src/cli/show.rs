@@ -62,6 +62,7 @@ pub fn cmd_show(ctx: &CommandContext, args: ShowArgs) -> Result<u8, CommandError
     if let Some(limits) = report::limits_line(&record) {
         lines.push(field("limits", limits));
     }
+    lines.push(field("sandbox", report::sandbox_line(&record).to_owned()));
     if !record.tools_used.is_empty() {
         lines.push(field("tools", record.tools_used.join(", ")));
     }

@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 use super::CommandContext;
 use crate::error::{CommandError, ErrorKind, exit_code};
 use crate::report;
+use crate::safety::sandbox::SandboxMode;
 use crate::session::protocol::{ContentBlock, Event, SystemEvent, UserContent};
 use crate::session::{Ledger, Preset, StopReason, Timeouts, describe_tool_input, first_line};
 use crate::store::{Status, TaskName};
@@ -56,6 +57,15 @@ pub struct TaskArgs {
     /// Protect paths matching this glob as well as the configured ones (repeatable)
     #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
     pub protect: Vec<String>,
+
+    /// Run Bash in Claude Code's sandbox: auto (where available), required, off (default:
+    /// safety.sandbox, auto)
+    #[arg(long, value_name = "MODE", value_parser = parse_sandbox)]
+    pub sandbox: Option<SandboxMode>,
+}
+
+fn parse_sandbox(text: &str) -> Result<SandboxMode, String> {
+    SandboxMode::parse(text).ok_or_else(|| SandboxMode::EXPECTED.to_owned())
 }
 
 fn parse_preset() -> impl clap::builder::TypedValueParser<Value = Preset> {
@@ -82,9 +92,13 @@ pub fn cmd_task(ctx: &CommandContext, args: TaskArgs) -> Result<u8, CommandError
         max_turns: args.max_turns,
         max_duration: args.max_duration,
         protect: args.protect,
+        sandbox: args.sandbox,
     };
     let started = task::start(&ws, &opts)?;
     let ui = &ctx.ui;
+    if let Some(warning) = &started.sandbox_warning {
+        ui.warn(warning);
+    }
     let s = &ui.err;
     ui.status(&format!(
         "{} {} on {} in {}",

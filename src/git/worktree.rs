@@ -123,6 +123,32 @@ pub fn checkout_of_branch(admin_dir: &Path, branch: &str) -> Result<Option<PathB
         .map(|e| e.path))
 }
 
+/// The worktree's private git dir (`<common>/worktrees/<admin>`).
+pub fn private_dir(worktree: &Path) -> Result<PathBuf, GitError> {
+    run_text(
+        worktree,
+        ["rev-parse", "--path-format=absolute", "--git-dir"],
+    )
+    .map(PathBuf::from)
+}
+
+/// The user's global excludes as git in `dir` reads them: `core.excludesFile`, else
+/// `$XDG_CONFIG_HOME/git/ignore` (`~/.config/git/ignore`); `None` when there are none.
+pub fn user_excludes(dir: &Path) -> Option<String> {
+    let configured = run_text(dir, ["config", "--path", "--get", "core.excludesFile"])
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from);
+    let path = configured.or_else(|| {
+        let env = |key| std::env::var_os(key).filter(|v| !v.is_empty());
+        let config = env("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .or_else(|| env("HOME").map(|home| PathBuf::from(home).join(".config")))?;
+        Some(config.join("git/ignore"))
+    })?;
+    std::fs::read_to_string(path).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@ pub mod check;
 pub mod hook;
 pub mod limits;
 pub mod paths;
+pub mod sandbox;
 
 pub use limits::{LimitKind, LimitState};
 pub use paths::{Rules, validate_glob};

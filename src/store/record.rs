@@ -80,6 +80,9 @@ pub struct Safety {
     /// Writes denied before they happened (the agent was told why); not violations.
     #[serde(default)]
     pub blocked: Vec<Blocked>,
+    /// Whether the task's Bash ran in Claude Code's sandbox (records from before it say no).
+    #[serde(default)]
+    pub sandboxed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -197,7 +200,11 @@ mod tests {
         assert_eq!(record.preset, Preset::ReadOnly);
         assert_eq!(record.head.unwrap().to_string(), "1".repeat(40));
         let original: serde_json::Value = serde_json::from_str(OLD_RECORD).unwrap();
-        assert_eq!(serde_json::to_value(&record).unwrap(), original);
+        let mut saved = serde_json::to_value(&record).unwrap();
+        // Records from before the sandbox say nothing of it: their tasks ran without one.
+        let sandboxed = saved["safety"].as_object_mut().unwrap().remove("sandboxed");
+        assert_eq!(sandboxed, Some(serde_json::Value::Bool(false)));
+        assert_eq!(saved, original);
     }
 
     #[test]

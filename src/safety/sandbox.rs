@@ -1,0 +1,330 @@
+//! Claude Code's Bash sandbox for a task: whether this machine can run it, and the settings
+//! that confine a task's Bash to its worktree and its own temp dir.
+//!
+//! Claude Code (2.1.197) runs each Bash command under bubblewrap on Linux and Seatbelt on
+//! macOS. It lets the command write its cwd (the worktree), its `$TMPDIR` and, because git needs
+//! it, the repository's whole git common dir; everything else is a read-only file system. cms
+//! takes the common dir back with `filesystem.denyWrite` wherever the task's own commits do not
+//! need it (see [`git_deny_write`]).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::session::Preset;
+
+/// `[safety] sandbox`, `CMS_SANDBOX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SandboxMode {
+    /// Sandboxed where the machine can, with a warning where it cannot.
+    #[default]
+    Auto,
+    /// Refuse to start a task that could not be sandboxed.
+    Required,
+    /// Never sandboxed.
+    Off,
+}
+
+impl SandboxMode {
+    pub const EXPECTED: &str = "expected auto, required or off";
+
+    pub fn parse(text: &str) -> Option<SandboxMode> {
+        Some(match text {
+            "auto" => SandboxMode::Auto,
+            "required" => SandboxMode::Required,
+            "off" => SandboxMode::Off,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SandboxMode::Auto => "auto",
+            SandboxMode::Required => "required",
+            SandboxMode::Off => "off",
+        }
+    }
+}
+
+/// What to do about a machine without the sandbox.
+pub const INSTALL_HINT: &str = "install bubblewrap and socat (apt-get install bubblewrap socat)";
+
+/// Whether Claude Code's sandbox can run here; `Err` says why not, in one line.
+pub fn availability() -> Result<(), String> {
+    if cfg!(target_os = "macos") {
+        // Seatbelt ships with macOS; Claude Code drives it through sandbox-exec.
+        return match Path::new("/usr/bin/sandbox-exec").is_file() {
+            true => Ok(()),
+            false => Err("/usr/bin/sandbox-exec (Seatbelt) is missing".into()),
+        };
+    }
+    if !cfg!(target_os = "linux") {
+        return Err("Claude Code's sandbox runs only on Linux and macOS".into());
+    }
+    let bwrap =
+        which::which("bwrap").map_err(|_| "bwrap (bubblewrap) is not on PATH".to_owned())?;
+    which::which("socat").map_err(|_| "socat is not on PATH".to_owned())?;
+    // bwrap on PATH is not enough: without user namespaces (some containers, hardened
+    // kernels) it exists but cannot build a sandbox, and every Bash call would then fail.
+    let probe = Command::new(&bwrap)
+        .args([
+            "--ro-bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--unshare-net",
+            "--unshare-pid",
+            "--",
+            "true",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|err| format!("{} cannot be run: {err}", bwrap.display()))?;
+    if !probe.status.success() {
+        let stderr = String::from_utf8_lossy(&probe.stderr);
+        let why = stderr.lines().next().unwrap_or("no message").trim();
+        return Err(format!("bwrap cannot create a sandbox here: {why}"));
+    }
+    Ok(())
+}
+
+/// Dotfiles and folders Claude Code's sandbox mounts (as `/dev/null` or read-only) at the
+/// top of the worktree so Bash cannot plant them. Inside the sandbox they exist and are not
+/// regular files, so `git add -A` refuses them; the agent's git excludes them (see
+/// [`agent_excludes`]). Outside the sandbox they do not exist, so they never reach a commit.
+pub const PLACEHOLDERS: &[&str] = &[
+    ".bash_profile",
+    ".bashrc",
+    ".claude",
+    ".gitconfig",
+    ".gitmodules",
+    ".idea",
+    ".mcp.json",
+    ".profile",
+    ".ripgreprc",
+    ".vscode",
+    ".zprofile",
+    ".zshrc",
+];
+
+/// The excludes file for the agent's own git commands: the user's global excludes (which
+/// `core.excludesFile` would otherwise replace) plus the sandbox's placeholders, anchored at
+/// the worktree's top.
+pub fn agent_excludes(user_excludes: Option<&str>) -> String {
+    let mut text = String::new();
+    if let Some(user) = user_excludes {
+        text.push_str(user);
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+    }
+    text.push_str("# Claude Code's sandbox placeholders (cms)\n");
+    for name in PLACEHOLDERS {
+        text.push('/');
+        text.push_str(name);
+        text.push('\n');
+    }
+    text
+}
+
+/// The paths in the git common dir that a sandboxed task's Bash must not write, all existing
+/// (Claude Code makes a denied path that does not exist unreadable, which would break git).
+///
+/// Left writable, because the task's own `git add`/`git commit` need them: the loose-object
+/// folders of `objects/`, the folders of `refs/` and `logs/refs/` that lead to the task's branch
+/// (a new ref is a new file there), the task's branch and its reflog, and the task's own
+/// `worktrees/<admin>/`. Denied: cms's store, `config`, `hooks/`, `info/`, the main checkout's
+/// `HEAD`, `index` and HEAD reflog, `packed-refs`, the packs (most of the history), every
+/// other `worktrees/` entry, and every existing ref and reflog but the task's own (a read-only
+/// mount cannot be unlinked or renamed over, so those can be neither moved nor deleted).
+pub fn git_deny_write(common_dir: &Path, own_admin: Option<&Path>, branch: &str) -> Vec<PathBuf> {
+    let mut deny: Vec<PathBuf> = [
+        "cms",
+        "config",
+        "hooks",
+        "info",
+        "HEAD",
+        "index",
+        "packed-refs",
+        "logs/HEAD",
+        "objects/pack",
+        "objects/info",
+    ]
+    .iter()
+    .map(|name| common_dir.join(name))
+    .collect();
+    let own_admin = own_admin.map(crate::git::canonical);
+    deny.extend(
+        entries(&common_dir.join("worktrees"))
+            .into_iter()
+            .filter(|p| own_admin.as_ref() != Some(&crate::git::canonical(p))),
+    );
+    for root in ["refs", "logs/refs"] {
+        deny.extend(beside(&common_dir.join(root), &format!("heads/{branch}")));
+    }
+    deny.retain(|p| p.symlink_metadata().is_ok());
+    deny.sort();
+    deny
+}
+
+/// Everything under `root` except `own` (a path relative to it) and the folders leading to it:
+/// walks down only those folders and collects what sits beside them.
+fn beside(root: &Path, own: &str) -> Vec<PathBuf> {
+    let own = root.join(own);
+    let leads: Vec<&Path> = own
+        .ancestors()
+        .take_while(|p| p.starts_with(root))
+        .collect();
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in entries(&dir) {
+            if entry == own {
+                continue;
+            }
+            if leads.contains(&entry.as_path()) && entry.is_dir() {
+                dirs.push(entry);
+            } else {
+                out.push(entry);
+            }
+        }
+    }
+    out
+}
+
+/// Makes the task's empty `config.worktree` exist for the whole task. While any task's Bash
+/// runs, Claude Code's sandbox guards every worktree's missing `config.worktree` by creating an
+/// empty file on the host as a mount point and deleting it afterwards, so other tasks would see
+/// their git metadata appear and vanish; an existing file is only mounted read-only. Empty, it
+/// means nothing to git. Best effort: without it the task still runs, only less quietly.
+pub fn prepare_private_dir(private_dir: &Path) {
+    let _ = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(private_dir.join("config.worktree"));
+}
+
+fn entries(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Claude Code's `sandbox` settings for a task. Off is said explicitly, so a user's own
+/// settings cannot make a task sandboxed that cms records as unsandboxed.
+pub fn settings(sandboxed: bool, preset: Preset, deny_write: &[PathBuf]) -> Value {
+    if !sandboxed {
+        return json!({"enabled": false});
+    }
+    let deny: Vec<String> = deny_write.iter().map(|p| p.display().to_string()).collect();
+    json!({
+        "enabled": true,
+        // A sandbox that cannot start fails the Bash call instead of running it unconfined.
+        "failIfUnavailable": true,
+        // Otherwise a Bash call with `dangerouslyDisableSandbox: true` runs unconfined.
+        "allowUnsandboxedCommands": false,
+        "autoAllowBashIfSandboxed": bash_auto_allowed(preset),
+        "filesystem": {"denyWrite": deny},
+    })
+}
+
+/// Whether a sandboxed Bash runs without asking. Claude Code's default is yes, which would
+/// hand Bash to the presets that must not change anything.
+pub fn bash_auto_allowed(preset: Preset) -> bool {
+    match preset {
+        Preset::ReadOnly | Preset::Review | Preset::Plan => false,
+        // Confined to the worktree and its temp dir, Bash can change no more than Edit and
+        // Write can, which `edit` allows without asking.
+        Preset::Edit | Preset::Full => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_round_trip() {
+        for name in ["auto", "required", "off"] {
+            assert_eq!(SandboxMode::parse(name).unwrap().as_str(), name);
+        }
+        assert_eq!(SandboxMode::parse("on"), None);
+    }
+
+    #[test]
+    fn only_editing_presets_get_bash_without_asking() {
+        for preset in [Preset::ReadOnly, Preset::Review, Preset::Plan] {
+            assert_eq!(
+                settings(true, preset, &[])["autoAllowBashIfSandboxed"],
+                false
+            );
+        }
+        for preset in [Preset::Edit, Preset::Full] {
+            assert_eq!(
+                settings(true, preset, &[])["autoAllowBashIfSandboxed"],
+                true
+            );
+        }
+        assert_eq!(
+            settings(false, Preset::Full, &[]),
+            json!({"enabled": false})
+        );
+    }
+
+    #[test]
+    fn the_task_keeps_its_branch_and_admin_dir_and_loses_everything_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let common = dir.path();
+        for file in [
+            "config",
+            "HEAD",
+            "refs/heads/main",
+            "refs/heads/cms/mine",
+            "refs/heads/cms/other",
+            "refs/heads/feature/x",
+            "refs/tags/v1",
+            "worktrees/mine/HEAD",
+            "worktrees/other/HEAD",
+            "objects/ab/cdef",
+            "objects/pack/p.pack",
+            "logs/HEAD",
+            "logs/refs/heads/main",
+            "logs/refs/heads/cms/mine",
+        ] {
+            let path = common.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, "x").unwrap();
+        }
+        let deny = git_deny_write(common, Some(&common.join("worktrees/mine")), "cms/mine");
+        let deny: Vec<String> = deny
+            .iter()
+            .map(|p| p.strip_prefix(common).unwrap().display().to_string())
+            .collect();
+        assert_eq!(
+            deny,
+            [
+                "HEAD",
+                "config",
+                "logs/HEAD",
+                "logs/refs/heads/main",
+                "objects/pack",
+                "refs/heads/cms/other",
+                "refs/heads/feature",
+                "refs/heads/main",
+                "refs/tags",
+                "worktrees/other",
+            ]
+        );
+        let excludes = agent_excludes(Some("*.swp"));
+        assert!(excludes.starts_with("*.swp\n") && excludes.contains("\n/.bashrc\n"));
+    }
+}
