@@ -110,23 +110,7 @@ pub struct Config {
     pub sandbox: SandboxMode,
 }
 
-/// What a task may spend, summed across every claude process that serves it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Limits {
-    pub max_cost_usd: f64,
-    pub max_turns: u32,
-    pub max_duration: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_cost_usd: 2.0,
-            max_turns: 50,
-            max_duration: Duration::from_secs(300),
-        }
-    }
-}
+pub use crate::safety::limits::Limits;
 
 /// Parses a duration as the configuration and flags accept it: `300s`, `10m`, `1h30m`, or
 /// a plain number of seconds.
@@ -143,9 +127,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
-/// The smallest cost limit: claude's `--max-budget-usd` must be above zero, and a limit
-/// smaller than a hundredth of a cent could not pay for one API message anyway.
-pub const MIN_COST_USD: f64 = 0.0001;
+pub use crate::safety::limits::MIN_COST_USD;
 
 /// Parses a cost in US dollars: a positive number, with or without a leading `$`.
 pub fn parse_cost(text: &str) -> Result<f64, String> {

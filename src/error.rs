@@ -2,6 +2,11 @@
 
 use std::fmt;
 
+use crate::git::GitError;
+use crate::hooks::HooksError;
+use crate::session::SessionError;
+use crate::store::StoreError;
+
 /// Exit codes, documented in README.md; scripts and git hooks rely on them.
 pub mod exit_code {
     /// Success; for `task`, every task ended `completed`.
@@ -122,9 +127,94 @@ impl fmt::Display for CommandError {
     }
 }
 
-/// An error that knows what the user can do about it.
+/// An error that knows what the user can do about it. The core modules' errors say what
+/// went wrong; what to do about it is the command line's business, so every hint is here and
+/// `git`, `store`, `session` and `hooks` know nothing of this module.
 pub trait Hinted: std::error::Error + 'static {
     fn hint(&self) -> Option<String>;
+}
+
+impl Hinted for GitError {
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            GitError::NotARepository { .. } => {
+                "run cms inside a git repository, or create one with `git init`".into()
+            }
+            GitError::BareRepository { .. } => {
+                "run cms in a clone with a work tree (`git clone <repo>`) or a linked worktree"
+                    .into()
+            }
+            GitError::NoCommits => {
+                "make a first commit (`git commit --allow-empty -m init`) so tasks have a base"
+                    .into()
+            }
+            GitError::UnknownRevision { .. } => {
+                "pass a branch, tag or commit that `git rev-parse` understands".into()
+            }
+            GitError::UnknownBranch { .. } => "`git branch --list` shows the branches".into(),
+            GitError::GitNotFound => "install git and make sure it is on PATH".into(),
+            GitError::GitTooOld { .. } => "upgrade git".into(),
+            GitError::MergeConflict { .. } => {
+                "resolve in the task's worktree and commit there, then merge again; nothing was changed"
+                    .into()
+            }
+            GitError::WouldOverwrite { .. } => {
+                "commit or stash those files first; nothing was changed".into()
+            }
+            GitError::BranchMoved { .. } => "run the merge again".into(),
+            GitError::Command { .. } | GitError::Libgit2 { .. } | GitError::Io(_) => return None,
+        })
+    }
+}
+
+impl Hinted for StoreError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            StoreError::UnknownTask { .. } => Some("`cms list --all` shows the tasks".into()),
+            StoreError::TaskExists { .. } => {
+                Some("pick another --name, or `cms discard` the old task".into())
+            }
+            StoreError::TooNew { .. } => Some("upgrade cms".into()),
+            StoreError::Corrupt { name, .. } => Some(format!(
+                "inspect or delete the record file; `cms list` skips it meanwhile (task '{name}')"
+            )),
+            StoreError::Io { .. } => None,
+        }
+    }
+}
+
+impl Hinted for SessionError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            SessionError::ClaudeNotFound { .. } => Some(
+                "install Claude Code (`npm install -g @anthropic-ai/claude-code`) or set CMS_CLAUDE_BIN to its path"
+                    .into(),
+            ),
+            SessionError::Spawn { .. } => {
+                Some("check that CMS_CLAUDE_BIN (or claude.bin) names an executable".into())
+            }
+            SessionError::Wait(_) => None,
+        }
+    }
+}
+
+impl Hinted for HooksError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            HooksError::ChainedNameTaken { chained, .. } => Some(format!(
+                "cms keeps the hook it chains under that name: move or delete {}, then run \
+                 `cms hooks install` again; nothing was changed",
+                chained.display()
+            )),
+            HooksError::OrphanedChained { path, chained, .. } => Some(format!(
+                "if it is your own hook, put it back (`mv {} {}`) and run `cms hooks install` \
+                 again, which chains it; otherwise delete it. Nothing was changed",
+                chained.display(),
+                path.display()
+            )),
+            HooksError::Io { .. } => None,
+        }
+    }
 }
 
 fn hinted<E: Hinted>(err: &E) -> CommandError {
@@ -143,12 +233,7 @@ macro_rules! from_hinted {
     )*};
 }
 
-from_hinted!(
-    crate::git::GitError,
-    crate::hooks::HooksError,
-    crate::store::StoreError,
-    crate::session::SessionError
-);
+from_hinted!(GitError, HooksError, StoreError, SessionError);
 
 impl From<crate::config::ConfigError> for CommandError {
     fn from(err: crate::config::ConfigError) -> Self {

@@ -77,36 +77,3 @@ impl GitError {
         move |source| GitError::Libgit2 { action, source }
     }
 }
-
-impl crate::error::Hinted for GitError {
-    fn hint(&self) -> Option<String> {
-        Some(match self {
-            GitError::NotARepository { .. } => {
-                "run cms inside a git repository, or create one with `git init`".into()
-            }
-            GitError::BareRepository { .. } => {
-                "run cms in a clone with a work tree (`git clone <repo>`) or a linked worktree"
-                    .into()
-            }
-            GitError::NoCommits => {
-                "make a first commit (`git commit --allow-empty -m init`) so tasks have a base"
-                    .into()
-            }
-            GitError::UnknownRevision { .. } => {
-                "pass a branch, tag or commit that `git rev-parse` understands".into()
-            }
-            GitError::UnknownBranch { .. } => "`git branch --list` shows the branches".into(),
-            GitError::GitNotFound => "install git and make sure it is on PATH".into(),
-            GitError::GitTooOld { .. } => "upgrade git".into(),
-            GitError::MergeConflict { .. } => {
-                "resolve in the task's worktree and commit there, then merge again; nothing was changed"
-                    .into()
-            }
-            GitError::WouldOverwrite { .. } => {
-                "commit or stash those files first; nothing was changed".into()
-            }
-            GitError::BranchMoved { .. } => "run the merge again".into(),
-            GitError::Command { .. } | GitError::Libgit2 { .. } | GitError::Io(_) => return None,
-        })
-    }
-}

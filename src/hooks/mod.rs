@@ -91,25 +91,6 @@ pub enum HooksError {
     },
 }
 
-impl crate::error::Hinted for HooksError {
-    fn hint(&self) -> Option<String> {
-        match self {
-            HooksError::ChainedNameTaken { chained, .. } => Some(format!(
-                "cms keeps the hook it chains under that name: move or delete {}, then run \
-                 `cms hooks install` again; nothing was changed",
-                chained.display()
-            )),
-            HooksError::OrphanedChained { path, chained, .. } => Some(format!(
-                "if it is your own hook, put it back (`mv {} {}`) and run `cms hooks install` \
-                 again, which chains it; otherwise delete it. Nothing was changed",
-                chained.display(),
-                path.display()
-            )),
-            HooksError::Io { .. } => None,
-        }
-    }
-}
-
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> HooksError {
     let path = path.to_owned();
     move |source| HooksError::Io {

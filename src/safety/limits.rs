@@ -3,9 +3,30 @@
 
 use std::time::Duration;
 
-use crate::config::Limits;
 use crate::session::Ledger;
 use crate::store::{LimitSettings, Status};
+
+/// The smallest cost limit: claude's `--max-budget-usd` must be above zero, and a limit
+/// smaller than a hundredth of a cent could not pay for one API message anyway.
+pub const MIN_COST_USD: f64 = 0.0001;
+
+/// What a task may spend, summed across every claude process that serves it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    pub max_cost_usd: f64,
+    pub max_turns: u32,
+    pub max_duration: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_cost_usd: 2.0,
+            max_turns: 50,
+            max_duration: Duration::from_secs(300),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LimitKind {
@@ -86,8 +107,7 @@ impl LimitState {
         // claude refuses a budget that is not above zero ("--max-budget-usd must be a
         // positive number greater than 0") and would not start; cms's own watch stops a
         // task whose budget is spent before claude's backstop matters.
-        let cost_left =
-            (self.limits.max_cost_usd - ledger.cost_usd).max(crate::config::MIN_COST_USD);
+        let cost_left = (self.limits.max_cost_usd - ledger.cost_usd).max(MIN_COST_USD);
         let turns_left = self.limits.max_turns.saturating_sub(ledger.turns).max(1);
         vec![
             "--max-budget-usd".to_owned(),

@@ -31,18 +31,3 @@ pub enum SessionError {
     #[error("failed to wait for claude to exit")]
     Wait(#[source] std::io::Error),
 }
-
-impl crate::error::Hinted for SessionError {
-    fn hint(&self) -> Option<String> {
-        match self {
-            SessionError::ClaudeNotFound { .. } => Some(
-                "install Claude Code (`npm install -g @anthropic-ai/claude-code`) or set CMS_CLAUDE_BIN to its path"
-                    .into(),
-            ),
-            SessionError::Spawn { .. } => {
-                Some("check that CMS_CLAUDE_BIN (or claude.bin) names an executable".into())
-            }
-            SessionError::Wait(_) => None,
-        }
-    }
-}

@@ -38,22 +38,6 @@ pub enum StoreError {
     },
 }
 
-impl crate::error::Hinted for StoreError {
-    fn hint(&self) -> Option<String> {
-        match self {
-            StoreError::UnknownTask { .. } => Some("`cms list --all` shows the tasks".into()),
-            StoreError::TaskExists { .. } => {
-                Some("pick another --name, or `cms discard` the old task".into())
-            }
-            StoreError::TooNew { .. } => Some("upgrade cms".into()),
-            StoreError::Corrupt { name, .. } => Some(format!(
-                "inspect or delete the record file; `cms list` skips it meanwhile (task '{name}')"
-            )),
-            StoreError::Io { .. } => None,
-        }
-    }
-}
-
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io {
         path: path.to_owned(),
