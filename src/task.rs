@@ -223,6 +223,7 @@ pub async fn run(
         bin: &claude,
         args,
         cwd: &record.worktree,
+        token: record.supervisor.map_or(0, |s| s.token),
         env: vec![
             ("CMS_TASK", record.name.clone()),
             ("CMS_TASK_BRANCH", record.branch.clone()),

@@ -6,6 +6,7 @@ mod discard;
 mod doctor;
 mod hook;
 mod hooks;
+mod keeper;
 mod list;
 mod merge;
 mod show;
@@ -58,6 +59,8 @@ pub enum Command {
     Hooks(hooks::HooksArgs),
     #[command(hide = true)]
     Hook(hook::HookArgs),
+    #[command(hide = true)]
+    Keeper(keeper::KeeperArgs),
 }
 
 /// What every command gets: output, and the directory it was started in.
@@ -97,6 +100,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Doctor(args) => doctor::cmd_doctor(&ctx, args),
         Command::Hook(args) => hook::cmd_hook(&ctx, args),
         Command::Hooks(args) => hooks::cmd_hooks(&ctx, args),
+        Command::Keeper(args) => keeper::cmd_keeper(&ctx, args),
     };
     match result {
         Ok(code) => code,
