@@ -369,3 +369,42 @@ fn real_claude_a_running_bash_tool_and_its_background_processes_die_with_a_kille
     in_worktree.assert_gone();
     assert_eq!(task_of(&env, "hang")["status"], "interrupted");
 }
+
+#[test]
+fn claude_killed_by_a_signal_is_reported_with_that_signal_through_the_keeper() {
+    let env = TestEnv::new();
+    // The Bash command's parent is claude. SIGUSR1 kills without a core dump.
+    env.steps(json!([
+        {"write": {"path": "kept.txt", "content": "kept\n"}},
+        {"bash": "kill -USR1 $PPID"},
+    ]));
+    let run = run_task(&env, &["x", "-n", "signalled"]);
+    run.code(3);
+    let task = run.json();
+    assert_eq!(task["status"], "failed");
+    let error = task["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("was killed by signal {}", libc::SIGUSR1)),
+        "{error}"
+    );
+    assert_eq!(env.git(&["show", "cms/signalled:kept.txt"]), "kept");
+}
+
+#[test]
+fn a_task_started_with_its_stdin_closed_still_ends_its_background_processes() {
+    let env = TestEnv::new();
+    let detached = Detached::new(&env.root);
+    env.steps(json!([{"bash": detached.command()}]));
+    let cms = crate::common::CMS;
+    let script = format!("exec 0<&- '{cms}' task --json x -n closed");
+    let run = wait_bounded(
+        Background::spawn(&mut env.command(Path::new("sh"), &env.repo, &["-c", &script])),
+        LIMIT,
+    );
+    run.success();
+    assert_eq!(run.json()["status"], "completed");
+    for way in WAYS {
+        assert!(detached.pidfile(way).exists(), "{way} never started");
+    }
+    detached.assert_gone();
+}

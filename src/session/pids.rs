@@ -10,12 +10,15 @@
 //! pidfd then fails with `ESRCH` instead of reaching the newcomer. Either way nothing but the
 //! checked process is ever signalled.
 
+#[cfg(target_os = "linux")]
 use std::io;
 #[cfg(target_os = "linux")]
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+#[cfg(target_os = "linux")]
 use std::time::Duration;
 
 /// The fields of `/proc/<pid>/stat` cms uses.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcStat {
     pub ppid: u32,
@@ -43,7 +46,8 @@ fn parse_stat(text: &str) -> Option<ProcStat> {
     })
 }
 
-/// Every pid `/proc` lists (processes, not threads), empty where there is no `/proc`.
+/// Every pid `/proc` lists (processes, not threads).
+#[cfg(target_os = "linux")]
 pub fn all_pids() -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -56,6 +60,7 @@ pub fn all_pids() -> Vec<u32> {
 
 /// Whether the process's initial environment holds exactly the entry `entry` (`KEY=value`).
 /// Processes of other users, and zombies, have no readable environment: false.
+#[cfg(target_os = "linux")]
 pub fn environ_has(pid: u32, entry: &str) -> bool {
     std::fs::read(format!("/proc/{pid}/environ"))
         .is_ok_and(|bytes| bytes.split(|b| *b == 0).any(|e| e == entry.as_bytes()))

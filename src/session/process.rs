@@ -98,7 +98,11 @@ pub fn spawn(spec: Spawn<'_>) -> Result<Claude, SessionError> {
         // Both ends are close-on-exec: only the keeper gets the read end (below), and no
         // other process cms starts ever holds the write end, so its end of file means exactly
         // "the supervisor let go or died".
-        let (reader, writer) = std::io::pipe().map_err(spawn_error)?;
+        let (low, writer) = std::io::pipe().map_err(spawn_error)?;
+        // A duplicate is numbered 3 or above: if cms was started with stdin closed, the pipe
+        // may be fd 0, which the child's stdio setup would replace.
+        let reader = low.try_clone().map_err(spawn_error)?;
+        drop(low);
         let fd = reader.as_raw_fd();
         let mut cmd = Command::new(exe);
         cmd.arg("keeper")
