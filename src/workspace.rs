@@ -37,6 +37,17 @@ impl Workspace {
         ))
     }
 
+    /// Reconciles every task recorded as running (unreadable records are left to `list`).
+    pub fn reconcile_running(&self) {
+        if let Ok((records, _)) = self.store.list() {
+            for record in records {
+                if record.status == Status::Running {
+                    self.reconcile(record);
+                }
+            }
+        }
+    }
+
     fn reconcile(&self, record: TaskRecord) -> TaskRecord {
         let orphaned = record.status == Status::Running
             && record.supervisor.is_some_and(|s| !supervisor_alive(&s));

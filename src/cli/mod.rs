@@ -71,7 +71,11 @@ pub struct CommandContext {
 
 impl CommandContext {
     pub fn workspace(&self) -> Result<Workspace, CommandError> {
-        Workspace::discover(&self.cwd)
+        let ws = Workspace::discover(&self.cwd)?;
+        // Whatever the command, a task whose supervisor died is settled now, its leftover
+        // processes included.
+        ws.reconcile_running();
+        Ok(ws)
     }
 }
 
