@@ -409,3 +409,18 @@ fn a_task_started_with_its_stdin_closed_still_ends_its_background_processes() {
     }
     detached.assert_gone();
 }
+
+#[test]
+fn a_claude_the_keeper_cannot_execute_is_a_failed_start_that_says_why() {
+    let mut env = TestEnv::new();
+    // A file, so cms finds it, but not executable: only the keeper's exec fails.
+    let bin = env.root.join("claude-not-executable");
+    std::fs::write(&bin, "#!/bin/sh\n").unwrap();
+    env.set_env("CMS_CLAUDE_BIN", bin.to_str().unwrap());
+    let run = wait_bounded(env.spawn_cms(&["task", "x", "-n", "noexec"]), LIMIT);
+    run.code(1)
+        .one_line_error_with_hint("before starting a session");
+    assert!(run.stderr.contains("Permission denied"), "{}", run.stderr);
+    assert_eq!(env.branches(), ["main"]);
+    assert!(!env.common_dir().join("cms/tasks/noexec.json").exists());
+}
