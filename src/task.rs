@@ -298,6 +298,7 @@ pub async fn run(
         bin: &claude,
         args,
         cwd: &record.worktree,
+        token: record.supervisor.map_or(0, |s| s.token),
         env: [
             ("CMS_TASK", record.name.to_string()),
             ("CMS_TASK_BRANCH", record.branch.clone()),

@@ -1,12 +1,13 @@
 //! The repository and its task store together, with the live view of task records: a task
-//! recorded as running whose supervisor is gone is reported (and saved) as `interrupted`.
+//! recorded as running whose supervisor is gone is reported (and saved) as `interrupted`,
+//! and any process of its session still running (its keeper was killed too) is killed.
 
 use std::path::{Path, PathBuf};
 
 use crate::config::{Config, RepoConfigSource};
 use crate::error::CommandError;
 use crate::git::{Oid, Repo};
-use crate::session::supervisor_alive;
+use crate::session::{kill_session, supervisor_alive};
 use crate::store::{Status, Store, StoreError, TaskName, TaskRecord};
 
 pub struct Workspace {
@@ -36,6 +37,17 @@ impl Workspace {
         ))
     }
 
+    /// Reconciles every task recorded as running (unreadable records are left to `list`).
+    pub fn reconcile_running(&self) {
+        if let Ok((records, _)) = self.store.list() {
+            for record in records {
+                if record.status == Status::Running {
+                    self.reconcile(record);
+                }
+            }
+        }
+    }
+
     fn reconcile(&self, record: TaskRecord) -> TaskRecord {
         let orphaned = record.status == Status::Running
             && record.supervisor.is_some_and(|s| !supervisor_alive(&s));
@@ -43,6 +55,9 @@ impl Workspace {
             return record;
         }
         let pid = record.supervisor.map(|s| s.pid).unwrap_or_default();
+        // The last line of defence: the keeper normally kills the session when its supervisor
+        // dies, but if it was killed too, the session's processes still carry its token.
+        kill_session(record.supervisor.map_or(0, |s| s.token));
         let update = self.store.update(&record.name, |r| {
             // Re-check under the lock: another cms may have reconciled it already.
             if r.status == Status::Running {

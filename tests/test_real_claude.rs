@@ -20,7 +20,7 @@ use crate::common::{Background, FAKE_CLAUDE, Run, TestEnv, wait_bounded};
 const PINNED_VERSION: &str = "2.1.197";
 
 /// Generous for a run of about a second: CI machines are slow and run tests side by side.
-const RUN_LIMIT: Duration = Duration::from_secs(60);
+pub(crate) const RUN_LIMIT: Duration = Duration::from_secs(60);
 
 /// Prints past the test harness's output capture, so the line shows even for passing tests.
 fn say(line: &str) {
@@ -69,7 +69,7 @@ fn locate_claude() -> Result<PathBuf, String> {
 
 /// The real claude binary, or `None` when a developer chose to skip these tests. Without the
 /// CLI the test fails: in CI always, elsewhere unless `CMS_SKIP_REAL_CLAUDE=1`.
-fn real_claude(test: &str) -> Option<PathBuf> {
+pub(crate) fn real_claude(test: &str) -> Option<PathBuf> {
     let why = match locate_claude() {
         Ok(path) => return Some(path),
         Err(why) => why,
@@ -98,7 +98,7 @@ fn real_claude(test: &str) -> Option<PathBuf> {
 }
 
 /// A repository whose cms runs the real claude against `api`, offline and out of the real home.
-fn real_env(claude: &Path, api: &FakeApi) -> TestEnv {
+pub(crate) fn real_env(claude: &Path, api: &FakeApi) -> TestEnv {
     let mut env = TestEnv::new();
     env.set_env("CMS_CLAUDE_BIN", &claude.display().to_string());
     for (key, value) in claude_env(api, &env.home.join(".claude")) {

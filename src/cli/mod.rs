@@ -6,6 +6,7 @@ mod discard;
 mod doctor;
 mod hook;
 mod hooks;
+mod keeper;
 mod list;
 mod merge;
 pub mod panic;
@@ -59,6 +60,8 @@ pub enum Command {
     Hooks(hooks::HooksArgs),
     #[command(hide = true)]
     Hook(hook::HookArgs),
+    #[command(hide = true)]
+    Keeper(keeper::KeeperArgs),
 }
 
 /// What every command gets: output, and the directory it was started in.
@@ -69,7 +72,11 @@ pub struct CommandContext {
 
 impl CommandContext {
     pub fn workspace(&self) -> Result<Workspace, CommandError> {
-        Workspace::discover(&self.cwd)
+        let ws = Workspace::discover(&self.cwd)?;
+        // Whatever the command, a task whose supervisor died is settled now, its leftover
+        // processes included.
+        ws.reconcile_running();
+        Ok(ws)
     }
 }
 
@@ -204,6 +211,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Doctor(args) => doctor::cmd_doctor(&ctx, args),
         Command::Hook(args) => hook::cmd_hook(&ctx, args),
         Command::Hooks(args) => hooks::cmd_hooks(&ctx, args),
+        Command::Keeper(args) => keeper::cmd_keeper(&ctx, args),
     };
     match result {
         Ok(code) => code,

@@ -4,7 +4,10 @@
 //! One `select!` loop owns everything: stdout lines, stop requests and the kill deadline.
 //! Stopping is graceful first (the `interrupt` control request, which makes claude end the turn
 //! with a `result` and kill its tool processes), then forceful after a grace period or at a
-//! second request (every descendant killed, see [`super::process::kill_tree`]).
+//! second request (claude and every process of its session killed at once, see
+//! [`super::process::Claude::kill_tree`]). However the turn ends, nothing it started is left:
+//! the keeper kills what remains when claude exits, and the supervisor sweeps for the session's
+//! token once the keeper is gone.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -17,7 +20,7 @@ use tokio::time::Instant;
 
 use super::SessionError;
 use super::ledger::Ledger;
-use super::process::{Spawn, kill_tree, spawn};
+use super::process::{Spawn, spawn};
 use super::protocol::{Event, ResultEvent, interrupt_line, user_message_line};
 use crate::safety::LimitKind;
 
@@ -126,8 +129,8 @@ pub async fn run_turn(
     timeouts: Timeouts,
     mut on_event: impl FnMut(&Event, &Ledger),
 ) -> Result<TurnOutcome, SessionError> {
-    let mut child = spawn(spec)?;
-    let pid = child.id().unwrap_or_default();
+    let mut claude = spawn(spec)?;
+    let child = &mut claude.child;
     let mut stdin = child.stdin.take();
     let stdout = child
         .stdout
@@ -209,7 +212,7 @@ pub async fn run_turn(
                 requested = watch.deadline.take().map(|(_, reason)| reason);
             }
             () = sleep_until(deadline), if deadline.is_some() => {
-                kill_tree(pid);
+                claude.kill_tree();
                 outcome.killed = true;
                 deadline = None;
             }
@@ -234,25 +237,24 @@ pub async fn run_turn(
         if sent {
             deadline = Some(Instant::now() + timeouts.interrupt_grace);
         } else {
-            kill_tree(pid);
+            claude.kill_tree();
             outcome.killed = true;
         }
     }
     drop(stdin);
     // stdout closed; give the process its exit grace, then make sure it is gone.
-    let status = match tokio::time::timeout(timeouts.exit_grace, child.wait()).await {
+    let status = match tokio::time::timeout(timeouts.exit_grace, claude.child.wait()).await {
         Ok(status) => status,
         Err(_) => {
-            kill_tree(pid);
+            claude.kill_tree();
             outcome.killed = true;
-            child.wait().await
+            claude.child.wait().await
         }
     }
     .map_err(SessionError::Wait)?;
-    // Tool processes in their own sessions outlive claude unless killed.
-    if outcome.stopped.is_some() || outcome.killed {
-        kill_tree(pid);
-    }
+    // The keeper has killed and reaped the rest of the session; what carries its token now
+    // escaped a keeper that was itself killed.
+    claude.sweep();
     outcome.exit_code = status.code();
     outcome.signal = std::os::unix::process::ExitStatusExt::signal(&status);
     outcome.stderr_tail = stderr_task.await.unwrap_or_default();

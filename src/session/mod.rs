@@ -1,7 +1,10 @@
-//! Claude processes: the stream-json protocol, spawning, driving a turn, stopping, the ledger.
+//! Claude processes: the stream-json protocol, spawning, driving a turn, stopping (the keeper
+//! and the process identity it relies on), the ledger.
 
 mod driver;
+pub mod keeper;
 mod ledger;
+mod pids;
 mod preset;
 pub mod pricing;
 mod process;
@@ -14,7 +17,9 @@ use std::path::PathBuf;
 pub use driver::{Logs, StopReason, Timeouts, TurnOutcome, Watch, run_turn};
 pub use ledger::{Ledger, describe_tool_input, first_line};
 pub use preset::Preset;
-pub use process::{Spawn, current_supervisor, find_claude, kill_tree, supervisor_alive};
+pub use process::{
+    Spawn, TOKEN_VAR, current_supervisor, find_claude, kill_session, supervisor_alive,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {

@@ -1,9 +1,16 @@
 //! Starting claude as a child process, and ending it with every process it started.
 //!
-//! claude runs in its own process group so the terminal's Ctrl-C reaches only cms, which then
-//! interrupts the session through the protocol. Bash tool commands run in sessions of their
-//! own (setsid), so killing claude's group does not reach them: ending a session walks the
-//! process tree by parent pid and kills every descendant.
+//! On Linux claude runs under a keeper (`cms keeper`, see [`super::keeper`]): a child
+//! subreaper that kills and reaps everything the session started when claude exits, when the
+//! supervisor closes the lifeline pipe (its way to kill the session), or when the supervisor
+//! dies. Every process of the session also carries `CMS_SESSION_TOKEN`, stored in the task's
+//! record, so that whatever escaped a keeper that was itself killed is found by that token:
+//! by the supervisor once the keeper is gone, or by the next cms command that finds the
+//! supervisor dead. Elsewhere claude is started directly and only its process group can be
+//! killed.
+//!
+//! claude (and the keeper) run in their own process group so the terminal's Ctrl-C reaches
+//! only cms, which then interrupts the session through the protocol.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -11,7 +18,11 @@ use std::process::Stdio;
 use tokio::process::{Child, Command};
 
 use super::SessionError;
+use super::pids;
 use crate::store::Supervisor;
+
+/// The variable that marks every process of one supervisor's session.
+pub const TOKEN_VAR: &str = "CMS_SESSION_TOKEN";
 
 /// Finds the claude executable: a path, or a name looked up on PATH.
 pub fn find_claude(bin: &str) -> Result<PathBuf, SessionError> {
@@ -36,19 +47,96 @@ pub struct Spawn<'a> {
     pub cwd: &'a Path,
     /// Extra `CMS_*` variables for claude and its tools.
     pub env: Vec<(&'static str, String)>,
+    /// Marks every process of the session (see [`new_token`]).
+    pub token: u64,
 }
 
-pub fn spawn(spec: Spawn<'_>) -> Result<Child, SessionError> {
-    let mut cmd = Command::new(spec.bin);
-    cmd.args(&spec.args)
-        .current_dir(spec.cwd)
+/// A started session: the process cms waits for (the keeper on Linux, claude elsewhere) and
+/// the means to end it with everything it started.
+pub struct Claude {
+    pub child: Child,
+    /// The write end of the keeper's lifeline: dropping it kills the session.
+    #[cfg(target_os = "linux")]
+    lifeline: Option<std::io::PipeWriter>,
+    token: u64,
+}
+
+impl Claude {
+    /// Kills claude and every process of its session, now. Idempotent.
+    pub fn kill_tree(&mut self) {
+        #[cfg(target_os = "linux")]
+        {
+            // The keeper sees the end of file, kills the whole tree, reaps it, and exits.
+            self.lifeline = None;
+        }
+        #[cfg(not(target_os = "linux"))]
+        if let Some(pid) = self.child.id() {
+            // claude is not reaped yet (tokio forgets the pid when it reaps), so its process
+            // group still exists and its id cannot name anyone else's group.
+            // SAFETY: killpg(2) has no memory-safety preconditions.
+            unsafe { libc::killpg(pid as libc::pid_t, libc::SIGKILL) };
+            let _ = self.child.start_kill();
+        }
+    }
+
+    /// Once the waited-for process has exited: kills any process still carrying the session's
+    /// token (they escaped a keeper that was killed). Returns how many.
+    pub fn sweep(&self) -> usize {
+        kill_session(self.token)
+    }
+}
+
+pub fn spawn(spec: Spawn<'_>) -> Result<Claude, SessionError> {
+    let spawn_error = |source| SessionError::Spawn {
+        bin: spec.bin.to_owned(),
+        source,
+    };
+    #[cfg(target_os = "linux")]
+    let (mut cmd, lifeline) = {
+        use std::os::fd::AsRawFd;
+        let exe = std::env::current_exe().map_err(spawn_error)?;
+        // Both ends are close-on-exec: only the keeper gets the read end (below), and no
+        // other process cms starts ever holds the write end, so its end of file means exactly
+        // "the supervisor let go or died".
+        let (low, writer) = std::io::pipe().map_err(spawn_error)?;
+        // A duplicate is numbered 3 or above: if cms was started with stdin closed, the pipe
+        // may be fd 0, which the child's stdio setup would replace.
+        let reader = low.try_clone().map_err(spawn_error)?;
+        drop(low);
+        let fd = reader.as_raw_fd();
+        let mut cmd = Command::new(exe);
+        cmd.arg("keeper")
+            .arg("--lifeline-fd")
+            .arg(fd.to_string())
+            .arg("--")
+            .arg(spec.bin)
+            .args(&spec.args);
+        // SAFETY: fcntl is async-signal-safe and changes only the child's copy of the fd.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        // The reader stays open here until the keeper has been spawned with it.
+        (cmd, (reader, writer))
+    };
+    #[cfg(not(target_os = "linux"))]
+    let mut cmd = {
+        let mut cmd = Command::new(spec.bin);
+        cmd.args(&spec.args).kill_on_drop(true);
+        cmd
+    };
+    cmd.current_dir(spec.cwd)
         // A pipe, never a file or /dev/null: stream-json input from a regular file makes claude
         // print nothing and exit 0.
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .process_group(0);
+        .process_group(0)
+        .env(TOKEN_VAR, token_value(spec.token));
     // Hook-exported git variables would send the agent's git commands to the user's repository
     // instead of the task's worktree.
     for var in crate::git::REPO_ENV_VARS {
@@ -57,88 +145,70 @@ pub fn spawn(spec: Spawn<'_>) -> Result<Child, SessionError> {
     for (key, value) in spec.env {
         cmd.env(key, value);
     }
+    let child = cmd.spawn().map_err(spawn_error)?;
     #[cfg(target_os = "linux")]
-    // SAFETY: prctl is async-signal-safe and touches only the calling (child) process.
-    unsafe {
-        cmd.pre_exec(|| {
-            // If cms dies, so does claude: a session never runs unsupervised.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+    {
+        let (reader, writer) = lifeline;
+        drop(reader);
+        Ok(Claude {
+            child,
+            lifeline: Some(writer),
+            token: spec.token,
+        })
     }
-    cmd.spawn().map_err(|source| SessionError::Spawn {
-        bin: spec.bin.to_owned(),
-        source,
+    #[cfg(not(target_os = "linux"))]
+    Ok(Claude {
+        child,
+        token: spec.token,
     })
 }
 
-/// Kills `pid` and every process descending from it, children first seen first killed, so no
-/// tool command survives its session.
-pub fn kill_tree(pid: u32) {
-    let mut victims = vec![pid];
-    let mut i = 0;
-    while i < victims.len() {
-        let parent = victims[i];
-        victims.extend(children_of(parent));
-        i += 1;
-    }
-    for victim in victims {
-        // SAFETY: kill(2) has no memory-safety preconditions.
-        unsafe {
-            libc::kill(victim as libc::pid_t, libc::SIGKILL);
+/// A fresh token for one supervisor's session: random, never 0 (0 means "none" in records
+/// written before tokens existed).
+pub fn new_token() -> u64 {
+    use std::io::Read;
+    let mut bytes = [0u8; 8];
+    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    let token = match random {
+        Ok(()) => u64::from_le_bytes(bytes),
+        // Unique enough to tell sessions apart, which is all a token is for.
+        Err(_) => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            nanos ^ (u64::from(std::process::id()) << 32)
         }
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn children_of(pid: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
     };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|candidate| proc_stat(*candidate).is_some_and(|s| s.ppid == pid))
-        .collect()
+    token.max(1)
 }
 
-#[cfg(not(target_os = "linux"))]
-fn children_of(_pid: u32) -> Vec<u32> {
-    Vec::new()
+fn token_value(token: u64) -> String {
+    format!("{token:016x}")
 }
 
-struct ProcStat {
-    ppid: u32,
-    start_time: u64,
+/// Kills every process still carrying this session token (none for token 0). Signals go
+/// through pidfds after checking the token again, so a reused pid is never hit; without
+/// pidfds (not Linux, or Linux before 5.3) nothing is killed.
+pub fn kill_session(token: u64) -> usize {
+    if token == 0 {
+        return 0;
+    }
+    pids::kill_tagged(&format!("{TOKEN_VAR}={}", token_value(token)))
 }
 
-/// Reads `/proc/<pid>/stat`; the command name may contain spaces and parentheses, so fields
-/// are counted from the last `)`.
-fn proc_stat(pid: u32) -> Option<ProcStat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &text[text.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After the name: state(0) ppid(1) ... starttime is field 22 of the line, index 19 here.
-    Some(ProcStat {
-        ppid: fields.get(1)?.parse().ok()?,
-        start_time: fields.get(19)?.parse().ok()?,
-    })
-}
-
-/// Identifies this process as a task's supervisor.
+/// Identifies this process as a task's supervisor, with a fresh token for its session.
 pub fn current_supervisor() -> Supervisor {
     let pid = std::process::id();
     Supervisor {
         pid,
-        start_time: proc_stat(pid).map_or(0, |s| s.start_time),
+        start_time: pids::stat(pid).map_or(0, |s| s.start_time),
+        token: new_token(),
     }
 }
 
 /// Whether a recorded supervisor is still running (and is the same process, not a reused pid).
 pub fn supervisor_alive(supervisor: &Supervisor) -> bool {
-    match proc_stat(supervisor.pid) {
+    match pids::stat(supervisor.pid) {
         Some(stat) => supervisor.start_time == 0 || stat.start_time == supervisor.start_time,
         // Where /proc is missing, fall back to asking the kernel whether the pid exists.
         None if !Path::new("/proc/self/stat").exists() => {

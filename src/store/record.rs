@@ -66,6 +66,10 @@ pub struct Supervisor {
     /// Process start time (clock ticks since boot on Linux), so a reused pid is not mistaken
     /// for the supervisor.
     pub start_time: u64,
+    /// The value of `CMS_SESSION_TOKEN` in every process of its session, so they can be found
+    /// and killed if the supervisor dies; 0 in records from before tokens.
+    #[serde(default)]
+    pub token: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

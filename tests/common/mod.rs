@@ -315,6 +315,11 @@ impl Background {
         Background(Some(child))
     }
 
+    /// Its pid, for signalling it.
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().expect("not waited for yet").id()
+    }
+
     /// Its stdin, if it was started with a piped one.
     pub fn take_stdin(&mut self) -> Option<ChildStdin> {
         self.0.as_mut().and_then(|child| child.stdin.take())

@@ -1,0 +1,334 @@
+//! The keeper: the small process between the supervisor and claude that makes sure nothing a
+//! session started outlives it (Linux; `cms keeper`, hidden, runs it).
+//!
+//! It makes itself a child subreaper, so every process the session starts stays its
+//! descendant however it detaches (setsid, nohup, double fork, bwrap's PID namespace): an
+//! orphan is adopted by the keeper instead of init. It starts claude with its own stdio
+//! (the supervisor's pipes, passed straight through) and waits for one of three things:
+//!
+//! - claude exits: the session is over;
+//! - the lifeline closes: the supervisor dropped its end to kill the session, or died (a
+//!   pipe's last writer closing is the one death notice that cannot be missed or misrouted;
+//!   `PR_SET_PDEATHSIG` fires on the death of the parent *thread*);
+//! - SIGTERM, SIGINT or SIGHUP reach it.
+//!
+//! Then it SIGKILLs every descendant, reaps them all, and exits as claude did: the same exit
+//! code, or the same signal raised on itself, so the supervisor tells a crash from a kill as
+//! if it had run claude itself.
+
+#[cfg(target_os = "linux")]
+pub use linux::run;
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::collections::{HashMap, HashSet};
+    use std::ffi::OsString;
+    use std::io;
+    use std::os::fd::RawFd;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, ExitStatus};
+
+    use crate::session::pids::{self, ProcStat};
+
+    /// The signals that ask the keeper to end the session now, plus SIGCHLD. Blocked and read
+    /// from a signalfd, so none is lost between two polls.
+    const SIGNALS: [i32; 4] = [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+
+    /// Runs `program` to its end as described in the module docs and returns its exit status.
+    /// The caller should then exit the same way ([`exit_like`](super::exit_like)).
+    pub fn run(lifeline: RawFd, program: &OsString, args: &[OsString]) -> io::Result<ExitStatus> {
+        // SAFETY: prctl and fcntl with integer arguments on this process and one of its fds.
+        unsafe {
+            if libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // claude and the agent's tools must not hold the lifeline.
+            if libc::fcntl(lifeline, libc::F_SETFD, libc::FD_CLOEXEC) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        let signals = SignalFd::block(&SIGNALS)?;
+        let keeper = std::process::id();
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        // SAFETY: prctl, getppid, sigemptyset and pthread_sigmask are async-signal-safe and touch
+        // only the child.
+        unsafe {
+            cmd.pre_exec(move || {
+                // claude dies with the keeper (it is single-threaded, so its one thread is the
+                // parent thread PR_SET_PDEATHSIG watches).
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::getppid() as u32 != keeper {
+                    libc::_exit(137);
+                }
+                // std already resets the mask in the child; this does not depend on it.
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+                Ok(())
+            });
+        }
+        let child = cmd.spawn()?;
+        let claude = child.id() as libc::pid_t;
+        drop(child);
+        release_stdio();
+
+        let mut status = None;
+        loop {
+            let mut fds = [
+                libc::pollfd {
+                    fd: lifeline,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: signals.fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: two valid pollfds.
+            let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            if ready < 0 {
+                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                break;
+            }
+            if fds[0].revents != 0 && lifeline_closed(lifeline) {
+                break;
+            }
+            if fds[1].revents != 0 {
+                let stop = signals.drain().iter().any(|s| *s != libc::SIGCHLD);
+                reap_ready(claude, &mut status);
+                if stop || status.is_some() {
+                    break;
+                }
+            }
+        }
+        end_everything(claude, &mut status);
+        Ok(std::os::unix::process::ExitStatusExt::from_raw(
+            status.unwrap_or(libc::SIGKILL),
+        ))
+    }
+
+    /// The keeper's own stdin and stdout are claude's pipes; holding them would keep the
+    /// supervisor from seeing claude's output end. stderr stays, for the keeper's own errors.
+    fn release_stdio() {
+        // SAFETY: open and dup2 on this process's own descriptors.
+        unsafe {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+            if null >= 0 {
+                libc::dup2(null, 0);
+                libc::dup2(null, 1);
+                libc::close(null);
+            }
+        }
+    }
+
+    /// True when the supervisor's end is gone (end of file or an error); data is ignored.
+    fn lifeline_closed(fd: RawFd) -> bool {
+        let mut buf = [0u8; 64];
+        // SAFETY: reading into a local buffer of the given size.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        n == 0 || (n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted)
+    }
+
+    /// Reaps every child that has exited, noting claude's status.
+    fn reap_ready(claude: libc::pid_t, status: &mut Option<i32>) {
+        loop {
+            let mut raw = 0;
+            // SAFETY: waitpid on any child of ours, without blocking.
+            let pid = unsafe { libc::waitpid(-1, &mut raw, libc::WNOHANG) };
+            if pid <= 0 {
+                return;
+            }
+            if pid == claude {
+                *status = Some(raw);
+            }
+        }
+    }
+
+    /// Kills every descendant and reaps until the keeper has no child left. Orphans of killed
+    /// processes are adopted by the keeper (it is their subreaper), so each reaping round walks
+    /// the tree again and kills what has appeared.
+    fn end_everything(claude: libc::pid_t, status: &mut Option<i32>) {
+        loop {
+            kill_descendants();
+            let mut raw = 0;
+            // SAFETY: waitpid on any child of ours.
+            let pid = unsafe { libc::waitpid(-1, &mut raw, 0) };
+            if pid < 0 {
+                match io::Error::last_os_error().raw_os_error() {
+                    Some(libc::EINTR) => continue,
+                    // ECHILD: nobody left.
+                    _ => return,
+                }
+            }
+            if pid == claude {
+                *status = Some(raw);
+            }
+            reap_ready(claude, status);
+        }
+    }
+
+    /// SIGKILLs every process below the keeper, all at once (so a forking process has no
+    /// parent left to restart it).
+    ///
+    /// Each pid comes from one snapshot of `/proc` and is signalled through a pidfd only if,
+    /// once pinned, it still has the start time it had in the snapshot and a parent in the
+    /// tree (see [`pids::pin`] for why that cannot hit a reused pid). Without pidfds only the
+    /// keeper's own children are signalled with kill(2): a child cannot be reaped, so its pid
+    /// cannot be reused, by anyone but the keeper, which is not reaping while it does this;
+    /// the grandchildren become its children as their parents die.
+    fn kill_descendants() {
+        let keeper = std::process::id();
+        let table: HashMap<u32, ProcStat> = pids::all_pids()
+            .into_iter()
+            .filter_map(|pid| Some((pid, pids::stat(pid)?)))
+            .collect();
+        let tree = descendants(keeper, &table);
+        let mut members: HashSet<u32> = tree.iter().copied().collect();
+        members.insert(keeper);
+        for pid in tree {
+            let seen = table[&pid];
+            if seen.zombie {
+                continue;
+            }
+            let same = |pid: u32| {
+                pids::stat(pid).is_some_and(|now| {
+                    now.start_time == seen.start_time && members.contains(&now.ppid)
+                })
+            };
+            match pids::pin(pid, same) {
+                Ok(Some(pinned)) => {
+                    pinned.signal(libc::SIGKILL);
+                }
+                Ok(None) => {}
+                Err(_) if seen.ppid == keeper => {
+                    // SAFETY: kill(2) on an unreaped child of ours (see above).
+                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Every pid below `root` in a snapshot, parents before children.
+    fn descendants(root: u32, table: &HashMap<u32, ProcStat>) -> Vec<u32> {
+        let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+        for (pid, stat) in table {
+            children.entry(stat.ppid).or_default().push(*pid);
+        }
+        let mut out = Vec::new();
+        let mut queue = vec![root];
+        while let Some(parent) = queue.pop() {
+            for child in children.get(&parent).into_iter().flatten() {
+                if *child != root && !out.contains(child) {
+                    out.push(*child);
+                    queue.push(*child);
+                }
+            }
+        }
+        out
+    }
+
+    /// Blocked signals delivered through a file descriptor.
+    struct SignalFd {
+        fd: RawFd,
+    }
+
+    impl SignalFd {
+        fn block(signals: &[i32]) -> io::Result<SignalFd> {
+            // SAFETY: a sigset filled in place, then handed to sigprocmask and signalfd.
+            unsafe {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                for signal in signals {
+                    libc::sigaddset(&mut set, *signal);
+                }
+                if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+                if fd < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(SignalFd { fd })
+            }
+        }
+
+        /// The signals pending on the descriptor.
+        fn drain(&self) -> Vec<i32> {
+            let mut out = Vec::new();
+            loop {
+                // SAFETY: reading one signalfd_siginfo into a zeroed local of its size.
+                let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+                let size = std::mem::size_of::<libc::signalfd_siginfo>();
+                let n = unsafe { libc::read(self.fd, (&raw mut info).cast(), size) };
+                if n != size as isize {
+                    return out;
+                }
+                out.push(info.ssi_signo as i32);
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn stat(ppid: u32) -> ProcStat {
+            ProcStat {
+                ppid,
+                start_time: 1,
+                zombie: false,
+            }
+        }
+
+        #[test]
+        fn descendants_are_found_at_any_depth_and_only_below_the_root() {
+            let table: HashMap<u32, ProcStat> = [
+                (10, stat(1)),
+                (11, stat(10)),
+                (12, stat(11)),
+                (13, stat(12)),
+                (20, stat(1)),
+                (21, stat(20)),
+            ]
+            .into_iter()
+            .collect();
+            let mut found = descendants(10, &table);
+            found.sort_unstable();
+            assert_eq!(found, [11, 12, 13]);
+            assert!(descendants(13, &table).is_empty());
+        }
+    }
+}
+
+/// Exits this process the way `status` says its child ended: the same code, or the same
+/// signal raised on itself (with core dumps off: the child's crash is not the keeper's).
+pub fn exit_like(status: std::process::ExitStatus) -> ! {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(signal) = status.signal() {
+        // SAFETY: resetting this process's disposition and mask for one signal, then raising
+        // it; all plain libc calls on the current process.
+        unsafe {
+            let no_core = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+            libc::signal(signal, libc::SIG_DFL);
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, signal);
+            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            libc::raise(signal);
+        }
+        std::process::exit(128 + signal);
+    }
+    std::process::exit(status.code().unwrap_or(1));
+}
