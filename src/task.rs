@@ -457,7 +457,7 @@ fn hook_settings(ws: &Workspace, record: &TaskRecord) -> Result<serde_json::Valu
     })?;
     let command = [
         shell_quote(&exe.display().to_string()),
-        "hook".to_owned(),
+        "guard".to_owned(),
         "pre-tool-use".to_owned(),
         "--repo".to_owned(),
         shell_quote(&ws.repo.common_dir.display().to_string()),
@@ -481,7 +481,7 @@ fn hook_settings(ws: &Workspace, record: &TaskRecord) -> Result<serde_json::Valu
     let settings = serde_json::json!({
         "hooks": {
             "PreToolUse": [{
-                "matcher": safety::hook::WRITE_TOOLS_MATCHER,
+                "matcher": safety::guard::WRITE_TOOLS_MATCHER,
                 "hooks": [{"type": "command", "command": command}],
             }],
         },

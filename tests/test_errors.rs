@@ -254,7 +254,7 @@ fn a_task_argument_that_is_a_path_is_refused_before_the_store_is_touched() {
         &["check", "--task", "../../x"],
         &["task", "p", "--name", "../../x"],
         &[
-            "hook",
+            "guard",
             "pre-tool-use",
             "--repo",
             &common,
@@ -372,12 +372,12 @@ fn a_panic_in_the_pre_tool_use_hook_blocks_the_call_with_nothing_on_stdout() {
     crate::test_safety::run_hook(&env, &hook, &input)
         .code(0)
         .success();
-    env.set_env("CMS_TEST_PANIC", "hook");
+    env.set_env("CMS_TEST_PANIC", "guard");
     let run = crate::test_safety::run_hook(&env, &hook, &input);
     run.code(2);
     assert_eq!(run.stdout, "");
     // Even with --json on the line.
-    let with_json = hook.replacen(" hook pre-tool-use", " --json hook pre-tool-use", 1);
+    let with_json = hook.replacen(" guard pre-tool-use", " --json guard pre-tool-use", 1);
     let out = crate::test_safety::run_hook(&env, &with_json, &input);
     out.code(2);
     assert!(out.stdout.is_empty(), "{}", out.stdout);

@@ -422,7 +422,7 @@ fn fake_claude_runs_a_tool_whose_pre_tool_use_hook_fails_without_exit_2() {
     rig.run(
         &settings(json!([entry(
             None,
-            &["/nonexistent/cms hook pre-tool-use"]
+            &["/nonexistent/cms guard pre-tool-use"]
         )])),
         json!([{"write": {"path": "a.txt", "content": "a\n"}}]),
     )

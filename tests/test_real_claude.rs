@@ -683,7 +683,7 @@ fn real_claude_and_the_fake_answer_pre_tool_use_hooks_alike() {
         ("[exit-2]", "echo 'no writes here' >&2; exit 2".to_owned()),
         ("[exit-2-silent]", "exit 2".to_owned()),
         ("[exit-1]", "echo oops >&2; exit 1".to_owned()),
-        ("[not-found]", "/nonexistent/cms hook pre-tool-use".to_owned()),
+        ("[not-found]", "/nonexistent/cms guard pre-tool-use".to_owned()),
         (
             "[ask]",
             r#"echo '{"hookSpecificOutput":{"hookEventName":"PreToolUse","permissionDecision":"ask"}}'"#
@@ -886,7 +886,7 @@ fn real_claude_blocks_a_write_when_the_pre_tool_use_hook_panics() {
     let api = FakeApi::start();
     let mut env = real_env(&claude, &api);
     // Honoured only by test builds of cms: its hook panics before judging the call.
-    env.set_env("CMS_TEST_PANIC", "hook");
+    env.set_env("CMS_TEST_PANIC", "guard");
     api.route(
         "[panic]",
         vec![

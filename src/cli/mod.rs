@@ -4,7 +4,7 @@ mod check;
 mod diff;
 mod discard;
 mod doctor;
-mod hook;
+mod guard;
 mod hooks;
 mod keeper;
 mod list;
@@ -59,7 +59,7 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     Hooks(hooks::HooksArgs),
     #[command(hide = true)]
-    Hook(hook::HookArgs),
+    Guard(guard::GuardArgs),
     #[command(hide = true)]
     Keeper(keeper::KeeperArgs),
 }
@@ -90,12 +90,12 @@ pub fn parse(args: Vec<std::ffi::OsString>) -> Result<Cli, u8> {
         .skip(1)
         .take_while(|arg| *arg != "--")
         .any(|arg| arg == "--json");
-    // claude acts on any JSON its PreToolUse hook prints, whatever the exit code: a usage
-    // error there must leave stdout empty (exit 2 and stderr block the call).
-    let hook = args
+    // claude acts on any JSON its PreToolUse hook (the guard) prints, whatever the exit code:
+    // a usage error there must leave stdout empty (exit 2 and stderr block the call).
+    let guard = args
         .windows(2)
-        .any(|pair| pair[0] == "hook" && pair[1] == "pre-tool-use");
-    Cli::try_parse_from(args).map_err(|err| report_usage_error(err, json && !hook))
+        .any(|pair| pair[0] == "guard" && pair[1] == "pre-tool-use");
+    Cli::try_parse_from(args).map_err(|err| report_usage_error(err, json && !guard))
 }
 
 fn report_usage_error(err: clap::Error, json: bool) -> u8 {
@@ -209,7 +209,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Discard(args) => discard::cmd_discard(&ctx, args),
         Command::Check(args) => check::cmd_check(&ctx, args),
         Command::Doctor(args) => doctor::cmd_doctor(&ctx, args),
-        Command::Hook(args) => hook::cmd_hook(&ctx, args),
+        Command::Guard(args) => guard::cmd_guard(&ctx, args),
         Command::Hooks(args) => hooks::cmd_hooks(&ctx, args),
         Command::Keeper(args) => keeper::cmd_keeper(&ctx, args),
     };

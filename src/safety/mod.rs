@@ -2,7 +2,7 @@
 //! before a write (the PreToolUse hook), on the task's diff, and on the user's checkouts.
 
 pub mod check;
-pub mod hook;
+pub mod guard;
 pub mod limits;
 pub mod paths;
 pub mod sandbox;

@@ -1,5 +1,6 @@
-//! `cms hook pre-tool-use`: the command claude runs before each file-editing tool call of a
-//! task (given to it with `--settings`). Not for people; hidden from help.
+//! `cms guard pre-tool-use`: the write guard, the command claude runs as its PreToolUse hook
+//! before each file-editing tool call of a task (given to it with `--settings`). Named apart
+//! from git's hooks (`cms hooks`). Not for people; hidden from help.
 //!
 //! It fails closed: if the call cannot be judged (unreadable input, a bad argument or glob, or
 //! a panic, see `cli/panic.rs`), it is denied with exit code 2, which claude treats as a
@@ -13,17 +14,17 @@ use serde_json::Value;
 
 use super::CommandContext;
 use crate::error::{CommandError, exit_code};
-use crate::safety::{Rules, hook};
+use crate::safety::{Rules, guard};
 use crate::store::{Blocked, Store, TaskName};
 
 #[derive(Debug, Args)]
-pub struct HookArgs {
+pub struct GuardArgs {
     #[command(subcommand)]
-    pub event: HookEvent,
+    pub event: GuardEvent,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum HookEvent {
+pub enum GuardEvent {
     /// Judge one tool call, read as claude's hook JSON on stdin
     PreToolUse {
         /// The repository's git common dir, where the task's record is
@@ -45,10 +46,10 @@ pub enum HookEvent {
 /// claude's "block this tool call" exit code for hooks.
 const BLOCK: u8 = 2;
 
-pub fn cmd_hook(_ctx: &CommandContext, args: HookArgs) -> Result<u8, CommandError> {
+pub fn cmd_guard(_ctx: &CommandContext, args: GuardArgs) -> Result<u8, CommandError> {
     // Fail closed on a bug too: exit 2 blocks the call, anything else would let it run.
     super::panic::exit_code_on_panic(BLOCK);
-    let HookEvent::PreToolUse {
+    let GuardEvent::PreToolUse {
         repo,
         task,
         worktree,
@@ -57,7 +58,7 @@ pub fn cmd_hook(_ctx: &CommandContext, args: HookArgs) -> Result<u8, CommandErro
     match pre_tool_use(&repo, &task, &worktree, &protect) {
         Ok(Some(reason)) => {
             // One compact line: claude parses the hook's whole stdout as one JSON value.
-            println!("{}", hook::deny_output(&reason));
+            println!("{}", guard::deny_output(&reason));
             Ok(exit_code::OK)
         }
         Ok(None) => Ok(exit_code::OK),
@@ -82,16 +83,16 @@ fn pre_tool_use(
     std::io::stdin()
         .read_to_string(&mut text)
         .map_err(|err| format!("reading the hook input failed: {err}"))?;
-    super::panic::test_panic_point("hook");
+    super::panic::test_panic_point("guard");
     let input: Value =
         serde_json::from_str(&text).map_err(|err| format!("the hook input is not JSON: {err}"))?;
     let tool_name = input["tool_name"].as_str().unwrap_or_default().to_owned();
     let store = Store::new(repo);
     let rules = Rules::new(protect)?;
-    let Some(violation) = hook::verdict(worktree, &rules, &tool_name, &input["tool_input"]) else {
+    let Some(violation) = guard::verdict(worktree, &rules, &tool_name, &input["tool_input"]) else {
         return Ok(None);
     };
-    let reason = hook::reason_for(&violation);
+    let reason = guard::reason_for(&violation);
     let blocked = Blocked {
         tool_name,
         tool_use_id: input["tool_use_id"].as_str().map(str::to_owned),

@@ -1,4 +1,4 @@
-//! The PreToolUse hook's verdict: claude asks before every file-editing tool call, and a write
+//! The write guard's verdict (claude's PreToolUse hook): claude asks before every file-editing tool call, and a write
 //! to a protected path or outside the task's worktree is denied with a reason the agent can
 //! act on.
 
