@@ -10,13 +10,9 @@ use super::CommandContext;
 use crate::error::{CommandError, ErrorKind, exit_code};
 use crate::git::{Oid, Repo};
 use crate::report::JSON_VERSION;
-use crate::safety::{
-    Rules,
-    check::{add_new, check_range},
-};
+use crate::safety::check::{add_new, check_range};
 use crate::store::{TaskName, Violation};
-use crate::task::{current_violations, protection_rules};
-use crate::workspace::Workspace;
+use crate::task::{RuleScope, current_violations, rules_for};
 
 /// Check changes against the protected paths, for git hooks and scripts
 ///
@@ -50,7 +46,7 @@ pub fn cmd_check(ctx: &CommandContext, args: CheckArgs) -> Result<u8, CommandErr
         violations = current_violations(&ws, &record)?;
         checked.push(format!("task {}", record.name));
     } else {
-        let rules = rules_here(&ws)?;
+        let rules = rules_for(&ws, RuleScope::Checkout)?;
         if args.staged {
             let head = match ws.repo.head() {
                 Ok(head) => head.oid(),
@@ -107,25 +103,6 @@ pub fn cmd_check(ctx: &CommandContext, args: CheckArgs) -> Result<u8, CommandErr
     } else {
         exit_code::VIOLATIONS
     })
-}
-
-/// The rules for changes made in this checkout: the repository's configuration, plus the
-/// task's own globs when this checkout is a task's worktree.
-fn rules_here(ws: &Workspace) -> Result<Rules, CommandError> {
-    let head = ws.repo.head().ok();
-    let config = ws.config(head.as_ref().map(|h| h.oid()))?;
-    let mut globs = config.protected;
-    let task = head
-        .as_ref()
-        .and_then(|h| h.branch())
-        .and_then(|b| b.strip_prefix("cms/"))
-        .and_then(|name| TaskName::parse(name).ok())
-        .and_then(|name| ws.store.load(&name).ok())
-        .filter(|record| record.worktree == crate::git::canonical(&ws.repo.checkout));
-    if let Some(record) = task {
-        globs.extend(record.safety.protected);
-    }
-    protection_rules(&globs)
 }
 
 /// The index git asked a pre-commit hook to look at, if it named one: a relative path is

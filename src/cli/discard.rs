@@ -8,7 +8,7 @@ use super::CommandContext;
 use crate::error::{CommandError, exit_code};
 use crate::report;
 use crate::store::{Status, TaskName};
-use crate::task::{change_range, ensure_not_running, remove_task_checkout};
+use crate::task::{change_range, open_for_change, remove_task_checkout};
 
 /// Discard a task: remove its worktree and branch
 ///
@@ -27,15 +27,7 @@ pub struct DiscardArgs {
 
 pub fn cmd_discard(ctx: &CommandContext, args: DiscardArgs) -> Result<u8, CommandError> {
     let ws = ctx.workspace()?;
-    let record = ws.task(&args.task)?;
-    ensure_not_running(&record, "discard")?;
-    if record.status.is_closed() {
-        return Err(CommandError::user(format!(
-            "task '{}' is already {}",
-            record.name, record.status
-        ))
-        .with_hint("`cms list --all` shows closed tasks"));
-    }
+    let record = open_for_change(&ws, &args.task, "discard")?;
     if !args.force {
         let unmerged = unmerged_files(&ws, &record)?;
         if unmerged > 0 && !confirm(ctx, &record.name, unmerged) {

@@ -8,7 +8,7 @@ use crate::error::{CommandError, exit_code};
 use crate::git::{self, merge::MergeMessages, merge::MergeMode};
 use crate::report;
 use crate::store::{MergeInfo, Status};
-use crate::task::{current_violations, ensure_not_running, ensure_on_branch, remove_task_checkout};
+use crate::task::{current_violations, ensure_on_branch, open_for_change, remove_task_checkout};
 
 /// Merge a task into the branch it was based on, then remove its worktree and branch
 ///
@@ -49,15 +49,7 @@ pub struct MergeArgs {
 
 pub fn cmd_merge(ctx: &CommandContext, args: MergeArgs) -> Result<u8, CommandError> {
     let ws = ctx.workspace()?;
-    let record = ws.task(&args.task)?;
-    ensure_not_running(&record, "merge")?;
-    if record.status.is_closed() {
-        return Err(CommandError::user(format!(
-            "task '{}' is already {}",
-            record.name, record.status
-        ))
-        .with_hint("`cms list --all` shows closed tasks"));
-    }
+    let record = open_for_change(&ws, &args.task, "merge")?;
     let Some(target) = args.into.clone().or(record.base_branch.clone()) else {
         return Err(CommandError::user(format!(
             "task '{}' was started from a detached HEAD, so it has no branch to merge into",

@@ -1,0 +1,481 @@
+//! Ending a session: the commit, the checks on the change and around it (with what cms puts
+//! back), the status, and the final record written from the supervisor's own copy.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::CommandError;
+use crate::git::{self};
+use crate::safety::{self, LimitState};
+use crate::session::{Ledger, StopReason, TurnOutcome};
+use crate::store::{Status, TaskName, TaskRecord};
+use crate::workspace::Workspace;
+
+use super::*;
+
+/// What a session must leave alone, fingerprinted before it starts.
+pub(super) struct Watched {
+    baseline: safety::check::Baseline,
+    /// The records of the other tasks that were not running, as they were.
+    quiet_records: Vec<TaskRecord>,
+}
+
+impl Watched {
+    pub(super) fn capture(ws: &Workspace, record: &TaskRecord) -> Result<Watched, CommandError> {
+        let (around, quiet_records) = surroundings(ws, record)?;
+        Ok(Watched {
+            baseline: safety::check::Baseline::capture(around)?,
+            quiet_records,
+        })
+    }
+}
+
+/// (running ones change their own worktree and branch; merged and discarded ones are gone).
+fn surroundings(
+    ws: &Workspace,
+    record: &TaskRecord,
+) -> Result<(safety::check::Surroundings, Vec<TaskRecord>), CommandError> {
+    let (tasks, _unreadable) = ws.tasks()?;
+    let quiet_records: Vec<TaskRecord> = tasks
+        .into_iter()
+        .filter(|t| t.name != record.name && is_quiet(t))
+        .collect();
+    let quiet_tasks = quiet_records
+        .iter()
+        .map(|t| safety::check::QuietTask {
+            name: t.name.to_string(),
+            worktree: t.worktree.clone(),
+            branch_ref: format!("refs/heads/{}", t.branch),
+        })
+        .collect();
+    let around = safety::check::Surroundings {
+        common_dir: ws.repo.common_dir.clone(),
+        worktree: record.worktree.clone(),
+        branch_ref: format!("refs/heads/{}", record.branch),
+        checkouts: user_checkouts(ws, record),
+        quiet_tasks,
+    };
+    Ok((around, quiet_records))
+}
+
+fn is_quiet(record: &TaskRecord) -> bool {
+    record.status != Status::Running && !record.status.is_closed()
+}
+
+/// The user's checkouts a task must leave alone: the main one and the one cms was started
+/// from, unless that is itself a task's worktree.
+fn user_checkouts(ws: &Workspace, record: &TaskRecord) -> Vec<PathBuf> {
+    let tasks_dir = record.worktree.parent().map(git::canonical);
+    let mut checkouts: Vec<PathBuf> = ws.main_checkout().into_iter().collect();
+    checkouts.push(ws.repo.checkout.clone());
+    let mut out: Vec<PathBuf> = Vec::new();
+    for checkout in checkouts {
+        let checkout = git::canonical(&checkout);
+        let is_task = tasks_dir
+            .as_ref()
+            .is_some_and(|dir| checkout.starts_with(dir));
+        if !is_task && checkout != record.worktree && !out.contains(&checkout) {
+            out.push(checkout);
+        }
+    }
+    out
+}
+
+/// Commits the worktree, checks what the session changed, and saves the task's final state.
+pub(super) fn finish(
+    ws: &Workspace,
+    record: TaskRecord,
+    ledger: &Ledger,
+    outcome: &TurnOutcome,
+    watched: &Watched,
+    elapsed: Duration,
+) -> Result<TaskRecord, CommandError> {
+    let elapsed_ms = elapsed.as_millis() as u64;
+    let (mut status, mut error) = status_of(outcome);
+    if let (Some(StopReason::Limit(kind)), Some(settings)) = (outcome.stopped, record.safety.limits)
+    {
+        let state = LimitState::from_settings(&settings, record.duration_ms);
+        error = Some(safety::limits::describe(kind, &state, ledger, elapsed));
+    }
+    let session = ledger.session_id.clone().unwrap_or_default();
+    // A worktree that left its branch would have cms's commit land on the stray branch: its
+    // work stays uncommitted where it is, and the check below reports why.
+    let own_ref = format!("refs/heads/{}", record.branch);
+    let on_branch = git::state::head_ref(&record.worktree).as_deref() == Some(own_ref.as_str());
+    let commit = if on_branch {
+        git::snapshot::commit_all(
+            &record.worktree,
+            &record.prompt,
+            &[
+                ("Cms-Task", record.name.as_str()),
+                ("Cms-Session", &session),
+            ],
+        )
+        .map(|_| ())
+    } else {
+        Ok(())
+    };
+    let head = match commit {
+        Ok(()) => ws.repo.branch_tip(&record.branch).ok(),
+        Err(err) => {
+            status = Status::Failed;
+            error = Some(format!("cms could not commit the task's changes: {err}"));
+            None
+        }
+    };
+    let base = record.base;
+    let files = match head {
+        Some(head) => git::snapshot::changed_files(&ws.repo, base, head)?,
+        None => Vec::new(),
+    };
+    // Everything the session did is committed, so base..head is the whole change.
+    let rules = rules_for(ws, RuleScope::Session(&record))?;
+    let mut violations = match head {
+        Some(head) => safety::check::check_range(&ws.repo, base, head, &rules)?,
+        None => Vec::new(),
+    };
+    violations.extend(check_surroundings(ws, &record, watched)?);
+    if !violations.is_empty() {
+        status = Status::ProtectedPath;
+        let first = &violations[0].detail;
+        error = Some(match violations.len() {
+            1 => format!("protected-path violation: {first}"),
+            n => format!("{n} protected-path violations; the first: {first}"),
+        });
+    }
+    let name = record.name.clone();
+    let saved = ws.store.rewrite(&name, |on_disk| {
+        // What the session may have written into the record is not trusted: the final record
+        // is the one this supervisor started with, plus what the hook and the session's
+        // events legitimately added.
+        let (blocked, session_id, model) = match on_disk {
+            Some(d) => (d.safety.blocked, d.session_id, d.model),
+            None => (Vec::new(), None, None),
+        };
+        let mut final_record = record;
+        let r = &mut final_record;
+        r.safety.blocked = blocked;
+        // Denials made by cms's own hook are recorded as blocked writes, not as tools the
+        // task needs the user to allow.
+        let blocked: Vec<&str> = r
+            .safety
+            .blocked
+            .iter()
+            .filter_map(|b| b.tool_use_id.as_deref())
+            .collect();
+        let denials: Vec<_> = ledger
+            .permission_denials
+            .iter()
+            .filter(|d| {
+                !d.tool_use_id
+                    .as_deref()
+                    .is_some_and(|id| blocked.contains(&id))
+            })
+            .cloned()
+            .collect();
+        let status = if status == Status::NeedsInput && denials.is_empty() {
+            Status::Completed
+        } else {
+            status
+        };
+        r.status = status;
+        r.error = error;
+        r.safety.violations = violations;
+        r.session_id = ledger.session_id.clone().or(session_id);
+        r.model = r.model.take().or(model).or(ledger.model.clone());
+        r.cost_usd = ledger.cost_usd;
+        r.turns = ledger.turns;
+        r.duration_ms += elapsed_ms;
+        r.response = ledger.response.clone();
+        r.tools_used = ledger.tools_used.clone();
+        r.permission_denials = denials;
+        r.files_changed = files;
+        r.head = head;
+        r.supervisor = None;
+        final_record
+    })?;
+    Ok(saved)
+}
+
+/// The violations of everything around the task's change: its own record, the user's
+/// checkouts, the refs, git metadata and the other tasks. Another task's branch that moved is
+/// put back, its record too, and that task is marked so merging it refuses what was planted.
+fn check_surroundings(
+    ws: &Workspace,
+    record: &TaskRecord,
+    watched: &Watched,
+) -> Result<Vec<crate::store::Violation>, CommandError> {
+    let mut violations = record_tampering(ws, record);
+    // Other tasks' records, as the session left them: a changed record is put back first, so
+    // a forged status cannot hide what else the session did to that task.
+    let mut now: Vec<(String, safety::check::TaskNow)> = Vec::new();
+    for before in &watched.quiet_records {
+        let after = ws.store.load(&before.name);
+        let state = match &after {
+            Ok(after) if after == before => safety::check::TaskNow::Quiet,
+            // The user merged or discarded it meanwhile.
+            Ok(after) if after.status.is_closed() => safety::check::TaskNow::Busy,
+            // Edited, damaged or deleted: put back as it was.
+            _ => {
+                let restored = before.clone();
+                let _ = ws.store.rewrite(&before.name, |_| restored);
+                violations.push(crate::store::Violation {
+                    kind: safety::kind::TASK_RECORD.into(),
+                    path: ws.store.record_path(&before.name).display().to_string(),
+                    detail: format!(
+                        "task '{}''s record changed while this task ran; cms put it back",
+                        before.name
+                    ),
+                });
+                safety::check::TaskNow::Quiet
+            }
+        };
+        now.push((before.name.to_string(), state));
+    }
+    let task_now = |name: &str| {
+        if let Some((_, state)) = now.iter().find(|(n, _)| n == name) {
+            return *state;
+        }
+        match TaskName::parse(name).map(|name| ws.store.load(&name)) {
+            Ok(Ok(_)) => safety::check::TaskNow::Busy,
+            _ => safety::check::TaskNow::Unknown,
+        }
+    };
+    let changes = watched.baseline.changes(&task_now);
+    violations.extend(changes.violations);
+    if !changes.restore.is_empty() {
+        ws.store.with_refs_lock(|| {
+            for restore in &changes.restore {
+                if let Err(err) = git::state::restore_ref(
+                    &ws.repo.common_dir,
+                    &restore.name,
+                    &restore.old,
+                    restore.current.as_deref(),
+                ) {
+                    violations.push(crate::store::Violation {
+                        kind: safety::kind::OTHER_TASK.into(),
+                        path: restore.name.clone(),
+                        detail: format!("cms could not put {} back: {err}", restore.name),
+                    });
+                }
+            }
+        })?;
+    }
+    for (task, violation) in changes.tainted {
+        let Ok(task) = TaskName::parse(&task) else {
+            continue;
+        };
+        let _ = ws.store.update(&task, |r| {
+            safety::check::add_new(&mut r.safety.violations, vec![violation]);
+            if r.status != Status::Running {
+                r.status = Status::ProtectedPath;
+                r.error = Some(format!(
+                    "task '{}''s session changed this task; merging it would bring in what that \
+                     session planted",
+                    record.name
+                ));
+            }
+        });
+    }
+    Ok(violations)
+}
+
+/// How the task's record on disk differs from the one its supervisor holds, in what only cms
+/// may set: the record lives in the repository's git dir, which the agent's git commands can
+/// write, and a record with looser limits or fewer protected paths must not be believed.
+fn record_tampering(ws: &Workspace, record: &TaskRecord) -> Vec<crate::store::Violation> {
+    let path = ws.store.record_path(&record.name);
+    let on_disk = match ws.store.load(&record.name) {
+        Ok(on_disk) => on_disk,
+        Err(err) => {
+            return vec![crate::store::Violation {
+                kind: safety::kind::TASK_RECORD.into(),
+                path: path.display().to_string(),
+                detail: format!("the task's record became unreadable while it ran: {err}"),
+            }];
+        }
+    };
+    let mut expected = record.clone();
+    // What the session's own events and cms's hook legitimately write while it runs.
+    expected.session_id = on_disk.session_id.clone();
+    expected.model = on_disk.model.clone();
+    expected.safety.blocked = on_disk.safety.blocked.clone();
+    expected.updated_at = on_disk.updated_at.clone();
+    let (Ok(serde_json::Value::Object(want)), Ok(serde_json::Value::Object(got))) = (
+        serde_json::to_value(&expected),
+        serde_json::to_value(&on_disk),
+    ) else {
+        return Vec::new();
+    };
+    let mut fields: Vec<String> = Vec::new();
+    for (key, value) in &want {
+        match (key.as_str(), value, got.get(key)) {
+            (
+                "safety",
+                serde_json::Value::Object(inner),
+                Some(serde_json::Value::Object(other)),
+            ) => {
+                fields.extend(
+                    inner
+                        .iter()
+                        .filter(|(k, v)| other.get(*k) != Some(*v))
+                        .map(|(k, _)| format!("safety.{k}")),
+                );
+            }
+            (_, value, got) if got != Some(value) => fields.push(key.clone()),
+            _ => {}
+        }
+    }
+    if fields.is_empty() {
+        return Vec::new();
+    }
+    vec![crate::store::Violation {
+        kind: safety::kind::TASK_RECORD.into(),
+        path: path.display().to_string(),
+        detail: format!(
+            "the task's record was changed while it ran ({}); cms kept the settings the task \
+             started with",
+            fields.join(", ")
+        ),
+    }]
+}
+
+/// The status a finished process gives its task, and the error to record with it.
+fn status_of(outcome: &TurnOutcome) -> (Status, Option<String>) {
+    match outcome.stopped {
+        Some(StopReason::User) => {
+            return (Status::Aborted, Some("stopped by the user".to_owned()));
+        }
+        // The finish describes the limit with the figures it was crossed at.
+        Some(StopReason::Limit(kind)) => return (kind.status(), None),
+        None => {}
+    }
+    let Some(result) = &outcome.result else {
+        let mut error = format!(
+            "claude {} without finishing its turn",
+            outcome.how_it_ended()
+        );
+        if let Some(line) = outcome.stderr_summary() {
+            error.push_str(&format!(": {line}"));
+        }
+        return (Status::Failed, Some(error));
+    };
+    if let Some(kind) = LimitState::reported_by_claude(&result.subtype) {
+        let why = result.errors.first().cloned().unwrap_or_default();
+        return (
+            kind.status(),
+            Some(format!("claude stopped at its limit: {why}")),
+        );
+    }
+    if result.is_error {
+        let mut error = result
+            .message()
+            .unwrap_or_else(|| format!("claude reported an error ({})", result.subtype));
+        if let Some(status) = result.api_error_status
+            && !error.contains(&status.to_string())
+        {
+            error = format!("API error {status}: {error}");
+        }
+        return (Status::Failed, Some(error));
+    }
+    if let Some(code) = outcome.exit_code.filter(|c| *c != 0) {
+        return (
+            Status::Failed,
+            Some(format!("claude exited with code {code} after its result")),
+        );
+    }
+    if !result.permission_denials.is_empty() {
+        // The denials themselves are the explanation; they are recorded beside the status.
+        return (Status::NeedsInput, None);
+    }
+    (Status::Completed, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::protocol::{Event, ResultEvent};
+
+    /// The `result` line of a recorded real session.
+    fn recorded_result(sample: &str) -> ResultEvent {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/claude-protocol/samples")
+            .join(sample);
+        let text = std::fs::read_to_string(path).unwrap();
+        text.lines()
+            .rev()
+            .find_map(|line| match Event::parse(line) {
+                Event::Result(result) => Some(result),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    fn ended(sample: &str, exit_code: i32) -> TurnOutcome {
+        TurnOutcome {
+            started: true,
+            result: Some(recorded_result(sample)),
+            exit_code: Some(exit_code),
+            ..TurnOutcome::default()
+        }
+    }
+
+    #[test]
+    fn a_clean_result_completes_and_denied_tools_need_input() {
+        assert_eq!(
+            status_of(&ended("tools_bypass.jsonl", 0)).0,
+            Status::Completed
+        );
+        let (status, error) = status_of(&ended("permission_denied.jsonl", 0));
+        assert_eq!(status, Status::NeedsInput);
+        assert_eq!(error, None);
+    }
+
+    #[test]
+    fn api_errors_fail_with_the_apis_status_although_their_subtype_says_success() {
+        let outcome = ended("api_error_500.jsonl", 1);
+        assert_eq!(outcome.result.as_ref().unwrap().subtype, "success");
+        let (status, error) = status_of(&outcome);
+        assert_eq!(status, Status::Failed);
+        assert!(error.unwrap().contains("500"));
+    }
+
+    #[test]
+    fn claudes_own_limits_map_to_the_same_statuses_as_cmss() {
+        assert_eq!(
+            status_of(&ended("max_turns.jsonl", 1)).0,
+            Status::TurnsExceeded
+        );
+        assert_eq!(
+            status_of(&ended("max_budget.jsonl", 1)).0,
+            Status::CostExceeded
+        );
+    }
+
+    #[test]
+    fn a_user_stop_is_aborted_and_a_limit_stop_is_that_limits_status() {
+        let mut outcome = ended("interrupt.jsonl", 1);
+        outcome.stopped = Some(StopReason::User);
+        assert_eq!(status_of(&outcome).0, Status::Aborted);
+        outcome.stopped = Some(StopReason::Limit(crate::safety::LimitKind::Duration));
+        assert_eq!(status_of(&outcome).0, Status::DurationExceeded);
+    }
+
+    #[test]
+    fn no_result_or_a_failing_exit_after_one_is_a_failure_that_says_how_claude_ended() {
+        let crashed = TurnOutcome {
+            started: true,
+            signal: Some(9),
+            stderr_tail: vec!["Segmentation fault".to_owned()],
+            ..TurnOutcome::default()
+        };
+        let (status, error) = status_of(&crashed);
+        assert_eq!(status, Status::Failed);
+        let error = error.unwrap();
+        assert!(error.contains("killed by signal 9"), "{error}");
+        assert!(error.contains("Segmentation fault"), "{error}");
+        let (status, error) = status_of(&ended("tools_bypass.jsonl", 3));
+        assert_eq!(status, Status::Failed);
+        assert!(error.unwrap().contains("code 3"));
+    }
+}

@@ -1,0 +1,55 @@
+//! A task's life from start to end: making its worktree and record, supervising its claude
+//! session, and committing and recording what it did.
+//!
+//! A start either completes or leaves nothing behind: every step that made something (the
+//! worktree and branch, the record, the transcript) is undone if a later step of the start
+//! fails, including claude failing before it ever began a session.
+
+mod finish;
+mod open;
+mod rules;
+mod run;
+mod start;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::safety::sandbox::SandboxMode;
+use crate::session::Preset;
+use crate::store::{TaskName, TaskRecord};
+
+/// What the user asked for.
+#[derive(Debug, Clone, Default)]
+pub struct TaskOptions {
+    pub prompt: String,
+    pub name: Option<TaskName>,
+    pub base: Option<String>,
+    pub model: Option<String>,
+    pub preset: Option<Preset>,
+    pub max_cost_usd: Option<f64>,
+    pub max_turns: Option<u32>,
+    pub max_duration: Option<Duration>,
+    /// Globs protected on top of the configured ones.
+    pub protect: Vec<String>,
+    /// Over `[safety] sandbox`.
+    pub sandbox: Option<SandboxMode>,
+}
+
+/// A task whose worktree and record exist, ready for its session.
+pub struct Started {
+    pub record: TaskRecord,
+    pub claude: PathBuf,
+    /// Why the task's Bash runs unsandboxed under `sandbox = "auto"`, for a warning.
+    pub sandbox_warning: Option<String>,
+}
+
+pub use open::{
+    change_range, current_violations, ensure_not_running, ensure_on_branch, open_for_change,
+    remove_task_checkout,
+};
+pub use rules::{RuleScope, rules_for};
+pub use run::{RunOptions, run};
+pub use start::start;
+
+use finish::{Watched, finish};
+use start::{lock_reason, undo_start};

@@ -1,0 +1,181 @@
+//! What `diff`, `merge`, `discard` and `check` need of a finished task: opening it for a
+//! change, its change range, its protected-path rules and violations, and removing its
+//! checkout.
+
+use crate::error::CommandError;
+use crate::git::{self, Oid};
+use crate::safety::{self};
+use crate::store::{Status, TaskName, TaskRecord};
+use crate::workspace::Workspace;
+
+use super::*;
+
+/// Opens a task for a command that changes it (`merge`, `discard`): it must exist, not be
+/// running, and not be merged or discarded already.
+pub fn open_for_change(
+    ws: &Workspace,
+    name: &TaskName,
+    action: &str,
+) -> Result<TaskRecord, CommandError> {
+    let record = ws.task(name)?;
+    ensure_not_running(&record, action)?;
+    if record.status.is_closed() {
+        return Err(CommandError::user(format!(
+            "task '{}' is already {}",
+            record.name, record.status
+        ))
+        .with_hint("`cms list --all` shows closed tasks"));
+    }
+    Ok(record)
+}
+
+/// The two ends of a task's change: the point it forked from its base, and its current state
+/// (the worktree's uncommitted work included while the worktree exists).
+pub fn change_range(ws: &Workspace, record: &TaskRecord) -> Result<(Oid, Oid), CommandError> {
+    let base = record.base;
+    let tip = ws.repo.branch_tip(&record.branch).ok();
+    let from = match tip {
+        Some(tip) => ws.repo.merge_base(base, tip).unwrap_or(base),
+        None => base,
+    };
+    if record.worktree.is_dir() {
+        return Ok((from, git::snapshot::snapshot_tree(&record.worktree)?));
+    }
+    let to = tip
+        .or(record.head)
+        .filter(|oid| ws.repo.tree_of(*oid).is_ok());
+    match to {
+        Some(to) => Ok((from, to)),
+        None => Err(CommandError::user(format!(
+            "task '{}' has no branch or worktree left to compare",
+            record.name
+        ))
+        .with_hint("it was discarded, so its changes are gone")),
+    }
+}
+
+/// Every protected-path violation of a task as it stands now: its change (uncommitted work
+/// in its worktree included) checked against its own rules and the repository's current
+/// ones, plus what was recorded when its sessions ended (changes outside its change, such as
+/// the user's checkout or git metadata, can only be seen then).
+pub fn current_violations(
+    ws: &Workspace,
+    record: &TaskRecord,
+) -> Result<Vec<crate::store::Violation>, CommandError> {
+    let rules = rules_for(ws, RuleScope::Change(record))?;
+    let (from, to) = change_range(ws, record)?;
+    let mut violations = record.safety.violations.clone();
+    safety::check::add_new(
+        &mut violations,
+        safety::check::check_range(&ws.repo, from, to, &rules)?,
+    );
+    Ok(violations)
+}
+
+/// Refuses when the task's worktree left the task's branch (its session ran `git checkout -b`
+/// or `--detach`): the work there is no longer what the task's branch holds.
+pub fn ensure_on_branch(record: &TaskRecord) -> Result<(), CommandError> {
+    if !record.worktree.is_dir() {
+        return Ok(());
+    }
+    let own = format!("refs/heads/{}", record.branch);
+    let head = git::state::head_ref(&record.worktree);
+    if head.as_deref() == Some(own.as_str()) {
+        return Ok(());
+    }
+    let now = match &head {
+        Some(other) => format!("for {}", other.strip_prefix("refs/heads/").unwrap_or(other)),
+        None => "for a detached HEAD".to_owned(),
+    };
+    Err(CommandError::user(format!(
+        "task '{}''s worktree left its branch {} {now}",
+        record.name, record.branch
+    ))
+    .with_hint(format!(
+        "cms merges only {0}; `cms discard {1} --force` removes the worktree and keeps the other branch",
+        record.branch, record.name
+    )))
+}
+
+/// Refuses when a task is still running under a live supervisor.
+pub fn ensure_not_running(record: &TaskRecord, action: &str) -> Result<(), CommandError> {
+    if record.status == Status::Running {
+        return Err(CommandError::user(format!(
+            "task '{}' is still running; cannot {action} it",
+            record.name
+        ))
+        .with_hint("wait for it to end (Ctrl-C in its terminal stops it)"));
+    }
+    Ok(())
+}
+
+/// Removes a task's worktree and branch, but only if they are the ones cms made for it.
+///
+/// A worktree at the task's path that left the task's branch (its session ran `git checkout
+/// -b` or `--detach`) is still the one cms made, but removing it is only done when
+/// `even_off_branch` (an explicit `discard --force`); the branch it moved to is never
+/// deleted, and is returned so the user can be told where it is.
+pub fn remove_task_checkout(
+    ws: &Workspace,
+    record: &TaskRecord,
+    even_off_branch: bool,
+) -> Result<Option<String>, CommandError> {
+    let ours = format!("refs/heads/{}", record.branch);
+    let entries = git::worktree::list(&ws.repo.common_dir)?;
+    let registered = entries
+        .iter()
+        .find(|e| git::canonical(&e.path) == record.worktree);
+    let mut stray = None;
+    match registered {
+        Some(entry) if entry.branch.as_deref() == Some(ours.as_str()) => {
+            git::worktree::remove(&ws.repo.common_dir, &record.worktree)?;
+        }
+        // Still locked with the reason cms gave it: the worktree cms made, whose HEAD moved.
+        Some(entry)
+            if even_off_branch
+                && !entry.bare
+                && entry.lock_reason.as_deref()
+                    == Some(lock_reason(record.name.as_str()).as_str()) =>
+        {
+            stray = entry
+                .branch
+                .as_deref()
+                .map(|b| b.strip_prefix("refs/heads/").unwrap_or(b).to_owned());
+            git::worktree::remove(&ws.repo.common_dir, &record.worktree)?;
+        }
+        Some(entry)
+            if entry.lock_reason.as_deref() != Some(lock_reason(record.name.as_str()).as_str()) =>
+        {
+            return Err(CommandError::user(format!(
+                "{} is a worktree cms did not make for task '{}'",
+                record.worktree.display(),
+                record.name
+            ))
+            .with_hint("cms leaves it alone; remove it yourself with `git worktree remove`"));
+        }
+        Some(entry) => {
+            let on = match entry.branch.as_deref() {
+                Some(branch) => format!(
+                    "is on {}",
+                    branch.strip_prefix("refs/heads/").unwrap_or(branch)
+                ),
+                None => "has a detached HEAD".to_owned(),
+            };
+            return Err(CommandError::user(format!(
+                "task '{}''s worktree {} {on}, not on {}",
+                record.name,
+                record.worktree.display(),
+                record.branch
+            ))
+            .with_hint(format!(
+                "`cms discard {} --force` removes the worktree and keeps that branch",
+                record.name
+            )));
+        }
+        None => git::worktree::prune(&ws.repo.common_dir)?,
+    }
+    if ws.repo.branch_exists(&record.branch) {
+        git::worktree::delete_branch(&ws.repo.common_dir, &record.branch)?;
+    }
+    Ok(stray)
+}

@@ -1,0 +1,294 @@
+//! Running a task's session: claude's arguments and environment, the write guard's settings,
+//! the sandbox's temp dir, and what a failed start says.
+
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use crate::error::{CommandError, ErrorKind};
+use crate::git::{self};
+use crate::safety::sandbox::{self};
+use crate::safety::{self, LimitKind, LimitState};
+use crate::session::{
+    self, Ledger, Spawn, StopReason, Timeouts, TurnOutcome, Watch, protocol::Event,
+};
+use crate::store::TaskRecord;
+use crate::workspace::Workspace;
+
+use super::*;
+
+/// How the supervisor should behave.
+pub struct RunOptions {
+    pub timeouts: Timeouts,
+}
+
+/// Runs the task's session to its end and records the outcome. `on_event` sees every event
+/// (for progress output); `stop` carries the user's stop requests.
+pub async fn run(
+    ws: &Workspace,
+    started: Started,
+    run_opts: RunOptions,
+    stop: mpsc::UnboundedReceiver<StopReason>,
+    mut on_event: impl FnMut(&Event, &Ledger),
+) -> Result<TaskRecord, CommandError> {
+    let Started { record, claude, .. } = started;
+    let preset = record.preset;
+    let mut args: Vec<String> = [
+        "-p",
+        "--input-format",
+        "stream-json",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    args.extend(preset.claude_args());
+    if let Some(model) = &record.model {
+        args.extend(["--model".to_owned(), model.clone()]);
+    }
+    let limits = record
+        .safety
+        .limits
+        .map(|l| LimitState::from_settings(&l, record.duration_ms));
+    let mut ledger = Ledger::resume(record.cost_usd, record.turns, record.tools_used.clone());
+    if let Some(limits) = &limits {
+        args.extend(limits.claude_args(&ledger));
+    }
+    // The task's own temp dir, gone with this value when the task ends however it ends.
+    let (temp, agent_env) = match task_temp_dir(&record)
+        .and_then(|temp| agent_git_env(&record, temp.path()).map(|env| (temp, env)))
+    {
+        Ok(made) => made,
+        Err(err) => {
+            undo_start(ws, &record);
+            return Err(err);
+        }
+    };
+    let private_dir = git::worktree::private_dir(&record.worktree).ok();
+    // Unsandboxed tasks too: other tasks' sandboxes would otherwise make theirs come and go.
+    if let Some(dir) = &private_dir {
+        sandbox::prepare_private_dir(dir);
+    }
+    let mut settings = hook_settings(ws, &record)?;
+    settings["sandbox"] = sandbox::settings(
+        record.safety.sandboxed,
+        preset,
+        &sandbox::git_deny_write(&ws.repo.common_dir, private_dir.as_deref(), &record.branch),
+    );
+    args.extend(["--settings".to_owned(), settings.to_string()]);
+    // What the session must leave alone, as it was before the session.
+    let watched = match Watched::capture(ws, &record) {
+        Ok(watched) => watched,
+        Err(err) => {
+            undo_start(ws, &record);
+            return Err(err);
+        }
+    };
+    let spec = Spawn {
+        bin: &claude,
+        args,
+        cwd: &record.worktree,
+        token: record.supervisor.map_or(0, |s| s.token),
+        env: [
+            ("CMS_TASK", record.name.to_string()),
+            ("CMS_TASK_BRANCH", record.branch.clone()),
+            ("CMS_REPO", ws.repo.common_dir.display().to_string()),
+            // claude keeps its own files here and gives sandboxed Bash a `$TMPDIR` inside it,
+            // the only place outside the worktree that Bash may write.
+            ("TMPDIR", temp.path().display().to_string()),
+        ]
+        .into_iter()
+        .chain(agent_env)
+        .collect(),
+    };
+    let transcript = ws.store.open_log(&record.name)?;
+    let stderr_log = ws.store.open_stderr_log(&record.name)?;
+    let clock = Instant::now();
+    let mut watch = Watch::new(stop);
+    if let Some(limits) = limits {
+        watch.check =
+            Box::new(move |ledger: &Ledger| limits.crossed(ledger).map(StopReason::Limit));
+        watch.deadline = Some((
+            tokio::time::Instant::now() + limits.time_left(),
+            StopReason::Limit(LimitKind::Duration),
+        ));
+    }
+    let name = record.name.clone();
+    let store = ws.store.clone();
+    let outcome = session::run_turn(
+        spec,
+        &record.prompt,
+        &mut ledger,
+        session::Logs {
+            stdout: transcript,
+            stderr: stderr_log,
+        },
+        watch,
+        run_opts.timeouts,
+        |event, ledger| {
+            // Record the session as soon as it is known, so `cms show` can point at it while
+            // the task runs.
+            if let Event::System(session::protocol::SystemEvent::Init(init)) = event {
+                let _ = store.update(&name, |r| {
+                    r.session_id = Some(init.session_id.clone());
+                    r.model = r.model.clone().or(init.model.clone());
+                });
+            }
+            on_event(event, ledger);
+        },
+    )
+    .await;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            undo_start(ws, &record);
+            return Err(err.into());
+        }
+    };
+    if !outcome.started {
+        undo_start(ws, &record);
+        return Err(failed_start_error(&outcome, &claude));
+    }
+    finish(ws, record, &ledger, &outcome, &watched, clock.elapsed())
+}
+
+/// A fresh temp dir for one session of the task.
+fn task_temp_dir(record: &TaskRecord) -> Result<tempfile::TempDir, CommandError> {
+    tempfile::Builder::new()
+        .prefix(&format!("cms-{}-", record.name))
+        .tempdir()
+        .map_err(|err| {
+            CommandError::from_error(ErrorKind::User, &err).with_hint(format!(
+                "cms makes each task a temp dir in {}; set TMPDIR to a writable folder",
+                std::env::temp_dir().display()
+            ))
+        })
+}
+
+/// What the agent's own git commands need under the sandbox: an excludes file that hides the
+/// sandbox's placeholder dotfiles (which `git add -A` would refuse), given through
+/// `GIT_CONFIG_*` so nothing in the repository changes.
+fn agent_git_env(
+    record: &TaskRecord,
+    temp: &std::path::Path,
+) -> Result<Vec<(&'static str, String)>, CommandError> {
+    if !record.safety.sandboxed {
+        return Ok(Vec::new());
+    }
+    let excludes = temp.join("git-excludes");
+    let text = sandbox::agent_excludes(git::worktree::user_excludes(&record.worktree).as_deref());
+    std::fs::write(&excludes, text)
+        .map_err(|err| CommandError::from_error(ErrorKind::User, &err))?;
+    // Appended after any GIT_CONFIG_* entries the user's environment already has.
+    let index: usize = std::env::var("GIT_CONFIG_COUNT")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    // Spawn takes static names; these two are made once per session.
+    let key: &'static str = Box::leak(format!("GIT_CONFIG_KEY_{index}").into_boxed_str());
+    let value: &'static str = Box::leak(format!("GIT_CONFIG_VALUE_{index}").into_boxed_str());
+    Ok(vec![
+        ("GIT_CONFIG_COUNT", (index + 1).to_string()),
+        (key, "core.excludesFile".to_owned()),
+        (value, excludes.display().to_string()),
+    ])
+}
+
+/// The `--settings` that give claude cms's PreToolUse hook: every file-editing tool call is
+/// checked against the task's protected paths and worktree before it runs, in every preset.
+fn hook_settings(ws: &Workspace, record: &TaskRecord) -> Result<serde_json::Value, CommandError> {
+    let exe = std::env::current_exe().map_err(|err| {
+        CommandError::from_error(ErrorKind::Internal, &err)
+            .with_hint("cms must know its own path to give claude its PreToolUse hook")
+    })?;
+    let command = [
+        shell_quote(&exe.display().to_string()),
+        "guard".to_owned(),
+        "pre-tool-use".to_owned(),
+        "--repo".to_owned(),
+        shell_quote(&ws.repo.common_dir.display().to_string()),
+        "--task".to_owned(),
+        shell_quote(record.name.as_str()),
+        // The hook judges by these, not by the record: the record lives in the repository's
+        // git dir, which the agent's own git commands can write.
+        "--worktree".to_owned(),
+        shell_quote(&record.worktree.display().to_string()),
+    ]
+    .into_iter()
+    .chain(
+        record
+            .safety
+            .protected
+            .iter()
+            .flat_map(|glob| ["--protect".to_owned(), shell_quote(glob)]),
+    )
+    .collect::<Vec<_>>()
+    .join(" ");
+    let settings = serde_json::json!({
+        "hooks": {
+            "PreToolUse": [{
+                "matcher": safety::guard::WRITE_TOOLS_MATCHER,
+                "hooks": [{"type": "command", "command": command}],
+            }],
+        },
+    });
+    Ok(settings)
+}
+
+/// Quotes a word for `sh`, which runs claude's hook commands.
+fn shell_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', "'\\''"))
+}
+
+fn failed_start_error(outcome: &TurnOutcome, claude: &std::path::Path) -> CommandError {
+    if outcome.stopped.is_some() {
+        return CommandError::new(
+            ErrorKind::Interrupted,
+            "interrupted before claude started a session; nothing was kept",
+        );
+    }
+    let how = outcome.how_it_ended();
+    let why = outcome
+        .result
+        .as_ref()
+        .and_then(|r| r.message())
+        .or_else(|| outcome.stderr_summary().map(str::to_owned));
+    let mut message = format!("claude {how} before starting a session");
+    if let Some(why) = why {
+        message.push_str(&format!(": {why}"));
+    } else if outcome.malformed_lines > 0 {
+        message.push_str(&format!(
+            " (it printed {} line(s) that are not stream-json)",
+            outcome.malformed_lines
+        ));
+    }
+    CommandError::user(message).with_hint(format!(
+        "check that `{} --version` works and that it is Claude Code; nothing was kept",
+        claude.display()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quoted_words_reach_the_command_unchanged() {
+        for word in [
+            "plain",
+            "with space",
+            "it's",
+            "$HOME `id` \"q\"",
+            "a'b'c",
+            "",
+        ] {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s {}", shell_quote(word)))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), word);
+        }
+    }
+}

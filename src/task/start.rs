@@ -1,0 +1,208 @@
+//! Starting a task: its name, worktree, branch and record, all made or none.
+
+use std::time::Duration;
+
+use crate::config::Limits;
+use crate::error::{CommandError, ErrorKind};
+use crate::git::{self};
+use crate::safety::LimitState;
+use crate::safety::sandbox::{self, SandboxMode};
+use crate::session::{self};
+use crate::store::{Safety, Status, TaskName, TaskRecord, now_rfc3339};
+use crate::workspace::Workspace;
+
+use super::*;
+
+/// Creates the task's branch, worktree and record. Fails without leaving any of them behind.
+pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, CommandError> {
+    let prompt = opts.prompt.trim();
+    if prompt.is_empty() {
+        return Err(CommandError::new(ErrorKind::Usage, "the prompt is empty")
+            .with_hint("say what the task should do: cms task \"fix the login bug\""));
+    }
+    let head = ws.repo.head()?;
+    let (base, base_branch) = match &opts.base {
+        Some(rev) => ws.repo.resolve(rev)?,
+        None => (head.oid(), head.branch().map(str::to_owned)),
+    };
+    let config = ws.config(Some(base))?;
+    let preset = match opts.preset {
+        Some(preset) => preset,
+        None => config.preset,
+    };
+    let limits = Limits {
+        max_cost_usd: opts.max_cost_usd.unwrap_or(config.limits.max_cost_usd),
+        max_turns: opts.max_turns.unwrap_or(config.limits.max_turns),
+        max_duration: opts.max_duration.unwrap_or(config.limits.max_duration),
+    };
+    let rules = rules_for(
+        ws,
+        RuleScope::Start {
+            config: &config,
+            extra: &opts.protect,
+        },
+    )?;
+    // Before anything is made: a missing claude must not leave a worktree behind.
+    let claude = session::find_claude(&config.claude_bin)?;
+    let (sandboxed, sandbox_warning) = sandbox_plan(opts.sandbox.unwrap_or(config.sandbox))?;
+    let worktrees = ws.worktrees_dir(&config)?;
+
+    ws.store.with_refs_lock(|| {
+        let name = pick_name(ws, opts, prompt, &worktrees)?;
+        let worktree = worktrees.join(name.as_str());
+        let branch = name.branch();
+        std::fs::create_dir_all(&worktrees).map_err(|err| {
+            CommandError::from_error(ErrorKind::User, &err).with_hint(format!(
+                "cms keeps worktrees in {}; set worktrees.root or CMS_WORKTREES_ROOT to move them",
+                worktrees.display()
+            ))
+        })?;
+        let reason = lock_reason(name.as_str());
+        git::worktree::add(&ws.repo.common_dir, &worktree, &branch, base, &reason)?;
+        let now = now_rfc3339();
+        let mut record = TaskRecord {
+            version: crate::store::RECORD_VERSION,
+            name: name.clone(),
+            status: Status::Running,
+            prompt: prompt.to_owned(),
+            branch,
+            worktree: git::canonical(&worktree),
+            base,
+            base_branch,
+            session_id: None,
+            model: opts.model.clone().or(config.model.clone()),
+            preset,
+            cost_usd: 0.0,
+            turns: 0,
+            duration_ms: 0,
+            response: None,
+            tools_used: Vec::new(),
+            files_changed: Vec::new(),
+            permission_denials: Vec::new(),
+            safety: Safety {
+                limits: Some(LimitState::new(limits, Duration::ZERO).settings()),
+                protected: rules.globs().to_vec(),
+                sandboxed,
+                ..Safety::default()
+            },
+            error: None,
+            head: None,
+            merge: None,
+            supervisor: Some(session::current_supervisor()),
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        if let Err(err) = ws.store.create(&mut record) {
+            undo_start(ws, &record);
+            return Err(err.into());
+        }
+        Ok(Started {
+            record,
+            claude,
+            sandbox_warning,
+        })
+    })?
+}
+
+/// The user's name if free, else a unique slug of the prompt.
+fn pick_name(
+    ws: &Workspace,
+    opts: &TaskOptions,
+    prompt: &str,
+    worktrees: &std::path::Path,
+) -> Result<TaskName, CommandError> {
+    let taken = |name: &TaskName| {
+        ws.store.exists(name)
+            || ws.repo.branch_exists(&name.branch())
+            || worktrees.join(name.as_str()).exists()
+    };
+    if let Some(name) = &opts.name {
+        // A merged or discarded task's name can be used again (its record is archived below).
+        let closed = |name| ws.store.load(name).is_ok_and(|r| r.status.is_closed());
+        if ws.store.exists(name) && !closed(name) {
+            return Err(CommandError::user(format!("task '{name}' already exists"))
+                .with_hint("pick another --name, or `cms discard` the old task first"));
+        }
+        if ws.repo.branch_exists(&name.branch()) {
+            return Err(
+                CommandError::user(format!("branch '{}' already exists", name.branch()))
+                    .with_hint("pick another --name; cms never reuses a branch it did not make"),
+            );
+        }
+        let path = worktrees.join(name.as_str());
+        if path.exists() {
+            return Err(CommandError::user(format!(
+                "the worktree path {} already exists",
+                path.display()
+            ))
+            .with_hint("pick another --name, or remove that folder if nothing in it matters"));
+        }
+        if ws.store.exists(name) {
+            ws.store.archive(name)?;
+        }
+        return Ok(name.clone());
+    }
+    let slug = TaskName::slug(prompt)
+        .unwrap_or_else(|| TaskName::parse("task").expect("'task' is a valid name"));
+    Ok(TaskName::unique(&slug, taken))
+}
+
+/// The reason cms locks a task's worktree with, which also tells it apart from a worktree
+/// someone else put at the same path.
+pub(super) fn lock_reason(name: &str) -> String {
+    format!("cms task {name}")
+}
+
+/// Whether the task's Bash will be sandboxed, and the warning to give when `auto` finds no
+/// sandbox. `required` without one is refused here, before anything is made.
+fn sandbox_plan(mode: SandboxMode) -> Result<(bool, Option<String>), CommandError> {
+    if mode == SandboxMode::Off {
+        return Ok((false, None));
+    }
+    match sandbox::availability() {
+        Ok(()) => Ok((true, None)),
+        Err(why) if mode == SandboxMode::Required => Err(CommandError::user(format!(
+            "the Bash sandbox is required but unavailable: {why}"
+        ))
+        .with_hint(format!(
+            "{}, or set [safety] sandbox = \"auto\" to run unsandboxed where it is missing",
+            sandbox::INSTALL_HINT
+        ))),
+        Err(why) => Ok((
+            false,
+            Some(format!(
+                "the task's Bash runs unsandboxed ({why}); {}, or set [safety] sandbox = \"off\"",
+                sandbox::INSTALL_HINT
+            )),
+        )),
+    }
+}
+
+/// Removes what a failed start made. Best effort: the original error is what the user needs.
+pub(super) fn undo_start(ws: &Workspace, record: &TaskRecord) {
+    let _ = git::worktree::remove(&ws.repo.common_dir, &record.worktree);
+    let _ = git::worktree::delete_branch(&ws.repo.common_dir, &record.branch);
+    let _ = ws.store.remove(&record.name);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sandbox_off_is_never_sandboxed_and_never_warns() {
+        assert_eq!(sandbox_plan(SandboxMode::Off).unwrap(), (false, None));
+    }
+
+    #[test]
+    fn auto_sandboxes_where_available_and_otherwise_warns_instead_of_failing() {
+        let (sandboxed, warning) = sandbox_plan(SandboxMode::Auto).unwrap();
+        assert_eq!(sandboxed, sandbox::availability().is_ok());
+        assert_eq!(warning.is_some(), !sandboxed);
+    }
+
+    #[test]
+    fn the_lock_reason_names_the_task() {
+        assert_eq!(lock_reason("fix-auth"), "cms task fix-auth");
+    }
+}
