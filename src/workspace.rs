@@ -57,7 +57,15 @@ impl Workspace {
         let pid = record.supervisor.map(|s| s.pid).unwrap_or_default();
         // The last line of defence: the keeper normally kills the session when its supervisor
         // dies, but if it was killed too, the session's processes still carry its token.
-        kill_session(record.supervisor.map_or(0, |s| s.token));
+        let token = record.supervisor.map_or(0, |s| s.token);
+        kill_session(token);
+        // The dead supervisor could not remove the session's temp dir; nothing uses it now.
+        if token != 0 {
+            let _ = std::fs::remove_dir_all(crate::safety::sandbox::temp_dir_for(
+                record.name.as_str(),
+                token,
+            ));
+        }
         let update = self.store.update(&record.name, |r| {
             // Re-check under the lock: another cms may have reconciled it already.
             if r.status == Status::Running {

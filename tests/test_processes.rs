@@ -257,6 +257,34 @@ fn processes_that_outlive_a_killed_keeper_are_killed_by_the_next_cms_command() {
 }
 
 #[test]
+fn a_killed_supervisors_temp_dir_is_removed_by_the_next_cms_command() {
+    let env = TestEnv::new();
+    let reported = env.root.join("tmpdir.txt");
+    env.steps(json!([
+        {"bash": format!("echo \"$TMPDIR\" > {}.part && mv {0}.part {0}", reported.display())},
+        {"sleep_ms": 60000},
+    ]));
+    let child = spawn_task(&env, &["x", "-n", "dropped"]);
+    let start = Instant::now();
+    while !reported.exists() {
+        assert!(
+            start.elapsed() < LIMIT,
+            "the task never reported its temp dir"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let temp = PathBuf::from(std::fs::read_to_string(&reported).unwrap().trim());
+    assert!(temp.is_dir(), "{}", temp.display());
+    signal(child.id(), libc::SIGKILL);
+    wait_bounded(child, LIMIT);
+    // The supervisor died before it could remove it; the next command does.
+    assert!(temp.is_dir());
+    env.cms(&["list"]).success();
+    assert!(!temp.exists(), "{} outlived its task", temp.display());
+    assert_eq!(task_of(&env, "dropped")["status"], "interrupted");
+}
+
+#[test]
 fn processes_of_another_running_task_are_left_alone() {
     let env = TestEnv::new();
     let detached = Detached::new(&env.root);

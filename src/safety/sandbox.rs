@@ -248,6 +248,14 @@ pub fn bash_auto_allowed(preset: Preset) -> bool {
     }
 }
 
+/// The per-task temp dir a session's Bash writes to, named after the task and its session
+/// token so that whoever finds the supervisor dead (the next cms command) can remove it
+/// without trusting a path read from the record: only a `cms-<task>-<token>` folder in the
+/// temp dir can ever be removed this way.
+pub fn temp_dir_for(task: &str, token: u64) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("cms-{task}-{token:016x}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

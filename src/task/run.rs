@@ -155,9 +155,15 @@ pub async fn run(
 
 /// A fresh temp dir for one session of the task.
 fn task_temp_dir(record: &TaskRecord) -> Result<tempfile::TempDir, CommandError> {
+    let path = safety::sandbox::temp_dir_for(
+        record.name.as_str(),
+        record.supervisor.map_or(0, |s| s.token),
+    );
+    let name = path.file_name().expect("a temp dir has a name").to_owned();
     tempfile::Builder::new()
-        .prefix(&format!("cms-{}-", record.name))
-        .tempdir()
+        .prefix(&name)
+        .rand_bytes(0)
+        .tempdir_in(path.parent().expect("a temp dir has a parent"))
         .map_err(|err| {
             CommandError::from_error(ErrorKind::User, &err).with_hint(format!(
                 "cms makes each task a temp dir in {}; set TMPDIR to a writable folder",
