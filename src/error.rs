@@ -235,6 +235,98 @@ macro_rules! from_hinted {
 
 from_hinted!(GitError, HooksError, StoreError, SessionError);
 
+impl Hinted for crate::task::TaskError {
+    fn hint(&self) -> Option<String> {
+        use crate::task::TaskError as E;
+        Some(match self {
+            E::EmptyPrompt => "say what the task should do: cms task \"fix the login bug\"".into(),
+            E::NameTaken(_) => "pick another --name, or `cms discard` the old task first".into(),
+            E::BranchTaken(_) => {
+                "pick another --name; cms never reuses a branch it did not make".into()
+            }
+            E::WorktreePathTaken(_) => {
+                "pick another --name, or remove that folder if nothing in it matters".into()
+            }
+            E::WorktreesFolder { path, .. } => format!(
+                "cms keeps worktrees in {}; set worktrees.root or CMS_WORKTREES_ROOT to move them",
+                path.display()
+            ),
+            E::SandboxRequired(_) => format!(
+                "{}, or set [safety] sandbox = \"auto\" to run unsandboxed where it is missing",
+                crate::safety::sandbox::INSTALL_HINT
+            ),
+            E::TempDir { dir, .. } => format!(
+                "cms makes each task a temp dir in {}; set TMPDIR to a writable folder",
+                dir.display()
+            ),
+            E::OwnPath(_) => "cms must know its own path to give claude its PreToolUse hook".into(),
+            E::FailedStart { claude, .. } => format!(
+                "check that `{} --version` works and that it is Claude Code; nothing was kept",
+                claude.display()
+            ),
+            E::InvalidGlob(_) => {
+                "fix [safety] protected in .cms.toml or your user configuration".into()
+            }
+            E::NothingToCompare(_) => "it was discarded, so its changes are gone".into(),
+            E::StillRunning { .. } => "wait for it to end (Ctrl-C in its terminal stops it)".into(),
+            E::Closed { .. } => "`cms list --all` shows closed tasks".into(),
+            E::OffBranch { name, branch, .. } => format!(
+                "cms merges only {branch}; `cms discard {name} --force` removes the worktree \
+                 and keeps the other branch"
+            ),
+            E::NotOurWorktree { .. } => {
+                "cms leaves it alone; remove it yourself with `git worktree remove`".into()
+            }
+            E::InterruptedBeforeStart
+            | E::Git(_)
+            | E::Store(_)
+            | E::Session(_)
+            | E::Workspace(_) => return None,
+        })
+    }
+}
+
+impl From<crate::task::TaskError> for CommandError {
+    fn from(err: crate::task::TaskError) -> Self {
+        use crate::task::TaskError as E;
+        match err {
+            // Errors of the layers below keep their own hints.
+            E::Git(err) => err.into(),
+            E::Store(err) => err.into(),
+            E::Session(err) => err.into(),
+            E::Workspace(err) => err.into(),
+            err => {
+                let kind = match err {
+                    E::EmptyPrompt => ErrorKind::Usage,
+                    E::InterruptedBeforeStart => ErrorKind::Interrupted,
+                    E::OwnPath(_) => ErrorKind::Internal,
+                    _ => ErrorKind::User,
+                };
+                let mut this = CommandError::from_error(kind, &err);
+                this.hints.extend(err.hint());
+                this
+            }
+        }
+    }
+}
+
+impl From<crate::workspace::WorkspaceError> for CommandError {
+    fn from(err: crate::workspace::WorkspaceError) -> Self {
+        use crate::workspace::WorkspaceError as E;
+        match err {
+            E::Git(err) => err.into(),
+            E::Store(err) => err.into(),
+            E::Config(err) => err.into(),
+            E::ReadConfig { .. } => CommandError::from_error(ErrorKind::User, &err),
+            E::WorktreesInsideRepository { .. } => CommandError::from_error(ErrorKind::User, &err)
+                .with_hint(
+                    "set worktrees.root in your configuration (or CMS_WORKTREES_ROOT) to a \
+                     folder outside the repository",
+                ),
+        }
+    }
+}
+
 impl From<crate::config::ConfigError> for CommandError {
     fn from(err: crate::config::ConfigError) -> Self {
         match &err {

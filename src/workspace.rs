@@ -4,11 +4,29 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{Config, RepoConfigSource};
-use crate::error::CommandError;
-use crate::git::{Oid, Repo};
+use crate::config::{Config, ConfigError, RepoConfigSource};
+use crate::git::{GitError, Oid, Repo};
 use crate::session::{kill_session, supervisor_alive};
 use crate::store::{Status, Store, StoreError, TaskName, TaskRecord};
+
+/// What can go wrong opening a repository's tasks or their configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("failed to read {}", path.display())]
+    ReadConfig {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the worktrees folder {} is inside the repository at {}", dir.display(), inside.display())]
+    WorktreesInsideRepository { dir: PathBuf, inside: PathBuf },
+}
 
 pub struct Workspace {
     pub repo: Repo,
@@ -16,20 +34,20 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    pub fn discover(dir: &Path) -> Result<Workspace, CommandError> {
+    pub fn discover(dir: &Path) -> Result<Workspace, WorkspaceError> {
         let repo = Repo::discover(dir)?;
         let store = Store::new(&repo.common_dir);
         Ok(Workspace { repo, store })
     }
 
     /// Loads a task, marking it interrupted if its supervisor died.
-    pub fn task(&self, name: &TaskName) -> Result<TaskRecord, CommandError> {
+    pub fn task(&self, name: &TaskName) -> Result<TaskRecord, WorkspaceError> {
         let record = self.store.load(name)?;
         Ok(self.reconcile(record))
     }
 
     /// All tasks, plus warnings for records that could not be read.
-    pub fn tasks(&self) -> Result<(Vec<TaskRecord>, Vec<StoreError>), CommandError> {
+    pub fn tasks(&self) -> Result<(Vec<TaskRecord>, Vec<StoreError>), WorkspaceError> {
         let (records, errors) = self.store.list()?;
         Ok((
             records.into_iter().map(|r| self.reconcile(r)).collect(),
@@ -82,10 +100,14 @@ impl Workspace {
     /// The configuration for tasks based on `base`: the repository's `.cms.toml` is read from
     /// the main checkout if it has one there, otherwise from the base commit, never from a
     /// task's worktree (an agent must not be able to loosen its own rules).
-    pub fn config(&self, base: Option<Oid>) -> Result<Config, CommandError> {
+    pub fn config(&self, base: Option<Oid>) -> Result<Config, WorkspaceError> {
         let main_file = self.main_checkout().map(|dir| dir.join(".cms.toml"));
         if let Some(path) = main_file.as_ref().filter(|p| p.is_file()) {
-            let text = std::fs::read_to_string(path)?;
+            let text =
+                std::fs::read_to_string(path).map_err(|source| WorkspaceError::ReadConfig {
+                    path: path.clone(),
+                    source,
+                })?;
             return Ok(Config::load(Some(RepoConfigSource {
                 text: &text,
                 name: path.display().to_string(),
@@ -112,7 +134,7 @@ impl Workspace {
     /// tells apart repositories with the same folder name. Refused inside the repository's
     /// checkouts or git dir: the tasks would show up in the user's `git status` and in each
     /// other's changes.
-    pub fn worktrees_dir(&self, config: &Config) -> Result<PathBuf, CommandError> {
+    pub fn worktrees_dir(&self, config: &Config) -> Result<PathBuf, WorkspaceError> {
         let id = self.repo.short_id();
         let dir = config
             .worktrees_root
@@ -124,15 +146,10 @@ impl Workspace {
             .iter()
             .find(|place| resolved.starts_with(crate::git::canonical(place)))
         {
-            return Err(CommandError::user(format!(
-                "the worktrees folder {} is inside the repository at {}",
-                resolved.display(),
-                place.display()
-            ))
-            .with_hint(
-                "set worktrees.root in your configuration (or CMS_WORKTREES_ROOT) to a folder \
-                 outside the repository",
-            ));
+            return Err(WorkspaceError::WorktreesInsideRepository {
+                dir: resolved,
+                inside: place.clone(),
+            });
         }
         Ok(dir)
     }

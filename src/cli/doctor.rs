@@ -90,7 +90,7 @@ pub fn cmd_doctor(ctx: &CommandContext, _args: DoctorArgs) -> Result<u8, Command
     let workspace = ctx.workspace();
     let (repository, base) = check_repository(&ctx.cwd, &workspace);
     let config = match &workspace {
-        Ok(ws) => ws.config(base),
+        Ok(ws) => ws.config(base).map_err(CommandError::from),
         Err(_) => Config::load(None).map_err(CommandError::from),
     };
     let sandbox_mode = config.as_ref().map(|c| c.sandbox).unwrap_or_default();

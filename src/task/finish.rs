@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::error::CommandError;
 use crate::git::{self};
 use crate::safety::{self, LimitState};
 use crate::session::{Ledger, StopReason, TurnOutcome};
@@ -21,7 +20,7 @@ pub(super) struct Watched {
 }
 
 impl Watched {
-    pub(super) fn capture(ws: &Workspace, record: &TaskRecord) -> Result<Watched, CommandError> {
+    pub(super) fn capture(ws: &Workspace, record: &TaskRecord) -> Result<Watched, TaskError> {
         let (around, quiet_records) = surroundings(ws, record)?;
         Ok(Watched {
             baseline: safety::check::Baseline::capture(around)?,
@@ -34,7 +33,7 @@ impl Watched {
 fn surroundings(
     ws: &Workspace,
     record: &TaskRecord,
-) -> Result<(safety::check::Surroundings, Vec<TaskRecord>), CommandError> {
+) -> Result<(safety::check::Surroundings, Vec<TaskRecord>), TaskError> {
     let (tasks, _unreadable) = ws.tasks()?;
     let quiet_records: Vec<TaskRecord> = tasks
         .into_iter()
@@ -89,7 +88,7 @@ pub(super) fn finish(
     outcome: &TurnOutcome,
     watched: &Watched,
     elapsed: Duration,
-) -> Result<TaskRecord, CommandError> {
+) -> Result<TaskRecord, TaskError> {
     let elapsed_ms = elapsed.as_millis() as u64;
     let (mut status, mut error) = status_of(outcome);
     if let (Some(StopReason::Limit(kind)), Some(settings)) = (outcome.stopped, record.safety.limits)
@@ -204,7 +203,7 @@ fn check_surroundings(
     ws: &Workspace,
     record: &TaskRecord,
     watched: &Watched,
-) -> Result<Vec<crate::store::Violation>, CommandError> {
+) -> Result<Vec<crate::store::Violation>, TaskError> {
     let mut violations = record_tampering(ws, record);
     // Other tasks' records, as the session left them: a changed record is put back first, so
     // a forged status cannot hide what else the session did to that task.

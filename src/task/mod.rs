@@ -5,6 +5,7 @@
 //! worktree and branch, the record, the transcript) is undone if a later step of the start
 //! fails, including claude failing before it ever began a session.
 
+mod error;
 mod finish;
 mod open;
 mod rules;
@@ -43,6 +44,7 @@ pub struct Started {
     pub sandbox_warning: Option<String>,
 }
 
+pub use error::TaskError;
 pub use open::{
     change_range, current_violations, ensure_not_running, ensure_on_branch, open_for_change,
     remove_task_checkout,

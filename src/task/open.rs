@@ -2,7 +2,6 @@
 //! change, its change range, its protected-path rules and violations, and removing its
 //! checkout.
 
-use crate::error::CommandError;
 use crate::git::{self, Oid};
 use crate::safety::{self};
 use crate::store::{Status, TaskName, TaskRecord};
@@ -16,22 +15,21 @@ pub fn open_for_change(
     ws: &Workspace,
     name: &TaskName,
     action: &str,
-) -> Result<TaskRecord, CommandError> {
+) -> Result<TaskRecord, TaskError> {
     let record = ws.task(name)?;
     ensure_not_running(&record, action)?;
     if record.status.is_closed() {
-        return Err(CommandError::user(format!(
-            "task '{}' is already {}",
-            record.name, record.status
-        ))
-        .with_hint("`cms list --all` shows closed tasks"));
+        return Err(TaskError::Closed {
+            name: record.name,
+            status: record.status,
+        });
     }
     Ok(record)
 }
 
 /// The two ends of a task's change: the point it forked from its base, and its current state
 /// (the worktree's uncommitted work included while the worktree exists).
-pub fn change_range(ws: &Workspace, record: &TaskRecord) -> Result<(Oid, Oid), CommandError> {
+pub fn change_range(ws: &Workspace, record: &TaskRecord) -> Result<(Oid, Oid), TaskError> {
     let base = record.base;
     let tip = ws.repo.branch_tip(&record.branch).ok();
     let from = match tip {
@@ -46,11 +44,7 @@ pub fn change_range(ws: &Workspace, record: &TaskRecord) -> Result<(Oid, Oid), C
         .filter(|oid| ws.repo.tree_of(*oid).is_ok());
     match to {
         Some(to) => Ok((from, to)),
-        None => Err(CommandError::user(format!(
-            "task '{}' has no branch or worktree left to compare",
-            record.name
-        ))
-        .with_hint("it was discarded, so its changes are gone")),
+        None => Err(TaskError::NothingToCompare(record.name.clone())),
     }
 }
 
@@ -61,7 +55,7 @@ pub fn change_range(ws: &Workspace, record: &TaskRecord) -> Result<(Oid, Oid), C
 pub fn current_violations(
     ws: &Workspace,
     record: &TaskRecord,
-) -> Result<Vec<crate::store::Violation>, CommandError> {
+) -> Result<Vec<crate::store::Violation>, TaskError> {
     let rules = rules_for(ws, RuleScope::Change(record))?;
     let (from, to) = change_range(ws, record)?;
     let mut violations = record.safety.violations.clone();
@@ -74,7 +68,7 @@ pub fn current_violations(
 
 /// Refuses when the task's worktree left the task's branch (its session ran `git checkout -b`
 /// or `--detach`): the work there is no longer what the task's branch holds.
-pub fn ensure_on_branch(record: &TaskRecord) -> Result<(), CommandError> {
+pub fn ensure_on_branch(record: &TaskRecord) -> Result<(), TaskError> {
     if !record.worktree.is_dir() {
         return Ok(());
     }
@@ -84,27 +78,26 @@ pub fn ensure_on_branch(record: &TaskRecord) -> Result<(), CommandError> {
         return Ok(());
     }
     let now = match &head {
-        Some(other) => format!("for {}", other.strip_prefix("refs/heads/").unwrap_or(other)),
-        None => "for a detached HEAD".to_owned(),
+        Some(other) => other
+            .strip_prefix("refs/heads/")
+            .unwrap_or(other)
+            .to_owned(),
+        None => "a detached HEAD".to_owned(),
     };
-    Err(CommandError::user(format!(
-        "task '{}''s worktree left its branch {} {now}",
-        record.name, record.branch
-    ))
-    .with_hint(format!(
-        "cms merges only {0}; `cms discard {1} --force` removes the worktree and keeps the other branch",
-        record.branch, record.name
-    )))
+    Err(TaskError::OffBranch {
+        name: record.name.clone(),
+        branch: record.branch.clone(),
+        now,
+    })
 }
 
 /// Refuses when a task is still running under a live supervisor.
-pub fn ensure_not_running(record: &TaskRecord, action: &str) -> Result<(), CommandError> {
+pub fn ensure_not_running(record: &TaskRecord, action: &str) -> Result<(), TaskError> {
     if record.status == Status::Running {
-        return Err(CommandError::user(format!(
-            "task '{}' is still running; cannot {action} it",
-            record.name
-        ))
-        .with_hint("wait for it to end (Ctrl-C in its terminal stops it)"));
+        return Err(TaskError::StillRunning {
+            name: record.name.clone(),
+            action: action.to_owned(),
+        });
     }
     Ok(())
 }
@@ -119,7 +112,7 @@ pub fn remove_task_checkout(
     ws: &Workspace,
     record: &TaskRecord,
     even_off_branch: bool,
-) -> Result<Option<String>, CommandError> {
+) -> Result<Option<String>, TaskError> {
     let ours = format!("refs/heads/{}", record.branch);
     let entries = git::worktree::list(&ws.repo.common_dir)?;
     let registered = entries
@@ -146,31 +139,24 @@ pub fn remove_task_checkout(
         Some(entry)
             if entry.lock_reason.as_deref() != Some(lock_reason(record.name.as_str()).as_str()) =>
         {
-            return Err(CommandError::user(format!(
-                "{} is a worktree cms did not make for task '{}'",
-                record.worktree.display(),
-                record.name
-            ))
-            .with_hint("cms leaves it alone; remove it yourself with `git worktree remove`"));
+            return Err(TaskError::NotOurWorktree {
+                path: record.worktree.clone(),
+                name: record.name.clone(),
+            });
         }
         Some(entry) => {
-            let on = match entry.branch.as_deref() {
-                Some(branch) => format!(
-                    "is on {}",
-                    branch.strip_prefix("refs/heads/").unwrap_or(branch)
-                ),
-                None => "has a detached HEAD".to_owned(),
+            let now = match entry.branch.as_deref() {
+                Some(branch) => branch
+                    .strip_prefix("refs/heads/")
+                    .unwrap_or(branch)
+                    .to_owned(),
+                None => "a detached HEAD".to_owned(),
             };
-            return Err(CommandError::user(format!(
-                "task '{}''s worktree {} {on}, not on {}",
-                record.name,
-                record.worktree.display(),
-                record.branch
-            ))
-            .with_hint(format!(
-                "`cms discard {} --force` removes the worktree and keeps that branch",
-                record.name
-            )));
+            return Err(TaskError::OffBranch {
+                name: record.name.clone(),
+                branch: record.branch.clone(),
+                now,
+            });
         }
         None => git::worktree::prune(&ws.repo.common_dir)?,
     }

@@ -2,10 +2,11 @@
 //! session's end, its merge and `cms check`.
 
 use crate::config::Config;
-use crate::error::CommandError;
 use crate::safety::Rules;
 use crate::store::{TaskName, TaskRecord};
 use crate::workspace::Workspace;
+
+use super::TaskError;
 
 /// Whose changes are being judged.
 pub enum RuleScope<'a> {
@@ -28,7 +29,7 @@ pub enum RuleScope<'a> {
 }
 
 /// The rules in force for `scope`.
-pub fn rules_for(ws: &Workspace, scope: RuleScope<'_>) -> Result<Rules, CommandError> {
+pub fn rules_for(ws: &Workspace, scope: RuleScope<'_>) -> Result<Rules, TaskError> {
     // Rules drop repeated globs, so the layers can simply be joined.
     let globs: Vec<String> = match scope {
         RuleScope::Start { config, extra } => {
@@ -62,9 +63,6 @@ pub fn rules_for(ws: &Workspace, scope: RuleScope<'_>) -> Result<Rules, CommandE
 }
 
 /// Compiles protected-path globs (the always-protected ones are added).
-fn compile(globs: &[String]) -> Result<Rules, CommandError> {
-    Rules::new(globs).map_err(|reason| {
-        CommandError::user(format!("invalid protected path glob: {reason}"))
-            .with_hint("fix [safety] protected in .cms.toml or your user configuration")
-    })
+fn compile(globs: &[String]) -> Result<Rules, TaskError> {
+    Rules::new(globs).map_err(TaskError::InvalidGlob)
 }

@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use crate::error::{CommandError, ErrorKind};
 use crate::git::{self};
 use crate::safety::sandbox::{self};
 use crate::safety::{self, LimitKind, LimitState};
@@ -30,7 +29,7 @@ pub async fn run(
     run_opts: RunOptions,
     stop: mpsc::UnboundedReceiver<StopReason>,
     mut on_event: impl FnMut(&Event, &Ledger),
-) -> Result<TaskRecord, CommandError> {
+) -> Result<TaskRecord, TaskError> {
     let Started { record, claude, .. } = started;
     let preset = record.preset;
     let mut args: Vec<String> = [
@@ -154,7 +153,7 @@ pub async fn run(
 }
 
 /// A fresh temp dir for one session of the task.
-fn task_temp_dir(record: &TaskRecord) -> Result<tempfile::TempDir, CommandError> {
+fn task_temp_dir(record: &TaskRecord) -> Result<tempfile::TempDir, TaskError> {
     let path = safety::sandbox::temp_dir_for(
         record.name.as_str(),
         record.supervisor.map_or(0, |s| s.token),
@@ -164,11 +163,9 @@ fn task_temp_dir(record: &TaskRecord) -> Result<tempfile::TempDir, CommandError>
         .prefix(&name)
         .rand_bytes(0)
         .tempdir_in(path.parent().expect("a temp dir has a parent"))
-        .map_err(|err| {
-            CommandError::from_error(ErrorKind::User, &err).with_hint(format!(
-                "cms makes each task a temp dir in {}; set TMPDIR to a writable folder",
-                std::env::temp_dir().display()
-            ))
+        .map_err(|source| TaskError::TempDir {
+            dir: std::env::temp_dir(),
+            source,
         })
 }
 
@@ -178,14 +175,16 @@ fn task_temp_dir(record: &TaskRecord) -> Result<tempfile::TempDir, CommandError>
 fn agent_git_env(
     record: &TaskRecord,
     temp: &std::path::Path,
-) -> Result<Vec<(&'static str, String)>, CommandError> {
+) -> Result<Vec<(&'static str, String)>, TaskError> {
     if !record.safety.sandboxed {
         return Ok(Vec::new());
     }
     let excludes = temp.join("git-excludes");
     let text = sandbox::agent_excludes(git::worktree::user_excludes(&record.worktree).as_deref());
-    std::fs::write(&excludes, text)
-        .map_err(|err| CommandError::from_error(ErrorKind::User, &err))?;
+    std::fs::write(&excludes, text).map_err(|source| TaskError::TempDir {
+        dir: temp.to_owned(),
+        source,
+    })?;
     // Appended after any GIT_CONFIG_* entries the user's environment already has.
     let index: usize = std::env::var("GIT_CONFIG_COUNT")
         .ok()
@@ -203,11 +202,8 @@ fn agent_git_env(
 
 /// The `--settings` that give claude cms's PreToolUse hook: every file-editing tool call is
 /// checked against the task's protected paths and worktree before it runs, in every preset.
-fn hook_settings(ws: &Workspace, record: &TaskRecord) -> Result<serde_json::Value, CommandError> {
-    let exe = std::env::current_exe().map_err(|err| {
-        CommandError::from_error(ErrorKind::Internal, &err)
-            .with_hint("cms must know its own path to give claude its PreToolUse hook")
-    })?;
+fn hook_settings(ws: &Workspace, record: &TaskRecord) -> Result<serde_json::Value, TaskError> {
+    let exe = std::env::current_exe().map_err(TaskError::OwnPath)?;
     let command = [
         shell_quote(&exe.display().to_string()),
         "guard".to_owned(),
@@ -247,12 +243,9 @@ fn shell_quote(word: &str) -> String {
     format!("'{}'", word.replace('\'', "'\\''"))
 }
 
-fn failed_start_error(outcome: &TurnOutcome, claude: &std::path::Path) -> CommandError {
+fn failed_start_error(outcome: &TurnOutcome, claude: &std::path::Path) -> TaskError {
     if outcome.stopped.is_some() {
-        return CommandError::new(
-            ErrorKind::Interrupted,
-            "interrupted before claude started a session; nothing was kept",
-        );
+        return TaskError::InterruptedBeforeStart;
     }
     let how = outcome.how_it_ended();
     let why = outcome
@@ -269,10 +262,10 @@ fn failed_start_error(outcome: &TurnOutcome, claude: &std::path::Path) -> Comman
             outcome.malformed_lines
         ));
     }
-    CommandError::user(message).with_hint(format!(
-        "check that `{} --version` works and that it is Claude Code; nothing was kept",
-        claude.display()
-    ))
+    TaskError::FailedStart {
+        message,
+        claude: claude.to_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use crate::config::Limits;
-use crate::error::{CommandError, ErrorKind};
 use crate::git::{self};
 use crate::safety::LimitState;
 use crate::safety::sandbox::{self, SandboxMode};
@@ -14,11 +13,10 @@ use crate::workspace::Workspace;
 use super::*;
 
 /// Creates the task's branch, worktree and record. Fails without leaving any of them behind.
-pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, CommandError> {
+pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, TaskError> {
     let prompt = opts.prompt.trim();
     if prompt.is_empty() {
-        return Err(CommandError::new(ErrorKind::Usage, "the prompt is empty")
-            .with_hint("say what the task should do: cms task \"fix the login bug\""));
+        return Err(TaskError::EmptyPrompt);
     }
     let head = ws.repo.head()?;
     let (base, base_branch) = match &opts.base {
@@ -51,11 +49,9 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, CommandError
         let name = pick_name(ws, opts, prompt, &worktrees)?;
         let worktree = worktrees.join(name.as_str());
         let branch = name.branch();
-        std::fs::create_dir_all(&worktrees).map_err(|err| {
-            CommandError::from_error(ErrorKind::User, &err).with_hint(format!(
-                "cms keeps worktrees in {}; set worktrees.root or CMS_WORKTREES_ROOT to move them",
-                worktrees.display()
-            ))
+        std::fs::create_dir_all(&worktrees).map_err(|source| TaskError::WorktreesFolder {
+            path: worktrees.clone(),
+            source,
         })?;
         let reason = lock_reason(name.as_str());
         git::worktree::add(&ws.repo.common_dir, &worktree, &branch, base, &reason)?;
@@ -110,7 +106,7 @@ fn pick_name(
     opts: &TaskOptions,
     prompt: &str,
     worktrees: &std::path::Path,
-) -> Result<TaskName, CommandError> {
+) -> Result<TaskName, TaskError> {
     let taken = |name: &TaskName| {
         ws.store.exists(name)
             || ws.repo.branch_exists(&name.branch())
@@ -120,22 +116,14 @@ fn pick_name(
         // A merged or discarded task's name can be used again (its record is archived below).
         let closed = |name| ws.store.load(name).is_ok_and(|r| r.status.is_closed());
         if ws.store.exists(name) && !closed(name) {
-            return Err(CommandError::user(format!("task '{name}' already exists"))
-                .with_hint("pick another --name, or `cms discard` the old task first"));
+            return Err(TaskError::NameTaken(name.clone()));
         }
         if ws.repo.branch_exists(&name.branch()) {
-            return Err(
-                CommandError::user(format!("branch '{}' already exists", name.branch()))
-                    .with_hint("pick another --name; cms never reuses a branch it did not make"),
-            );
+            return Err(TaskError::BranchTaken(name.branch()));
         }
         let path = worktrees.join(name.as_str());
         if path.exists() {
-            return Err(CommandError::user(format!(
-                "the worktree path {} already exists",
-                path.display()
-            ))
-            .with_hint("pick another --name, or remove that folder if nothing in it matters"));
+            return Err(TaskError::WorktreePathTaken(path));
         }
         if ws.store.exists(name) {
             ws.store.archive(name)?;
@@ -155,19 +143,13 @@ pub(super) fn lock_reason(name: &str) -> String {
 
 /// Whether the task's Bash will be sandboxed, and the warning to give when `auto` finds no
 /// sandbox. `required` without one is refused here, before anything is made.
-fn sandbox_plan(mode: SandboxMode) -> Result<(bool, Option<String>), CommandError> {
+fn sandbox_plan(mode: SandboxMode) -> Result<(bool, Option<String>), TaskError> {
     if mode == SandboxMode::Off {
         return Ok((false, None));
     }
     match sandbox::availability() {
         Ok(()) => Ok((true, None)),
-        Err(why) if mode == SandboxMode::Required => Err(CommandError::user(format!(
-            "the Bash sandbox is required but unavailable: {why}"
-        ))
-        .with_hint(format!(
-            "{}, or set [safety] sandbox = \"auto\" to run unsandboxed where it is missing",
-            sandbox::INSTALL_HINT
-        ))),
+        Err(why) if mode == SandboxMode::Required => Err(TaskError::SandboxRequired(why)),
         Err(why) => Ok((
             false,
             Some(format!(

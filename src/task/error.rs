@@ -1,0 +1,86 @@
+//! What can go wrong in a task's life, said without hints: what the user can do about each is
+//! the command line's business (`error.rs`).
+
+use std::path::PathBuf;
+
+use crate::git::GitError;
+use crate::session::SessionError;
+use crate::store::{Status, StoreError, TaskName};
+use crate::workspace::WorkspaceError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error("the prompt is empty")]
+    EmptyPrompt,
+
+    #[error("task '{0}' already exists")]
+    NameTaken(TaskName),
+
+    #[error("branch '{0}' already exists")]
+    BranchTaken(String),
+
+    #[error("the worktree path {} already exists", .0.display())]
+    WorktreePathTaken(PathBuf),
+
+    #[error("cannot create the worktrees folder {}", path.display())]
+    WorktreesFolder {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("the Bash sandbox is required but unavailable: {0}")]
+    SandboxRequired(String),
+
+    #[error("cannot make the task's temp dir in {}", dir.display())]
+    TempDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("cms cannot find its own executable")]
+    OwnPath(#[source] std::io::Error),
+
+    #[error("interrupted before claude started a session; nothing was kept")]
+    InterruptedBeforeStart,
+
+    /// claude ended before `system/init`; the message says how and why.
+    #[error("{message}")]
+    FailedStart { message: String, claude: PathBuf },
+
+    #[error("invalid protected path glob: {0}")]
+    InvalidGlob(String),
+
+    #[error("task '{0}' has no branch or worktree left to compare")]
+    NothingToCompare(TaskName),
+
+    #[error("task '{name}' is still running; cannot {action} it")]
+    StillRunning { name: TaskName, action: String },
+
+    #[error("task '{name}' is already {status}")]
+    Closed { name: TaskName, status: Status },
+
+    /// The task's worktree left its branch: `now` says for what.
+    #[error("task '{name}''s worktree left its branch {branch} for {now}")]
+    OffBranch {
+        name: TaskName,
+        branch: String,
+        now: String,
+    },
+
+    #[error("{} is a worktree cms did not make for task '{name}'", path.display())]
+    NotOurWorktree { path: PathBuf, name: TaskName },
+
+    #[error(transparent)]
+    Git(#[from] GitError),
+
+    #[error(transparent)]
+    Store(#[from] StoreError),
+
+    #[error(transparent)]
+    Session(#[from] SessionError),
+
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+}
