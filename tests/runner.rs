@@ -12,6 +12,7 @@ mod test_fake_claude;
 mod test_hooks;
 mod test_inspect;
 mod test_merge;
+mod test_real_boundary;
 mod test_real_claude;
 mod test_safety;
 mod test_sandbox;

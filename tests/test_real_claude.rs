@@ -20,7 +20,7 @@ use crate::common::{Background, FAKE_CLAUDE, Run, TestEnv, wait_bounded};
 const PINNED_VERSION: &str = "2.1.197";
 
 /// Generous for a run of about a second: CI machines are slow and run tests side by side.
-const RUN_LIMIT: Duration = Duration::from_secs(60);
+pub(crate) const RUN_LIMIT: Duration = Duration::from_secs(60);
 
 /// Prints past the test harness's output capture, so the line shows even for passing tests.
 fn say(line: &str) {
@@ -69,7 +69,7 @@ fn locate_claude() -> Result<PathBuf, String> {
 
 /// The real claude binary, or `None` when a developer chose to skip these tests. Without the
 /// CLI the test fails: in CI always, elsewhere unless `CMS_SKIP_REAL_CLAUDE=1`.
-fn real_claude(test: &str) -> Option<PathBuf> {
+pub(crate) fn real_claude(test: &str) -> Option<PathBuf> {
     let why = match locate_claude() {
         Ok(path) => return Some(path),
         Err(why) => why,
@@ -98,7 +98,7 @@ fn real_claude(test: &str) -> Option<PathBuf> {
 }
 
 /// A repository whose cms runs the real claude against `api`, offline and out of the real home.
-fn real_env(claude: &Path, api: &FakeApi) -> TestEnv {
+pub(crate) fn real_env(claude: &Path, api: &FakeApi) -> TestEnv {
     let mut env = TestEnv::new();
     env.set_env("CMS_CLAUDE_BIN", &claude.display().to_string());
     for (key, value) in claude_env(api, &env.home.join(".claude")) {
@@ -129,7 +129,7 @@ fn claude_env(api: &FakeApi, config_dir: &Path) -> [(&'static str, String); 10] 
 }
 
 #[track_caller]
-fn task_json(run: &Run) -> Value {
+pub(crate) fn task_json(run: &Run) -> Value {
     let task = run.json();
     assert!(
         task["status"].is_string(),
@@ -141,7 +141,7 @@ fn task_json(run: &Run) -> Value {
 }
 
 /// The events of a task's transcript: claude's stdout exactly as cms kept it.
-fn transcript(env: &TestEnv, task: &str) -> Vec<Value> {
+pub(crate) fn transcript(env: &TestEnv, task: &str) -> Vec<Value> {
     let path = env.common_dir().join(format!("cms/logs/{task}.jsonl"));
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -914,7 +914,7 @@ fn real_claude_blocks_a_write_when_the_pre_tool_use_hook_panics() {
 }
 
 /// The text of every tool result in a task's transcript, in order.
-fn tool_results(env: &TestEnv, task: &str) -> Vec<String> {
+pub(crate) fn tool_results(env: &TestEnv, task: &str) -> Vec<String> {
     transcript(env, task)
         .iter()
         .filter(|e| e["type"] == "user")
@@ -927,7 +927,7 @@ fn tool_results(env: &TestEnv, task: &str) -> Vec<String> {
         .collect()
 }
 
-fn bash(command: String) -> Reply {
+pub(crate) fn bash(command: String) -> Reply {
     Reply::tool("Bash", json!({"command": command, "description": "Run"}))
 }
 
