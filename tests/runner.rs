@@ -13,6 +13,7 @@ mod test_hooks;
 mod test_inspect;
 mod test_merge;
 mod test_processes;
+mod test_real_boundary;
 mod test_real_claude;
 mod test_safety;
 mod test_sandbox;

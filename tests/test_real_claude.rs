@@ -129,7 +129,7 @@ fn claude_env(api: &FakeApi, config_dir: &Path) -> [(&'static str, String); 10] 
 }
 
 #[track_caller]
-fn task_json(run: &Run) -> Value {
+pub(crate) fn task_json(run: &Run) -> Value {
     let task = run.json();
     assert!(
         task["status"].is_string(),
@@ -141,7 +141,7 @@ fn task_json(run: &Run) -> Value {
 }
 
 /// The events of a task's transcript: claude's stdout exactly as cms kept it.
-fn transcript(env: &TestEnv, task: &str) -> Vec<Value> {
+pub(crate) fn transcript(env: &TestEnv, task: &str) -> Vec<Value> {
     let path = env.common_dir().join(format!("cms/logs/{task}.jsonl"));
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -914,7 +914,7 @@ fn real_claude_blocks_a_write_when_the_pre_tool_use_hook_panics() {
 }
 
 /// The text of every tool result in a task's transcript, in order.
-fn tool_results(env: &TestEnv, task: &str) -> Vec<String> {
+pub(crate) fn tool_results(env: &TestEnv, task: &str) -> Vec<String> {
     transcript(env, task)
         .iter()
         .filter(|e| e["type"] == "user")
@@ -927,7 +927,7 @@ fn tool_results(env: &TestEnv, task: &str) -> Vec<String> {
         .collect()
 }
 
-fn bash(command: String) -> Reply {
+pub(crate) fn bash(command: String) -> Reply {
     Reply::tool("Bash", json!({"command": command, "description": "Run"}))
 }
 
