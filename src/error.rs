@@ -241,7 +241,14 @@ impl Hinted for crate::task::TaskError {
         Some(match self {
             E::EmptyPrompt => "say what the task should do: cms task \"fix the login bug\"".into(),
             E::NameTaken(_) => "pick another --name, or `cms discard` the old task first".into(),
-            E::BranchTaken(_) => {
+            E::BranchTaken {
+                branch,
+                kept_by_closed_task: true,
+            } => format!(
+                "the task that had this name kept its branch; delete it (`git branch -D {branch}`) \
+                 once you no longer need it, or pick another --name"
+            ),
+            E::BranchTaken { .. } => {
                 "pick another --name; cms never reuses a branch it did not make".into()
             }
             E::WorktreePathTaken(_) => {

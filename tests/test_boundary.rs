@@ -420,3 +420,21 @@ fn benign_session_beside_other_tasks_and_ignored_files_is_not_flagged() {
     env.cms(&["merge", "benign"]).success();
     env.cms(&["merge", "other"]).success();
 }
+
+#[test]
+fn rewriting_its_own_worktree_lock_is_caught() {
+    let env = TestEnv::new();
+    let (run, task) = attack(
+        &env,
+        "unlocker",
+        json!([{"bash": "echo 'not cms' > \"$(git rev-parse --git-dir)/locked\""}]),
+    );
+    run.code(3);
+    let found = kinds(&task);
+    assert!(
+        found
+            .iter()
+            .any(|k| k.starts_with("git_metadata worktrees/") && k.ends_with("/locked")),
+        "{found:?}"
+    );
+}

@@ -273,3 +273,20 @@ fn a_discarded_or_merged_tasks_name_can_be_used_again_and_list_all_keeps_the_old
     assert_eq!(env.cms(&["show", "x", "--json"]).json()["prompt"], "third");
     assert!(archive.join("2.json").is_file());
 }
+
+#[test]
+fn a_name_whose_merged_task_kept_its_branch_is_refused_with_how_to_free_it() {
+    let env = TestEnv::new();
+    env.steps(serde_json::json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    env.task_ok(&["x", "-n", "kept"]);
+    env.cms(&["merge", "kept", "--keep"]).success();
+    let refused = env.cms(&["task", "again", "-n", "kept"]);
+    refused
+        .code(1)
+        .one_line_error_with_hint("branch 'cms/kept' already exists");
+    assert!(
+        refused.stderr.contains("git branch -D cms/kept"),
+        "{}",
+        refused.stderr
+    );
+}

@@ -125,7 +125,9 @@ pub fn metadata_state(common_dir: &Path, worktree: &Path) -> Fingerprint {
         && let Some(gitdir) = text.trim().strip_prefix("gitdir: ")
     {
         let gitdir = Path::new(gitdir);
-        for name in ["config.worktree", "commondir", "gitdir"] {
+        // `locked` holds the reason cms locked it with, which is how `discard --force` knows
+        // the worktree is the one cms made.
+        for name in ["config.worktree", "commondir", "gitdir", "locked"] {
             let label = format!("worktrees/{}/{name}", worktree_label(gitdir));
             add(label, &gitdir.join(name));
         }

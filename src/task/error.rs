@@ -16,8 +16,12 @@ pub enum TaskError {
     #[error("task '{0}' already exists")]
     NameTaken(TaskName),
 
-    #[error("branch '{0}' already exists")]
-    BranchTaken(String),
+    #[error("branch '{branch}' already exists")]
+    BranchTaken {
+        branch: String,
+        /// It is the branch of a merged task that kept it (`merge --keep`).
+        kept_by_closed_task: bool,
+    },
 
     #[error("the worktree path {} already exists", .0.display())]
     WorktreePathTaken(PathBuf),

@@ -119,7 +119,12 @@ fn pick_name(
             return Err(TaskError::NameTaken(name.clone()));
         }
         if ws.repo.branch_exists(&name.branch()) {
-            return Err(TaskError::BranchTaken(name.branch()));
+            // A task merged with --keep leaves its branch; that is the user's to delete.
+            let kept = ws.store.exists(name) && closed(name);
+            return Err(TaskError::BranchTaken {
+                branch: name.branch(),
+                kept_by_closed_task: kept,
+            });
         }
         let path = worktrees.join(name.as_str());
         if path.exists() {
