@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{Run, TestEnv};
+use crate::common::{Run, TestEnv, violations};
 
 /// Runs a task whose fake claude runs `steps`, with `--preset full` (nothing asks).
 fn attack(env: &TestEnv, name: &str, steps: Value) -> (Run, Value) {
@@ -37,22 +37,6 @@ fn after_session_saved(path: &str) -> String {
     format!("until grep -q '\"session_id\": \"' {path}; do sleep 0.02; done")
 }
 
-/// `kind path` for each violation of a task.
-fn kinds(task: &Value) -> Vec<String> {
-    task["safety"]["violations"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no violations in {task:#}"))
-        .iter()
-        .map(|v| {
-            format!(
-                "{} {}",
-                v["kind"].as_str().unwrap(),
-                v["path"].as_str().unwrap()
-            )
-        })
-        .collect()
-}
-
 fn show(env: &TestEnv, name: &str) -> Value {
     let run = env.cms(&["show", name, "--json"]);
     run.success();
@@ -71,7 +55,7 @@ fn bash_write_and_commit_into_another_tasks_worktree_is_caught_and_the_victim_ca
     );
     run.code(3);
     assert_eq!(task["status"], "protected_path", "{task:#}");
-    let found = kinds(&task);
+    let found = violations(&task);
     assert!(
         found.contains(&"other_task refs/heads/cms/other".to_owned()),
         "{found:?}"
@@ -104,9 +88,9 @@ fn bash_write_into_another_tasks_worktree_without_committing_is_caught() {
     run.code(3);
     let planted = format!("{}/planted.txt", other["worktree"].as_str().unwrap());
     assert!(
-        kinds(&task).contains(&format!("other_task {planted}")),
+        violations(&task).contains(&format!("other_task {planted}")),
         "{:?}",
-        kinds(&task)
+        violations(&task)
     );
     assert_eq!(show(&env, "other")["status"], "protected_path");
 }
@@ -123,9 +107,9 @@ fn deleting_another_tasks_branch_is_caught_and_the_branch_is_put_back() {
     );
     run.code(3);
     assert!(
-        kinds(&task).contains(&"other_task refs/heads/cms/other".to_owned()),
+        violations(&task).contains(&"other_task refs/heads/cms/other".to_owned()),
         "{:?}",
-        kinds(&task)
+        violations(&task)
     );
     let detail = task["safety"]["violations"][0]["detail"].as_str().unwrap();
     assert!(detail.contains("was deleted"), "{detail}");
@@ -161,7 +145,7 @@ fn new_branches_and_tags_are_violations_and_are_left_for_the_user() {
     );
     run.code(3);
     assert_eq!(task["status"], "protected_path");
-    let found = kinds(&task);
+    let found = violations(&task);
     assert!(
         found.contains(&"git_ref refs/heads/sneaky".to_owned()),
         "{found:?}"
@@ -186,9 +170,9 @@ fn moving_the_users_branch_is_a_violation() {
     );
     run.code(3);
     assert!(
-        kinds(&task).contains(&"git_ref refs/heads/main".to_owned()),
+        violations(&task).contains(&"git_ref refs/heads/main".to_owned()),
         "{:?}",
-        kinds(&task)
+        violations(&task)
     );
     assert_ne!(env.git(&["rev-parse", "main"]), main_before);
 }
@@ -204,7 +188,7 @@ fn checkout_b_leaves_the_task_protected_path_merge_says_why_and_discard_force_ke
     );
     run.code(3);
     assert_eq!(task["status"], "protected_path", "{task:#}");
-    let found = kinds(&task);
+    let found = violations(&task);
     assert!(
         found.contains(&"task_head refs/heads/elsewhere".to_owned()),
         "{found:?}"
@@ -237,7 +221,7 @@ fn checkout_detach_is_a_violation() {
         json!([{"bash": "git checkout -q --detach"}]),
     );
     run.code(3);
-    let found = kinds(&task);
+    let found = violations(&task);
     assert!(found.contains(&"task_head HEAD".to_owned()), "{found:?}");
     env.cms(&["discard", "detached", "--force"]).success();
     assert!(!std::path::Path::new(task["worktree"].as_str().unwrap()).exists());
@@ -261,7 +245,7 @@ fn bash_overwriting_ignored_files_in_the_main_checkout_is_caught() {
         ]),
     );
     run.code(3);
-    let found = kinds(&task);
+    let found = violations(&task);
     for path in [".env", "target/debug/app", "target/new-file"] {
         assert!(
             found.contains(&format!("main_checkout {main}/{path}")),
@@ -282,9 +266,9 @@ fn ignored_files_matching_protect_flag_in_the_main_checkout_are_caught() {
     let run = env.cms(&["task", "--json", "x", "--name", "same", "--protect", ".env"]);
     run.code(3);
     assert!(
-        kinds(&run.json()).contains(&format!("main_checkout {main}/.env")),
+        violations(&run.json()).contains(&format!("main_checkout {main}/.env")),
         "{:?}",
-        kinds(&run.json())
+        violations(&run.json())
     );
 }
 
@@ -312,9 +296,9 @@ fn editing_its_own_record_is_caught_and_the_true_settings_are_kept() {
     run.code(3);
     assert_eq!(task["status"], "protected_path", "{task:#}");
     assert!(
-        kinds(&task).contains(&format!("task_record {record}")),
+        violations(&task).contains(&format!("task_record {record}")),
         "{:?}",
-        kinds(&task)
+        violations(&task)
     );
     assert_eq!(task["safety"]["limits"]["max_turns"], 50);
     assert!(
@@ -347,9 +331,9 @@ fn corrupting_its_own_record_is_caught_and_the_true_record_is_written_back() {
     run.code(3);
     assert_eq!(task["status"], "protected_path", "{task:#}");
     assert!(
-        kinds(&task).contains(&format!("task_record {}", record.display())),
+        violations(&task).contains(&format!("task_record {}", record.display())),
         "{:?}",
-        kinds(&task)
+        violations(&task)
     );
     assert_eq!(show(&env, "vandal")["prompt"], "try to get out");
     assert_eq!(env.git(&["show", "cms/vandal:a.txt"]), "a");
@@ -368,9 +352,9 @@ fn editing_another_tasks_record_is_caught_and_the_record_is_put_back() {
     );
     run.code(3);
     assert!(
-        kinds(&task).contains(&format!("task_record {}", record.display())),
+        violations(&task).contains(&format!("task_record {}", record.display())),
         "{:?}",
-        kinds(&task)
+        violations(&task)
     );
     assert_eq!(show(&env, "other")["prompt"], before["prompt"]);
 }
@@ -387,9 +371,9 @@ fn deleting_another_tasks_record_is_caught_and_the_record_is_put_back() {
     );
     run.code(3);
     assert!(
-        kinds(&task).contains(&format!("task_record {}", record.display())),
+        violations(&task).contains(&format!("task_record {}", record.display())),
         "{:?}",
-        kinds(&task)
+        violations(&task)
     );
     assert_eq!(show(&env, "other")["prompt"], "the victim's work");
 }
@@ -430,7 +414,7 @@ fn rewriting_its_own_worktree_lock_is_caught() {
         json!([{"bash": "echo 'not cms' > \"$(git rev-parse --git-dir)/locked\""}]),
     );
     run.code(3);
-    let found = kinds(&task);
+    let found = violations(&task);
     assert!(
         found
             .iter()

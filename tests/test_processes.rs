@@ -99,6 +99,15 @@ impl Detached {
             .collect()
     }
 
+    /// Each way started (its pid file is there), and none of them runs any more.
+    #[track_caller]
+    pub fn assert_started_and_gone(&self) {
+        for way in WAYS {
+            assert!(self.pidfile(way).exists(), "{way} never started");
+        }
+        self.assert_gone();
+    }
+
     /// Waits (bounded) until none of them runs.
     #[track_caller]
     pub fn assert_gone(&self) {
@@ -172,10 +181,7 @@ fn background_processes_the_agent_started_are_gone_when_the_task_completes() {
     let run = run_task(&env, &["start a server", "-n", "bg"]);
     run.success();
     assert_eq!(run.json()["status"], "completed");
-    for way in WAYS {
-        assert!(detached.pidfile(way).exists(), "{way} never started");
-    }
-    detached.assert_gone();
+    detached.assert_started_and_gone();
 }
 
 #[test]
@@ -190,10 +196,7 @@ fn background_processes_are_gone_when_the_task_hits_its_turn_limit() {
     let run = run_task(&env, &["x", "-n", "limited", "--max-turns", "2"]);
     run.code(3);
     assert_eq!(run.json()["status"], "turns_exceeded");
-    for way in WAYS {
-        assert!(detached.pidfile(way).exists(), "{way} never started");
-    }
-    detached.assert_gone();
+    detached.assert_started_and_gone();
 }
 
 #[test]
@@ -432,10 +435,7 @@ fn a_task_started_with_its_stdin_closed_still_ends_its_background_processes() {
     );
     run.success();
     assert_eq!(run.json()["status"], "completed");
-    for way in WAYS {
-        assert!(detached.pidfile(way).exists(), "{way} never started");
-    }
-    detached.assert_gone();
+    detached.assert_started_and_gone();
 }
 
 #[test]

@@ -139,18 +139,7 @@ impl Attack {
 
     /// `kind path` for each violation.
     fn violations(&self) -> Vec<String> {
-        self.task["safety"]["violations"]
-            .as_array()
-            .unwrap_or_else(|| panic!("no violations in {:#}", self.task))
-            .iter()
-            .map(|v| {
-                format!(
-                    "{} {}",
-                    v["kind"].as_str().unwrap(),
-                    v["path"].as_str().unwrap()
-                )
-            })
-            .collect()
+        crate::common::violations(&self.task)
     }
 
     /// cms caught it after the session: `protected_path` with this violation among them.

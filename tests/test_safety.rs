@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{Run, TestEnv};
+use crate::common::{Run, TestEnv, violations};
 
 /// Runs a one-turn task with these steps and returns how it ended and its JSON.
 fn run_task(env: &TestEnv, name: &str, steps: Value, extra: &[&str]) -> (Run, Value) {
@@ -13,22 +13,6 @@ fn run_task(env: &TestEnv, name: &str, steps: Value, extra: &[&str]) -> (Run, Va
     let run = env.cms(&args);
     let task = run.json();
     (run, task)
-}
-
-/// `kind path` for each violation of a task.
-fn violations(task: &Value) -> Vec<String> {
-    task["safety"]["violations"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no violations array in {task:#}"))
-        .iter()
-        .map(|v| {
-            format!(
-                "{} {}",
-                v["kind"].as_str().unwrap(),
-                v["path"].as_str().unwrap()
-            )
-        })
-        .collect()
 }
 
 /// A repository with protected paths configured in `.cms.toml`, and files under them.

@@ -372,3 +372,19 @@ pub fn wait_bounded(mut process: Background, limit: Duration) -> Run {
         stderr: stderr.join().unwrap(),
     }
 }
+
+/// `kind path` for each violation of a task's JSON.
+pub fn violations(task: &Value) -> Vec<String> {
+    task["safety"]["violations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no violations array in {task:#}"))
+        .iter()
+        .map(|v| {
+            format!(
+                "{} {}",
+                v["kind"].as_str().unwrap(),
+                v["path"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
