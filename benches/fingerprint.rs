@@ -59,6 +59,12 @@ fn main() {
     }
     git(&repo, &["add", "-A"]);
     git(&repo, &["commit", "-q", "-m", "init"]);
+    // A repository this size comes from a clone, so its objects are packed; a few loose ones
+    // are the user's recent work.
+    git(&repo, &["gc", "-q"]);
+    std::fs::write(repo.join("src/m0/recent.txt"), "recent\n").unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "recent"]);
     // A few dirty files, as a user at work has.
     for i in 0..20 {
         std::fs::write(repo.join(format!("src/m{i}/dirty{i}.txt")), "wip\n").unwrap();
@@ -93,6 +99,7 @@ fn main() {
             branch_ref: "refs/heads/cms/bench".to_owned(),
             checkouts: vec![repo.clone()],
             quiet_tasks: Vec::new(),
+            object_backup: Some(dir.path().join("object-backup")),
         })
         .expect("capture");
     });

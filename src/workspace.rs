@@ -79,6 +79,7 @@ impl Workspace {
         kill_session(token);
         // The dead supervisor could not remove the session's temp dir; nothing uses it now.
         if token != 0 {
+            let _ = std::fs::remove_dir_all(self.store.object_backup_dir(&record.name, token));
             let _ = std::fs::remove_dir_all(crate::safety::sandbox::temp_dir_for(
                 record.name.as_str(),
                 token,

@@ -422,3 +422,37 @@ fn rewriting_its_own_worktree_lock_is_caught() {
         "{found:?}"
     );
 }
+
+#[test]
+fn deleting_another_tasks_commit_object_is_caught_and_the_object_is_put_back() {
+    let env = TestEnv::new();
+    victim(&env);
+    let commit = env.git(&["rev-parse", "cms/other"]);
+    let object = env
+        .common_dir()
+        .join("objects")
+        .join(&commit[..2])
+        .join(&commit[2..]);
+    assert!(object.is_file(), "{}", object.display());
+    let (run, task) = attack(
+        &env,
+        "attacker",
+        json!([{"bash": format!("rm -f {}", object.display())}]),
+    );
+    run.code(3);
+    assert!(
+        violations(&task).contains(&format!("git_object {commit}")),
+        "{:?}",
+        violations(&task)
+    );
+    // Put back before anything else was compared: the victim reads as it did.
+    assert!(object.is_file());
+    assert_eq!(env.git(&["show", "cms/other:other.txt"]), "mine");
+    assert_eq!(show(&env, "other")["status"], "completed");
+    // The safety copy is gone with the session.
+    let backups = env.common_dir().join("cms/object-backup");
+    let left: Vec<_> = std::fs::read_dir(&backups)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -6,6 +6,7 @@ mod cmd;
 mod error;
 pub mod hooks;
 pub mod merge;
+pub mod objects;
 pub mod oid_hex;
 mod repo;
 pub mod snapshot;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::kind;
 use super::paths::{Rules, check_relative, normalize};
+use crate::git::objects::LooseObjectBackup;
 use crate::git::snapshot::{MODE_SUBMODULE, MODE_SYMLINK};
 use crate::git::state::{self, Fingerprint};
 use crate::git::{self, GitError, Oid, Repo, TreeChange};
@@ -134,6 +135,9 @@ pub struct Surroundings {
     /// The user's checkouts: the main one and the one cms was started from.
     pub checkouts: Vec<PathBuf>,
     pub quiet_tasks: Vec<QuietTask>,
+    /// Where to keep hard links to the loose objects while the session runs (a folder the
+    /// sandbox keeps read-only), or `None` to keep none.
+    pub object_backup: Option<PathBuf>,
 }
 
 /// A ref the session moved or deleted that cms puts back where it was.
@@ -168,10 +172,11 @@ pub struct Changes {
 }
 
 /// What must not change while a task runs: the user's checkouts (ignored files included), the
-/// repository's refs, the git metadata, and the other tasks that were not running.
-#[derive(Debug, Clone)]
+/// repository's refs and objects, the git metadata, and the other tasks that were not running.
+#[derive(Debug)]
 pub struct Baseline {
     around: Surroundings,
+    objects: Option<LooseObjectBackup>,
     checkouts: Vec<(PathBuf, Fingerprint)>,
     metadata: Fingerprint,
     refs: Fingerprint,
@@ -200,13 +205,41 @@ impl Baseline {
                     .flatten()
             })
             .collect();
+        // Without the backup (a full disk, say) the session still runs: a deleted object is
+        // then still seen, as a checkout or task that no longer reads.
+        let objects = around
+            .object_backup
+            .as_deref()
+            .and_then(|dir| LooseObjectBackup::take(&around.common_dir, dir).ok());
         Ok(Baseline {
+            objects,
             metadata: state::metadata_state(&around.common_dir, &around.worktree),
             refs: state::refs_state(&around.common_dir)?,
             checkouts,
             quiet,
             around,
         })
+    }
+
+    /// Puts back the loose objects the session deleted, as violations naming them. Run before
+    /// [`Baseline::changes`], so that a checkout or task whose commits were deleted reads as it
+    /// did.
+    pub fn restore_objects(&self) -> Vec<Violation> {
+        let Some(backup) = &self.objects else {
+            return Vec::new();
+        };
+        backup
+            .restore()
+            .into_iter()
+            .map(|id| Violation {
+                kind: kind::GIT_OBJECT.into(),
+                path: id.clone(),
+                detail: format!(
+                    "git object {id} was deleted while the task ran; cms put it back from its \
+                     own copy"
+                ),
+            })
+            .collect()
     }
 
     /// Everything that changed since the capture. `task_now` says what another task is now:

@@ -31,6 +31,8 @@ pub mod kind {
     pub const TASK_HEAD: &str = "task_head";
     /// Another task's worktree or branch changed while this task ran.
     pub const OTHER_TASK: &str = "other_task";
+    /// A git object (a commit, tree or file of any branch) was deleted; cms put it back.
+    pub const GIT_OBJECT: &str = "git_object";
     /// The task's record (its limits, protected paths, ...) was changed by its session.
     pub const TASK_RECORD: &str = "task_record";
 }

@@ -58,6 +58,15 @@ impl Store {
         }
     }
 
+    /// Where a session's safety copy of the loose objects lives while it runs: inside the
+    /// store (which the sandbox keeps read-only), named after the task and its session token
+    /// so the reconcile of a dead supervisor can remove it.
+    pub fn object_backup_dir(&self, name: &TaskName, token: u64) -> PathBuf {
+        self.root
+            .join("object-backup")
+            .join(format!("{name}-{token:016x}"))
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -53,6 +53,10 @@ fn surroundings(
         branch_ref: format!("refs/heads/{}", record.branch),
         checkouts: user_checkouts(ws, record),
         quiet_tasks,
+        object_backup: Some(
+            ws.store
+                .object_backup_dir(&record.name, record.supervisor.map_or(0, |s| s.token)),
+        ),
     };
     Ok((around, quiet_records))
 }
@@ -204,7 +208,8 @@ fn check_surroundings(
     record: &TaskRecord,
     watched: &Watched,
 ) -> Result<Vec<crate::store::Violation>, TaskError> {
-    let mut violations = record_tampering(ws, record);
+    let mut violations = watched.baseline.restore_objects();
+    violations.extend(record_tampering(ws, record));
     // Other tasks' records, as the session left them: a changed record is put back first, so
     // a forged status cannot hide what else the session did to that task.
     let mut now: Vec<(String, safety::check::TaskNow)> = Vec::new();

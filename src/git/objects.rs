@@ -1,0 +1,111 @@
+//! A safety copy of the repository's loose objects while a task runs. The folders that hold
+//! them must stay writable for the agent's own commits, so its Bash can delete any loose
+//! object, the user's commits and other tasks' included. Hard links in a folder the sandbox
+//! keeps read-only cost no data and survive the deletion, so what was deleted is put back.
+
+use std::path::{Path, PathBuf};
+
+/// Hard links to every loose object that existed when the backup was taken.
+#[derive(Debug)]
+pub struct LooseObjectBackup {
+    objects_dir: PathBuf,
+    backup_dir: PathBuf,
+    /// `xx/yyyy…` names relative to both folders.
+    names: Vec<String>,
+}
+
+impl LooseObjectBackup {
+    /// Links every loose object of `common_dir` into `backup_dir` (made fresh). Objects that
+    /// cannot be linked are left out: the backup only ever adds a way back.
+    pub fn take(common_dir: &Path, backup_dir: &Path) -> std::io::Result<LooseObjectBackup> {
+        let objects_dir = common_dir.join("objects");
+        let _ = std::fs::remove_dir_all(backup_dir);
+        std::fs::create_dir_all(backup_dir)?;
+        let mut names = Vec::new();
+        for fan in std::fs::read_dir(&objects_dir)?.flatten() {
+            let fan_name = fan.file_name().to_string_lossy().into_owned();
+            if fan_name.len() != 2 || !fan_name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                continue;
+            }
+            let Ok(entries) = std::fs::read_dir(fan.path()) else {
+                continue;
+            };
+            let mut made_fan = false;
+            for entry in entries.flatten() {
+                let name = format!("{fan_name}/{}", entry.file_name().to_string_lossy());
+                if !made_fan {
+                    std::fs::create_dir_all(backup_dir.join(&fan_name))?;
+                    made_fan = true;
+                }
+                if std::fs::hard_link(entry.path(), backup_dir.join(&name)).is_ok() {
+                    names.push(name);
+                }
+            }
+        }
+        Ok(LooseObjectBackup {
+            objects_dir,
+            backup_dir: backup_dir.to_owned(),
+            names,
+        })
+    }
+
+    /// Links back every backed-up object that is missing now, and returns their ids. An
+    /// object replaced by other content is left alone (git names objects by their content,
+    /// so a file at that name with other content is already corrupt either way).
+    pub fn restore(&self) -> Vec<String> {
+        let mut restored = Vec::new();
+        for name in &self.names {
+            let target = self.objects_dir.join(name);
+            if target.symlink_metadata().is_ok() {
+                continue;
+            }
+            if let Some(parent) = target.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            if std::fs::hard_link(self.backup_dir.join(name), &target).is_ok() {
+                restored.push(name.replace('/', ""));
+            }
+        }
+        restored
+    }
+
+    /// How many loose objects the backup holds.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+impl Drop for LooseObjectBackup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.backup_dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deleted_loose_objects_come_back_and_the_backup_goes_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let common = dir.path().join("repo.git");
+        let object = common.join("objects/ab/cdef0123");
+        std::fs::create_dir_all(object.parent().unwrap()).unwrap();
+        std::fs::write(&object, b"compressed object").unwrap();
+        std::fs::create_dir_all(common.join("objects/pack")).unwrap();
+        let backup_dir = dir.path().join("backup");
+        let backup = LooseObjectBackup::take(&common, &backup_dir).unwrap();
+        assert_eq!(backup.len(), 1);
+        std::fs::remove_dir_all(common.join("objects/ab")).unwrap();
+        assert_eq!(backup.restore(), ["abcdef0123"]);
+        assert_eq!(std::fs::read(&object).unwrap(), b"compressed object");
+        // Nothing missing: nothing to do.
+        assert!(backup.restore().is_empty());
+        drop(backup);
+        assert!(!backup_dir.exists());
+    }
+}
