@@ -456,3 +456,42 @@ fn deleting_another_tasks_commit_object_is_caught_and_the_object_is_put_back() {
         .unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn a_hook_planted_in_a_submodules_git_dir_is_caught() {
+    let env = TestEnv::new();
+    let lib = env.root.join("lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    env.git_in(&lib, &["init", "-q", "-b", "main"]);
+    std::fs::write(lib.join("lib.txt"), "lib\n").unwrap();
+    env.git_in(&lib, &["add", "."]);
+    env.git_in(&lib, &["commit", "-q", "-m", "lib"]);
+    env.git(&[
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "add",
+        "-q",
+        lib.to_str().unwrap(),
+        "lib",
+    ]);
+    env.git(&["commit", "-q", "-m", "add lib"]);
+    let modules = env.common_dir().join("modules/lib");
+    assert!(modules.join("HEAD").is_file());
+    let (run, task) = attack(
+        &env,
+        "planter",
+        json!([{"bash": format!(
+            "printf '#!/bin/sh\\necho owned\\n' > {0}/hooks/post-checkout && chmod +x {0}/hooks/post-checkout && git config -f {0}/config core.fsmonitor 'echo owned'",
+            modules.display()
+        )}]),
+    );
+    run.code(3);
+    let found = violations(&task);
+    for path in ["modules/lib/hooks/post-checkout", "modules/lib/config"] {
+        assert!(
+            found.contains(&format!("git_metadata {path}")),
+            "{path} not in {found:?}"
+        );
+    }
+}

@@ -107,11 +107,12 @@ pub fn restore_ref(
 }
 
 /// The git metadata of a repository that a task could use to run code in the user's
-/// repository or redirect it: the shared config, hooks and attributes, and the task
-/// worktree's own config and `.git` link.
+/// repository or redirect it: the shared config, hooks and attributes, the submodules' own
+/// git dirs' config, hooks and attributes, and the task worktree's own config and `.git` link.
 pub fn metadata_state(common_dir: &Path, worktree: &Path) -> Fingerprint {
     let mut state = Fingerprint::new();
     add_tree(&mut state, common_dir, Path::new("hooks"));
+    add_submodule_metadata(&mut state, common_dir, Path::new("modules"));
     let mut add = |name: String, path: &Path| {
         state.insert(name, file_digest(path));
     };
@@ -133,6 +134,33 @@ pub fn metadata_state(common_dir: &Path, worktree: &Path) -> Fingerprint {
         }
     }
     state
+}
+
+/// The config, hooks and `info/` of every submodule git dir under `root/dir` (nested
+/// submodules live in `modules/<name>/modules/`): running `git` in a submodule of the user's
+/// checkout reads them, so they can run code there too.
+fn add_submodule_metadata(state: &mut Fingerprint, root: &Path, dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let relative = dir.join(entry.file_name());
+        let path = root.join(&relative);
+        if !path.is_dir() || path.is_symlink() {
+            continue;
+        }
+        if path.join("HEAD").is_file() {
+            for name in ["config", "info/attributes", "info/exclude"] {
+                let file = relative.join(name);
+                state.insert(file.display().to_string(), file_digest(&root.join(&file)));
+            }
+            add_tree(state, root, &relative.join("hooks"));
+            add_submodule_metadata(state, root, &relative.join("modules"));
+        } else {
+            // A submodule named with slashes is a folder of folders.
+            add_submodule_metadata(state, root, &relative);
+        }
+    }
 }
 
 fn worktree_label(gitdir: &Path) -> String {

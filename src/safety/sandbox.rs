@@ -153,6 +153,8 @@ pub fn git_deny_write(common_dir: &Path, own_admin: Option<&Path>, branch: &str)
         "logs/HEAD",
         "objects/pack",
         "objects/info",
+        // Submodules' git dirs are shared by every checkout, the user's included.
+        "modules",
     ]
     .iter()
     .map(|name| common_dir.join(name))
