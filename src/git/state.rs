@@ -21,24 +21,12 @@ pub type Fingerprint = BTreeMap<String, String>;
 /// unprivileged process can set back.
 pub fn checkout_state(checkout: &Path) -> Result<Fingerprint, GitError> {
     let mut state = Fingerprint::new();
-    let mut head = super::cmd::git(checkout);
-    head.args(["rev-parse", "--verify", "-q", "HEAD"]);
-    let head = run(head).unwrap_or_default();
-    state.insert(
-        "HEAD".to_owned(),
-        String::from_utf8_lossy(&head).trim().to_owned(),
-    );
-    let mut symbolic = super::cmd::git(checkout);
-    symbolic.args(["symbolic-ref", "-q", "HEAD"]);
-    let branch = run(symbolic).unwrap_or_default();
-    state.insert(
-        "HEAD ref".to_owned(),
-        String::from_utf8_lossy(&branch).trim().to_owned(),
-    );
     let mut status = super::cmd::git(checkout);
     status.args([
         "status",
-        "--porcelain=v1",
+        // v2 with --branch also says HEAD's commit and branch: one git process, not three.
+        "--porcelain=v2",
+        "--branch",
         "-z",
         "--untracked-files=all",
         "--no-renames",
@@ -47,9 +35,38 @@ pub fn checkout_state(checkout: &Path) -> Result<Fingerprint, GitError> {
         "--ignored=traditional",
     ]);
     let out = run(status)?;
-    for entry in out.split(|b| *b == 0).filter(|e| e.len() > 3) {
-        let code = String::from_utf8_lossy(&entry[..2]).into_owned();
-        let path = String::from_utf8_lossy(&entry[3..]).into_owned();
+    let text = String::from_utf8_lossy(&out);
+    let mut fields = text.split('\0').filter(|f| !f.is_empty());
+    while let Some(entry) = fields.next() {
+        let (kind, rest) = entry.split_once(' ').unwrap_or((entry, ""));
+        let (code, path) = match kind {
+            "#" => {
+                if let Some(oid) = rest.strip_prefix("branch.oid ") {
+                    let oid = if oid == "(initial)" { "" } else { oid };
+                    state.insert("HEAD".to_owned(), oid.to_owned());
+                } else if let Some(branch) = rest.strip_prefix("branch.head ") {
+                    let name = if branch == "(detached)" {
+                        String::new()
+                    } else {
+                        format!("refs/heads/{branch}")
+                    };
+                    state.insert("HEAD ref".to_owned(), name);
+                }
+                continue;
+            }
+            // `1 XY sub mH mI mW hH hI path`: the path is the 8th field on, spaces and all.
+            "1" => split_status(rest, 7),
+            // Renames are off, but a copy or rename entry carries its source in the next field.
+            "2" => {
+                fields.next();
+                split_status(rest, 8)
+            }
+            // `u XY sub m1 m2 m3 mW h1 h2 h3 path`
+            "u" => split_status(rest, 9),
+            "?" => ("??".to_owned(), rest.to_owned()),
+            "!" => ("!!".to_owned(), rest.to_owned()),
+            _ => continue,
+        };
         let full = checkout.join(&path);
         let digest = if code == "!!" {
             stat_digest(&full)
@@ -59,6 +76,15 @@ pub fn checkout_state(checkout: &Path) -> Result<Fingerprint, GitError> {
         state.insert(path, format!("{code} {digest}"));
     }
     Ok(state)
+}
+
+/// The status code (the first field) and the path (after `skip` more fields) of a changed
+/// entry of `git status --porcelain=v2`, whose path may hold spaces.
+fn split_status(rest: &str, skip: usize) -> (String, String) {
+    let mut parts = rest.splitn(skip + 1, ' ');
+    let code = parts.next().unwrap_or_default().to_owned();
+    let path = parts.nth(skip - 1).unwrap_or_default().to_owned();
+    (code, path)
 }
 
 /// Every ref of the repository and the object it points at (`git for-each-ref`, so packed and
@@ -243,4 +269,51 @@ pub fn differences<'a>(before: &'a Fingerprint, after: &'a Fingerprint) -> Vec<&
     paths.sort_unstable();
     paths.dedup();
     paths
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) {
+        let status = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    }
+
+    #[test]
+    fn a_checkout_fingerprint_names_head_its_branch_and_every_dirty_or_ignored_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path();
+        git(repo, &["init", "-q", "-b", "main"]);
+        std::fs::write(repo.join(".gitignore"), "build/\n").unwrap();
+        std::fs::write(repo.join("a file.txt"), "a\n").unwrap();
+        git(repo, &["add", "."]);
+        git(repo, &["commit", "-q", "-m", "init"]);
+        let before = checkout_state(repo).unwrap();
+        assert_eq!(before["HEAD ref"], "refs/heads/main");
+        assert_eq!(before["HEAD"].len(), 40);
+        assert_eq!(before.len(), 2, "{before:?}");
+        std::fs::write(repo.join("a file.txt"), "changed\n").unwrap();
+        std::fs::write(repo.join("new file.txt"), "new\n").unwrap();
+        std::fs::create_dir_all(repo.join("build/out")).unwrap();
+        std::fs::write(repo.join("build/out/app"), "bin\n").unwrap();
+        let after = checkout_state(repo).unwrap();
+        assert!(after["a file.txt"].starts_with(".M "), "{after:?}");
+        assert!(after["new file.txt"].starts_with("?? "), "{after:?}");
+        assert!(after["build/out/app"].starts_with("!! stat "), "{after:?}");
+        assert_eq!(
+            differences(&before, &after),
+            ["a file.txt", "build/out/app", "new file.txt"]
+        );
+        git(repo, &["checkout", "-q", "--detach"]);
+        let detached = checkout_state(repo).unwrap();
+        assert_eq!(detached["HEAD ref"], "");
+        assert_eq!(detached["HEAD"], before["HEAD"]);
+    }
 }
