@@ -84,7 +84,7 @@ fn main() {
         ],
     );
     let common = repo.join(".git");
-    let runs = 5;
+    let runs = 9;
     let status = median(runs, || {
         let out = Command::new("git")
             .arg("-C")
