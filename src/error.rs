@@ -240,6 +240,15 @@ impl Hinted for crate::task::TaskError {
         use crate::task::TaskError as E;
         Some(match self {
             E::EmptyPrompt => "say what the task should do: cms task \"fix the login bug\"".into(),
+            E::EmptyMessage => "say what to do next: cms continue <TASK> \"now add tests\"".into(),
+            E::NoSession(_) => "start a new task with `cms task`".into(),
+            E::NoWorktree { name, .. } => format!(
+                "its work is on branch cms/{name}; start a new task from it with \
+                 `cms task --base cms/{name}`"
+            ),
+            E::LimitUsedUp { name, flag, .. } => {
+                format!("raise it for this task: cms continue {name} <MESSAGE> {flag} <MORE>")
+            }
             E::NameTaken(_) => "pick another --name, or `cms discard` the old task first".into(),
             E::BranchTaken {
                 branch,
@@ -304,7 +313,7 @@ impl From<crate::task::TaskError> for CommandError {
             E::Workspace(err) => err.into(),
             err => {
                 let kind = match err {
-                    E::EmptyPrompt => ErrorKind::Usage,
+                    E::EmptyPrompt | E::EmptyMessage => ErrorKind::Usage,
                     E::InterruptedBeforeStart => ErrorKind::Interrupted,
                     E::OwnPath(_) => ErrorKind::Internal,
                     _ => ErrorKind::User,

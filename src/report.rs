@@ -221,6 +221,41 @@ pub fn sandbox_line(record: &TaskRecord) -> &'static str {
 /// The commands that make sense after a task ended this way.
 pub fn next_commands(record: &TaskRecord) -> Vec<String> {
     let name = &record.name;
+    let mut next = review_commands(record);
+    if can_continue(record) {
+        let follow_up = match record.status {
+            Status::NeedsInput => {
+                let mut tools: Vec<&str> = record
+                    .permission_denials
+                    .iter()
+                    .map(|d| d.tool_name.as_str())
+                    .collect();
+                tools.dedup();
+                let allow: String = tools.iter().map(|t| format!(" --allow {t}")).collect();
+                Some(format!("cms continue {name} \"<MESSAGE>\"{allow}"))
+            }
+            Status::CostExceeded => Some(format!(
+                "cms continue {name} \"<MESSAGE>\" --max-cost <USD>"
+            )),
+            Status::TurnsExceeded => {
+                Some(format!("cms continue {name} \"<MESSAGE>\" --max-turns <N>"))
+            }
+            Status::DurationExceeded => Some(format!(
+                "cms continue {name} \"<MESSAGE>\" --max-duration <DURATION>"
+            )),
+            Status::Interrupted | Status::Aborted | Status::Failed => {
+                Some(format!("cms continue {name} \"<MESSAGE>\""))
+            }
+            _ => None,
+        };
+        next.splice(0..0, follow_up);
+    }
+    next
+}
+
+/// What to do with the change a task made.
+fn review_commands(record: &TaskRecord) -> Vec<String> {
+    let name = &record.name;
     match record.status {
         Status::Merged | Status::Discarded | Status::Running => Vec::new(),
         _ if record.files_changed.is_empty() => vec![format!("cms discard {name}")],

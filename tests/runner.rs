@@ -6,6 +6,7 @@
 mod common;
 mod test_boundary;
 mod test_check;
+mod test_continue;
 mod test_doctor;
 mod test_errors;
 mod test_fake_claude;

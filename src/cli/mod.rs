@@ -1,6 +1,7 @@
 //! The command line: global flags, the subcommand enum and the one dispatch `match`.
 
 mod check;
+mod continue_task;
 mod diff;
 mod discard;
 mod doctor;
@@ -50,6 +51,7 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Task(task::TaskArgs),
+    Continue(continue_task::ContinueArgs),
     List(list::ListArgs),
     Show(show::ShowArgs),
     Diff(diff::DiffArgs),
@@ -202,6 +204,7 @@ pub fn run(cli: Cli) -> u8 {
     panic::test_panic_point("run");
     let result = match cli.command {
         Command::Task(args) => task::cmd_task(&ctx, args),
+        Command::Continue(args) => continue_task::cmd_continue(&ctx, args),
         Command::List(args) => list::cmd_list(&ctx, args),
         Command::Show(args) => show::cmd_show(&ctx, args),
         Command::Diff(args) => diff::cmd_diff(&ctx, args),

@@ -64,11 +64,11 @@ pub struct TaskArgs {
     pub sandbox: Option<SandboxMode>,
 }
 
-fn parse_sandbox(text: &str) -> Result<SandboxMode, String> {
+pub(super) fn parse_sandbox(text: &str) -> Result<SandboxMode, String> {
     SandboxMode::parse(text).ok_or_else(|| SandboxMode::EXPECTED.to_owned())
 }
 
-fn parse_preset() -> impl clap::builder::TypedValueParser<Value = Preset> {
+pub(super) fn parse_preset() -> impl clap::builder::TypedValueParser<Value = Preset> {
     use clap::builder::TypedValueParser;
     clap::builder::PossibleValuesParser::new(Preset::NAMES)
         .try_map(|name| Preset::parse(&name).ok_or("not a preset"))
@@ -95,6 +95,18 @@ pub fn cmd_task(ctx: &CommandContext, args: TaskArgs) -> Result<u8, CommandError
         sandbox: args.sandbox,
     };
     let started = task::start(&ws, &opts)?;
+    supervise(ctx, &ws, started, timeouts, "task")
+}
+
+/// Runs a started task's session in the foreground (progress on stderr, Ctrl-C stops it) and
+/// prints its outcome; the exit code says how it ended. Shared by `task` and `continue`.
+pub(super) fn supervise(
+    ctx: &CommandContext,
+    ws: &crate::workspace::Workspace,
+    started: task::Started,
+    timeouts: Timeouts,
+    verb: &str,
+) -> Result<u8, CommandError> {
     let ui = &ctx.ui;
     if let Some(warning) = &started.sandbox_warning {
         ui.warn(warning);
@@ -102,7 +114,7 @@ pub fn cmd_task(ctx: &CommandContext, args: TaskArgs) -> Result<u8, CommandError
     let s = &ui.err;
     ui.status(&format!(
         "{} {} on {} in {}",
-        s.bold.apply_to("task"),
+        s.bold.apply_to(verb),
         s.name.apply_to(&started.record.name),
         started.record.branch,
         s.dim.apply_to(started.record.worktree.display())
@@ -118,7 +130,7 @@ pub fn cmd_task(ctx: &CommandContext, args: TaskArgs) -> Result<u8, CommandError
         let worktree = started.record.worktree.clone();
         let mut progress = Progress::new(ui, &worktree);
         let result = task::run(
-            &ws,
+            ws,
             started,
             RunOptions { timeouts },
             stop_rx,
@@ -172,7 +184,7 @@ async fn forward_stop_signals(stop: mpsc::UnboundedSender<StopReason>, ui: Ui) {
 }
 
 /// Grace periods can be shortened through the environment (documented for tests and CI).
-fn timeouts_from_env() -> Result<Timeouts, CommandError> {
+pub(super) fn timeouts_from_env() -> Result<Timeouts, CommandError> {
     let mut timeouts = Timeouts::default();
     if let Some(grace) = crate::config::env_millis("CMS_INTERRUPT_GRACE_MS")? {
         timeouts.interrupt_grace = grace;

@@ -54,8 +54,9 @@ impl Preset {
         }
     }
 
-    /// The claude flags that implement this preset.
-    pub fn claude_args(self) -> Vec<String> {
+    /// The claude flags that implement this preset, with `also_allowed` (tools the user
+    /// granted the task with `cms continue --allow`) allowed on top.
+    pub fn claude_args(self, also_allowed: &[String]) -> Vec<String> {
         let mode = match self {
             Preset::ReadOnly | Preset::Review => "default",
             Preset::Edit => "acceptEdits",
@@ -63,11 +64,12 @@ impl Preset {
             Preset::Plan => "plan",
         };
         let mut args = vec!["--permission-mode".to_owned(), mode.to_owned()];
-        let allowed: Vec<&str> = match self {
+        let mut allowed: Vec<&str> = match self {
             Preset::ReadOnly => READ_TOOLS.to_vec(),
             Preset::Review => READ_TOOLS.iter().chain(REVIEW_TOOLS).copied().collect(),
             _ => Vec::new(),
         };
+        allowed.extend(also_allowed.iter().map(String::as_str));
         if !allowed.is_empty() {
             args.push("--allowedTools".to_owned());
             args.push(allowed.join(","));
@@ -96,14 +98,24 @@ mod tests {
 
     #[test]
     fn read_only_presets_allow_only_reading_tools() {
-        let args = Preset::ReadOnly.claude_args();
+        let args = Preset::ReadOnly.claude_args(&[]);
         assert_eq!(args[..2], ["--permission-mode", "default"]);
         let allowed = &args[3];
         assert!(!allowed.contains("Write") && !allowed.contains("Bash"));
-        assert!(Preset::Review.claude_args()[3].contains("Bash(git diff:*)"));
+        assert!(Preset::Review.claude_args(&[])[3].contains("Bash(git diff:*)"));
         assert_eq!(
-            Preset::Full.claude_args(),
+            Preset::Full.claude_args(&[]),
             ["--permission-mode", "bypassPermissions"]
         );
+    }
+
+    #[test]
+    fn tools_the_user_allowed_join_the_presets_list() {
+        let granted = ["Write".to_owned(), "Bash(npm test:*)".to_owned()];
+        let args = Preset::ReadOnly.claude_args(&granted);
+        assert!(args[3].starts_with("Read,"), "{args:?}");
+        assert!(args[3].ends_with(",Write,Bash(npm test:*)"), "{args:?}");
+        let args = Preset::Edit.claude_args(&granted);
+        assert_eq!(args[2..], ["--allowedTools", "Write,Bash(npm test:*)"]);
     }
 }

@@ -81,6 +81,9 @@ pub struct Safety {
     pub protected: Vec<String>,
     /// Rules the task broke; any makes it `protected_path`.
     pub violations: Vec<Violation>,
+    /// Tools the user allowed the task on top of its preset (`cms continue --allow`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed: Vec<String>,
     /// Writes denied before they happened (the agent was told why); not violations.
     #[serde(default)]
     pub blocked: Vec<Blocked>,

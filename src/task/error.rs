@@ -13,6 +13,24 @@ pub enum TaskError {
     #[error("the prompt is empty")]
     EmptyPrompt,
 
+    #[error("the follow-up message is empty")]
+    EmptyMessage,
+
+    #[error("task '{0}' never started a claude session, so there is none to continue")]
+    NoSession(TaskName),
+
+    #[error("task '{name}''s worktree {} is gone", path.display())]
+    NoWorktree { name: TaskName, path: PathBuf },
+
+    #[error("task '{name}' has used up its {limit} limit ({used} of {allowed})")]
+    LimitUsedUp {
+        name: TaskName,
+        limit: &'static str,
+        used: String,
+        allowed: String,
+        flag: &'static str,
+    },
+
     #[error("task '{0}' already exists")]
     NameTaken(TaskName),
 

@@ -88,6 +88,7 @@ fn user_checkouts(ws: &Workspace, record: &TaskRecord) -> Vec<PathBuf> {
 pub(super) fn finish(
     ws: &Workspace,
     record: TaskRecord,
+    message: &str,
     ledger: &Ledger,
     outcome: &TurnOutcome,
     watched: &Watched,
@@ -108,7 +109,7 @@ pub(super) fn finish(
     let commit = if on_branch {
         git::snapshot::commit_all(
             &record.worktree,
-            &record.prompt,
+            message,
             &[
                 ("Cms-Task", record.name.as_str()),
                 ("Cms-Session", &session),

@@ -8,6 +8,7 @@
 mod error;
 mod finish;
 mod open;
+mod resume;
 mod rules;
 mod run;
 mod start;
@@ -42,6 +43,11 @@ pub struct Started {
     pub claude: PathBuf,
     /// Why the task's Bash runs unsandboxed under `sandbox = "auto"`, for a warning.
     pub sandbox_warning: Option<String>,
+    /// What to send claude: the prompt, or a follow-up's message.
+    pub message: String,
+    /// For a follow-up (`cms continue`), the record as it was before, which a failed start
+    /// puts back; a new task's failed start removes everything instead.
+    pub resumed_from: Option<TaskRecord>,
 }
 
 pub use error::TaskError;
@@ -49,9 +55,10 @@ pub use open::{
     change_range, current_violations, ensure_not_running, ensure_on_branch, open_for_change,
     remove_task_checkout,
 };
+pub use resume::{ContinueOptions, resume};
 pub use rules::{RuleScope, rules_for};
 pub use run::{RunOptions, run};
 pub use start::start;
 
 use finish::{Watched, finish};
-use start::{lock_reason, undo_start};
+use start::{lock_reason, sandbox_plan, undo_start};

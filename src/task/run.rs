@@ -30,8 +30,22 @@ pub async fn run(
     stop: mpsc::UnboundedReceiver<StopReason>,
     mut on_event: impl FnMut(&Event, &Ledger),
 ) -> Result<TaskRecord, TaskError> {
-    let Started { record, claude, .. } = started;
+    let Started {
+        record,
+        claude,
+        message,
+        resumed_from,
+        ..
+    } = started;
     let preset = record.preset;
+    // Whatever fails before the session began takes back what this start made.
+    let abandon = |ws: &Workspace, record: &TaskRecord| match &resumed_from {
+        None => undo_start(ws, record),
+        Some(previous) => {
+            let previous = previous.clone();
+            let _ = ws.store.rewrite(&record.name, |_| previous);
+        }
+    };
     let mut args: Vec<String> = [
         "-p",
         "--input-format",
@@ -42,7 +56,13 @@ pub async fn run(
     ]
     .map(str::to_owned)
     .to_vec();
-    args.extend(preset.claude_args());
+    args.extend(preset.claude_args(&record.safety.allowed));
+    if resumed_from.is_some()
+        && let Some(session) = &record.session_id
+    {
+        // The same conversation, in the same worktree: claude scopes sessions to the cwd.
+        args.extend(["--resume".to_owned(), session.clone()]);
+    }
     if let Some(model) = &record.model {
         args.extend(["--model".to_owned(), model.clone()]);
     }
@@ -60,7 +80,7 @@ pub async fn run(
     {
         Ok(made) => made,
         Err(err) => {
-            undo_start(ws, &record);
+            abandon(ws, &record);
             return Err(err);
         }
     };
@@ -69,7 +89,13 @@ pub async fn run(
     if let Some(dir) = &private_dir {
         sandbox::prepare_private_dir(dir);
     }
-    let mut settings = hook_settings(ws, &record)?;
+    let mut settings = match hook_settings(ws, &record) {
+        Ok(settings) => settings,
+        Err(err) => {
+            abandon(ws, &record);
+            return Err(err);
+        }
+    };
     settings["sandbox"] = sandbox::settings(
         record.safety.sandboxed,
         preset,
@@ -80,7 +106,7 @@ pub async fn run(
     let watched = match Watched::capture(ws, &record) {
         Ok(watched) => watched,
         Err(err) => {
-            undo_start(ws, &record);
+            abandon(ws, &record);
             return Err(err);
         }
     };
@@ -117,7 +143,7 @@ pub async fn run(
     let store = ws.store.clone();
     let outcome = session::run_turn(
         spec,
-        &record.prompt,
+        &message,
         &mut ledger,
         session::Logs {
             stdout: transcript,
@@ -141,15 +167,23 @@ pub async fn run(
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(err) => {
-            undo_start(ws, &record);
+            abandon(ws, &record);
             return Err(err.into());
         }
     };
     if !outcome.started {
-        undo_start(ws, &record);
+        abandon(ws, &record);
         return Err(failed_start_error(&outcome, &claude));
     }
-    finish(ws, record, &ledger, &outcome, &watched, clock.elapsed())
+    finish(
+        ws,
+        record,
+        &message,
+        &ledger,
+        &outcome,
+        &watched,
+        clock.elapsed(),
+    )
 }
 
 /// A fresh temp dir for one session of the task.

@@ -93,9 +93,11 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, TaskError> {
             return Err(err.into());
         }
         Ok(Started {
+            message: prompt.to_owned(),
             record,
             claude,
             sandbox_warning,
+            resumed_from: None,
         })
     })?
 }
@@ -148,7 +150,7 @@ pub(super) fn lock_reason(name: &str) -> String {
 
 /// Whether the task's Bash will be sandboxed, and the warning to give when `auto` finds no
 /// sandbox. `required` without one is refused here, before anything is made.
-fn sandbox_plan(mode: SandboxMode) -> Result<(bool, Option<String>), TaskError> {
+pub(super) fn sandbox_plan(mode: SandboxMode) -> Result<(bool, Option<String>), TaskError> {
     if mode == SandboxMode::Off {
         return Ok((false, None));
     }

@@ -1,0 +1,156 @@
+//! Following up on a task (`cms continue`): the same claude session in the same worktree, with
+//! its ledger and limits carried over, after checking that it may go on at all.
+
+use std::time::Duration;
+
+use crate::safety::sandbox::SandboxMode;
+use crate::session::{self, Preset};
+use crate::store::{LimitSettings, Status, TaskName, TaskRecord, now_rfc3339};
+use crate::workspace::Workspace;
+
+use super::*;
+
+/// What the user asked a follow-up to do.
+#[derive(Debug, Clone)]
+pub struct ContinueOptions {
+    pub name: TaskName,
+    pub message: String,
+    /// Tools to allow on top of the preset (and of what earlier follow-ups allowed).
+    pub allow: Vec<String>,
+    pub preset: Option<Preset>,
+    /// New limits, replacing the task's (they are totals over all its sessions).
+    pub max_cost_usd: Option<f64>,
+    pub max_turns: Option<u32>,
+    pub max_duration: Option<Duration>,
+    pub sandbox: Option<SandboxMode>,
+}
+
+/// Makes a finished task ready for another session: checks that it can go on, then records
+/// it as running under this process. On any refusal nothing changes.
+pub fn resume(ws: &Workspace, opts: &ContinueOptions) -> Result<Started, TaskError> {
+    let message = opts.message.trim();
+    if message.is_empty() {
+        return Err(TaskError::EmptyMessage);
+    }
+    let record = ws.task(&opts.name)?;
+    check_can_continue(&record)?;
+    let config = ws.config(Some(record.base))?;
+    let claude = session::find_claude(&config.claude_bin)?;
+    let (sandboxed, sandbox_warning) = sandbox_plan(opts.sandbox.unwrap_or(config.sandbox))?;
+    let limits = raised_limits(&record, opts);
+    check_limits_left(&record, &limits)?;
+
+    let (record, previous) = ws.store.with_task_lock(&record.name, || {
+        // Read again under the lock: another cms may have continued it meanwhile.
+        let mut current = ws.store.load(&record.name)?;
+        if current != record {
+            check_can_continue(&current)?;
+        }
+        let previous = current.clone();
+        current.status = Status::Running;
+        current.error = None;
+        current.permission_denials.clear();
+        current.preset = opts.preset.unwrap_or(current.preset);
+        current.safety.limits = Some(limits);
+        current.safety.sandboxed = sandboxed;
+        for tool in &opts.allow {
+            if !current.safety.allowed.contains(tool) {
+                current.safety.allowed.push(tool.clone());
+            }
+        }
+        current.supervisor = Some(session::current_supervisor());
+        current.updated_at = now_rfc3339();
+        ws.store.save(&mut current)?;
+        Ok::<_, TaskError>((current, previous))
+    })??;
+    Ok(Started {
+        record,
+        claude,
+        sandbox_warning,
+        message: message.to_owned(),
+        resumed_from: Some(previous),
+    })
+}
+
+/// Refuses what cannot be followed up: a running, merged or discarded task, one that never
+/// had a session, one whose worktree is gone or left its branch.
+fn check_can_continue(record: &TaskRecord) -> Result<(), TaskError> {
+    ensure_not_running(record, "continue")?;
+    if record.status.is_closed() {
+        return Err(TaskError::Closed {
+            name: record.name.clone(),
+            status: record.status,
+        });
+    }
+    if record.session_id.is_none() {
+        return Err(TaskError::NoSession(record.name.clone()));
+    }
+    if !record.worktree.is_dir() {
+        return Err(TaskError::NoWorktree {
+            name: record.name.clone(),
+            path: record.worktree.clone(),
+        });
+    }
+    ensure_on_branch(record)
+}
+
+/// The task's limits with the ones given on the command line in their place.
+fn raised_limits(record: &TaskRecord, opts: &ContinueOptions) -> LimitSettings {
+    let mut limits = record.safety.limits.unwrap_or(LimitSettings {
+        max_cost_usd: crate::safety::limits::Limits::default().max_cost_usd,
+        max_turns: crate::safety::limits::Limits::default().max_turns,
+        max_duration_ms: crate::safety::limits::Limits::default()
+            .max_duration
+            .as_millis() as u64,
+    });
+    if let Some(cost) = opts.max_cost_usd {
+        limits.max_cost_usd = cost;
+    }
+    if let Some(turns) = opts.max_turns {
+        limits.max_turns = turns;
+    }
+    if let Some(duration) = opts.max_duration {
+        limits.max_duration_ms = duration.as_millis() as u64;
+    }
+    limits
+}
+
+/// A task that has used up a limit gets no new process until the limit is raised: claude
+/// would be started only to be stopped at once, or worse, paid for a turn past the limit.
+fn check_limits_left(record: &TaskRecord, limits: &LimitSettings) -> Result<(), TaskError> {
+    let used_up = |limit: &'static str, used: String, allowed: String, flag: &'static str| {
+        Err(TaskError::LimitUsedUp {
+            name: record.name.clone(),
+            limit,
+            used,
+            allowed,
+            flag,
+        })
+    };
+    if record.cost_usd >= limits.max_cost_usd {
+        return used_up(
+            "cost",
+            crate::report::format_cost(record.cost_usd),
+            format!("${}", limits.max_cost_usd),
+            "--max-cost",
+        );
+    }
+    if record.turns >= limits.max_turns {
+        return used_up(
+            "turn",
+            record.turns.to_string(),
+            limits.max_turns.to_string(),
+            "--max-turns",
+        );
+    }
+    if record.duration_ms >= limits.max_duration_ms {
+        return used_up(
+            "time",
+            humantime::format_duration(Duration::from_secs(record.duration_ms / 1000)).to_string(),
+            humantime::format_duration(Duration::from_secs(limits.max_duration_ms / 1000))
+                .to_string(),
+            "--max-duration",
+        );
+    }
+    Ok(())
+}
