@@ -286,6 +286,9 @@ impl Hinted for crate::task::TaskError {
             E::NothingToCompare(_) => "it was discarded, so its changes are gone".into(),
             E::StillRunning { .. } => "wait for it to end (Ctrl-C in its terminal stops it)".into(),
             E::Closed { .. } => "`cms list --all` shows closed tasks".into(),
+            E::NotRunning { .. } => {
+                "only running tasks can be aborted; `cms list` shows them".into()
+            }
             E::OffBranch { name, branch, .. } => format!(
                 "cms merges only {branch}; `cms discard {name} --force` removes the worktree \
                  and keeps the other branch"

@@ -4,6 +4,7 @@
 //! fake claude on its own.
 
 mod common;
+mod test_abort;
 mod test_boundary;
 mod test_check;
 mod test_continue;

@@ -1,5 +1,6 @@
 //! The command line: global flags, the subcommand enum and the one dispatch `match`.
 
+mod abort;
 mod check;
 mod continue_task;
 mod diff;
@@ -52,6 +53,7 @@ pub struct GlobalArgs {
 pub enum Command {
     Task(task::TaskArgs),
     Continue(continue_task::ContinueArgs),
+    Abort(abort::AbortArgs),
     List(list::ListArgs),
     Show(show::ShowArgs),
     Diff(diff::DiffArgs),
@@ -205,6 +207,7 @@ pub fn run(cli: Cli) -> u8 {
     let result = match cli.command {
         Command::Task(args) => task::cmd_task(&ctx, args),
         Command::Continue(args) => continue_task::cmd_continue(&ctx, args),
+        Command::Abort(args) => abort::cmd_abort(&ctx, args),
         Command::List(args) => list::cmd_list(&ctx, args),
         Command::Show(args) => show::cmd_show(&ctx, args),
         Command::Diff(args) => diff::cmd_diff(&ctx, args),

@@ -18,7 +18,8 @@ pub use driver::{Logs, StopReason, Timeouts, TurnOutcome, Watch, run_turn};
 pub use ledger::{Ledger, describe_tool_input, first_line};
 pub use preset::Preset;
 pub use process::{
-    Spawn, TOKEN_VAR, current_supervisor, find_claude, kill_session, supervisor_alive,
+    Spawn, TOKEN_VAR, current_supervisor, find_claude, kill_session, signal_supervisor,
+    supervisor_alive,
 };
 
 #[derive(Debug, thiserror::Error)]

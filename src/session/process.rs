@@ -206,6 +206,25 @@ pub fn current_supervisor() -> Supervisor {
     }
 }
 
+/// Sends `signal` to a task's supervisor, pinned by a pidfd and checked by its start time so a
+/// reused pid is never signalled. False when the supervisor is gone (or is not that process).
+pub fn signal_supervisor(supervisor: &Supervisor, signal: i32) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let same =
+            |pid: u32| pids::stat(pid).is_some_and(|s| s.start_time == supervisor.start_time);
+        match pids::pin(supervisor.pid, same) {
+            Ok(Some(pinned)) => return pinned.signal(signal),
+            Ok(None) => return false,
+            // No pidfds (Linux before 5.3): the start-time check below is the best there is.
+            Err(_) => {}
+        }
+    }
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    supervisor_alive(supervisor)
+        && unsafe { libc::kill(supervisor.pid as libc::pid_t, signal) == 0 }
+}
+
 /// Whether a recorded supervisor is still running (and is the same process, not a reused pid).
 pub fn supervisor_alive(supervisor: &Supervisor) -> bool {
     match pids::stat(supervisor.pid) {

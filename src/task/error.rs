@@ -80,6 +80,9 @@ pub enum TaskError {
     #[error("task '{name}' is still running; cannot {action} it")]
     StillRunning { name: TaskName, action: String },
 
+    #[error("task '{name}' is not running (it is {status})")]
+    NotRunning { name: TaskName, status: Status },
+
     #[error("task '{name}' is already {status}")]
     Closed { name: TaskName, status: Status },
 
