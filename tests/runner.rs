@@ -20,3 +20,4 @@ mod test_real_claude;
 mod test_safety;
 mod test_sandbox;
 mod test_task;
+mod test_wait;

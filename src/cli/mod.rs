@@ -14,6 +14,7 @@ mod merge;
 pub mod panic;
 mod show;
 mod task;
+mod wait;
 
 use std::path::PathBuf;
 
@@ -54,6 +55,7 @@ pub enum Command {
     Task(task::TaskArgs),
     Continue(continue_task::ContinueArgs),
     Abort(abort::AbortArgs),
+    Wait(wait::WaitArgs),
     List(list::ListArgs),
     Show(show::ShowArgs),
     Diff(diff::DiffArgs),
@@ -208,6 +210,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Task(args) => task::cmd_task(&ctx, args),
         Command::Continue(args) => continue_task::cmd_continue(&ctx, args),
         Command::Abort(args) => abort::cmd_abort(&ctx, args),
+        Command::Wait(args) => wait::cmd_wait(&ctx, args),
         Command::List(args) => list::cmd_list(&ctx, args),
         Command::Show(args) => show::cmd_show(&ctx, args),
         Command::Diff(args) => diff::cmd_diff(&ctx, args),

@@ -1,0 +1,87 @@
+//! `cms wait`: block until tasks leave `running`, for scripts that start tasks elsewhere.
+
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde_json::Value;
+
+use super::CommandContext;
+use crate::error::{CommandError, exit_code};
+use crate::report;
+use crate::store::{Status, TaskName, TaskRecord};
+
+/// Wait for tasks to end
+///
+/// Returns when every task named has left `running` (with --any, when the first has), then
+/// prints them (with --json, a JSON array of tasks). Exits 0 when every task waited for
+/// completed, 3 when one ended in another status, 1 when --timeout ran out first.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The tasks to wait for
+    #[arg(required = true, value_parser = super::parse_task_name)]
+    pub tasks: Vec<TaskName>,
+
+    /// Return as soon as one of them has ended
+    #[arg(long)]
+    pub any: bool,
+
+    /// Give up after this long, e.g. 30s, 10m
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
+    pub timeout: Option<Duration>,
+}
+
+pub fn cmd_wait(ctx: &CommandContext, args: WaitArgs) -> Result<u8, CommandError> {
+    let ws = ctx.workspace()?;
+    // Every name must be a task before waiting starts.
+    let mut records: Vec<TaskRecord> = Vec::new();
+    for name in &args.tasks {
+        records.push(ws.task(name)?);
+    }
+    let deadline = args.timeout.map(|t| Instant::now() + t);
+    let done = |r: &TaskRecord| r.status != Status::Running;
+    loop {
+        let finished = records.iter().filter(|r| done(r)).count();
+        if (args.any && finished > 0) || finished == records.len() {
+            break;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let running: Vec<String> = records
+                .iter()
+                .filter(|r| !done(r))
+                .map(|r| r.name.to_string())
+                .collect();
+            return Err(CommandError::user(format!(
+                "timed out waiting for {}",
+                running.join(", ")
+            ))
+            .with_hint("they are still running; wait again, or `cms abort` them"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        // Reloading reconciles: a task whose supervisor died reads as interrupted.
+        for record in records.iter_mut() {
+            if let Ok(now) = ws.task(&record.name) {
+                *record = now;
+            }
+        }
+    }
+    let ended: Vec<&TaskRecord> = records.iter().filter(|r| done(r)).collect();
+    let ui = &ctx.ui;
+    if ui.json {
+        ui.print_json(&Value::Array(
+            records.iter().map(report::task_json).collect(),
+        ));
+    } else {
+        for record in &records {
+            ui.println(&format!(
+                "{} {}",
+                ui.out.name.apply_to(&record.name),
+                record.status
+            ));
+        }
+    }
+    Ok(if ended.iter().all(|r| r.status == Status::Completed) {
+        exit_code::OK
+    } else {
+        exit_code::TASK_NOT_COMPLETED
+    })
+}
