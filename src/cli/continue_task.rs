@@ -50,6 +50,10 @@ pub struct ContinueArgs {
     /// Run Bash in Claude Code's sandbox: auto, required, off (default: safety.sandbox)
     #[arg(long, value_name = "MODE", value_parser = parse_sandbox)]
     pub sandbox: Option<SandboxMode>,
+
+    /// Run in the background: return at once (`cms wait` follows it)
+    #[arg(short, long)]
+    pub detach: bool,
 }
 
 pub fn cmd_continue(ctx: &CommandContext, args: ContinueArgs) -> Result<u8, CommandError> {
@@ -66,5 +70,8 @@ pub fn cmd_continue(ctx: &CommandContext, args: ContinueArgs) -> Result<u8, Comm
         sandbox: args.sandbox,
     };
     let started = task::resume(&ws, &opts)?;
+    if args.detach {
+        return super::supervise::launch(ctx, &ws, started);
+    }
     supervise(ctx, &ws, started, timeouts, "continue")
 }

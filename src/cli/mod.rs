@@ -13,6 +13,7 @@ mod list;
 mod merge;
 pub mod panic;
 mod show;
+mod supervise;
 mod task;
 mod wait;
 
@@ -68,6 +69,8 @@ pub enum Command {
     Guard(guard::GuardArgs),
     #[command(hide = true)]
     Keeper(keeper::KeeperArgs),
+    #[command(hide = true)]
+    Supervise(supervise::SuperviseArgs),
 }
 
 /// What every command gets: output, and the directory it was started in.
@@ -211,6 +214,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Continue(args) => continue_task::cmd_continue(&ctx, args),
         Command::Abort(args) => abort::cmd_abort(&ctx, args),
         Command::Wait(args) => wait::cmd_wait(&ctx, args),
+        Command::Supervise(args) => supervise::cmd_supervise(&ctx, args),
         Command::List(args) => list::cmd_list(&ctx, args),
         Command::Show(args) => show::cmd_show(&ctx, args),
         Command::Diff(args) => diff::cmd_diff(&ctx, args),

@@ -62,6 +62,11 @@ pub struct TaskArgs {
     /// safety.sandbox, auto)
     #[arg(long, value_name = "MODE", value_parser = parse_sandbox)]
     pub sandbox: Option<SandboxMode>,
+
+    /// Run in the background: print the task's name and return at once (`cms wait`,
+    /// `cms show` and `cms abort` follow it; its output is kept in the store)
+    #[arg(short, long)]
+    pub detach: bool,
 }
 
 pub(super) fn parse_sandbox(text: &str) -> Result<SandboxMode, String> {
@@ -95,6 +100,9 @@ pub fn cmd_task(ctx: &CommandContext, args: TaskArgs) -> Result<u8, CommandError
         sandbox: args.sandbox,
     };
     let started = task::start(&ws, &opts)?;
+    if args.detach {
+        return super::supervise::launch(ctx, &ws, started);
+    }
     supervise(ctx, &ws, started, timeouts, "task")
 }
 
@@ -126,7 +134,14 @@ pub(super) fn supervise(
         .map_err(|err| CommandError::from_error(ErrorKind::Internal, &err))?;
     let record = runtime.block_on(async {
         let (stop_tx, stop_rx) = mpsc::unbounded_channel();
-        let signals = tokio::spawn(forward_stop_signals(stop_tx, ui.clone()));
+        // Registered before anything runs, so no stop request can fall between two handlers.
+        let handlers = stop_signals();
+        // A stop that reached a detached supervisor before these handlers existed.
+        if super::supervise::stop_requested_early() {
+            ui.status("stopping the session…");
+            let _ = stop_tx.send(StopReason::User);
+        }
+        let signals = tokio::spawn(forward_stop_signals(handlers, stop_tx, ui.clone()));
         let worktree = started.record.worktree.clone();
         let mut progress = Progress::new(ui, &worktree);
         let result = task::run(
@@ -153,15 +168,33 @@ pub(super) fn supervise(
     })
 }
 
-/// Turns SIGINT, SIGTERM and SIGHUP into stop requests: the first stops gracefully, a second
-/// one kills.
-async fn forward_stop_signals(stop: mpsc::UnboundedSender<StopReason>, ui: Ui) {
+type StopSignals = (
+    tokio::signal::unix::Signal,
+    tokio::signal::unix::Signal,
+    tokio::signal::unix::Signal,
+);
+
+/// Handlers for SIGINT, SIGTERM and SIGHUP, in place from the moment this returns.
+fn stop_signals() -> Option<StopSignals> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+    match (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
         signal(SignalKind::hangup()),
-    ) else {
+    ) {
+        (Ok(int), Ok(term), Ok(hup)) => Some((int, term, hup)),
+        _ => None,
+    }
+}
+
+/// Turns SIGINT, SIGTERM and SIGHUP into stop requests: the first stops gracefully, a second
+/// one kills.
+async fn forward_stop_signals(
+    handlers: Option<StopSignals>,
+    stop: mpsc::UnboundedSender<StopReason>,
+    ui: Ui,
+) {
+    let Some((mut int, mut term, mut hup)) = handlers else {
         return;
     };
     let mut count = 0;

@@ -19,7 +19,7 @@ pub use ledger::{Ledger, describe_tool_input, first_line};
 pub use preset::Preset;
 pub use process::{
     Spawn, TOKEN_VAR, current_supervisor, find_claude, kill_session, signal_supervisor,
-    supervisor_alive,
+    supervisor_alive, supervisor_of,
 };
 
 #[derive(Debug, thiserror::Error)]

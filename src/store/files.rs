@@ -88,6 +88,13 @@ impl Store {
         self.root.join("logs").join(format!("{name}.jsonl"))
     }
 
+    /// What a detached supervisor printed (its progress and summary, or why it failed).
+    pub fn supervisor_log_path(&self, name: &TaskName) -> PathBuf {
+        self.root
+            .join("logs")
+            .join(format!("{name}.supervisor.log"))
+    }
+
     /// What claude printed on stderr, kept for diagnosing failures.
     pub fn stderr_path(&self, name: &TaskName) -> PathBuf {
         self.root.join("logs").join(format!("{name}.stderr"))
@@ -205,6 +212,7 @@ impl Store {
             self.record_path(name),
             self.log_path(name),
             self.stderr_path(name),
+            self.supervisor_log_path(name),
             self.locks_dir().join(format!("task-{name}.lock")),
         ] {
             match fs::remove_file(&path) {

@@ -57,7 +57,7 @@ pub use open::{
 };
 pub use resume::{ContinueOptions, resume};
 pub use rules::{RuleScope, rules_for};
-pub use run::{RunOptions, run};
+pub use run::{RunOptions, abandon, run};
 pub use start::start;
 
 use finish::{Watched, finish};

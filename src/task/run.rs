@@ -39,13 +39,7 @@ pub async fn run(
     } = started;
     let preset = record.preset;
     // Whatever fails before the session began takes back what this start made.
-    let abandon = |ws: &Workspace, record: &TaskRecord| match &resumed_from {
-        None => undo_start(ws, record),
-        Some(previous) => {
-            let previous = previous.clone();
-            let _ = ws.store.rewrite(&record.name, |_| previous);
-        }
-    };
+    let abandon = |ws: &Workspace, record: &TaskRecord| take_back(ws, record, &resumed_from);
     let mut args: Vec<String> = [
         "-p",
         "--input-format",
@@ -184,6 +178,23 @@ pub async fn run(
         &watched,
         clock.elapsed(),
     )
+}
+
+/// Takes back what a start made when its session never ran: a new task is removed whole (its
+/// worktree, branch and record), a follow-up's record is put back as it was.
+fn take_back(ws: &Workspace, record: &TaskRecord, resumed_from: &Option<TaskRecord>) {
+    match resumed_from {
+        None => undo_start(ws, record),
+        Some(previous) => {
+            let previous = previous.clone();
+            let _ = ws.store.rewrite(&record.name, |_| previous);
+        }
+    }
+}
+
+/// Takes back a started task that will not run (its hand-off to a supervisor failed).
+pub fn abandon(ws: &Workspace, started: &Started) {
+    take_back(ws, &started.record, &started.resumed_from);
 }
 
 /// A fresh temp dir for one session of the task.
