@@ -8,6 +8,7 @@ mod guard;
 mod hooks;
 mod keeper;
 mod list;
+mod logs;
 mod merge;
 pub mod panic;
 mod show;
@@ -52,6 +53,7 @@ pub enum Command {
     Task(task::TaskArgs),
     List(list::ListArgs),
     Show(show::ShowArgs),
+    Logs(logs::LogsArgs),
     Diff(diff::DiffArgs),
     Merge(merge::MergeArgs),
     Discard(discard::DiscardArgs),
@@ -204,6 +206,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Task(args) => task::cmd_task(&ctx, args),
         Command::List(args) => list::cmd_list(&ctx, args),
         Command::Show(args) => show::cmd_show(&ctx, args),
+        Command::Logs(args) => logs::cmd_logs(&ctx, args),
         Command::Diff(args) => diff::cmd_diff(&ctx, args),
         Command::Merge(args) => merge::cmd_merge(&ctx, args),
         Command::Discard(args) => discard::cmd_discard(&ctx, args),
