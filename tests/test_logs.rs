@@ -318,3 +318,77 @@ fn logs_follow_stops_with_130_on_ctrl_c() {
     std::fs::write(&gate, "").unwrap();
     wait_bounded(task, LIMIT).success();
 }
+
+#[test]
+fn real_claude_logs_show_each_tool_call_of_a_real_session() {
+    use crate::common::fake_api::{CWD, FakeApi, Reply};
+    use crate::test_real_claude::{RUN_LIMIT, real_claude, real_env};
+    let Some(claude) = real_claude("real_claude_logs_show_each_tool_call_of_a_real_session") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    api.route(
+        "[logs]",
+        vec![
+            Reply::tool(
+                "Write",
+                json!({"file_path": format!("{CWD}/a.txt"), "content": "a\n"}),
+            )
+            .preceded_by_text("Writing a.txt."),
+            Reply::tool(
+                "Bash",
+                json!({"command": "echo hi > b.txt", "description": "Write b.txt"}),
+            ),
+            Reply::text("Both written."),
+        ],
+    );
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "[logs] write two files",
+            "-n",
+            "real",
+            "--preset",
+            "full",
+        ],
+        RUN_LIMIT,
+    );
+    run.success();
+    let logs = env.cms(&["logs", "real"]);
+    logs.success();
+    let lines: Vec<&str> = logs.stdout.lines().collect();
+    for expected in [
+        "› Writing a.txt.",
+        "● Write a.txt",
+        "● Bash echo hi > b.txt",
+        "› Both written.",
+    ] {
+        assert!(
+            lines.contains(&expected),
+            "{expected:?} missing:\n{}",
+            logs.stdout
+        );
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("  ✓ Write: File created successfully at: a.txt")),
+        "{}",
+        logs.stdout
+    );
+    assert!(
+        lines.first().unwrap().starts_with("▸ session "),
+        "{}",
+        logs.stdout
+    );
+    assert!(
+        lines.last().unwrap().starts_with("■ result success"),
+        "{}",
+        logs.stdout
+    );
+    // A follow of a task that has ended prints the same and exits at once.
+    let followed = env.cms_bounded(&["logs", "-f", "real"], RUN_LIMIT);
+    followed.success();
+    assert_eq!(followed.stdout, logs.stdout);
+}
