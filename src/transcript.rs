@@ -350,6 +350,21 @@ mod tests {
     }
 
     #[test]
+    fn sessions_appended_to_one_transcript_each_start_and_end_with_their_own_lines() {
+        let mut entries = read_sample("resume_first.jsonl", "/home/user/work");
+        entries.extend(read_sample("resume_second.jsonl", "/home/user/work"));
+        let kinds: Vec<&str> = entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Session { .. } => Some("session"),
+                Entry::Result { .. } => Some("result"),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(kinds, ["session", "result", "session", "result"]);
+    }
+
+    #[test]
     fn a_multi_line_text_is_one_line_saying_how_many_more_there_are() {
         let entry = Entry::Text {
             text: "first\nsecond\nthird\n".into(),
