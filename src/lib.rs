@@ -5,7 +5,8 @@
 //! `session` owns claude processes and the stream-json protocol; `git` is the only code that
 //! touches git; `store` keeps task records under the git common dir; `safety` holds limits and
 //! protected paths; `hooks` installs the git hooks that run `cms check`; `workspace` ties a
-//! repo to its store; `report` renders tasks; `ui` writes to the terminal; `config` layers
+//! repo to its store; `report` renders tasks;
+//! `transcript` turns claude's events into the readable lines of progress and `cms logs`; `ui` writes to the terminal; `config` layers
 //! settings.
 //! docs/architecture.md explains the design.
 
@@ -19,5 +20,6 @@ pub mod safety;
 pub mod session;
 pub mod store;
 pub mod task;
+pub mod transcript;
 pub mod ui;
 pub mod workspace;

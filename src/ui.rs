@@ -98,10 +98,13 @@ impl Ui {
 
     /// Writes data to stdout. A closed pipe (`cms list | head -1`) ends the process quietly.
     pub fn print(&self, text: &str) {
+        self.print_bytes(text.as_bytes());
+    }
+
+    /// Writes bytes to stdout as they are (`cms logs --raw`), a closed pipe as for `print`.
+    pub fn print_bytes(&self, bytes: &[u8]) {
         let mut stdout = std::io::stdout().lock();
-        let result = stdout
-            .write_all(text.as_bytes())
-            .and_then(|()| stdout.flush());
+        let result = stdout.write_all(bytes).and_then(|()| stdout.flush());
         if let Err(err) = result
             && err.kind() == std::io::ErrorKind::BrokenPipe
         {

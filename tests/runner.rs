@@ -14,6 +14,7 @@ mod test_errors;
 mod test_fake_claude;
 mod test_hooks;
 mod test_inspect;
+mod test_logs;
 mod test_merge;
 mod test_processes;
 mod test_real_boundary;

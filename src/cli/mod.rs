@@ -10,6 +10,7 @@ mod guard;
 mod hooks;
 mod keeper;
 mod list;
+mod logs;
 mod merge;
 pub mod panic;
 mod show;
@@ -59,6 +60,7 @@ pub enum Command {
     Wait(wait::WaitArgs),
     List(list::ListArgs),
     Show(show::ShowArgs),
+    Logs(logs::LogsArgs),
     Diff(diff::DiffArgs),
     Merge(merge::MergeArgs),
     Discard(discard::DiscardArgs),
@@ -217,6 +219,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Supervise(args) => supervise::cmd_supervise(&ctx, args),
         Command::List(args) => list::cmd_list(&ctx, args),
         Command::Show(args) => show::cmd_show(&ctx, args),
+        Command::Logs(args) => logs::cmd_logs(&ctx, args),
         Command::Diff(args) => diff::cmd_diff(&ctx, args),
         Command::Merge(args) => merge::cmd_merge(&ctx, args),
         Command::Discard(args) => discard::cmd_discard(&ctx, args),

@@ -9,10 +9,11 @@ use super::CommandContext;
 use crate::error::{CommandError, ErrorKind, exit_code};
 use crate::report;
 use crate::safety::sandbox::SandboxMode;
-use crate::session::protocol::{ContentBlock, Event, SystemEvent, UserContent};
-use crate::session::{Ledger, Preset, StopReason, Timeouts, describe_tool_input, first_line};
+use crate::session::protocol::Event;
+use crate::session::{Ledger, Preset, StopReason, Timeouts};
 use crate::store::{Status, TaskName};
 use crate::task::{self, RunOptions, TaskOptions};
+use crate::transcript::{Entry, Reader};
 use crate::ui::Ui;
 
 /// Start a task: a branch, a worktree and a claude session doing <PROMPT>
@@ -231,7 +232,7 @@ pub(super) fn timeouts_from_env() -> Result<Timeouts, CommandError> {
 /// Renders events as compact progress lines on stderr.
 struct Progress<'a> {
     ui: &'a Ui,
-    worktree: &'a std::path::Path,
+    reader: Reader,
     warned_malformed: bool,
     /// At a terminal, tool lines carry a running cost; in logs one line per event is enough.
     show_ledger: bool,
@@ -241,7 +242,7 @@ impl<'a> Progress<'a> {
     fn new(ui: &'a Ui, worktree: &'a std::path::Path) -> Progress<'a> {
         Progress {
             ui,
-            worktree,
+            reader: Reader::new(worktree),
             warned_malformed: false,
             show_ledger: std::io::stderr().is_terminal(),
         }
@@ -249,7 +250,6 @@ impl<'a> Progress<'a> {
 
     fn line(&self, marker: &str, text: &str, ledger: &Ledger) {
         let s = &self.ui.err;
-        let text = report::relative(text, self.worktree);
         if self.show_ledger {
             self.ui.status(&format!(
                 "  {} {text} {}",
@@ -265,63 +265,30 @@ impl<'a> Progress<'a> {
 
     fn event(&mut self, event: &Event, ledger: &Ledger) {
         let s = &self.ui.err;
-        match event {
-            Event::System(SystemEvent::Init(init)) => {
-                let model = init.model.as_deref().unwrap_or("default model");
-                self.ui.status(&format!(
-                    "  {} session {} · {model}",
-                    s.dim.apply_to("▸"),
-                    init.session_id
-                ));
-            }
-            Event::System(SystemEvent::ApiRetry(retry)) => {
-                let status = retry
-                    .error_status
-                    .map_or_else(|| "no response".to_owned(), |s| s.to_string());
-                self.line(
-                    "↻",
-                    &format!(
-                        "API error ({status}), retry {} of {}",
-                        retry.attempt.unwrap_or(0),
-                        retry.max_retries.unwrap_or(0)
-                    ),
-                    ledger,
-                );
-            }
-            Event::Assistant(a) => {
-                for block in &a.message.content {
-                    if let ContentBlock::ToolUse { name, input, .. } = block {
-                        self.line(
-                            "●",
-                            &format!("{name} {}", describe_tool_input(name, input)),
-                            ledger,
-                        );
-                    }
-                }
-            }
-            Event::User(u) => {
-                if let UserContent::Blocks(blocks) = &u.message.content {
-                    for block in blocks {
-                        if let ContentBlock::ToolResult {
-                            is_error: Some(true),
-                            content,
-                            ..
-                        } = block
-                        {
-                            let text = content.as_str().unwrap_or("tool error");
-                            let text = report::relative(text, self.worktree);
-                            self.line("✗", &first_line(&text, 100), ledger);
-                        }
-                    }
-                }
-            }
-            Event::Malformed(_) if !self.warned_malformed => {
+        if let Event::Malformed(_) = event {
+            if !self.warned_malformed {
                 self.warned_malformed = true;
                 self.ui.warn(
                     "claude printed a line that is not stream-json; it is kept in the transcript",
                 );
             }
-            _ => {}
+            return;
+        }
+        // The live view shows what claude does and what failed; `cms logs` shows the rest.
+        for entry in self.reader.entries(event) {
+            match &entry {
+                Entry::Session { .. } => self.ui.status(&format!(
+                    "  {} {}",
+                    s.dim.apply_to(entry.marker()),
+                    entry.line()
+                )),
+                Entry::ApiRetry { .. }
+                | Entry::ToolCall { .. }
+                | Entry::ToolResult { is_error: true, .. } => {
+                    self.line(entry.marker(), &entry.line(), ledger);
+                }
+                _ => {}
+            }
         }
     }
 }

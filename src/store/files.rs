@@ -331,6 +331,16 @@ impl Store {
     pub fn open_stderr_log(&self, name: &TaskName) -> Result<File, StoreError> {
         append_file(&self.stderr_path(name))
     }
+
+    /// Opens the transcript for reading, or `None` when the task has none (yet).
+    pub fn read_log(&self, name: &TaskName) -> Result<Option<File>, StoreError> {
+        let path = self.log_path(name);
+        match File::open(&path) {
+            Ok(file) => Ok(Some(file)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(io_err(&path)(err)),
+        }
+    }
 }
 
 fn append_file(path: &Path) -> Result<File, StoreError> {

@@ -1,0 +1,374 @@
+//! A transcript's readable entries: what `cms task`'s live progress and `cms logs` show of
+//! claude's stream-json events (texts, tool calls and results, denials, results), one line
+//! each, with the worktree's paths shortened.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::report;
+use crate::session::protocol::{ContentBlock, Event, SystemEvent, UserContent};
+use crate::session::{describe_tool_input, first_line};
+
+/// Longest line of a text or tool result in the readable view.
+const LINE_CHARS: usize = 100;
+
+/// One readable event. Serialized as `cms logs --json` prints it (`kind` tags the variant).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Entry {
+    /// A session (or a turn of one) starts: claude's `system/init`.
+    Session {
+        session_id: String,
+        model: Option<String>,
+    },
+    /// claude retries an API request.
+    ApiRetry {
+        attempt: Option<u32>,
+        max_retries: Option<u32>,
+        error_status: Option<u16>,
+    },
+    /// An assistant text block, whole.
+    Text { text: String },
+    ToolCall {
+        tool: String,
+        tool_use_id: String,
+        /// What the call acts on: a path, a command's first line, a pattern.
+        input: String,
+    },
+    ToolResult {
+        /// The tool of the call it answers, when the call is in the transcript.
+        tool: Option<String>,
+        tool_use_id: String,
+        is_error: bool,
+        /// The result's first line.
+        text: String,
+    },
+    /// A tool call claude was not allowed to make, from the result's `permission_denials`.
+    Denied {
+        tool: String,
+        tool_use_id: Option<String>,
+        input: String,
+    },
+    /// The end of a turn, with claude's figures for its process (cost is cumulative per
+    /// process; `cms show` has the task's totals).
+    Result {
+        subtype: String,
+        is_error: bool,
+        cost_usd: f64,
+        num_turns: u32,
+        duration_ms: u64,
+        /// The response's first line, or the errors claude listed.
+        text: Option<String>,
+    },
+}
+
+impl Entry {
+    /// The marker that starts the entry's line.
+    pub fn marker(&self) -> &'static str {
+        match self {
+            Entry::Session { .. } => "▸",
+            Entry::ApiRetry { .. } => "↻",
+            Entry::Text { .. } => "›",
+            Entry::ToolCall { .. } => "●",
+            Entry::ToolResult {
+                is_error: false, ..
+            } => "✓",
+            Entry::ToolResult { is_error: true, .. } => "✗",
+            Entry::Denied { .. } => "⊘",
+            Entry::Result { .. } => "■",
+        }
+    }
+
+    /// The entry as one line of text, without its marker.
+    pub fn line(&self) -> String {
+        match self {
+            Entry::Session { session_id, model } => format!(
+                "session {session_id} · {}",
+                model.as_deref().unwrap_or("default model")
+            ),
+            Entry::ApiRetry {
+                attempt,
+                max_retries,
+                error_status,
+            } => {
+                let status =
+                    error_status.map_or_else(|| "no response".to_owned(), |s| s.to_string());
+                format!(
+                    "API error ({status}), retry {} of {}",
+                    attempt.unwrap_or(0),
+                    max_retries.unwrap_or(0)
+                )
+            }
+            Entry::Text { text } => {
+                let more = text.trim_end().lines().count().saturating_sub(1);
+                let first = first_line(text.trim_start(), LINE_CHARS);
+                match more {
+                    0 => first,
+                    1 => format!("{first} (+1 line)"),
+                    n => format!("{first} (+{n} lines)"),
+                }
+            }
+            Entry::ToolCall { tool, input, .. } if input.is_empty() => tool.clone(),
+            Entry::ToolCall { tool, input, .. } => format!("{tool} {input}"),
+            Entry::ToolResult { tool, text, .. } => match tool {
+                Some(tool) if text.is_empty() => tool.clone(),
+                Some(tool) => format!("{tool}: {text}"),
+                None => text.clone(),
+            },
+            Entry::Denied { tool, input, .. } if input.is_empty() => format!("denied {tool}"),
+            Entry::Denied { tool, input, .. } => format!("denied {tool} {input}"),
+            Entry::Result {
+                subtype,
+                is_error,
+                cost_usd,
+                num_turns,
+                duration_ms,
+                text,
+            } => {
+                let outcome = match (*is_error, subtype.as_str()) {
+                    (false, "success") => "success".to_owned(),
+                    (true, "success") => "error".to_owned(),
+                    (_, other) => other.to_owned(),
+                };
+                let mut line = format!(
+                    "result {outcome} · {} · {num_turns} turns · {}",
+                    report::format_cost(*cost_usd),
+                    report::format_duration_ms(*duration_ms)
+                );
+                if let Some(text) = text.as_deref().filter(|_| *is_error) {
+                    line.push_str(&format!(" · {}", first_line(text, LINE_CHARS)));
+                }
+                line
+            }
+        }
+    }
+
+    /// Whether the entry reports something that went wrong.
+    pub fn is_error(&self) -> bool {
+        match self {
+            Entry::ToolResult { is_error, .. } | Entry::Result { is_error, .. } => *is_error,
+            Entry::Denied { .. } | Entry::ApiRetry { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// Turns events into entries, remembering each tool call's name for its result.
+#[derive(Debug, Default)]
+pub struct Reader {
+    worktree: Option<PathBuf>,
+    tools: HashMap<String, String>,
+}
+
+impl Reader {
+    /// A reader that shows the paths below `worktree` relative to it.
+    pub fn new(worktree: impl Into<PathBuf>) -> Reader {
+        Reader {
+            worktree: Some(worktree.into()),
+            tools: HashMap::new(),
+        }
+    }
+
+    fn relative(&self, text: &str) -> String {
+        match &self.worktree {
+            Some(worktree) => report::relative(text, worktree),
+            None => text.to_owned(),
+        }
+    }
+
+    /// The entries of one event; none for events with nothing to read (unknown, malformed,
+    /// control lines, thinking).
+    pub fn entries(&mut self, event: &Event) -> Vec<Entry> {
+        let mut entries = Vec::new();
+        match event {
+            Event::System(SystemEvent::Init(init)) => entries.push(Entry::Session {
+                session_id: init.session_id.clone(),
+                model: init.model.clone(),
+            }),
+            Event::System(SystemEvent::ApiRetry(retry)) => entries.push(Entry::ApiRetry {
+                attempt: retry.attempt,
+                max_retries: retry.max_retries,
+                error_status: retry.error_status,
+            }),
+            Event::Assistant(a) => {
+                for block in &a.message.content {
+                    match block {
+                        ContentBlock::Text { text } if !text.trim().is_empty() => {
+                            entries.push(Entry::Text {
+                                text: self.relative(text),
+                            });
+                        }
+                        ContentBlock::ToolUse { id, name, input } => {
+                            self.tools.insert(id.clone(), name.clone());
+                            entries.push(Entry::ToolCall {
+                                tool: name.clone(),
+                                tool_use_id: id.clone(),
+                                input: self.relative(&describe_tool_input(name, input)),
+                            });
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Event::User(u) => {
+                if let UserContent::Blocks(blocks) = &u.message.content {
+                    for block in blocks {
+                        if let ContentBlock::ToolResult {
+                            tool_use_id,
+                            content,
+                            is_error,
+                        } = block
+                        {
+                            let text = self.relative(&result_text(content));
+                            entries.push(Entry::ToolResult {
+                                tool: self.tools.get(tool_use_id).cloned(),
+                                tool_use_id: tool_use_id.clone(),
+                                is_error: is_error.unwrap_or(false),
+                                text: first_line(text.trim_start(), LINE_CHARS),
+                            });
+                        }
+                    }
+                }
+            }
+            Event::Result(result) => {
+                for denial in &result.permission_denials {
+                    entries.push(Entry::Denied {
+                        tool: denial.tool_name.clone(),
+                        tool_use_id: denial.tool_use_id.clone(),
+                        input: self
+                            .relative(&describe_tool_input(&denial.tool_name, &denial.tool_input)),
+                    });
+                }
+                entries.push(Entry::Result {
+                    subtype: result.subtype.clone(),
+                    is_error: result.is_error,
+                    cost_usd: result.total_cost_usd,
+                    num_turns: result.num_turns,
+                    duration_ms: result.duration_ms,
+                    text: result.message().map(|text| self.relative(&text)),
+                });
+            }
+            _ => {}
+        }
+        entries
+    }
+}
+
+/// A tool result's text: a string, or the text blocks of a list (MCP tools, subagents).
+fn result_text(content: &Value) -> String {
+    match content {
+        Value::String(text) => text.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter_map(|block| block.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_sample(name: &str, worktree: &str) -> Vec<Entry> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/claude-protocol/samples")
+            .join(name);
+        let mut reader = Reader::new(worktree);
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .flat_map(|line| reader.entries(&Event::parse(line)))
+            .collect()
+    }
+
+    #[test]
+    fn every_tool_call_of_a_session_has_a_line_and_its_result_names_the_tool() {
+        let entries = read_sample("tools_bypass.jsonl", "/home/user/work/tools_bypass");
+        let lines: Vec<String> = entries
+            .iter()
+            .map(|e| format!("{} {}", e.marker(), e.line()))
+            .collect();
+        let calls: Vec<&String> = lines.iter().filter(|l| l.starts_with('●')).collect();
+        assert_eq!(
+            calls,
+            [
+                "● Write hello.txt",
+                "● Read existing.txt",
+                "● Edit existing.txt",
+                "● Bash echo hi > bash_made.txt"
+            ]
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("✓ Write: File created successfully at: hello.txt (file")),
+            "{lines:#?}"
+        );
+        assert!(lines.contains(&"› I'll create hello.txt.".to_owned()));
+        let last = lines.last().unwrap();
+        assert!(last.starts_with("■ result success · $0.4971 · "), "{last}");
+    }
+
+    #[test]
+    fn tool_errors_and_denials_are_errors() {
+        let entries = read_sample(
+            "permission_denied.jsonl",
+            "/home/user/work/permission_denied",
+        );
+        let denied: Vec<String> = entries
+            .iter()
+            .filter(|e| matches!(e, Entry::Denied { .. }))
+            .map(Entry::line)
+            .collect();
+        assert_eq!(
+            denied,
+            ["denied Write hello.txt", "denied Bash touch bash_made.txt"]
+        );
+        assert!(entries.iter().filter(|e| e.is_error()).count() >= 4);
+        let errors = read_sample("tool_errors.jsonl", "/home/user/work/tool_errors");
+        let failed: Vec<String> = errors
+            .iter()
+            .filter(|e| matches!(e, Entry::ToolResult { is_error: true, .. }))
+            .map(Entry::line)
+            .collect();
+        assert_eq!(failed[0], "Bash: Exit code 3");
+        assert_eq!(failed.len(), 3);
+    }
+
+    #[test]
+    fn entries_serialize_with_their_kind() {
+        let entries = read_sample("tools_bypass.jsonl", "/home/user/work/tools_bypass");
+        let json = serde_json::to_value(&entries[2]).unwrap();
+        assert_eq!(json["kind"], "tool_call");
+        assert_eq!(json["tool"], "Write");
+        assert_eq!(json["input"], "hello.txt");
+    }
+
+    #[test]
+    fn sessions_appended_to_one_transcript_each_start_and_end_with_their_own_lines() {
+        let mut entries = read_sample("resume_first.jsonl", "/home/user/work");
+        entries.extend(read_sample("resume_second.jsonl", "/home/user/work"));
+        let kinds: Vec<&str> = entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Session { .. } => Some("session"),
+                Entry::Result { .. } => Some("result"),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(kinds, ["session", "result", "session", "result"]);
+    }
+
+    #[test]
+    fn a_multi_line_text_is_one_line_saying_how_many_more_there_are() {
+        let entry = Entry::Text {
+            text: "first\nsecond\nthird\n".into(),
+        };
+        assert_eq!(entry.line(), "first (+2 lines)");
+    }
+}
