@@ -79,7 +79,11 @@ impl Workspace {
         kill_session(token);
         // The dead supervisor could not remove the session's temp dir; nothing uses it now.
         if token != 0 {
-            let _ = std::fs::remove_dir_all(self.store.object_backup_dir(&record.name, token));
+            // What the session deleted comes back before anything looks at the repository.
+            crate::git::objects::restore_leftover(
+                &self.repo.common_dir,
+                &self.store.object_backup_dir(&record.name, token),
+            );
             let _ = std::fs::remove_dir_all(crate::safety::sandbox::temp_dir_for(
                 record.name.as_str(),
                 token,
@@ -93,9 +97,40 @@ impl Workspace {
                     "the cms process supervising this task (pid {pid}) ended before the task did"
                 ));
                 r.supervisor = None;
+                self.commit_left_work(r);
             }
         });
         update.unwrap_or(record)
+    }
+
+    /// Commits what an interrupted session left uncommitted in its worktree, so the branch holds
+    /// all of it, and records the branch's tip and files. Only on the task's own branch: a
+    /// worktree that left it is the checks' business when the task is continued.
+    fn commit_left_work(&self, record: &mut TaskRecord) {
+        let own = format!("refs/heads/{}", record.branch);
+        if !record.worktree.is_dir()
+            || crate::git::state::head_ref(&record.worktree).as_deref() != Some(own.as_str())
+        {
+            return;
+        }
+        let session = record.session_id.clone().unwrap_or_default();
+        let committed = crate::git::snapshot::commit_all(
+            &record.worktree,
+            "cms: the work of an interrupted session",
+            &[
+                ("Cms-Task", record.name.as_str()),
+                ("Cms-Session", &session),
+            ],
+        );
+        if committed.is_err() {
+            return;
+        }
+        if let Ok(tip) = self.repo.branch_tip(&record.branch) {
+            record.head = Some(tip);
+            if let Ok(files) = crate::git::snapshot::changed_files(&self.repo, record.base, tip) {
+                record.files_changed = files;
+            }
+        }
     }
 
     /// The configuration for tasks based on `base`: the repository's `.cms.toml` is read from

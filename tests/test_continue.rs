@@ -218,7 +218,14 @@ fn an_interrupted_task_can_be_continued_to_completion() {
         libc::kill(child.id() as libc::pid_t, libc::SIGKILL);
     }
     crate::common::wait_bounded(child, std::time::Duration::from_secs(60));
-    assert_eq!(show(&env, "crashed")["status"], "interrupted");
+    // The first command that notices commits what the session left, so nothing of it is
+    // only in the worktree.
+    let interrupted = show(&env, "crashed");
+    assert_eq!(interrupted["status"], "interrupted");
+    assert_eq!(env.git(&["show", "cms/crashed:a.txt"]), "a");
+    assert_eq!(interrupted["files_changed"][0]["path"], "a.txt");
+    let worktree = std::path::PathBuf::from(interrupted["worktree"].as_str().unwrap());
+    assert_eq!(env.git_in(&worktree, &["status", "--porcelain"]), "");
     two_turns(
         &env,
         json!([]),

@@ -79,6 +79,31 @@ impl LooseObjectBackup {
     }
 }
 
+/// Links back, from a backup folder left by a session whose supervisor died, every object
+/// missing from the repository, and removes the folder. Returns the ids put back.
+pub fn restore_leftover(common_dir: &Path, backup_dir: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    if let Ok(fans) = std::fs::read_dir(backup_dir) {
+        for fan in fans.flatten() {
+            let fan_name = fan.file_name().to_string_lossy().into_owned();
+            if let Ok(entries) = std::fs::read_dir(fan.path()) {
+                names.extend(
+                    entries
+                        .flatten()
+                        .map(|e| format!("{fan_name}/{}", e.file_name().to_string_lossy())),
+                );
+            }
+        }
+    }
+    // Dropping it removes the folder.
+    let backup = LooseObjectBackup {
+        objects_dir: common_dir.join("objects"),
+        backup_dir: backup_dir.to_owned(),
+        names,
+    };
+    backup.restore()
+}
+
 impl Drop for LooseObjectBackup {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.backup_dir);
@@ -106,6 +131,22 @@ mod tests {
         // Nothing missing: nothing to do.
         assert!(backup.restore().is_empty());
         drop(backup);
+        assert!(!backup_dir.exists());
+    }
+
+    #[test]
+    fn a_backup_left_by_a_dead_session_still_brings_objects_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let common = dir.path().join("repo.git");
+        let object = common.join("objects/12/3456");
+        std::fs::create_dir_all(object.parent().unwrap()).unwrap();
+        std::fs::write(&object, b"object").unwrap();
+        let backup_dir = dir.path().join("backup");
+        // The session's supervisor died: the backup was never dropped.
+        std::mem::forget(LooseObjectBackup::take(&common, &backup_dir).unwrap());
+        std::fs::remove_file(&object).unwrap();
+        assert_eq!(restore_leftover(&common, &backup_dir), ["123456"]);
+        assert!(object.is_file());
         assert!(!backup_dir.exists());
     }
 }
