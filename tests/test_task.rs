@@ -589,3 +589,41 @@ fn a_unicode_prompt_gives_a_readable_ascii_task_name() {
     assert!(env.branches().contains(&"cms/hello-world".to_owned()));
     assert_eq!(task["prompt"], "héllo wörld");
 }
+
+#[test]
+fn the_prompt_can_come_from_stdin_or_a_file() {
+    use std::io::Write;
+    let env = TestEnv::new();
+    let mut child = env
+        .cms_command(&env.repo, &["task", "--json", "-", "-n", "piped"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"fix the login bug\nand add a test\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let task: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(task["prompt"], "fix the login bug\nand add a test");
+    let file = env.root.join("prompt.md");
+    std::fs::write(&file, "from a file\n").unwrap();
+    let task = env.task_ok(&["--prompt-file", file.to_str().unwrap(), "-n", "filed"]);
+    assert_eq!(task["prompt"], "from a file");
+    env.cms(&["task", "--prompt-file", "/nonexistent/prompt.md"])
+        .code(1)
+        .one_line_error_with_hint("cannot read the prompt file");
+    env.cms(&["task", "both", "--prompt-file", file.to_str().unwrap()])
+        .code(2);
+    assert_eq!(env.branches(), ["cms/filed", "cms/piped", "main"]);
+}

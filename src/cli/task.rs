@@ -24,8 +24,13 @@ use crate::ui::Ui;
 /// it did; a second Ctrl-C kills it at once.
 #[derive(Debug, Args)]
 pub struct TaskArgs {
-    /// What the task should do
-    pub prompt: String,
+    /// What the task should do; `-` reads it from stdin
+    #[arg(required_unless_present = "prompt_file")]
+    pub prompt: Option<String>,
+
+    /// Read the prompt from this file
+    #[arg(long, value_name = "FILE", conflicts_with = "prompt")]
+    pub prompt_file: Option<std::path::PathBuf>,
 
     /// Task name (default: a slug of the prompt, made unique)
     #[arg(short, long, value_parser = super::parse_task_name)]
@@ -88,8 +93,9 @@ pub fn cmd_task(ctx: &CommandContext, args: TaskArgs) -> Result<u8, CommandError
     let ws = ctx.workspace()?;
     // Before anything is made: a bad value must not leave a task behind.
     let timeouts = timeouts_from_env()?;
+    let prompt = read_prompt(args.prompt, args.prompt_file.as_deref())?;
     let opts = TaskOptions {
-        prompt: args.prompt,
+        prompt,
         name: args.name,
         base: args.base,
         model: args.model,
@@ -105,6 +111,33 @@ pub fn cmd_task(ctx: &CommandContext, args: TaskArgs) -> Result<u8, CommandError
         return super::supervise::launch(ctx, &ws, started);
     }
     supervise(ctx, &ws, started, timeouts, "task")
+}
+
+/// The prompt as given, from stdin for `-`, or from `--prompt-file`.
+fn read_prompt(
+    prompt: Option<String>,
+    file: Option<&std::path::Path>,
+) -> Result<String, CommandError> {
+    use std::io::Read;
+    match (prompt.as_deref(), file) {
+        (Some("-"), _) => {
+            let mut text = String::new();
+            std::io::stdin().read_to_string(&mut text).map_err(|err| {
+                CommandError::from_error(ErrorKind::User, &err)
+                    .with_hint("`cms task -` reads the prompt from stdin as UTF-8 text")
+            })?;
+            Ok(text)
+        }
+        (_, Some(path)) => std::fs::read_to_string(path).map_err(|err| {
+            CommandError::user(format!(
+                "cannot read the prompt file {}: {err}",
+                path.display()
+            ))
+            .with_hint("--prompt-file takes a readable UTF-8 text file")
+        }),
+        (Some(text), None) => Ok(text.to_owned()),
+        (None, None) => Ok(String::new()),
+    }
 }
 
 /// Runs a started task's session in the foreground (progress on stderr, Ctrl-C stops it) and
