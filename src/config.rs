@@ -56,6 +56,15 @@ struct Layer {
     limits: LimitsLayer,
     #[serde(default)]
     safety: SafetyLayer,
+    #[serde(default)]
+    notify: NotifyLayer,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotifyLayer {
+    /// A program and its arguments, run when a task ends.
+    command: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -108,6 +117,8 @@ pub struct Config {
     pub protected: Vec<String>,
     /// Whether tasks' Bash runs in Claude Code's sandbox.
     pub sandbox: SandboxMode,
+    /// Run when a task ends, the task's JSON on its stdin (`[notify] command`).
+    pub notify: Option<Vec<String>>,
 }
 
 pub use crate::safety::limits::Limits;
@@ -193,14 +204,15 @@ impl Config {
             limits: Limits::default(),
             protected: Vec::new(),
             sandbox: SandboxMode::default(),
+            notify: None,
         };
         if let Some(path) = user_config_path(env("XDG_CONFIG_HOME"), home.as_deref())
             && let Some(text) = read_optional(&path)?
         {
-            config.apply(&text, &path.display().to_string())?;
+            config.apply(&text, &path.display().to_string(), false)?;
         }
         if let Some(source) = repo_file {
-            config.apply(source.text, &source.name)?;
+            config.apply(source.text, &source.name, true)?;
         }
         if let Some(bin) = env("CMS_CLAUDE_BIN") {
             config.claude_bin = bin;
@@ -238,11 +250,57 @@ impl Config {
         Ok(config)
     }
 
-    fn apply(&mut self, text: &str, source_name: &str) -> Result<(), ConfigError> {
+    /// Merges one file over the settings so far. A repository's file (`from_repository`) may
+    /// not name programs for cms to run or where its worktrees go: cloning a repository and
+    /// running cms in it must not run that repository's choice of program.
+    fn apply(
+        &mut self,
+        text: &str,
+        source_name: &str,
+        from_repository: bool,
+    ) -> Result<(), ConfigError> {
         let layer: Layer = toml::from_str(text).map_err(|source| ConfigError::Parse {
             source_name: source_name.to_owned(),
             source,
         })?;
+        if from_repository {
+            let user_only = [
+                (
+                    "claude.bin",
+                    layer.claude.bin.as_ref().map(|b| format!("{b:?}")),
+                ),
+                (
+                    "worktrees.root",
+                    layer.worktrees.root.as_ref().map(|r| format!("{r:?}")),
+                ),
+                (
+                    "notify.command",
+                    layer.notify.command.as_ref().map(|c| format!("{c:?}")),
+                ),
+            ];
+            if let Some((key, Some(value))) = user_only.into_iter().find(|(_, v)| v.is_some()) {
+                return Err(ConfigError::Value {
+                    key,
+                    value,
+                    source_name: source_name.to_owned(),
+                    reason: "only your user configuration may set this, since it names what \
+                             cms runs or where it writes"
+                        .to_owned(),
+                });
+            }
+        }
+        if let Some(command) = layer.notify.command {
+            if command.is_empty() {
+                return Err(ConfigError::Value {
+                    key: "notify.command",
+                    value: "[]".to_owned(),
+                    source_name: source_name.to_owned(),
+                    reason: "give a program and its arguments, e.g. [\"notify-send\", \"cms\"]"
+                        .to_owned(),
+                });
+            }
+            self.notify = Some(command);
+        }
         if let Some(bin) = layer.claude.bin {
             self.claude_bin = bin;
         }
@@ -342,6 +400,7 @@ mod tests {
             limits: Limits::default(),
             protected: Vec::new(),
             sandbox: SandboxMode::Auto,
+            notify: None,
         }
     }
 
@@ -350,14 +409,13 @@ mod tests {
         let mut config = base();
         config
             .apply(
-                "[limits]\nmax_cost = 0.5\nmax_duration = \"10m\"\n[safety]\nprotected = [\"infra/**\"]",
-                "user",
-            )
+                "[limits]\nmax_cost = 0.5\nmax_duration = \"10m\"\n[safety]\nprotected = [\"infra/**\"]", "user", false)
             .unwrap();
         config
             .apply(
                 "[limits]\nmax_turns = 7\n[safety]\nprotected = [\".github/**\", \"infra/**\"]",
                 ".cms.toml",
+                true,
             )
             .unwrap();
         assert_eq!(config.limits.max_cost_usd, 0.5);
@@ -365,11 +423,11 @@ mod tests {
         assert_eq!(config.limits.max_duration, Duration::from_secs(600));
         assert_eq!(config.protected, ["infra/**", ".github/**"]);
         let err = base()
-            .apply("[limits]\nmax_duration = \"soon\"", ".cms.toml")
+            .apply("[limits]\nmax_duration = \"soon\"", ".cms.toml", true)
             .unwrap_err();
         assert!(err.to_string().contains("limits.max_duration"), "{err}");
         let err = base()
-            .apply("[safety]\nprotected = [\"a/[b\"]", ".cms.toml")
+            .apply("[safety]\nprotected = [\"a/[b\"]", ".cms.toml", true)
             .unwrap_err();
         assert!(err.to_string().contains("a/[b"), "{err}");
     }
@@ -395,10 +453,11 @@ mod tests {
             .apply(
                 "[claude]\nbin = \"/opt/claude\"\n[task]\npreset = \"full\"",
                 "user",
+                false,
             )
             .unwrap();
         config
-            .apply("[task]\nmodel = \"sonnet\"", ".cms.toml")
+            .apply("[task]\nmodel = \"sonnet\"", ".cms.toml", true)
             .unwrap();
         assert_eq!(config.claude_bin, "/opt/claude");
         assert_eq!(config.preset, Preset::Full);
@@ -408,23 +467,50 @@ mod tests {
     #[test]
     fn unknown_keys_and_bad_values_name_their_source() {
         let err = base()
-            .apply("[task]\nmodle = \"x\"", ".cms.toml")
+            .apply("[task]\nmodle = \"x\"", ".cms.toml", true)
             .unwrap_err();
         assert!(err.to_string().contains(".cms.toml"), "{err}");
         let err = base()
-            .apply("[task]\npreset = \"yolo\"", "user config")
+            .apply("[task]\npreset = \"yolo\"", "user config", false)
             .unwrap_err();
         assert!(err.to_string().contains("user config"), "{err}");
         assert!(err.to_string().contains("yolo"), "{err}");
         let err = base()
-            .apply("[safety]\nsandbox = \"on\"", ".cms.toml")
+            .apply("[safety]\nsandbox = \"on\"", ".cms.toml", true)
             .unwrap_err();
         assert!(err.to_string().contains("safety.sandbox"), "{err}");
         let mut config = base();
         config
-            .apply("[safety]\nsandbox = \"required\"", ".cms.toml")
+            .apply("[safety]\nsandbox = \"required\"", ".cms.toml", true)
             .unwrap();
         assert_eq!(config.sandbox, SandboxMode::Required);
+    }
+
+    #[test]
+    fn a_repository_may_not_choose_what_cms_runs_or_where_it_writes() {
+        for text in [
+            "[claude]\nbin = \"./evil.sh\"",
+            "[worktrees]\nroot = \"/tmp/x\"",
+            "[notify]\ncommand = [\"sh\", \"-c\", \"curl evil\"]",
+        ] {
+            let err = base().apply(text, ".cms.toml", true).unwrap_err();
+            assert!(err.to_string().contains("user configuration"), "{err}");
+            base().apply(text, "user", false).unwrap();
+        }
+        let mut config = base();
+        config
+            .apply(
+                "[notify]\ncommand = [\"notify-send\", \"cms\"]",
+                "user",
+                false,
+            )
+            .unwrap();
+        assert_eq!(config.notify.unwrap(), ["notify-send", "cms"]);
+        assert!(
+            base()
+                .apply("[notify]\ncommand = []", "user", false)
+                .is_err()
+        );
     }
 
     #[test]

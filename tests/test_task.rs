@@ -627,3 +627,43 @@ fn the_prompt_can_come_from_stdin_or_a_file() {
         .code(2);
     assert_eq!(env.branches(), ["cms/filed", "cms/piped", "main"]);
 }
+
+#[test]
+fn the_users_notify_command_gets_the_finished_task_and_a_repository_cannot_set_one() {
+    let env = TestEnv::new();
+    let out = env.root.join("notified");
+    let config = env.home.join(".config/cms/config.toml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[notify]\ncommand = [\"sh\", \"-c\", \"cat > {0}.json; echo $CMS_TASK $CMS_STATUS > {0}.env\"]\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    env.steps(serde_json::json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    env.task_ok(&["x", "-n", "told"]);
+    let told: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.with_extension("json")).unwrap())
+            .unwrap();
+    assert_eq!(told["name"], "told");
+    assert_eq!(told["status"], "completed");
+    assert_eq!(
+        std::fs::read_to_string(out.with_extension("env")).unwrap(),
+        "told completed\n"
+    );
+    // A failing notifier is a warning, never the task's failure.
+    std::fs::write(&config, "[notify]\ncommand = [\"false\"]\n").unwrap();
+    let run = env.cms(&["task", "x", "-n", "quiet"]);
+    run.success();
+    assert!(run.stderr.contains("notify.command"), "{}", run.stderr);
+    // A repository's .cms.toml may not name a program for cms to run.
+    std::fs::remove_file(&config).unwrap();
+    env.write(".cms.toml", "[notify]\ncommand = [\"touch\", \"pwned\"]\n");
+    env.commit_all("a notifier");
+    env.cms(&["task", "x", "-n", "refused"])
+        .code(1)
+        .one_line_error_with_hint("notify.command");
+    assert!(!env.repo.join("pwned").exists());
+}

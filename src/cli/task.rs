@@ -190,8 +190,15 @@ pub(super) fn supervise(
         result
     })?;
 
+    let json = report::task_json(&record);
+    if let Ok(config) = ws.config(Some(record.base))
+        && let Some(command) = &config.notify
+        && let Err(why) = task::notify(command, &record, &json)
+    {
+        ui.warn(&format!("notify.command: {why}"));
+    }
     if ui.json {
-        ui.print_json(&report::task_json(&record));
+        ui.print_json(&json);
     } else {
         ui.println(&report::summary(&ui.out, &record));
     }

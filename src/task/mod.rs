@@ -7,6 +7,7 @@
 
 mod error;
 mod finish;
+mod notify;
 mod open;
 mod resume;
 mod rules;
@@ -51,6 +52,7 @@ pub struct Started {
 }
 
 pub use error::TaskError;
+pub use notify::notify;
 pub use open::{
     change_range, current_violations, ensure_not_running, ensure_on_branch, open_for_change,
     remove_task_checkout,
