@@ -104,3 +104,34 @@ fn a_detached_start_that_is_refused_makes_nothing() {
         .one_line_error_with_hint("prompt is empty");
     assert_eq!(env.branches(), ["main"]);
 }
+
+#[test]
+fn list_shows_a_running_tasks_live_turns_and_cost() {
+    let env = TestEnv::new();
+    let gate = env.root.join("gate");
+    env.steps(json!([
+        {"write": {"path": "a.txt", "content": "a\n"}},
+        {"bash": format!("until [ -e {} ]; do sleep 0.02; done", gate.display())},
+    ]));
+    env.cms(&["task", "-d", "x", "-n", "live"]).success();
+    // The Bash call is the second paid message: the list shows it while it runs.
+    let start = Instant::now();
+    let task = loop {
+        let list = env.cms(&["list", "--json"]);
+        list.success();
+        let task = list.json()[0].clone();
+        if task["turns"].as_u64().unwrap_or(0) >= 2 {
+            break task;
+        }
+        assert!(start.elapsed() < LIMIT, "no live turns in {task:#}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(task["status"], "running");
+    assert!(task["cost_usd"].as_f64().unwrap() > 0.0, "{task:#}");
+    std::fs::write(&gate, "").unwrap();
+    env.cms(&["wait", "live"]).success();
+    // The final figures are claude's own, and nothing was taken for tampering.
+    let done = env.cms(&["show", "live", "--json"]).json();
+    assert_eq!(done["status"], "completed", "{done:#}");
+    assert_eq!(done["safety"]["violations"], json!([]));
+}

@@ -305,6 +305,9 @@ fn record_tampering(ws: &Workspace, record: &TaskRecord) -> Vec<crate::store::Vi
     expected.session_id = on_disk.session_id.clone();
     expected.model = on_disk.model.clone();
     expected.safety.blocked = on_disk.safety.blocked.clone();
+    // The live figures the supervisor itself writes while the session runs.
+    expected.turns = on_disk.turns;
+    expected.cost_usd = on_disk.cost_usd;
     expected.updated_at = on_disk.updated_at.clone();
     let (Ok(serde_json::Value::Object(want)), Ok(serde_json::Value::Object(got))) = (
         serde_json::to_value(&expected),

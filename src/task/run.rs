@@ -135,6 +135,9 @@ pub async fn run(
     }
     let name = record.name.clone();
     let store = ws.store.clone();
+    // The live turn and cost go into the record as they change (at most once a second for
+    // cost alone), so `cms list` and `cms show` follow a running task from anywhere.
+    let mut shown = (record.turns, record.cost_usd, Instant::now());
     let outcome = session::run_turn(
         spec,
         &message,
@@ -152,6 +155,16 @@ pub async fn run(
                 let _ = store.update(&name, |r| {
                     r.session_id = Some(init.session_id.clone());
                     r.model = r.model.clone().or(init.model.clone());
+                });
+            }
+            let (turns, cost) = (ledger.live_turns(), ledger.live_cost_usd());
+            let due = turns != shown.0
+                || (cost != shown.1 && shown.2.elapsed() >= std::time::Duration::from_secs(1));
+            if due {
+                shown = (turns, cost, Instant::now());
+                let _ = store.update(&name, |r| {
+                    r.turns = turns;
+                    r.cost_usd = cost;
                 });
             }
             on_event(event, ledger);
