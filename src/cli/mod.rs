@@ -6,6 +6,7 @@ mod continue_task;
 mod diff;
 mod discard;
 mod doctor;
+mod fanout;
 mod guard;
 mod hooks;
 mod keeper;

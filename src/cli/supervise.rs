@@ -67,6 +67,27 @@ pub(super) fn launch(
     started: Started,
 ) -> Result<u8, CommandError> {
     let name = started.record.name.clone();
+    if let Some(warning) = &started.sandbox_warning {
+        ctx.ui.warn(warning);
+    }
+    hand_off(ws, started)?;
+    let record = ws.task(&name)?;
+    if ctx.ui.json {
+        ctx.ui.print_json(&report::task_json(&record));
+    } else {
+        ctx.ui.println(name.as_str());
+        ctx.ui.status(&format!(
+            "running in the background; `cms wait {name}` waits for it, `cms show {name}` \
+             shows it, `cms abort {name}` stops it"
+        ));
+    }
+    Ok(exit_code::OK)
+}
+
+/// Hands `started` to a new background supervisor; returns once it has taken the task over.
+/// On failure the start is taken back.
+pub(super) fn hand_off(ws: &Workspace, started: Started) -> Result<(), CommandError> {
+    let name = started.record.name.clone();
     let fail = |err: CommandError| {
         // Nothing runs the task: take back what the start made, as a failed start does.
         task::abandon(ws, &started);
@@ -151,20 +172,7 @@ pub(super) fn launch(
         )
         .with_hint(format!("its output is in {}", log_path.display())));
     }
-    if let Some(warning) = &started.sandbox_warning {
-        ctx.ui.warn(warning);
-    }
-    let record = ws.task(&name)?;
-    if ctx.ui.json {
-        ctx.ui.print_json(&report::task_json(&record));
-    } else {
-        ctx.ui.println(name.as_str());
-        ctx.ui.status(&format!(
-            "running in the background; `cms wait {name}` waits for it, `cms show {name}` \
-             shows it, `cms abort {name}` stops it"
-        ));
-    }
-    Ok(exit_code::OK)
+    Ok(())
 }
 
 /// The background supervisor: takes over the task it was handed and runs it to its end.

@@ -25,7 +25,7 @@ use crate::ui::Ui;
 #[derive(Debug, Args)]
 pub struct TaskArgs {
     /// What the task should do; `-` reads it from stdin
-    #[arg(required_unless_present = "prompt_file")]
+    #[arg(required_unless_present_any = ["prompt_file", "each"])]
     pub prompt: Option<String>,
 
     /// Read the prompt from this file
@@ -73,6 +73,20 @@ pub struct TaskArgs {
     /// `cms show` and `cms abort` follow it; its output is kept in the store)
     #[arg(short, long)]
     pub detach: bool,
+
+    /// Run N independent attempts of the prompt, named <NAME>-1 … <NAME>-N, to diff and
+    /// merge the best
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub attempts: Option<u32>,
+
+    /// One task per line of FILE (`-` for stdin; empty lines and # comments are skipped)
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["prompt", "prompt_file", "name", "attempts"])]
+    pub each: Option<std::path::PathBuf>,
+
+    /// With --attempts or --each: how many tasks run at once
+    #[arg(long, value_name = "N", default_value_t = 4, conflicts_with = "detach",
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub jobs: u32,
 }
 
 pub(super) fn parse_sandbox(text: &str) -> Result<SandboxMode, String> {
@@ -93,7 +107,17 @@ pub fn cmd_task(ctx: &CommandContext, args: TaskArgs) -> Result<u8, CommandError
     let ws = ctx.workspace()?;
     // Before anything is made: a bad value must not leave a task behind.
     let timeouts = timeouts_from_env()?;
-    let prompt = read_prompt(args.prompt, args.prompt_file.as_deref())?;
+    let each = match &args.each {
+        Some(file) => Some(read_prompt(
+            Some(file.display().to_string()).filter(|f| f == "-"),
+            Some(file.as_path()).filter(|f| f.as_os_str() != "-"),
+        )?),
+        None => None,
+    };
+    let prompt = match &each {
+        Some(_) => String::new(),
+        None => read_prompt(args.prompt, args.prompt_file.as_deref())?,
+    };
     let opts = TaskOptions {
         prompt,
         name: args.name,
@@ -106,6 +130,15 @@ pub fn cmd_task(ctx: &CommandContext, args: TaskArgs) -> Result<u8, CommandError
         protect: args.protect,
         sandbox: args.sandbox,
     };
+    let jobs = args.jobs as usize;
+    if let Some(text) = &each {
+        let specs = super::fanout::each(text, &opts)?;
+        return super::fanout::run_many(ctx, &ws, specs, jobs, args.detach);
+    }
+    if let Some(count) = args.attempts.filter(|n| *n > 1) {
+        let specs = super::fanout::attempts(&ws, &opts, count)?;
+        return super::fanout::run_many(ctx, &ws, specs, jobs, args.detach);
+    }
     let started = task::start(&ws, &opts)?;
     if args.detach {
         return super::supervise::launch(ctx, &ws, started);

@@ -246,26 +246,27 @@ fn check_surroundings(
             _ => safety::check::TaskNow::Unknown,
         }
     };
-    let changes = watched.baseline.changes(&task_now);
-    violations.extend(changes.violations);
-    if !changes.restore.is_empty() {
-        ws.store.with_refs_lock(|| {
-            for restore in &changes.restore {
-                if let Err(err) = git::state::restore_ref(
-                    &ws.repo.common_dir,
-                    &restore.name,
-                    &restore.old,
-                    restore.current.as_deref(),
-                ) {
-                    violations.push(crate::store::Violation {
-                        kind: safety::kind::OTHER_TASK.into(),
-                        path: restore.name.clone(),
-                        detail: format!("cms could not put {} back: {err}", restore.name),
-                    });
-                }
+    // Under the refs lock: a task being started makes its branch before its record, so a
+    // look at the refs between the two would take a parallel start for a stray branch.
+    let changes = ws.store.with_refs_lock(|| {
+        let changes = watched.baseline.changes(&task_now);
+        for restore in &changes.restore {
+            if let Err(err) = git::state::restore_ref(
+                &ws.repo.common_dir,
+                &restore.name,
+                &restore.old,
+                restore.current.as_deref(),
+            ) {
+                violations.push(crate::store::Violation {
+                    kind: safety::kind::OTHER_TASK.into(),
+                    path: restore.name.clone(),
+                    detail: format!("cms could not put {} back: {err}", restore.name),
+                });
             }
-        })?;
-    }
+        }
+        changes
+    })?;
+    violations.extend(changes.violations);
     for (task, violation) in changes.tainted {
         let Ok(task) = TaskName::parse(&task) else {
             continue;

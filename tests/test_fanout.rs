@@ -1,0 +1,176 @@
+//! Fan-out: `--attempts N` and `--each FILE [--jobs N]`, each task under its own background
+//! supervisor, and many tasks at once on a small machine.
+
+use serde_json::{Value, json};
+
+use crate::common::TestEnv;
+
+fn names(tasks: &Value) -> Vec<String> {
+    tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn attempts_run_independent_tasks_named_after_one_base() {
+    let env = TestEnv::new();
+    env.steps(json!([{"bash": "echo \"$CMS_TASK\" > who.txt"}]));
+    let run = env.cms(&[
+        "task",
+        "--json",
+        "write who",
+        "--attempts",
+        "3",
+        "-n",
+        "try",
+    ]);
+    run.success();
+    let tasks = run.json();
+    assert_eq!(names(&tasks), ["try-1", "try-2", "try-3"]);
+    for task in tasks.as_array().unwrap() {
+        assert_eq!(task["status"], "completed", "{task:#}");
+        let name = task["name"].as_str().unwrap();
+        // Each attempt worked in its own worktree, on its own branch.
+        assert_eq!(env.git(&["show", &format!("cms/{name}:who.txt")]), name);
+    }
+    // Another round without a name finds a base none of whose names is taken.
+    let run = env.cms(&["task", "--json", "try", "--attempts", "2"]);
+    run.success();
+    assert_eq!(names(&run.json()), ["try-2-1", "try-2-2"]);
+}
+
+#[test]
+fn each_runs_one_task_per_line_never_more_than_jobs_at_once() {
+    let env = TestEnv::new();
+    let running = env.root.join("running");
+    let peaks = env.root.join("peaks");
+    std::fs::create_dir_all(&running).unwrap();
+    // Each session marks itself running, records how many are, and unmarks itself. The
+    // bound holds whatever the timing: more than --jobs at once would show in the peaks.
+    env.steps(json!([{"bash": format!(
+        "mkdir {0}/$CMS_TASK && ls {0} | wc -l >> {1} && sleep 0.2 && rmdir {0}/$CMS_TASK",
+        running.display(),
+        peaks.display()
+    )}]));
+    let file = env.root.join("prompts.txt");
+    std::fs::write(
+        &file,
+        "# the backlog\nfix the parser\n\nadd a test\nupdate the docs\nrename the flag\n",
+    )
+    .unwrap();
+    let run = env.cms(&[
+        "task",
+        "--json",
+        "--each",
+        file.to_str().unwrap(),
+        "--jobs",
+        "2",
+    ]);
+    run.success();
+    let tasks = run.json();
+    assert_eq!(
+        names(&tasks),
+        [
+            "fix-the-parser",
+            "add-a-test",
+            "update-the-docs",
+            "rename-the-flag"
+        ]
+    );
+    assert!(
+        tasks
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "completed")
+    );
+    let peak = std::fs::read_to_string(&peaks)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse::<u32>().unwrap())
+        .max()
+        .unwrap();
+    assert!(peak <= 2, "{peak} tasks ran at once with --jobs 2");
+}
+
+#[test]
+fn each_reads_prompts_from_stdin_and_refuses_an_empty_list() {
+    use std::io::Write;
+    let env = TestEnv::new();
+    let mut child = env
+        .cms_command(&env.repo, &["task", "--json", "--each", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"one thing\nanother thing\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tasks: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(names(&tasks), ["one-thing", "another-thing"]);
+    let empty = env.root.join("empty.txt");
+    std::fs::write(&empty, "# nothing yet\n\n").unwrap();
+    env.cms(&["task", "--each", empty.to_str().unwrap()])
+        .code(2)
+        .one_line_error_with_hint("found no prompt");
+}
+
+#[test]
+fn sixteen_detached_tasks_at_once_all_complete_with_whole_transcripts() {
+    let env = TestEnv::new();
+    env.steps(json!([
+        {"write": {"path": "a.txt", "content": "a\n"}},
+        {"bash": "echo \"$CMS_TASK\" > who.txt"},
+    ]));
+    let file = env.root.join("sixteen.txt");
+    let prompts: Vec<String> = (1..=16).map(|i| format!("task number {i}")).collect();
+    std::fs::write(&file, prompts.join("\n")).unwrap();
+    let run = env.cms(&["task", "--json", "-d", "--each", file.to_str().unwrap()]);
+    run.success();
+    let started = names(&run.json());
+    assert_eq!(started.len(), 16);
+    let mut wait = vec!["wait", "--json", "--timeout", "5m"];
+    wait.extend(started.iter().map(String::as_str));
+    let waited = env.cms(&wait);
+    waited.success();
+    for task in waited.json().as_array().unwrap() {
+        let name = task["name"].as_str().unwrap();
+        assert_eq!(task["status"], "completed", "{task:#}");
+        assert_eq!(env.git(&["show", &format!("cms/{name}:who.txt")]), name);
+        // The whole transcript: its session's start, both tool calls and the result.
+        let log = env.common_dir().join(format!("cms/logs/{name}.jsonl"));
+        let lines: Vec<Value> = std::fs::read_to_string(log)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.first().unwrap()["subtype"], "init", "{name}");
+        assert_eq!(lines.last().unwrap()["type"], "result", "{name}");
+        let tools = lines
+            .iter()
+            .filter(|l| l["type"] == "assistant")
+            .flat_map(|l| {
+                l["message"]["content"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter(|b| b["type"] == "tool_use")
+            .count();
+        assert_eq!(tools, 2, "{name}");
+    }
+}
