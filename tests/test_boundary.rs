@@ -31,10 +31,13 @@ fn victim(env: &TestEnv) -> Value {
     task
 }
 
-/// A shell line that waits until cms has saved the session id into the record at `path`, so
-/// that a later edit of the record is not raced by that save.
-fn after_session_saved(path: &str) -> String {
-    format!("until grep -q '\"session_id\": \"' {path}; do sleep 0.02; done")
+/// A shell line that waits until cms has written what it writes into the record at `path`
+/// for the session's first message (its session id and live turn count), so an edit of the
+/// record made right after is not raced by those writes.
+fn after_cms_wrote_first_turn(path: &str) -> String {
+    format!(
+        "until grep -q '\"session_id\": \"' {path} && grep -q '\"turns\": 1,' {path}; do sleep 0.02; done"
+    )
 }
 
 fn show(env: &TestEnv, name: &str) -> Value {
@@ -286,9 +289,9 @@ fn editing_its_own_record_is_caught_and_the_true_settings_are_kept() {
         &env,
         "forger",
         json!([
-            {"bash": after_session_saved(&record)},
             {"bash": format!(
-                "sed -i -e 's/\"infra\\/\\*\\*\"/\"nothing\\/**\"/' -e 's/\"max_turns\": *[0-9]*/\"max_turns\": 999/' {record} && grep -q 999 {record}"
+                "{} && sed -i -e 's/\"infra\\/\\*\\*\"/\"nothing\\/**\"/' -e 's/\"max_turns\": *[0-9]*/\"max_turns\": 999/' {record} && grep -q 999 {record}",
+                after_cms_wrote_first_turn(&record)
             )},
             {"write": {"path": "infra/main.tf", "content": "owned\n"}},
         ]),
@@ -323,8 +326,11 @@ fn corrupting_its_own_record_is_caught_and_the_true_record_is_written_back() {
         &env,
         "vandal",
         json!([
-            {"bash": after_session_saved(&record.display().to_string())},
-            {"bash": format!("echo garbage > {}", record.display())},
+            {"bash": format!(
+                "{} && echo garbage > {}",
+                after_cms_wrote_first_turn(&record.display().to_string()),
+                record.display()
+            )},
             {"write": {"path": "a.txt", "content": "a\n"}},
         ]),
     );
