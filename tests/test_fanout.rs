@@ -174,3 +174,48 @@ fn sixteen_detached_tasks_at_once_all_complete_with_whole_transcripts() {
         assert_eq!(tools, 2, "{name}");
     }
 }
+
+#[test]
+fn ctrl_c_during_a_fan_out_stops_every_running_task_and_exits_130() {
+    let env = TestEnv::new();
+    let gate = env.root.join("never");
+    env.steps(json!([
+        {"write": {"path": "a.txt", "content": "a\n"}},
+        {"bash": format!("until [ -e {} ]; do sleep 0.02; done", gate.display())},
+    ]));
+    let fan = env.spawn_cms(&["task", "x", "--attempts", "2", "-n", "pair"]);
+    // Both running, each past its first write.
+    let start = std::time::Instant::now();
+    loop {
+        let list = env.cms(&["list", "--json"]);
+        let busy = list
+            .json()
+            .as_array()
+            .map(|tasks| {
+                tasks
+                    .iter()
+                    .filter(|t| t["status"] == "running" && t["turns"].as_u64() >= Some(2))
+                    .count()
+            })
+            .unwrap_or(0);
+        if busy == 2 {
+            break;
+        }
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "the attempts never got going"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe {
+        libc::kill(fan.id() as libc::pid_t, libc::SIGINT);
+    }
+    let run = crate::common::wait_bounded(fan, std::time::Duration::from_secs(60));
+    run.code(130);
+    for name in ["pair-1", "pair-2"] {
+        let task = env.cms(&["show", name, "--json"]).json();
+        assert_eq!(task["status"], "aborted", "{task:#}");
+        assert_eq!(env.git(&["show", &format!("cms/{name}:a.txt")]), "a");
+    }
+}
