@@ -501,3 +501,22 @@ fn a_hook_planted_in_a_submodules_git_dir_is_caught() {
         );
     }
 }
+
+#[test]
+fn git_gc_packing_loose_objects_while_a_task_runs_loses_nothing_and_is_no_violation() {
+    let env = TestEnv::new();
+    victim(&env);
+    let commit = env.git(&["rev-parse", "cms/other"]);
+    let loose = env
+        .common_dir()
+        .join("objects")
+        .join(&commit[..2])
+        .join(&commit[2..]);
+    assert!(loose.is_file());
+    let (run, task) = attack(&env, "tidy", json!([{"bash": "git gc -q --prune=now"}]));
+    run.success();
+    assert_eq!(task["safety"]["violations"], json!([]), "{task:#}");
+    // Packed, not lost: and not put back as a loose copy either.
+    assert!(!loose.exists());
+    assert_eq!(env.git(&["show", "cms/other:other.txt"]), "mine");
+}

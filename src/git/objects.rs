@@ -32,7 +32,13 @@ impl LooseObjectBackup {
             };
             let mut made_fan = false;
             for entry in entries.flatten() {
-                let name = format!("{fan_name}/{}", entry.file_name().to_string_lossy());
+                let file_name = entry.file_name().to_string_lossy().into_owned();
+                // Only finished objects: git writes each one as `tmp_obj_*` first and renames
+                // it, so a temporary file of a concurrent commit would "vanish" by design.
+                if !is_object_name(&file_name) {
+                    continue;
+                }
+                let name = format!("{fan_name}/{file_name}");
                 if !made_fan {
                     std::fs::create_dir_all(backup_dir.join(&fan_name))?;
                     made_fan = true;
@@ -54,9 +60,23 @@ impl LooseObjectBackup {
     /// so a file at that name with other content is already corrupt either way).
     pub fn restore(&self) -> Vec<String> {
         let mut restored = Vec::new();
+        // A loose object that `git gc` (auto or the user's) packed meanwhile is gone from its
+        // folder but not from the repository: only what git can no longer read is missing.
+        let odb = self
+            .objects_dir
+            .parent()
+            .and_then(|common| git2::Repository::open_bare(common).ok());
+        let still_readable = |name: &str| {
+            let Ok(oid) = git2::Oid::from_str(&name.replace('/', "")) else {
+                return false;
+            };
+            odb.as_ref()
+                .and_then(|repo| repo.odb().ok())
+                .is_some_and(|odb| odb.exists(oid))
+        };
         for name in &self.names {
             let target = self.objects_dir.join(name);
-            if target.symlink_metadata().is_ok() {
+            if target.symlink_metadata().is_ok() || still_readable(name) {
                 continue;
             }
             if let Some(parent) = target.parent() {
@@ -77,6 +97,12 @@ impl LooseObjectBackup {
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
     }
+}
+
+/// Whether a file in an `objects/xx/` folder is a loose object: the rest of a SHA-1 (38) or
+/// SHA-256 (62) id in hex.
+fn is_object_name(name: &str) -> bool {
+    matches!(name.len(), 38 | 62) && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Links back, from a backup folder left by a session whose supervisor died, every object
@@ -118,15 +144,20 @@ mod tests {
     fn deleted_loose_objects_come_back_and_the_backup_goes_with_it() {
         let dir = tempfile::tempdir().unwrap();
         let common = dir.path().join("repo.git");
-        let object = common.join("objects/ab/cdef0123");
+        let object = common.join("objects/ab/cdef0123cdef0123cdef0123cdef0123cdef01");
         std::fs::create_dir_all(object.parent().unwrap()).unwrap();
         std::fs::write(&object, b"compressed object").unwrap();
+        // A concurrent git's half-written object is not backed up: it is renamed away.
+        std::fs::write(common.join("objects/ab/tmp_obj_XyZ123"), b"partial").unwrap();
         std::fs::create_dir_all(common.join("objects/pack")).unwrap();
         let backup_dir = dir.path().join("backup");
         let backup = LooseObjectBackup::take(&common, &backup_dir).unwrap();
         assert_eq!(backup.len(), 1);
         std::fs::remove_dir_all(common.join("objects/ab")).unwrap();
-        assert_eq!(backup.restore(), ["abcdef0123"]);
+        assert_eq!(
+            backup.restore(),
+            ["abcdef0123cdef0123cdef0123cdef0123cdef01"]
+        );
         assert_eq!(std::fs::read(&object).unwrap(), b"compressed object");
         // Nothing missing: nothing to do.
         assert!(backup.restore().is_empty());
@@ -138,14 +169,17 @@ mod tests {
     fn a_backup_left_by_a_dead_session_still_brings_objects_back() {
         let dir = tempfile::tempdir().unwrap();
         let common = dir.path().join("repo.git");
-        let object = common.join("objects/12/3456");
+        let object = common.join("objects/12/34567890abcdef1234567890abcdef12345678");
         std::fs::create_dir_all(object.parent().unwrap()).unwrap();
         std::fs::write(&object, b"object").unwrap();
         let backup_dir = dir.path().join("backup");
         // The session's supervisor died: the backup was never dropped.
         std::mem::forget(LooseObjectBackup::take(&common, &backup_dir).unwrap());
         std::fs::remove_file(&object).unwrap();
-        assert_eq!(restore_leftover(&common, &backup_dir), ["123456"]);
+        assert_eq!(
+            restore_leftover(&common, &backup_dir),
+            ["1234567890abcdef1234567890abcdef12345678"]
+        );
         assert!(object.is_file());
         assert!(!backup_dir.exists());
     }
