@@ -242,7 +242,8 @@ impl Baseline {
             .collect()
     }
 
-    /// Everything that changed since the capture. `task_now` says what another task is now:
+    /// Everything that changed since the capture but the refs ([`Baseline::ref_changes`]).
+    /// `task_now` says what another task is now:
     /// changes to a task the user has since started, merged or discarded are not the
     /// session's doing.
     pub fn changes(&self, task_now: &dyn Fn(&str) -> TaskNow) -> Changes {
@@ -278,7 +279,6 @@ impl Baseline {
                 },
             }),
         }
-        self.ref_changes(&mut changes, task_now);
         for (checkout, before) in &self.checkouts {
             let after = match state::checkout_state(checkout) {
                 Ok(after) => after,
@@ -343,7 +343,9 @@ impl Baseline {
     /// Compares the refs: the task's own branch may move; another task's branch that moved or
     /// vanished is put back (and the task that lost it is told); any other new, moved or
     /// deleted ref is reported.
-    fn ref_changes(&self, changes: &mut Changes, task_now: &dyn Fn(&str) -> TaskNow) {
+    /// The refs' part of the changes, apart from [`Baseline::changes`] so that the caller can
+    /// hold the lock under which tasks create their branches for this part alone.
+    pub fn ref_changes(&self, changes: &mut Changes, task_now: &dyn Fn(&str) -> TaskNow) {
         let after = match state::refs_state(&self.around.common_dir) {
             Ok(after) => after,
             Err(err) => {

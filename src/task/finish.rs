@@ -246,10 +246,12 @@ fn check_surroundings(
             _ => safety::check::TaskNow::Unknown,
         }
     };
-    // Under the refs lock: a task being started makes its branch before its record, so a
-    // look at the refs between the two would take a parallel start for a stray branch.
-    let changes = ws.store.with_refs_lock(|| {
-        let changes = watched.baseline.changes(&task_now);
+    // The refs under the refs lock, and only they (the rest can take a while on a big
+    // repository): a task being started makes its branch before its record, so a look at the
+    // refs between the two would take a parallel start for a stray branch.
+    let mut changes = ws.store.with_refs_lock(|| {
+        let mut changes = safety::check::Changes::default();
+        watched.baseline.ref_changes(&mut changes, &task_now);
         for restore in &changes.restore {
             if let Err(err) = git::state::restore_ref(
                 &ws.repo.common_dir,
@@ -266,6 +268,9 @@ fn check_surroundings(
         }
         changes
     })?;
+    let rest = watched.baseline.changes(&task_now);
+    changes.violations.extend(rest.violations);
+    changes.tainted.extend(rest.tainted);
     violations.extend(changes.violations);
     for (task, violation) in changes.tainted {
         let Ok(task) = TaskName::parse(&task) else {
