@@ -21,19 +21,6 @@ fn show(env: &TestEnv, name: &str) -> Value {
     run.json()
 }
 
-/// The value after `flag` in claude's last command line.
-fn last_arg(env: &TestEnv, flag: &str) -> Option<String> {
-    let argv = env.claude_invocations().last().unwrap()["argv"].clone();
-    let argv: Vec<&str> = argv
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
-    let at = argv.iter().position(|a| *a == flag)?;
-    argv.get(at + 1).map(|v| (*v).to_owned())
-}
-
 #[test]
 fn continue_resumes_the_same_session_in_its_worktree_and_sums_cost_and_turns() {
     let env = TestEnv::new();
@@ -49,7 +36,7 @@ fn continue_resumes_the_same_session_in_its_worktree_and_sums_cost_and_turns() {
     assert_eq!(after["status"], "completed", "{after:#}");
     // The same conversation, resumed where it ran.
     assert_eq!(
-        last_arg(&env, "--resume").as_deref(),
+        env.last_claude_arg("--resume").as_deref(),
         Some(session.as_str())
     );
     let cwd = env.claude_invocations().last().unwrap()["cwd"].clone();
@@ -100,7 +87,7 @@ fn continue_allow_grants_a_denied_tool_for_this_and_later_sessions() {
     assert_eq!(after["status"], "completed", "{after:#}");
     assert_eq!(after["permission_denials"], json!([]));
     assert_eq!(after["safety"]["allowed"], json!(["Bash"]));
-    let allowed = last_arg(&env, "--allowedTools").unwrap();
+    let allowed = env.last_claude_arg("--allowedTools").unwrap();
     assert!(
         allowed.starts_with("Read,") && allowed.ends_with(",Bash"),
         "{allowed}"
@@ -108,7 +95,11 @@ fn continue_allow_grants_a_denied_tool_for_this_and_later_sessions() {
     assert_eq!(env.git(&["show", "cms/tests:ran.txt"]), "ran");
     // Kept for the next follow-up without asking again.
     env.cms(&["continue", "tests", "once more"]).success();
-    assert!(last_arg(&env, "--allowedTools").unwrap().ends_with(",Bash"));
+    assert!(
+        env.last_claude_arg("--allowedTools")
+            .unwrap()
+            .ends_with(",Bash")
+    );
 }
 
 #[test]
@@ -143,7 +134,7 @@ fn continue_refuses_a_task_that_used_up_its_limit_until_the_limit_is_raised() {
     let after = raised.json();
     assert_eq!(after["safety"]["limits"]["max_turns"], 10);
     // claude is told what is left of the raised limit, not the whole of it.
-    let left: u32 = last_arg(&env, "--max-turns").unwrap().parse().unwrap();
+    let left: u32 = env.last_claude_arg("--max-turns").unwrap().parse().unwrap();
     assert_eq!(left, 10 - before["turns"].as_u64().unwrap() as u32);
 }
 

@@ -98,29 +98,13 @@ fn each_runs_one_task_per_line_never_more_than_jobs_at_once() {
 
 #[test]
 fn each_reads_prompts_from_stdin_and_refuses_an_empty_list() {
-    use std::io::Write;
     let env = TestEnv::new();
-    let mut child = env
-        .cms_command(&env.repo, &["task", "--json", "--each", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"one thing\nanother thing\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let run = env.cms_with_stdin(
+        &["task", "--json", "--each", "-"],
+        b"one thing\nanother thing\n",
     );
-    let tasks: Value = serde_json::from_slice(&out.stdout).unwrap();
+    run.success();
+    let tasks = run.json();
     assert_eq!(names(&tasks), ["one-thing", "another-thing"]);
     let empty = env.root.join("empty.txt");
     std::fs::write(&empty, "# nothing yet\n\n").unwrap();

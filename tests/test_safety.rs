@@ -399,14 +399,7 @@ fn limits_come_from_defaults_then_config_then_environment_then_flags() {
         json!({"max_cost_usd": 0.75, "max_turns": 8, "max_duration_ms": 3600000})
     );
     // claude gets what is left as its own backstop.
-    let argv = env.claude_invocations().last().unwrap()["argv"].clone();
-    let argv: Vec<&str> = argv
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
-    let after = |flag: &str| argv[argv.iter().position(|a| *a == flag).unwrap() + 1];
+    let after = |flag: &str| env.last_claude_arg(flag).unwrap();
     assert_eq!(after("--max-turns"), "8");
     assert_eq!(after("--max-budget-usd"), "0.75");
     assert!(after("--settings").contains("pre-tool-use"));
@@ -434,15 +427,8 @@ fn bad_limit_values_are_usage_errors() {
 
 /// The PreToolUse hook command cms gave claude in its last start, as claude runs it.
 pub(crate) fn hook_command(env: &TestEnv) -> String {
-    let argv = env.claude_invocations().last().unwrap()["argv"].clone();
-    let argv: Vec<&str> = argv
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
-    let settings = argv[argv.iter().position(|a| *a == "--settings").unwrap() + 1];
-    let settings: Value = serde_json::from_str(settings).unwrap();
+    let settings = env.last_claude_arg("--settings").unwrap();
+    let settings: Value = serde_json::from_str(&settings).unwrap();
     settings["hooks"]["PreToolUse"][0]["hooks"][0]["command"]
         .as_str()
         .unwrap()

@@ -592,29 +592,13 @@ fn a_unicode_prompt_gives_a_readable_ascii_task_name() {
 
 #[test]
 fn the_prompt_can_come_from_stdin_or_a_file() {
-    use std::io::Write;
     let env = TestEnv::new();
-    let mut child = env
-        .cms_command(&env.repo, &["task", "--json", "-", "-n", "piped"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"fix the login bug\nand add a test\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let run = env.cms_with_stdin(
+        &["task", "--json", "-", "-n", "piped"],
+        b"fix the login bug\nand add a test\n",
     );
-    let task: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    run.success();
+    let task = run.json();
     assert_eq!(task["prompt"], "fix the login bug\nand add a test");
     let file = env.root.join("prompt.md");
     std::fs::write(&file, "from a file\n").unwrap();

@@ -96,12 +96,10 @@ fn check_can_continue(record: &TaskRecord) -> Result<(), TaskError> {
 
 /// The task's limits with the ones given on the command line in their place.
 fn raised_limits(record: &TaskRecord, opts: &ContinueOptions) -> LimitSettings {
-    let mut limits = record.safety.limits.unwrap_or(LimitSettings {
-        max_cost_usd: crate::safety::limits::Limits::default().max_cost_usd,
-        max_turns: crate::safety::limits::Limits::default().max_turns,
-        max_duration_ms: crate::safety::limits::Limits::default()
-            .max_duration
-            .as_millis() as u64,
+    // A record from before limits were recorded gets the defaults, as a new task would.
+    let mut limits = record.safety.limits.unwrap_or_else(|| {
+        crate::safety::LimitState::new(crate::safety::limits::Limits::default(), Duration::ZERO)
+            .settings()
     });
     if let Some(cost) = opts.max_cost_usd {
         limits.max_cost_usd = cost;

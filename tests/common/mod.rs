@@ -185,6 +185,21 @@ impl TestEnv {
         Run::from(self.cms_command(dir, args).output().unwrap())
     }
 
+    /// Runs `cms` in the repository with `input` on its stdin.
+    pub fn cms_with_stdin(&self, args: &[&str], input: &[u8]) -> Run {
+        use std::io::Write;
+        let mut child = self
+            .cms_command(&self.repo, args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // cms may refuse its command line before it reads: the pipe may be closed by then.
+        let _ = child.stdin.take().unwrap().write_all(input);
+        Run::from(child.wait_with_output().unwrap())
+    }
+
     /// Starts `cms` in the repository without waiting for it; see [`wait_bounded`].
     pub fn spawn_cms(&self, args: &[&str]) -> Background {
         Background::spawn(&mut self.cms_command(&self.repo, args))
@@ -257,6 +272,18 @@ impl TestEnv {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
+    }
+
+    /// The value after `flag` in the last command line cms gave claude.
+    pub fn last_claude_arg(&self, flag: &str) -> Option<String> {
+        let invocation = self.claude_invocations().pop()?;
+        let argv: Vec<&str> = invocation["argv"]
+            .as_array()?
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let at = argv.iter().position(|a| *a == flag)?;
+        argv.get(at + 1).map(|v| (*v).to_owned())
     }
 
     pub fn common_dir(&self) -> PathBuf {
