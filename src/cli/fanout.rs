@@ -3,25 +3,18 @@
 //! runs under its own background supervisor, exactly as with `--detach`, so one failing or
 //! stopped task never takes the others with it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use super::CommandContext;
-use super::supervise::hand_off;
+use super::supervise::{hand_off, remember_stop_signals, stop_requested_early};
 use crate::error::{CommandError, exit_code};
 use crate::report;
 use crate::session::signal_supervisor;
 use crate::store::{Status, TaskName, TaskRecord};
 use crate::task::{self, TaskOptions};
 use crate::workspace::Workspace;
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn request_stop(_signal: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
 
 /// The tasks for `--attempts`: `<base>-1` … `<base>-N`, where `base` is the given name, or
 /// the prompt's slug made unique so that none of the N names is taken.
@@ -88,12 +81,7 @@ pub(super) fn run_many(
     jobs: usize,
     detach: bool,
 ) -> Result<u8, CommandError> {
-    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe {
-            libc::signal(signal, request_stop as *const () as libc::sighandler_t);
-        }
-    }
+    remember_stop_signals();
     let jobs = if detach { usize::MAX } else { jobs.max(1) };
     let mut pending = specs.into_iter();
     let mut running: Vec<TaskName> = Vec::new();
@@ -101,7 +89,7 @@ pub(super) fn run_many(
     let mut failure: Option<CommandError> = None;
     let mut stopped = false;
     loop {
-        if STOP.load(Ordering::SeqCst) && !stopped {
+        if stop_requested_early() && !stopped {
             stopped = true;
             for name in &running {
                 if let Ok(record) = ws.task(name)

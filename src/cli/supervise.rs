@@ -45,16 +45,29 @@ struct Handoff {
     from: Supervisor,
 }
 
-/// Set by a stop signal that reached the background supervisor before its real handlers.
-static STOP_REQUESTED_EARLY: AtomicBool = AtomicBool::new(false);
+/// Set by a stop signal (SIGINT, SIGTERM, SIGHUP) once [`remember_stop_signals`] ran: in a
+/// background supervisor, one that came before the session's own handlers; in a fan-out, the
+/// user's Ctrl-C.
+static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn remember_stop(_signal: libc::c_int) {
-    STOP_REQUESTED_EARLY.store(true, Ordering::SeqCst);
+    STOP_REQUESTED.store(true, Ordering::SeqCst);
 }
 
-/// Whether a stop request came before the session's own signal handlers were in place.
+/// From now on a stop signal is remembered (see [`stop_requested_early`]), not fatal.
+pub(super) fn remember_stop_signals() {
+    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            libc::signal(signal, remember_stop as *const () as libc::sighandler_t);
+        }
+    }
+}
+
+/// Whether a stop signal came since [`remember_stop_signals`] (for a supervisor: before the
+/// session's own signal handlers were in place).
 pub(super) fn stop_requested_early() -> bool {
-    STOP_REQUESTED_EARLY.load(Ordering::SeqCst)
+    STOP_REQUESTED.load(Ordering::SeqCst)
 }
 
 /// How long the foreground cms waits for the background supervisor to take the task over.
@@ -178,12 +191,7 @@ pub(super) fn hand_off(ws: &Workspace, started: Started) -> Result<(), CommandEr
 /// The background supervisor: takes over the task it was handed and runs it to its end.
 pub fn cmd_supervise(ctx: &CommandContext, args: SuperviseArgs) -> Result<u8, CommandError> {
     // First of all: a stop request from now on is remembered, not fatal.
-    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe {
-            libc::signal(signal, remember_stop as *const () as libc::sighandler_t);
-        }
-    }
+    remember_stop_signals();
     let mut text = String::new();
     std::io::stdin().read_to_string(&mut text)?;
     let handoff: Handoff = serde_json::from_str(&text).map_err(|err| {
