@@ -289,6 +289,15 @@ impl Hinted for crate::task::TaskError {
             E::NotRunning { .. } => {
                 "only running tasks can be aborted; `cms list` shows them".into()
             }
+            E::NotWaiting { name, status } if status.is_live() => {
+                format!("its session asks nothing now; `cms logs {name} -f` follows it")
+            }
+            E::NotWaiting { name, .. } => format!(
+                "its session has ended; `cms continue {name} \"<MESSAGE>\" --allow <TOOL>` grants a tool to a follow-up"
+            ),
+            E::AlreadyAnswered { name } => {
+                format!("`cms show {name}` shows what the task waits on now")
+            }
             E::OffBranch { name, branch, .. } => format!(
                 "cms merges only {branch}; `cms discard {name} --force` removes the worktree \
                  and keeps the other branch"

@@ -16,7 +16,7 @@ pub fn can_continue(record: &TaskRecord) -> bool {
     record.session_id.is_some()
         && !matches!(
             record.status,
-            Status::Running | Status::Merged | Status::Discarded
+            Status::Running | Status::Waiting | Status::Merged | Status::Discarded
         )
         && record.worktree.is_dir()
 }
@@ -47,6 +47,7 @@ pub fn task_json(record: &TaskRecord) -> Value {
         "safety": record.safety,
         "error": record.error,
         "merge": record.merge,
+        "pending": record.pending,
         "created_at": record.created_at,
         "updated_at": record.updated_at,
     })
@@ -55,7 +56,7 @@ pub fn task_json(record: &TaskRecord) -> Value {
 pub fn status_style(styles: &Styles, status: Status) -> &console::Style {
     match status {
         Status::Completed | Status::Merged => &styles.good,
-        Status::Running | Status::NeedsInput => &styles.warn,
+        Status::Running | Status::Waiting | Status::NeedsInput => &styles.warn,
         Status::Discarded => &styles.dim,
         _ => &styles.bad,
     }
@@ -209,6 +210,22 @@ pub fn limits_line(record: &TaskRecord) -> Option<String> {
     ))
 }
 
+/// The prompt a waiting task is paused on, for people: the tool and what it would do.
+pub fn pending_line(record: &TaskRecord) -> Option<String> {
+    let pending = record.pending.as_ref()?;
+    let what = crate::session::describe_tool_input(&pending.tool_name, &pending.input);
+    let what = relative(&what, &record.worktree);
+    let mut line = if what.is_empty() {
+        pending.tool_name.clone()
+    } else {
+        format!("{} {what}", pending.tool_name)
+    };
+    if pending.queued > 0 {
+        line.push_str(&format!(" (+{} more)", pending.queued));
+    }
+    Some(line)
+}
+
 /// Whether the task's Bash ran confined, for people.
 pub fn sandbox_line(record: &TaskRecord) -> &'static str {
     if record.safety.sandboxed {
@@ -221,6 +238,13 @@ pub fn sandbox_line(record: &TaskRecord) -> &'static str {
 /// The commands that make sense after a task ended this way.
 pub fn next_commands(record: &TaskRecord) -> Vec<String> {
     let name = &record.name;
+    if record.status == Status::Waiting {
+        return vec![
+            format!("cms allow {name}"),
+            format!("cms allow {name} --always"),
+            format!("cms deny {name} \"<WHY>\""),
+        ];
+    }
     let mut next = review_commands(record);
     if can_continue(record) {
         let follow_up = match record.status {
@@ -257,7 +281,7 @@ pub fn next_commands(record: &TaskRecord) -> Vec<String> {
 fn review_commands(record: &TaskRecord) -> Vec<String> {
     let name = &record.name;
     match record.status {
-        Status::Merged | Status::Discarded | Status::Running => Vec::new(),
+        Status::Merged | Status::Discarded | Status::Running | Status::Waiting => Vec::new(),
         _ if record.files_changed.is_empty() => vec![format!("cms discard {name}")],
         Status::ProtectedPath => vec![
             format!("cms diff {name}"),

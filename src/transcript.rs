@@ -46,6 +46,13 @@ pub enum Entry {
         /// The result's first line.
         text: String,
     },
+    /// claude asks permission for a tool call (a `can_use_tool` prompt); the task waits for
+    /// the answer unless cms's policy gave it at once.
+    Asks {
+        tool: String,
+        tool_use_id: Option<String>,
+        input: String,
+    },
     /// A tool call claude was not allowed to make, from the result's `permission_denials`.
     Denied {
         tool: String,
@@ -77,6 +84,7 @@ impl Entry {
                 is_error: false, ..
             } => "✓",
             Entry::ToolResult { is_error: true, .. } => "✗",
+            Entry::Asks { .. } => "?",
             Entry::Denied { .. } => "⊘",
             Entry::Result { .. } => "■",
         }
@@ -118,6 +126,8 @@ impl Entry {
                 Some(tool) => format!("{tool}: {text}"),
                 None => text.clone(),
             },
+            Entry::Asks { tool, input, .. } if input.is_empty() => format!("asks for {tool}"),
+            Entry::Asks { tool, input, .. } => format!("asks for {tool} {input}"),
             Entry::Denied { tool, input, .. } if input.is_empty() => format!("denied {tool}"),
             Entry::Denied { tool, input, .. } => format!("denied {tool} {input}"),
             Entry::Result {
@@ -150,7 +160,7 @@ impl Entry {
     pub fn is_error(&self) -> bool {
         match self {
             Entry::ToolResult { is_error, .. } | Entry::Result { is_error, .. } => *is_error,
-            Entry::Denied { .. } | Entry::ApiRetry { .. } => true,
+            Entry::Denied { .. } | Entry::ApiRetry { .. } | Entry::Asks { .. } => true,
             _ => false,
         }
     }
@@ -231,6 +241,16 @@ impl Reader {
                             });
                         }
                     }
+                }
+            }
+            Event::ControlRequest(request) => {
+                if let Some(prompt) = request.permission() {
+                    entries.push(Entry::Asks {
+                        input: self
+                            .relative(&describe_tool_input(&prompt.tool_name, &prompt.input)),
+                        tool: prompt.tool_name,
+                        tool_use_id: prompt.tool_use_id,
+                    });
                 }
             }
             Event::Result(result) => {
@@ -338,6 +358,28 @@ mod tests {
             .collect();
         assert_eq!(failed[0], "Bash: Exit code 3");
         assert_eq!(failed.len(), 3);
+    }
+
+    #[test]
+    fn permission_prompts_read_as_asks_between_the_call_and_its_result() {
+        let entries = read_sample(
+            "permission_prompt.jsonl",
+            "/home/user/work/permission_prompt",
+        );
+        let lines: Vec<String> = entries
+            .iter()
+            .map(|e| format!("{} {}", e.marker(), e.line()))
+            .collect();
+        let ask = lines
+            .iter()
+            .position(|l| l == "? asks for Bash touch denied.txt")
+            .unwrap_or_else(|| panic!("{lines:#?}"));
+        assert_eq!(lines[ask - 1], "● Bash touch denied.txt");
+        assert!(
+            lines[ask + 1].starts_with("✗ Bash: Denied by"),
+            "{lines:#?}"
+        );
+        assert!(lines.contains(&"? asks for Write allowed.txt".to_owned()));
     }
 
     #[test]

@@ -59,7 +59,7 @@ impl Workspace {
     pub fn reconcile_running(&self) {
         if let Ok((records, _)) = self.store.list() {
             for record in records {
-                if record.status == Status::Running {
+                if record.status.is_live() {
                     self.reconcile(record);
                 }
             }
@@ -67,8 +67,8 @@ impl Workspace {
     }
 
     fn reconcile(&self, record: TaskRecord) -> TaskRecord {
-        let orphaned = record.status == Status::Running
-            && record.supervisor.is_some_and(|s| !supervisor_alive(&s));
+        let orphaned =
+            record.status.is_live() && record.supervisor.is_some_and(|s| !supervisor_alive(&s));
         if !orphaned {
             return record;
         }
@@ -91,12 +91,13 @@ impl Workspace {
         }
         let update = self.store.update(&record.name, |r| {
             // Re-check under the lock: another cms may have reconciled it already.
-            if r.status == Status::Running {
+            if r.status.is_live() {
                 r.status = Status::Interrupted;
                 r.error = Some(format!(
                     "the cms process supervising this task (pid {pid}) ended before the task did"
                 ));
                 r.supervisor = None;
+                r.pending = None;
                 self.commit_left_work(r);
             }
         });

@@ -5,6 +5,7 @@
 
 mod common;
 mod test_abort;
+mod test_ask;
 mod test_boundary;
 mod test_check;
 mod test_continue;

@@ -32,7 +32,7 @@ pub fn cmd_abort(ctx: &CommandContext, args: AbortArgs) -> Result<u8, CommandErr
     let mut records = Vec::new();
     for name in &args.tasks {
         let record = ws.task(name)?;
-        if record.status != Status::Running {
+        if !record.status.is_live() {
             return Err(TaskError::NotRunning {
                 name: record.name,
                 status: record.status,
@@ -52,10 +52,7 @@ pub fn cmd_abort(ctx: &CommandContext, args: AbortArgs) -> Result<u8, CommandErr
     }
     let patience = grace.interrupt_grace + grace.exit_grace + Duration::from_secs(20);
     let mut ended = wait_until_ended(&ws, &records, patience);
-    let stuck: Vec<&TaskRecord> = ended
-        .iter()
-        .filter(|r| r.status == Status::Running)
-        .collect();
+    let stuck: Vec<&TaskRecord> = ended.iter().filter(|r| r.status.is_live()).collect();
     if !stuck.is_empty() {
         // A second signal makes a supervisor kill its session at once.
         for record in &stuck {
@@ -75,13 +72,15 @@ pub fn cmd_abort(ctx: &CommandContext, args: AbortArgs) -> Result<u8, CommandErr
                 ui.out.name.apply_to(&record.name),
                 record.status,
                 match record.status {
-                    Status::Running => "still running; its supervisor did not stop".to_owned(),
+                    Status::Running | Status::Waiting => {
+                        "still running; its supervisor did not stop".to_owned()
+                    }
                     _ => record.error.clone().unwrap_or_else(|| "stopped".to_owned()),
                 }
             ));
         }
     }
-    Ok(if ended.iter().all(|r| r.status != Status::Running) {
+    Ok(if ended.iter().all(|r| !r.status.is_live()) {
         exit_code::OK
     } else {
         exit_code::ERROR
@@ -97,7 +96,7 @@ fn wait_until_ended(ws: &Workspace, records: &[TaskRecord], patience: Duration) 
             .iter()
             .map(|r| ws.task(&r.name).unwrap_or_else(|_| r.clone()))
             .collect();
-        if now.iter().all(|r| r.status != Status::Running) || Instant::now() >= deadline {
+        if now.iter().all(|r| !r.status.is_live()) || Instant::now() >= deadline {
             return now;
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -3,9 +3,8 @@
 use clap::Args;
 
 use super::CommandContext;
-use super::task::{parse_preset, parse_sandbox, supervise, timeouts_from_env};
+use super::task::{SessionArgs, parse_preset, supervise, timeouts_from_env};
 use crate::error::CommandError;
-use crate::safety::sandbox::SandboxMode;
 use crate::session::Preset;
 use crate::store::TaskName;
 use crate::task::{self, ContinueOptions};
@@ -35,25 +34,8 @@ pub struct ContinueArgs {
     #[arg(short, long, value_parser = parse_preset())]
     pub preset: Option<Preset>,
 
-    /// The task's cost limit in US dollars, over all its sessions
-    #[arg(long, value_name = "USD", value_parser = crate::config::parse_cost)]
-    pub max_cost: Option<f64>,
-
-    /// The task's turn limit, over all its sessions
-    #[arg(long, value_name = "N", value_parser = crate::config::parse_turns)]
-    pub max_turns: Option<u32>,
-
-    /// The task's time limit, over all its sessions, e.g. 10m
-    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
-    pub max_duration: Option<std::time::Duration>,
-
-    /// Run Bash in Claude Code's sandbox: auto, required, off (default: safety.sandbox)
-    #[arg(long, value_name = "MODE", value_parser = parse_sandbox)]
-    pub sandbox: Option<SandboxMode>,
-
-    /// Run in the background: return at once (`cms wait` follows it)
-    #[arg(short, long)]
-    pub detach: bool,
+    #[command(flatten)]
+    pub session: SessionArgs,
 }
 
 pub fn cmd_continue(ctx: &CommandContext, args: ContinueArgs) -> Result<u8, CommandError> {
@@ -64,14 +46,15 @@ pub fn cmd_continue(ctx: &CommandContext, args: ContinueArgs) -> Result<u8, Comm
         message: args.message,
         allow: args.allow,
         preset: args.preset,
-        max_cost_usd: args.max_cost,
-        max_turns: args.max_turns,
-        max_duration: args.max_duration,
-        sandbox: args.sandbox,
+        max_cost_usd: args.session.max_cost,
+        max_turns: args.session.max_turns,
+        max_duration: args.session.max_duration,
+        sandbox: args.session.sandbox,
     };
+    let ask = args.session.asks(args.session.detach);
     let started = task::resume(&ws, &opts)?;
-    if args.detach {
-        return super::supervise::launch(ctx, &ws, started);
+    if args.session.detach {
+        return super::supervise::launch(ctx, &ws, started, ask);
     }
-    supervise(ctx, &ws, started, timeouts, "continue")
+    supervise(ctx, &ws, started, timeouts, "continue", ask)
 }

@@ -80,6 +80,7 @@ pub(super) fn run_many(
     specs: Vec<TaskOptions>,
     jobs: usize,
     detach: bool,
+    ask: bool,
 ) -> Result<u8, CommandError> {
     remember_stop_signals();
     let jobs = if detach { usize::MAX } else { jobs.max(1) };
@@ -108,7 +109,7 @@ pub(super) fn run_many(
                         ctx.ui.warn(warning);
                     }
                     let name = started.record.name.clone();
-                    hand_off(ws, started).map(|()| name)
+                    hand_off(ws, started, ask).map(|()| name)
                 }) {
                 Ok(name) => {
                     ctx.ui.status(&format!("started {name}"));
@@ -121,7 +122,7 @@ pub(super) fn run_many(
         if detach {
             break;
         }
-        running.retain(|name| ws.task(name).is_ok_and(|r| r.status == Status::Running));
+        running.retain(|name| ws.task(name).is_ok_and(|r| r.status.is_live()));
         let nothing_to_start = failure.is_some() || stopped || pending.len() == 0;
         if running.is_empty() && nothing_to_start {
             break;

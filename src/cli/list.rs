@@ -80,7 +80,11 @@ pub fn cmd_list(ctx: &CommandContext, args: ListArgs) -> Result<u8, CommandError
         ))
     );
     for (r, archived) in &records {
-        let prompt = r.prompt.lines().next().unwrap_or_default();
+        // A waiting task's prompt matters less than what it waits for.
+        let asks = report::pending_line(r).map(|what| format!("asks for {what}"));
+        let prompt = asks
+            .as_deref()
+            .unwrap_or_else(|| r.prompt.lines().next().unwrap_or_default());
         let prompt: String = if prompt.chars().count() > 50 {
             format!("{}…", prompt.chars().take(49).collect::<String>())
         } else {

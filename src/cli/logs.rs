@@ -10,7 +10,7 @@ use clap::Args;
 use super::CommandContext;
 use crate::error::{CommandError, ErrorKind, exit_code};
 use crate::session::protocol::Event;
-use crate::store::{Status, TaskName, TaskRecord};
+use crate::store::{TaskName, TaskRecord};
 use crate::transcript::{Entry, Reader};
 use crate::ui::Ui;
 use crate::workspace::Workspace;
@@ -87,8 +87,9 @@ async fn follow(
     use tokio::signal::unix::{SignalKind, signal};
     let mut interrupt = signal(SignalKind::interrupt())
         .map_err(|err| CommandError::from_error(ErrorKind::Internal, &err))?;
+    let mut shown_prompt: Option<String> = None;
     loop {
-        let running = record.status == Status::Running;
+        let running = record.status.is_live();
         if log.is_none() {
             // A task that has just started may not have opened its transcript yet.
             log = ws.store.read_log(name)?;
@@ -99,6 +100,17 @@ async fn follow(
         if !running {
             break;
         }
+        // The transcript shows the prompt; the record says whether the task still waits on it.
+        let prompt = record.pending.as_ref().map(|p| p.request_id.clone());
+        if prompt.is_some()
+            && prompt != shown_prompt
+            && let Some(what) = crate::report::pending_line(&record)
+        {
+            out.ui.status(&format!(
+                "waiting for an answer to {what}: `cms allow {name}` or `cms deny {name}`"
+            ));
+        }
+        shown_prompt = prompt;
         tokio::select! {
             _ = interrupt.recv() => return Ok(exit_code::INTERRUPTED),
             () = tokio::time::sleep(POLL) => {}
@@ -115,7 +127,7 @@ async fn follow(
 
 fn no_transcript(record: &TaskRecord) -> CommandError {
     let name = &record.name;
-    let hint = if record.status == Status::Running {
+    let hint = if record.status.is_live() {
         format!("its session is starting; `cms logs -f {name}` waits for it")
     } else {
         format!("its session never started; `cms show {name}` has what is known")

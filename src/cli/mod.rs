@@ -1,6 +1,7 @@
 //! The command line: global flags, the subcommand enum and the one dispatch `match`.
 
 mod abort;
+mod answer;
 mod check;
 mod continue_task;
 mod diff;
@@ -59,6 +60,8 @@ pub enum Command {
     Continue(continue_task::ContinueArgs),
     Abort(abort::AbortArgs),
     Wait(wait::WaitArgs),
+    Allow(answer::AllowArgs),
+    Deny(answer::DenyArgs),
     List(list::ListArgs),
     Show(show::ShowArgs),
     Logs(logs::LogsArgs),
@@ -217,6 +220,8 @@ pub fn run(cli: Cli) -> u8 {
         Command::Continue(args) => continue_task::cmd_continue(&ctx, args),
         Command::Abort(args) => abort::cmd_abort(&ctx, args),
         Command::Wait(args) => wait::cmd_wait(&ctx, args),
+        Command::Allow(args) => answer::cmd_allow(&ctx, args),
+        Command::Deny(args) => answer::cmd_deny(&ctx, args),
         Command::Supervise(args) => supervise::cmd_supervise(&ctx, args),
         Command::List(args) => list::cmd_list(&ctx, args),
         Command::Show(args) => show::cmd_show(&ctx, args),

@@ -34,6 +34,25 @@ pub fn cmd_show(ctx: &CommandContext, args: ShowArgs) -> Result<u8, CommandError
         "prompt",
         record.prompt.replace('\n', "\n           "),
     ));
+    if let (Some(what), Some(pending)) = (report::pending_line(&record), &record.pending) {
+        let since = humantime::parse_rfc3339(&pending.since)
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .map(|d| {
+                format!(
+                    " for {}",
+                    humantime::format_duration(std::time::Duration::from_secs(d.as_secs()))
+                )
+            })
+            .unwrap_or_default();
+        lines.push(field(
+            "asks",
+            format!(
+                "{what} (waiting{since}; `cms allow {0}`, `cms allow {0} --always` or `cms deny {0} [MESSAGE]`)",
+                record.name
+            ),
+        ));
+    }
     let base = short_id(record.base);
     let base = match &record.base_branch {
         Some(branch) => format!("{branch} @ {base}"),

@@ -24,7 +24,7 @@ use super::CommandContext;
 use super::task::{supervise, timeouts_from_env};
 use crate::error::{CommandError, ErrorKind, exit_code};
 use crate::report;
-use crate::store::{Status, Supervisor, TaskName, TaskRecord};
+use crate::store::{Supervisor, TaskName, TaskRecord};
 use crate::task::{self, Started};
 use crate::workspace::Workspace;
 
@@ -41,6 +41,8 @@ struct Handoff {
     message: String,
     claude: PathBuf,
     resumed_from: Option<TaskRecord>,
+    /// Whether claude's permission prompts come to cms (answered by `cms allow`/`cms deny`).
+    ask: bool,
     /// The foreground cms that started the task, from which the task is taken over.
     from: Supervisor,
 }
@@ -78,12 +80,13 @@ pub(super) fn launch(
     ctx: &CommandContext,
     ws: &Workspace,
     started: Started,
+    ask: bool,
 ) -> Result<u8, CommandError> {
     let name = started.record.name.clone();
     if let Some(warning) = &started.sandbox_warning {
         ctx.ui.warn(warning);
     }
-    hand_off(ws, started)?;
+    hand_off(ws, started, ask)?;
     let record = ws.task(&name)?;
     if ctx.ui.json {
         ctx.ui.print_json(&report::task_json(&record));
@@ -99,7 +102,7 @@ pub(super) fn launch(
 
 /// Hands `started` to a new background supervisor; returns once it has taken the task over.
 /// On failure the start is taken back.
-pub(super) fn hand_off(ws: &Workspace, started: Started) -> Result<(), CommandError> {
+pub(super) fn hand_off(ws: &Workspace, started: Started, ask: bool) -> Result<(), CommandError> {
     let name = started.record.name.clone();
     let fail = |err: CommandError| {
         // Nothing runs the task: take back what the start made, as a failed start does.
@@ -138,6 +141,7 @@ pub(super) fn hand_off(ws: &Workspace, started: Started) -> Result<(), CommandEr
         message: started.message.clone(),
         claude: started.claude.clone(),
         resumed_from: started.resumed_from.clone(),
+        ask,
         from: started
             .record
             .supervisor
@@ -203,9 +207,7 @@ pub fn cmd_supervise(ctx: &CommandContext, args: SuperviseArgs) -> Result<u8, Co
     let record = ws.store.with_task_lock(&args.task, || {
         let mut record = ws.store.load(&args.task)?;
         let from = record.supervisor.map(|s| (s.pid, s.start_time));
-        if record.status != Status::Running
-            || from != Some((handoff.from.pid, handoff.from.start_time))
-        {
+        if !record.status.is_live() || from != Some((handoff.from.pid, handoff.from.start_time)) {
             return Err(CommandError::user(format!(
                 "task '{}' was not handed to this supervisor",
                 args.task
@@ -227,5 +229,5 @@ pub fn cmd_supervise(ctx: &CommandContext, args: SuperviseArgs) -> Result<u8, Co
         message: handoff.message,
         resumed_from: handoff.resumed_from,
     };
-    supervise(ctx, &ws, started, timeouts, "detached")
+    supervise(ctx, &ws, started, timeouts, "detached", handoff.ask)
 }

@@ -48,31 +48,12 @@ pub struct TaskArgs {
     #[arg(short, long, value_parser = parse_preset())]
     pub preset: Option<Preset>,
 
-    /// Stop the task when it has cost this many US dollars (default: limits.max_cost, $2)
-    #[arg(long, value_name = "USD", value_parser = crate::config::parse_cost)]
-    pub max_cost: Option<f64>,
-
-    /// Stop the task after this many turns (default: limits.max_turns, 50)
-    #[arg(long, value_name = "N", value_parser = crate::config::parse_turns)]
-    pub max_turns: Option<u32>,
-
-    /// Stop the task after this long, e.g. 300s, 10m, 1h (default: limits.max_duration, 300s)
-    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
-    pub max_duration: Option<std::time::Duration>,
-
     /// Protect paths matching this glob as well as the configured ones (repeatable)
     #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
     pub protect: Vec<String>,
 
-    /// Run Bash in Claude Code's sandbox: auto (where available), required, off (default:
-    /// safety.sandbox, auto)
-    #[arg(long, value_name = "MODE", value_parser = parse_sandbox)]
-    pub sandbox: Option<SandboxMode>,
-
-    /// Run in the background: print the task's name and return at once (`cms wait`,
-    /// `cms show` and `cms abort` follow it; its output is kept in the store)
-    #[arg(short, long)]
-    pub detach: bool,
+    #[command(flatten)]
+    pub session: SessionArgs,
 
     /// Run N independent attempts of the prompt, named <NAME>-1 … <NAME>-N, to diff and
     /// merge the best
@@ -87,6 +68,59 @@ pub struct TaskArgs {
     #[arg(long, value_name = "N", default_value_t = 4, conflicts_with = "detach",
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub jobs: u32,
+}
+
+/// What `task` and `continue` share: the limits, the sandbox, running in the background and
+/// answering permission prompts.
+#[derive(Debug, Args)]
+pub struct SessionArgs {
+    /// Stop the task when it has cost this many US dollars over all its sessions (default:
+    /// limits.max_cost, $2; a follow-up keeps its task's)
+    #[arg(long, value_name = "USD", value_parser = crate::config::parse_cost)]
+    pub max_cost: Option<f64>,
+
+    /// Stop the task after this many turns over all its sessions (default: limits.max_turns,
+    /// 50)
+    #[arg(long, value_name = "N", value_parser = crate::config::parse_turns)]
+    pub max_turns: Option<u32>,
+
+    /// Stop the task after this long over all its sessions, e.g. 300s, 10m, 1h (default:
+    /// limits.max_duration, 300s)
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
+    pub max_duration: Option<std::time::Duration>,
+
+    /// Run Bash in Claude Code's sandbox: auto (where available), required, off (default:
+    /// safety.sandbox, auto)
+    #[arg(long, value_name = "MODE", value_parser = parse_sandbox)]
+    pub sandbox: Option<SandboxMode>,
+
+    /// Run in the background: print the task's name and return at once (`cms wait`,
+    /// `cms show` and `cms abort` follow it; its output is kept in the store)
+    #[arg(short, long)]
+    pub detach: bool,
+
+    /// Let the task ask for tools its preset does not allow: it waits (status `waiting`)
+    /// until `cms allow` or `cms deny` answers, or asks here at a terminal (default at a
+    /// terminal and with --detach)
+    #[arg(long, overrides_with = "no_ask")]
+    pub ask: bool,
+
+    /// Never ask: a tool the preset does not allow is denied and the task ends needs_input
+    #[arg(long, overrides_with = "ask")]
+    pub no_ask: bool,
+}
+
+impl SessionArgs {
+    /// Whether claude's permission prompts come to cms: as asked, else for background tasks
+    /// and at a terminal, where someone can answer.
+    pub fn asks(&self, background: bool) -> bool {
+        if self.no_ask {
+            return false;
+        }
+        self.ask
+            || background
+            || (std::io::stdin().is_terminal() && std::io::stderr().is_terminal())
+    }
 }
 
 pub(super) fn parse_sandbox(text: &str) -> Result<SandboxMode, String> {
@@ -124,26 +158,30 @@ pub fn cmd_task(ctx: &CommandContext, args: TaskArgs) -> Result<u8, CommandError
         base: args.base,
         model: args.model,
         preset: args.preset,
-        max_cost_usd: args.max_cost,
-        max_turns: args.max_turns,
-        max_duration: args.max_duration,
+        max_cost_usd: args.session.max_cost,
+        max_turns: args.session.max_turns,
+        max_duration: args.session.max_duration,
         protect: args.protect,
-        sandbox: args.sandbox,
+        sandbox: args.session.sandbox,
     };
     let jobs = args.jobs as usize;
+    let detach = args.session.detach;
+    // Fanned-out tasks run under background supervisors, so they ask like detached ones.
+    let fanned_out = each.is_some() || args.attempts.is_some_and(|n| n > 1);
+    let ask = args.session.asks(detach || fanned_out);
     if let Some(text) = &each {
         let specs = super::fanout::each(text, &opts)?;
-        return super::fanout::run_many(ctx, &ws, specs, jobs, args.detach);
+        return super::fanout::run_many(ctx, &ws, specs, jobs, detach, ask);
     }
     if let Some(count) = args.attempts.filter(|n| *n > 1) {
         let specs = super::fanout::attempts(&ws, &opts, count)?;
-        return super::fanout::run_many(ctx, &ws, specs, jobs, args.detach);
+        return super::fanout::run_many(ctx, &ws, specs, jobs, detach, ask);
     }
     let started = task::start(&ws, &opts)?;
-    if args.detach {
-        return super::supervise::launch(ctx, &ws, started);
+    if detach {
+        return super::supervise::launch(ctx, &ws, started, ask);
     }
-    supervise(ctx, &ws, started, timeouts, "task")
+    supervise(ctx, &ws, started, timeouts, "task", ask)
 }
 
 /// The prompt as given, from stdin for `-`, or from `--prompt-file`.
@@ -181,8 +219,13 @@ pub(super) fn supervise(
     started: task::Started,
     timeouts: Timeouts,
     verb: &str,
+    ask: bool,
 ) -> Result<u8, CommandError> {
     let ui = &ctx.ui;
+    let notify = ws
+        .config(Some(started.record.base))
+        .ok()
+        .and_then(|c| c.notify);
     if let Some(warning) = &started.sandbox_warning {
         ui.warn(warning);
     }
@@ -210,11 +253,12 @@ pub(super) fn supervise(
         }
         let signals = tokio::spawn(forward_stop_signals(handlers, stop_tx, ui.clone()));
         let worktree = started.record.worktree.clone();
+        let ask = ask.then(|| super::answer::prompts(ui, &started.record, notify.clone()));
         let mut progress = Progress::new(ui, &worktree);
         let result = task::run(
             ws,
             started,
-            RunOptions { timeouts },
+            RunOptions { timeouts, ask },
             stop_rx,
             |event, ledger| progress.event(event, ledger),
         )
@@ -224,8 +268,7 @@ pub(super) fn supervise(
     })?;
 
     let json = report::task_json(&record);
-    if let Ok(config) = ws.config(Some(record.base))
-        && let Some(command) = &config.notify
+    if let Some(command) = &notify
         && let Err(why) = task::notify(command, &record, &json)
     {
         ui.warn(&format!("notify.command: {why}"));

@@ -1,4 +1,4 @@
-//! `cms wait`: block until tasks leave `running`, for scripts that start tasks elsewhere.
+//! `cms wait`: block until tasks end or need an answer, for scripts that start tasks elsewhere.
 
 use std::time::{Duration, Instant};
 
@@ -12,9 +12,10 @@ use crate::store::{Status, TaskName, TaskRecord};
 
 /// Wait for tasks to end
 ///
-/// Returns when every task named has left `running` (with --any, when the first has), then
-/// prints them (with --json, a JSON array of tasks). Exits 0 when every task waited for
-/// completed, 3 when one ended in another status, 1 when --timeout ran out first.
+/// Returns when every task named has ended or is `waiting` for a permission answer (with
+/// --any, when the first has), then prints them (with --json, a JSON array of tasks). Exits 0
+/// when every task waited for completed, 3 when one ended in another status or waits (answer
+/// it with `cms allow` or `cms deny`, then wait again), 1 when --timeout ran out first.
 #[derive(Debug, Args)]
 pub struct WaitArgs {
     /// The tasks to wait for
@@ -38,7 +39,8 @@ pub fn cmd_wait(ctx: &CommandContext, args: WaitArgs) -> Result<u8, CommandError
         records.push(ws.task(name)?);
     }
     let deadline = args.timeout.map(|t| Instant::now() + t);
-    let done = |r: &TaskRecord| r.status != Status::Running;
+    // A waiting task goes nowhere until someone answers it: the script's turn.
+    let done = |r: &TaskRecord| r.status == Status::Waiting || !r.status.is_live();
     loop {
         let finished = records.iter().filter(|r| done(r)).count();
         if (args.any && finished > 0) || finished == records.len() {
@@ -72,8 +74,16 @@ pub fn cmd_wait(ctx: &CommandContext, args: WaitArgs) -> Result<u8, CommandError
         ));
     } else {
         for record in &records {
+            let asks = report::pending_line(record)
+                .map(|what| {
+                    format!(
+                        " for {what}: `cms allow {0}` or `cms deny {0}`",
+                        record.name
+                    )
+                })
+                .unwrap_or_default();
             ui.println(&format!(
-                "{} {}",
+                "{} {}{asks}",
                 ui.out.name.apply_to(&record.name),
                 record.status
             ));

@@ -21,7 +21,10 @@ use tokio::time::Instant;
 use super::SessionError;
 use super::ledger::Ledger;
 use super::process::{Spawn, spawn};
-use super::protocol::{Event, ResultEvent, interrupt_line, user_message_line};
+use super::protocol::{
+    Event, PermissionDecision, PermissionRequest, ResultEvent, control_error_line, interrupt_line,
+    permission_response_line, user_message_line,
+};
 use crate::safety::LimitKind;
 
 /// How many of claude's last stderr lines are kept for error messages.
@@ -41,10 +44,12 @@ pub type StopCheck<'a> = Box<dyn FnMut(&Ledger) -> Option<StopReason> + 'a>;
 
 /// Everything that can stop a session before it ends on its own: requests from outside
 /// (signals), a check run on the ledger after every event, and a moment (the time limit).
+/// With `permissions`, it also answers claude's permission prompts.
 pub struct Watch<'a> {
     pub requests: mpsc::UnboundedReceiver<StopReason>,
     pub check: StopCheck<'a>,
     pub deadline: Option<(Instant, StopReason)>,
+    pub permissions: Option<Permissions<'a>>,
 }
 
 impl<'a> Watch<'a> {
@@ -54,9 +59,26 @@ impl<'a> Watch<'a> {
             requests,
             check: Box::new(|_| None),
             deadline: None,
+            permissions: None,
         }
     }
 }
+
+/// Decides a permission prompt now, or `None` when the answer comes later.
+pub type AskFn<'a> = Box<dyn FnMut(&PermissionRequest) -> Option<PermissionDecision> + 'a>;
+
+/// Answers claude's permission prompts (`can_use_tool`, sent with `--permission-prompt-tool
+/// stdio`). claude waits for each answer, so the session simply pauses on a pending one; the
+/// time limit and stop requests still apply.
+pub struct Permissions<'a> {
+    /// The answer at once, or `None` when someone else decides: the answer then comes on
+    /// `answers`, named by the request's id.
+    pub ask: AskFn<'a>,
+    pub answers: mpsc::UnboundedReceiver<(String, PermissionDecision)>,
+}
+
+/// What a pending permission prompt is answered with when the session is stopped first.
+const STOPPED_ANSWER: &str = "The task is being stopped, so this tool call was not allowed.";
 
 /// Timing knobs; tests shorten them.
 #[derive(Debug, Clone, Copy)]
@@ -148,19 +170,19 @@ pub async fn run_turn(
 
     ledger.start_process();
     let mut outcome = TurnOutcome::default();
-    if let Some(pipe) = stdin.as_mut() {
-        // A write error means claude is already gone; its exit status says why.
-        let line = format!("{}\n", user_message_line(message));
-        if pipe.write_all(line.as_bytes()).await.is_err() || pipe.flush().await.is_err() {
-            stdin = None;
-        }
-    }
+    send_line(&mut stdin, &user_message_line(message)).await;
 
     let mut reader = BufReader::new(stdout);
     let mut buf = Vec::new();
     let mut deadline: Option<Instant> = None;
     let mut stop_open = true;
     let mut interrupts = 0u32;
+    let (mut ask, mut answers) = match watch.permissions.take() {
+        Some(p) => (Some(p.ask), Some(p.answers)),
+        None => (None, None),
+    };
+    // Prompts claude is waiting on, answered when their answer comes (or the session stops).
+    let mut pending: Vec<PermissionRequest> = Vec::new();
     loop {
         buf.clear();
         let mut requested: Option<StopReason> = None;
@@ -194,10 +216,47 @@ pub async fn run_turn(
                     _ => {}
                 }
                 on_event(&event, ledger);
+                if let Event::ControlRequest(request) = &event {
+                    let line = match (request.permission(), ask.as_mut()) {
+                        (Some(prompt), _) if outcome.stopped.is_some() => Some(
+                            permission_response_line(&prompt, &PermissionDecision::Deny(STOPPED_ANSWER.into())),
+                        ),
+                        (Some(prompt), Some(ask)) => match ask(&prompt) {
+                            Some(decision) => Some(permission_response_line(&prompt, &decision)),
+                            None => {
+                                pending.push(prompt);
+                                None
+                            }
+                        },
+                        // Not asked for: claude is told no rather than left waiting.
+                        (Some(prompt), None) => Some(permission_response_line(
+                            &prompt,
+                            &PermissionDecision::Deny("cms is not answering permission prompts for this task.".into()),
+                        )),
+                        (None, _) => Some(control_error_line(
+                            &request.request_id,
+                            &format!("cms does not handle {} requests", request.subtype),
+                        )),
+                    };
+                    if let Some(line) = line {
+                        send_line(&mut stdin, &line).await;
+                    }
+                }
                 // Decided on the event itself, not on timing, so the same events always end
                 // the task the same way.
                 if outcome.stopped.is_none() && outcome.result.is_none() {
                     requested = (watch.check)(ledger);
+                }
+            }
+            answer = recv_answer(&mut answers) => {
+                match answer {
+                    Some((id, decision)) => {
+                        if let Some(at) = pending.iter().position(|p| p.request_id == id) {
+                            let prompt = pending.remove(at);
+                            send_line(&mut stdin, &permission_response_line(&prompt, &decision)).await;
+                        }
+                    }
+                    None => answers = None,
                 }
             }
             request = watch.requests.recv(), if stop_open => {
@@ -221,19 +280,19 @@ pub async fn run_turn(
             continue;
         };
         outcome.stopped.get_or_insert(reason);
+        // A prompt left unanswered would keep claude waiting instead of ending its turn.
+        for prompt in pending.drain(..) {
+            let deny = PermissionDecision::Deny(STOPPED_ANSWER.into());
+            send_line(&mut stdin, &permission_response_line(&prompt, &deny)).await;
+        }
         interrupts += 1;
         let graceful = interrupts == 1 && outcome.result.is_none();
         let sent = graceful
-            && match stdin.as_mut() {
-                Some(pipe) => {
-                    let line = format!(
-                        "{}\n",
-                        interrupt_line(&format!("cms_interrupt_{interrupts}"))
-                    );
-                    pipe.write_all(line.as_bytes()).await.is_ok() && pipe.flush().await.is_ok()
-                }
-                None => false,
-            };
+            && send_line(
+                &mut stdin,
+                &interrupt_line(&format!("cms_interrupt_{interrupts}")),
+            )
+            .await;
         if sent {
             deadline = Some(Instant::now() + timeouts.interrupt_grace);
         } else {
@@ -259,6 +318,29 @@ pub async fn run_turn(
     outcome.signal = std::os::unix::process::ExitStatusExt::signal(&status);
     outcome.stderr_tail = stderr_task.await.unwrap_or_default();
     Ok(outcome)
+}
+
+/// Writes one line to claude's stdin; a failed write means claude is gone (its exit says why),
+/// so the pipe is dropped.
+async fn send_line(stdin: &mut Option<tokio::process::ChildStdin>, line: &str) -> bool {
+    let Some(pipe) = stdin.as_mut() else {
+        return false;
+    };
+    let line = format!("{line}\n");
+    let sent = pipe.write_all(line.as_bytes()).await.is_ok() && pipe.flush().await.is_ok();
+    if !sent {
+        *stdin = None;
+    }
+    sent
+}
+
+async fn recv_answer(
+    answers: &mut Option<mpsc::UnboundedReceiver<(String, PermissionDecision)>>,
+) -> Option<(String, PermissionDecision)> {
+    match answers {
+        Some(answers) => answers.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -14,7 +14,7 @@ mod stream_properties;
 
 use std::path::PathBuf;
 
-pub use driver::{Logs, StopReason, Timeouts, TurnOutcome, Watch, run_turn};
+pub use driver::{Logs, Permissions, StopReason, Timeouts, TurnOutcome, Watch, run_turn};
 pub use ledger::{Ledger, describe_tool_input, first_line};
 pub use preset::Preset;
 pub use process::{

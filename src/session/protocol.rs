@@ -197,6 +197,44 @@ pub struct ControlRequest {
     pub raw: Value,
 }
 
+/// What a `can_use_tool` request asks: may this tool call run? claude waits for the answer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PermissionRequest {
+    #[serde(skip)]
+    pub request_id: String,
+    pub tool_name: String,
+    #[serde(default)]
+    pub input: Value,
+    /// claude's own one-line summary of the call (a Bash command's description, a file name).
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub tool_use_id: Option<String>,
+    /// The path outside the allowed folders that made claude ask, when there is one.
+    #[serde(default)]
+    pub blocked_path: Option<String>,
+}
+
+/// The host's answer to a [`PermissionRequest`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum PermissionDecision {
+    Allow,
+    /// The message reaches the agent as the tool's error result.
+    Deny(String),
+}
+
+impl ControlRequest {
+    /// The permission request this is, if it is one.
+    pub fn permission(&self) -> Option<PermissionRequest> {
+        if self.subtype != "can_use_tool" {
+            return None;
+        }
+        let mut request: PermissionRequest = from_value(self.raw.get("request")?)?;
+        request.request_id.clone_from(&self.request_id);
+        Some(request)
+    }
+}
+
 impl ResultEvent {
     /// The text that explains this result: the final response, or the errors claude listed.
     pub fn message(&self) -> Option<String> {
@@ -288,6 +326,37 @@ pub fn interrupt_line(request_id: &str) -> String {
         "type": "control_request",
         "request_id": request_id,
         "request": {"subtype": "interrupt"},
+    })
+    .to_string()
+}
+
+/// The stdin line that answers a `can_use_tool` request. An allow repeats the tool's input
+/// (`updatedInput` is required), so the call runs exactly as claude asked.
+pub fn permission_response_line(
+    request: &PermissionRequest,
+    decision: &PermissionDecision,
+) -> String {
+    let response = match decision {
+        PermissionDecision::Allow => json!({"behavior": "allow", "updatedInput": request.input}),
+        PermissionDecision::Deny(message) => json!({"behavior": "deny", "message": message}),
+    };
+    json!({
+        "type": "control_response",
+        "response": {
+            "subtype": "success",
+            "request_id": request.request_id,
+            "response": response,
+        },
+    })
+    .to_string()
+}
+
+/// The stdin line that refuses a control request cms does not handle, so claude does not wait
+/// for an answer that never comes.
+pub fn control_error_line(request_id: &str, message: &str) -> String {
+    json!({
+        "type": "control_response",
+        "response": {"subtype": "error", "request_id": request_id, "error": message},
     })
     .to_string()
 }
@@ -438,5 +507,53 @@ mod tests {
         assert_eq!(v["type"], "user");
         let v: Value = serde_json::from_str(&interrupt_line("req_1")).unwrap();
         assert_eq!(v["request"]["subtype"], "interrupt");
+    }
+
+    #[test]
+    fn permission_prompts_of_the_sample_parse_and_answer_in_the_documented_shape() {
+        let text = std::fs::read_to_string(samples_dir().join("permission_prompt.jsonl")).unwrap();
+        let requests: Vec<PermissionRequest> = text
+            .lines()
+            .filter_map(|line| match Event::parse(line) {
+                Event::ControlRequest(request) => request.permission(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(requests.len(), 2);
+        let bash = &requests[1];
+        assert_eq!(bash.tool_name, "Bash");
+        assert_eq!(bash.input["command"], "touch denied.txt");
+        assert_eq!(bash.description.as_deref(), Some("Create denied.txt"));
+        assert!(bash.tool_use_id.as_deref().unwrap().starts_with("toolu_"));
+        assert!(
+            bash.blocked_path
+                .as_deref()
+                .unwrap()
+                .ends_with("denied.txt")
+        );
+        assert!(!bash.request_id.is_empty());
+
+        let allow: Value = serde_json::from_str(&permission_response_line(
+            &requests[0],
+            &PermissionDecision::Allow,
+        ))
+        .unwrap();
+        assert_eq!(allow["type"], "control_response");
+        assert_eq!(
+            allow["response"]["request_id"],
+            requests[0].request_id.as_str()
+        );
+        assert_eq!(allow["response"]["response"]["behavior"], "allow");
+        assert_eq!(
+            allow["response"]["response"]["updatedInput"],
+            requests[0].input
+        );
+        let deny: Value = serde_json::from_str(&permission_response_line(
+            bash,
+            &PermissionDecision::Deny("no".into()),
+        ))
+        .unwrap();
+        assert_eq!(deny["response"]["response"]["behavior"], "deny");
+        assert_eq!(deny["response"]["response"]["message"], "no");
     }
 }

@@ -417,6 +417,7 @@ mod tests {
             head: None,
             merge: None,
             supervisor: None,
+            pending: None,
             created_at: now_rfc3339(),
             updated_at: String::new(),
         }
@@ -458,7 +459,7 @@ mod tests {
         let store = Store::new(dir.path());
         store.create(&mut record("a")).unwrap();
         let text = fs::read_to_string(store.record_path(&n("a"))).unwrap();
-        let text = text.replace("\"version\": 1", "\"version\": 99");
+        let text = text.replace(&format!("\"version\": {RECORD_VERSION}"), "\"version\": 99");
         fs::write(store.record_path(&n("a")), text).unwrap();
         assert!(matches!(
             store.load(&n("a")),

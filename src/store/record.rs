@@ -9,13 +9,16 @@ use crate::session::Preset;
 use crate::session::protocol::PermissionDenial;
 use crate::store::TaskName;
 
-/// Bumped whenever a change to [`TaskRecord`] would confuse an older cms.
-pub const RECORD_VERSION: u32 = 1;
+/// Bumped whenever a change to [`TaskRecord`] would confuse an older cms (2: the `waiting`
+/// status and its `pending` prompt).
+pub const RECORD_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Running,
+    /// Running, and paused on a permission prompt only the user can answer (`pending`).
+    Waiting,
     Completed,
     NeedsInput,
     Failed,
@@ -33,6 +36,7 @@ impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Running => "running",
+            Status::Waiting => "waiting",
             Status::Completed => "completed",
             Status::NeedsInput => "needs_input",
             Status::Failed => "failed",
@@ -45,6 +49,11 @@ impl Status {
             Status::Merged => "merged",
             Status::Discarded => "discarded",
         }
+    }
+
+    /// A supervisor owns the task and its session is alive (running or waiting for an answer).
+    pub fn is_live(self) -> bool {
+        matches!(self, Status::Running | Status::Waiting)
     }
 
     /// Merged and discarded tasks are history: hidden from `list` unless `--all`.
@@ -90,6 +99,23 @@ pub struct Safety {
     /// Whether the task's Bash ran in Claude Code's sandbox (records from before it say no).
     #[serde(default)]
     pub sandboxed: bool,
+    /// Permission prompts answered while the task ran (`--ask`): by whom, and how.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub answered: Vec<Answered>,
+}
+
+/// One answered permission prompt, kept as the task's audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Answered {
+    pub tool_name: String,
+    pub tool_use_id: Option<String>,
+    pub allow: bool,
+    #[serde(default)]
+    pub always: bool,
+    /// `cms allow (pid N)`, `the supervisor's terminal`, `cms policy`, ...
+    pub by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -154,8 +180,44 @@ pub struct TaskRecord {
     pub head: Option<Oid>,
     pub merge: Option<MergeInfo>,
     pub supervisor: Option<Supervisor>,
+    /// The permission prompt a `waiting` task is paused on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingPermission>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// A tool call claude asked permission for, which only the user can answer (`cms allow`,
+/// `cms deny`, or the prompt at the supervisor's terminal).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingPermission {
+    /// claude's id for the prompt; an answer names it, so it can never answer a later one.
+    pub request_id: String,
+    pub tool_name: String,
+    pub input: serde_json::Value,
+    pub description: Option<String>,
+    pub tool_use_id: Option<String>,
+    pub blocked_path: Option<String>,
+    pub since: String,
+    /// Prompts waiting behind this one.
+    #[serde(default)]
+    pub queued: usize,
+    /// Written by whoever answers; the supervisor passes it to claude and clears the prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<PermissionAnswer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PermissionAnswer {
+    pub allow: bool,
+    /// With `allow`: the tool is allowed for the rest of the task, without asking again.
+    #[serde(default)]
+    pub always: bool,
+    /// With a denial: what the agent is told.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Who answered (`cms allow` and its pid, or the terminal).
+    pub by: String,
 }
 
 pub fn now_rfc3339() -> String {

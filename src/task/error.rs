@@ -83,6 +83,12 @@ pub enum TaskError {
     #[error("task '{name}' is not running (it is {status})")]
     NotRunning { name: TaskName, status: Status },
 
+    #[error("task '{name}' is not waiting for a permission answer (it is {status})")]
+    NotWaiting { name: TaskName, status: Status },
+
+    #[error("task '{name}''s permission prompt was already answered")]
+    AlreadyAnswered { name: TaskName },
+
     #[error("task '{name}' is already {status}")]
     Closed { name: TaskName, status: Status },
 

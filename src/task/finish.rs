@@ -62,7 +62,7 @@ fn surroundings(
 }
 
 fn is_quiet(record: &TaskRecord) -> bool {
-    record.status != Status::Running && !record.status.is_closed()
+    !record.status.is_live() && !record.status.is_closed()
 }
 
 /// The user's checkouts a task must leave alone: the main one and the one cms was started
@@ -159,13 +159,19 @@ pub(super) fn finish(
         let mut final_record = record;
         let r = &mut final_record;
         r.safety.blocked = blocked;
-        // Denials made by cms's own hook are recorded as blocked writes, not as tools the
-        // task needs the user to allow.
+        // Denials made by cms's own hook are recorded as blocked writes, and prompts answered
+        // while the task ran as answers, not as tools the task needs the user to allow.
         let blocked: Vec<&str> = r
             .safety
             .blocked
             .iter()
             .filter_map(|b| b.tool_use_id.as_deref())
+            .chain(
+                r.safety
+                    .answered
+                    .iter()
+                    .filter_map(|a| a.tool_use_id.as_deref()),
+            )
             .collect();
         let denials: Vec<_> = ledger
             .permission_denials
@@ -278,7 +284,7 @@ fn check_surroundings(
         };
         let _ = ws.store.update(&task, |r| {
             safety::check::add_new(&mut r.safety.violations, vec![violation]);
-            if r.status != Status::Running {
+            if !r.status.is_live() {
                 r.status = Status::ProtectedPath;
                 r.error = Some(format!(
                     "task '{}''s session changed this task; merging it would bring in what that \
@@ -311,6 +317,9 @@ fn record_tampering(ws: &Workspace, record: &TaskRecord) -> Vec<crate::store::Vi
     expected.session_id = on_disk.session_id.clone();
     expected.model = on_disk.model.clone();
     expected.safety.blocked = on_disk.safety.blocked.clone();
+    // Permission prompts are the supervisor's and the user's to write; the wait is over now.
+    expected.pending = on_disk.pending.clone();
+    expected.safety.answered = on_disk.safety.answered.clone();
     // The live figures the supervisor itself writes while the session runs.
     expected.turns = on_disk.turns;
     expected.cost_usd = on_disk.cost_usd;

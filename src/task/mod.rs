@@ -5,6 +5,7 @@
 //! worktree and branch, the record, the transcript) is undone if a later step of the start
 //! fails, including claude failing before it ever began a session.
 
+mod ask;
 mod error;
 mod finish;
 mod notify;
@@ -51,6 +52,7 @@ pub struct Started {
     pub resumed_from: Option<TaskRecord>,
 }
 
+pub use ask::{AskOptions, DEFAULT_DENIAL, answer_prompt};
 pub use error::TaskError;
 pub use notify::notify;
 pub use open::{

@@ -4,7 +4,7 @@
 
 use crate::git::{self, Oid};
 use crate::safety::{self};
-use crate::store::{Status, TaskName, TaskRecord};
+use crate::store::{TaskName, TaskRecord};
 use crate::workspace::Workspace;
 
 use super::*;
@@ -93,7 +93,7 @@ pub fn ensure_on_branch(record: &TaskRecord) -> Result<(), TaskError> {
 
 /// Refuses when a task is still running under a live supervisor.
 pub fn ensure_not_running(record: &TaskRecord, action: &str) -> Result<(), TaskError> {
-    if record.status == Status::Running {
+    if record.status.is_live() {
         return Err(TaskError::StillRunning {
             name: record.name.clone(),
             action: action.to_owned(),

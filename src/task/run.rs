@@ -19,6 +19,9 @@ use super::*;
 /// How the supervisor should behave.
 pub struct RunOptions {
     pub timeouts: Timeouts,
+    /// Answer claude's permission prompts live (`--ask`); without it a denied tool ends the
+    /// task `needs_input`.
+    pub ask: Option<super::AskOptions>,
 }
 
 /// Runs the task's session to its end and records the outcome. `on_event` sees every event
@@ -67,6 +70,10 @@ pub async fn run(
     let mut ledger = Ledger::resume(record.cost_usd, record.turns, record.tools_used.clone());
     if let Some(limits) = &limits {
         args.extend(limits.claude_args(&ledger));
+    }
+    if run_opts.ask.is_some() {
+        // claude then sends each permission prompt to cms instead of refusing the call.
+        args.extend(["--permission-prompt-tool".to_owned(), "stdio".to_owned()]);
     }
     // The task's own temp dir, gone with this value when the task ends however it ends.
     let (temp, agent_env) = match task_temp_dir(&record)
@@ -133,6 +140,11 @@ pub async fn run(
             StopReason::Limit(LimitKind::Duration),
         ));
     }
+    let asking = run_opts.ask.map(|opts| {
+        let (permissions, asking) = super::ask::start(&ws.store, &record, opts);
+        watch.permissions = Some(permissions);
+        asking
+    });
     let name = record.name.clone();
     let store = ws.store.clone();
     // The live turn and cost go into the record as they change (at most once a second for
@@ -171,6 +183,17 @@ pub async fn run(
         },
     )
     .await;
+    let mut record = record;
+    if let Some(asking) = asking {
+        let asked = asking.finish();
+        // Tools allowed `--always` stay allowed for the task's follow-ups.
+        for tool in asked.granted {
+            if !record.safety.allowed.contains(&tool) {
+                record.safety.allowed.push(tool);
+            }
+        }
+        record.safety.answered.extend(asked.answered);
+    }
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(err) => {

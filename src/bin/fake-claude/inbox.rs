@@ -27,6 +27,8 @@ pub struct Inbox {
     pub messages: Option<Receiver<Value>>,
     /// User messages received but not yet answered by a turn.
     pub pending_turns: usize,
+    /// The host's answers to our control requests (`response` objects), by request id.
+    pub responses: Vec<Value>,
 }
 
 impl Inbox {
@@ -53,6 +55,7 @@ impl Inbox {
         Inbox {
             messages: Some(receiver),
             pending_turns: 0,
+            responses: Vec::new(),
         }
     }
 
@@ -60,7 +63,17 @@ impl Inbox {
         Inbox {
             messages: None,
             pending_turns: 0,
+            responses: Vec::new(),
         }
+    }
+
+    /// Takes the host's answer to our control request `request_id`, if it has come.
+    pub fn take_response(&mut self, request_id: &str) -> Option<Value> {
+        let at = self
+            .responses
+            .iter()
+            .position(|r| r["request_id"] == request_id)?;
+        Some(self.responses.remove(at))
     }
 
     pub fn is_closed(&self) -> bool {
@@ -120,7 +133,11 @@ impl Inbox {
                 );
                 message["request"]["subtype"] == "interrupt"
             }
-            // Answers to control requests we never send, and unknown types, need nothing.
+            Some("control_response") => {
+                self.responses.push(message["response"].clone());
+                false
+            }
+            // Unknown types need nothing.
             _ => false,
         }
     }

@@ -17,6 +17,7 @@ mod model;
 mod options;
 mod output;
 mod patch;
+mod permission;
 mod replay;
 mod script;
 mod session;

@@ -59,6 +59,10 @@ pub struct Options {
     pub max_budget_usd: Option<f64>,
     pub settings: Option<String>,
     pub effort: Option<String>,
+    /// `--permission-prompt-tool`: `stdio` sends permission prompts to the host.
+    pub permission_prompt_tool: Option<String>,
+    /// `--allowedTools` rules, split on commas and spaces as the real CLI splits them.
+    pub allowed_tools: Vec<String>,
     pub prompt: Option<String>,
 }
 
@@ -85,10 +89,21 @@ impl Options {
                 _ => (arg.as_str(), None),
             };
             if VARIADIC_FLAGS.contains(&flag) {
-                if inline.is_none() {
+                let mut values: Vec<String> = inline.into_iter().collect();
+                if values.is_empty() {
                     while i < args.len() && !args[i].starts_with('-') {
+                        values.push(args[i].clone());
                         i += 1;
                     }
+                }
+                if matches!(flag, "--allowedTools" | "--allowed-tools") {
+                    opts.allowed_tools.extend(
+                        values
+                            .iter()
+                            .flat_map(|v| v.split([',', ' ']))
+                            .filter(|rule| !rule.is_empty())
+                            .map(str::to_string),
+                    );
                 }
                 continue;
             }
@@ -107,6 +122,7 @@ impl Options {
                     "--max-budget-usd" => opts.max_budget_usd = value.and_then(|v| v.parse().ok()),
                     "--settings" => opts.settings = value,
                     "--effort" => opts.effort = value,
+                    "--permission-prompt-tool" => opts.permission_prompt_tool = value,
                     _ => {}
                 }
                 continue;

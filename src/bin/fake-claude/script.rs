@@ -69,6 +69,8 @@ pub enum Step {
         input: Value,
         message: Option<String>,
     },
+    /// A tool step the session's permissions may not allow: see `permission.rs`.
+    Ask(Box<Step>),
     SleepMs(u64),
     Garbage(String),
     Raw(Value),
@@ -94,6 +96,9 @@ fn default_grandchild_sleep() -> u64 {
 impl Step {
     /// Steps whose API response ends in a tool_use, which a preceding text block joins.
     pub fn is_tool(&self) -> bool {
+        if let Step::Ask(inner) = self {
+            return inner.is_tool();
+        }
         matches!(
             self,
             Step::Write { .. }

@@ -49,6 +49,8 @@ pub struct TurnState {
     pub open_response: Option<ApiResponse>,
     /// Names the user message the turn answers, in hook inputs.
     pub prompt_id: String,
+    /// The tool step running now is an `ask` step: it needs a permission.
+    pub gated: bool,
 }
 
 impl TurnState {
@@ -62,6 +64,7 @@ impl TurnState {
             denials: Vec::new(),
             open_response: None,
             prompt_id: uuid_v4(),
+            gated: false,
         }
     }
 }
@@ -87,6 +90,9 @@ pub struct Session {
     pub pre_tool_use: Vec<HookGroup>,
     pub totals: Totals,
     pub inbox: Inbox,
+    /// `--permission-prompt-tool stdio`: permission prompts go to the host.
+    pub prompt_stdio: bool,
+    pub allowed_tools: Vec<String>,
 }
 
 impl Session {
@@ -123,6 +129,8 @@ impl Session {
             pre_tool_use,
             totals: Totals::default(),
             inbox,
+            prompt_stdio: opts.permission_prompt_tool.as_deref() == Some("stdio"),
+            allowed_tools: opts.allowed_tools.clone(),
         }
     }
 
@@ -222,6 +230,12 @@ impl Session {
                 input,
                 message,
             } => self.deny_step(st, tool, input, message.as_deref()),
+            Step::Ask(inner) => {
+                st.gated = true;
+                let done = self.run_step(st, inner, next_is_tool);
+                st.gated = false;
+                done
+            }
             Step::SleepMs(ms) => self.sleep_step(st, *ms),
             Step::Garbage(line) => {
                 write_line(line);

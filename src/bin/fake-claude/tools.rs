@@ -256,7 +256,7 @@ impl Session {
         );
     }
 
-    fn default_denial(&self, tool: &str, input: &Value) -> String {
+    pub fn default_denial(&self, tool: &str, input: &Value) -> String {
         let text = |key: &str| input[key].as_str().unwrap_or_default().to_string();
         match tool {
             "Write" | "Edit" | "MultiEdit" | "NotebookEdit" => format!(

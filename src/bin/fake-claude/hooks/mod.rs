@@ -142,7 +142,8 @@ impl Session {
     }
 
     /// Runs the `PreToolUse` hooks whose matcher takes `tool`, in order, for a tool_use already
-    /// printed. True when one of them blocked the call; its denial is then printed and recorded.
+    /// printed, then (for an `ask` step) the permission check. True when one of them blocked
+    /// the call; its denial is then printed and recorded.
     pub fn blocked_by_hooks(
         &mut self,
         st: &mut TurnState,
@@ -156,19 +157,22 @@ impl Session {
             .filter(|group| group.matcher.matches(tool))
             .flat_map(|group| group.commands.iter().cloned())
             .collect();
-        if commands.is_empty() {
-            return Ok(false);
-        }
-        let hook_input = self.hook_input(st, tool, input, tool_use_id);
-        for hook in &commands {
-            match self.run_hook(hook, tool, &hook_input) {
-                Ok(HookVerdict::Proceed) => {}
-                Ok(HookVerdict::Deny(reason)) => {
-                    self.deny(st, tool, tool_use_id, input.clone(), &reason);
-                    return Ok(true);
+        if !commands.is_empty() {
+            let hook_input = self.hook_input(st, tool, input, tool_use_id);
+            for hook in &commands {
+                match self.run_hook(hook, tool, &hook_input) {
+                    Ok(HookVerdict::Proceed) => {}
+                    Ok(HookVerdict::Deny(reason)) => {
+                        self.deny(st, tool, tool_use_id, input.clone(), &reason);
+                        return Ok(true);
+                    }
+                    Err(abort) => return Err(self.interrupted(st, abort, Some(tool_use_id))),
                 }
-                Err(abort) => return Err(self.interrupted(st, abort, Some(tool_use_id))),
             }
+        }
+        // The real CLI asks for permission after the hooks let a call through.
+        if st.gated {
+            return self.refused_permission(st, tool, input, tool_use_id);
         }
         Ok(false)
     }

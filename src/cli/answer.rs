@@ -1,0 +1,221 @@
+//! `cms allow` and `cms deny`: answering the permission prompt a waiting task is paused on,
+//! from any process; and the same prompt asked at the supervisor's own terminal.
+
+use std::io::{BufRead, IsTerminal};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use tokio::sync::mpsc;
+
+use super::CommandContext;
+use crate::error::{CommandError, exit_code};
+use crate::report;
+use crate::store::{PendingPermission, PermissionAnswer, TaskName, TaskRecord};
+use crate::task::{self, AskOptions};
+use crate::ui::Ui;
+
+/// Allow the tool call a waiting task asks for
+///
+/// The task's session goes on at once with the call allowed. With --always, later calls of
+/// the same tool are allowed without asking, in this session and in the task's follow-ups.
+#[derive(Debug, Args)]
+pub struct AllowArgs {
+    /// The waiting task
+    #[arg(value_parser = super::parse_task_name)]
+    pub task: TaskName,
+
+    /// Allow this tool for the rest of the task, without asking again
+    #[arg(long)]
+    pub always: bool,
+}
+
+/// Deny the tool call a waiting task asks for
+///
+/// The agent gets MESSAGE (or a plain refusal) as the tool's error and carries on without it.
+#[derive(Debug, Args)]
+pub struct DenyArgs {
+    /// The waiting task
+    #[arg(value_parser = super::parse_task_name)]
+    pub task: TaskName,
+
+    /// What the agent is told, e.g. "use the test script instead"
+    pub message: Option<String>,
+}
+
+/// How long `allow`/`deny` wait for the supervisor to pass the answer on.
+const HANDOVER_WAIT: Duration = Duration::from_secs(10);
+
+pub fn cmd_allow(ctx: &CommandContext, args: AllowArgs) -> Result<u8, CommandError> {
+    let answer = PermissionAnswer {
+        allow: true,
+        always: args.always,
+        message: None,
+        by: format!("cms allow (pid {})", std::process::id()),
+    };
+    answer_and_report(ctx, &args.task, answer)
+}
+
+pub fn cmd_deny(ctx: &CommandContext, args: DenyArgs) -> Result<u8, CommandError> {
+    let answer = PermissionAnswer {
+        allow: false,
+        always: false,
+        message: args.message,
+        by: format!("cms deny (pid {})", std::process::id()),
+    };
+    answer_and_report(ctx, &args.task, answer)
+}
+
+fn answer_and_report(
+    ctx: &CommandContext,
+    name: &TaskName,
+    answer: PermissionAnswer,
+) -> Result<u8, CommandError> {
+    let ws = ctx.workspace()?;
+    // Loading first reconciles: a task whose supervisor died is not waiting any more.
+    ws.task(name)?;
+    let allow = answer.allow;
+    let answered = task::answer_prompt(&ws.store, name, None, answer)?;
+    // The answer is in the record; the supervisor passes it on within a moment.
+    let deadline = Instant::now() + HANDOVER_WAIT;
+    let record = loop {
+        let record = ws.task(name)?;
+        let taken = record.pending.as_ref().map(|p| &p.request_id) != Some(&answered.request_id);
+        if taken || !record.status.is_live() || Instant::now() >= deadline {
+            break record;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let ui = &ctx.ui;
+    let taken = record.pending.as_ref().map(|p| &p.request_id) != Some(&answered.request_id);
+    if !taken {
+        ui.warn(&format!(
+            "the answer is recorded, but task '{name}''s supervisor has not passed it on yet"
+        ));
+    }
+    if ui.json {
+        ui.print_json(&report::task_json(&record));
+        return Ok(exit_code::OK);
+    }
+    let verb = if allow { "allowed" } else { "denied" };
+    let what = pending_text(&answered, &record);
+    ui.println(&format!("{verb} {what} for {}", ui.out.name.apply_to(name)));
+    if let Some(next) = report::pending_line(&record) {
+        ui.status(&format!(
+            "task '{name}' now asks for {next}: `cms allow {name}` or `cms deny {name}`"
+        ));
+    }
+    Ok(exit_code::OK)
+}
+
+/// "Bash: touch x", the way the prompt is shown everywhere.
+fn pending_text(pending: &PendingPermission, record: &TaskRecord) -> String {
+    let what = crate::session::describe_tool_input(&pending.tool_name, &pending.input);
+    let what = report::relative(&what, &record.worktree);
+    if what.is_empty() {
+        pending.tool_name.clone()
+    } else {
+        format!("{}: {what}", pending.tool_name)
+    }
+}
+
+/// How a supervisor shows the prompts its task waits on: asked inline when it runs at a
+/// terminal, otherwise one line saying how to answer.
+pub(super) fn prompts(ui: &Ui, record: &TaskRecord, notify: Option<Vec<String>>) -> AskOptions {
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let shown_ui = ui.clone();
+    let name = record.name.clone();
+    let shown_record = record.clone();
+    let on_prompt = Box::new(move |pending: Option<&PendingPermission>| {
+        let Some(pending) = pending else {
+            return;
+        };
+        let s = &shown_ui.err;
+        let what = pending_text(pending, &shown_record);
+        let why = pending
+            .description
+            .as_deref()
+            .filter(|d| !what.contains(*d))
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        shown_ui.status(&format!("  {} {what}{why}", s.warn.apply_to("?")));
+        if interactive {
+            shown_ui.status(&format!(
+                "    allow it? [y]es, [n]o [why], [a]lways {} (or `cms allow {name}` elsewhere)",
+                pending.tool_name
+            ));
+        } else {
+            shown_ui.status(&format!(
+                "    waiting: `cms allow {name}` or `cms deny {name} [MESSAGE]` answers it"
+            ));
+        }
+    });
+    let typed = interactive.then(|| typed_answers(ui.clone()));
+    AskOptions {
+        on_prompt,
+        typed,
+        notify,
+    }
+}
+
+/// Reads answers typed at the terminal, one per line.
+fn typed_answers(ui: Ui) -> mpsc::UnboundedReceiver<PermissionAnswer> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    // A thread of its own: a read from the terminal cannot be cancelled, and it must not hold
+    // up the session. It ends with the process.
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+            match parse_typed(&line) {
+                Some(answer) => {
+                    if tx.send(answer).is_err() {
+                        return;
+                    }
+                }
+                None if line.trim().is_empty() => {}
+                None => ui.status("    answer y, n (optionally followed by why), or a"),
+            }
+        }
+    });
+    rx
+}
+
+/// `y`/`yes`, `a`/`always`, `n`/`no` with an optional reason for the agent.
+fn parse_typed(line: &str) -> Option<PermissionAnswer> {
+    let line = line.trim();
+    let (word, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+    let answer = |allow, always, message: Option<String>| PermissionAnswer {
+        allow,
+        always,
+        message,
+        by: "the supervisor's terminal".to_owned(),
+    };
+    match word.to_ascii_lowercase().as_str() {
+        "y" | "yes" if rest.is_empty() => Some(answer(true, false, None)),
+        "a" | "always" if rest.is_empty() => Some(answer(true, true, None)),
+        "n" | "no" => Some(answer(
+            false,
+            false,
+            Some(rest.trim().to_owned()).filter(|m| !m.is_empty()),
+        )),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_answers_read_as_the_prompt_offers() {
+        let yes = parse_typed(" y ").unwrap();
+        assert!(yes.allow && !yes.always);
+        let always = parse_typed("Always").unwrap();
+        assert!(always.allow && always.always);
+        let no = parse_typed("n use the test script").unwrap();
+        assert!(!no.allow);
+        assert_eq!(no.message.as_deref(), Some("use the test script"));
+        assert_eq!(parse_typed("no").unwrap().message, None);
+        assert!(parse_typed("maybe").is_none());
+        assert!(parse_typed("y please").is_none());
+        assert!(parse_typed("").is_none());
+    }
+}

@@ -1,0 +1,519 @@
+//! Live permission answers: a task that asks for a tool waits (`waiting`) until `cms allow`
+//! or `cms deny` answers from any process, or its time limit ends it; without asking, a
+//! denied tool ends the task `needs_input`.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::{TestEnv, wait_bounded};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A Bash call the default preset does not allow, so claude asks for it.
+fn asks_bash(command: &str) -> Value {
+    json!({"ask": {"bash": command}})
+}
+
+fn show(env: &TestEnv, name: &str) -> Value {
+    let run = env.cms(&["show", name, "--json"]);
+    run.success();
+    run.json()
+}
+
+/// Polls `show` until the task is in `status`.
+#[track_caller]
+fn until_status(env: &TestEnv, name: &str, status: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        // A task started in the background may not have its record yet.
+        let run = env.cms(&["show", name, "--json"]);
+        let task = if run.code == 0 {
+            run.json()
+        } else {
+            Value::Null
+        };
+        if task["status"] == status {
+            return task;
+        }
+        assert!(
+            start.elapsed() < LIMIT,
+            "task {name} never became {status}: {task:#}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn user_config(env: &TestEnv, text: &str) {
+    let config = env.home.join(".config/cms/config.toml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(config, text).unwrap();
+}
+
+#[test]
+fn a_detached_task_waits_on_a_tool_it_may_not_use_until_cms_allow_answers() {
+    let env = TestEnv::new();
+    env.steps(json!([asks_bash("echo ok > ran.txt")]));
+    env.cms(&["task", "-d", "x", "-n", "t"]).success();
+    let task = until_status(&env, "t", "waiting");
+    assert_eq!(task["pending"]["tool_name"], "Bash");
+    assert_eq!(task["pending"]["input"]["command"], "echo ok > ran.txt");
+    assert_eq!(task["can_continue"], false);
+    // Detached tasks ask by default: claude sends its prompts to cms.
+    assert_eq!(
+        env.last_claude_arg("--permission-prompt-tool").as_deref(),
+        Some("stdio")
+    );
+    let list = env.cms(&["list"]);
+    list.success();
+    let line = list.stdout.lines().find(|l| l.starts_with("t ")).unwrap();
+    assert!(line.contains("waiting"), "{line}");
+    assert!(line.contains("asks for Bash echo ok > ran.txt"), "{line}");
+    let shown = env.cms(&["show", "t"]);
+    assert!(shown.stdout.contains("cms allow t"), "{}", shown.stdout);
+
+    let allowed = env.cms(&["allow", "t"]);
+    allowed.success();
+    assert_eq!(
+        allowed.stdout.trim(),
+        "allowed Bash: echo ok > ran.txt for t"
+    );
+    env.cms_bounded(&["wait", "t"], LIMIT).success();
+    let task = show(&env, "t");
+    assert_eq!(task["status"], "completed");
+    assert_eq!(env.git(&["show", "cms/t:ran.txt"]), "ok");
+    assert_eq!(task["pending"], Value::Null);
+    assert_eq!(task["permission_denials"], json!([]));
+    let answered = &task["safety"]["answered"][0];
+    assert_eq!(answered["tool_name"], "Bash");
+    assert_eq!(answered["allow"], true);
+    assert!(
+        answered["by"]
+            .as_str()
+            .unwrap()
+            .starts_with("cms allow (pid "),
+        "{answered}"
+    );
+}
+
+#[test]
+fn cms_deny_tells_the_agent_why_and_the_call_never_runs() {
+    let env = TestEnv::new();
+    env.steps(json!([asks_bash("echo no > no.txt")]));
+    env.cms(&["task", "-d", "x", "-n", "t"]).success();
+    until_status(&env, "t", "waiting");
+    let denied = env.cms(&["deny", "t", "use the script instead"]);
+    denied.success();
+    assert!(
+        denied.stdout.starts_with("denied Bash"),
+        "{}",
+        denied.stdout
+    );
+    env.cms_bounded(&["wait", "t"], LIMIT).success();
+    let task = show(&env, "t");
+    // The user answered, so the task needs nothing more from them.
+    assert_eq!(task["status"], "completed");
+    assert_eq!(task["permission_denials"], json!([]));
+    assert!(!env.git_ok(&["cat-file", "-e", "cms/t:no.txt"]));
+    let answered = &task["safety"]["answered"][0];
+    assert_eq!(answered["allow"], false);
+    assert_eq!(answered["message"], "use the script instead");
+    // The agent got the message as the tool's error.
+    let logs = env.cms(&["logs", "t"]);
+    assert!(
+        logs.stdout.contains("✗ Bash: use the script instead"),
+        "{}",
+        logs.stdout
+    );
+}
+
+#[test]
+fn allow_always_answers_the_later_prompts_for_that_tool_and_follow_ups_keep_it() {
+    let env = TestEnv::new();
+    env.script(json!({"turns": [
+        {"steps": [asks_bash("echo 1 > one.txt"), asks_bash("echo 2 > two.txt")]},
+        {"steps": [asks_bash("echo 3 > three.txt")]},
+    ]}));
+    env.cms(&["task", "-d", "x", "-n", "t"]).success();
+    until_status(&env, "t", "waiting");
+    env.cms(&["allow", "t", "--always"]).success();
+    env.cms_bounded(&["wait", "t"], LIMIT).success();
+    let task = show(&env, "t");
+    assert_eq!(task["status"], "completed");
+    assert_eq!(env.git(&["show", "cms/t:two.txt"]), "2");
+    assert_eq!(task["safety"]["allowed"], json!(["Bash"]));
+    assert_eq!(task["safety"]["answered"].as_array().unwrap().len(), 2);
+    // The follow-up's claude is allowed Bash from the start, so it never asks.
+    env.script(json!({"resume_offset": 1, "turns": [
+        {"steps": [asks_bash("echo 1 > one.txt"), asks_bash("echo 2 > two.txt")]},
+        {"steps": [asks_bash("echo 3 > three.txt")]},
+    ]}));
+    let run = env.cms_bounded(&["continue", "t", "more", "--ask", "--json"], LIMIT);
+    run.success();
+    assert_eq!(
+        env.last_claude_arg("--allowedTools").as_deref(),
+        Some("Bash")
+    );
+    assert_eq!(env.git(&["show", "cms/t:three.txt"]), "3");
+}
+
+#[test]
+fn a_foreground_task_with_ask_is_answered_from_another_process() {
+    let env = TestEnv::new();
+    env.steps(json!([asks_bash("echo ok > ran.txt")]));
+    let task = env.spawn_cms(&["task", "--ask", "x", "-n", "fg", "--json"]);
+    until_status(&env, "fg", "waiting");
+    env.cms(&["allow", "fg"]).success();
+    let run = wait_bounded(task, LIMIT);
+    run.success();
+    assert_eq!(run.json()["status"], "completed");
+    // Without a terminal, the supervisor says how to answer.
+    assert!(
+        run.stderr
+            .contains("`cms allow fg` or `cms deny fg [MESSAGE]`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(env.git(&["show", "cms/fg:ran.txt"]), "ok");
+}
+
+#[test]
+fn without_ask_and_without_a_terminal_a_tool_it_may_not_use_ends_the_task_needs_input() {
+    let env = TestEnv::new();
+    env.steps(json!([asks_bash("echo ok > ran.txt")]));
+    let run = env.cms_bounded(&["task", "x", "-n", "t", "--json"], LIMIT);
+    run.code(3);
+    let task = run.json();
+    assert_eq!(task["status"], "needs_input");
+    assert_eq!(task["permission_denials"][0]["tool_name"], "Bash");
+    assert_eq!(env.last_claude_arg("--permission-prompt-tool"), None);
+    // --no-ask does the same for a detached task.
+    env.cms(&["task", "-d", "--no-ask", "x", "-n", "quiet"])
+        .success();
+    env.cms_bounded(&["wait", "quiet"], LIMIT).code(3);
+    assert_eq!(show(&env, "quiet")["status"], "needs_input");
+}
+
+#[test]
+fn the_time_limit_ends_a_task_that_waits_for_an_answer() {
+    let env = TestEnv::new();
+    env.steps(json!([asks_bash("echo late > late.txt")]));
+    env.cms(&["task", "-d", "x", "-n", "t", "--max-duration", "2s"])
+        .success();
+    until_status(&env, "t", "waiting");
+    // `wait` returns on the wait itself; the time limit then ends it.
+    let task = until_status(&env, "t", "duration_exceeded");
+    assert_eq!(task["pending"], Value::Null);
+    assert!(!env.git_ok(&["cat-file", "-e", "cms/t:late.txt"]));
+}
+
+#[test]
+fn abort_ends_a_waiting_task_without_running_the_call() {
+    let env = TestEnv::new();
+    env.steps(json!([asks_bash("echo no > no.txt")]));
+    env.cms(&["task", "-d", "x", "-n", "t"]).success();
+    until_status(&env, "t", "waiting");
+    env.cms_bounded(&["abort", "t"], LIMIT).success();
+    let task = show(&env, "t");
+    assert_eq!(task["status"], "aborted");
+    assert_eq!(task["pending"], Value::Null);
+    assert!(!env.git_ok(&["cat-file", "-e", "cms/t:no.txt"]));
+}
+
+#[test]
+fn wait_returns_when_a_task_starts_waiting_and_says_how_to_answer() {
+    let env = TestEnv::new();
+    env.steps(json!([asks_bash("echo ok > ran.txt")]));
+    env.cms(&["task", "-d", "x", "-n", "t"]).success();
+    let run = env.cms_bounded(&["wait", "t"], LIMIT);
+    run.code(3);
+    assert!(
+        run.stdout
+            .contains("t waiting for Bash echo ok > ran.txt: `cms allow t` or `cms deny t`"),
+        "{}",
+        run.stdout
+    );
+    env.cms(&["allow", "t"]).success();
+    env.cms_bounded(&["wait", "t"], LIMIT).success();
+}
+
+#[test]
+fn logs_follow_shows_the_prompt_and_follows_the_task_past_its_answer() {
+    let env = TestEnv::new();
+    env.steps(json!([asks_bash("echo ok > ran.txt"), {"text": "all done"}]));
+    env.cms(&["task", "-d", "x", "-n", "t"]).success();
+    until_status(&env, "t", "waiting");
+    let follow = env.spawn_cms(&["logs", "-f", "t"]);
+    env.cms(&["allow", "t"]).success();
+    let run = wait_bounded(follow, LIMIT);
+    run.success();
+    let ask = run
+        .stdout
+        .lines()
+        .position(|l| l == "? asks for Bash echo ok > ran.txt")
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(
+        run.stdout.lines().skip(ask).any(|l| l == "› all done"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr
+            .contains("waiting for an answer to Bash echo ok > ran.txt"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn the_notify_command_hears_when_a_task_starts_waiting_and_when_it_ends() {
+    let env = TestEnv::new();
+    let out = env.root.join("notified");
+    user_config(
+        &env,
+        &format!(
+            "[notify]\ncommand = [\"sh\", \"-c\", \"echo $CMS_TASK $CMS_STATUS >> {}\"]\n",
+            out.display()
+        ),
+    );
+    env.steps(json!([asks_bash("echo ok > ran.txt")]));
+    env.cms(&["task", "-d", "x", "-n", "t"]).success();
+    let told = |what: &str| {
+        let start = Instant::now();
+        while !std::fs::read_to_string(&out).is_ok_and(|t| t.contains(what)) {
+            assert!(start.elapsed() < LIMIT, "never told {what:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    told("t waiting");
+    env.cms(&["allow", "t"]).success();
+    env.cms_bounded(&["wait", "t"], LIMIT).success();
+    told("t completed");
+}
+
+#[test]
+fn allow_and_deny_refuse_a_task_that_is_not_waiting_and_change_nothing() {
+    let env = TestEnv::new();
+    env.task_ok(&["x", "-n", "done"]);
+    let before = show(&env, "done");
+    env.cms(&["allow", "done"])
+        .code(1)
+        .one_line_error_with_hint("is not waiting for a permission answer");
+    env.cms(&["deny", "done", "no"])
+        .code(1)
+        .one_line_error_with_hint("is not waiting for a permission answer");
+    assert_eq!(show(&env, "done"), before);
+    env.cms(&["allow", "ghost"]).code(1);
+    env.cms(&["allow", "../x"]).code(2);
+}
+
+/// A terminal for one test: a tmux server of its own, started with the test's environment.
+struct Terminal<'a> {
+    env: &'a TestEnv,
+    socket: std::path::PathBuf,
+}
+
+impl<'a> Terminal<'a> {
+    /// Runs `command` (a shell command line) in a new tmux session, or `None` without tmux.
+    fn open(env: &'a TestEnv, command: &str) -> Option<Terminal<'a>> {
+        if std::process::Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_err()
+        {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "tmux is missing in CI; .ci/run installs it"
+            );
+            eprintln!("SKIPPED: tmux is not installed (.ci/run installs it)");
+            return None;
+        }
+        let term = Terminal {
+            env,
+            socket: env.root.join("tmux.sock"),
+        };
+        term.tmux(&["new-session", "-d", "-x", "200", "-y", "50", command]);
+        Some(term)
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let mut all = vec!["-S", self.socket.to_str().unwrap()];
+        all.extend(args);
+        let out = self
+            .env
+            .command(std::path::Path::new("tmux"), &self.env.repo, &all)
+            .env("TERM", "xterm-256color")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "tmux {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until the screen shows `text` `times` times, and returns the screen.
+    #[track_caller]
+    fn until_shown(&self, text: &str, times: usize) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.tmux(&["capture-pane", "-p", "-J"]);
+            if screen.matches(text).count() >= times {
+                return screen;
+            }
+            assert!(start.elapsed() < LIMIT, "{text:?} never shown:\n{screen}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn type_line(&self, line: &str) {
+        self.tmux(&["send-keys", "-l", line]);
+        self.tmux(&["send-keys", "Enter"]);
+    }
+}
+
+impl Drop for Terminal<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .env
+            .command(
+                std::path::Path::new("tmux"),
+                &self.env.repo,
+                &["-S", self.socket.to_str().unwrap(), "kill-server"],
+            )
+            .output();
+    }
+}
+
+#[test]
+fn a_foreground_task_at_a_terminal_asks_inline_and_takes_the_answer_typed_there() {
+    let env = TestEnv::new();
+    env.script(json!({"turns": [{"steps": [
+        asks_bash("echo 1 > one.txt"),
+        asks_bash("echo 2 > two.txt"),
+        asks_bash("echo 3 > three.txt"),
+    ]}]}));
+    let exit = env.root.join("exit");
+    // Asked by default: stdin and stderr are the terminal.
+    let command = format!(
+        "{} task x -n tty; echo $? > {}; sleep 60",
+        crate::common::CMS,
+        exit.display()
+    );
+    let Some(term) = Terminal::open(&env, &command) else {
+        return;
+    };
+    let prompt = "allow it? [y]es, [n]o [why], [a]lways Bash";
+    term.until_shown(prompt, 1);
+    assert_eq!(show(&env, "tty")["status"], "waiting");
+    term.type_line("y");
+    // Each answer goes to the prompt on screen, so the next is typed once it shows.
+    let screen = term.until_shown(prompt, 2);
+    assert!(screen.contains("? Bash: echo 2 > two.txt"), "{screen}");
+    term.type_line("n not that one");
+    term.until_shown(prompt, 3);
+    term.type_line("a");
+    let start = Instant::now();
+    while !exit.exists() {
+        assert!(start.elapsed() < LIMIT, "cms task never ended");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(std::fs::read_to_string(&exit).unwrap().trim(), "0");
+    let task = show(&env, "tty");
+    assert_eq!(task["status"], "completed");
+    assert_eq!(env.git(&["show", "cms/tty:one.txt"]), "1");
+    assert!(!env.git_ok(&["cat-file", "-e", "cms/tty:two.txt"]));
+    assert_eq!(env.git(&["show", "cms/tty:three.txt"]), "3");
+    let by: Vec<&str> = task["safety"]["answered"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["by"].as_str().unwrap())
+        .collect();
+    assert_eq!(by, ["the supervisor's terminal"; 3]);
+    assert_eq!(task["safety"]["answered"][1]["message"], "not that one");
+    assert_eq!(task["safety"]["allowed"], json!(["Bash"]));
+}
+
+mod real {
+    //! The same answers with the real Claude Code CLI: its `can_use_tool` prompts wait in the
+    //! record and its tool runs, or is refused with the user's words, as answered.
+
+    use serde_json::json;
+
+    use super::{LIMIT, show, until_status};
+    use crate::common::fake_api::{FakeApi, Reply};
+    use crate::test_real_claude::{real_claude, real_env, tool_results};
+
+    /// A read-only task (Bash is not allowed without asking) whose agent runs `command`.
+    fn asking_task(test: &str, command: &str) -> Option<(FakeApi, crate::common::TestEnv)> {
+        let claude = real_claude(test)?;
+        let api = FakeApi::start();
+        let env = real_env(&claude, &api);
+        api.route(
+            "[ask]",
+            vec![
+                Reply::tool(
+                    "Bash",
+                    json!({"command": command, "description": "Write a file"}),
+                ),
+                Reply::text("finished"),
+            ],
+        );
+        env.cms(&["task", "-d", "-p", "read-only", "[ask] write it", "-n", "t"])
+            .success();
+        Some((api, env))
+    }
+
+    #[test]
+    fn real_claude_a_waiting_task_runs_the_tool_once_cms_allow_answers() {
+        let Some((_api, env)) = asking_task(
+            "real_claude_a_waiting_task_runs_the_tool_once_cms_allow_answers",
+            "echo ok > ran.txt",
+        ) else {
+            return;
+        };
+        let task = until_status(&env, "t", "waiting");
+        assert_eq!(task["pending"]["tool_name"], "Bash");
+        assert_eq!(task["pending"]["input"]["command"], "echo ok > ran.txt");
+        env.cms(&["allow", "t"]).success();
+        env.cms_bounded(&["wait", "t"], LIMIT).success();
+        let task = show(&env, "t");
+        assert_eq!(task["status"], "completed", "{task:#}");
+        assert_eq!(task["permission_denials"], json!([]));
+        assert_eq!(env.git(&["show", "cms/t:ran.txt"]), "ok");
+    }
+
+    #[test]
+    fn real_claude_cms_deny_refuses_the_tool_with_the_users_words() {
+        let Some((_api, env)) = asking_task(
+            "real_claude_cms_deny_refuses_the_tool_with_the_users_words",
+            "echo no > no.txt",
+        ) else {
+            return;
+        };
+        until_status(&env, "t", "waiting");
+        env.cms(&["deny", "t", "not this way"]).success();
+        env.cms_bounded(&["wait", "t"], LIMIT).success();
+        let task = show(&env, "t");
+        assert_eq!(task["status"], "completed", "{task:#}");
+        assert!(!env.git_ok(&["cat-file", "-e", "cms/t:no.txt"]));
+        let results = tool_results(&env, "t");
+        assert!(
+            results.iter().any(|r| r.contains("not this way")),
+            "{results:#?}"
+        );
+    }
+
+    #[test]
+    fn real_claude_abort_ends_a_waiting_task_and_the_call_never_runs() {
+        let Some((_api, env)) = asking_task(
+            "real_claude_abort_ends_a_waiting_task_and_the_call_never_runs",
+            "echo no > no.txt",
+        ) else {
+            return;
+        };
+        until_status(&env, "t", "waiting");
+        env.cms_bounded(&["abort", "t"], LIMIT).success();
+        let task = show(&env, "t");
+        assert_eq!(task["status"], "aborted", "{task:#}");
+        assert!(!env.git_ok(&["cat-file", "-e", "cms/t:no.txt"]));
+    }
+}
