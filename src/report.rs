@@ -48,6 +48,7 @@ pub fn task_json(record: &TaskRecord) -> Value {
         "error": record.error,
         "merge": record.merge,
         "pending": record.pending,
+        "attempt": record.attempt,
         "created_at": record.created_at,
         "updated_at": record.updated_at,
     })

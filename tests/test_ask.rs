@@ -292,6 +292,30 @@ fn the_notify_command_hears_when_a_task_starts_waiting_and_when_it_ends() {
 }
 
 #[test]
+fn a_fan_out_asks_by_default_and_says_which_attempt_waits() {
+    let env = TestEnv::new();
+    env.steps(json!([asks_bash("echo \"$CMS_TASK\" > who.txt")]));
+    let fan = env.spawn_cms(&["task", "x", "--attempts", "2", "-n", "pair", "--json"]);
+    until_status(&env, "pair-1", "waiting");
+    until_status(&env, "pair-2", "waiting");
+    env.cms(&["allow", "pair-1"]).success();
+    env.cms(&["deny", "pair-2"]).success();
+    let run = wait_bounded(fan, LIMIT);
+    run.success();
+    for name in ["pair-1", "pair-2"] {
+        assert!(
+            run.stderr.contains(&format!(
+                "{name} asks for Bash echo \"$CMS_TASK\" > who.txt"
+            )),
+            "{}",
+            run.stderr
+        );
+    }
+    assert_eq!(env.git(&["show", "cms/pair-1:who.txt"]), "pair-1");
+    assert!(!env.git_ok(&["cat-file", "-e", "cms/pair-2:who.txt"]));
+}
+
+#[test]
 fn allow_and_deny_refuse_a_task_that_is_not_waiting_and_change_nothing() {
     let env = TestEnv::new();
     env.task_ok(&["x", "-n", "done"]);

@@ -43,6 +43,44 @@ fn attempts_run_independent_tasks_named_after_one_base() {
 }
 
 #[test]
+fn attempts_are_listed_together_under_their_group_in_number_order() {
+    let env = TestEnv::new();
+    env.task_ok(&["before", "-n", "alone"]);
+    env.cms(&["task", "fix the bug", "--attempts", "3", "-n", "fix"])
+        .success();
+    env.task_ok(&["after", "-n", "later"]);
+    let run = env.cms(&["list"]);
+    run.success();
+    let names: Vec<String> = run
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let indent = l.len() - l.trim_start().len();
+            format!("{}{}", &l[..indent], l.split_whitespace().next().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        names,
+        ["alone", "fix", "  fix-1", "  fix-2", "  fix-3", "later"],
+        "{}",
+        run.stdout
+    );
+    let heading = run.stdout.lines().nth(2).unwrap();
+    assert!(heading.contains("3 attempts"), "{heading}");
+    assert!(heading.ends_with("fix the bug"), "{heading}");
+    let task = env.cms(&["show", "fix-2", "--json"]).json();
+    assert_eq!(
+        task["attempt"],
+        json!({"group": "fix", "number": 2, "of": 3})
+    );
+    assert_eq!(
+        env.cms(&["show", "alone", "--json"]).json()["attempt"],
+        Value::Null
+    );
+}
+
+#[test]
 fn each_runs_one_task_per_line_never_more_than_jobs_at_once() {
     let env = TestEnv::new();
     let running = env.root.join("running");

@@ -44,6 +44,11 @@ pub(super) fn attempts(
         .map(|i| {
             Ok(TaskOptions {
                 name: Some(numbered(&base, i)?),
+                attempt: Some(crate::store::Attempt {
+                    group: base.to_string(),
+                    number: i,
+                    of: count,
+                }),
                 ..opts.clone()
             })
         })
@@ -89,6 +94,7 @@ pub(super) fn run_many(
     let mut all: Vec<TaskName> = Vec::new();
     let mut failure: Option<CommandError> = None;
     let mut stopped = false;
+    let mut announced: Vec<String> = Vec::new();
     loop {
         if stop_requested_early() && !stopped {
             stopped = true;
@@ -122,7 +128,23 @@ pub(super) fn run_many(
         if detach {
             break;
         }
-        running.retain(|name| ws.task(name).is_ok_and(|r| r.status.is_live()));
+        running.retain(|name| {
+            let Ok(record) = ws.task(name) else {
+                return false;
+            };
+            // Each prompt once: the fan-out waits on every task, so the user must hear of one
+            // that waits on them.
+            if let Some(pending) = &record.pending
+                && !announced.contains(&pending.request_id)
+                && let Some(what) = report::pending_line(&record)
+            {
+                announced.push(pending.request_id.clone());
+                ctx.ui.status(&format!(
+                    "{name} asks for {what}: `cms allow {name}` or `cms deny {name}`"
+                ));
+            }
+            record.status.is_live()
+        });
         let nothing_to_start = failure.is_some() || stopped || pending.len() == 0;
         if running.is_empty() && nothing_to_start {
             break;

@@ -163,6 +163,7 @@ pub fn cmd_task(ctx: &CommandContext, args: TaskArgs) -> Result<u8, CommandError
         max_duration: args.session.max_duration,
         protect: args.protect,
         sandbox: args.session.sandbox,
+        attempt: None,
     };
     let jobs = args.jobs as usize;
     let detach = args.session.detach;

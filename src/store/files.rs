@@ -417,6 +417,7 @@ mod tests {
             head: None,
             merge: None,
             supervisor: None,
+            attempt: None,
             pending: None,
             created_at: now_rfc3339(),
             updated_at: String::new(),

@@ -7,6 +7,6 @@ mod record;
 pub use files::{Store, StoreError, write_atomic};
 pub use name::{InvalidName, MAX_NAME_LEN, TaskName};
 pub use record::{
-    Answered, Blocked, LimitSettings, MergeInfo, PendingPermission, PermissionAnswer,
+    Answered, Attempt, Blocked, LimitSettings, MergeInfo, PendingPermission, PermissionAnswer,
     RECORD_VERSION, Safety, Status, Supervisor, TaskRecord, Violation, now_rfc3339,
 };

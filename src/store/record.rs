@@ -180,11 +180,22 @@ pub struct TaskRecord {
     pub head: Option<Oid>,
     pub merge: Option<MergeInfo>,
     pub supervisor: Option<Supervisor>,
+    /// Which of `cms task --attempts N`'s attempts this task is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<Attempt>,
     /// The permission prompt a `waiting` task is paused on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<PendingPermission>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// One of several independent attempts at the same prompt, named `<group>-<number>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub group: String,
+    pub number: u32,
+    pub of: u32,
 }
 
 /// A tool call claude asked permission for, which only the user can answer (`cms allow`,

@@ -37,6 +37,8 @@ pub struct TaskOptions {
     pub protect: Vec<String>,
     /// Over `[safety] sandbox`.
     pub sandbox: Option<SandboxMode>,
+    /// Set for each task of `--attempts N`.
+    pub attempt: Option<crate::store::Attempt>,
 }
 
 /// A task whose worktree and record exist, ready for its session.

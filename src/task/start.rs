@@ -85,6 +85,7 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, TaskError> {
             head: None,
             merge: None,
             supervisor: Some(session::current_supervisor()),
+            attempt: opts.attempt.clone(),
             pending: None,
             created_at: now.clone(),
             updated_at: now,
