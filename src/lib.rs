@@ -5,7 +5,7 @@
 //! `session` owns claude processes and the stream-json protocol; `git` is the only code that
 //! touches git; `store` keeps task records under the git common dir; `safety` holds limits and
 //! protected paths; `hooks` installs the git hooks that run `cms check`; `workspace` ties a
-//! repo to its store; `report` renders tasks;
+//! repo to its store; `report` renders tasks; `fault` kills the process at a step (tests only);
 //! `transcript` turns claude's events into the readable lines of progress and `cms logs`; `ui` writes to the terminal; `config` layers
 //! settings.
 //! docs/architecture.md explains the design.
@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod fault;
 pub mod git;
 pub mod hooks;
 pub mod report;
