@@ -58,6 +58,15 @@ struct Layer {
     safety: SafetyLayer,
     #[serde(default)]
     notify: NotifyLayer,
+    #[serde(default)]
+    merge: MergeLayer,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MergeLayer {
+    /// Shell commands run on a merge's result before the target branch moves.
+    check: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -119,6 +128,8 @@ pub struct Config {
     pub sandbox: SandboxMode,
     /// Run when a task ends, the task's JSON on its stdin (`[notify] command`).
     pub notify: Option<Vec<String>>,
+    /// `[merge] check`: shell commands that must pass on a merge's result.
+    pub merge_checks: Vec<String>,
 }
 
 pub use crate::safety::limits::Limits;
@@ -205,6 +216,7 @@ impl Config {
             protected: Vec::new(),
             sandbox: SandboxMode::default(),
             notify: None,
+            merge_checks: Vec::new(),
         };
         if let Some(path) = user_config_path(env("XDG_CONFIG_HOME"), home.as_deref())
             && let Some(text) = read_optional(&path)?
@@ -300,6 +312,19 @@ impl Config {
                 });
             }
             self.notify = Some(command);
+        }
+        // The later layer (the repository's, whose checks are the project's own) replaces
+        // the earlier one's list.
+        if let Some(checks) = layer.merge.check {
+            if let Some(empty) = checks.iter().find(|c| c.trim().is_empty()) {
+                return Err(ConfigError::Value {
+                    key: "merge.check",
+                    value: format!("{empty:?}"),
+                    source_name: source_name.to_owned(),
+                    reason: "each check is a shell command, e.g. \"cargo test\"".to_owned(),
+                });
+            }
+            self.merge_checks = checks;
         }
         if let Some(bin) = layer.claude.bin {
             self.claude_bin = bin;
@@ -401,7 +426,28 @@ mod tests {
             protected: Vec::new(),
             sandbox: SandboxMode::Auto,
             notify: None,
+            merge_checks: Vec::new(),
         }
+    }
+
+    #[test]
+    fn merge_checks_come_from_the_last_layer_that_sets_them_and_must_not_be_empty() {
+        let mut config = base();
+        config
+            .apply("[merge]\ncheck = [\"make lint\"]", "user", false)
+            .unwrap();
+        config
+            .apply(
+                "[merge]\ncheck = [\"cargo test\", \"cargo clippy\"]",
+                ".cms.toml",
+                true,
+            )
+            .unwrap();
+        assert_eq!(config.merge_checks, ["cargo test", "cargo clippy"]);
+        let err = config
+            .apply("[merge]\ncheck = [\" \"]", ".cms.toml", true)
+            .unwrap_err();
+        assert!(err.to_string().contains("merge.check"), "{err}");
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub struct CommandError {
     pub message: String,
     pub causes: Vec<String>,
     pub hints: Vec<String>,
+    /// More for programs, beside `error` in the JSON (e.g. what a command did before it
+    /// stopped).
+    pub detail: serde_json::Map<String, serde_json::Value>,
 }
 
 impl CommandError {
@@ -73,7 +76,13 @@ impl CommandError {
             message: message.into(),
             causes: Vec::new(),
             hints: Vec::new(),
+            detail: serde_json::Map::new(),
         }
+    }
+
+    pub fn with_json_detail(mut self, key: &str, value: serde_json::Value) -> Self {
+        self.detail.insert(key.to_owned(), value);
+        self
     }
 
     pub fn user(message: impl Into<String>) -> Self {
@@ -109,7 +118,7 @@ impl CommandError {
     }
 
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut json = serde_json::json!({
             "error": {
                 "kind": self.kind.as_str(),
                 "message": self.message,
@@ -117,7 +126,11 @@ impl CommandError {
                 "hints": self.hints,
             },
             "exit_code": self.exit_code(),
-        })
+        });
+        for (key, value) in &self.detail {
+            json[key] = value.clone();
+        }
+        json
     }
 }
 
@@ -305,6 +318,29 @@ impl Hinted for crate::task::TaskError {
             E::NotOurWorktree { .. } => {
                 "cms leaves it alone; remove it yourself with `git worktree remove`".into()
             }
+            E::NoMergeTarget(name) => format!("name one: cms merge {name} --into <BRANCH>"),
+            E::BranchGone(_) => "it may have been deleted by hand; `cms discard` the task".into(),
+            E::UncommittedWork { name, .. } => format!(
+                "`cms commit {name}` commits them (or discard them in its worktree), then merge again"
+            ),
+            E::Protected { name, .. } => format!(
+                "review them with `cms show {name}` and `cms diff {name}`; merge anyway with \
+                 --allow-protected, or `cms discard {name}`"
+            ),
+            E::Conflict { name, target, .. } => format!(
+                "`cms continue {name} --rebase` has the agent rebase the task onto {target} and \
+                 resolve them; nothing was changed"
+            ),
+            E::HookRefused { .. } => {
+                "fix what the hook objects to (`cms continue` the task), or merge with \
+                 --no-verify; nothing was changed"
+                    .into()
+            }
+            E::CheckFailed { name, .. } => format!(
+                "`cms continue {name} \"make the checks pass\"` lets the agent fix it; \
+                 --no-check merges without the checks"
+            ),
+            E::ChangedDuringMerge(_) => "run the merge again".into(),
             E::InterruptedBeforeStart
             | E::Git(_)
             | E::Store(_)
@@ -332,6 +368,12 @@ impl From<crate::task::TaskError> for CommandError {
                 };
                 let mut this = CommandError::from_error(kind, &err);
                 this.hints.extend(err.hint());
+                // What the check or hook printed is the why.
+                if let E::CheckFailed { output, .. } | E::HookRefused { output, .. } = &err
+                    && !output.is_empty()
+                {
+                    this.causes.push(format!("its output ends with:\n{output}"));
+                }
                 this
             }
         }

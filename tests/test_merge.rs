@@ -9,11 +9,23 @@ fn task_writing(env: &TestEnv, name: &str, path: &str, content: &str) -> serde_j
     env.task_ok(&["change", "-n", name])
 }
 
+/// A completed task `name` that edits `c.txt`, which the user then changes on main too: its
+/// merge conflicts.
+fn conflicting_task(env: &TestEnv, name: &str) {
+    env.write("c.txt", "base\n");
+    env.commit_all("c");
+    env.steps(json!([
+        {"read": {"path": "c.txt"}},
+        {"edit": {"path": "c.txt", "old": "base", "new": "agent"}},
+    ]));
+    env.task_ok(&["edit c", "-n", name]);
+}
+
 #[test]
-fn merge_fast_forwards_the_base_branch_and_updates_the_checkout() {
+fn merge_ff_fast_forwards_the_base_branch_and_updates_the_checkout() {
     let env = TestEnv::new();
     let task = task_writing(&env, "ff", "new.txt", "new\n");
-    let run = env.cms(&["merge", "ff"]);
+    let run = env.cms(&["merge", "ff", "--ff"]);
     run.success();
     assert!(run.stdout.contains("fast-forward"), "{}", run.stdout);
     assert_eq!(
@@ -54,7 +66,7 @@ fn merge_preserves_uncommitted_changes_in_main_checkout() {
 }
 
 #[test]
-fn merge_refuses_to_overwrite_uncommitted_changes_and_changes_nothing() {
+fn merge_refuses_when_it_would_overwrite_local_edits() {
     let env = TestEnv::new();
     env.write("shared.txt", "base\n");
     env.commit_all("shared");
@@ -89,20 +101,20 @@ fn merge_refuses_an_untracked_file_in_the_way() {
 }
 
 #[test]
-fn merge_refuses_conflicts_listing_files_and_changes_nothing() {
+fn merge_conflict_changes_nothing() {
     let env = TestEnv::new();
-    env.write("c.txt", "base\n");
-    env.commit_all("c");
-    env.steps(json!([
-        {"read": {"path": "c.txt"}},
-        {"edit": {"path": "c.txt", "old": "base", "new": "agent"}},
-    ]));
-    env.task_ok(&["edit c", "-n", "conflict"]);
+    conflicting_task(&env, "conflict");
     env.write("c.txt", "user\n");
     env.commit_all("user edit");
     let main_before = env.git(&["rev-parse", "main"]);
     let run = env.cms(&["merge", "conflict"]);
-    run.code(1).one_line_error_with_hint("conflict in c.txt");
+    run.code(1)
+        .one_line_error_with_hint("task 'conflict' conflicts with main in c.txt");
+    assert!(
+        run.stderr.contains("`cms continue conflict --rebase`"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(env.git(&["rev-parse", "main"]), main_before);
     assert_eq!(env.read("c.txt"), "user\n");
     assert_eq!(env.git(&["status", "--porcelain"]), "");
@@ -116,7 +128,7 @@ fn merge_creates_a_merge_commit_when_the_base_moved_on() {
     env.write("user.txt", "user\n");
     env.commit_all("user work");
     let user_tip = env.git(&["rev-parse", "main"]);
-    env.cms(&["merge", "diverged"]).success();
+    env.cms(&["merge", "diverged", "--ff"]).success();
     assert_eq!(env.git(&["rev-parse", "main^1"]), user_tip);
     let message = env.git(&["log", "-1", "--format=%B", "main"]);
     assert!(
@@ -143,18 +155,44 @@ fn merge_no_ff_always_makes_a_merge_commit() {
 }
 
 #[test]
-fn merge_squash_makes_one_commit_with_the_result_and_trailers() {
+fn squash_message_has_result_and_trailers() {
     let env = TestEnv::new();
-    task_writing(&env, "sq", "x.txt", "x\n");
+    let task = task_writing(&env, "sq", "x.txt", "x\n");
     let before = env.git(&["rev-parse", "main"]);
-    env.cms(&["merge", "sq", "--squash"]).success();
+    // Squash is the default: one commit, whatever the task's sessions committed.
+    let run = env.cms(&["merge", "sq"]);
+    run.success();
+    assert!(run.stdout.contains("(squash, "), "{}", run.stdout);
     assert_eq!(env.git(&["rev-parse", "main^"]), before);
     assert!(!env.git_ok(&["rev-parse", "--verify", "-q", "main^2"]));
     let message = env.git(&["log", "-1", "--format=%B", "main"]);
     assert!(message.starts_with("change\n\ndone\n"), "{message}");
-    assert!(message.contains("Cms-Task: sq"), "{message}");
-    assert!(message.contains("Cms-Session: "), "{message}");
+    let session = task["session_id"].as_str().unwrap();
+    for trailer in [
+        "Cms-Task: sq".to_owned(),
+        format!("Cms-Session: {session}"),
+        format!("Cms-Cost: ${:.4}", task["cost_usd"].as_f64().unwrap()),
+        format!("Cms-Turns: {}", task["turns"]),
+    ] {
+        assert!(
+            message.contains(&trailer),
+            "{trailer} missing from {message}"
+        );
+    }
+    // git reads them as trailers.
+    let parsed = env.git(&[
+        "log",
+        "-1",
+        "--format=%(trailers:key=Cms-Task,valueonly)",
+        "main",
+    ]);
+    assert_eq!(parsed, "sq");
     assert_eq!(env.read("x.txt"), "x\n");
+    assert_eq!(env.git(&["status", "--porcelain"]), "");
+    assert_eq!(
+        env.cms(&["show", "sq", "--json"]).json()["merge"]["kind"],
+        "squash"
+    );
 }
 
 #[test]
@@ -192,10 +230,15 @@ fn merge_into_a_branch_that_is_not_checked_out_moves_only_the_branch() {
     env.steps(json!([{"write": {"path": "r.txt", "content": "r\n"}}]));
     let task = env.task_ok(&["x", "-n", "rel", "--base", "release"]);
     let main_before = env.git(&["rev-parse", "main"]);
+    let release_before = env.git(&["rev-parse", "release"]);
     env.cms(&["merge", "rel"]).success();
+    assert_eq!(env.git(&["rev-parse", "release^"]), release_before);
     assert_eq!(
-        env.git(&["rev-parse", "release"]),
-        task["head"].as_str().unwrap()
+        env.git(&["rev-parse", "release^{tree}"]),
+        env.git(&[
+            "rev-parse",
+            &format!("{}^{{tree}}", task["head"].as_str().unwrap())
+        ])
     );
     assert_eq!(env.git(&["rev-parse", "main"]), main_before);
     assert!(!env.repo.join("r.txt").exists());
@@ -241,4 +284,231 @@ fn merge_json_reports_the_merged_task() {
     assert_eq!(value["status"], "merged");
     assert_eq!(value["merge"]["removed"], true);
     assert_eq!(value["merge"]["commit"], env.git(&["rev-parse", "main"]));
+}
+
+/// Writes `.cms.toml` in the main checkout (uncommitted: the file there is what cms reads).
+fn repo_config(env: &TestEnv, text: &str) {
+    env.write(".cms.toml", text);
+}
+
+#[test]
+fn merge_delete_vs_modify_conflict_changes_nothing() {
+    let env = TestEnv::new();
+    env.write("c.txt", "base\n");
+    env.commit_all("c");
+    env.steps(json!([{"delete": "c.txt"}]));
+    env.task_ok(&["drop c", "-n", "gone"]);
+    env.write("c.txt", "changed by the user\n");
+    env.commit_all("user edit");
+    let main_before = env.git(&["rev-parse", "main"]);
+    env.cms(&["merge", "gone"])
+        .code(1)
+        .one_line_error_with_hint("conflicts with main in c.txt");
+    assert_eq!(env.git(&["rev-parse", "main"]), main_before);
+    assert_eq!(env.read("c.txt"), "changed by the user\n");
+    assert_eq!(env.git(&["status", "--porcelain"]), "");
+    assert_eq!(
+        env.cms(&["show", "gone", "--json"]).json()["status"],
+        "completed"
+    );
+}
+
+#[test]
+fn merge_into_branch_checked_out_in_another_worktree() {
+    let env = TestEnv::new();
+    env.git(&["branch", "release"]);
+    let other = env.root.join("release-checkout");
+    env.git(&["worktree", "add", "-q", other.to_str().unwrap(), "release"]);
+    std::fs::write(other.join("wip.txt"), "the user's work in progress\n").unwrap();
+    env.steps(json!([{"write": {"path": "r.txt", "content": "r\n"}}]));
+    env.task_ok(&["x", "-n", "rel", "--base", "release"]);
+    let main_before = env.git(&["rev-parse", "main"]);
+    let run = env.cms(&["merge", "rel"]);
+    run.success();
+    assert!(
+        run.stdout.contains("Its checkout was updated."),
+        "{}",
+        run.stdout
+    );
+    // That checkout follows its branch, keeping the user's untracked work.
+    assert_eq!(std::fs::read_to_string(other.join("r.txt")).unwrap(), "r\n");
+    assert_eq!(
+        std::fs::read_to_string(other.join("wip.txt")).unwrap(),
+        "the user's work in progress\n"
+    );
+    assert_eq!(env.git_in(&other, &["status", "--porcelain"]), "?? wip.txt");
+    assert_eq!(env.git(&["rev-parse", "main"]), main_before);
+    assert!(!env.repo.join("r.txt").exists());
+}
+
+#[test]
+fn failing_check_refuses_merge_and_changes_nothing() {
+    let env = TestEnv::new();
+    repo_config(
+        &env,
+        "[merge]\ncheck = [\"test -f ok.txt || { echo checking; echo ok.txt is missing; exit 3; }\"]\n",
+    );
+    task_writing(&env, "bad", "other.txt", "x\n");
+    let main_before = env.git(&["rev-parse", "main"]);
+    let worktrees_before = env.worktrees();
+    let run = env.cms(&["merge", "bad"]);
+    run.code(1)
+        .one_line_error_with_hint("merge check `test -f ok.txt");
+    assert!(run.stderr.contains("failed (exit 3)"), "{}", run.stderr);
+    assert!(run.stderr.contains("ok.txt is missing"), "{}", run.stderr);
+    assert!(run.stderr.contains("--no-check"), "{}", run.stderr);
+    assert_eq!(env.git(&["rev-parse", "main"]), main_before);
+    assert_eq!(env.worktrees(), worktrees_before);
+    assert_eq!(
+        env.cms(&["show", "bad", "--json"]).json()["status"],
+        "completed"
+    );
+    // --no-check merges anyway.
+    env.cms(&["merge", "bad", "--no-check"]).success();
+    assert_eq!(env.read("other.txt"), "x\n");
+}
+
+#[test]
+fn checks_run_on_the_merge_result_and_are_reported() {
+    let env = TestEnv::new();
+    repo_config(
+        &env,
+        "[merge]\ncheck = [\"test -f task.txt\", \"test -f user.txt\"]\n",
+    );
+    task_writing(&env, "good", "task.txt", "t\n");
+    // The base moved on: the checks see the merge of both, in a scratch worktree.
+    env.write("user.txt", "u\n");
+    env.git(&["add", "user.txt"]);
+    env.git(&["commit", "-q", "-m", "user work"]);
+    let worktrees_before = env.worktrees();
+    let run = env.cms(&["merge", "good", "--json", "--keep"]);
+    run.success();
+    let task = run.json();
+    assert_eq!(
+        task["merge"]["checks"],
+        json!(["test -f task.txt", "test -f user.txt"])
+    );
+    assert!(
+        run.stderr.contains("check test -f task.txt"),
+        "{}",
+        run.stderr
+    );
+    // The scratch worktree is gone.
+    assert_eq!(env.worktrees(), worktrees_before);
+}
+
+#[test]
+fn merge_runs_the_repositorys_commit_hooks_unless_no_verify() {
+    let env = TestEnv::new();
+    let hooks = env.common_dir().join("hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    let install = |name: &str, body: &str| {
+        let path = hooks.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        let mut perms = std::fs::metadata(&path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&path, perms).unwrap();
+    };
+    install("commit-msg", "printf '\\nHooked: yes\\n' >> \"$1\"");
+    install(
+        "pre-commit",
+        "if git diff --cached --name-only | grep -q forbidden.txt; then echo 'forbidden.txt may not be committed' >&2; exit 1; fi",
+    );
+    task_writing(&env, "fine", "fine.txt", "f\n");
+    env.cms(&["merge", "fine"]).success();
+    let message = env.git(&["log", "-1", "--format=%B", "main"]);
+    assert!(message.contains("Hooked: yes"), "{message}");
+    assert!(message.contains("Cms-Task: fine"), "{message}");
+
+    task_writing(&env, "nope", "forbidden.txt", "f\n");
+    let main_before = env.git(&["rev-parse", "main"]);
+    let run = env.cms(&["merge", "nope"]);
+    run.code(1)
+        .one_line_error_with_hint("the repository's hooks refused the merge commit");
+    assert!(
+        run.stderr.contains("forbidden.txt may not be committed"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(env.git(&["rev-parse", "main"]), main_before);
+    assert!(!env.repo.join("forbidden.txt").exists());
+    env.cms(&["merge", "nope", "--no-verify"]).success();
+    assert_eq!(env.read("forbidden.txt"), "f\n");
+}
+
+#[test]
+fn merging_three_tasks_stops_at_the_first_conflict() {
+    let env = TestEnv::new();
+    task_writing(&env, "first", "a.txt", "a\n");
+    conflicting_task(&env, "second");
+    task_writing(&env, "third", "b.txt", "b\n");
+    env.write("c.txt", "user\n");
+    env.commit_all("user edit");
+    let run = env.cms(&["merge", "first", "second", "third", "--json"]);
+    run.code(1);
+    let out = run.json();
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("task 'second' conflicts with main in c.txt (merged before it: first)"),
+        "{out:#}"
+    );
+    assert_eq!(out["merged"][0]["name"], "first");
+    assert_eq!(env.read("a.txt"), "a\n");
+    assert!(!env.repo.join("b.txt").exists());
+    let status = |name: &str| env.cms(&["show", name, "--json"]).json()["status"].clone();
+    assert_eq!(status("first"), "merged");
+    assert_eq!(status("second"), "completed");
+    assert_eq!(status("third"), "completed");
+    // The rest merge once the conflict is out of the way.
+    env.cms(&["merge", "third"]).success();
+    assert_eq!(env.read("b.txt"), "b\n");
+}
+
+#[test]
+fn merge_survives_a_kill_at_every_step() {
+    for step in 1.. {
+        let env = TestEnv::new();
+        env.write("mine.txt", "committed\n");
+        env.commit_all("mine");
+        task_writing(&env, "t", "new.txt", "new\n");
+        env.write("mine.txt", "the user's edit\n");
+        let before = env.git(&["rev-parse", "main"]);
+        let run = crate::common::Run::from(
+            env.cms_command(&env.repo, &["merge", "t"])
+                .env("CMS_TEST_KILL_AT", step.to_string())
+                .output()
+                .unwrap(),
+        );
+        let killed = run.code == -1;
+        if killed {
+            assert!(run.stderr.contains("killed at step"), "{}", run.stderr);
+        } else {
+            run.success();
+        }
+        // The next command settles whatever the kill left.
+        env.cms(&["list"]).success();
+        let merged = env.git(&["rev-parse", "main"]) != before;
+        let status = env.cms(&["show", "t", "--json"]).json()["status"].clone();
+        let listing = env.git(&["status", "--porcelain"]);
+        if merged {
+            assert_eq!(status, "merged", "step {step}");
+            assert_eq!(env.git(&["rev-parse", "main^"]), before, "step {step}");
+            assert_eq!(env.read("new.txt"), "new\n", "step {step}");
+            assert_eq!(listing, " M mine.txt", "step {step}");
+        } else {
+            assert_eq!(status, "completed", "step {step}");
+            assert!(!env.repo.join("new.txt").exists(), "step {step}");
+            assert_eq!(listing, " M mine.txt", "step {step}");
+            // And it merges when asked again.
+            env.cms(&["merge", "t"]).success();
+            assert_eq!(env.read("new.txt"), "new\n", "step {step}");
+        }
+        assert_eq!(env.read("mine.txt"), "the user's edit\n", "step {step}");
+        if !killed {
+            assert!(step > 3, "the merge passed only {step} step points");
+            break;
+        }
+    }
 }

@@ -1,30 +1,37 @@
-//! `cms merge`: bring a task's change into the branch it was based on.
+//! `cms merge`: bring tasks' changes into the branch they were based on.
 
 use clap::Args;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::CommandContext;
 use crate::error::{CommandError, exit_code};
-use crate::git::{self, merge::MergeMessages, merge::MergeMode};
+use crate::git::merge::MergeMode;
 use crate::report;
-use crate::store::{MergeInfo, Status};
-use crate::task::{current_violations, ensure_on_branch, open_for_change, remove_task_checkout};
+use crate::store::TaskName;
+use crate::task::{self, MergeOptions, Merged, remove_task_checkout};
 
-/// Merge a task into the branch it was based on, then remove its worktree and branch
+/// Merge tasks into the branch they were based on, then remove their worktrees and branches
 ///
-/// The merge is computed in memory first: on a conflict, or where it would overwrite
-/// uncommitted changes in the checkout of the target branch, nothing is changed. Unrelated
-/// uncommitted changes in that checkout are kept as they are. A task that touched protected
-/// paths is refused unless --allow-protected.
+/// By default each task becomes one commit on the target branch (a squash), its message the
+/// prompt, the task's result and Cms-* trailers. The merge is computed in memory first, its
+/// commit made through the repository's own hooks and `[merge] check` run on the result, all
+/// before the target moves: on a conflict, a failing hook or check, or where it would
+/// overwrite uncommitted changes in the checkout of the target branch, nothing is changed.
+/// Unrelated uncommitted changes in that checkout are kept as they are. Several tasks merge
+/// in the order given and stop at the first that cannot, which is named.
 #[derive(Debug, Args)]
 pub struct MergeArgs {
-    /// The task's name
-    #[arg(value_parser = super::parse_task_name)]
-    pub task: crate::store::TaskName,
+    /// The tasks, merged in this order
+    #[arg(required = true, value_parser = super::parse_task_name)]
+    pub tasks: Vec<TaskName>,
 
-    /// Squash the task's change into one new commit
+    /// One new commit with the task's whole change (the default)
     #[arg(long, group = "mode")]
     pub squash: bool,
+
+    /// Fast-forward to the task's commits when possible, else a merge commit
+    #[arg(long, group = "mode")]
+    pub ff: bool,
 
     /// Always create a merge commit, even when a fast-forward is possible
     #[arg(long, group = "mode")]
@@ -45,136 +52,115 @@ pub struct MergeArgs {
     /// Merge even though the task touched protected paths
     #[arg(long)]
     pub allow_protected: bool,
+
+    /// Do not run the repository's git hooks on the commit cms makes
+    #[arg(long)]
+    pub no_verify: bool,
+
+    /// Do not run `[merge] check`
+    #[arg(long)]
+    pub no_check: bool,
 }
 
 pub fn cmd_merge(ctx: &CommandContext, args: MergeArgs) -> Result<u8, CommandError> {
     let ws = ctx.workspace()?;
-    let record = open_for_change(&ws, &args.task, "merge")?;
-    let Some(target) = args.into.clone().or(record.base_branch.clone()) else {
-        return Err(CommandError::user(format!(
-            "task '{}' was started from a detached HEAD, so it has no branch to merge into",
-            record.name
-        ))
-        .with_hint(format!(
-            "name one: cms merge {} --into <BRANCH>",
-            record.name
-        )));
-    };
-    let mode = if args.squash {
-        MergeMode::Squash
+    let mode = if args.ff {
+        MergeMode::Auto
     } else if args.no_ff {
         MergeMode::NoFastForward
     } else if args.rebase {
         MergeMode::Rebase
     } else {
-        MergeMode::Auto
+        MergeMode::Squash
     };
-
-    ensure_on_branch(&record)?;
-    let (plan, record) = ws.store.with_refs_lock(|| -> Result<_, CommandError> {
-        let task_tip = ws.repo.branch_tip(&record.branch).map_err(|_| {
-            CommandError::user(format!("the branch of task '{}' is gone", record.name))
-                .with_hint("it may have been deleted by hand; `cms discard` the task")
-        })?;
-        if record.worktree.is_dir() {
-            let snapshot = git::snapshot::snapshot_tree(&record.worktree)?;
-            if snapshot != ws.repo.tree_of(task_tip)? {
-                return Err(CommandError::user(format!(
-                    "task '{}' has uncommitted changes in its worktree",
-                    record.name
-                ))
-                .with_hint(format!(
-                    "commit them there (git -C {} commit -am ...) or discard them, then merge again",
-                    record.worktree.display()
-                )));
+    let opts = MergeOptions {
+        mode,
+        into: args.into.clone(),
+        allow_protected: args.allow_protected,
+        verify: !args.no_verify,
+        check: !args.no_check,
+    };
+    let ui = &ctx.ui;
+    let mut done: Vec<Value> = Vec::new();
+    let mut merged_names: Vec<String> = Vec::new();
+    for name in &args.tasks {
+        let merged = task::merge(&ws, name, &opts, |check| {
+            ui.status(&format!("  {} {check}", ui.err.dim.apply_to("check")));
+        });
+        let merged = match merged {
+            Ok(merged) => merged,
+            Err(err) => {
+                let mut err = CommandError::from(err);
+                if !merged_names.is_empty() {
+                    // Say what did happen before the stop: those merges stand.
+                    err.message = format!(
+                        "{} (merged before it: {})",
+                        err.message,
+                        merged_names.join(", ")
+                    );
+                }
+                if ui.json && !done.is_empty() {
+                    err = err.with_json_detail("merged", Value::Array(done));
+                }
+                return Err(err);
             }
-        }
-        let violations = current_violations(&ws, &record)?;
-        if !violations.is_empty() && !args.allow_protected {
-            let n = violations.len();
-            return Err(CommandError::user(format!(
-                "task '{}' touched protected paths ({n} violation{}): {}",
-                record.name,
-                if n == 1 { "" } else { "s" },
-                violations[0].detail
-            ))
-            .with_hint(format!(
-                "review them with `cms show {0}` and `cms diff {0}`; merge anyway with \
-                 --allow-protected, or `cms discard {0}`",
-                record.name
-            )));
-        }
-        let plan = git::merge::plan(&ws.repo, &target, task_tip, mode, &messages(&record))?;
-        git::merge::apply(&ws.repo, &plan, &format!("cms: merge task {}", record.name))?;
-        let record = ws.store.update(&record.name, |r| {
-            r.status = Status::Merged;
-            r.merge = Some(MergeInfo {
-                into: target.clone(),
-                commit: plan.new_tip,
-                kind: plan.kind.as_str().to_owned(),
-            });
-        })?;
-        Ok((plan, record))
-    })??;
-
-    let mut removed = false;
-    if !args.keep {
-        match remove_task_checkout(&ws, &record, false) {
-            Ok(_) => removed = true,
-            Err(err) => ctx.ui.warn(&format!(
-                "merged, but could not remove the task's worktree or branch: {err}"
-            )),
+        };
+        crate::fault::step("merge:before-cleanup");
+        let removed = !args.keep && remove_checkout(ctx, &ws, &merged);
+        merged_names.push(name.to_string());
+        if ui.json {
+            let mut value = report::task_json(&merged.record);
+            value["merge"]["removed"] = json!(removed);
+            value["merge"]["checks"] = json!(merged.checks);
+            done.push(value);
+        } else {
+            ui.println(&summary(ctx, &merged, removed));
         }
     }
-    let ui = &ctx.ui;
     if ui.json {
-        let mut value = report::task_json(&record);
-        value["merge"]["removed"] = json!(removed);
-        ui.print_json(&value);
-    } else {
-        let s = &ui.out;
-        let short = &plan.new_tip.to_string()[..12];
-        let how = plan.kind.as_str().replace('_', "-");
-        let mut text = format!(
-            "Merged {} into {} ({how}, {short}).",
-            s.name.apply_to(&record.name),
-            s.bold.apply_to(&target)
-        );
-        if plan.checkout.is_some() {
-            text.push_str(" Its checkout was updated.");
+        // One task, one object (as `show --json`); several, an array of them.
+        match <[Value; 1]>::try_from(done) {
+            Ok([one]) => ui.print_json(&one),
+            Err(many) => ui.print_json(&Value::Array(many)),
         }
-        if removed {
-            text.push_str(" Removed the task's worktree and branch.");
-        }
-        ui.println(&text);
     }
     Ok(exit_code::OK)
 }
 
-fn messages(record: &crate::store::TaskRecord) -> MergeMessages {
-    let subject: String = record
-        .prompt
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .take(72)
-        .collect();
-    let mut trailers = format!("Cms-Task: {}\n", record.name);
-    if let Some(session) = &record.session_id {
-        trailers.push_str(&format!("Cms-Session: {session}\n"));
+fn remove_checkout(
+    ctx: &CommandContext,
+    ws: &crate::workspace::Workspace,
+    merged: &Merged,
+) -> bool {
+    match remove_task_checkout(ws, &merged.record, false) {
+        Ok(_) => true,
+        Err(err) => {
+            ctx.ui.warn(&format!(
+                "merged, but could not remove the task's worktree or branch: {err}"
+            ));
+            false
+        }
     }
-    trailers.push_str(&format!(
-        "Cms-Cost: {}\n",
-        report::format_cost(record.cost_usd)
-    ));
-    let body = record
-        .response
-        .as_deref()
-        .map(|r| format!("{}\n\n", r.trim()))
-        .unwrap_or_default();
-    MergeMessages {
-        merge: format!("Merge cms task '{}': {subject}\n\n{trailers}", record.name),
-        squash: format!("{subject}\n\n{body}{trailers}"),
+}
+
+fn summary(ctx: &CommandContext, merged: &Merged, removed: bool) -> String {
+    let s = &ctx.ui.out;
+    let plan = &merged.plan;
+    let short = &plan.new_tip.to_string()[..12];
+    let how = plan.kind.as_str().replace('_', "-");
+    let mut text = format!(
+        "Merged {} into {} ({how}, {short}).",
+        s.name.apply_to(&merged.record.name),
+        s.bold.apply_to(&plan.target_branch)
+    );
+    if !merged.checks.is_empty() {
+        text.push_str(&format!(" {} check(s) passed.", merged.checks.len()));
     }
+    if plan.checkout.is_some() {
+        text.push_str(" Its checkout was updated.");
+    }
+    if removed {
+        text.push_str(" Removed the task's worktree and branch.");
+    }
+    text
 }

@@ -91,6 +91,10 @@ impl CommandContext {
         // Whatever the command, a task whose supervisor died is settled now, its leftover
         // processes included.
         ws.reconcile_running();
+        // A merge a crash interrupted is finished (or taken back) before anything looks.
+        for line in crate::task::recover_merges(&ws) {
+            self.ui.warn(&line);
+        }
         Ok(ws)
     }
 }

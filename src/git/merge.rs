@@ -52,6 +52,18 @@ pub enum MergeKind {
 }
 
 impl MergeKind {
+    pub fn parse(text: &str) -> Option<MergeKind> {
+        [
+            MergeKind::UpToDate,
+            MergeKind::FastForward,
+            MergeKind::MergeCommit,
+            MergeKind::Squash,
+            MergeKind::Rebase,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             MergeKind::UpToDate => "up_to_date",
@@ -115,36 +127,122 @@ pub fn plan(
 }
 
 /// Moves the target branch to the planned commit, updating its checkout if it has one.
-/// Nothing changes if the checkout's uncommitted work would be overwritten.
-pub fn apply(repo: &Repo, plan: &MergePlan, reflog: &str) -> Result<(), GitError> {
+/// Nothing changes if the checkout's uncommitted work would be overwritten. `step` is called
+/// between the two changes (the checkout, then the branch), where a crash leaves a state
+/// [`state`] recognizes and [`finish`] or [`undo`] settles.
+pub fn apply(
+    repo: &Repo,
+    plan: &MergePlan,
+    reflog: &str,
+    step: impl Fn(&str),
+) -> Result<(), GitError> {
     if plan.kind == MergeKind::UpToDate {
         return Ok(());
     }
     if let Some(checkout) = &plan.checkout {
         check_checkout_clean_where_changed(repo, checkout, plan)?;
         read_tree(checkout, plan.old_tip, plan.new_tip, true)?;
+        // The checkout first: a branch that moved under files that did not would show the
+        // user the merge undone in `git status`.
+        read_tree(checkout, plan.old_tip, plan.new_tip, false)?;
+        step("merge:checkout-updated");
     }
+    if let Err(err) = move_branch(repo, plan, reflog) {
+        // The user moved the branch meanwhile: their checkout goes back with it.
+        if let Some(checkout) = &plan.checkout {
+            let _ = read_tree(checkout, plan.new_tip, plan.old_tip, false);
+        }
+        return Err(err);
+    }
+    step("merge:branch-moved");
+    Ok(())
+}
+
+/// Where an interrupted [`apply`] left the target branch and its checkout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyState {
+    /// Nothing changed yet.
+    Before,
+    /// The checkout has the merge's files but the branch has not moved.
+    CheckoutOnly,
+    /// The branch moved (and so had its checkout).
+    Done,
+    /// The branch is at neither tip: someone moved it since.
+    Elsewhere,
+}
+
+/// How far [`apply`] got for `plan`.
+pub fn state(repo: &Repo, plan: &MergePlan) -> Result<ApplyState, GitError> {
+    let tip = repo.branch_tip(&plan.target_branch)?;
+    if tip == plan.new_tip {
+        return Ok(ApplyState::Done);
+    }
+    if tip != plan.old_tip {
+        return Ok(ApplyState::Elsewhere);
+    }
+    match &plan.checkout {
+        Some(checkout) if index_matches(repo, checkout, plan, plan.new_tip)? => {
+            Ok(ApplyState::CheckoutOnly)
+        }
+        _ => Ok(ApplyState::Before),
+    }
+}
+
+/// Completes an [`apply`] that updated the checkout but did not move the branch.
+pub fn finish(repo: &Repo, plan: &MergePlan, reflog: &str) -> Result<(), GitError> {
+    move_branch(repo, plan, reflog)
+}
+
+/// Takes back the checkout of an [`apply`] whose branch never moved (it moved elsewhere).
+pub fn undo_checkout(repo: &Repo, plan: &MergePlan) -> Result<(), GitError> {
+    match &plan.checkout {
+        Some(checkout) if index_matches(repo, checkout, plan, plan.new_tip)? => {
+            read_tree(checkout, plan.new_tip, plan.old_tip, false)
+        }
+        _ => Ok(()),
+    }
+}
+
+fn move_branch(repo: &Repo, plan: &MergePlan, reflog: &str) -> Result<(), GitError> {
     let refname = format!("refs/heads/{}", plan.target_branch);
     let mut cmd = git(&repo.common_dir);
     cmd.args(["update-ref", "-m", reflog, &refname])
         .arg(plan.new_tip.to_string())
         .arg(plan.old_tip.to_string());
-    run(cmd).map_err(|_| GitError::BranchMoved {
+    run(cmd).map(drop).map_err(|_| GitError::BranchMoved {
         branch: plan.target_branch.clone(),
-    })?;
-    if let Some(checkout) = &plan.checkout
-        && let Err(err) = read_tree(checkout, plan.old_tip, plan.new_tip, false)
-    {
-        // The dry run passed, so this is a race with the user; put the branch back so
-        // their checkout and branch agree again.
-        let mut undo = git(&repo.common_dir);
-        undo.args(["update-ref", "-m", "cms: undo merge", &refname])
-            .arg(plan.old_tip.to_string())
-            .arg(plan.new_tip.to_string());
-        let _ = run(undo);
-        return Err(err);
+    })
+}
+
+/// Whether the checkout's index has `tip`'s version of every file the merge changes (the
+/// user's unrelated staged changes do not count).
+fn index_matches(
+    repo: &Repo,
+    checkout: &Path,
+    plan: &MergePlan,
+    tip: Oid,
+) -> Result<bool, GitError> {
+    let paths = changed_paths(repo, plan)?;
+    if paths.is_empty() {
+        return Ok(true);
     }
-    Ok(())
+    let mut cmd = git(checkout);
+    // Paths are literal: a file named `*` must not match every file.
+    cmd.env("GIT_LITERAL_PATHSPECS", "1")
+        .args(["diff-index", "--cached", "--quiet", "--no-renames"])
+        .arg(tip.to_string())
+        .arg("--")
+        .args(&paths);
+    Ok(cmd.status()?.success())
+}
+
+fn changed_paths(repo: &Repo, plan: &MergePlan) -> Result<BTreeSet<String>, GitError> {
+    Ok(
+        super::snapshot::changed_files(repo, plan.old_tip, plan.new_tip)?
+            .into_iter()
+            .flat_map(|c| [Some(c.path), c.old_path].into_iter().flatten())
+            .collect(),
+    )
 }
 
 /// Refuses, listing the files, when a file the merge changes has uncommitted edits in the
@@ -154,11 +252,7 @@ fn check_checkout_clean_where_changed(
     checkout: &Path,
     plan: &MergePlan,
 ) -> Result<(), GitError> {
-    let changed: BTreeSet<String> =
-        super::snapshot::changed_files(repo, plan.old_tip, plan.new_tip)?
-            .into_iter()
-            .flat_map(|c| [Some(c.path), c.old_path].into_iter().flatten())
-            .collect();
+    let changed = changed_paths(repo, plan)?;
     let status = run_text(
         checkout,
         [

@@ -9,6 +9,7 @@ pub mod merge;
 pub mod objects;
 pub mod oid_hex;
 mod repo;
+pub mod scratch;
 pub mod snapshot;
 pub mod state;
 pub mod worktree;

@@ -103,6 +103,43 @@ pub enum TaskError {
     #[error("{} is a worktree cms did not make for task '{name}'", path.display())]
     NotOurWorktree { path: PathBuf, name: TaskName },
 
+    #[error("task '{0}' was started from a detached HEAD, so it has no branch to merge into")]
+    NoMergeTarget(TaskName),
+
+    #[error("the branch of task '{0}' is gone")]
+    BranchGone(TaskName),
+
+    #[error("task '{name}' has uncommitted changes in its worktree")]
+    UncommittedWork { name: TaskName, worktree: PathBuf },
+
+    #[error("task '{name}' touched protected paths ({count} violation{}): {first}", if *count == 1 { "" } else { "s" })]
+    Protected {
+        name: TaskName,
+        count: usize,
+        first: String,
+    },
+
+    #[error("task '{name}' conflicts with {target} in {}", files.join(", "))]
+    Conflict {
+        name: TaskName,
+        target: String,
+        files: Vec<String>,
+    },
+
+    #[error("the repository's hooks refused the merge commit of task '{name}'")]
+    HookRefused { name: TaskName, output: String },
+
+    #[error("merge check `{command}` failed{} on task '{name}'s merge; nothing was changed", code.map(|c| format!(" (exit {c})")).unwrap_or_default())]
+    CheckFailed {
+        name: TaskName,
+        command: String,
+        code: Option<i32>,
+        output: String,
+    },
+
+    #[error("task '{0}''s branch moved while it was being merged")]
+    ChangedDuringMerge(TaskName),
+
     #[error(transparent)]
     Git(#[from] GitError),
 

@@ -8,6 +8,7 @@
 mod ask;
 mod error;
 mod finish;
+mod merge;
 mod notify;
 mod open;
 mod resume;
@@ -56,6 +57,7 @@ pub struct Started {
 
 pub use ask::{AskOptions, DEFAULT_DENIAL, answer_prompt};
 pub use error::TaskError;
+pub use merge::{MergeOptions, Merged, merge, recover as recover_merges};
 pub use notify::notify;
 pub use open::{
     change_range, current_violations, ensure_not_running, ensure_on_branch, open_for_change,

@@ -1,0 +1,396 @@
+//! Merging a task: the refusals, the merge commit (made through the repository's own hooks),
+//! the user's merge checks on the result, moving the target branch and its checkout, and the
+//! journal that lets the next cms command finish a merge a crash interrupted.
+//!
+//! Everything that can refuse happens before anything moves: the merge is computed in memory,
+//! its commit is made in a scratch worktree, the checks run there (or in the task's own
+//! worktree when it already holds the result). Only then, under the refs lock, is the journal
+//! written and the checkout and branch moved; a crash between those steps is settled by
+//! [`recover`], which every command runs first.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+
+use crate::git::merge::{ApplyState, MergeKind, MergeMessages, MergeMode, MergePlan};
+use crate::git::{self, GitError, Oid};
+use crate::report;
+use crate::store::{MergeInfo, Status, TaskName, TaskRecord};
+use crate::workspace::Workspace;
+
+use super::*;
+
+/// How much of a failing check's output is shown.
+const CHECK_TAIL_LINES: usize = 20;
+
+/// What the user asked of a merge.
+#[derive(Debug, Clone)]
+pub struct MergeOptions {
+    pub mode: MergeMode,
+    pub into: Option<String>,
+    pub allow_protected: bool,
+    /// Run the repository's hooks on the commit cms makes (off with `--no-verify`).
+    pub verify: bool,
+    /// Run `[merge] check` (off with `--no-check`).
+    pub check: bool,
+}
+
+/// A merged task.
+pub struct Merged {
+    pub record: TaskRecord,
+    pub plan: MergePlan,
+    /// The checks that ran and passed, and where.
+    pub checks: Vec<String>,
+}
+
+/// The record of a merge in progress, written before the checkout or branch moves.
+#[derive(Serialize, Deserialize)]
+struct Journal {
+    task: TaskName,
+    target: String,
+    #[serde(with = "crate::git::oid_hex")]
+    old_tip: Oid,
+    #[serde(with = "crate::git::oid_hex")]
+    new_tip: Oid,
+    kind: String,
+    checkout: Option<PathBuf>,
+}
+
+impl Journal {
+    fn plan(&self) -> MergePlan {
+        MergePlan {
+            target_branch: self.target.clone(),
+            old_tip: self.old_tip,
+            new_tip: self.new_tip,
+            kind: MergeKind::parse(&self.kind).unwrap_or(MergeKind::MergeCommit),
+            checkout: self.checkout.clone(),
+        }
+    }
+}
+
+/// Merges `name` as `opts` says; `on_check` hears of each check before it runs.
+pub fn merge(
+    ws: &Workspace,
+    name: &TaskName,
+    opts: &MergeOptions,
+    on_check: impl Fn(&str),
+) -> Result<Merged, TaskError> {
+    let record = open_for_change(ws, name, "merge")?;
+    let target = opts
+        .into
+        .clone()
+        .or(record.base_branch.clone())
+        .ok_or_else(|| TaskError::NoMergeTarget(record.name.clone()))?;
+    ensure_on_branch(&record)?;
+    let task_tip = ws
+        .repo
+        .branch_tip(&record.branch)
+        .map_err(|_| TaskError::BranchGone(record.name.clone()))?;
+    if record.worktree.is_dir() {
+        let snapshot = git::snapshot::snapshot_tree(&record.worktree)?;
+        if snapshot != ws.repo.tree_of(task_tip)? {
+            return Err(TaskError::UncommittedWork {
+                name: record.name.clone(),
+                worktree: record.worktree.clone(),
+            });
+        }
+    }
+    let violations = current_violations(ws, &record)?;
+    if !violations.is_empty() && !opts.allow_protected {
+        return Err(TaskError::Protected {
+            name: record.name.clone(),
+            count: violations.len(),
+            first: violations[0].detail.clone(),
+        });
+    }
+    let mut plan = git::merge::plan(&ws.repo, &target, task_tip, opts.mode, &messages(&record))
+        .map_err(|err| match err {
+            GitError::MergeConflict { files } => TaskError::Conflict {
+                name: record.name.clone(),
+                target: target.clone(),
+                files,
+            },
+            other => other.into(),
+        })?;
+    let checks = match ws.config(Some(record.base)) {
+        Ok(config) if opts.check => config.merge_checks,
+        Ok(_) => Vec::new(),
+        Err(err) => return Err(err.into()),
+    };
+    let ran = prepare(ws, &record, &mut plan, opts, &checks, task_tip, &on_check)?;
+    crate::fault::step("merge:prepared");
+    let record = ws
+        .store
+        .with_refs_lock(|| -> Result<TaskRecord, TaskError> {
+            // The task's branch is the one checked; the target moves by compare-and-swap.
+            if ws.repo.branch_tip(&record.branch).ok() != Some(task_tip) {
+                return Err(TaskError::ChangedDuringMerge(record.name.clone()));
+            }
+            let journal = Journal {
+                task: record.name.clone(),
+                target: target.clone(),
+                old_tip: plan.old_tip,
+                new_tip: plan.new_tip,
+                kind: plan.kind.as_str().to_owned(),
+                checkout: plan.checkout.clone(),
+            };
+            write_journal(ws, &journal)?;
+            crate::fault::step("merge:journal-written");
+            if let Err(err) =
+                git::merge::apply(&ws.repo, &plan, &reflog(&record.name), crate::fault::step)
+            {
+                remove_journal(ws, &record.name);
+                return Err(err.into());
+            }
+            let record = mark_merged(ws, &journal)?;
+            crate::fault::step("merge:recorded");
+            remove_journal(ws, &record.name);
+            Ok(record)
+        })??;
+    Ok(Merged {
+        record,
+        plan,
+        checks: ran,
+    })
+}
+
+/// Makes the merge's commit through the repository's hooks and runs the checks on the
+/// result, before anything moves. Returns the checks that ran.
+fn prepare(
+    ws: &Workspace,
+    record: &TaskRecord,
+    plan: &mut MergePlan,
+    opts: &MergeOptions,
+    checks: &[String],
+    task_tip: Oid,
+    on_check: &impl Fn(&str),
+) -> Result<Vec<String>, TaskError> {
+    if plan.kind == MergeKind::UpToDate {
+        return Ok(Vec::new());
+    }
+    let makes_commit = matches!(plan.kind, MergeKind::Squash | MergeKind::MergeCommit);
+    let hooks = opts.verify && makes_commit && git::hooks::has_commit_hooks(&ws.repo.checkout)?;
+    if !hooks && checks.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The task's own worktree already holds the result when the target has not moved since
+    // the task began: its build caches make the checks fast there.
+    let in_task = !hooks
+        && record.worktree.is_dir()
+        && ws.repo.tree_of(plan.new_tip)? == ws.repo.tree_of(task_tip)?;
+    let scratch = if in_task {
+        None
+    } else {
+        let at = if hooks { plan.old_tip } else { plan.new_tip };
+        Some(git::scratch::Scratch::new(&ws.repo.common_dir, at)?)
+    };
+    if hooks && let Some(scratch) = &scratch {
+        let made = match plan.kind {
+            MergeKind::MergeCommit => scratch.merge_commit(task_tip, &messages(record).merge),
+            _ => scratch.commit_tree(ws.repo.tree_of(plan.new_tip)?, &messages(record).squash),
+        };
+        plan.new_tip = made.map_err(|err| match err {
+            GitError::Command { stderr, .. } => TaskError::HookRefused {
+                name: record.name.clone(),
+                output: tail(&stderr),
+            },
+            other => other.into(),
+        })?;
+    }
+    let dir = match &scratch {
+        Some(scratch) => scratch.path().to_owned(),
+        None => record.worktree.clone(),
+    };
+    let mut ran = Vec::new();
+    for check in checks {
+        on_check(check);
+        run_check(&dir, check).map_err(|(code, output)| TaskError::CheckFailed {
+            name: record.name.clone(),
+            command: check.clone(),
+            code,
+            output,
+        })?;
+        ran.push(check.clone());
+    }
+    Ok(ran)
+}
+
+/// Runs one check with `sh -c` in `dir`; on failure, its exit code and its output's tail.
+fn run_check(dir: &std::path::Path, check: &str) -> Result<(), (Option<i32>, String)> {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(check)
+        .current_dir(dir)
+        .stdin(Stdio::null());
+    // The check is the project's own command on the merged tree, not a git hook of ours.
+    for var in git::REPO_ENV_VARS {
+        cmd.env_remove(var);
+    }
+    let (mut reader, writer) = std::io::pipe().map_err(|err| (None, err.to_string()))?;
+    let writer2 = writer.try_clone().map_err(|err| (None, err.to_string()))?;
+    cmd.stdout(writer).stderr(writer2);
+    let mut child = cmd.spawn().map_err(|err| (None, err.to_string()))?;
+    drop(cmd);
+    let mut output = Vec::new();
+    let _ = reader.read_to_end(&mut output);
+    let status = child.wait().map_err(|err| (None, err.to_string()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err((status.code(), tail(&String::from_utf8_lossy(&output))))
+    }
+}
+
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    lines[lines.len().saturating_sub(CHECK_TAIL_LINES)..].join("\n")
+}
+
+fn reflog(name: &TaskName) -> String {
+    format!("cms: merge task {name}")
+}
+
+fn journal_path(ws: &Workspace, name: &TaskName) -> PathBuf {
+    ws.store.root().join("merging").join(format!("{name}.json"))
+}
+
+fn write_journal(ws: &Workspace, journal: &Journal) -> Result<(), TaskError> {
+    let path = journal_path(ws, &journal.task);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| crate::store::StoreError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    let bytes = serde_json::to_vec_pretty(journal).expect("a journal always serializes");
+    crate::store::write_atomic(&path, &bytes)?;
+    Ok(())
+}
+
+fn remove_journal(ws: &Workspace, name: &TaskName) {
+    let _ = std::fs::remove_file(journal_path(ws, name));
+}
+
+fn mark_merged(ws: &Workspace, journal: &Journal) -> Result<TaskRecord, TaskError> {
+    Ok(ws.store.update(&journal.task, |r| {
+        r.status = Status::Merged;
+        r.merge = Some(MergeInfo {
+            into: journal.target.clone(),
+            commit: journal.new_tip,
+            kind: journal.kind.clone(),
+        });
+    })?)
+}
+
+/// Settles the merges a crash interrupted: one whose branch moved is finished (its record
+/// marked merged), one whose checkout alone moved is completed by moving the branch, one that
+/// changed nothing is dropped, and one whose branch someone else moved since has its checkout
+/// put back. Returns a line for each merge settled, for a warning.
+pub fn recover(ws: &Workspace) -> Vec<String> {
+    let dir = ws.store.root().join("merging");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut settled = Vec::new();
+    for entry in entries.flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        let Ok(journal) = serde_json::from_str::<Journal>(&text) else {
+            let _ = std::fs::remove_file(entry.path());
+            continue;
+        };
+        let outcome = ws
+            .store
+            .with_refs_lock(|| -> Result<Option<String>, TaskError> {
+                // Another command may have settled it while this one waited for the lock.
+                if !entry.path().exists() {
+                    return Ok(None);
+                }
+                let plan = journal.plan();
+                let line = match git::merge::state(&ws.repo, &plan)? {
+                    ApplyState::Before => None,
+                    ApplyState::CheckoutOnly => {
+                        git::merge::finish(&ws.repo, &plan, &reflog(&journal.task))?;
+                        mark_merged(ws, &journal)?;
+                        Some(format!(
+                            "finished merging task '{}' into {}",
+                            journal.task, journal.target
+                        ))
+                    }
+                    ApplyState::Done => {
+                        let merged = ws
+                            .store
+                            .load(&journal.task)
+                            .is_ok_and(|r| r.status == Status::Merged);
+                        if !merged {
+                            mark_merged(ws, &journal)?;
+                        }
+                        (!merged).then(|| {
+                            format!(
+                                "recorded task '{}' as merged into {}",
+                                journal.task, journal.target
+                            )
+                        })
+                    }
+                    ApplyState::Elsewhere => {
+                        git::merge::undo_checkout(&ws.repo, &plan)?;
+                        Some(format!(
+                            "took back an unfinished merge of task '{}': {} moved meanwhile",
+                            journal.task, journal.target
+                        ))
+                    }
+                };
+                remove_journal(ws, &journal.task);
+                Ok(line)
+            });
+        match outcome {
+            Ok(Ok(Some(line))) => settled.push(line),
+            Ok(Ok(None)) => {}
+            Ok(Err(err)) => settled.push(format!(
+                "could not settle the unfinished merge of task '{}': {err}",
+                journal.task
+            )),
+            Err(err) => settled.push(format!("could not settle an unfinished merge: {err}")),
+        }
+    }
+    settled
+}
+
+/// The commit messages of a task's merge: the prompt's first line as the subject, the task's
+/// result as the body, and trailers saying where it came from.
+fn messages(record: &TaskRecord) -> MergeMessages {
+    let subject: String = record
+        .prompt
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(72)
+        .collect();
+    let mut trailers = format!("Cms-Task: {}\n", record.name);
+    if let Some(session) = &record.session_id {
+        trailers.push_str(&format!("Cms-Session: {session}\n"));
+    }
+    trailers.push_str(&format!(
+        "Cms-Cost: {}\nCms-Turns: {}\n",
+        report::format_cost(record.cost_usd),
+        record.turns
+    ));
+    let body = record
+        .response
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(|r| format!("{r}\n\n"))
+        .unwrap_or_default();
+    MergeMessages {
+        merge: format!(
+            "Merge cms task '{}': {subject}\n\n{body}{trailers}",
+            record.name
+        ),
+        squash: format!("{subject}\n\n{body}{trailers}"),
+    }
+}
