@@ -1,6 +1,7 @@
 //! The command line: global flags, the subcommand enum and the one dispatch `match`.
 
 mod abort;
+mod attach;
 mod check;
 mod continue_task;
 mod diff;
@@ -57,6 +58,7 @@ pub struct GlobalArgs {
 pub enum Command {
     Task(task::TaskArgs),
     Continue(continue_task::ContinueArgs),
+    Attach(attach::AttachArgs),
     Abort(abort::AbortArgs),
     Wait(wait::WaitArgs),
     List(list::ListArgs),
@@ -215,6 +217,7 @@ pub fn run(cli: Cli) -> u8 {
     let result = match cli.command {
         Command::Task(args) => task::cmd_task(&ctx, args),
         Command::Continue(args) => continue_task::cmd_continue(&ctx, args),
+        Command::Attach(args) => attach::cmd_attach(&ctx, args),
         Command::Abort(args) => abort::cmd_abort(&ctx, args),
         Command::Wait(args) => wait::cmd_wait(&ctx, args),
         Command::Supervise(args) => supervise::cmd_supervise(&ctx, args),

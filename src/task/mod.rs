@@ -5,6 +5,7 @@
 //! worktree and branch, the record, the transcript) is undone if a later step of the start
 //! fails, including claude failing before it ever began a session.
 
+mod attach;
 mod error;
 mod finish;
 mod notify;
@@ -51,13 +52,14 @@ pub struct Started {
     pub resumed_from: Option<TaskRecord>,
 }
 
+pub use attach::run_attached;
 pub use error::TaskError;
 pub use notify::notify;
 pub use open::{
     change_range, current_violations, ensure_not_running, ensure_on_branch, open_for_change,
     remove_task_checkout,
 };
-pub use resume::{ContinueOptions, resume};
+pub use resume::{ATTACH_MESSAGE, ContinueOptions, resume, resume_attached};
 pub use rules::{RuleScope, rules_for};
 pub use run::{RunOptions, abandon, run};
 pub use start::start;
