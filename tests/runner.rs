@@ -5,6 +5,7 @@
 
 mod common;
 mod test_abort;
+mod test_attach;
 mod test_boundary;
 mod test_check;
 mod test_continue;

@@ -1,0 +1,385 @@
+//! `cms attach`: an interactive claude session at a terminal. Each test runs cms inside a
+//! detached tmux session (a real terminal: claude must own it) and talks to the fake claude's
+//! interactive mode through it, synchronizing on what the screen shows.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::TestEnv;
+
+/// Generous: CI machines are slow and run tests side by side.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A detached tmux session, on a server of its own, running one cms command.
+pub(crate) struct Terminal {
+    socket: PathBuf,
+    exit_file: PathBuf,
+}
+
+impl Terminal {
+    /// Runs `cms <args>` with the test's environment in a 200×50 terminal; `None` (with a
+    /// message) where tmux is missing.
+    pub(crate) fn run(env: &TestEnv, test: &str, args: &[&str]) -> Option<Terminal> {
+        let cmd = env.cms_command(&env.repo, args);
+        Terminal::run_command(env, test, &cmd)
+    }
+
+    pub(crate) fn run_command(env: &TestEnv, test: &str, cmd: &Command) -> Option<Terminal> {
+        if Command::new("tmux").arg("-V").output().is_err() {
+            eprintln!("SKIPPED {test}: tmux is not installed (.ci/run installs it)");
+            return None;
+        }
+        // One folder per terminal: a second terminal of the test must not find the first's
+        // exit code.
+        static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = env.root.join(format!("tmux-{n}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let exit_file = dir.join("exit-code");
+        // The command's environment exactly (TestEnv clears the rest), plus the terminal type
+        // tmux gives its panes.
+        let mut line = String::from("env -i TERM=\"$TERM\"");
+        for (key, value) in cmd.get_envs() {
+            if let Some(value) = value {
+                line.push_str(&format!(
+                    " {}",
+                    quote(&format!(
+                        "{}={}",
+                        key.to_string_lossy(),
+                        value.to_string_lossy()
+                    ))
+                ));
+            }
+        }
+        line.push_str(&format!(" {}", quote(&cmd.get_program().to_string_lossy())));
+        for arg in cmd.get_args() {
+            line.push_str(&format!(" {}", quote(&arg.to_string_lossy())));
+        }
+        let cwd = cmd.get_current_dir().unwrap_or(&env.repo);
+        let script = format!(
+            "cd {}\n{line}\necho $? > {tmp}\nmv {tmp} {done}\n",
+            quote(&cwd.display().to_string()),
+            tmp = quote(&format!("{}.tmp", exit_file.display())),
+            done = quote(&exit_file.display().to_string()),
+        );
+        std::fs::write(dir.join("run.sh"), script).unwrap();
+        // The pane stays after the command ends, so its last screen can still be read.
+        std::fs::write(dir.join("tmux.conf"), "set -g remain-on-exit on\n").unwrap();
+        let terminal = Terminal {
+            socket: dir.join("socket"),
+            exit_file,
+        };
+        let conf = dir.join("tmux.conf");
+        let run_sh = dir.join("run.sh");
+        terminal.tmux(&[
+            "-f",
+            conf.to_str().unwrap(),
+            "new-session",
+            "-d",
+            "-x",
+            "200",
+            "-y",
+            "50",
+            "sh",
+            run_sh.to_str().unwrap(),
+        ]);
+        Some(terminal)
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// What the terminal shows, wrapped lines joined.
+    pub(crate) fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-J", "-S", "-"])
+    }
+
+    /// Types `text` and Enter.
+    pub(crate) fn type_line(&self, text: &str) {
+        self.tmux(&["send-keys", "-l", text]);
+        self.tmux(&["send-keys", "Enter"]);
+    }
+
+    /// Waits until the screen shows `needle`, and returns the screen.
+    #[track_caller]
+    pub(crate) fn wait_for(&self, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if screen.contains(needle) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < LIMIT,
+                "the terminal never showed {needle:?}:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the command to end and returns its exit code and the last screen.
+    #[track_caller]
+    pub(crate) fn wait_exit(&self) -> (i32, String) {
+        let start = Instant::now();
+        loop {
+            if let Ok(code) = std::fs::read_to_string(&self.exit_file) {
+                return (code.trim().parse().unwrap(), self.screen());
+            }
+            assert!(
+                start.elapsed() < LIMIT,
+                "the command never ended:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .output();
+    }
+}
+
+fn quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', "'\\''"))
+}
+
+fn show(env: &TestEnv, name: &str) -> Value {
+    let run = env.cms(&["show", name, "--json"]);
+    run.success();
+    run.json()
+}
+
+/// A finished task `t` whose one session wrote a.txt, and the script the attached session
+/// follows: its turns after the task's first.
+fn attachable(env: &TestEnv, task_args: &[&str], attached_turns: Value) -> Value {
+    env.script(json!({"turns": [{"steps": [{"write": {"path": "a.txt", "content": "a\n"}}]}]}));
+    let mut args = vec!["write a", "-n", "t"];
+    args.extend_from_slice(task_args);
+    let task = env.task_ok(&args);
+    let mut turns = vec![json!({})];
+    turns.extend(attached_turns.as_array().unwrap().iter().cloned());
+    env.script(json!({"resume_offset": 1, "turns": turns}));
+    task
+}
+
+fn ready(term: &Terminal, task: &Value) {
+    term.wait_for(&format!("session {}", task["session_id"].as_str().unwrap()));
+}
+
+#[test]
+fn attach_commits_the_interactive_work_on_the_branch_and_adds_up_the_record() {
+    let env = TestEnv::new();
+    let before = attachable(
+        &env,
+        &[],
+        json!([{"steps": [{"write": {"path": "b.txt", "content": "b\n"}}], "result": "b is written"}]),
+    );
+    let Some(term) = Terminal::run(&env, "attach_commits", &["attach", "t", "--json"]) else {
+        return;
+    };
+    ready(&term, &before);
+    // While the session runs, the task is running under the attached cms.
+    let running = show(&env, "t");
+    assert_eq!(running["status"], "running");
+    term.type_line("write b");
+    term.wait_for("● b is written");
+    term.type_line("/exit");
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 0, "{screen}");
+
+    let after = show(&env, "t");
+    assert_eq!(after["status"], "completed");
+    assert_eq!(after["session_id"], before["session_id"]);
+    assert_eq!(after["response"], "b is written");
+    // Two API responses in each session, priced alike: the attached one from its transcript.
+    assert_eq!(after["turns"], 4);
+    let (cost, first) = (
+        after["cost_usd"].as_f64().unwrap(),
+        before["cost_usd"].as_f64().unwrap(),
+    );
+    assert!((cost - 2.0 * first).abs() < 1e-9, "{cost} vs 2 × {first}");
+    assert_eq!(
+        env.git(&["log", "-1", "--format=%s", "cms/t"]),
+        "cms attach: interactive session"
+    );
+    assert_eq!(env.git(&["show", "cms/t:b.txt"]), "b");
+    assert_eq!(env.git(&["show", "cms/t:a.txt"]), "a");
+    assert!(
+        after["files_changed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["path"] == "b.txt")
+    );
+    // --json prints the task as `show --json` does.
+    assert!(
+        screen.contains(&format!("\"head\":\"{}\"", after["head"].as_str().unwrap()))
+            || screen.contains(&format!(
+                "\"head\": \"{}\"",
+                after["head"].as_str().unwrap()
+            )),
+        "{screen}"
+    );
+
+    // claude ran interactively: resumed, in the worktree, with the guard and the task's env.
+    let call = env.claude_invocations().pop().unwrap();
+    let argv: Vec<&str> = call["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(!argv.contains(&"-p"), "{argv:?}");
+    assert!(argv.contains(&"--settings"));
+    let resume = argv.iter().position(|a| *a == "--resume").unwrap();
+    assert_eq!(argv[resume + 1], before["session_id"]);
+    assert_eq!(call["cwd"], before["worktree"]);
+    assert_eq!(call["env"]["CMS_TASK"], "t");
+}
+
+#[test]
+fn attach_refuses_without_a_terminal_and_changes_nothing() {
+    let env = TestEnv::new();
+    attachable(&env, &[], json!([]));
+    let before = show(&env, "t");
+    env.cms(&["attach", "t"])
+        .code(2)
+        .one_line_error_with_hint("needs a terminal");
+    let run = env.cms(&["attach", "t"]);
+    assert!(run.stderr.contains("cms continue t"), "{}", run.stderr);
+    assert_eq!(show(&env, "t"), before);
+}
+
+#[track_caller]
+fn refused_at_a_terminal(env: &TestEnv, test: &str, task: &str, needle: &str) {
+    let Some(term) = Terminal::run(env, test, &["attach", task]) else {
+        return;
+    };
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 1, "{screen}");
+    assert!(screen.contains(needle), "{screen}");
+    assert!(screen.contains("hint:"), "{screen}");
+}
+
+#[test]
+fn attach_refuses_unknown_merged_and_running_tasks_at_a_terminal() {
+    let env = TestEnv::new();
+    refused_at_a_terminal(&env, "attach_refuses", "nobody", "nobody");
+
+    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    env.task_ok(&["x", "-n", "merged"]);
+    env.cms(&["merge", "merged"]).success();
+    refused_at_a_terminal(&env, "attach_refuses", "merged", "already merged");
+
+    env.steps(json!([{"sleep_ms": 60000}]));
+    let _busy = env.spawn_cms(&["task", "x", "-n", "busy"]);
+    let start = Instant::now();
+    while !env
+        .cms(&["show", "busy", "--json"])
+        .stdout
+        .contains("\"running\"")
+    {
+        assert!(start.elapsed() < LIMIT, "the task never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let before = show(&env, "busy");
+    refused_at_a_terminal(&env, "attach_refuses", "busy", "still running");
+    assert_eq!(show(&env, "busy")["supervisor"], before["supervisor"]);
+    env.cms(&["abort", "busy"]).success();
+}
+
+#[test]
+fn a_write_to_a_protected_path_during_attach_is_blocked_by_the_hook() {
+    let env = TestEnv::new();
+    let task = attachable(
+        &env,
+        &["--protect", "secret/**"],
+        json!([{"steps": [{"write": {"path": "secret/key.txt", "content": "k\n"}}], "result": "tried"}]),
+    );
+    let Some(term) = Terminal::run(&env, "attach_protected", &["attach", "t"]) else {
+        return;
+    };
+    ready(&term, &task);
+    term.type_line("write the key");
+    term.wait_for("● tried");
+    term.type_line("/exit");
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 0, "{screen}");
+    // The hook refused the write before it happened, and claude was told why.
+    assert!(screen.contains("protected"), "{screen}");
+    let worktree = Path::new(task["worktree"].as_str().unwrap());
+    assert!(!worktree.join("secret/key.txt").exists());
+    assert!(!env.git_ok(&["cat-file", "-e", "cms/t:secret/key.txt"]));
+    let after = show(&env, "t");
+    assert_eq!(after["safety"]["blocked"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn the_time_limit_ends_an_attached_session_and_keeps_its_work() {
+    let mut env = TestEnv::new();
+    env.set_env("CMS_INTERRUPT_GRACE_MS", "200");
+    let task = attachable(
+        &env,
+        &["--max-duration", "5s"],
+        json!([{"steps": [{"write": {"path": "b.txt", "content": "b\n"}}], "result": "b is written"}]),
+    );
+    let Some(term) = Terminal::run(&env, "attach_time_limit", &["attach", "t"]) else {
+        return;
+    };
+    ready(&term, &task);
+    term.type_line("write b");
+    term.wait_for("● b is written");
+    // Nothing more is typed: the limit, not the user, ends the session.
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 3, "{screen}");
+    let after = show(&env, "t");
+    assert_eq!(after["status"], "duration_exceeded");
+    assert!(after["error"].as_str().unwrap().contains("time limit"));
+    assert_eq!(env.git(&["show", "cms/t:b.txt"]), "b");
+    // The session is over: the record names no supervisor any more.
+    assert!(after["supervisor"].is_null());
+}
+
+#[test]
+fn the_cost_limit_stops_an_attached_session_from_its_transcript() {
+    let mut env = TestEnv::new();
+    env.set_env("CMS_INTERRUPT_GRACE_MS", "200");
+    // The first session's two responses cost $0.0075 each at the fake's usage, so the
+    // attached turn's first response crosses $0.02.
+    let task = attachable(
+        &env,
+        &["--max-cost", "0.02"],
+        json!([{"steps": [{"text": "one"}, {"sleep_ms": 60000}], "result": "never"}]),
+    );
+    let Some(term) = Terminal::run(&env, "attach_cost_limit", &["attach", "t"]) else {
+        return;
+    };
+    ready(&term, &task);
+    term.type_line("spend");
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 3, "{screen}");
+    let after = show(&env, "t");
+    assert_eq!(after["status"], "cost_exceeded", "{after}");
+    assert!(after["cost_usd"].as_f64().unwrap() >= 0.02);
+}
