@@ -59,8 +59,11 @@ impl Terminal {
             line.push_str(&format!(" {}", quote(&arg.to_string_lossy())));
         }
         let cwd = cmd.get_current_dir().unwrap_or(&env.repo);
+        // The shell shares the terminal's process group with cms (it has no job control):
+        // a handler, not an ignore (which cms would inherit), keeps a Ctrl-C meant for claude
+        // from ending the shell before it writes the exit code.
         let script = format!(
-            "cd {}\n{line}\necho $? > {tmp}\nmv {tmp} {done}\n",
+            "trap : INT\ncd {}\n{line}\necho $? > {tmp}\nmv {tmp} {done}\n",
             quote(&cwd.display().to_string()),
             tmp = quote(&format!("{}.tmp", exit_file.display())),
             done = quote(&exit_file.display().to_string()),
@@ -382,4 +385,79 @@ fn the_cost_limit_stops_an_attached_session_from_its_transcript() {
     let after = show(&env, "t");
     assert_eq!(after["status"], "cost_exceeded", "{after}");
     assert!(after["cost_usd"].as_f64().unwrap() >= 0.02);
+}
+
+#[test]
+fn ctrl_c_at_the_terminal_interrupts_claudes_turn_and_leaves_the_session_to_the_user() {
+    let env = TestEnv::new();
+    let task = attachable(
+        &env,
+        &[],
+        json!([
+            {"steps": [{"text": "working"}, {"sleep_ms": 60000}], "result": "never"},
+            {"steps": [{"write": {"path": "b.txt", "content": "b\n"}}], "result": "b is written"},
+        ]),
+    );
+    let Some(term) = Terminal::run(&env, "attach_ctrl_c", &["attach", "t"]) else {
+        return;
+    };
+    ready(&term, &task);
+    term.type_line("work");
+    term.wait_for("● working");
+    term.tmux(&["send-keys", "C-c"]);
+    // claude (in the terminal's foreground process group) got it; cms and the keeper did
+    // not end the session over it.
+    term.wait_for("[Request interrupted by user]");
+    term.type_line("write b");
+    term.wait_for("● b is written");
+    term.type_line("/exit");
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 0, "{screen}");
+    assert_eq!(show(&env, "t")["status"], "completed");
+    assert_eq!(env.git(&["show", "cms/t:b.txt"]), "b");
+}
+
+#[test]
+fn abort_stops_an_attached_session_and_keeps_its_work() {
+    let mut env = TestEnv::new();
+    env.set_env("CMS_INTERRUPT_GRACE_MS", "200");
+    let task = attachable(
+        &env,
+        &[],
+        json!([{"steps": [{"write": {"path": "b.txt", "content": "b\n"}}], "result": "b is written"}]),
+    );
+    let Some(term) = Terminal::run(&env, "attach_abort", &["attach", "t"]) else {
+        return;
+    };
+    ready(&term, &task);
+    term.type_line("write b");
+    term.wait_for("● b is written");
+    env.cms(&["abort", "t"]).success();
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 130, "{screen}");
+    let after = show(&env, "t");
+    assert_eq!(after["status"], "aborted");
+    assert_eq!(env.git(&["show", "cms/t:b.txt"]), "b");
+}
+
+#[test]
+fn nothing_an_attached_session_started_outlives_it() {
+    let env = TestEnv::new();
+    let detached = crate::test_processes::Detached::new(&env.root);
+    let task = attachable(
+        &env,
+        &[],
+        json!([{"steps": [{"bash": detached.command()}], "result": "started them"}]),
+    );
+    let Some(term) = Terminal::run(&env, "attach_processes", &["attach", "t"]) else {
+        return;
+    };
+    ready(&term, &task);
+    term.type_line("start sleepers");
+    term.wait_for("● started them");
+    assert_eq!(detached.running().len(), 3);
+    term.type_line("/exit");
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 0, "{screen}");
+    detached.assert_started_and_gone();
 }
