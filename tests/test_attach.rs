@@ -461,3 +461,137 @@ fn nothing_an_attached_session_started_outlives_it() {
     assert_eq!(code, 0, "{screen}");
     detached.assert_started_and_gone();
 }
+
+/// Lets the real CLI's terminal UI start without asking anything: onboarding done, the
+/// worktree trusted, the test's API key approved (the CLI keeps these in `.claude.json`).
+fn skip_first_run_dialogs(env: &TestEnv, worktree: &str) {
+    let path = env.home.join(".claude/.claude.json");
+    let mut config: Value = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_else(|| json!({}));
+    config["hasCompletedOnboarding"] = json!(true);
+    config["theme"] = json!("dark");
+    config["customApiKeyResponses"] = json!({"approved": ["sk-ant-api03-fake"], "rejected": []});
+    config["projects"][worktree]["hasTrustDialogAccepted"] = json!(true);
+    config["projects"][worktree]["hasCompletedProjectOnboarding"] = json!(true);
+    std::fs::write(&path, config.to_string()).unwrap();
+}
+
+#[test]
+fn real_claude_attach_runs_the_real_cli_at_the_terminal_and_records_its_work() {
+    use crate::common::fake_api::{COST_PER_REPLY, CWD, FakeApi, Reply};
+    use crate::test_real_claude::{RUN_LIMIT, real_claude, real_env, task_json};
+    let Some(claude) = real_claude("real_claude_attach") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    api.route(
+        "[attach]",
+        vec![
+            Reply::text("First session done."),
+            Reply::tool(
+                "Write",
+                json!({"file_path": format!("{CWD}/b.txt"), "content": "b\n"}),
+            ),
+            Reply::text("b is written"),
+        ],
+    );
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[attach] start",
+            "-n",
+            "t",
+            "--preset",
+            "edit",
+        ],
+        RUN_LIMIT,
+    );
+    let before = task_json(&run);
+    run.success();
+    skip_first_run_dialogs(&env, before["worktree"].as_str().unwrap());
+    let Some(term) = Terminal::run(&env, "real_claude_attach", &["attach", "t"]) else {
+        return;
+    };
+    term.wait_for("First session done.");
+    term.type_line("now write b");
+    term.wait_for("b is written");
+    term.type_line("/exit");
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 0, "{screen}");
+    let after = show(&env, "t");
+    assert_eq!(after["status"], "completed", "{screen}");
+    assert_eq!(env.git(&["show", "cms/t:b.txt"]), "b");
+    assert_eq!(
+        env.git(&["log", "-1", "--format=%s", "cms/t"]),
+        "cms attach: interactive session"
+    );
+    // The two replies of the attached session, priced from claude's transcript at the fake
+    // API's fixed usage, on top of the first session's claude-reported cost.
+    let added = after["cost_usd"].as_f64().unwrap() - before["cost_usd"].as_f64().unwrap();
+    assert!((added - 2.0 * COST_PER_REPLY).abs() < 1e-9, "{added}");
+    assert_eq!(after["turns"], before["turns"].as_u64().unwrap() + 2);
+    // The real CLI resumes the same session rather than forking it.
+    assert_eq!(after["session_id"], before["session_id"]);
+    let requests = api.requests_for("[attach]");
+    assert_eq!(requests.len(), 3);
+    for request in &requests {
+        assert_eq!(request.cwd.as_deref(), before["worktree"].as_str());
+    }
+}
+
+#[test]
+fn real_claude_attach_time_limit_interrupts_and_ends_the_real_cli_keeping_its_work() {
+    use crate::common::fake_api::{CWD, FakeApi, Reply};
+    use crate::test_real_claude::{RUN_LIMIT, real_claude, real_env, task_json};
+    let Some(claude) = real_claude("real_claude_attach_time_limit") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let mut env = real_env(&claude, &api);
+    env.set_env("CMS_INTERRUPT_GRACE_MS", "1000");
+    api.route(
+        "[limit]",
+        vec![
+            Reply::text("First session done."),
+            Reply::tool(
+                "Write",
+                json!({"file_path": format!("{CWD}/b.txt"), "content": "b\n"}),
+            ),
+            Reply::text("b is written"),
+        ],
+    );
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[limit] start",
+            "-n",
+            "t",
+            "--preset",
+            "edit",
+            "--max-duration",
+            "10s",
+        ],
+        RUN_LIMIT,
+    );
+    let before = task_json(&run);
+    run.success();
+    skip_first_run_dialogs(&env, before["worktree"].as_str().unwrap());
+    let Some(term) = Terminal::run(&env, "real_claude_attach_time_limit", &["attach", "t"]) else {
+        return;
+    };
+    term.wait_for("First session done.");
+    term.type_line("now write b");
+    term.wait_for("b is written");
+    // Nothing more is typed: the limit ends the session.
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 3, "{screen}");
+    let after = show(&env, "t");
+    assert_eq!(after["status"], "duration_exceeded", "{screen}");
+    assert_eq!(env.git(&["show", "cms/t:b.txt"]), "b");
+    assert!(after["duration_ms"].as_u64().unwrap() >= 10_000);
+}
