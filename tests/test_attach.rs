@@ -595,3 +595,31 @@ fn real_claude_attach_time_limit_interrupts_and_ends_the_real_cli_keeping_its_wo
     assert_eq!(env.git(&["show", "cms/t:b.txt"]), "b");
     assert!(after["duration_ms"].as_u64().unwrap() >= 10_000);
 }
+
+#[test]
+fn an_attach_whose_claude_fails_to_start_puts_the_task_back_as_it_was() {
+    let mut env = TestEnv::new();
+    attachable(&env, &[], json!([]));
+    let before = show(&env, "t");
+    let broken = env.root.join("broken-claude");
+    std::fs::write(
+        &broken,
+        "#!/bin/sh\necho 'No conversation found with session ID: x' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    env.set_env("CMS_CLAUDE_BIN", broken.to_str().unwrap());
+    let Some(term) = Terminal::run(&env, "attach_failed_start", &["attach", "t"]) else {
+        return;
+    };
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 1, "{screen}");
+    // claude's own message is on the terminal, and cms says what became of the task.
+    assert!(screen.contains("No conversation found"), "{screen}");
+    assert!(screen.contains("before its session began"), "{screen}");
+    let mut after = show(&env, "t");
+    // Only the time of the write-back differs.
+    after["updated_at"] = before["updated_at"].clone();
+    assert_eq!(after, before);
+    assert_eq!(env.git(&["log", "-1", "--format=%s", "cms/t"]), "write a");
+}

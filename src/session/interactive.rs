@@ -31,19 +31,35 @@ pub struct TranscriptFollower {
 }
 
 /// Where claude keeps the sessions of `cwd`, for a claude started with this process's
-/// environment.
-pub fn project_dir(cwd: &Path) -> PathBuf {
+/// environment: the folder named after `cwd`, or whichever project folder holds `session`'s
+/// transcript (claude shortens the names of very long paths its own way).
+pub fn project_dir(cwd: &Path, session: Option<&str>) -> PathBuf {
     let config = match std::env::var_os("CLAUDE_CONFIG_DIR") {
         Some(dir) => PathBuf::from(dir),
         None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".claude"),
     };
+    let projects = config.join("projects");
     let name: String = cwd
         .display()
         .to_string()
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
-    config.join("projects").join(name)
+    let named = projects.join(name);
+    let Some(session) = session else {
+        return named;
+    };
+    let file = format!("{session}.jsonl");
+    if named.join(&file).is_file() {
+        return named;
+    }
+    std::fs::read_dir(&projects)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|dir| dir.join(&file).is_file())
+        .unwrap_or(named)
 }
 
 impl TranscriptFollower {
@@ -255,7 +271,7 @@ mod tests {
 
     #[test]
     fn the_project_folder_is_named_after_the_cwd_as_claude_names_it() {
-        let dir = project_dir(Path::new("/tmp/a.b/c_d"));
+        let dir = project_dir(Path::new("/tmp/a.b/c_d"), None);
         assert_eq!(dir.file_name().unwrap(), "-tmp-a-b-c-d");
     }
 }

@@ -58,7 +58,8 @@ pub async fn run_attached(
         .map(|l| LimitState::from_settings(&l, record.duration_ms));
     let mut ledger = Ledger::resume(record.cost_usd, record.turns, record.tools_used.clone());
     ledger.session_id = record.session_id.clone();
-    let mut follower = TranscriptFollower::new(project_dir(&record.worktree));
+    let mut follower =
+        TranscriptFollower::new(project_dir(&record.worktree, record.session_id.as_deref()));
     let terminal = Terminal::save();
     let spec = Spawn {
         bin: &claude,
