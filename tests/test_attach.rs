@@ -623,3 +623,96 @@ fn an_attach_whose_claude_fails_to_start_puts_the_task_back_as_it_was() {
     assert_eq!(after, before);
     assert_eq!(env.git(&["log", "-1", "--format=%s", "cms/t"]), "write a");
 }
+
+#[test]
+fn an_attach_the_user_leaves_at_once_keeps_the_task_as_it_was() {
+    let env = TestEnv::new();
+    let before = attachable(&env, &[], json!([]));
+    let Some(term) = Terminal::run(&env, "attach_leave", &["attach", "t"]) else {
+        return;
+    };
+    ready(&term, &before);
+    term.type_line("/exit");
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 0, "{screen}");
+    let after = show(&env, "t");
+    assert_eq!(after["status"], "completed");
+    for field in [
+        "response",
+        "cost_usd",
+        "turns",
+        "session_id",
+        "head",
+        "tools_used",
+    ] {
+        assert_eq!(after[field], before[field], "{field}");
+    }
+    assert_eq!(env.git(&["log", "-1", "--format=%s", "cms/t"]), "write a");
+}
+
+/// What cms reads of a session transcript's assistant lines.
+fn assistant_lines(transcript: &Path) -> Vec<Value> {
+    std::fs::read_to_string(transcript)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|line| line["type"] == "assistant")
+        .map(|line| {
+            let content: Vec<Value> = line["message"]["content"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|block| block["type"].clone())
+                .collect();
+            json!({
+                "isSidechain": line["isSidechain"],
+                "has_session": line["sessionId"].is_string(),
+                "has_id": line["message"]["id"].is_string(),
+                "model": line["message"]["model"],
+                "content": content,
+                "input_tokens": line["message"]["usage"]["input_tokens"],
+                "output_tokens": line["message"]["usage"]["output_tokens"],
+            })
+        })
+        .collect()
+}
+
+/// Where a finished task's session transcript is, under the test's claude config dir.
+fn transcript_of(config_dir: &Path, task: &Value) -> PathBuf {
+    let name: String = task["worktree"]
+        .as_str()
+        .unwrap()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    config_dir
+        .join("projects")
+        .join(name)
+        .join(format!("{}.jsonl", task["session_id"].as_str().unwrap()))
+}
+
+#[test]
+fn real_claude_and_the_fake_write_the_session_transcript_cms_follows_alike() {
+    use crate::common::fake_api::{FakeApi, Reply};
+    use crate::test_real_claude::{RUN_LIMIT, real_claude, real_env};
+    let Some(claude) = real_claude("real_claude_and_the_fake_write_the_session_transcript") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let real = real_env(&claude, &api);
+    api.route("[transcript]", vec![Reply::text("done")]);
+    let run = real.cms_bounded(&["task", "--json", "[transcript] go", "-n", "t"], RUN_LIMIT);
+    run.success();
+    let real_lines = assistant_lines(&transcript_of(&real.home.join(".claude"), &run.json()));
+
+    // The fake, with the fake API's usage and model, and no CLAUDE_CONFIG_DIR: $HOME/.claude.
+    let fake = TestEnv::new();
+    fake.script(json!({
+        "usage": {"input_tokens": 1000, "output_tokens": 100},
+        "turns": [{"result": "done"}],
+    }));
+    let task = fake.task_ok(&["go", "-n", "t", "--model", "claude-opus-4-8"]);
+    let fake_lines = assistant_lines(&transcript_of(&fake.home.join(".claude"), &task));
+    assert_eq!(fake_lines, real_lines);
+    assert_eq!(real_lines.len(), 1);
+}

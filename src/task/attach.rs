@@ -58,6 +58,8 @@ pub async fn run_attached(
         .map(|l| LimitState::from_settings(&l, record.duration_ms));
     let mut ledger = Ledger::resume(record.cost_usd, record.turns, record.tools_used.clone());
     ledger.session_id = record.session_id.clone();
+    // A session in which claude says nothing keeps the task's last response.
+    ledger.response = record.response.clone();
     let mut follower =
         TranscriptFollower::new(project_dir(&record.worktree, record.session_id.as_deref()));
     let terminal = Terminal::save();
