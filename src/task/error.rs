@@ -31,7 +31,7 @@ pub enum TaskError {
         flag: &'static str,
     },
 
-    #[error("cms attach needs a terminal: its stdin and stdout are not both one")]
+    #[error("cms attach needs a terminal, and its stdin or stdout is not one")]
     NotATerminal(TaskName),
 
     #[error("task '{0}' already exists")]
