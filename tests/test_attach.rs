@@ -716,3 +716,30 @@ fn real_claude_and_the_fake_write_the_session_transcript_cms_follows_alike() {
     assert_eq!(fake_lines, real_lines);
     assert_eq!(real_lines.len(), 1);
 }
+
+#[test]
+fn the_turn_limit_stops_an_attached_session_from_its_transcript() {
+    let mut env = TestEnv::new();
+    env.set_env("CMS_INTERRUPT_GRACE_MS", "200");
+    // The first session took two turns; the attached one's first reply is the third and last
+    // allowed, and it asks for a tool, whose result would need a fourth.
+    let task = attachable(
+        &env,
+        &["--max-turns", "3"],
+        json!([{"steps": [
+            {"text": "one"},
+            {"write": {"path": "b.txt", "content": "b\n"}},
+            {"sleep_ms": 60000},
+        ], "result": "never"}]),
+    );
+    let Some(term) = Terminal::run(&env, "attach_turn_limit", &["attach", "t"]) else {
+        return;
+    };
+    ready(&term, &task);
+    term.type_line("go on");
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 3, "{screen}");
+    let after = show(&env, "t");
+    assert_eq!(after["status"], "turns_exceeded", "{after}");
+    assert_eq!(after["turns"], 3);
+}
