@@ -262,6 +262,9 @@ impl Hinted for crate::task::TaskError {
             E::LimitUsedUp { name, flag, .. } => {
                 format!("raise it for this task: cms continue {name} <MESSAGE> {flag} <MORE>")
             }
+            E::NotATerminal(name) => format!(
+                "in a script, send the task a message instead: cms continue {name} <MESSAGE>"
+            ),
             E::NameTaken(_) => "pick another --name, or `cms discard` the old task first".into(),
             E::BranchTaken {
                 branch,
@@ -361,7 +364,7 @@ impl From<crate::task::TaskError> for CommandError {
             E::Workspace(err) => err.into(),
             err => {
                 let kind = match err {
-                    E::EmptyPrompt | E::EmptyMessage => ErrorKind::Usage,
+                    E::EmptyPrompt | E::EmptyMessage | E::NotATerminal(_) => ErrorKind::Usage,
                     E::InterruptedBeforeStart => ErrorKind::Interrupted,
                     E::OwnPath(_) => ErrorKind::Internal,
                     _ => ErrorKind::User,

@@ -6,6 +6,7 @@
 mod common;
 mod test_abort;
 mod test_ask;
+mod test_attach;
 mod test_boundary;
 mod test_check;
 mod test_continue;

@@ -14,6 +14,10 @@ pub struct KeeperArgs {
     #[arg(long, value_name = "FD")]
     pub lifeline_fd: i32,
 
+    /// claude runs at the terminal (`cms attach`): Ctrl-C is claude's, SIGUSR1 interrupts it
+    #[arg(long)]
+    pub interactive: bool,
+
     /// The program to run (claude) and its arguments
     #[arg(required = true, last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
@@ -24,12 +28,17 @@ const CANNOT_EXECUTE: u8 = 126;
 
 pub fn cmd_keeper(_ctx: &CommandContext, args: KeeperArgs) -> Result<u8, CommandError> {
     let (program, rest) = args.command.split_first().expect("clap requires a command");
-    run(args.lifeline_fd, program, rest)
+    run(args.lifeline_fd, program, rest, args.interactive)
 }
 
 #[cfg(target_os = "linux")]
-fn run(lifeline: i32, program: &OsString, args: &[OsString]) -> Result<u8, CommandError> {
-    match crate::session::keeper::run(lifeline, program, args) {
+fn run(
+    lifeline: i32,
+    program: &OsString,
+    args: &[OsString],
+    interactive: bool,
+) -> Result<u8, CommandError> {
+    match crate::session::keeper::run(lifeline, program, args, interactive) {
         Ok(status) => crate::session::keeper::exit_like(status),
         Err(err) => {
             // claude's stderr is the supervisor's pipe, so this line reaches the user's error.
@@ -40,7 +49,12 @@ fn run(lifeline: i32, program: &OsString, args: &[OsString]) -> Result<u8, Comma
 }
 
 #[cfg(not(target_os = "linux"))]
-fn run(_lifeline: i32, program: &OsString, _args: &[OsString]) -> Result<u8, CommandError> {
+fn run(
+    _lifeline: i32,
+    program: &OsString,
+    _args: &[OsString],
+    _interactive: bool,
+) -> Result<u8, CommandError> {
     eprintln!(
         "cms keeper runs only on Linux; cannot run {}",
         program.to_string_lossy()

@@ -2,6 +2,7 @@
 
 mod abort;
 mod answer;
+mod attach;
 mod check;
 mod continue_task;
 mod diff;
@@ -58,6 +59,7 @@ pub struct GlobalArgs {
 pub enum Command {
     Task(task::TaskArgs),
     Continue(continue_task::ContinueArgs),
+    Attach(attach::AttachArgs),
     Abort(abort::AbortArgs),
     Wait(wait::WaitArgs),
     Allow(answer::AllowArgs),
@@ -222,6 +224,7 @@ pub fn run(cli: Cli) -> u8 {
     let result = match cli.command {
         Command::Task(args) => task::cmd_task(&ctx, args),
         Command::Continue(args) => continue_task::cmd_continue(&ctx, args),
+        Command::Attach(args) => attach::cmd_attach(&ctx, args),
         Command::Abort(args) => abort::cmd_abort(&ctx, args),
         Command::Wait(args) => wait::cmd_wait(&ctx, args),
         Command::Allow(args) => answer::cmd_allow(&ctx, args),

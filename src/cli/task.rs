@@ -267,8 +267,20 @@ pub(super) fn supervise(
         signals.abort();
         result
     })?;
+    Ok(report_outcome(ctx, ws, &record))
+}
 
+/// Notifies, prints the task's final record (JSON or a summary), and returns the exit code its
+/// status gives. Shared by `task`, `continue` and `attach`.
+pub(super) fn report_outcome(
+    ctx: &CommandContext,
+    ws: &crate::workspace::Workspace,
+    record: &crate::store::TaskRecord,
+) -> u8 {
+    let ui = &ctx.ui;
+    let record = record.clone();
     let json = report::task_json(&record);
+    let notify = ws.config(Some(record.base)).ok().and_then(|c| c.notify);
     if let Some(command) = &notify
         && let Err(why) = task::notify(command, &record, &json)
     {
@@ -279,11 +291,11 @@ pub(super) fn supervise(
     } else {
         ui.println(&report::summary(&ui.out, &record));
     }
-    Ok(match record.status {
+    match record.status {
         Status::Completed => exit_code::OK,
         Status::Aborted => exit_code::INTERRUPTED,
         _ => exit_code::TASK_NOT_COMPLETED,
-    })
+    }
 }
 
 type StopSignals = (

@@ -15,6 +15,11 @@
 //! Then it SIGKILLs every descendant, reaps them all, and exits as claude did: the same exit
 //! code, or the same signal raised on itself, so the supervisor tells a crash from a kill as
 //! if it had run claude itself.
+//!
+//! For an interactive session (`cms attach`) the keeper shares the terminal's foreground
+//! process group with cms and claude, so the terminal's Ctrl-C and Ctrl-\ reach it too: they
+//! are claude's to handle, and the keeper ignores them. SIGUSR1 is then the supervisor's way
+//! to interrupt claude: the keeper passes it on to claude as SIGINT.
 
 #[cfg(target_os = "linux")]
 pub use linux::run;
@@ -32,11 +37,33 @@ mod linux {
 
     /// The signals that ask the keeper to end the session now, plus SIGCHLD. Blocked and read
     /// from a signalfd, so none is lost between two polls.
-    const SIGNALS: [i32; 4] = [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+    const SIGNALS: [i32; 6] = [
+        libc::SIGCHLD,
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+    ];
+
+    /// The signals that end the session: SIGINT only when no terminal user shares the
+    /// keeper's process group (see the module docs).
+    fn ends_session(signal: i32, interactive: bool) -> bool {
+        match signal {
+            libc::SIGTERM | libc::SIGHUP => true,
+            libc::SIGINT => !interactive,
+            _ => false,
+        }
+    }
 
     /// Runs `program` to its end as described in the module docs and returns its exit status.
     /// The caller should then exit the same way ([`exit_like`](super::exit_like)).
-    pub fn run(lifeline: RawFd, program: &OsString, args: &[OsString]) -> io::Result<ExitStatus> {
+    pub fn run(
+        lifeline: RawFd,
+        program: &OsString,
+        args: &[OsString],
+        interactive: bool,
+    ) -> io::Result<ExitStatus> {
         // SAFETY: prctl and fcntl with integer arguments on this process and one of its fds.
         unsafe {
             if libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0 {
@@ -101,8 +128,14 @@ mod linux {
                 break;
             }
             if fds[1].revents != 0 {
-                let stop = signals.drain().iter().any(|s| *s != libc::SIGCHLD);
+                let received = signals.drain();
+                let stop = received.iter().any(|s| ends_session(*s, interactive));
                 reap_ready(claude, &mut status);
+                if status.is_none() && received.contains(&libc::SIGUSR1) {
+                    // SAFETY: kill(2) on our own child, not reaped yet (status is none), so
+                    // its pid cannot name anyone else.
+                    unsafe { libc::kill(claude, libc::SIGINT) };
+                }
                 if stop || status.is_some() {
                     break;
                 }

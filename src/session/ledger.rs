@@ -80,6 +80,17 @@ impl Ledger {
         self.awaiting_tool
     }
 
+    /// Makes the live estimate the totals, for an interactive session: it prints no `result`
+    /// whose figures could replace the estimate, so the estimate is all there is.
+    pub fn settle_estimate(&mut self) {
+        self.cost_usd += self.estimate_usd;
+        self.turns = self.turns.saturating_add(self.pending_turns);
+        if self.last_text.is_some() {
+            self.response = self.last_text.clone();
+        }
+        self.clear_estimate();
+    }
+
     fn clear_estimate(&mut self) {
         self.estimate_usd = 0.0;
         self.pending_turns = 0;
@@ -87,7 +98,30 @@ impl Ledger {
         self.current_message = None;
     }
 
-    fn estimate(&mut self, event: &AssistantEvent) {
+    /// Takes in an assistant message from claude's session transcript (an interactive
+    /// session's only record), whose `usage` is the message's final figure: it is priced
+    /// as it is, with no estimate of the generated content on top.
+    pub fn observe_transcript_message(&mut self, event: &AssistantEvent) {
+        self.estimate(event, true);
+        self.note_content(event);
+    }
+
+    /// The tools a message calls and its text, the response so far.
+    fn note_content(&mut self, event: &AssistantEvent) {
+        for block in &event.message.content {
+            match block {
+                ContentBlock::ToolUse { name, .. } => self.note_tool(name),
+                ContentBlock::Text { text } if event.error.is_none() => {
+                    self.last_text = Some(text.clone());
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// `final_usage`: the usage is the message's whole figure, not the snapshot from its
+    /// start that stream-json carries.
+    fn estimate(&mut self, event: &AssistantEvent, final_usage: bool) {
         // Synthetic messages (API errors) cost nothing.
         if event.error.is_some() {
             return;
@@ -113,7 +147,7 @@ impl Ledger {
             }
         }
         for block in &message.content {
-            let generated = match block {
+            let mut generated = match block {
                 ContentBlock::Text { text } => estimate_tokens(text),
                 ContentBlock::Thinking { thinking } => estimate_tokens(thinking),
                 ContentBlock::ToolUse { input, .. } => {
@@ -124,6 +158,9 @@ impl Ledger {
                 }
                 _ => 0,
             };
+            if final_usage {
+                generated = 0;
+            }
             self.estimate_usd += price.cost(&Usage::default(), generated);
         }
     }
@@ -137,16 +174,8 @@ impl Ledger {
                 }
             }
             Event::Assistant(a) => {
-                self.estimate(a);
-                for block in &a.message.content {
-                    match block {
-                        ContentBlock::ToolUse { name, .. } => self.note_tool(name),
-                        ContentBlock::Text { text } if a.error.is_none() => {
-                            self.last_text = Some(text.clone());
-                        }
-                        _ => {}
-                    }
-                }
+                self.estimate(a, false);
+                self.note_content(a);
             }
             Event::Result(result) => self.observe_result(result),
             _ => {}

@@ -2,6 +2,7 @@
 //! and the process identity it relies on), the ledger.
 
 mod driver;
+pub mod interactive;
 pub mod keeper;
 mod ledger;
 mod pids;
@@ -18,8 +19,8 @@ pub use driver::{Logs, Permissions, StopReason, Timeouts, TurnOutcome, Watch, ru
 pub use ledger::{Ledger, describe_tool_input, first_line};
 pub use preset::Preset;
 pub use process::{
-    Spawn, TOKEN_VAR, current_supervisor, find_claude, kill_session, signal_supervisor,
-    supervisor_alive, supervisor_of,
+    Claude, Spawn, TOKEN_VAR, current_supervisor, find_claude, kill_session, signal_supervisor,
+    spawn_interactive, supervisor_alive, supervisor_of,
 };
 
 #[derive(Debug, thiserror::Error)]

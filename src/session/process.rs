@@ -10,7 +10,10 @@
 //! killed.
 //!
 //! claude (and the keeper) run in their own process group so the terminal's Ctrl-C reaches
-//! only cms, which then interrupts the session through the protocol.
+//! only cms, which then interrupts the session through the protocol. An interactive session
+//! (`cms attach`, [`spawn_interactive`]) is the exception: claude reads the terminal, so it
+//! must be in the terminal's foreground process group, and the keeper and claude stay in
+//! cms's own group, with the terminal as their stdio.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -79,6 +82,22 @@ impl Claude {
         }
     }
 
+    /// Asks claude to interrupt what it is doing, as a Ctrl-C at its terminal would: SIGINT,
+    /// through the keeper (which ignores the terminal's own Ctrl-C, see [`super::keeper`]).
+    pub fn interrupt(&self) {
+        let Some(pid) = self.child.id() else {
+            return;
+        };
+        // The keeper on Linux, claude itself elsewhere: our own unreaped child either way
+        // (tokio forgets the pid once it reaps), so the pid cannot name another process.
+        #[cfg(target_os = "linux")]
+        let signal = libc::SIGUSR1;
+        #[cfg(not(target_os = "linux"))]
+        let signal = libc::SIGINT;
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        unsafe { libc::kill(pid as libc::pid_t, signal) };
+    }
+
     /// Once the waited-for process has exited: kills any process still carrying the session's
     /// token (they escaped a keeper that was killed). Returns how many.
     pub fn sweep(&self) -> usize {
@@ -87,6 +106,18 @@ impl Claude {
 }
 
 pub fn spawn(spec: Spawn<'_>) -> Result<Claude, SessionError> {
+    spawn_with(spec, false)
+}
+
+/// Starts claude at the terminal: the terminal as its stdin, stdout and stderr, in the
+/// terminal's foreground process group (cms's own), so it can read keys and draw without
+/// SIGTTIN or SIGTTOU. Still under the keeper, which then leaves the terminal's Ctrl-C to
+/// claude.
+pub fn spawn_interactive(spec: Spawn<'_>) -> Result<Claude, SessionError> {
+    spawn_with(spec, true)
+}
+
+fn spawn_with(spec: Spawn<'_>, interactive: bool) -> Result<Claude, SessionError> {
     let spawn_error = |source| SessionError::Spawn {
         bin: spec.bin.to_owned(),
         source,
@@ -105,12 +136,11 @@ pub fn spawn(spec: Spawn<'_>) -> Result<Claude, SessionError> {
         drop(low);
         let fd = reader.as_raw_fd();
         let mut cmd = Command::new(exe);
-        cmd.arg("keeper")
-            .arg("--lifeline-fd")
-            .arg(fd.to_string())
-            .arg("--")
-            .arg(spec.bin)
-            .args(&spec.args);
+        cmd.arg("keeper").arg("--lifeline-fd").arg(fd.to_string());
+        if interactive {
+            cmd.arg("--interactive");
+        }
+        cmd.arg("--").arg(spec.bin).args(&spec.args);
         // SAFETY: fcntl is async-signal-safe and changes only the child's copy of the fd.
         unsafe {
             cmd.pre_exec(move || {
@@ -130,13 +160,19 @@ pub fn spawn(spec: Spawn<'_>) -> Result<Claude, SessionError> {
         cmd
     };
     cmd.current_dir(spec.cwd)
-        // A pipe, never a file or /dev/null: stream-json input from a regular file makes claude
-        // print nothing and exit 0.
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
         .env(TOKEN_VAR, token_value(spec.token));
+    if interactive {
+        cmd.stdin(Stdio::inherit())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit());
+    } else {
+        // A pipe, never a file or /dev/null: stream-json input from a regular file makes
+        // claude print nothing and exit 0.
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+    }
     // Hook-exported git variables would send the agent's git commands to the user's repository
     // instead of the task's worktree.
     for var in crate::git::REPO_ENV_VARS {

@@ -31,6 +31,9 @@ pub enum TaskError {
         flag: &'static str,
     },
 
+    #[error("cms attach needs a terminal, and its stdin or stdout is not one")]
+    NotATerminal(TaskName),
+
     #[error("task '{0}' already exists")]
     NameTaken(TaskName),
 

@@ -94,10 +94,41 @@ pub(super) fn finish(
     watched: &Watched,
     elapsed: Duration,
 ) -> Result<TaskRecord, TaskError> {
+    let (status, error) = status_of(outcome);
+    let ending = Ending {
+        status,
+        error,
+        stopped: outcome.stopped,
+    };
+    finish_as(ws, record, message, ledger, ending, watched, elapsed)
+}
+
+/// How a session ended, as the finish starts from: the status its process's ending gives
+/// (the checks may still make it `protected_path`), and whether cms stopped it.
+pub(super) struct Ending {
+    pub status: Status,
+    pub error: Option<String>,
+    pub stopped: Option<StopReason>,
+}
+
+/// [`finish`] for a session whose ending was already judged (an interactive one, which has no
+/// `result`).
+pub(super) fn finish_as(
+    ws: &Workspace,
+    record: TaskRecord,
+    message: &str,
+    ledger: &Ledger,
+    ending: Ending,
+    watched: &Watched,
+    elapsed: Duration,
+) -> Result<TaskRecord, TaskError> {
     let elapsed_ms = elapsed.as_millis() as u64;
-    let (mut status, mut error) = status_of(outcome);
-    if let (Some(StopReason::Limit(kind)), Some(settings)) = (outcome.stopped, record.safety.limits)
-    {
+    let Ending {
+        mut status,
+        mut error,
+        stopped,
+    } = ending;
+    if let (Some(StopReason::Limit(kind)), Some(settings)) = (stopped, record.safety.limits) {
         let state = LimitState::from_settings(&settings, record.duration_ms);
         error = Some(safety::limits::describe(kind, &state, ledger, elapsed));
     }

@@ -6,6 +6,7 @@
 //! fails, including claude failing before it ever began a session.
 
 mod ask;
+mod attach;
 mod error;
 mod finish;
 mod merge;
@@ -56,6 +57,7 @@ pub struct Started {
 }
 
 pub use ask::{AskOptions, DEFAULT_DENIAL, answer_prompt};
+pub use attach::run_attached;
 pub use error::TaskError;
 pub use merge::{MergeOptions, Merged, merge, recover as recover_merges};
 pub use notify::notify;
@@ -63,7 +65,7 @@ pub use open::{
     change_range, current_violations, ensure_not_running, ensure_on_branch, open_for_change,
     remove_task_checkout,
 };
-pub use resume::{ContinueOptions, resume};
+pub use resume::{ATTACH_MESSAGE, ContinueOptions, resume, resume_attached};
 pub use rules::{RuleScope, rules_for};
 pub use run::{RunOptions, abandon, run};
 pub use start::start;

@@ -33,23 +33,14 @@ pub fn resume(ws: &Workspace, opts: &ContinueOptions) -> Result<Started, TaskErr
         return Err(TaskError::EmptyMessage);
     }
     let record = ws.task(&opts.name)?;
-    check_can_continue(&record)?;
+    check_can_continue(&record, "continue")?;
     let config = ws.config(Some(record.base))?;
     let claude = session::find_claude(&config.claude_bin)?;
     let (sandboxed, sandbox_warning) = sandbox_plan(opts.sandbox.unwrap_or(config.sandbox))?;
     let limits = raised_limits(&record, opts);
     check_limits_left(&record, &limits)?;
 
-    let (record, previous) = ws.store.with_task_lock(&record.name, || {
-        // Read again under the lock: another cms may have continued it meanwhile.
-        let mut current = ws.store.load(&record.name)?;
-        if current != record {
-            check_can_continue(&current)?;
-        }
-        let previous = current.clone();
-        current.status = Status::Running;
-        current.error = None;
-        current.permission_denials.clear();
+    let (record, previous) = take_over(ws, &record, "continue", |current| {
         current.preset = opts.preset.unwrap_or(current.preset);
         current.safety.limits = Some(limits);
         current.safety.sandboxed = sandboxed;
@@ -58,11 +49,7 @@ pub fn resume(ws: &Workspace, opts: &ContinueOptions) -> Result<Started, TaskErr
                 current.safety.allowed.push(tool.clone());
             }
         }
-        current.supervisor = Some(session::current_supervisor());
-        current.updated_at = now_rfc3339();
-        ws.store.save(&mut current)?;
-        Ok::<_, TaskError>((current, previous))
-    })??;
+    })?;
     Ok(Started {
         record,
         claude,
@@ -72,10 +59,64 @@ pub fn resume(ws: &Workspace, opts: &ContinueOptions) -> Result<Started, TaskErr
     })
 }
 
-/// Refuses what cannot be followed up: a running, merged or discarded task, one that never
-/// had a session, one whose worktree is gone or left its branch.
-fn check_can_continue(record: &TaskRecord) -> Result<(), TaskError> {
-    ensure_not_running(record, "continue")?;
+/// Makes a finished task ready for an interactive session at the terminal (`cms attach`):
+/// the same checks as a follow-up's, with the task's own limits, preset and allowed tools.
+pub fn resume_attached(ws: &Workspace, name: &TaskName) -> Result<Started, TaskError> {
+    let record = ws.task(name)?;
+    check_can_continue(&record, "attach")?;
+    let config = ws.config(Some(record.base))?;
+    let claude = session::find_claude(&config.claude_bin)?;
+    let (sandboxed, sandbox_warning) = sandbox_plan(config.sandbox)?;
+    let limits = limits_of(&record);
+    check_limits_left(&record, &limits)?;
+    let (record, previous) = take_over(ws, &record, "attach", |current| {
+        current.safety.limits = Some(limits);
+        current.safety.sandboxed = sandboxed;
+    })?;
+    Ok(Started {
+        record,
+        claude,
+        sandbox_warning,
+        message: ATTACH_MESSAGE.to_owned(),
+        resumed_from: Some(previous),
+    })
+}
+
+/// The commit message of an interactive session's work.
+pub const ATTACH_MESSAGE: &str = "cms attach: interactive session";
+
+/// Records the task `running` under this process, with `adjust` applied, under the task's
+/// lock and after checking again that it may go on (another cms may have taken it over since
+/// it was read). Returns the new record and the one it replaced, which a failed start puts
+/// back.
+fn take_over(
+    ws: &Workspace,
+    record: &TaskRecord,
+    action: &str,
+    adjust: impl FnOnce(&mut TaskRecord),
+) -> Result<(TaskRecord, TaskRecord), TaskError> {
+    ws.store.with_task_lock(&record.name, || {
+        let mut current = ws.store.load(&record.name)?;
+        if current != *record {
+            check_can_continue(&current, action)?;
+        }
+        let previous = current.clone();
+        current.status = Status::Running;
+        current.error = None;
+        current.permission_denials.clear();
+        adjust(&mut current);
+        current.supervisor = Some(session::current_supervisor());
+        current.updated_at = now_rfc3339();
+        ws.store.save(&mut current)?;
+        Ok::<_, TaskError>((current, previous))
+    })?
+}
+
+/// Refuses what cannot be followed up (`action` says how, for the message): a running,
+/// merged or discarded task, one that never had a session, one whose worktree is gone or left
+/// its branch.
+fn check_can_continue(record: &TaskRecord, action: &str) -> Result<(), TaskError> {
+    ensure_not_running(record, action)?;
     if record.status.is_closed() {
         return Err(TaskError::Closed {
             name: record.name.clone(),
@@ -94,13 +135,18 @@ fn check_can_continue(record: &TaskRecord) -> Result<(), TaskError> {
     ensure_on_branch(record)
 }
 
-/// The task's limits with the ones given on the command line in their place.
-fn raised_limits(record: &TaskRecord, opts: &ContinueOptions) -> LimitSettings {
+/// The task's recorded limits.
+fn limits_of(record: &TaskRecord) -> LimitSettings {
     // A record from before limits were recorded gets the defaults, as a new task would.
-    let mut limits = record.safety.limits.unwrap_or_else(|| {
+    record.safety.limits.unwrap_or_else(|| {
         crate::safety::LimitState::new(crate::safety::limits::Limits::default(), Duration::ZERO)
             .settings()
-    });
+    })
+}
+
+/// The task's limits with the ones given on the command line in their place.
+fn raised_limits(record: &TaskRecord, opts: &ContinueOptions) -> LimitSettings {
+    let mut limits = limits_of(record);
     if let Some(cost) = opts.max_cost_usd {
         limits.max_cost_usd = cost;
     }

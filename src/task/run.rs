@@ -40,7 +40,6 @@ pub async fn run(
         resumed_from,
         ..
     } = started;
-    let preset = record.preset;
     // Whatever fails before the session began takes back what this start made.
     let abandon = |ws: &Workspace, record: &TaskRecord| take_back(ws, record, &resumed_from);
     let mut args: Vec<String> = [
@@ -53,16 +52,7 @@ pub async fn run(
     ]
     .map(str::to_owned)
     .to_vec();
-    args.extend(preset.claude_args(&record.safety.allowed));
-    if resumed_from.is_some()
-        && let Some(session) = &record.session_id
-    {
-        // The same conversation, in the same worktree: claude scopes sessions to the cwd.
-        args.extend(["--resume".to_owned(), session.clone()]);
-    }
-    if let Some(model) = &record.model {
-        args.extend(["--model".to_owned(), model.clone()]);
-    }
+    args.extend(session_args(&record, resumed_from.is_some()));
     let limits = record
         .safety
         .limits
@@ -76,33 +66,20 @@ pub async fn run(
         args.extend(["--permission-prompt-tool".to_owned(), "stdio".to_owned()]);
     }
     // The task's own temp dir, gone with this value when the task ends however it ends.
-    let (temp, agent_env) = match task_temp_dir(&record)
-        .and_then(|temp| agent_git_env(&record, temp.path()).map(|env| (temp, env)))
-    {
+    let (_temp, env) = match session_env(ws, &record) {
         Ok(made) => made,
         Err(err) => {
             abandon(ws, &record);
             return Err(err);
         }
     };
-    let private_dir = git::worktree::private_dir(&record.worktree).ok();
-    // Unsandboxed tasks too: other tasks' sandboxes would otherwise make theirs come and go.
-    if let Some(dir) = &private_dir {
-        sandbox::prepare_private_dir(dir);
-    }
-    let mut settings = match hook_settings(ws, &record) {
-        Ok(settings) => settings,
+    match session_settings(ws, &record) {
+        Ok(settings) => args.extend(["--settings".to_owned(), settings]),
         Err(err) => {
             abandon(ws, &record);
             return Err(err);
         }
-    };
-    settings["sandbox"] = sandbox::settings(
-        record.safety.sandboxed,
-        preset,
-        &sandbox::git_deny_write(&ws.repo.common_dir, private_dir.as_deref(), &record.branch),
-    );
-    args.extend(["--settings".to_owned(), settings.to_string()]);
+    }
     // What the session must leave alone, as it was before the session.
     let watched = match Watched::capture(ws, &record) {
         Ok(watched) => watched,
@@ -116,17 +93,7 @@ pub async fn run(
         args,
         cwd: &record.worktree,
         token: record.supervisor.map_or(0, |s| s.token),
-        env: [
-            ("CMS_TASK", record.name.to_string()),
-            ("CMS_TASK_BRANCH", record.branch.clone()),
-            ("CMS_REPO", ws.repo.common_dir.display().to_string()),
-            // claude keeps its own files here and gives sandboxed Bash a `$TMPDIR` inside it,
-            // the only place outside the worktree that Bash may write.
-            ("TMPDIR", temp.path().display().to_string()),
-        ]
-        .into_iter()
-        .chain(agent_env)
-        .collect(),
+        env,
     };
     let transcript = ws.store.open_log(&record.name)?;
     let stderr_log = ws.store.open_stderr_log(&record.name)?;
@@ -216,9 +183,64 @@ pub async fn run(
     )
 }
 
+/// claude's arguments shared by every kind of session: the preset's permission flags with the
+/// tools the task was allowed, the conversation to resume, the model.
+pub(super) fn session_args(record: &TaskRecord, resume: bool) -> Vec<String> {
+    let mut args = record.preset.claude_args(&record.safety.allowed);
+    if resume && let Some(session) = &record.session_id {
+        // The same conversation, in the same worktree: claude scopes sessions to the cwd.
+        args.extend(["--resume".to_owned(), session.clone()]);
+    }
+    if let Some(model) = &record.model {
+        args.extend(["--model".to_owned(), model.clone()]);
+    }
+    args
+}
+
+/// Variables for claude and its tools, on top of cms's own environment.
+pub(super) type SessionEnv = Vec<(&'static str, String)>;
+
+/// The session's temp dir (removed when the value is dropped) and the environment claude and
+/// its tools get: the task's identity, that temp dir, and the agent's git settings.
+pub(super) fn session_env(
+    ws: &Workspace,
+    record: &TaskRecord,
+) -> Result<(tempfile::TempDir, SessionEnv), TaskError> {
+    let temp = task_temp_dir(record)?;
+    let agent_env = agent_git_env(record, temp.path())?;
+    let env = [
+        ("CMS_TASK", record.name.to_string()),
+        ("CMS_TASK_BRANCH", record.branch.clone()),
+        ("CMS_REPO", ws.repo.common_dir.display().to_string()),
+        // claude keeps its own files here and gives sandboxed Bash a `$TMPDIR` inside it,
+        // the only place outside the worktree that Bash may write.
+        ("TMPDIR", temp.path().display().to_string()),
+    ]
+    .into_iter()
+    .chain(agent_env)
+    .collect();
+    Ok((temp, env))
+}
+
+/// The `--settings` value claude gets: cms's PreToolUse write guard and the Bash sandbox.
+pub(super) fn session_settings(ws: &Workspace, record: &TaskRecord) -> Result<String, TaskError> {
+    let private_dir = git::worktree::private_dir(&record.worktree).ok();
+    // Unsandboxed tasks too: other tasks' sandboxes would otherwise make theirs come and go.
+    if let Some(dir) = &private_dir {
+        sandbox::prepare_private_dir(dir);
+    }
+    let mut settings = hook_settings(ws, record)?;
+    settings["sandbox"] = sandbox::settings(
+        record.safety.sandboxed,
+        record.preset,
+        &sandbox::git_deny_write(&ws.repo.common_dir, private_dir.as_deref(), &record.branch),
+    );
+    Ok(settings.to_string())
+}
+
 /// Takes back what a start made when its session never ran: a new task is removed whole (its
 /// worktree, branch and record), a follow-up's record is put back as it was.
-fn take_back(ws: &Workspace, record: &TaskRecord, resumed_from: &Option<TaskRecord>) {
+pub(super) fn take_back(ws: &Workspace, record: &TaskRecord, resumed_from: &Option<TaskRecord>) {
     match resumed_from {
         None => undo_start(ws, record),
         Some(previous) => {

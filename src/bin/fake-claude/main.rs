@@ -13,6 +13,7 @@ mod events;
 mod hooks;
 mod ids;
 mod inbox;
+mod interactive;
 mod model;
 mod options;
 mod output;
@@ -23,6 +24,7 @@ mod script;
 mod session;
 mod signals;
 mod tools;
+mod transcript;
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -54,7 +56,12 @@ fn main() {
     let output = opts.output_format.as_deref().unwrap_or("text");
     let stream_input = opts.input_format.as_deref() == Some("stream-json");
     if !opts.print {
-        usage_error("fake-claude fakes only the --print mode of claude");
+        let _ = OUTPUT.set(OutputFormat::Interactive);
+        let hooks = load_hooks(opts.settings.as_deref());
+        let script = load_script();
+        install_signal_handlers(&script);
+        let session = start_session(&opts, &script, hooks, Inbox::closed());
+        interactive::serve(session, &script, opts.resume.is_some());
     }
     if output == "stream-json" && !opts.verbose {
         usage_error("Error: When using --print, --output-format=stream-json requires --verbose");
@@ -81,7 +88,7 @@ fn main() {
         if stdin_is_regular_file() {
             return;
         }
-        Session::new(&opts, &script, hooks, Inbox::from_stdin()).serve(&script);
+        start_session(&opts, &script, hooks, Inbox::from_stdin()).serve(&script);
     }
 
     if opts.prompt.is_none() && !read_stdin_prompt() {
@@ -89,12 +96,28 @@ fn main() {
             "Error: Input must be provided either through stdin or as a prompt argument when using --print",
         );
     }
-    let mut session = Session::new(&opts, &script, hooks, Inbox::closed());
+    let mut session = start_session(&opts, &script, hooks, Inbox::closed());
     let code = match session.run_turn(&script, script.resume_offset) {
         TurnEnd::Exit(code) => code,
         TurnEnd::Continue { is_error } => i32::from(is_error),
     };
     process::exit(code);
+}
+
+/// A session whose messages go to its transcript from now on.
+fn start_session(
+    opts: &Options,
+    script: &script::Script,
+    hooks: Vec<hooks::HookGroup>,
+    inbox: Inbox,
+) -> Session {
+    let session = Session::new(opts, script, hooks, inbox);
+    transcript::start(
+        &session.cwd.display().to_string(),
+        &session.session_id,
+        script.usage.output_tokens,
+    );
+    session
 }
 
 fn usage_error(message: &str) -> ! {

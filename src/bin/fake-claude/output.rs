@@ -67,6 +67,8 @@ pub enum OutputFormat {
     Text,
     Json,
     StreamJson,
+    /// No `-p`: a person at a terminal reads what the session does (see `interactive.rs`).
+    Interactive,
 }
 
 pub fn output_format() -> OutputFormat {
@@ -81,10 +83,14 @@ pub fn write_line(line: &str) {
     }
 }
 
-/// Prints an event; only stream-json shows anything but the result.
+/// Prints an event; only stream-json shows anything but the result, and the interactive
+/// mode a rendering for people. The session transcript keeps it in every mode.
 pub fn emit(event: &Json) {
-    if output_format() == OutputFormat::StreamJson {
-        write_line(&event.0);
+    crate::transcript::record(&event.0);
+    match output_format() {
+        OutputFormat::StreamJson => write_line(&event.0),
+        OutputFormat::Interactive => crate::interactive::render(&event.0),
+        OutputFormat::Text | OutputFormat::Json => {}
     }
 }
 
@@ -92,6 +98,8 @@ pub fn emit_result(event: &Json, text: &str) {
     match output_format() {
         OutputFormat::Text => write_line(text),
         OutputFormat::Json | OutputFormat::StreamJson => write_line(&event.0),
+        // The interactive CLI shows no result: the turn's last text was its answer.
+        OutputFormat::Interactive => {}
     }
 }
 

@@ -1,0 +1,745 @@
+//! `cms attach`: an interactive claude session at a terminal. Each test runs cms inside a
+//! detached tmux session (a real terminal: claude must own it) and talks to the fake claude's
+//! interactive mode through it, synchronizing on what the screen shows.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::TestEnv;
+
+/// Generous: CI machines are slow and run tests side by side.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A detached tmux session, on a server of its own, running one cms command.
+pub(crate) struct Terminal {
+    socket: PathBuf,
+    exit_file: PathBuf,
+}
+
+impl Terminal {
+    /// Runs `cms <args>` with the test's environment in a 200×50 terminal; `None` (with a
+    /// message) where tmux is missing.
+    pub(crate) fn run(env: &TestEnv, test: &str, args: &[&str]) -> Option<Terminal> {
+        let cmd = env.cms_command(&env.repo, args);
+        Terminal::run_command(env, test, &cmd)
+    }
+
+    pub(crate) fn run_command(env: &TestEnv, test: &str, cmd: &Command) -> Option<Terminal> {
+        if Command::new("tmux").arg("-V").output().is_err() {
+            eprintln!("SKIPPED {test}: tmux is not installed (.ci/run installs it)");
+            return None;
+        }
+        // One folder per terminal: a second terminal of the test must not find the first's
+        // exit code.
+        static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = env.root.join(format!("tmux-{n}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let exit_file = dir.join("exit-code");
+        // The command's environment exactly (TestEnv clears the rest), plus the terminal type
+        // tmux gives its panes.
+        let mut line = String::from("env -i TERM=\"$TERM\"");
+        for (key, value) in cmd.get_envs() {
+            if let Some(value) = value {
+                line.push_str(&format!(
+                    " {}",
+                    quote(&format!(
+                        "{}={}",
+                        key.to_string_lossy(),
+                        value.to_string_lossy()
+                    ))
+                ));
+            }
+        }
+        line.push_str(&format!(" {}", quote(&cmd.get_program().to_string_lossy())));
+        for arg in cmd.get_args() {
+            line.push_str(&format!(" {}", quote(&arg.to_string_lossy())));
+        }
+        let cwd = cmd.get_current_dir().unwrap_or(&env.repo);
+        // The shell shares the terminal's process group with cms (it has no job control):
+        // a handler, not an ignore (which cms would inherit), keeps a Ctrl-C meant for claude
+        // from ending the shell before it writes the exit code.
+        let script = format!(
+            "trap : INT\ncd {}\n{line}\necho $? > {tmp}\nmv {tmp} {done}\n",
+            quote(&cwd.display().to_string()),
+            tmp = quote(&format!("{}.tmp", exit_file.display())),
+            done = quote(&exit_file.display().to_string()),
+        );
+        std::fs::write(dir.join("run.sh"), script).unwrap();
+        // The pane stays after the command ends, so its last screen can still be read.
+        std::fs::write(dir.join("tmux.conf"), "set -g remain-on-exit on\n").unwrap();
+        let terminal = Terminal {
+            socket: dir.join("socket"),
+            exit_file,
+        };
+        let conf = dir.join("tmux.conf");
+        let run_sh = dir.join("run.sh");
+        terminal.tmux(&[
+            "-f",
+            conf.to_str().unwrap(),
+            "new-session",
+            "-d",
+            "-x",
+            "200",
+            "-y",
+            "50",
+            "sh",
+            run_sh.to_str().unwrap(),
+        ]);
+        Some(terminal)
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// What the terminal shows, wrapped lines joined.
+    pub(crate) fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-J", "-S", "-"])
+    }
+
+    /// Types `text` and Enter.
+    pub(crate) fn type_line(&self, text: &str) {
+        self.tmux(&["send-keys", "-l", text]);
+        self.tmux(&["send-keys", "Enter"]);
+    }
+
+    /// Waits until the screen shows `needle`, and returns the screen.
+    #[track_caller]
+    pub(crate) fn wait_for(&self, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if screen.contains(needle) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < LIMIT,
+                "the terminal never showed {needle:?}:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the command to end and returns its exit code and the last screen.
+    #[track_caller]
+    pub(crate) fn wait_exit(&self) -> (i32, String) {
+        let start = Instant::now();
+        loop {
+            if let Ok(code) = std::fs::read_to_string(&self.exit_file) {
+                return (code.trim().parse().unwrap(), self.screen());
+            }
+            assert!(
+                start.elapsed() < LIMIT,
+                "the command never ended:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .output();
+    }
+}
+
+fn quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', "'\\''"))
+}
+
+fn show(env: &TestEnv, name: &str) -> Value {
+    let run = env.cms(&["show", name, "--json"]);
+    run.success();
+    run.json()
+}
+
+/// A finished task `t` whose one session wrote a.txt, and the script the attached session
+/// follows: its turns after the task's first.
+fn attachable(env: &TestEnv, task_args: &[&str], attached_turns: Value) -> Value {
+    env.script(json!({"turns": [{"steps": [{"write": {"path": "a.txt", "content": "a\n"}}]}]}));
+    let mut args = vec!["write a", "-n", "t"];
+    args.extend_from_slice(task_args);
+    let task = env.task_ok(&args);
+    let mut turns = vec![json!({})];
+    turns.extend(attached_turns.as_array().unwrap().iter().cloned());
+    env.script(json!({"resume_offset": 1, "turns": turns}));
+    task
+}
+
+fn ready(term: &Terminal, task: &Value) {
+    term.wait_for(&format!("session {}", task["session_id"].as_str().unwrap()));
+}
+
+#[test]
+fn attach_commits_the_interactive_work_on_the_branch_and_adds_up_the_record() {
+    let env = TestEnv::new();
+    let before = attachable(
+        &env,
+        &[],
+        json!([{"steps": [{"write": {"path": "b.txt", "content": "b\n"}}], "result": "b is written"}]),
+    );
+    let Some(term) = Terminal::run(&env, "attach_commits", &["attach", "t", "--json"]) else {
+        return;
+    };
+    ready(&term, &before);
+    // While the session runs, the task is running under the attached cms.
+    let running = show(&env, "t");
+    assert_eq!(running["status"], "running");
+    term.type_line("write b");
+    term.wait_for("● b is written");
+    term.type_line("/exit");
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 0, "{screen}");
+
+    let after = show(&env, "t");
+    assert_eq!(after["status"], "completed");
+    assert_eq!(after["session_id"], before["session_id"]);
+    assert_eq!(after["response"], "b is written");
+    // Two API responses in each session, priced alike: the attached one from its transcript.
+    assert_eq!(after["turns"], 4);
+    let (cost, first) = (
+        after["cost_usd"].as_f64().unwrap(),
+        before["cost_usd"].as_f64().unwrap(),
+    );
+    assert!((cost - 2.0 * first).abs() < 1e-9, "{cost} vs 2 × {first}");
+    assert_eq!(
+        env.git(&["log", "-1", "--format=%s", "cms/t"]),
+        "cms attach: interactive session"
+    );
+    assert_eq!(env.git(&["show", "cms/t:b.txt"]), "b");
+    assert_eq!(env.git(&["show", "cms/t:a.txt"]), "a");
+    assert!(
+        after["files_changed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["path"] == "b.txt")
+    );
+    // --json prints the task as `show --json` does.
+    assert!(
+        screen.contains(&format!("\"head\":\"{}\"", after["head"].as_str().unwrap()))
+            || screen.contains(&format!(
+                "\"head\": \"{}\"",
+                after["head"].as_str().unwrap()
+            )),
+        "{screen}"
+    );
+
+    // claude ran interactively: resumed, in the worktree, with the guard and the task's env.
+    let call = env.claude_invocations().pop().unwrap();
+    let argv: Vec<&str> = call["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(!argv.contains(&"-p"), "{argv:?}");
+    assert!(argv.contains(&"--settings"));
+    let resume = argv.iter().position(|a| *a == "--resume").unwrap();
+    assert_eq!(argv[resume + 1], before["session_id"]);
+    assert_eq!(call["cwd"], before["worktree"]);
+    assert_eq!(call["env"]["CMS_TASK"], "t");
+}
+
+#[test]
+fn attach_refuses_without_a_terminal_and_changes_nothing() {
+    let env = TestEnv::new();
+    attachable(&env, &[], json!([]));
+    let before = show(&env, "t");
+    env.cms(&["attach", "t"])
+        .code(2)
+        .one_line_error_with_hint("needs a terminal");
+    let run = env.cms(&["attach", "t"]);
+    assert!(run.stderr.contains("cms continue t"), "{}", run.stderr);
+    assert_eq!(show(&env, "t"), before);
+}
+
+#[track_caller]
+fn refused_at_a_terminal(env: &TestEnv, test: &str, task: &str, needle: &str) {
+    let Some(term) = Terminal::run(env, test, &["attach", task]) else {
+        return;
+    };
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 1, "{screen}");
+    assert!(screen.contains(needle), "{screen}");
+    assert!(screen.contains("hint:"), "{screen}");
+}
+
+#[test]
+fn attach_refuses_unknown_merged_and_running_tasks_at_a_terminal() {
+    let env = TestEnv::new();
+    refused_at_a_terminal(&env, "attach_refuses", "nobody", "nobody");
+
+    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    env.task_ok(&["x", "-n", "merged"]);
+    env.cms(&["merge", "merged"]).success();
+    refused_at_a_terminal(&env, "attach_refuses", "merged", "already merged");
+
+    env.steps(json!([{"sleep_ms": 60000}]));
+    let _busy = env.spawn_cms(&["task", "x", "-n", "busy"]);
+    let start = Instant::now();
+    while !env
+        .cms(&["show", "busy", "--json"])
+        .stdout
+        .contains("\"running\"")
+    {
+        assert!(start.elapsed() < LIMIT, "the task never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let before = show(&env, "busy");
+    refused_at_a_terminal(&env, "attach_refuses", "busy", "still running");
+    assert_eq!(show(&env, "busy")["supervisor"], before["supervisor"]);
+    env.cms(&["abort", "busy"]).success();
+}
+
+#[test]
+fn a_write_to_a_protected_path_during_attach_is_blocked_by_the_hook() {
+    let env = TestEnv::new();
+    let task = attachable(
+        &env,
+        &["--protect", "secret/**"],
+        json!([{"steps": [{"write": {"path": "secret/key.txt", "content": "k\n"}}], "result": "tried"}]),
+    );
+    let Some(term) = Terminal::run(&env, "attach_protected", &["attach", "t"]) else {
+        return;
+    };
+    ready(&term, &task);
+    term.type_line("write the key");
+    term.wait_for("● tried");
+    term.type_line("/exit");
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 0, "{screen}");
+    // The hook refused the write before it happened, and claude was told why.
+    assert!(screen.contains("protected"), "{screen}");
+    let worktree = Path::new(task["worktree"].as_str().unwrap());
+    assert!(!worktree.join("secret/key.txt").exists());
+    assert!(!env.git_ok(&["cat-file", "-e", "cms/t:secret/key.txt"]));
+    let after = show(&env, "t");
+    assert_eq!(after["safety"]["blocked"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn the_time_limit_ends_an_attached_session_and_keeps_its_work() {
+    let mut env = TestEnv::new();
+    env.set_env("CMS_INTERRUPT_GRACE_MS", "200");
+    let task = attachable(
+        &env,
+        &["--max-duration", "5s"],
+        json!([{"steps": [{"write": {"path": "b.txt", "content": "b\n"}}], "result": "b is written"}]),
+    );
+    let Some(term) = Terminal::run(&env, "attach_time_limit", &["attach", "t"]) else {
+        return;
+    };
+    ready(&term, &task);
+    term.type_line("write b");
+    term.wait_for("● b is written");
+    // Nothing more is typed: the limit, not the user, ends the session.
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 3, "{screen}");
+    let after = show(&env, "t");
+    assert_eq!(after["status"], "duration_exceeded");
+    assert!(after["error"].as_str().unwrap().contains("time limit"));
+    assert_eq!(env.git(&["show", "cms/t:b.txt"]), "b");
+    // The session is over: the record names no supervisor any more.
+    assert!(after["supervisor"].is_null());
+}
+
+#[test]
+fn the_cost_limit_stops_an_attached_session_from_its_transcript() {
+    let mut env = TestEnv::new();
+    env.set_env("CMS_INTERRUPT_GRACE_MS", "200");
+    // The first session's two responses cost $0.0075 each at the fake's usage, so the
+    // attached turn's first response crosses $0.02.
+    let task = attachable(
+        &env,
+        &["--max-cost", "0.02"],
+        json!([{"steps": [{"text": "one"}, {"sleep_ms": 60000}], "result": "never"}]),
+    );
+    let Some(term) = Terminal::run(&env, "attach_cost_limit", &["attach", "t"]) else {
+        return;
+    };
+    ready(&term, &task);
+    term.type_line("spend");
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 3, "{screen}");
+    let after = show(&env, "t");
+    assert_eq!(after["status"], "cost_exceeded", "{after}");
+    assert!(after["cost_usd"].as_f64().unwrap() >= 0.02);
+}
+
+#[test]
+fn ctrl_c_at_the_terminal_interrupts_claudes_turn_and_leaves_the_session_to_the_user() {
+    let env = TestEnv::new();
+    let task = attachable(
+        &env,
+        &[],
+        json!([
+            {"steps": [{"text": "working"}, {"sleep_ms": 60000}], "result": "never"},
+            {"steps": [{"write": {"path": "b.txt", "content": "b\n"}}], "result": "b is written"},
+        ]),
+    );
+    let Some(term) = Terminal::run(&env, "attach_ctrl_c", &["attach", "t"]) else {
+        return;
+    };
+    ready(&term, &task);
+    term.type_line("work");
+    term.wait_for("● working");
+    term.tmux(&["send-keys", "C-c"]);
+    // claude (in the terminal's foreground process group) got it; cms and the keeper did
+    // not end the session over it.
+    term.wait_for("[Request interrupted by user]");
+    term.type_line("write b");
+    term.wait_for("● b is written");
+    term.type_line("/exit");
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 0, "{screen}");
+    assert_eq!(show(&env, "t")["status"], "completed");
+    assert_eq!(env.git(&["show", "cms/t:b.txt"]), "b");
+}
+
+#[test]
+fn abort_stops_an_attached_session_and_keeps_its_work() {
+    let mut env = TestEnv::new();
+    env.set_env("CMS_INTERRUPT_GRACE_MS", "200");
+    let task = attachable(
+        &env,
+        &[],
+        json!([{"steps": [{"write": {"path": "b.txt", "content": "b\n"}}], "result": "b is written"}]),
+    );
+    let Some(term) = Terminal::run(&env, "attach_abort", &["attach", "t"]) else {
+        return;
+    };
+    ready(&term, &task);
+    term.type_line("write b");
+    term.wait_for("● b is written");
+    env.cms(&["abort", "t"]).success();
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 130, "{screen}");
+    let after = show(&env, "t");
+    assert_eq!(after["status"], "aborted");
+    assert_eq!(env.git(&["show", "cms/t:b.txt"]), "b");
+}
+
+#[test]
+fn nothing_an_attached_session_started_outlives_it() {
+    let env = TestEnv::new();
+    let detached = crate::test_processes::Detached::new(&env.root);
+    let task = attachable(
+        &env,
+        &[],
+        json!([{"steps": [{"bash": detached.command()}], "result": "started them"}]),
+    );
+    let Some(term) = Terminal::run(&env, "attach_processes", &["attach", "t"]) else {
+        return;
+    };
+    ready(&term, &task);
+    term.type_line("start sleepers");
+    term.wait_for("● started them");
+    assert_eq!(detached.running().len(), 3);
+    term.type_line("/exit");
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 0, "{screen}");
+    detached.assert_started_and_gone();
+}
+
+/// Lets the real CLI's terminal UI start without asking anything: onboarding done, the
+/// worktree trusted, the test's API key approved (the CLI keeps these in `.claude.json`).
+fn skip_first_run_dialogs(env: &TestEnv, worktree: &str) {
+    let path = env.home.join(".claude/.claude.json");
+    let mut config: Value = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_else(|| json!({}));
+    config["hasCompletedOnboarding"] = json!(true);
+    config["theme"] = json!("dark");
+    config["customApiKeyResponses"] = json!({"approved": ["sk-ant-api03-fake"], "rejected": []});
+    config["projects"][worktree]["hasTrustDialogAccepted"] = json!(true);
+    config["projects"][worktree]["hasCompletedProjectOnboarding"] = json!(true);
+    std::fs::write(&path, config.to_string()).unwrap();
+}
+
+#[test]
+fn real_claude_attach_runs_the_real_cli_at_the_terminal_and_records_its_work() {
+    use crate::common::fake_api::{COST_PER_REPLY, CWD, FakeApi, Reply};
+    use crate::test_real_claude::{RUN_LIMIT, real_claude, real_env, task_json};
+    let Some(claude) = real_claude("real_claude_attach") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    api.route(
+        "[attach]",
+        vec![
+            Reply::text("First session done."),
+            Reply::tool(
+                "Write",
+                json!({"file_path": format!("{CWD}/b.txt"), "content": "b\n"}),
+            ),
+            Reply::text("b is written"),
+        ],
+    );
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[attach] start",
+            "-n",
+            "t",
+            "--preset",
+            "edit",
+        ],
+        RUN_LIMIT,
+    );
+    let before = task_json(&run);
+    run.success();
+    skip_first_run_dialogs(&env, before["worktree"].as_str().unwrap());
+    let Some(term) = Terminal::run(&env, "real_claude_attach", &["attach", "t"]) else {
+        return;
+    };
+    term.wait_for("First session done.");
+    term.type_line("now write b");
+    term.wait_for("b is written");
+    term.type_line("/exit");
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 0, "{screen}");
+    let after = show(&env, "t");
+    assert_eq!(after["status"], "completed", "{screen}");
+    assert_eq!(env.git(&["show", "cms/t:b.txt"]), "b");
+    assert_eq!(
+        env.git(&["log", "-1", "--format=%s", "cms/t"]),
+        "cms attach: interactive session"
+    );
+    // The two replies of the attached session, priced from claude's transcript at the fake
+    // API's fixed usage, on top of the first session's claude-reported cost.
+    let added = after["cost_usd"].as_f64().unwrap() - before["cost_usd"].as_f64().unwrap();
+    assert!((added - 2.0 * COST_PER_REPLY).abs() < 1e-9, "{added}");
+    assert_eq!(after["turns"], before["turns"].as_u64().unwrap() + 2);
+    // The real CLI resumes the same session rather than forking it.
+    assert_eq!(after["session_id"], before["session_id"]);
+    let requests = api.requests_for("[attach]");
+    assert_eq!(requests.len(), 3);
+    for request in &requests {
+        assert_eq!(request.cwd.as_deref(), before["worktree"].as_str());
+    }
+}
+
+#[test]
+fn real_claude_attach_time_limit_interrupts_and_ends_the_real_cli_keeping_its_work() {
+    use crate::common::fake_api::{CWD, FakeApi, Reply};
+    use crate::test_real_claude::{RUN_LIMIT, real_claude, real_env, task_json};
+    let Some(claude) = real_claude("real_claude_attach_time_limit") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let mut env = real_env(&claude, &api);
+    env.set_env("CMS_INTERRUPT_GRACE_MS", "1000");
+    api.route(
+        "[limit]",
+        vec![
+            Reply::text("First session done."),
+            Reply::tool(
+                "Write",
+                json!({"file_path": format!("{CWD}/b.txt"), "content": "b\n"}),
+            ),
+            Reply::text("b is written"),
+        ],
+    );
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[limit] start",
+            "-n",
+            "t",
+            "--preset",
+            "edit",
+            "--max-duration",
+            "10s",
+        ],
+        RUN_LIMIT,
+    );
+    let before = task_json(&run);
+    run.success();
+    skip_first_run_dialogs(&env, before["worktree"].as_str().unwrap());
+    let Some(term) = Terminal::run(&env, "real_claude_attach_time_limit", &["attach", "t"]) else {
+        return;
+    };
+    term.wait_for("First session done.");
+    term.type_line("now write b");
+    term.wait_for("b is written");
+    // Nothing more is typed: the limit ends the session.
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 3, "{screen}");
+    let after = show(&env, "t");
+    assert_eq!(after["status"], "duration_exceeded", "{screen}");
+    assert_eq!(env.git(&["show", "cms/t:b.txt"]), "b");
+    assert!(after["duration_ms"].as_u64().unwrap() >= 10_000);
+}
+
+#[test]
+fn an_attach_whose_claude_fails_to_start_puts_the_task_back_as_it_was() {
+    let mut env = TestEnv::new();
+    attachable(&env, &[], json!([]));
+    let before = show(&env, "t");
+    let broken = env.root.join("broken-claude");
+    std::fs::write(
+        &broken,
+        "#!/bin/sh\necho 'No conversation found with session ID: x' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    env.set_env("CMS_CLAUDE_BIN", broken.to_str().unwrap());
+    let Some(term) = Terminal::run(&env, "attach_failed_start", &["attach", "t"]) else {
+        return;
+    };
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 1, "{screen}");
+    // claude's own message is on the terminal, and cms says what became of the task.
+    assert!(screen.contains("No conversation found"), "{screen}");
+    assert!(screen.contains("before its session began"), "{screen}");
+    let mut after = show(&env, "t");
+    // Only the time of the write-back differs.
+    after["updated_at"] = before["updated_at"].clone();
+    assert_eq!(after, before);
+    assert_eq!(env.git(&["log", "-1", "--format=%s", "cms/t"]), "write a");
+}
+
+#[test]
+fn an_attach_the_user_leaves_at_once_keeps_the_task_as_it_was() {
+    let env = TestEnv::new();
+    let before = attachable(&env, &[], json!([]));
+    let Some(term) = Terminal::run(&env, "attach_leave", &["attach", "t"]) else {
+        return;
+    };
+    ready(&term, &before);
+    term.type_line("/exit");
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 0, "{screen}");
+    let after = show(&env, "t");
+    assert_eq!(after["status"], "completed");
+    for field in [
+        "response",
+        "cost_usd",
+        "turns",
+        "session_id",
+        "head",
+        "tools_used",
+    ] {
+        assert_eq!(after[field], before[field], "{field}");
+    }
+    assert_eq!(env.git(&["log", "-1", "--format=%s", "cms/t"]), "write a");
+}
+
+/// What cms reads of a session transcript's assistant lines.
+fn assistant_lines(transcript: &Path) -> Vec<Value> {
+    std::fs::read_to_string(transcript)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|line| line["type"] == "assistant")
+        .map(|line| {
+            let content: Vec<Value> = line["message"]["content"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|block| block["type"].clone())
+                .collect();
+            json!({
+                "isSidechain": line["isSidechain"],
+                "has_session": line["sessionId"].is_string(),
+                "has_id": line["message"]["id"].is_string(),
+                "model": line["message"]["model"],
+                "content": content,
+                "input_tokens": line["message"]["usage"]["input_tokens"],
+                "output_tokens": line["message"]["usage"]["output_tokens"],
+            })
+        })
+        .collect()
+}
+
+/// Where a finished task's session transcript is, under the test's claude config dir.
+fn transcript_of(config_dir: &Path, task: &Value) -> PathBuf {
+    let name: String = task["worktree"]
+        .as_str()
+        .unwrap()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    config_dir
+        .join("projects")
+        .join(name)
+        .join(format!("{}.jsonl", task["session_id"].as_str().unwrap()))
+}
+
+#[test]
+fn real_claude_and_the_fake_write_the_session_transcript_cms_follows_alike() {
+    use crate::common::fake_api::{FakeApi, Reply};
+    use crate::test_real_claude::{RUN_LIMIT, real_claude, real_env};
+    let Some(claude) = real_claude("real_claude_and_the_fake_write_the_session_transcript") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let real = real_env(&claude, &api);
+    api.route("[transcript]", vec![Reply::text("done")]);
+    let run = real.cms_bounded(&["task", "--json", "[transcript] go", "-n", "t"], RUN_LIMIT);
+    run.success();
+    let real_lines = assistant_lines(&transcript_of(&real.home.join(".claude"), &run.json()));
+
+    // The fake, with the fake API's usage and model, and no CLAUDE_CONFIG_DIR: $HOME/.claude.
+    let fake = TestEnv::new();
+    fake.script(json!({
+        "usage": {"input_tokens": 1000, "output_tokens": 100},
+        "turns": [{"result": "done"}],
+    }));
+    let task = fake.task_ok(&["go", "-n", "t", "--model", "claude-opus-4-8"]);
+    let fake_lines = assistant_lines(&transcript_of(&fake.home.join(".claude"), &task));
+    assert_eq!(fake_lines, real_lines);
+    assert_eq!(real_lines.len(), 1);
+}
+
+#[test]
+fn the_turn_limit_stops_an_attached_session_from_its_transcript() {
+    let mut env = TestEnv::new();
+    env.set_env("CMS_INTERRUPT_GRACE_MS", "200");
+    // The first session took two turns; the attached one's first reply is the third and last
+    // allowed, and it asks for a tool, whose result would need a fourth.
+    let task = attachable(
+        &env,
+        &["--max-turns", "3"],
+        json!([{"steps": [
+            {"text": "one"},
+            {"write": {"path": "b.txt", "content": "b\n"}},
+            {"sleep_ms": 60000},
+        ], "result": "never"}]),
+    );
+    let Some(term) = Terminal::run(&env, "attach_turn_limit", &["attach", "t"]) else {
+        return;
+    };
+    ready(&term, &task);
+    term.type_line("go on");
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 3, "{screen}");
+    let after = show(&env, "t");
+    assert_eq!(after["status"], "turns_exceeded", "{after}");
+    assert_eq!(after["turns"], 3);
+}
