@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::common::TestEnv;
 
-const LIMIT: Duration = Duration::from_secs(60);
+pub(crate) const LIMIT: Duration = Duration::from_secs(60);
 
 /// Steps that wait until `gate` exists, then write done.txt.
 fn gated(gate: &Path) -> Value {
@@ -134,4 +134,147 @@ fn list_shows_a_running_tasks_live_turns_and_cost() {
     let done = env.cms(&["show", "live", "--json"]).json();
     assert_eq!(done["status"], "completed", "{done:#}");
     assert_eq!(done["safety"]["violations"], json!([]));
+}
+
+mod real {
+    //! Background tasks with the real Claude Code CLI: detached, followed, killed with their
+    //! supervisor and continued, and fanned out.
+
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    use serde_json::json;
+
+    use super::{LIMIT, record, status};
+    use crate::common::fake_api::{CWD, FakeApi, Reply};
+    use crate::common::wait_bounded;
+    use crate::test_real_claude::{RUN_LIMIT, real_claude, real_env};
+
+    #[test]
+    fn real_claude_detached_task_is_followed_by_logs_and_wait_to_completion() {
+        let Some(claude) = real_claude("real_claude_detached_task_is_followed") else {
+            return;
+        };
+        let api = FakeApi::start();
+        let env = real_env(&claude, &api);
+        api.route(
+            "[bg]",
+            vec![
+                Reply::tool(
+                    "Write",
+                    json!({"file_path": format!("{CWD}/bg.txt"), "content": "bg\n"}),
+                )
+                .delayed(Duration::from_millis(500)),
+                Reply::text("written in the background"),
+            ],
+        );
+        env.cms(&["task", "-d", "[bg] write it", "-n", "bg"])
+            .success();
+        let follow = env.spawn_cms(&["logs", "-f", "bg"]);
+        env.cms_bounded(&["wait", "bg"], RUN_LIMIT).success();
+        let logs = wait_bounded(follow, RUN_LIMIT);
+        logs.success();
+        assert!(logs.stdout.contains("● Write bg.txt"), "{}", logs.stdout);
+        assert!(
+            logs.stdout.contains("› written in the background"),
+            "{}",
+            logs.stdout
+        );
+        assert_eq!(env.git(&["show", "cms/bg:bg.txt"]), "bg");
+    }
+
+    #[test]
+    fn real_claude_killed_supervisor_leaves_the_task_interrupted_and_continue_finishes_it() {
+        let Some(claude) = real_claude("real_claude_killed_supervisor_leaves_the_task_interrupted")
+        else {
+            return;
+        };
+        let api = FakeApi::start();
+        let env = real_env(&claude, &api);
+        api.route(
+            "[orphan]",
+            vec![
+                Reply::tool(
+                    "Bash",
+                    json!({"command": "echo one > one.txt && sleep 300", "description": "Work"}),
+                ),
+                Reply::tool(
+                    "Write",
+                    json!({"file_path": format!("{CWD}/two.txt"), "content": "two\n"}),
+                ),
+                Reply::text("finished"),
+            ],
+        );
+        env.cms(&["task", "-d", "-p", "full", "[orphan] work", "-n", "orphan"])
+            .success();
+        // Kill the supervisor once the Bash tool has written its file and sleeps.
+        let start = Instant::now();
+        let tree = record(&env, "orphan")["worktree"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        while !Path::new(&tree).join("one.txt").exists() {
+            assert!(start.elapsed() < LIMIT, "the Bash tool never ran");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let pid = record(&env, "orphan")["supervisor"]["pid"]
+            .as_u64()
+            .unwrap();
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGKILL);
+        }
+        while Path::new(&format!("/proc/{pid}")).exists() {
+            assert!(start.elapsed() < LIMIT, "the supervisor did not die");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(status(&env, "orphan"), "interrupted");
+        // What the session left uncommitted was committed by the command that noticed.
+        assert_eq!(env.git(&["show", "cms/orphan:one.txt"]), "one");
+        let run = env.cms_bounded(&["continue", "orphan", "go on", "--json"], RUN_LIMIT);
+        run.success();
+        assert_eq!(run.json()["status"], "completed");
+        assert_eq!(env.git(&["show", "cms/orphan:two.txt"]), "two");
+    }
+
+    #[test]
+    fn real_claude_three_attempts_each_complete_in_their_own_worktree() {
+        let Some(claude) = real_claude("real_claude_three_attempts") else {
+            return;
+        };
+        let api = FakeApi::start();
+        let env = real_env(&claude, &api);
+        api.route(
+            "[try]",
+            vec![
+                Reply::tool(
+                    "Write",
+                    json!({"file_path": format!("{CWD}/try.txt"), "content": "tried\n"}),
+                ),
+                Reply::text("tried"),
+            ],
+        );
+        let run = env.cms_bounded(
+            &[
+                "task",
+                "--json",
+                "[try] write it",
+                "--attempts",
+                "3",
+                "-n",
+                "try",
+            ],
+            RUN_LIMIT,
+        );
+        run.success();
+        let tasks = run.json();
+        for (i, task) in tasks.as_array().unwrap().iter().enumerate() {
+            let name = format!("try-{}", i + 1);
+            assert_eq!(task["name"], name.as_str());
+            assert_eq!(task["status"], "completed", "{task:#}");
+            assert_eq!(env.git(&["show", &format!("cms/{name}:try.txt")]), "tried");
+        }
+        let list = env.cms(&["list"]);
+        assert!(list.stdout.contains("3 attempts"), "{}", list.stdout);
+    }
 }
