@@ -344,6 +344,13 @@ impl Hinted for crate::task::TaskError {
                  --no-check merges without the checks"
             ),
             E::ChangedDuringMerge(_) => "run the merge again".into(),
+            E::AlreadyOnTop { name, .. } => format!(
+                "`cms merge {name}` merges it as it is; `cms continue {name} <MESSAGE>` follows it up"
+            ),
+            E::UnresolvedConflicts { name, .. } => format!(
+                "`cms continue {name} \"resolve the remaining conflicts\"` lets the agent finish; \
+                 `cms diff {name}` shows them"
+            ),
             E::InterruptedBeforeStart
             | E::Git(_)
             | E::Store(_)

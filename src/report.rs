@@ -49,6 +49,7 @@ pub fn task_json(record: &TaskRecord) -> Value {
         "merge": record.merge,
         "pending": record.pending,
         "attempt": record.attempt,
+        "rebase": record.rebase,
         "created_at": record.created_at,
         "updated_at": record.updated_at,
     })

@@ -22,8 +22,15 @@ pub struct ContinueArgs {
     #[arg(value_parser = super::parse_task_name)]
     pub task: TaskName,
 
-    /// What the task should do now
-    pub message: String,
+    /// What the task should do now (optional with --rebase)
+    #[arg(required_unless_present = "rebase")]
+    pub message: Option<String>,
+
+    /// First move the task's work onto the current tip of the branch it was based on (one
+    /// commit on top of it); the agent resolves any conflicts in the same session, and the
+    /// checks run again before it can be merged
+    #[arg(long)]
+    pub rebase: bool,
 
     /// Allow this tool on top of the preset, e.g. Bash or 'Bash(npm test:*)' (repeatable;
     /// kept for later follow-ups)
@@ -43,13 +50,14 @@ pub fn cmd_continue(ctx: &CommandContext, args: ContinueArgs) -> Result<u8, Comm
     let timeouts = timeouts_from_env()?;
     let opts = ContinueOptions {
         name: args.task,
-        message: args.message,
+        message: args.message.unwrap_or_default(),
         allow: args.allow,
         preset: args.preset,
         max_cost_usd: args.session.max_cost,
         max_turns: args.session.max_turns,
         max_duration: args.session.max_duration,
         sandbox: args.session.sandbox,
+        rebase: args.rebase,
     };
     let ask = args.session.asks(args.session.detach);
     let started = task::resume(&ws, &opts)?;

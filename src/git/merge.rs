@@ -245,6 +245,67 @@ fn changed_paths(repo: &Repo, plan: &MergePlan) -> Result<BTreeSet<String>, GitE
     )
 }
 
+/// In a task's `worktree` (clean, on its branch at `from`): moves the branch to `onto` and
+/// applies what `from` changed since their merge base as uncommitted work, conflicts marked in
+/// the files as git marks them. Returns the conflicted paths. On a failure other than a
+/// conflict, the worktree is put back at `from`.
+pub fn squash_onto(worktree: &Path, onto: Oid, from: Oid) -> Result<Vec<String>, GitError> {
+    let mut reset = git(worktree);
+    reset
+        .args(["reset", "--quiet", "--keep"])
+        .arg(onto.to_string());
+    run(reset)?;
+    let mut merge = git(worktree);
+    // No hooks and no commit: the agent resolves, cms commits at the session's end.
+    merge
+        .args([
+            "-c",
+            "core.hooksPath=/dev/null",
+            "merge",
+            "--quiet",
+            "--squash",
+        ])
+        .arg(from.to_string());
+    let merged = run(merge);
+    let conflicts: Vec<String> =
+        run_text(worktree, ["diff", "--name-only", "--diff-filter=U", "-z"])?
+            .split('\0')
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect();
+    match merged {
+        Err(err) if conflicts.is_empty() => {
+            let _ = undo_squash_onto(worktree, from);
+            Err(err)
+        }
+        _ => Ok(conflicts),
+    }
+}
+
+/// Puts a task's worktree and branch back at `from` after a [`squash_onto`] whose session never
+/// ran (nothing but cms's own squash is in the worktree then).
+pub fn undo_squash_onto(worktree: &Path, from: Oid) -> Result<(), GitError> {
+    let mut cmd = git(worktree);
+    cmd.args(["reset", "--quiet", "--hard"])
+        .arg(from.to_string());
+    run(cmd).map(drop)
+}
+
+/// Points `refname` at `oid`, creating it if needed.
+pub fn set_ref(common_dir: &Path, refname: &str, oid: Oid, reflog: &str) -> Result<(), GitError> {
+    let mut cmd = git(common_dir);
+    cmd.args(["update-ref", "-m", reflog, refname])
+        .arg(oid.to_string());
+    run(cmd).map(drop)
+}
+
+/// Deletes `refname` if it exists.
+pub fn delete_ref(common_dir: &Path, refname: &str) -> Result<(), GitError> {
+    let mut cmd = git(common_dir);
+    cmd.args(["update-ref", "-d", refname]);
+    run(cmd).map(drop)
+}
+
 /// Refuses, listing the files, when a file the merge changes has uncommitted edits in the
 /// checkout (staged, unstaged, or an untracked file in the way).
 fn check_checkout_clean_where_changed(

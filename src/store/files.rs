@@ -418,6 +418,7 @@ mod tests {
             merge: None,
             supervisor: None,
             attempt: None,
+            rebase: None,
             pending: None,
             created_at: now_rfc3339(),
             updated_at: String::new(),

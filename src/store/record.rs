@@ -180,6 +180,10 @@ pub struct TaskRecord {
     pub head: Option<Oid>,
     pub merge: Option<MergeInfo>,
     pub supervisor: Option<Supervisor>,
+    /// Set while the task's work is being moved onto its base branch's tip (`cms continue
+    /// --rebase`) and conflicts are left to resolve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebase: Option<Rebase>,
     /// Which of `cms task --attempts N`'s attempts this task is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<Attempt>,
@@ -188,6 +192,22 @@ pub struct TaskRecord {
     pub pending: Option<PendingPermission>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// A task moved onto its base branch's tip by `cms continue --rebase`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rebase {
+    /// The branch it was moved onto.
+    pub onto: String,
+    /// The task's tip before, kept under `refs/cms/rebased/<name>`.
+    #[serde(with = "crate::git::oid_hex")]
+    pub from: Oid,
+    /// The files that conflicted.
+    pub conflicts: Vec<String>,
+    /// Of those, the ones still holding conflict markers when the session ended; the task
+    /// cannot be merged while any is left.
+    #[serde(default)]
+    pub unresolved: Vec<String>,
 }
 
 /// One of several independent attempts at the same prompt, named `<group>-<number>`.

@@ -140,6 +140,12 @@ pub enum TaskError {
         output: String,
     },
 
+    #[error("task '{name}' already starts from the tip of {onto}; there is nothing to rebase")]
+    AlreadyOnTop { name: TaskName, onto: String },
+
+    #[error("task '{name}' still has conflict markers in {}", files.join(", "))]
+    UnresolvedConflicts { name: TaskName, files: Vec<String> },
+
     #[error("task '{0}''s branch moved while it was being merged")]
     ChangedDuringMerge(TaskName),
 

@@ -170,6 +170,29 @@ pub(super) fn finish_as(
         None => Vec::new(),
     };
     violations.extend(check_surroundings(ws, &record, watched)?);
+    let mut record = record;
+    // After a `--rebase`, the conflicts must be resolved before the task can be merged.
+    if let (Some(rebase), Some(head)) = (record.rebase.as_mut(), head) {
+        rebase.unresolved = rebase
+            .conflicts
+            .iter()
+            .filter(|path| {
+                ws.repo
+                    .file_at_commit(head, path)
+                    .is_some_and(|text| has_conflict_markers(&text))
+            })
+            .cloned()
+            .collect();
+        if rebase.unresolved.is_empty() {
+            record.rebase = None;
+        } else if status == Status::Completed {
+            status = Status::NeedsInput;
+            error = Some(format!(
+                "conflict markers remain in {}",
+                rebase.unresolved.join(", ")
+            ));
+        }
+    }
     if !violations.is_empty() {
         status = Status::ProtectedPath;
         let first = &violations[0].detail;
@@ -214,7 +237,8 @@ pub(super) fn finish_as(
             })
             .cloned()
             .collect();
-        let status = if status == Status::NeedsInput && denials.is_empty() {
+        let unresolved = r.rebase.as_ref().is_some_and(|b| !b.unresolved.is_empty());
+        let status = if status == Status::NeedsInput && denials.is_empty() && !unresolved {
             Status::Completed
         } else {
             status
@@ -445,6 +469,12 @@ fn status_of(outcome: &TurnOutcome) -> (Status, Option<String>) {
     (Status::Completed, None)
 }
 
+/// Whether a file still holds git's conflict markers (an opening and a closing one).
+fn has_conflict_markers(text: &str) -> bool {
+    let mut lines = text.lines();
+    lines.any(|l| l.starts_with("<<<<<<< ")) && lines.any(|l| l.starts_with(">>>>>>> "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -531,5 +561,14 @@ mod tests {
         let (status, error) = status_of(&ended("tools_bypass.jsonl", 3));
         assert_eq!(status, Status::Failed);
         assert!(error.unwrap().contains("code 3"));
+    }
+
+    #[test]
+    fn conflict_markers_are_an_opening_then_a_closing_line() {
+        assert!(has_conflict_markers(
+            "a\n<<<<<<< HEAD\nx\n=======\ny\n>>>>>>> abc\n"
+        ));
+        assert!(!has_conflict_markers(">>>>>>> late\n<<<<<<< early\n"));
+        assert!(!has_conflict_markers("Title\n=======\ntext\n"));
     }
 }

@@ -97,6 +97,12 @@ pub fn merge(
             });
         }
     }
+    if let Some(rebase) = record.rebase.as_ref().filter(|b| !b.unresolved.is_empty()) {
+        return Err(TaskError::UnresolvedConflicts {
+            name: record.name.clone(),
+            files: rebase.unresolved.clone(),
+        });
+    }
     let violations = current_violations(ws, &record)?;
     if !violations.is_empty() && !opts.allow_protected {
         return Err(TaskError::Protected {

@@ -163,5 +163,10 @@ pub fn remove_task_checkout(
     if ws.repo.branch_exists(&record.branch) {
         git::worktree::delete_branch(&ws.repo.common_dir, &record.branch)?;
     }
+    // The tip kept from before a `--rebase` goes with the task.
+    let _ = git::merge::delete_ref(
+        &ws.repo.common_dir,
+        &super::resume::rebased_ref(&record.name),
+    );
     Ok(stray)
 }

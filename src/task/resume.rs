@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use crate::git::{self, Oid};
 use crate::safety::sandbox::SandboxMode;
 use crate::session::{self, Preset};
-use crate::store::{LimitSettings, Status, TaskName, TaskRecord, now_rfc3339};
+use crate::store::{LimitSettings, Rebase, Status, TaskName, TaskRecord, now_rfc3339};
 use crate::workspace::Workspace;
 
 use super::*;
@@ -23,17 +24,23 @@ pub struct ContinueOptions {
     pub max_turns: Option<u32>,
     pub max_duration: Option<Duration>,
     pub sandbox: Option<SandboxMode>,
+    /// Move the task onto its base branch's tip first, leaving conflicts to the agent.
+    pub rebase: bool,
 }
 
 /// Makes a finished task ready for another session: checks that it can go on, then records
 /// it as running under this process. On any refusal nothing changes.
 pub fn resume(ws: &Workspace, opts: &ContinueOptions) -> Result<Started, TaskError> {
     let message = opts.message.trim();
-    if message.is_empty() {
+    if message.is_empty() && !opts.rebase {
         return Err(TaskError::EmptyMessage);
     }
     let record = ws.task(&opts.name)?;
     check_can_continue(&record, "continue")?;
+    let onto = match opts.rebase {
+        true => Some(rebase_target(ws, &record)?),
+        false => None,
+    };
     let config = ws.config(Some(record.base))?;
     let claude = session::find_claude(&config.claude_bin)?;
     let (sandboxed, sandbox_warning) = sandbox_plan(opts.sandbox.unwrap_or(config.sandbox))?;
@@ -50,13 +57,122 @@ pub fn resume(ws: &Workspace, opts: &ContinueOptions) -> Result<Started, TaskErr
             }
         }
     })?;
+    let (record, message) = match onto {
+        Some((branch, tip)) => match rebase(ws, record, branch.as_str(), tip, message) {
+            Ok(rebased) => rebased,
+            Err(err) => {
+                // The follow-up never began: the task is as it was.
+                let _ = ws.store.rewrite(&previous.name, |_| previous.clone());
+                return Err(err);
+            }
+        },
+        None => (record, message.to_owned()),
+    };
     Ok(Started {
         record,
         claude,
         sandbox_warning,
-        message: message.to_owned(),
+        message,
         resumed_from: Some(previous),
     })
+}
+
+/// The branch a `--rebase` moves the task onto, and its tip; refused when the task already
+/// starts from that tip or has uncommitted work.
+fn rebase_target(ws: &Workspace, record: &TaskRecord) -> Result<(String, Oid), TaskError> {
+    let branch = record
+        .base_branch
+        .clone()
+        .ok_or_else(|| TaskError::NoMergeTarget(record.name.clone()))?;
+    let tip = ws.repo.branch_tip(&branch)?;
+    let from = ws
+        .repo
+        .branch_tip(&record.branch)
+        .map_err(|_| TaskError::BranchGone(record.name.clone()))?;
+    if ws.repo.is_ancestor(tip, from)? {
+        return Err(TaskError::AlreadyOnTop {
+            name: record.name.clone(),
+            onto: branch,
+        });
+    }
+    if git::snapshot::snapshot_tree(&record.worktree)? != ws.repo.tree_of(from)? {
+        return Err(TaskError::UncommittedWork {
+            name: record.name.clone(),
+            worktree: record.worktree.clone(),
+        });
+    }
+    Ok((branch, tip))
+}
+
+/// The ref that keeps a rebased task's previous tip.
+pub fn rebased_ref(name: &TaskName) -> String {
+    format!("refs/cms/rebased/{name}")
+}
+
+/// Moves the running task's work onto `tip` of `onto` (see [`git::merge::squash_onto`]),
+/// keeping its previous tip under [`rebased_ref`], and says in the message what the agent
+/// must resolve.
+fn rebase(
+    ws: &Workspace,
+    mut record: TaskRecord,
+    onto: &str,
+    tip: Oid,
+    message: &str,
+) -> Result<(TaskRecord, String), TaskError> {
+    let from = ws.repo.branch_tip(&record.branch)?;
+    git::merge::set_ref(
+        &ws.repo.common_dir,
+        &rebased_ref(&record.name),
+        from,
+        "cms: the task's tip before its rebase",
+    )?;
+    let conflicts = git::merge::squash_onto(&record.worktree, tip, from)?;
+    // The task's change now starts from the tip it was moved onto.
+    record.base = tip;
+    record.rebase = Some(Rebase {
+        onto: onto.to_owned(),
+        from,
+        conflicts: conflicts.clone(),
+        unresolved: Vec::new(),
+    });
+    let saved = ws.store.update(&record.name, |r| {
+        r.base = tip;
+        r.rebase = record.rebase.clone();
+    });
+    if let Err(err) = saved {
+        let _ = git::merge::undo_squash_onto(&record.worktree, from);
+        return Err(err.into());
+    }
+    let short = &tip.to_string()[..12];
+    let mut text = format!(
+        "cms moved this task's work onto the current tip of {onto} ({short}): the branch now \
+         starts there, and your whole change is applied on top of it as uncommitted work.\n"
+    );
+    if conflicts.is_empty() {
+        text.push_str(
+            "It applied without conflicts; check that the change still fits the new base.\n",
+        );
+    } else {
+        text.push_str(&format!(
+            "These files have merge conflicts, marked with <<<<<<<, ======= and >>>>>>>: {}. \
+             Resolve every conflict so that both your change and the changes made on {onto} \
+             are kept, and remove all the markers.\n",
+            conflicts.join(", ")
+        ));
+        // claude's Read may answer from what it remembers of a file from before the rebase
+        // (seen with 2.1.197: "file unchanged since your last Read"), so the conflicts are
+        // shown here as they are on disk.
+        text.push_str(&conflict_excerpts(&record.worktree, &conflicts));
+    }
+    text.push_str(
+        "Do not commit, reset, rebase or switch branches with git: cms commits your work when \
+         you finish.\n",
+    );
+    if !message.is_empty() {
+        text.push('\n');
+        text.push_str(message);
+    }
+    Ok((record, text))
 }
 
 /// Makes a finished task ready for an interactive session at the terminal (`cms attach`):
@@ -197,4 +313,55 @@ fn check_limits_left(record: &TaskRecord, limits: &LimitSettings) -> Result<(), 
         );
     }
     Ok(())
+}
+
+/// How many lines of conflicts the follow-up message quotes at most.
+const CONFLICT_EXCERPT_LINES: usize = 400;
+
+/// The conflicted regions of each file (with two lines of context), as they are on disk.
+fn conflict_excerpts(worktree: &std::path::Path, files: &[String]) -> String {
+    let mut out = String::new();
+    let mut budget = CONFLICT_EXCERPT_LINES;
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(worktree.join(file)) else {
+            continue;
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        let mut shown = vec![false; lines.len()];
+        let mut inside = false;
+        for (i, line) in lines.iter().enumerate() {
+            if line.starts_with("<<<<<<< ") {
+                inside = true;
+                for s in shown.iter_mut().take(i + 1).skip(i.saturating_sub(2)) {
+                    *s = true;
+                }
+            }
+            if inside {
+                shown[i] = true;
+            }
+            if line.starts_with(">>>>>>> ") {
+                inside = false;
+                for s in shown.iter_mut().skip(i).take(3) {
+                    *s = true;
+                }
+            }
+        }
+        out.push_str(&format!(
+            "\n{file} (conflicted parts, line numbers as in the file):\n"
+        ));
+        let mut last = None;
+        for (i, line) in lines.iter().enumerate().filter(|(i, _)| shown[*i]) {
+            if budget == 0 {
+                out.push_str("[more conflicts not shown: read the files]\n");
+                return out;
+            }
+            if last.is_some_and(|l: usize| l + 1 != i) {
+                out.push_str("...\n");
+            }
+            out.push_str(&format!("{:>5}  {line}\n", i + 1));
+            last = Some(i);
+            budget -= 1;
+        }
+    }
+    out
 }

@@ -244,6 +244,15 @@ pub(super) fn take_back(ws: &Workspace, record: &TaskRecord, resumed_from: &Opti
     match resumed_from {
         None => undo_start(ws, record),
         Some(previous) => {
+            // A `--rebase` that moved the worktree is undone with it: nothing but cms's own
+            // squash is there, since the session never ran.
+            if let Some(rebase) = record.rebase.as_ref().filter(|_| previous.rebase.is_none()) {
+                let _ = git::merge::undo_squash_onto(&record.worktree, rebase.from);
+                let _ = git::merge::delete_ref(
+                    &ws.repo.common_dir,
+                    &super::resume::rebased_ref(&record.name),
+                );
+            }
             let previous = previous.clone();
             let _ = ws.store.rewrite(&record.name, |_| previous);
         }

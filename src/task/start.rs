@@ -86,6 +86,7 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, TaskError> {
             merge: None,
             supervisor: Some(session::current_supervisor()),
             attempt: opts.attempt.clone(),
+            rebase: None,
             pending: None,
             created_at: now.clone(),
             updated_at: now,

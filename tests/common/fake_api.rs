@@ -127,6 +127,8 @@ pub struct SeenRequest {
     pub model: String,
     /// The HTTP status the fake API answered with.
     pub status: u16,
+    /// The text of the request's last user message that has text (a follow-up's message).
+    pub last_user_text: String,
 }
 
 struct Route {
@@ -326,6 +328,13 @@ async fn messages(State(shared): State<Shared>, body: Bytes) -> Response {
         subagent,
         model,
         status,
+        last_user_text: user_text(request.get("messages").and_then(Value::as_array).and_then(
+            |m| {
+                m.iter()
+                    .rev()
+                    .find(|m| m["role"] == "user" && !user_text(Some(m)).is_empty())
+            },
+        )),
     });
     response
 }
@@ -355,10 +364,16 @@ fn working_directory(system: &str) -> Option<String> {
 
 /// The text of the conversation's first user message: what identifies the conversation.
 fn first_user_text(request: &Value) -> String {
-    let Some(first) = request["messages"]
-        .as_array()
-        .and_then(|m| m.iter().find(|m| m["role"] == "user"))
-    else {
+    user_text(
+        request["messages"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["role"] == "user")),
+    )
+}
+
+/// A message's text blocks (or its string content), joined by lines.
+fn user_text(message: Option<&Value>) -> String {
+    let Some(first) = message else {
         return String::new();
     };
     match &first["content"] {
