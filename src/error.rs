@@ -344,6 +344,22 @@ impl Hinted for crate::task::TaskError {
                  --no-check merges without the checks"
             ),
             E::ChangedDuringMerge(_) => "run the merge again".into(),
+            E::NoRemote(name) => format!(
+                "add one (`git remote add origin <URL>`) or name it: cms push {name} --remote <REMOTE>"
+            ),
+            E::UnknownRemote(_) => "`git remote -v` lists the remotes".into(),
+            E::GhMissing => {
+                "install it from https://cli.github.com and `gh auth login`, or push without --pr; \
+                 nothing was pushed"
+                    .into()
+            }
+            E::PushFailed { name, .. } => format!(
+                "if someone else pushed to its branch there, fetch and look before pushing again; \
+                 `cms show {name}` says what cms pushed last"
+            ),
+            E::PrFailed { name, .. } => format!(
+                "open it yourself (`gh pr create --head cms/{name}`), or run `cms push {name} --pr` again"
+            ),
             E::AlreadyOnTop { name, .. } => format!(
                 "`cms merge {name}` merges it as it is; `cms continue {name} <MESSAGE>` follows it up"
             ),

@@ -50,6 +50,7 @@ pub fn task_json(record: &TaskRecord) -> Value {
         "pending": record.pending,
         "attempt": record.attempt,
         "rebase": record.rebase,
+        "push": record.push,
         "created_at": record.created_at,
         "updated_at": record.updated_at,
     })

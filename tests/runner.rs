@@ -20,6 +20,7 @@ mod test_inspect;
 mod test_logs;
 mod test_merge;
 mod test_processes;
+mod test_push;
 mod test_real_boundary;
 mod test_real_claude;
 mod test_safety;

@@ -16,6 +16,7 @@ mod list;
 mod logs;
 mod merge;
 pub mod panic;
+mod push;
 mod show;
 mod supervise;
 mod task;
@@ -69,6 +70,7 @@ pub enum Command {
     Logs(logs::LogsArgs),
     Diff(diff::DiffArgs),
     Merge(merge::MergeArgs),
+    Push(push::PushArgs),
     Discard(discard::DiscardArgs),
     Check(check::CheckArgs),
     Doctor(doctor::DoctorArgs),
@@ -235,6 +237,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Logs(args) => logs::cmd_logs(&ctx, args),
         Command::Diff(args) => diff::cmd_diff(&ctx, args),
         Command::Merge(args) => merge::cmd_merge(&ctx, args),
+        Command::Push(args) => push::cmd_push(&ctx, args),
         Command::Discard(args) => discard::cmd_discard(&ctx, args),
         Command::Check(args) => check::cmd_check(&ctx, args),
         Command::Doctor(args) => doctor::cmd_doctor(&ctx, args),

@@ -419,6 +419,7 @@ mod tests {
             supervisor: None,
             attempt: None,
             rebase: None,
+            push: None,
             pending: None,
             created_at: now_rfc3339(),
             updated_at: String::new(),

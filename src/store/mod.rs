@@ -8,5 +8,6 @@ pub use files::{Store, StoreError, write_atomic};
 pub use name::{InvalidName, MAX_NAME_LEN, TaskName};
 pub use record::{
     Answered, Attempt, Blocked, LimitSettings, MergeInfo, PendingPermission, PermissionAnswer,
-    RECORD_VERSION, Rebase, Safety, Status, Supervisor, TaskRecord, Violation, now_rfc3339,
+    PushInfo, RECORD_VERSION, Rebase, Safety, Status, Supervisor, TaskRecord, Violation,
+    now_rfc3339,
 };

@@ -184,6 +184,9 @@ pub struct TaskRecord {
     /// --rebase`) and conflicts are left to resolve.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rebase: Option<Rebase>,
+    /// Where `cms push` last sent the task's branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<PushInfo>,
     /// Which of `cms task --attempts N`'s attempts this task is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<Attempt>,
@@ -192,6 +195,19 @@ pub struct TaskRecord {
     pub pending: Option<PendingPermission>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// A task's branch as last pushed for review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushInfo {
+    pub remote: String,
+    pub branch: String,
+    /// What was pushed; the next push replaces only this.
+    #[serde(with = "crate::git::oid_hex")]
+    pub commit: Oid,
+    /// The pull request opened for it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pr: Option<String>,
 }
 
 /// A task moved onto its base branch's tip by `cms continue --rebase`.

@@ -146,6 +146,25 @@ pub enum TaskError {
     #[error("task '{name}' still has conflict markers in {}", files.join(", "))]
     UnresolvedConflicts { name: TaskName, files: Vec<String> },
 
+    #[error("task '{0}' has no remote to push to")]
+    NoRemote(TaskName),
+
+    #[error("no remote named '{0}'")]
+    UnknownRemote(String),
+
+    #[error("--pr needs the GitHub CLI (gh), which is not on PATH")]
+    GhMissing,
+
+    #[error("pushing task '{name}' to {remote} failed: {why}")]
+    PushFailed {
+        name: TaskName,
+        remote: String,
+        why: String,
+    },
+
+    #[error("task '{name}' was pushed, but gh could not open a pull request: {why}")]
+    PrFailed { name: TaskName, why: String },
+
     #[error("task '{0}''s branch moved while it was being merged")]
     ChangedDuringMerge(TaskName),
 

@@ -83,34 +83,7 @@ pub fn merge(
         .clone()
         .or(record.base_branch.clone())
         .ok_or_else(|| TaskError::NoMergeTarget(record.name.clone()))?;
-    ensure_on_branch(&record)?;
-    let task_tip = ws
-        .repo
-        .branch_tip(&record.branch)
-        .map_err(|_| TaskError::BranchGone(record.name.clone()))?;
-    if record.worktree.is_dir() {
-        let snapshot = git::snapshot::snapshot_tree(&record.worktree)?;
-        if snapshot != ws.repo.tree_of(task_tip)? {
-            return Err(TaskError::UncommittedWork {
-                name: record.name.clone(),
-                worktree: record.worktree.clone(),
-            });
-        }
-    }
-    if let Some(rebase) = record.rebase.as_ref().filter(|b| !b.unresolved.is_empty()) {
-        return Err(TaskError::UnresolvedConflicts {
-            name: record.name.clone(),
-            files: rebase.unresolved.clone(),
-        });
-    }
-    let violations = current_violations(ws, &record)?;
-    if !violations.is_empty() && !opts.allow_protected {
-        return Err(TaskError::Protected {
-            name: record.name.clone(),
-            count: violations.len(),
-            first: violations[0].detail.clone(),
-        });
-    }
+    let task_tip = ready_to_leave(ws, &record, opts.allow_protected)?;
     let mut plan = git::merge::plan(&ws.repo, &target, task_tip, opts.mode, &messages(&record))
         .map_err(|err| match err {
             GitError::MergeConflict { files } => TaskError::Conflict {
@@ -160,6 +133,44 @@ pub fn merge(
         plan,
         checks: ran,
     })
+}
+
+/// What a task's work must be before it leaves its worktree (merged or pushed): on its
+/// branch, all committed, its conflicts resolved, and clear of protected paths unless
+/// allowed. Returns the branch's tip.
+pub(super) fn ready_to_leave(
+    ws: &Workspace,
+    record: &TaskRecord,
+    allow_protected: bool,
+) -> Result<Oid, TaskError> {
+    ensure_on_branch(record)?;
+    let tip = ws
+        .repo
+        .branch_tip(&record.branch)
+        .map_err(|_| TaskError::BranchGone(record.name.clone()))?;
+    if record.worktree.is_dir()
+        && git::snapshot::snapshot_tree(&record.worktree)? != ws.repo.tree_of(tip)?
+    {
+        return Err(TaskError::UncommittedWork {
+            name: record.name.clone(),
+            worktree: record.worktree.clone(),
+        });
+    }
+    if let Some(rebase) = record.rebase.as_ref().filter(|b| !b.unresolved.is_empty()) {
+        return Err(TaskError::UnresolvedConflicts {
+            name: record.name.clone(),
+            files: rebase.unresolved.clone(),
+        });
+    }
+    let violations = current_violations(ws, record)?;
+    if !violations.is_empty() && !allow_protected {
+        return Err(TaskError::Protected {
+            name: record.name.clone(),
+            count: violations.len(),
+            first: violations[0].detail.clone(),
+        });
+    }
+    Ok(tip)
 }
 
 /// Makes the merge's commit through the repository's hooks and runs the checks on the

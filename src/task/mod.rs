@@ -12,6 +12,7 @@ mod finish;
 mod merge;
 mod notify;
 mod open;
+mod push;
 mod resume;
 mod rules;
 mod run;
@@ -65,6 +66,7 @@ pub use open::{
     change_range, current_violations, ensure_not_running, ensure_on_branch, open_for_change,
     remove_task_checkout,
 };
+pub use push::{PushOptions, push};
 pub use resume::{ATTACH_MESSAGE, ContinueOptions, resume, resume_attached};
 pub use rules::{RuleScope, rules_for};
 pub use run::{RunOptions, abandon, run};

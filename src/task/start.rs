@@ -87,6 +87,7 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, TaskError> {
             supervisor: Some(session::current_supervisor()),
             attempt: opts.attempt.clone(),
             rebase: None,
+            push: None,
             pending: None,
             created_at: now.clone(),
             updated_at: now,
