@@ -379,14 +379,7 @@ pub fn recover(ws: &Workspace) -> Vec<String> {
 /// The commit messages of a task's merge: the prompt's first line as the subject, the task's
 /// result as the body, and trailers saying where it came from.
 fn messages(record: &TaskRecord) -> MergeMessages {
-    let subject: String = record
-        .prompt
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .take(72)
-        .collect();
+    let subject = subject(record);
     let mut trailers = format!("Cms-Task: {}\n", record.name);
     if let Some(session) = &record.session_id {
         trailers.push_str(&format!("Cms-Session: {session}\n"));
@@ -410,4 +403,17 @@ fn messages(record: &TaskRecord) -> MergeMessages {
         ),
         squash: format!("{subject}\n\n{body}{trailers}"),
     }
+}
+
+/// A task as a one-line title (commit subject, pull request title): its prompt's first line,
+/// at most 72 characters.
+pub(super) fn subject(record: &TaskRecord) -> String {
+    record
+        .prompt
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(72)
+        .collect()
 }

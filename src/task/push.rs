@@ -89,14 +89,7 @@ fn open_pr(
     tip: Oid,
     ws: &Workspace,
 ) -> Result<String, TaskError> {
-    let title: String = record
-        .prompt
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .take(72)
-        .collect();
+    let title = super::merge::subject(record);
     let mut cmd = Command::new(gh);
     cmd.args([
         "pr",
