@@ -66,7 +66,7 @@ pub struct CommandError {
     pub hints: Vec<String>,
     /// More for programs, beside `error` in the JSON (e.g. what a command did before it
     /// stopped).
-    pub detail: serde_json::Map<String, serde_json::Value>,
+    pub detail: Vec<(String, serde_json::Value)>,
 }
 
 impl CommandError {
@@ -76,12 +76,12 @@ impl CommandError {
             message: message.into(),
             causes: Vec::new(),
             hints: Vec::new(),
-            detail: serde_json::Map::new(),
+            detail: Vec::new(),
         }
     }
 
     pub fn with_json_detail(mut self, key: &str, value: serde_json::Value) -> Self {
-        self.detail.insert(key.to_owned(), value);
+        self.detail.push((key.to_owned(), value));
         self
     }
 
@@ -128,7 +128,7 @@ impl CommandError {
             "exit_code": self.exit_code(),
         });
         for (key, value) in &self.detail {
-            json[key] = value.clone();
+            json[key.as_str()] = value.clone();
         }
         json
     }

@@ -25,5 +25,6 @@ mod test_real_boundary;
 mod test_real_claude;
 mod test_safety;
 mod test_sandbox;
+mod test_setup;
 mod test_task;
 mod test_wait;

@@ -23,7 +23,7 @@ use crate::workspace::Workspace;
 #[derive(Debug, Args)]
 pub struct AbortArgs {
     /// The tasks to stop
-    #[arg(required = true, value_parser = super::parse_task_name)]
+    #[arg(required = true, value_parser = super::parse_task_name, add = super::completes_tasks())]
     pub tasks: Vec<TaskName>,
 }
 

@@ -27,7 +27,7 @@ use crate::task::{self, TaskError};
 #[derive(Debug, Args)]
 pub struct AttachArgs {
     /// The task to attach to
-    #[arg(value_parser = super::parse_task_name)]
+    #[arg(value_parser = super::parse_task_name, add = super::completes_tasks())]
     pub task: TaskName,
 }
 

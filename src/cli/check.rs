@@ -33,7 +33,7 @@ pub struct CheckArgs {
     pub staged: bool,
 
     /// Check a task's change, uncommitted work in its worktree included
-    #[arg(long, value_name = "TASK", value_parser = super::parse_task_name)]
+    #[arg(long, value_name = "TASK", value_parser = super::parse_task_name, add = super::completes_tasks())]
     pub task: Option<TaskName>,
 }
 

@@ -19,7 +19,7 @@ use crate::task::{self, ContinueOptions};
 #[derive(Debug, Args)]
 pub struct ContinueArgs {
     /// The task to continue
-    #[arg(value_parser = super::parse_task_name)]
+    #[arg(value_parser = super::parse_task_name, add = super::completes_tasks())]
     pub task: TaskName,
 
     /// What the task should do now (optional with --rebase)

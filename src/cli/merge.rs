@@ -22,7 +22,7 @@ use crate::task::{self, MergeOptions, Merged, remove_task_checkout};
 #[derive(Debug, Args)]
 pub struct MergeArgs {
     /// The tasks, merged in this order
-    #[arg(required = true, value_parser = super::parse_task_name)]
+    #[arg(required = true, value_parser = super::parse_task_name, add = super::completes_tasks())]
     pub tasks: Vec<TaskName>,
 
     /// One new commit with the task's whole change (the default)

@@ -4,6 +4,7 @@ mod abort;
 mod answer;
 mod attach;
 mod check;
+mod completions;
 mod continue_task;
 mod diff;
 mod discard;
@@ -17,6 +18,7 @@ mod logs;
 mod merge;
 pub mod panic;
 mod push;
+mod setup;
 mod show;
 mod supervise;
 mod task;
@@ -75,6 +77,8 @@ pub enum Command {
     Check(check::CheckArgs),
     Doctor(doctor::DoctorArgs),
     Hooks(hooks::HooksArgs),
+    Setup(setup::SetupArgs),
+    Completions(completions::CompletionsArgs),
     #[command(hide = true)]
     Guard(guard::GuardArgs),
     #[command(hide = true)]
@@ -243,6 +247,8 @@ pub fn run(cli: Cli) -> u8 {
         Command::Doctor(args) => doctor::cmd_doctor(&ctx, args),
         Command::Guard(args) => guard::cmd_guard(&ctx, args),
         Command::Hooks(args) => hooks::cmd_hooks(&ctx, args),
+        Command::Setup(args) => setup::cmd_setup(&ctx, args),
+        Command::Completions(args) => completions::cmd_completions(&ctx, args),
         Command::Keeper(args) => keeper::cmd_keeper(&ctx, args),
     };
     match result {
@@ -267,6 +273,18 @@ pub fn report_error(ui: &Ui, err: CommandError) -> u8 {
         ui.print_json(&err.to_json());
     }
     err.exit_code()
+}
+
+/// Answers a shell's completion request (`COMPLETE=<shell>` in the environment) and exits;
+/// does nothing otherwise.
+pub fn complete_from_env() {
+    use clap::CommandFactory;
+    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
+}
+
+/// Completes a `<TASK>` argument with the repository's open tasks.
+pub fn completes_tasks() -> clap_complete::ArgValueCandidates {
+    clap_complete::ArgValueCandidates::new(completions::task_names)
 }
 
 /// Parses a `--name`/`<TASK>` argument.

@@ -18,7 +18,7 @@ use crate::task::{self, PushOptions};
 #[derive(Debug, Args)]
 pub struct PushArgs {
     /// The task to push
-    #[arg(value_parser = super::parse_task_name)]
+    #[arg(value_parser = super::parse_task_name, add = super::completes_tasks())]
     pub task: TaskName,
 
     /// The remote to push to

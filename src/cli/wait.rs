@@ -19,7 +19,7 @@ use crate::store::{Status, TaskName, TaskRecord};
 #[derive(Debug, Args)]
 pub struct WaitArgs {
     /// The tasks to wait for
-    #[arg(required = true, value_parser = super::parse_task_name)]
+    #[arg(required = true, value_parser = super::parse_task_name, add = super::completes_tasks())]
     pub tasks: Vec<TaskName>,
 
     /// Return as soon as one of them has ended
