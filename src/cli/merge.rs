@@ -84,7 +84,8 @@ pub fn cmd_merge(ctx: &CommandContext, args: MergeArgs) -> Result<u8, CommandErr
                     record.name
                 ))
                 .with_hint(format!(
-                    "commit them there (git -C {} commit -am ...) or discard them, then merge again",
+                    "`cms commit {0}` commits them to the task (or undo them in {1}), then merge again",
+                    record.name,
                     record.worktree.display()
                 )));
             }
