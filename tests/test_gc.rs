@@ -449,3 +449,29 @@ fn commit_refuses_unknown_closed_and_off_branch_tasks() {
         env.git(&["rev-parse", "main"])
     );
 }
+
+#[test]
+fn gc_never_touches_a_running_task() {
+    let env = TestEnv::new();
+    let gate = env.root.join("gate");
+    env.steps(json!([
+        {"write": {"path": "a.txt", "content": "a\n"}},
+        {"bash": format!("until [ -e {} ]; do sleep 0.02; done", gate.display())},
+    ]));
+    env.cms(&["task", "-d", "x", "-n", "busy"]).success();
+    let backups = store(&env).join("object-backup");
+    crate::test_processes::wait_for("the session's object copy", || {
+        walk_for(&store(&env).join("logs"), "busy.jsonl") && backups.is_dir()
+    });
+    let before = everything(&env);
+    let report = env
+        .cms(&["gc", "--json", "--force", "--older-than", "0"])
+        .json();
+    assert_eq!(report["removed"], json!([]), "{report:#}");
+    assert_eq!(report["tasks"][0]["status"], "running");
+    assert_eq!(everything(&env).1, before.1, "worktrees");
+    assert_eq!(everything(&env).2, before.2, "branches");
+    std::fs::write(&gate, "").unwrap();
+    env.cms(&["wait", "busy"]).success();
+    assert_eq!(env.git(&["show", "cms/busy:a.txt"]), "a");
+}

@@ -4,6 +4,7 @@ use clap::Args;
 
 use super::CommandContext;
 use crate::error::{CommandError, exit_code};
+use crate::report::format_bytes;
 use crate::task::{DEFAULT_KEEP, GcOptions, GcReport, gc};
 
 /// Remove the worktrees, branches and files of merged, discarded and orphaned tasks
@@ -66,11 +67,18 @@ fn print_report(ctx: &CommandContext, report: &GcReport) {
     let s = &ui.out;
     if !report.tasks.is_empty() {
         let width = report.tasks.iter().map(|t| t.task.len()).max().unwrap_or(0);
+        ui.println(&format!(
+            "{}",
+            s.dim.apply_to(format!(
+                "{:width$}  {:17} {:>9}",
+                "TASK", "STATUS", "WORKTREE"
+            ))
+        ));
         for task in &report.tasks {
             let status = task.status.map_or("no record", |s| s.as_str());
             ui.println(&format!(
-                "{:width$}  {status:17} {:>9}",
-                s.name.apply_to(&task.task),
+                "{}  {status:17} {:>9}",
+                s.name.apply_to(format!("{:width$}", task.task)),
                 task.worktree
                     .as_ref()
                     .map_or_else(|| "-".to_owned(), |_| format_bytes(task.bytes)),
@@ -84,7 +92,7 @@ fn print_report(ctx: &CommandContext, report: &GcReport) {
     };
     for removal in &report.removed {
         let what = match (&removal.branch, &removal.path) {
-            (Some(branch), _) => format!("branch {branch}"),
+            (Some(branch), _) => branch.clone(),
             (None, Some(path)) => path.display().to_string(),
             (None, None) => String::new(),
         };
@@ -116,32 +124,9 @@ fn print_report(ctx: &CommandContext, report: &GcReport) {
     });
 }
 
-/// A size for people: bytes, KiB, MiB or GiB with one decimal.
-fn format_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 3] = ["KiB", "MiB", "GiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut size = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while size >= 1024.0 && unit + 1 < UNITS.len() {
-        size /= 1024.0;
-        unit += 1;
-    }
-    format!("{size:.1} {}", UNITS[unit])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_read_in_the_largest_fitting_unit() {
-        assert_eq!(format_bytes(512), "512 B");
-        assert_eq!(format_bytes(1536), "1.5 KiB");
-        assert_eq!(format_bytes(3 * 1024 * 1024), "3.0 MiB");
-        assert_eq!(format_bytes(5 * 1024 * 1024 * 1024 * 1024), "5120.0 GiB");
-    }
 
     #[test]
     fn ages_accept_plain_seconds_units_and_zero() {

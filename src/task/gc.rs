@@ -338,13 +338,13 @@ impl Gc<'_> {
             ("lock", store.task_lock_path(name)),
         ];
         for (kind, path) in files {
-            if let Ok(meta) = std::fs::metadata(&path) {
+            if path.exists() {
                 self.remove(Removal {
                     kind,
                     task: Some(name.to_string()),
+                    bytes: disk_usage(&path),
                     path: Some(path),
                     branch: None,
-                    bytes: meta.len(),
                 });
             }
         }
@@ -432,7 +432,7 @@ impl Gc<'_> {
                 continue;
             }
             for path in old.files {
-                let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+                let bytes = disk_usage(&path);
                 if !self.opts.dry_run
                     && let Err(err) = std::fs::remove_file(&path)
                 {
@@ -492,7 +492,7 @@ impl Gc<'_> {
             if listed || kept || store.exists(&name) || marked.contains(&name) {
                 continue;
             }
-            let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+            let bytes = disk_usage(&path);
             if !self.opts.dry_run {
                 match std::fs::remove_file(&path) {
                     Ok(()) => {}
