@@ -293,10 +293,32 @@ fn gc_prunes_worktrees_deleted_by_hand() {
         [("worktree_entry".to_owned(), "gone".to_owned())]
     );
     assert_eq!(env.worktrees(), std::slice::from_ref(&env.repo));
+    assert!(
+        report["kept"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("its work is on branch cms/gone")
+    );
     // The task's work is still on its branch: merge takes it from there.
     assert_eq!(status(&env, "gone"), "completed");
     env.cms(&["merge", "gone"]).success();
     assert_eq!(env.read("g.txt"), "g\n");
+    // Without a record either, only git's entry goes; the branch holds unmerged work.
+    let lost = task_writing(&env, "lost", "l.txt", "l\n");
+    std::fs::remove_dir_all(worktree(&lost)).unwrap();
+    std::fs::remove_file(store(&env).join("tasks/lost.json")).unwrap();
+    let report = env.cms(&["gc", "--json"]).json();
+    assert_eq!(
+        removed_kinds(&report),
+        [("worktree_entry".to_owned(), "lost".to_owned())]
+    );
+    assert_eq!(env.worktrees(), std::slice::from_ref(&env.repo));
+    assert!(has_branch(&env, "cms/lost"));
+    assert_eq!(report["kept"][0]["task"], "lost");
+    // Later runs leave the branch, and the transcript that tells what is on it.
+    env.cms(&["gc"]).success();
+    assert!(has_branch(&env, "cms/lost"));
+    assert!(store(&env).join("logs/lost.jsonl").is_file());
 }
 
 #[test]
@@ -474,4 +496,16 @@ fn gc_never_touches_a_running_task() {
     std::fs::write(&gate, "").unwrap();
     env.cms(&["wait", "busy"]).success();
     assert_eq!(env.git(&["show", "cms/busy:a.txt"]), "a");
+}
+
+#[test]
+fn gc_refuses_a_bad_age_as_a_usage_error_and_changes_nothing() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(store(&env).join("locks")).unwrap();
+    let lock = store(&env).join("locks/task-gone.lock");
+    std::fs::write(&lock, "").unwrap();
+    env.cms(&["gc", "--older-than", "soon"])
+        .code(2)
+        .one_line_error_with_hint("expected a duration such as 12h, 7d or 0");
+    assert!(lock.exists());
 }

@@ -59,14 +59,6 @@ pub fn remove(admin_dir: &Path, path: &Path) -> Result<(), GitError> {
     prune(admin_dir)
 }
 
-/// Unlocks a worktree, so that `git worktree prune` may forget it once its folder is gone
-/// (git never prunes a locked worktree).
-pub fn unlock(admin_dir: &Path, path: &Path) -> Result<(), GitError> {
-    let mut cmd = git(admin_dir);
-    cmd.args(["worktree", "unlock"]).arg(path);
-    run(cmd).map(drop)
-}
-
 pub fn prune(admin_dir: &Path) -> Result<(), GitError> {
     run_text(admin_dir, ["worktree", "prune"]).map(drop)
 }

@@ -237,6 +237,20 @@ impl Gc<'_> {
             self.forget_missing(record.name.as_str(), worktree)?;
         }
         if !record.status.is_closed() {
+            // An open task is the user's to merge or discard; say what is left of it.
+            if !record.worktree.is_dir() {
+                let name = record.name.as_str();
+                let reason = if ws.repo.branch_exists(&record.branch) {
+                    format!(
+                        "its worktree is gone; its work is on branch {}, which `cms merge {name}` \
+                         takes",
+                        record.branch
+                    )
+                } else {
+                    format!("its worktree and branch are gone; `cms discard {name}` closes it")
+                };
+                self.keep(name, reason);
+            }
             return Ok(());
         }
         let has_checkout =
@@ -250,16 +264,17 @@ impl Gc<'_> {
         Ok(())
     }
 
-    /// Unlocks and prunes the entry of a cms worktree whose folder is gone.
+    /// Unlocks and prunes the entry of a cms worktree whose folder is gone: with the folder
+    /// went anything uncommitted, so forgetting the entry loses nothing, and git refuses to
+    /// delete a branch an entry still has checked out.
     fn forget_missing(
         &mut self,
         task: &str,
         worktree: &ClassifiedWorktree,
     ) -> Result<(), TaskError> {
-        if !self.opts.dry_run && worktree.entry.locked {
-            git::worktree::unlock(&self.ws.repo.common_dir, &worktree.entry.path)?;
+        if !self.opts.dry_run {
+            git::worktree::remove(&self.ws.repo.common_dir, &worktree.entry.path)?;
         }
-        self.prune = true;
         self.remove(Removal {
             kind: "worktree_entry",
             task: Some(task.to_owned()),
@@ -384,34 +399,43 @@ impl Gc<'_> {
             .and_then(|b| b.strip_prefix("refs/heads/"))
             .filter(|b| *b == name.branch() && !records.iter().any(|r| r.branch == *b))
             .map(str::to_owned);
+        if worktree.missing {
+            self.forget_missing(name.as_str(), worktree)?;
+        }
         if !self.opts.force && !orphan_work_is_merged(ws, worktree)? {
-            self.keep(
-                name.as_str(),
-                format!(
+            let reason = match (&branch, worktree.missing) {
+                (Some(branch), true) => format!(
+                    "its branch {branch} has no record and holds work that is in no branch of \
+                     yours; --force deletes it"
+                ),
+                _ => format!(
                     "the worktree {} that cms made for it has no record, and its work is in no \
                      branch of yours; --force removes it",
                     path.display()
                 ),
-            );
+            };
+            if branch.is_some() || !worktree.missing {
+                self.keep(name.as_str(), reason);
+            }
             return Ok(());
         }
         if !self.opts.dry_run {
-            git::worktree::remove(&ws.repo.common_dir, path)?;
+            if !worktree.missing {
+                git::worktree::remove(&ws.repo.common_dir, path)?;
+            }
             if let Some(branch) = &branch {
                 git::worktree::delete_branch(&ws.repo.common_dir, branch)?;
             }
         }
-        self.remove(Removal {
-            kind: if worktree.missing {
-                "worktree_entry"
-            } else {
-                "worktree"
-            },
-            task: Some(name.to_string()),
-            path: Some(path.clone()),
-            branch: None,
-            bytes,
-        });
+        if !worktree.missing {
+            self.remove(Removal {
+                kind: "worktree",
+                task: Some(name.to_string()),
+                path: Some(path.clone()),
+                branch: None,
+                bytes,
+            });
+        }
         if let Some(branch) = branch {
             self.remove(Removal {
                 kind: "branch",
@@ -477,8 +501,9 @@ impl Gc<'_> {
         }
     }
 
-    /// Transcripts and locks of tasks that have no record: left by a task whose record was
-    /// lost, or by an orphaned worktree removed above (those of orphans kept stay with them).
+    /// Transcripts and locks of tasks that have no record (nor a `cms/<name>` branch): left by
+    /// a task whose record was lost, or by an orphaned worktree removed above (those of
+    /// orphans kept stay with them).
     fn leftovers(&mut self) {
         let store = &self.ws.store;
         let marked: Vec<TaskName> = store.discarding().into_iter().map(|m| m.name).collect();
@@ -489,7 +514,10 @@ impl Gc<'_> {
                 .iter()
                 .any(|r| r.path.as_ref() == Some(&path));
             let kept = self.report.kept.iter().any(|k| k.task == name.as_str());
-            if listed || kept || store.exists(&name) || marked.contains(&name) {
+            // A `cms/<name>` branch left without a record keeps its transcripts: they are
+            // what tells the user what is on it.
+            let has_branch = self.ws.repo.branch_exists(&name.branch());
+            if listed || kept || has_branch || store.exists(&name) || marked.contains(&name) {
                 continue;
             }
             let bytes = disk_usage(&path);
