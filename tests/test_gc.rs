@@ -107,7 +107,7 @@ fn discard_survives_a_kill_at_every_step() {
         let name = format!("k{kill_at}");
         let task = task_writing(&env, &name, &format!("{name}.txt"), "work\n");
         let branch = format!("cms/{name}");
-        let mark = store(&env).join("discarding").join(&name);
+        let mark = store(&env).join(format!("discarding/{name}.json"));
         env.set_env("CMS_TEST_KILL_AT", &kill_at.to_string());
         let run = env.cms(&["discard", &name, "--force"]);
         env.set_env("CMS_TEST_KILL_AT", "0");

@@ -299,7 +299,7 @@ impl Store {
             even_off_branch,
         };
         let json = serde_json::to_vec(&mark).expect("a discard mark always serializes");
-        write_atomic(&dir.join(name.as_str()), &json)
+        write_atomic(&dir.join(format!("{name}.json")), &json)
     }
 
     /// The discards that were decided but not finished.
@@ -310,8 +310,9 @@ impl Store {
         entries
             .flatten()
             .filter_map(|entry| {
-                // Temp files of `write_atomic` start with a dot, which no task name does.
-                let name = TaskName::parse(entry.file_name().to_str()?).ok()?;
+                // Temp files of `write_atomic` have no `.json` ending.
+                let file = entry.file_name();
+                let name = TaskName::parse(file.to_str()?.strip_suffix(".json")?).ok()?;
                 let text = fs::read_to_string(entry.path()).ok()?;
                 serde_json::from_str::<DiscardMark>(&text)
                     .ok()
@@ -322,7 +323,7 @@ impl Store {
 
     /// Removes the mark of a finished discard.
     pub fn clear_discarding(&self, name: &TaskName) -> Result<(), StoreError> {
-        remove_if_there(&self.discarding_dir().join(name.as_str()))
+        remove_if_there(&self.discarding_dir().join(format!("{name}.json")))
     }
 
     /// Every transcript and lock file of a task (`logs/<name>.jsonl|.stderr|.supervisor.log`,

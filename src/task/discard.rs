@@ -1,9 +1,9 @@
 //! Discarding tasks: every task is checked before any is touched, and each is removed in an
 //! order a crash cannot leave half done.
 //!
-//! Once a discard is decided, a mark (`cms/discarding/<name>`) is written before anything is
-//! removed; then the worktree, the branch and the record's `discarded` follow, and the mark
-//! goes last. Killed anywhere in between, the task is either untouched (no mark) or marked,
+//! Once a discard is decided, a mark (`cms/discarding/<name>.json`) is written before
+//! anything is removed; then the worktree, the branch and the record's `discarded` follow, and
+//! the mark goes last. Killed anywhere in between, the task is either untouched (no mark) or marked,
 //! and every cms command that opens the repository finishes marked discards first
 //! ([`finish_pending_discards`]), so no command ever sees a task whose record says it is open
 //! while its worktree or branch is already gone.
