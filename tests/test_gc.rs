@@ -360,8 +360,12 @@ fn gc_removes_an_orphaned_cms_worktree_without_a_record_only_when_merged_or_forc
     assert_eq!(report["kept"][0]["task"], "unmerged");
     assert!(worktree(&unmerged).join("u.txt").is_file());
     assert!(has_branch(&env, "cms/unmerged"));
+    // A worktree whose record is there but unreadable is no orphan, even with --force.
+    let damaged = task_writing(&env, "damaged", "d.txt", "d\n");
+    std::fs::write(store(&env).join("tasks/damaged.json"), "{ not json").unwrap();
     env.cms(&["gc", "--force"]).success();
     assert!(!worktree(&unmerged).exists() && !has_branch(&env, "cms/unmerged"));
+    assert!(worktree(&damaged).join("d.txt").is_file() && has_branch(&env, "cms/damaged"));
     assert!(mine.join("x.txt").is_file() && has_branch(&env, "mine"));
 }
 

@@ -391,6 +391,14 @@ impl Gc<'_> {
             worktree: (!worktree.missing).then(|| path.clone()),
             bytes,
         });
+        if ws.store.exists(name) {
+            // Its record is there but unreadable: not an orphan, and not gc's to judge.
+            self.keep(
+                name.as_str(),
+                "its record is unreadable; fix or delete it, then run gc again".to_owned(),
+            );
+            return Ok(());
+        }
         // Its own branch, unless a task with a record has that branch now.
         let branch = worktree
             .entry
