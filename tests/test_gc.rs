@@ -513,3 +513,24 @@ fn gc_refuses_a_bad_age_as_a_usage_error_and_changes_nothing() {
         .one_line_error_with_hint("expected a duration such as 12h, 7d or 0");
     assert!(lock.exists());
 }
+
+#[test]
+fn gc_counts_a_squashed_or_rebased_task_as_merged_but_not_a_reverted_one() {
+    let env = TestEnv::new();
+    let squashed = task_writing(&env, "sq", "s.txt", "s\n");
+    env.cms(&["merge", "sq", "--squash", "--keep"]).success();
+    let rebased = task_writing(&env, "rb", "r.txt", "r\n");
+    env.write("user.txt", "user\n");
+    env.commit_all("user work");
+    env.cms(&["merge", "rb", "--rebase", "--keep"]).success();
+    let reverted = task_writing(&env, "rv", "v.txt", "v\n");
+    env.cms(&["merge", "rv", "--keep"]).success();
+    env.git(&["rm", "-q", "v.txt"]);
+    env.git(&["commit", "-q", "-m", "revert rv"]);
+    // None of their commits are on main, yet main holds the first two changes.
+    let report = env.cms(&["gc", "--json"]).json();
+    assert!(!worktree(&squashed).exists() && !has_branch(&env, "cms/sq"));
+    assert!(!worktree(&rebased).exists() && !has_branch(&env, "cms/rb"));
+    assert!(worktree(&reverted).join("v.txt").is_file() && has_branch(&env, "cms/rv"));
+    assert_eq!(report["kept"][0]["task"], "rv", "{report:#}");
+}

@@ -652,6 +652,46 @@ mod tests {
         assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
+    #[test]
+    fn discard_marks_round_trip_and_task_files_are_named_after_their_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        assert_eq!(store.discarding(), []);
+        store.mark_discarding(&n("a"), "then", true).unwrap();
+        let marks = store.discarding();
+        assert_eq!(marks.len(), 1);
+        assert_eq!(
+            (marks[0].name.as_str(), marks[0].created_at.as_str()),
+            ("a", "then")
+        );
+        assert!(marks[0].even_off_branch);
+        store.clear_discarding(&n("a")).unwrap();
+        store.clear_discarding(&n("a")).unwrap();
+        assert_eq!(store.discarding(), []);
+
+        store.create(&mut record("b")).unwrap();
+        writeln!(store.open_log(&n("b")).unwrap(), "{{}}").unwrap();
+        store.open_stderr_log(&n("c.d")).unwrap();
+        fs::write(store.root().join("logs/not a task.jsonl"), "").unwrap();
+        let mut files: Vec<(String, String)> = store
+            .task_files()
+            .into_iter()
+            .map(|(name, path)| {
+                let file = path.file_name().unwrap().to_string_lossy().into_owned();
+                (name.to_string(), file)
+            })
+            .collect();
+        files.sort();
+        assert_eq!(
+            files,
+            [
+                ("b".to_owned(), "b.jsonl".to_owned()),
+                ("b".to_owned(), "task-b.lock".to_owned()),
+                ("c.d".to_owned(), "c.d.stderr".to_owned()),
+            ]
+        );
+    }
+
     fn walk(dir: &Path) -> Vec<PathBuf> {
         let mut out = Vec::new();
         for entry in fs::read_dir(dir).into_iter().flatten().flatten() {

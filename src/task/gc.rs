@@ -105,12 +105,12 @@ pub struct ClassifiedWorktree {
     pub missing: bool,
 }
 
-/// Tells the repository's linked worktrees apart: a task's (its record names its path), an
-/// orphan cms made (locked `cms task <name>` but no record names it), or the user's. The main
-/// checkout and bare entries are left out.
+/// Tells the repository's linked worktrees apart: a task's (a record names its path; `tasks`
+/// are each record's worktree and name), an orphan cms made (locked `cms task <name>` but no
+/// record names it), or the user's. The main checkout and bare entries are left out.
 pub fn classify_worktrees(
     entries: Vec<WorktreeEntry>,
-    records: &[TaskRecord],
+    tasks: &[(PathBuf, TaskName)],
 ) -> Vec<ClassifiedWorktree> {
     entries
         .into_iter()
@@ -118,14 +118,14 @@ pub fn classify_worktrees(
         .filter(|entry| !entry.bare)
         .map(|entry| {
             let path = git::canonical(&entry.path);
-            let by_path = records.iter().find(|r| r.worktree == path);
+            let by_path = tasks.iter().find(|(worktree, _)| *worktree == path);
             let cms_name = entry
                 .lock_reason
                 .as_deref()
                 .and_then(|reason| reason.strip_prefix(lock_reason("").as_str()))
                 .and_then(|name| TaskName::parse(name).ok());
             let kind = match (by_path, cms_name) {
-                (Some(record), _) => WorktreeKind::Task(record.name.clone()),
+                (Some((_, name)), _) => WorktreeKind::Task(name.clone()),
                 (None, Some(name)) => WorktreeKind::Orphan(name),
                 (None, None) => WorktreeKind::User,
             };
@@ -168,7 +168,11 @@ impl Gc<'_> {
     fn collect(&mut self) -> Result<(), TaskError> {
         let ws = self.ws;
         let (records, _unreadable) = ws.tasks()?;
-        let worktrees = classify_worktrees(git::worktree::list(&ws.repo.common_dir)?, &records);
+        let tasks: Vec<(PathBuf, TaskName)> = records
+            .iter()
+            .map(|r| (r.worktree.clone(), r.name.clone()))
+            .collect();
+        let worktrees = classify_worktrees(git::worktree::list(&ws.repo.common_dir)?, &tasks);
         for record in &records {
             self.task(record, &worktrees)?;
         }
@@ -619,5 +623,56 @@ fn allocated(meta: &std::fs::Metadata) -> u64 {
     #[cfg(not(unix))]
     {
         meta.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str, lock_reason: Option<&str>) -> WorktreeEntry {
+        WorktreeEntry {
+            path: PathBuf::from(path),
+            locked: lock_reason.is_some(),
+            lock_reason: lock_reason.map(str::to_owned),
+            ..WorktreeEntry::default()
+        }
+    }
+
+    #[test]
+    fn worktrees_are_told_apart_by_record_path_then_lock_reason() {
+        let tasks = [(
+            PathBuf::from("/nowhere/w/mine"),
+            TaskName::parse("mine").unwrap(),
+        )];
+        let bare = WorktreeEntry {
+            bare: true,
+            ..entry("/nowhere/bare", None)
+        };
+        let entries = vec![
+            entry("/nowhere/main", None),
+            entry("/nowhere/w/mine", Some("cms task mine")),
+            entry("/nowhere/w/lost", Some("cms task lost")),
+            entry("/nowhere/theirs", Some("on a USB stick")),
+            entry("/nowhere/plain", None),
+            bare,
+        ];
+        let kinds: Vec<String> = classify_worktrees(entries, &tasks)
+            .into_iter()
+            .map(|w| match w.kind {
+                WorktreeKind::Task(name) => format!("task {name}"),
+                WorktreeKind::Orphan(name) => format!("orphan {name}"),
+                WorktreeKind::User => format!("user {}", w.entry.path.display()),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "task mine",
+                "orphan lost",
+                "user /nowhere/theirs",
+                "user /nowhere/plain"
+            ]
+        );
     }
 }
