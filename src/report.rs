@@ -299,6 +299,21 @@ fn review_commands(record: &TaskRecord) -> Vec<String> {
     }
 }
 
+/// A size for people: bytes, KiB, MiB or GiB with one decimal.
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 3] = ["KiB", "MiB", "GiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut size = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while size >= 1024.0 && unit + 1 < UNITS.len() {
+        size /= 1024.0;
+        unit += 1;
+    }
+    format!("{size:.1} {}", UNITS[unit])
+}
+
 /// Shows paths inside the worktree relative to it, which is how the user thinks of them.
 pub fn relative(text: &str, worktree: &Path) -> String {
     let prefix = format!("{}/", worktree.display());
@@ -315,6 +330,14 @@ mod tests {
         assert_eq!(format_duration_ms(125_000), "2m05s");
         assert_eq!(format_duration_ms(3_725_000), "1h02m");
         assert_eq!(format_cost(0.49706), "$0.4971");
+    }
+
+    #[test]
+    fn sizes_read_in_the_largest_fitting_unit() {
+        assert_eq!(format_bytes(512), "512 B");
+        assert_eq!(format_bytes(1536), "1.5 KiB");
+        assert_eq!(format_bytes(3 * 1024 * 1024), "3.0 MiB");
+        assert_eq!(format_bytes(5 * 1024 * 1024 * 1024 * 1024), "5120.0 GiB");
     }
 
     #[test]

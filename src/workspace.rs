@@ -115,23 +115,18 @@ impl Workspace {
             return;
         }
         let session = record.session_id.clone().unwrap_or_default();
-        let committed = crate::git::snapshot::commit_all(
-            &record.worktree,
-            "cms: the work of an interrupted session",
-            &[
-                ("Cms-Task", record.name.as_str()),
-                ("Cms-Session", &session),
-            ],
-        );
-        if committed.is_err() {
-            return;
+        let message = "cms: the work of an interrupted session";
+        if commit_task_work(record, &session, message).is_ok() {
+            let _ = self.record_branch_tip(record);
         }
-        if let Ok(tip) = self.repo.branch_tip(&record.branch) {
-            record.head = Some(tip);
-            if let Ok(files) = crate::git::snapshot::changed_files(&self.repo, record.base, tip) {
-                record.files_changed = files;
-            }
-        }
+    }
+
+    /// Records the task's branch tip as its head, and the files it changed from its base.
+    pub fn record_branch_tip(&self, record: &mut TaskRecord) -> Result<(), GitError> {
+        let tip = self.repo.branch_tip(&record.branch)?;
+        record.head = Some(tip);
+        record.files_changed = crate::git::snapshot::changed_files(&self.repo, record.base, tip)?;
+        Ok(())
     }
 
     /// The configuration for tasks based on `base`: the repository's `.cms.toml` is read from
@@ -190,6 +185,24 @@ impl Workspace {
         }
         Ok(dir)
     }
+}
+
+/// Commits everything in a task's worktree the way cms commits a task's work: hooks and
+/// signing off, `message` and the `Cms-Task` and `Cms-Session` trailers. The caller makes sure
+/// the worktree is on the task's branch. Returns the commit, or `None` when nothing was left.
+pub fn commit_task_work(
+    record: &TaskRecord,
+    session: &str,
+    message: &str,
+) -> Result<Option<Oid>, GitError> {
+    if record.safety.sandboxed {
+        crate::safety::sandbox::remove_leftover_placeholders(&record.worktree);
+    }
+    crate::git::snapshot::commit_all(
+        &record.worktree,
+        message,
+        &[("Cms-Task", record.name.as_str()), ("Cms-Session", session)],
+    )
 }
 
 /// `path` made absolute with its symlinks resolved as far as it exists, so a folder not made

@@ -15,6 +15,7 @@ mod test_doctor;
 mod test_errors;
 mod test_fake_claude;
 mod test_fanout;
+mod test_gc;
 mod test_hooks;
 mod test_inspect;
 mod test_logs;

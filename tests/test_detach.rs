@@ -278,3 +278,45 @@ mod real {
         assert!(list.stdout.contains("3 attempts"), "{}", list.stdout);
     }
 }
+
+#[test]
+fn a_killed_sandboxed_session_leaves_no_placeholder_in_the_work_cms_commits() {
+    let env = TestEnv::new();
+    let gate = env.root.join("never");
+    env.steps(gated(&gate));
+    env.cms(&["task", "-d", "--sandbox", "required", "x", "-n", "t"])
+        .success();
+    let start = Instant::now();
+    while record(&env, "t")["session_id"].is_null() {
+        assert!(start.elapsed() < LIMIT, "the session never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // What Claude Code's sandbox leaves on the host while a Bash command runs: empty mount
+    // points for the dotfiles it guards. Beside them, a real file the agent wrote.
+    let worktree = std::path::PathBuf::from(record(&env, "t")["worktree"].as_str().unwrap());
+    std::fs::write(worktree.join(".mcp.json"), "").unwrap();
+    std::fs::write(worktree.join(".bashrc"), "").unwrap();
+    std::fs::create_dir(worktree.join(".vscode")).unwrap();
+    std::fs::create_dir(worktree.join(".idea")).unwrap();
+    std::fs::write(worktree.join(".idea/settings.xml"), "<x/>\n").unwrap();
+    let pid = record(&env, "t")["supervisor"]["pid"].as_u64().unwrap();
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(start.elapsed() < LIMIT, "the supervisor did not die");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let task = env.cms(&["show", "t", "--json"]).json();
+    assert_eq!(task["status"], "interrupted", "{task:#}");
+    assert_eq!(task["safety"]["violations"], json!([]));
+    let files: Vec<(String, String)> = env.tree_files("cms/t");
+    let names: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+    assert!(names.contains(&".idea/settings.xml"), "{names:?}");
+    for placeholder in [".mcp.json", ".bashrc"] {
+        assert!(!names.contains(&placeholder), "{names:?}");
+        assert!(!worktree.join(placeholder).exists());
+    }
+    assert!(!worktree.join(".vscode").exists());
+}

@@ -206,7 +206,7 @@ fn json_mode_errors_are_json_on_stdout_too() {
 #[test]
 fn unknown_tasks_are_reported_by_every_command() {
     let env = TestEnv::new();
-    for cmd in ["show", "diff", "merge", "discard"] {
+    for cmd in ["show", "diff", "merge", "discard", "commit"] {
         env.cms(&[cmd, "ghost"])
             .code(1)
             .one_line_error_with_hint("no task named 'ghost'");
@@ -251,6 +251,7 @@ fn a_task_argument_that_is_a_path_is_refused_before_the_store_is_touched() {
         &["diff", "../../x"],
         &["merge", "../../x"],
         &["discard", "--force", "../../x"],
+        &["commit", "../../x"],
         &["check", "--task", "../../x"],
         &["task", "p", "--name", "../../x"],
         &[

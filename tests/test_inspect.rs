@@ -290,3 +290,83 @@ fn a_name_whose_merged_task_kept_its_branch_is_refused_with_how_to_free_it() {
         refused.stderr
     );
 }
+
+#[test]
+fn diff_json_lists_files_with_counts() {
+    let env = TestEnv::new();
+    env.write("old.txt", "one\ntwo\nthree\nfour\n");
+    env.commit_all("old");
+    env.steps(json!([
+        {"read": {"path": "README.md"}},
+        {"edit": {"path": "README.md", "old": "hello", "new": "hi"}},
+        {"write": {"path": "new.txt", "content": "a\nb\n"}},
+        {"bash": "git mv old.txt moved.txt && printf '\\000\\001\\002' > bin.dat"},
+    ]));
+    env.task_ok(&["x", "-n", "counts"]);
+    let value = env.cms(&["diff", "counts", "--json"]).json();
+    let files = value["files"].as_array().unwrap();
+    let by_path = |path: &str| {
+        files
+            .iter()
+            .find(|f| f["path"] == path)
+            .unwrap_or_else(|| panic!("{path} missing: {value:#}"))
+    };
+    let readme = by_path("README.md");
+    assert_eq!(
+        (
+            &readme["status"],
+            &readme["additions"],
+            &readme["deletions"]
+        ),
+        (&json!("modified"), &json!(1), &json!(1))
+    );
+    let new = by_path("new.txt");
+    assert_eq!(
+        (&new["status"], &new["additions"]),
+        (&json!("added"), &json!(2))
+    );
+    let moved = by_path("moved.txt");
+    assert_eq!(moved["status"], "renamed");
+    assert_eq!(moved["old_path"], "old.txt");
+    let binary = by_path("bin.dat");
+    assert_eq!(
+        (&binary["binary"], &binary["additions"]),
+        (&json!(true), &json!(0))
+    );
+    assert_eq!(files.len(), 4, "{value:#}");
+    assert!(value["patch"].as_str().unwrap().contains("+hi"));
+}
+
+#[test]
+fn diff_base_shows_what_the_target_changed() {
+    let env = TestEnv::new();
+    env.steps(json!([{"write": {"path": "task.txt", "content": "task\n"}}]));
+    env.task_ok(&["x", "-n", "onto"]);
+    env.write("user.txt", "user\n");
+    env.commit_all("user work");
+    assert_eq!(
+        env.cms(&["diff", "onto", "--base", "--name-only"]).stdout,
+        "user.txt\n"
+    );
+    let value = env.cms(&["diff", "onto", "--base", "--json"]).json();
+    assert_eq!(value["target"], "main");
+    assert_eq!(value["to"], env.git(&["rev-parse", "main"]));
+    let paths: Vec<&str> = value["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["user.txt"]);
+    // The task's own diff is unchanged by what the target did.
+    assert_eq!(
+        env.cms(&["diff", "onto", "--name-only"]).stdout,
+        "task.txt\n"
+    );
+    // A task started from a detached HEAD has no target to compare with.
+    env.git(&["checkout", "-q", "--detach"]);
+    env.task_ok(&["y", "-n", "loose"]);
+    env.cms(&["diff", "loose", "--base"])
+        .code(1)
+        .one_line_error_with_hint("detached HEAD");
+}

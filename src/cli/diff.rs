@@ -1,4 +1,5 @@
-//! `cms diff`: what a task changed, from where it forked to its current state.
+//! `cms diff`: what a task changed, from where it forked to its current state; or, with
+//! `--base`, what its target branch changed meanwhile.
 
 use clap::Args;
 use serde_json::json;
@@ -10,11 +11,13 @@ use crate::task::change_range;
 
 /// Show what a task changed: base...task, uncommitted work in its worktree included
 ///
-/// At a terminal the diff is colored and paged the way `git diff` would be.
+/// At a terminal the diff is colored and paged the way `git diff` would be. With --base, the
+/// diff is what the branch the task merges into changed since the task forked from it: what
+/// the task's change will be merged onto.
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// The task's name
-    #[arg(value_parser = super::parse_task_name)]
+    #[arg(value_parser = super::parse_task_name, add = super::completes_tasks())]
     pub task: crate::store::TaskName,
 
     /// Show a diffstat instead of the patch
@@ -24,18 +27,42 @@ pub struct DiffArgs {
     /// Show only the names of changed files
     #[arg(long)]
     pub name_only: bool,
+
+    /// Show what the target branch changed since the task forked from it instead
+    #[arg(long)]
+    pub base: bool,
 }
 
 pub fn cmd_diff(ctx: &CommandContext, args: DiffArgs) -> Result<u8, CommandError> {
     let ws = ctx.workspace()?;
     let record = ws.task(&args.task)?;
-    let (from, to) = change_range(&ws, &record)?;
+    let (from, mut to) = change_range(&ws, &record)?;
+    let mut target = None;
+    if args.base {
+        let branch = match &record.merge {
+            Some(merge) => merge.into.clone(),
+            None => record.base_branch.clone().ok_or_else(|| {
+                CommandError::user(format!(
+                    "task '{}' was started from a detached HEAD, so it has no target branch",
+                    record.name
+                ))
+                .with_hint(format!(
+                    "compare by hand: git diff {} <BRANCH>",
+                    &from.to_string()[..12]
+                ))
+            })?,
+        };
+        to = ws.repo.branch_tip(&branch)?;
+        target = Some(branch);
+    }
     if ctx.ui.json {
         let files = git::snapshot::changed_files(&ws.repo, from, to)?;
         let mut value = json!({
             "version": crate::report::JSON_VERSION,
             "task": record.name,
             "from": from.to_string(),
+            "to": to.to_string(),
+            "target": target,
             "files": files,
         });
         if !args.stat && !args.name_only {

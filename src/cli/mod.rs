@@ -4,12 +4,14 @@ mod abort;
 mod answer;
 mod attach;
 mod check;
+mod commit;
 mod completions;
 mod continue_task;
 mod diff;
 mod discard;
 mod doctor;
 mod fanout;
+mod gc;
 mod guard;
 mod hooks;
 mod keeper;
@@ -74,6 +76,8 @@ pub enum Command {
     Merge(merge::MergeArgs),
     Push(push::PushArgs),
     Discard(discard::DiscardArgs),
+    Commit(commit::CommitArgs),
+    Gc(gc::GcArgs),
     Check(check::CheckArgs),
     Doctor(doctor::DoctorArgs),
     Hooks(hooks::HooksArgs),
@@ -97,8 +101,18 @@ impl CommandContext {
     pub fn workspace(&self) -> Result<Workspace, CommandError> {
         let ws = Workspace::discover(&self.cwd)?;
         // Whatever the command, a task whose supervisor died is settled now, its leftover
-        // processes included.
+        // processes included, and so is a discard that a killed cms left halfway.
         ws.reconcile_running();
+        for (name, outcome) in crate::task::finish_pending_discards(&ws) {
+            match outcome {
+                Ok(()) => self.ui.status(&format!(
+                    "Finished discarding task '{name}', which an interrupted cms left halfway."
+                )),
+                Err(err) => self.ui.warn(&format!(
+                    "could not finish the interrupted discard of task '{name}': {err}"
+                )),
+            }
+        }
         // A merge a crash interrupted is finished (or taken back) before anything looks.
         for line in crate::task::recover_merges(&ws) {
             self.ui.warn(&line);
@@ -243,6 +257,8 @@ pub fn run(cli: Cli) -> u8 {
         Command::Merge(args) => merge::cmd_merge(&ctx, args),
         Command::Push(args) => push::cmd_push(&ctx, args),
         Command::Discard(args) => discard::cmd_discard(&ctx, args),
+        Command::Commit(args) => commit::cmd_commit(&ctx, args),
+        Command::Gc(args) => gc::cmd_gc(&ctx, args),
         Command::Check(args) => check::cmd_check(&ctx, args),
         Command::Doctor(args) => doctor::cmd_doctor(&ctx, args),
         Command::Guard(args) => guard::cmd_guard(&ctx, args),

@@ -183,6 +183,22 @@ impl Repo {
         self.repo.find_branch(branch, BranchType::Local).is_ok()
     }
 
+    /// The short names of every local branch.
+    pub fn local_branches(&self) -> Result<Vec<String>, GitError> {
+        let branches = self
+            .repo
+            .branches(Some(BranchType::Local))
+            .map_err(GitError::libgit2("list the branches"))?;
+        let mut names = Vec::new();
+        for branch in branches {
+            let (branch, _) = branch.map_err(GitError::libgit2("list the branches"))?;
+            if let Ok(Some(name)) = branch.name() {
+                names.push(name.to_owned());
+            }
+        }
+        Ok(names)
+    }
+
     /// Whether `ancestor` is reachable from `descendant` (equal counts).
     pub fn is_ancestor(&self, ancestor: Oid, descendant: Oid) -> Result<bool, GitError> {
         if ancestor == descendant {

@@ -245,6 +245,33 @@ pub fn changed_files(repo: &Repo, from: Oid, to: Oid) -> Result<Vec<FileChange>,
     Ok(changes)
 }
 
+/// Whether `target` already holds the change `from`..`to` (commits or trees): merging it there
+/// would change nothing. True after the change was fast-forwarded, merged, squashed, rebased or
+/// cherry-picked into `target`, false again once `target` reverted any of it, so a caller that
+/// deletes work only when this holds never deletes what the target lacks.
+pub fn change_is_in(repo: &Repo, from: Oid, to: Oid, target: Oid) -> Result<bool, GitError> {
+    let raw = repo.raw();
+    let tree = |oid: Oid, what: &'static str| {
+        repo.tree_of(oid)
+            .and_then(|id| raw.find_tree(id).map_err(GitError::libgit2(what)))
+    };
+    let ancestor = tree(from, "read the change's base tree")?;
+    let ours = tree(target, "read the target's tree")?;
+    let theirs = tree(to, "read the change's tree")?;
+    let mut index = raw
+        .merge_trees(&ancestor, &ours, &theirs, None)
+        .map_err(GitError::libgit2(
+            "merge the change into the target in memory",
+        ))?;
+    if index.has_conflicts() {
+        return Ok(false);
+    }
+    let merged = index
+        .write_tree_to(raw)
+        .map_err(GitError::libgit2("write the merged tree"))?;
+    Ok(merged == ours.id())
+}
+
 /// How `git diff` should render a task's change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DiffFormat {

@@ -102,6 +102,15 @@ pub fn refs_state(common_dir: &Path) -> Result<Fingerprint, GitError> {
 
 /// The ref a checkout's HEAD names (`refs/heads/...`), or `None` when it is detached or
 /// unreadable.
+/// Whether git tracks `path` (relative to the checkout's top) in the checkout's index.
+pub fn is_tracked(checkout: &Path, path: &str) -> bool {
+    let mut cmd = super::cmd::git(checkout);
+    cmd.args(["ls-files", "--error-unmatch", "--"]).arg(path);
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    cmd.status().is_ok_and(|s| s.success())
+}
+
 pub fn head_ref(checkout: &Path) -> Option<String> {
     let mut cmd = super::cmd::git(checkout);
     cmd.args(["symbolic-ref", "-q", "HEAD"]);

@@ -95,7 +95,10 @@ pub fn availability() -> Result<(), String> {
 /// Dotfiles and folders Claude Code's sandbox mounts (as `/dev/null` or read-only) at the
 /// top of the worktree so Bash cannot plant them. Inside the sandbox they exist and are not
 /// regular files, so `git add -A` refuses them; the agent's git excludes them (see
-/// [`agent_excludes`]). Outside the sandbox they do not exist, so they never reach a commit.
+/// [`agent_excludes`]). Outside the sandbox the CLI creates empty mount points for the ones
+/// that do not exist while a Bash command runs and deletes them after; a session killed
+/// meanwhile leaves them, which [`remove_leftover_placeholders`] takes away before cms
+/// commits.
 pub const PLACEHOLDERS: &[&str] = &[
     ".bash_profile",
     ".bashrc",
@@ -110,6 +113,32 @@ pub const PLACEHOLDERS: &[&str] = &[
     ".zprofile",
     ".zshrc",
 ];
+
+/// Removes the empty mount points a killed sandboxed session left at the top of `worktree`:
+/// the placeholders that are empty files or folders and that git does not track (a real
+/// `.vscode/` of the project, or one the agent wrote something into, stays).
+pub fn remove_leftover_placeholders(worktree: &Path) {
+    for name in PLACEHOLDERS {
+        let path = worktree.join(name);
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let empty = if meta.is_file() {
+            meta.len() == 0
+        } else if meta.is_dir() {
+            std::fs::read_dir(&path).is_ok_and(|mut entries| entries.next().is_none())
+        } else {
+            false
+        };
+        if empty && !crate::git::state::is_tracked(worktree, name) {
+            let _ = if meta.is_dir() {
+                std::fs::remove_dir(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+        }
+    }
+}
 
 /// The excludes file for the agent's own git commands: the user's global excludes (which
 /// `core.excludesFile` would otherwise replace) plus the sandbox's placeholders, anchored at

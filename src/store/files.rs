@@ -45,6 +45,22 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     }
 }
 
+/// A discard that was decided and not yet finished (see [`Store::mark_discarding`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DiscardMark {
+    pub version: u32,
+    pub name: TaskName,
+    pub created_at: String,
+    pub even_off_branch: bool,
+}
+
+/// An archived record and the files kept with it.
+#[derive(Debug, Clone)]
+pub struct Archived {
+    pub record: TaskRecord,
+    pub files: Vec<PathBuf>,
+}
+
 /// The store of one repository.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -98,6 +114,11 @@ impl Store {
     /// What claude printed on stderr, kept for diagnosing failures.
     pub fn stderr_path(&self, name: &TaskName) -> PathBuf {
         self.root.join("logs").join(format!("{name}.stderr"))
+    }
+
+    /// The file a task's lock is taken on.
+    pub fn task_lock_path(&self, name: &TaskName) -> PathBuf {
+        self.locks_dir().join(format!("task-{name}.lock"))
     }
 
     pub fn exists(&self, name: &TaskName) -> bool {
@@ -213,13 +234,9 @@ impl Store {
             self.log_path(name),
             self.stderr_path(name),
             self.supervisor_log_path(name),
-            self.locks_dir().join(format!("task-{name}.lock")),
+            self.task_lock_path(name),
         ] {
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => return Err(io_err(&path)(err)),
-            }
+            remove_if_there(&path)?;
         }
         Ok(())
     }
@@ -258,13 +275,114 @@ impl Store {
         })?
     }
 
+    fn discarding_dir(&self) -> PathBuf {
+        self.root.join("discarding")
+    }
+
+    /// Records that a discard of the task was decided (with `even_off_branch` when it may
+    /// remove a worktree that left the task's branch), before anything of it is removed: a
+    /// discard killed halfway is finished from this mark by the next cms command, so the task
+    /// is never left half removed under a record that still calls it open. The record's
+    /// `created_at` tells this task apart from a later one of the same name.
+    pub fn mark_discarding(
+        &self,
+        name: &TaskName,
+        created_at: &str,
+        even_off_branch: bool,
+    ) -> Result<(), StoreError> {
+        let dir = self.discarding_dir();
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let mark = DiscardMark {
+            version: 1,
+            name: name.clone(),
+            created_at: created_at.to_owned(),
+            even_off_branch,
+        };
+        let json = serde_json::to_vec(&mark).expect("a discard mark always serializes");
+        write_atomic(&dir.join(format!("{name}.json")), &json)
+    }
+
+    /// The discards that were decided but not finished.
+    pub fn discarding(&self) -> Vec<DiscardMark> {
+        let Ok(entries) = fs::read_dir(self.discarding_dir()) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|entry| {
+                // Temp files of `write_atomic` have no `.json` ending.
+                let file = entry.file_name();
+                let name = TaskName::parse(file.to_str()?.strip_suffix(".json")?).ok()?;
+                let text = fs::read_to_string(entry.path()).ok()?;
+                serde_json::from_str::<DiscardMark>(&text)
+                    .ok()
+                    .filter(|mark| mark.name == name)
+            })
+            .collect()
+    }
+
+    /// Removes the mark of a finished discard.
+    pub fn clear_discarding(&self, name: &TaskName) -> Result<(), StoreError> {
+        remove_if_there(&self.discarding_dir().join(format!("{name}.json")))
+    }
+
+    /// Every transcript and lock file of a task (`logs/<name>.jsonl|.stderr|.supervisor.log`,
+    /// `locks/task-<name>.lock`), with the task each belongs to, whether or not it has a record.
+    pub fn task_files(&self) -> Vec<(TaskName, PathBuf)> {
+        let mut files = Vec::new();
+        let named = |dir: PathBuf, name_of: fn(&str) -> Option<&str>| {
+            fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(move |entry| {
+                    let file = entry.file_name();
+                    let name = TaskName::parse(name_of(file.to_str()?)?).ok()?;
+                    Some((name, entry.path()))
+                })
+        };
+        files.extend(named(self.root.join("logs"), |file| {
+            [".jsonl", ".stderr", ".supervisor.log"]
+                .into_iter()
+                .find_map(|ext| file.strip_suffix(ext))
+        }));
+        files.extend(named(self.locks_dir(), |file| {
+            file.strip_prefix("task-")?.strip_suffix(".lock")
+        }));
+        files
+    }
+
+    /// The loose-object copies of sessions (`object-backup/<task>-<token>`), with the task
+    /// and token each was named after.
+    pub fn object_backups(&self) -> Vec<(PathBuf, String, u64)> {
+        let Ok(entries) = fs::read_dir(self.root.join("object-backup")) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|entry| {
+                let file = entry.file_name().to_str()?.to_owned();
+                let (task, token) = file.rsplit_once('-')?;
+                let token = u64::from_str_radix(token, 16).ok()?;
+                Some((entry.path(), task.to_owned(), token))
+            })
+            .collect()
+    }
+
     fn archive_dir(&self) -> PathBuf {
         self.root.join("archive")
     }
 
     /// The archived records, oldest first; unreadable ones are returned apart.
     pub fn archived(&self) -> Result<(Vec<TaskRecord>, Vec<StoreError>), StoreError> {
-        let mut records = Vec::new();
+        let (archived, errors) = self.archived_with_files()?;
+        Ok((archived.into_iter().map(|a| a.record).collect(), errors))
+    }
+
+    /// The archived records, oldest first, each with its files (`<n>.json`, `.jsonl`,
+    /// `.stderr`); unreadable ones are returned apart.
+    pub fn archived_with_files(&self) -> Result<(Vec<Archived>, Vec<StoreError>), StoreError> {
+        let mut records: Vec<Archived> = Vec::new();
         let mut errors = Vec::new();
         let root = self.archive_dir();
         let tasks = match fs::read_dir(&root) {
@@ -284,12 +402,21 @@ impl Store {
                 }
                 let text = fs::read_to_string(&path).map_err(io_err(&path))?;
                 match parse_record(name, &text) {
-                    Ok(record) => records.push(record),
+                    Ok(record) => {
+                        let files = ["json", "jsonl", "stderr"]
+                            .into_iter()
+                            .map(|ext| path.with_extension(ext))
+                            .filter(|p| p.exists())
+                            .collect();
+                        records.push(Archived { record, files });
+                    }
                     Err(err) => errors.push(err),
                 }
             }
         }
-        records.sort_by(|a, b| (&a.created_at, &a.name).cmp(&(&b.created_at, &b.name)));
+        records.sort_by(|a, b| {
+            (&a.record.created_at, &a.record.name).cmp(&(&b.record.created_at, &b.record.name))
+        });
         Ok((records, errors))
     }
 
@@ -340,6 +467,15 @@ impl Store {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(err) => Err(io_err(&path)(err)),
         }
+    }
+}
+
+/// Deletes a file; one that is already gone is fine.
+fn remove_if_there(path: &Path) -> Result<(), StoreError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(io_err(path)(err)),
     }
 }
 
@@ -516,6 +652,46 @@ mod tests {
             .filter(|p| p.to_string_lossy().contains("/a."))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn discard_marks_round_trip_and_task_files_are_named_after_their_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        assert_eq!(store.discarding(), []);
+        store.mark_discarding(&n("a"), "then", true).unwrap();
+        let marks = store.discarding();
+        assert_eq!(marks.len(), 1);
+        assert_eq!(
+            (marks[0].name.as_str(), marks[0].created_at.as_str()),
+            ("a", "then")
+        );
+        assert!(marks[0].even_off_branch);
+        store.clear_discarding(&n("a")).unwrap();
+        store.clear_discarding(&n("a")).unwrap();
+        assert_eq!(store.discarding(), []);
+
+        store.create(&mut record("b")).unwrap();
+        writeln!(store.open_log(&n("b")).unwrap(), "{{}}").unwrap();
+        store.open_stderr_log(&n("c.d")).unwrap();
+        fs::write(store.root().join("logs/not a task.jsonl"), "").unwrap();
+        let mut files: Vec<(String, String)> = store
+            .task_files()
+            .into_iter()
+            .map(|(name, path)| {
+                let file = path.file_name().unwrap().to_string_lossy().into_owned();
+                (name.to_string(), file)
+            })
+            .collect();
+        files.sort();
+        assert_eq!(
+            files,
+            [
+                ("b".to_owned(), "b.jsonl".to_owned()),
+                ("b".to_owned(), "task-b.lock".to_owned()),
+                ("c.d".to_owned(), "c.d.stderr".to_owned()),
+            ]
+        );
     }
 
     fn walk(dir: &Path) -> Vec<PathBuf> {

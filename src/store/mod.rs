@@ -4,7 +4,7 @@ mod files;
 mod name;
 mod record;
 
-pub use files::{Store, StoreError, write_atomic};
+pub use files::{Archived, DiscardMark, Store, StoreError, write_atomic};
 pub use name::{InvalidName, MAX_NAME_LEN, TaskName};
 pub use record::{
     Answered, Attempt, Blocked, LimitSettings, MergeInfo, PendingPermission, PermissionAnswer,

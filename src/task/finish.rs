@@ -138,15 +138,7 @@ pub(super) fn finish_as(
     let own_ref = format!("refs/heads/{}", record.branch);
     let on_branch = git::state::head_ref(&record.worktree).as_deref() == Some(own_ref.as_str());
     let commit = if on_branch {
-        git::snapshot::commit_all(
-            &record.worktree,
-            message,
-            &[
-                ("Cms-Task", record.name.as_str()),
-                ("Cms-Session", &session),
-            ],
-        )
-        .map(|_| ())
+        crate::workspace::commit_task_work(&record, &session, message).map(drop)
     } else {
         Ok(())
     };
@@ -193,13 +185,9 @@ pub(super) fn finish_as(
             ));
         }
     }
-    if !violations.is_empty() {
+    if let Some(described) = describe_violations(&violations) {
         status = Status::ProtectedPath;
-        let first = &violations[0].detail;
-        error = Some(match violations.len() {
-            1 => format!("protected-path violation: {first}"),
-            n => format!("{n} protected-path violations; the first: {first}"),
-        });
+        error = Some(described);
     }
     let name = record.name.clone();
     let saved = ws.store.rewrite(&name, |on_disk| {
@@ -260,6 +248,15 @@ pub(super) fn finish_as(
         final_record
     })?;
     Ok(saved)
+}
+
+/// The error a task with violations records: the first one, and how many there are.
+pub(super) fn describe_violations(violations: &[crate::store::Violation]) -> Option<String> {
+    let first = &violations.first()?.detail;
+    Some(match violations.len() {
+        1 => format!("protected-path violation: {first}"),
+        n => format!("{n} protected-path violations; the first: {first}"),
+    })
 }
 
 /// The violations of everything around the task's change: its own record, the user's

@@ -7,8 +7,11 @@
 
 mod ask;
 mod attach;
+mod commit;
+mod discard;
 mod error;
 mod finish;
+mod gc;
 mod merge;
 mod notify;
 mod open;
@@ -59,12 +62,16 @@ pub struct Started {
 
 pub use ask::{AskOptions, DEFAULT_DENIAL, answer_prompt};
 pub use attach::run_attached;
+pub use commit::{Committed, commit_task};
+pub use discard::{DiscardPlan, Discarded, discard, finish_pending_discards, plan_discard};
 pub use error::TaskError;
+pub use gc::{DEFAULT_KEEP, GcOptions, GcReport, gc};
 pub use merge::{MergeOptions, Merged, merge, recover as recover_merges};
 pub use notify::notify;
 pub use open::{
-    change_range, current_violations, ensure_not_running, ensure_on_branch, open_for_change,
-    remove_task_checkout,
+    CheckoutRemoval, change_range, current_violations, ensure_not_running, ensure_on_branch,
+    files_missing_from, open_for_change, plan_checkout_removal, remove_task_checkout,
+    unmerged_files,
 };
 pub use push::{PushOptions, push};
 pub use resume::{ATTACH_MESSAGE, ContinueOptions, resume, resume_attached};
@@ -72,5 +79,6 @@ pub use rules::{RuleScope, rules_for};
 pub use run::{RunOptions, abandon, run};
 pub use start::start;
 
-use finish::{Watched, finish};
+use finish::{Watched, describe_violations, finish};
+use open::{delete_task_branch, remove_planned_worktree};
 use start::{lock_reason, sandbox_plan, undo_start};

@@ -2,6 +2,8 @@
 //! change, its change range, its protected-path rules and violations, and removing its
 //! checkout.
 
+use std::path::PathBuf;
+
 use crate::git::{self, Oid};
 use crate::safety::{self};
 use crate::store::{TaskName, TaskRecord};
@@ -102,64 +104,124 @@ pub fn ensure_not_running(record: &TaskRecord, action: &str) -> Result<(), TaskE
     Ok(())
 }
 
-/// Removes a task's worktree and branch, but only if they are the ones cms made for it.
+/// How many files of a task's work (its branch, and the uncommitted changes in its worktree)
+/// the branch it goes into does not hold: 0 when removing them loses nothing. The target is
+/// the branch it was merged into, else its base branch; a change the target already holds in
+/// any form (fast-forwarded, merged, squashed, rebased, cherry-picked) counts as merged.
+pub fn unmerged_files(ws: &Workspace, record: &TaskRecord) -> Result<usize, TaskError> {
+    if !record.worktree.is_dir() && !ws.repo.branch_exists(&record.branch) {
+        return Ok(0);
+    }
+    let (from, to) = change_range(ws, record)?;
+    let target = match &record.merge {
+        Some(merge) => Some(merge.into.clone()),
+        None => record.base_branch.clone(),
+    };
+    files_missing_from(ws, from, to, target.as_slice())
+}
+
+/// How many files of the change `from`..`to` none of the `targets` branches holds (0 when
+/// one holds all of it, or the change is empty).
+pub fn files_missing_from(
+    ws: &Workspace,
+    from: Oid,
+    to: Oid,
+    targets: &[String],
+) -> Result<usize, TaskError> {
+    let files = git::snapshot::changed_files(&ws.repo, from, to)?;
+    if files.is_empty() {
+        return Ok(0);
+    }
+    for target in targets {
+        let Ok(tip) = ws.repo.branch_tip(target) else {
+            continue;
+        };
+        if git::snapshot::change_is_in(&ws.repo, from, to, tip)? {
+            return Ok(0);
+        }
+    }
+    Ok(files.len())
+}
+
+/// What removing a task's checkout will do, decided before anything is removed.
+#[derive(Debug, Clone)]
+pub struct CheckoutRemoval {
+    /// The registered worktree to remove; `None` when git no longer knows one at the task's
+    /// path (only its administrative leftovers are pruned).
+    worktree: Option<PathBuf>,
+    /// The branch the worktree had switched to, which cms did not make and keeps.
+    pub stray: Option<String>,
+}
+
+/// Decides how to remove a task's worktree and branch, refusing unless they are the ones cms
+/// made for it.
 ///
 /// A worktree at the task's path that left the task's branch (its session ran `git checkout
 /// -b` or `--detach`) is still the one cms made, but removing it is only done when
 /// `even_off_branch` (an explicit `discard --force`); the branch it moved to is never
-/// deleted, and is returned so the user can be told where it is.
-pub fn remove_task_checkout(
+/// deleted, and is named in `stray` so the user can be told where it is.
+pub fn plan_checkout_removal(
     ws: &Workspace,
     record: &TaskRecord,
     even_off_branch: bool,
-) -> Result<Option<String>, TaskError> {
+) -> Result<CheckoutRemoval, TaskError> {
     let ours = format!("refs/heads/{}", record.branch);
+    let reason = lock_reason(record.name.as_str());
     let entries = git::worktree::list(&ws.repo.common_dir)?;
     let registered = entries
         .iter()
         .find(|e| git::canonical(&e.path) == record.worktree);
-    let mut stray = None;
-    match registered {
-        Some(entry) if entry.branch.as_deref() == Some(ours.as_str()) => {
-            git::worktree::remove(&ws.repo.common_dir, &record.worktree)?;
-        }
-        // Still locked with the reason cms gave it: the worktree cms made, whose HEAD moved.
-        Some(entry)
-            if even_off_branch
-                && !entry.bare
-                && entry.lock_reason.as_deref()
-                    == Some(lock_reason(record.name.as_str()).as_str()) =>
-        {
-            stray = entry
-                .branch
-                .as_deref()
-                .map(|b| b.strip_prefix("refs/heads/").unwrap_or(b).to_owned());
-            git::worktree::remove(&ws.repo.common_dir, &record.worktree)?;
-        }
-        Some(entry)
-            if entry.lock_reason.as_deref() != Some(lock_reason(record.name.as_str()).as_str()) =>
-        {
-            return Err(TaskError::NotOurWorktree {
-                path: record.worktree.clone(),
-                name: record.name.clone(),
-            });
-        }
-        Some(entry) => {
-            let now = match entry.branch.as_deref() {
-                Some(branch) => branch
-                    .strip_prefix("refs/heads/")
-                    .unwrap_or(branch)
-                    .to_owned(),
-                None => "a detached HEAD".to_owned(),
-            };
-            return Err(TaskError::OffBranch {
-                name: record.name.clone(),
-                branch: record.branch.clone(),
-                now,
-            });
-        }
+    let Some(entry) = registered else {
+        return Ok(CheckoutRemoval {
+            worktree: None,
+            stray: None,
+        });
+    };
+    let remove = |stray| {
+        Ok(CheckoutRemoval {
+            worktree: Some(record.worktree.clone()),
+            stray,
+        })
+    };
+    if entry.branch.as_deref() == Some(ours.as_str()) {
+        return remove(None);
+    }
+    // Still locked with the reason cms gave it: the worktree cms made, whose HEAD moved.
+    let made_by_cms = !entry.bare && entry.lock_reason.as_deref() == Some(reason.as_str());
+    if !made_by_cms {
+        return Err(TaskError::NotOurWorktree {
+            path: record.worktree.clone(),
+            name: record.name.clone(),
+        });
+    }
+    let now = entry
+        .branch
+        .as_deref()
+        .map(|b| b.strip_prefix("refs/heads/").unwrap_or(b).to_owned());
+    if even_off_branch {
+        return remove(now);
+    }
+    Err(TaskError::OffBranch {
+        name: record.name.clone(),
+        branch: record.branch.clone(),
+        now: now.unwrap_or_else(|| "a detached HEAD".to_owned()),
+    })
+}
+
+/// Removes the worktree a plan names (or prunes what is left of one deleted by hand).
+pub(super) fn remove_planned_worktree(
+    ws: &Workspace,
+    plan: &CheckoutRemoval,
+) -> Result<(), TaskError> {
+    match &plan.worktree {
+        Some(path) => git::worktree::remove(&ws.repo.common_dir, path)?,
         None => git::worktree::prune(&ws.repo.common_dir)?,
     }
+    Ok(())
+}
+
+/// Deletes the task's own `cms/<name>` branch, if it is still there.
+pub(super) fn delete_task_branch(ws: &Workspace, record: &TaskRecord) -> Result<(), TaskError> {
     if ws.repo.branch_exists(&record.branch) {
         git::worktree::delete_branch(&ws.repo.common_dir, &record.branch)?;
     }
@@ -168,5 +230,18 @@ pub fn remove_task_checkout(
         &ws.repo.common_dir,
         &super::resume::rebased_ref(&record.name),
     );
-    Ok(stray)
+    Ok(())
+}
+
+/// Removes a task's worktree and branch, but only if they are the ones cms made for it (see
+/// [`plan_checkout_removal`]); returns the stray branch its worktree had moved to, if any.
+pub fn remove_task_checkout(
+    ws: &Workspace,
+    record: &TaskRecord,
+    even_off_branch: bool,
+) -> Result<Option<String>, TaskError> {
+    let plan = plan_checkout_removal(ws, record, even_off_branch)?;
+    remove_planned_worktree(ws, &plan)?;
+    delete_task_branch(ws, record)?;
+    Ok(plan.stray)
 }
