@@ -60,6 +60,21 @@ struct Layer {
     notify: NotifyLayer,
     #[serde(default)]
     merge: MergeLayer,
+    #[serde(default)]
+    worktree: WorktreeLayer,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorktreeLayer {
+    /// Gitignore-style globs of the main checkout's ignored files a new worktree gets a copy of.
+    copy: Option<Vec<String>>,
+    /// Shell commands run in a new worktree before its agent starts.
+    setup: Option<Vec<String>>,
+    /// Whether the setup's time counts against the task's time limit.
+    setup_counts: Option<bool>,
+    /// How many ports each running task gets in `CMS_PORT` (0: none).
+    ports: Option<u16>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -130,6 +145,19 @@ pub struct Config {
     pub notify: Option<Vec<String>>,
     /// `[merge] check`: shell commands that must pass on a merge's result.
     pub merge_checks: Vec<String>,
+    /// `[worktree]`: how a new task's worktree is made ready to run.
+    pub worktree: WorktreeSettings,
+}
+
+/// `[worktree]`: what a new worktree gets before its agent starts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorktreeSettings {
+    /// Globs of the main checkout's ignored files to copy (added to `.worktreeinclude`'s).
+    pub copy: Vec<String>,
+    pub setup: Vec<String>,
+    pub setup_counts: bool,
+    /// The size of each running task's block of ports (`CMS_PORT` is its first); 0 for none.
+    pub ports: u16,
 }
 
 pub use crate::safety::limits::Limits;
@@ -217,6 +245,7 @@ impl Config {
             sandbox: SandboxMode::default(),
             notify: None,
             merge_checks: Vec::new(),
+            worktree: WorktreeSettings::default(),
         };
         if let Some(path) = user_config_path(env("XDG_CONFIG_HOME"), home.as_deref())
             && let Some(text) = read_optional(&path)?
@@ -326,6 +355,27 @@ impl Config {
             }
             self.merge_checks = checks;
         }
+        // Copies add up across layers, like protected paths; the rest is the later layer's.
+        self.worktree
+            .copy
+            .extend(layer.worktree.copy.unwrap_or_default());
+        if let Some(setup) = layer.worktree.setup {
+            self.worktree.setup = setup;
+        }
+        if let Some(counts) = layer.worktree.setup_counts {
+            self.worktree.setup_counts = counts;
+        }
+        if let Some(ports) = layer.worktree.ports {
+            if ports > 1000 {
+                return Err(ConfigError::Value {
+                    key: "worktree.ports",
+                    value: ports.to_string(),
+                    source_name: source_name.to_owned(),
+                    reason: "at most 1000 ports a task".to_owned(),
+                });
+            }
+            self.worktree.ports = ports;
+        }
         if let Some(bin) = layer.claude.bin {
             self.claude_bin = bin;
         }
@@ -427,6 +477,7 @@ mod tests {
             sandbox: SandboxMode::Auto,
             notify: None,
             merge_checks: Vec::new(),
+            worktree: WorktreeSettings::default(),
         }
     }
 

@@ -344,6 +344,12 @@ impl Hinted for crate::task::TaskError {
                  --no-check merges without the checks"
             ),
             E::ChangedDuringMerge(_) => "run the merge again".into(),
+            E::CopyIncluded { .. } => {
+                "check .worktreeinclude and [worktree] copy; nothing was made".into()
+            }
+            E::SetupFailed { .. } => {
+                "fix [worktree] setup in .cms.toml; the task's worktree is kept to look into".into()
+            }
             E::NoRemote(name) => format!(
                 "add one (`git remote add origin <URL>`) or name it: cms push {name} --remote <REMOTE>"
             ),
@@ -395,7 +401,9 @@ impl From<crate::task::TaskError> for CommandError {
                 let mut this = CommandError::from_error(kind, &err);
                 this.hints.extend(err.hint());
                 // What the check or hook printed is the why.
-                if let E::CheckFailed { output, .. } | E::HookRefused { output, .. } = &err
+                if let E::CheckFailed { output, .. }
+                | E::HookRefused { output, .. }
+                | E::SetupFailed { output, .. } = &err
                     && !output.is_empty()
                 {
                     this.causes.push(format!("its output ends with:\n{output}"));

@@ -29,3 +29,4 @@ mod test_sandbox;
 mod test_setup;
 mod test_task;
 mod test_wait;
+mod test_worktree;

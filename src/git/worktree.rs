@@ -149,6 +149,33 @@ pub fn user_excludes(dir: &Path) -> Option<String> {
     std::fs::read_to_string(path).ok()
 }
 
+/// The checkout's ignored files and folders (a folder wholly ignored is one entry ending in
+/// `/`), or with `under`, every ignored file below that folder.
+pub fn ignored_entries(checkout: &Path, under: Option<&str>) -> Result<Vec<String>, GitError> {
+    let mut cmd = git(checkout);
+    cmd.env("GIT_LITERAL_PATHSPECS", "1").args([
+        "ls-files",
+        "--others",
+        "--ignored",
+        "--exclude-standard",
+        "-z",
+    ]);
+    match under {
+        Some(dir) => {
+            cmd.arg("--").arg(dir);
+        }
+        None => {
+            cmd.arg("--directory");
+        }
+    }
+    let out = run(cmd)?;
+    Ok(String::from_utf8_lossy(&out)
+        .split('\0')
+        .filter(|entry| !entry.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -146,6 +146,20 @@ pub enum TaskError {
     #[error("task '{name}' still has conflict markers in {}", files.join(", "))]
     UnresolvedConflicts { name: TaskName, files: Vec<String> },
 
+    #[error("cannot copy {path} into the new worktree")]
+    CopyIncluded {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("worktree setup `{command}` failed{}", code.map(|c| format!(" (exit {c})")).unwrap_or_default())]
+    SetupFailed {
+        command: String,
+        code: Option<i32>,
+        output: String,
+    },
+
     #[error("task '{0}' has no remote to push to")]
     NoRemote(TaskName),
 

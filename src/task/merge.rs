@@ -8,9 +8,7 @@
 //! written and the checkout and branch moved; a crash between those steps is settled by
 //! [`recover`], which every command runs first.
 
-use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
@@ -21,9 +19,6 @@ use crate::store::{MergeInfo, Status, TaskName, TaskRecord};
 use crate::workspace::Workspace;
 
 use super::*;
-
-/// How much of a failing check's output is shown.
-const CHECK_TAIL_LINES: usize = 20;
 
 /// What the user asked of a merge.
 #[derive(Debug, Clone)]
@@ -211,7 +206,7 @@ fn prepare(
         plan.new_tip = made.map_err(|err| match err {
             GitError::Command { stderr, .. } => TaskError::HookRefused {
                 name: record.name.clone(),
-                output: tail(&stderr),
+                output: super::shell::tail(&stderr),
             },
             other => other.into(),
         })?;
@@ -223,7 +218,7 @@ fn prepare(
     let mut ran = Vec::new();
     for check in checks {
         on_check(check);
-        run_check(&dir, check).map_err(|(code, output)| TaskError::CheckFailed {
+        super::shell::run(&dir, check, &[]).map_err(|(code, output)| TaskError::CheckFailed {
             name: record.name.clone(),
             command: check.clone(),
             code,
@@ -232,37 +227,6 @@ fn prepare(
         ran.push(check.clone());
     }
     Ok(ran)
-}
-
-/// Runs one check with `sh -c` in `dir`; on failure, its exit code and its output's tail.
-fn run_check(dir: &std::path::Path, check: &str) -> Result<(), (Option<i32>, String)> {
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(check)
-        .current_dir(dir)
-        .stdin(Stdio::null());
-    // The check is the project's own command on the merged tree, not a git hook of ours.
-    for var in git::REPO_ENV_VARS {
-        cmd.env_remove(var);
-    }
-    let (mut reader, writer) = std::io::pipe().map_err(|err| (None, err.to_string()))?;
-    let writer2 = writer.try_clone().map_err(|err| (None, err.to_string()))?;
-    cmd.stdout(writer).stderr(writer2);
-    let mut child = cmd.spawn().map_err(|err| (None, err.to_string()))?;
-    drop(cmd);
-    let mut output = Vec::new();
-    let _ = reader.read_to_end(&mut output);
-    let status = child.wait().map_err(|err| (None, err.to_string()))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err((status.code(), tail(&String::from_utf8_lossy(&output))))
-    }
-}
-
-fn tail(text: &str) -> String {
-    let lines: Vec<&str> = text.trim_end().lines().collect();
-    lines[lines.len().saturating_sub(CHECK_TAIL_LINES)..].join("\n")
 }
 
 fn reflog(name: &TaskName) -> String {

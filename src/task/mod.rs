@@ -15,10 +15,12 @@ mod gc;
 mod merge;
 mod notify;
 mod open;
+mod prepare;
 mod push;
 mod resume;
 mod rules;
 mod run;
+mod shell;
 mod start;
 
 use std::path::PathBuf;

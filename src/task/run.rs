@@ -34,7 +34,7 @@ pub async fn run(
     mut on_event: impl FnMut(&Event, &Ledger),
 ) -> Result<TaskRecord, TaskError> {
     let Started {
-        record,
+        mut record,
         claude,
         message,
         resumed_from,
@@ -42,6 +42,45 @@ pub async fn run(
     } = started;
     // Whatever fails before the session began takes back what this start made.
     let abandon = |ws: &Workspace, record: &TaskRecord| take_back(ws, record, &resumed_from);
+    let config = match ws.config(Some(record.base)) {
+        Ok(config) => config,
+        Err(err) => {
+            abandon(ws, &record);
+            return Err(err.into());
+        }
+    };
+    // Ports of its own for as long as this session runs (released when `ports` is dropped).
+    let ports = super::prepare::reserve_ports(config.worktree.ports);
+    let port_env: Vec<(&'static str, String)> = ports
+        .iter()
+        .flat_map(|block| {
+            [
+                ("CMS_PORT", block.first.to_string()),
+                ("CMS_PORTS", block.size.to_string()),
+            ]
+        })
+        .collect();
+    if resumed_from.is_none() && !config.worktree.setup.is_empty() {
+        let clock = Instant::now();
+        let mut env = vec![
+            ("CMS_TASK", record.name.to_string()),
+            ("CMS_TASK_DIR", record.worktree.display().to_string()),
+            ("CMS_TASK_BRANCH", record.branch.clone()),
+        ];
+        env.extend(port_env.iter().cloned());
+        let setup = super::prepare::run_setup(&config.worktree.setup, &record.worktree, &env);
+        if config.worktree.setup_counts {
+            record.duration_ms += clock.elapsed().as_millis() as u64;
+        }
+        if let Err(err) = setup {
+            return setup_failed(ws, record, &err);
+        }
+        if config.worktree.setup_counts {
+            let duration = record.duration_ms;
+            ws.store
+                .update(&record.name, |r| r.duration_ms = duration)?;
+        }
+    }
     let mut args: Vec<String> = [
         "-p",
         "--input-format",
@@ -93,7 +132,7 @@ pub async fn run(
         args,
         cwd: &record.worktree,
         token: record.supervisor.map_or(0, |s| s.token),
-        env,
+        env: env.into_iter().chain(port_env).collect(),
     };
     let transcript = ws.store.open_log(&record.name)?;
     let stderr_log = ws.store.open_stderr_log(&record.name)?;
@@ -211,6 +250,7 @@ pub(super) fn session_env(
     let env = [
         ("CMS_TASK", record.name.to_string()),
         ("CMS_TASK_BRANCH", record.branch.clone()),
+        ("CMS_TASK_DIR", record.worktree.display().to_string()),
         ("CMS_REPO", ws.repo.common_dir.display().to_string()),
         // claude keeps its own files here and gives sandboxed Bash a `$TMPDIR` inside it,
         // the only place outside the worktree that Bash may write.
@@ -236,6 +276,29 @@ pub(super) fn session_settings(ws: &Workspace, record: &TaskRecord) -> Result<St
         &sandbox::git_deny_write(&ws.repo.common_dir, private_dir.as_deref(), &record.branch),
     );
     Ok(settings.to_string())
+}
+
+/// Ends a new task whose `[worktree] setup` failed: `failed`, with the command's output in the
+/// error, its worktree kept to look into.
+fn setup_failed(
+    ws: &Workspace,
+    record: TaskRecord,
+    err: &TaskError,
+) -> Result<TaskRecord, TaskError> {
+    let mut error = err.to_string();
+    if let TaskError::SetupFailed { output, .. } = err
+        && let Some(last) = output.lines().rev().find(|l| !l.trim().is_empty())
+    {
+        error.push_str(&format!(": {}", last.trim()));
+    }
+    let name = record.name.clone();
+    Ok(ws.store.rewrite(&name, |_| {
+        let mut failed = record;
+        failed.status = crate::store::Status::Failed;
+        failed.error = Some(error);
+        failed.supervisor = None;
+        failed
+    })?)
 }
 
 /// Takes back what a start made when its session never ran: a new task is removed whole (its

@@ -55,6 +55,12 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, TaskError> {
         })?;
         let reason = lock_reason(name.as_str());
         git::worktree::add(&ws.repo.common_dir, &worktree, &branch, base, &reason)?;
+        // Ready to run: the ignored files it needs, before anything else sees it.
+        if let Err(err) = super::prepare::copy_included(ws, &config, &worktree) {
+            let _ = git::worktree::remove(&ws.repo.common_dir, &worktree);
+            let _ = git::worktree::delete_branch(&ws.repo.common_dir, &branch);
+            return Err(err);
+        }
         let now = now_rfc3339();
         let mut record = TaskRecord {
             version: crate::store::RECORD_VERSION,

@@ -1,0 +1,175 @@
+//! Making a new task's worktree ready to run before its agent starts: the user's ignored files
+//! it needs (`.worktreeinclude`, `[worktree] copy`), a block of ports of its own, and the
+//! project's setup commands.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::git;
+use crate::safety::Rules;
+use crate::workspace::Workspace;
+
+use super::*;
+
+/// The file listing, in gitignore syntax, the ignored files a new worktree gets a copy of (as
+/// Claude Code's own worktrees do).
+pub const WORKTREE_INCLUDE: &str = ".worktreeinclude";
+
+/// Copies into `worktree` the main checkout's ignored files that `.worktreeinclude` or
+/// `[worktree] copy` name (a wholly ignored folder whole). Nothing in the worktree is
+/// overwritten. Copies share their blocks with the original where the filesystem can
+/// (`copy_file_range`, which reflinks on btrfs and XFS). Returns what was copied.
+pub fn copy_included(
+    ws: &Workspace,
+    config: &Config,
+    worktree: &Path,
+) -> Result<Vec<String>, TaskError> {
+    let Some(main) = ws.main_checkout() else {
+        return Ok(Vec::new());
+    };
+    let mut globs: Vec<String> = std::fs::read_to_string(main.join(WORKTREE_INCLUDE))
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    globs.extend(config.worktree.copy.iter().cloned());
+    if globs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rules = Rules::new(&globs).map_err(TaskError::InvalidGlob)?;
+    let mut copied = Vec::new();
+    let mut pending = git::worktree::ignored_entries(&main, None)?;
+    while let Some(entry) = pending.pop() {
+        let path = entry.trim_end_matches('/');
+        if rules.protecting(path).is_some() {
+            let from = main.join(path);
+            let to = worktree.join(path);
+            if to.symlink_metadata().is_err() {
+                copy_tree(&from, &to).map_err(|source| TaskError::CopyIncluded {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                copied.push(path.to_owned());
+            }
+        } else if entry.ends_with('/') && globs.iter().any(|g| reaches_into(g, path)) {
+            // A glob names something inside this ignored folder: look inside it.
+            pending.extend(
+                git::worktree::ignored_entries(&main, Some(&entry))?
+                    .into_iter()
+                    .filter(|inner| inner != &entry),
+            );
+        }
+    }
+    copied.sort();
+    Ok(copied)
+}
+
+/// Whether `glob` could match something below the folder `dir`.
+fn reaches_into(glob: &str, dir: &str) -> bool {
+    let glob = glob.trim_start_matches('/');
+    glob.starts_with(&format!("{dir}/")) || glob.starts_with("**")
+}
+
+/// Copies a file, symlink or folder, keeping modes.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    let meta = from.symlink_metadata()?;
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    if meta.file_type().is_symlink() {
+        std::os::unix::fs::symlink(std::fs::read_link(from)?, to)
+    } else if meta.is_dir() {
+        std::fs::create_dir(to)?;
+        std::fs::set_permissions(to, meta.permissions())?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        Ok(())
+    } else {
+        std::fs::copy(from, to).map(drop)
+    }
+}
+
+/// The first port of the lowest block cms hands out.
+const PORTS_START: u16 = 20000;
+
+/// A block of ports held by this process for a running task: its lock file stays locked until
+/// the value is dropped (or the process dies), so no other cms on the machine hands it out.
+pub struct PortBlock {
+    pub first: u16,
+    pub size: u16,
+    _lock: fd_lock::RwLock<File>,
+}
+
+/// Reserves the lowest block of `size` ports that no other running task holds and nothing on
+/// the machine listens on; `None` when `size` is 0 or every block is taken.
+pub fn reserve_ports(size: u16) -> Option<PortBlock> {
+    if size == 0 {
+        return None;
+    }
+    let dir = ports_dir();
+    std::fs::create_dir_all(&dir).ok()?;
+    let blocks = (u16::MAX - PORTS_START) / size;
+    for block in 0..blocks {
+        let first = PORTS_START + block * size;
+        let Ok(file) = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(format!("{first}-{size}.lock")))
+        else {
+            continue;
+        };
+        let mut lock = fd_lock::RwLock::new(file);
+        let held = match lock.try_write() {
+            Ok(guard) => {
+                // Held until the lock file is closed, with the block.
+                std::mem::forget(guard);
+                true
+            }
+            Err(_) => false,
+        };
+        if held && (first..first + size).all(port_is_free) {
+            return Some(PortBlock {
+                first,
+                size,
+                _lock: lock,
+            });
+        }
+    }
+    None
+}
+
+/// Where the machine's cms processes keep their port locks (per user: the lock files must be
+/// writable by whoever runs cms; ports in use by anyone are seen by the bind test).
+fn ports_dir() -> PathBuf {
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    std::env::temp_dir().join(format!("cms-ports-{uid}"))
+}
+
+fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// Runs `[worktree] setup` in the new worktree, in order; the first that fails stops it.
+pub fn run_setup(
+    commands: &[String],
+    worktree: &Path,
+    env: &[(&str, String)],
+) -> Result<(), TaskError> {
+    for command in commands {
+        super::shell::run(worktree, command, env).map_err(|(code, output)| {
+            TaskError::SetupFailed {
+                command: command.clone(),
+                code,
+                output,
+            }
+        })?;
+    }
+    Ok(())
+}

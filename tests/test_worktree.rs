@@ -1,0 +1,155 @@
+//! Ready-to-run worktrees: the ignored files a task needs are copied in, the project's setup
+//! runs before the agent, and each running task gets ports of its own.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::common::TestEnv;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A repository whose main checkout has ignored files: `.env`, `.env.local`, `secrets/`,
+/// `build/` and a `config/` folder with one local file.
+fn with_ignored_files(env: &TestEnv) {
+    env.write(".gitignore", ".env*\nsecrets/\nbuild/\nconfig/\n");
+    env.commit_all("ignore");
+    env.write(".env", "TOKEN=1\n");
+    env.write(".env.local", "LOCAL=1\n");
+    env.write("secrets/key.pem", "KEY\n");
+    env.write("build/out.bin", "BIN\n");
+    env.write("config/local.json", "{}\n");
+    env.write("config/other.json", "{}\n");
+}
+
+/// What the agent found in its worktree, as it wrote it to `seen.txt`.
+fn seen(env: &TestEnv, task: &str) -> String {
+    env.git(&["show", &format!("cms/{task}:seen.txt")])
+}
+
+#[test]
+fn new_worktrees_get_the_ignored_files_worktreeinclude_and_copy_name() {
+    let env = TestEnv::new();
+    with_ignored_files(&env);
+    env.write(".worktreeinclude", "# what tasks need\n.env*\nsecrets/\n");
+    env.write(".cms.toml", "[worktree]\ncopy = [\"config/local.json\"]\n");
+    env.steps(json!([{"bash": "ls -A .env* secrets config build 2>&1 | sort > seen.txt; cat .env >> seen.txt"}]));
+    let task = env.task_ok(&["look", "-n", "t"]);
+    let seen = seen(&env, "t");
+    assert!(seen.contains(".env\n.env.local\n"), "{seen}");
+    assert!(seen.contains("key.pem"), "{seen}");
+    assert!(seen.contains("local.json"), "{seen}");
+    assert!(!seen.contains("other.json"), "{seen}");
+    assert!(
+        seen.contains("build") && seen.contains("No such file"),
+        "{seen}"
+    );
+    assert!(seen.ends_with("TOKEN=1"), "{seen}");
+    // Copied, never committed: they stay ignored in the worktree.
+    let files: Vec<String> = env
+        .tree_files("cms/t")
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    assert!(
+        !files
+            .iter()
+            .any(|f| f.starts_with(".env") || f.starts_with("secrets")),
+        "{files:?}"
+    );
+    assert_eq!(task["files_changed"][0]["path"], "seen.txt");
+    // The user's files are theirs still.
+    assert_eq!(env.read(".env"), "TOKEN=1\n");
+}
+
+#[test]
+fn setup_runs_in_the_new_worktree_before_the_agent_with_the_tasks_environment() {
+    let env = TestEnv::new();
+    env.write(".gitignore", "deps/\n");
+    env.commit_all("ignore");
+    env.write(
+        ".cms.toml",
+        "[worktree]\nsetup = [\"mkdir -p deps && echo \\\"$CMS_TASK $CMS_TASK_BRANCH\\\" > deps/ready\", \"test -f deps/ready\"]\n",
+    );
+    env.steps(json!([{"bash": "cat deps/ready > seen.txt; pwd >> seen.txt; echo $CMS_TASK_DIR >> seen.txt"}]));
+    env.task_ok(&["build it", "-n", "t"]);
+    let lines: Vec<String> = seen(&env, "t").lines().map(str::to_owned).collect();
+    assert_eq!(lines[0], "t cms/t");
+    assert_eq!(lines[1], lines[2], "CMS_TASK_DIR is the worktree");
+    // A follow-up runs in the same worktree: no second setup.
+    env.steps(json!([{"bash": "echo again >> deps/ready; cat deps/ready > seen.txt"}]));
+    env.cms(&["continue", "t", "again"]).success();
+    assert_eq!(seen(&env, "t"), "t cms/t\nagain");
+}
+
+#[test]
+fn a_failing_setup_ends_the_task_failed_with_its_output_and_keeps_the_worktree() {
+    let env = TestEnv::new();
+    env.write(
+        ".cms.toml",
+        "[worktree]\nsetup = [\"echo installing; echo 'no network' >&2; exit 4\"]\n",
+    );
+    let run = env.cms(&["task", "x", "-n", "t", "--json"]);
+    run.code(3);
+    let task = run.json();
+    assert_eq!(task["status"], "failed");
+    assert_eq!(
+        task["error"],
+        "worktree setup `echo installing; echo 'no network' >&2; exit 4` failed (exit 4): no network"
+    );
+    assert!(
+        env.claude_invocations().is_empty(),
+        "claude ran after a failed setup"
+    );
+    let worktree = std::path::PathBuf::from(task["worktree"].as_str().unwrap());
+    assert!(worktree.is_dir());
+    assert_eq!(task["supervisor"], serde_json::Value::Null);
+    env.cms(&["discard", "t"]).success();
+}
+
+#[test]
+fn each_running_task_gets_a_block_of_ports_no_other_running_task_holds() {
+    let env = TestEnv::new();
+    env.write(".cms.toml", "[worktree]\nports = 5\n");
+    let gate = env.root.join("gate");
+    env.steps(json!([{"bash": format!(
+        "echo $CMS_PORT $CMS_PORTS > port.txt; until [ -e {} ]; do sleep 0.02; done",
+        gate.display()
+    )}]));
+    env.cms(&["task", "-d", "x", "-n", "a"]).success();
+    env.cms(&["task", "-d", "x", "-n", "b"]).success();
+    let port_of = |name: &str| {
+        let start = Instant::now();
+        loop {
+            let worktree = env.cms(&["show", name, "--json"]).json()["worktree"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            if let Ok(text) =
+                std::fs::read_to_string(std::path::Path::new(&worktree).join("port.txt"))
+            {
+                let words: Vec<u16> = text
+                    .split_whitespace()
+                    .map(|w| w.parse().unwrap())
+                    .collect();
+                return words;
+            }
+            assert!(start.elapsed() < LIMIT, "task {name} never wrote its port");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let (a, b) = (port_of("a"), port_of("b"));
+    assert_eq!(a[1], 5);
+    assert_eq!(b[1], 5);
+    assert_ne!(a[0], b[0]);
+    assert!(a[0].abs_diff(b[0]) >= 5, "{a:?} {b:?}");
+    assert_eq!((a[0] - 20000) % 5, 0);
+    std::fs::write(&gate, "").unwrap();
+    env.cms_bounded(&["wait", "a", "b"], LIMIT).success();
+    // Released with their sessions: the lowest free block is handed out again.
+    let lowest = a[0].min(b[0]);
+    std::fs::remove_file(&gate).unwrap();
+    env.steps(json!([{"bash": "echo $CMS_PORT $CMS_PORTS > port.txt"}]));
+    env.task_ok(&["x", "-n", "c"]);
+    assert_eq!(env.git(&["show", "cms/c:port.txt"]), format!("{lowest} 5"));
+}
