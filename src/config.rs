@@ -62,6 +62,15 @@ struct Layer {
     merge: MergeLayer,
     #[serde(default)]
     worktree: WorktreeLayer,
+    #[serde(default)]
+    pool: PoolLayer,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoolLayer {
+    /// How many worktrees wait, ready, for new tasks.
+    size: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -147,6 +156,8 @@ pub struct Config {
     pub merge_checks: Vec<String>,
     /// `[worktree]`: how a new task's worktree is made ready to run.
     pub worktree: WorktreeSettings,
+    /// `[pool] size`: how many worktrees wait, checked out, for new tasks (0: no pool).
+    pub pool_size: usize,
 }
 
 /// `[worktree]`: what a new worktree gets before its agent starts.
@@ -246,6 +257,7 @@ impl Config {
             notify: None,
             merge_checks: Vec::new(),
             worktree: WorktreeSettings::default(),
+            pool_size: 0,
         };
         if let Some(path) = user_config_path(env("XDG_CONFIG_HOME"), home.as_deref())
             && let Some(text) = read_optional(&path)?
@@ -354,6 +366,17 @@ impl Config {
                 });
             }
             self.merge_checks = checks;
+        }
+        if let Some(size) = layer.pool.size {
+            if size > 64 {
+                return Err(ConfigError::Value {
+                    key: "pool.size",
+                    value: size.to_string(),
+                    source_name: source_name.to_owned(),
+                    reason: "at most 64 waiting worktrees".to_owned(),
+                });
+            }
+            self.pool_size = size;
         }
         // Copies add up across layers, like protected paths; the rest is the later layer's.
         self.worktree
@@ -478,6 +501,7 @@ mod tests {
             notify: None,
             merge_checks: Vec::new(),
             worktree: WorktreeSettings::default(),
+            pool_size: 0,
         }
     }
 

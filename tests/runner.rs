@@ -20,6 +20,7 @@ mod test_hooks;
 mod test_inspect;
 mod test_logs;
 mod test_merge;
+mod test_pool;
 mod test_processes;
 mod test_push;
 mod test_real_boundary;

@@ -19,6 +19,7 @@ mod list;
 mod logs;
 mod merge;
 pub mod panic;
+mod pool;
 mod push;
 mod setup;
 mod show;
@@ -78,6 +79,7 @@ pub enum Command {
     Discard(discard::DiscardArgs),
     Commit(commit::CommitArgs),
     Gc(gc::GcArgs),
+    Pool(pool::PoolArgs),
     Check(check::CheckArgs),
     Doctor(doctor::DoctorArgs),
     Hooks(hooks::HooksArgs),
@@ -264,6 +266,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Guard(args) => guard::cmd_guard(&ctx, args),
         Command::Hooks(args) => hooks::cmd_hooks(&ctx, args),
         Command::Setup(args) => setup::cmd_setup(&ctx, args),
+        Command::Pool(args) => pool::cmd_pool(&ctx, args),
         Command::Completions(args) => completions::cmd_completions(&ctx, args),
         Command::Keeper(args) => keeper::cmd_keeper(&ctx, args),
     };

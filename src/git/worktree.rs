@@ -176,6 +176,51 @@ pub fn ignored_entries(checkout: &Path, under: Option<&str>) -> Result<Vec<Strin
         .collect())
 }
 
+/// Adds a worktree at `path` with a detached HEAD at `commit`, locked with `reason`.
+pub fn add_detached(
+    admin_dir: &Path,
+    path: &Path,
+    commit: Oid,
+    reason: &str,
+) -> Result<(), GitError> {
+    let mut cmd = git(admin_dir);
+    cmd.args([
+        "worktree", "add", "--quiet", "--detach", "--lock", "--reason", reason,
+    ])
+    .arg(path)
+    .arg(commit.to_string());
+    run(cmd).map(drop)
+}
+
+/// Moves a (locked) worktree to `to`, where it stays locked with `reason`.
+pub fn relocate(admin_dir: &Path, from: &Path, to: &Path, reason: &str) -> Result<(), GitError> {
+    let mut unlock = git(admin_dir);
+    unlock.args(["worktree", "unlock"]).arg(from);
+    run(unlock)?;
+    let mut mv = git(admin_dir);
+    mv.args(["worktree", "move"]).arg(from).arg(to);
+    run(mv)?;
+    let mut lock = git(admin_dir);
+    lock.args(["worktree", "lock", "--reason", reason]).arg(to);
+    run(lock).map(drop)
+}
+
+/// In a worktree with a clean checkout: makes `branch` at `commit` and checks it out, which
+/// rewrites only the files that differ between the current commit and `commit`.
+pub fn switch_to_new_branch(worktree: &Path, branch: &str, commit: Oid) -> Result<(), GitError> {
+    let mut cmd = git(worktree);
+    cmd.args([
+        "-c",
+        "core.hooksPath=/dev/null",
+        "checkout",
+        "--quiet",
+        "-b",
+        branch,
+    ])
+    .arg(commit.to_string());
+    run(cmd).map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -93,6 +93,8 @@ pub enum WorktreeKind {
     Task(TaskName),
     /// A worktree cms made for a task (its lock reason says so) that has no record.
     Orphan(TaskName),
+    /// A worktree waiting in the warm pool (`cms pool` manages it).
+    Pool,
     /// Anything else: the user's own, never touched.
     User,
 }
@@ -127,6 +129,9 @@ pub fn classify_worktrees(
             let kind = match (by_path, cms_name) {
                 (Some((_, name)), _) => WorktreeKind::Task(name.clone()),
                 (None, Some(name)) => WorktreeKind::Orphan(name),
+                (None, None) if entry.lock_reason.as_deref() == Some(super::pool::POOL_REASON) => {
+                    WorktreeKind::Pool
+                }
                 (None, None) => WorktreeKind::User,
             };
             ClassifiedWorktree {
@@ -189,7 +194,7 @@ impl Gc<'_> {
                     });
                     self.prune = true;
                 }
-                WorktreeKind::Task(_) | WorktreeKind::User => {}
+                WorktreeKind::Task(_) | WorktreeKind::User | WorktreeKind::Pool => {}
             }
         }
         if self.prune && !self.opts.dry_run {
@@ -663,6 +668,7 @@ mod tests {
                 WorktreeKind::Task(name) => format!("task {name}"),
                 WorktreeKind::Orphan(name) => format!("orphan {name}"),
                 WorktreeKind::User => format!("user {}", w.entry.path.display()),
+                WorktreeKind::Pool => format!("pool {}", w.entry.path.display()),
             })
             .collect();
         assert_eq!(

@@ -15,6 +15,7 @@ mod gc;
 mod merge;
 mod notify;
 mod open;
+pub mod pool;
 mod prepare;
 mod push;
 mod resume;

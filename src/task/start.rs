@@ -54,7 +54,12 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, TaskError> {
             source,
         })?;
         let reason = lock_reason(name.as_str());
-        git::worktree::add(&ws.repo.common_dir, &worktree, &branch, base, &reason)?;
+        // A worktree from the warm pool costs a rename and the files changed since it was
+        // warmed; without one, a full checkout.
+        let pooled = super::pool::take(ws, &worktree, &branch, base, &reason)?;
+        if !pooled {
+            git::worktree::add(&ws.repo.common_dir, &worktree, &branch, base, &reason)?;
+        }
         // Ready to run: the ignored files it needs, before anything else sees it.
         if let Err(err) = super::prepare::copy_included(ws, &config, &worktree) {
             let _ = git::worktree::remove(&ws.repo.common_dir, &worktree);
@@ -101,6 +106,10 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, TaskError> {
         if let Err(err) = ws.store.create(&mut record) {
             undo_start(ws, &record);
             return Err(err.into());
+        }
+        if config.pool_size > 0 {
+            // Refilled after this task took one, while its session starts.
+            super::pool::refill_in_background(ws);
         }
         Ok(Started {
             message: prompt.to_owned(),
