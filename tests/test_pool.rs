@@ -59,6 +59,14 @@ fn a_task_takes_a_pooled_worktree_at_its_base_and_the_pool_refills() {
     assert!(!std::path::Path::new(&warmed_path).exists());
     let refilled = until_pool_has(&env, 1);
     assert_ne!(refilled[0]["path"], warmed[0]["path"]);
+    // doctor counts them.
+    let doctor = env.cms(&["doctor"]);
+    assert!(
+        format!("{}{}", doctor.stdout, doctor.stderr).contains("1 worktree(s) waiting in the pool"),
+        "{}{}",
+        doctor.stdout,
+        doctor.stderr
+    );
     // gc leaves waiting worktrees alone; drain removes them.
     env.cms(&["gc"]).success();
     assert_eq!(pool(&env).len(), 1);

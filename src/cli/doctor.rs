@@ -202,9 +202,20 @@ fn check_repository(
             let on = head
                 .branch()
                 .map_or_else(|| "a detached HEAD".to_owned(), |b| format!("branch {b}"));
-            let check = Check::new("repository", Level::Ok, format!("{checkout}, on {on}"))
-                .detail("path", checkout)
-                .detail("branch", head.branch().map(str::to_owned));
+            // The warm pool, so a user can tell whether tasks start from it.
+            let waiting = crate::task::pool::pooled(ws).map_or(0, |p| p.len());
+            let pool = match waiting {
+                0 => String::new(),
+                n => format!("; {n} worktree(s) waiting in the pool"),
+            };
+            let check = Check::new(
+                "repository",
+                Level::Ok,
+                format!("{checkout}, on {on}{pool}"),
+            )
+            .detail("path", checkout)
+            .detail("branch", head.branch().map(str::to_owned))
+            .detail("pool", waiting);
             (check, Some(head.oid()))
         }
         Err(err) => (
