@@ -78,6 +78,8 @@ struct PoolLayer {
 struct WorktreeLayer {
     /// Gitignore-style globs of the main checkout's ignored files a new worktree gets a copy of.
     copy: Option<Vec<String>>,
+    /// Paths of the main checkout a new worktree gets as symlinks.
+    link: Option<Vec<String>>,
     /// Shell commands run in a new worktree before its agent starts.
     setup: Option<Vec<String>>,
     /// Whether the setup's time counts against the task's time limit.
@@ -165,6 +167,8 @@ pub struct Config {
 pub struct WorktreeSettings {
     /// Globs of the main checkout's ignored files to copy (added to `.worktreeinclude`'s).
     pub copy: Vec<String>,
+    /// Paths of the main checkout a new worktree gets as symlinks (added up across layers).
+    pub link: Vec<String>,
     pub setup: Vec<String>,
     pub setup_counts: bool,
     /// The size of each running task's block of ports (`CMS_PORT` is its first); 0 for none.
@@ -382,6 +386,19 @@ impl Config {
         self.worktree
             .copy
             .extend(layer.worktree.copy.unwrap_or_default());
+        for link in layer.worktree.link.unwrap_or_default() {
+            let clean =
+                crate::safety::normalize(&link).filter(|p| !p.is_empty() && !p.starts_with(".git"));
+            let Some(clean) = clean else {
+                return Err(ConfigError::Value {
+                    key: "worktree.link",
+                    value: link,
+                    source_name: source_name.to_owned(),
+                    reason: "a path inside the checkout, such as \"node_modules\"".to_owned(),
+                });
+            };
+            self.worktree.link.push(clean);
+        }
         if let Some(setup) = layer.worktree.setup {
             self.worktree.setup = setup;
         }

@@ -51,6 +51,7 @@ pub fn task_json(record: &TaskRecord) -> Value {
         "attempt": record.attempt,
         "rebase": record.rebase,
         "push": record.push,
+        "links": record.links,
         "created_at": record.created_at,
         "updated_at": record.updated_at,
     })

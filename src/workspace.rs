@@ -202,6 +202,8 @@ pub fn commit_task_work(
         &record.worktree,
         message,
         &[("Cms-Task", record.name.as_str()), ("Cms-Session", session)],
+        // The links into the main checkout are the worktree's furniture, not the task's work.
+        &record.links,
     )
 }
 

@@ -153,3 +153,38 @@ fn each_running_task_gets_a_block_of_ports_no_other_running_task_holds() {
     env.task_ok(&["x", "-n", "c"]);
     assert_eq!(env.git(&["show", "cms/c:port.txt"]), format!("{lowest} 5"));
 }
+
+#[test]
+fn linked_paths_point_into_the_main_checkout_and_are_never_committed() {
+    let env = TestEnv::new();
+    // `node_modules/` ignores folders only: a symlink of that name is not ignored by git.
+    env.write(".gitignore", "node_modules/\n");
+    env.commit_all("ignore");
+    env.write("node_modules/left-pad/index.js", "module.exports = 1;\n");
+    env.write(
+        ".cms.toml",
+        "[worktree]\nlink = [\"node_modules\", \"./missing\"]\n",
+    );
+    env.steps(json!([{"bash": "cat node_modules/left-pad/index.js > seen.txt; git add -A; git status --porcelain >> seen.txt"}]));
+    let task = env.task_ok(&["x", "-n", "t"]);
+    assert_eq!(task["links"], json!(["node_modules"]));
+    let worktree = std::path::PathBuf::from(task["worktree"].as_str().unwrap());
+    let link = std::fs::read_link(worktree.join("node_modules")).unwrap();
+    assert_eq!(link, env.repo.join("node_modules"));
+    assert!(seen(&env, "t").starts_with("module.exports = 1;"));
+    let files: Vec<String> = env
+        .tree_files("cms/t")
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    assert!(
+        !files.iter().any(|f| f.starts_with("node_modules")),
+        "{files:?}"
+    );
+    assert_eq!(task["safety"]["violations"], json!([]));
+    // A path that climbs out of the checkout is refused.
+    env.write(".cms.toml", "[worktree]\nlink = [\"../elsewhere\"]\n");
+    env.cms(&["task", "y", "-n", "u"])
+        .code(1)
+        .one_line_error_with_hint("invalid value '../elsewhere' for worktree.link");
+}

@@ -36,14 +36,24 @@ const INTERNAL_COMMIT_CONFIG: &[&str] = &[
     "core.hooksPath=/dev/null",
 ];
 
-/// Stages everything in `worktree` (ignored files excluded) and commits it with `message` and
-/// trailers. Returns the new commit, or `None` when there was nothing to commit.
+/// Stages everything in `worktree` (ignored files and the `leave_out` paths excluded) and
+/// commits it with `message` and trailers. Returns the new commit, or `None` when there was
+/// nothing to commit.
 pub fn commit_all(
     worktree: &Path,
     message: &str,
     trailers: &[(&str, &str)],
+    leave_out: &[String],
 ) -> Result<Option<Oid>, GitError> {
     run_text(worktree, ["add", "--all"])?;
+    if !leave_out.is_empty() {
+        let mut unstage = git(worktree);
+        unstage
+            .env("GIT_LITERAL_PATHSPECS", "1")
+            .args(["rm", "--cached", "-r", "-q", "--ignore-unmatch", "--"])
+            .args(leave_out);
+        run(unstage)?;
+    }
     let mut quiet = git(worktree);
     quiet.args(["diff", "--cached", "--quiet"]);
     if quiet.status()?.success() {

@@ -8,7 +8,7 @@ pub mod paths;
 pub mod sandbox;
 
 pub use limits::{LimitKind, LimitState};
-pub use paths::{Rules, validate_glob};
+pub use paths::{Rules, normalize, validate_glob};
 
 /// What kind of rule a violation broke; the strings are part of the JSON contract.
 pub mod kind {

@@ -556,6 +556,7 @@ mod tests {
             attempt: None,
             rebase: None,
             push: None,
+            links: Vec::new(),
             pending: None,
             created_at: now_rfc3339(),
             updated_at: String::new(),

@@ -184,6 +184,10 @@ pub struct TaskRecord {
     /// --rebase`) and conflicts are left to resolve.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rebase: Option<Rebase>,
+    /// Paths in the worktree that are symlinks into the main checkout (`[worktree] link`);
+    /// cms never commits them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
     /// Where `cms push` last sent the task's branch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub push: Option<PushInfo>,

@@ -94,6 +94,37 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Links into `worktree` the main checkout's paths `[worktree] link` names (node_modules, a
+/// cache), as absolute symlinks, where the main checkout has them and the worktree does not.
+/// Returns the links made, which cms never commits.
+pub fn link_shared(
+    ws: &Workspace,
+    config: &Config,
+    worktree: &Path,
+) -> Result<Vec<String>, TaskError> {
+    let Some(main) = ws.main_checkout() else {
+        return Ok(Vec::new());
+    };
+    let mut linked = Vec::new();
+    for path in &config.worktree.link {
+        let target = main.join(path);
+        let link = worktree.join(path);
+        if target.symlink_metadata().is_err() || link.symlink_metadata().is_ok() {
+            continue;
+        }
+        let made = link
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::os::unix::fs::symlink(&target, &link));
+        made.map_err(|source| TaskError::CopyIncluded {
+            path: path.clone(),
+            source,
+        })?;
+        linked.push(path.clone());
+    }
+    Ok(linked)
+}
+
 /// The first port of the lowest block cms hands out.
 const PORTS_START: u16 = 20000;
 

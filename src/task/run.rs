@@ -355,7 +355,12 @@ fn agent_git_env(
         return Ok(Vec::new());
     }
     let excludes = temp.join("git-excludes");
-    let text = sandbox::agent_excludes(git::worktree::user_excludes(&record.worktree).as_deref());
+    let mut text =
+        sandbox::agent_excludes(git::worktree::user_excludes(&record.worktree).as_deref());
+    // The links into the main checkout are not the agent's to commit either.
+    for link in &record.links {
+        text.push_str(&format!("/{link}\n"));
+    }
     std::fs::write(&excludes, text).map_err(|source| TaskError::TempDir {
         dir: temp.to_owned(),
         source,

@@ -61,11 +61,16 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, TaskError> {
             git::worktree::add(&ws.repo.common_dir, &worktree, &branch, base, &reason)?;
         }
         // Ready to run: the ignored files it needs, before anything else sees it.
-        if let Err(err) = super::prepare::copy_included(ws, &config, &worktree) {
-            let _ = git::worktree::remove(&ws.repo.common_dir, &worktree);
-            let _ = git::worktree::delete_branch(&ws.repo.common_dir, &branch);
-            return Err(err);
-        }
+        let furnished = super::prepare::copy_included(ws, &config, &worktree)
+            .and_then(|_| super::prepare::link_shared(ws, &config, &worktree));
+        let links = match furnished {
+            Ok(links) => links,
+            Err(err) => {
+                let _ = git::worktree::remove(&ws.repo.common_dir, &worktree);
+                let _ = git::worktree::delete_branch(&ws.repo.common_dir, &branch);
+                return Err(err);
+            }
+        };
         let now = now_rfc3339();
         let mut record = TaskRecord {
             version: crate::store::RECORD_VERSION,
@@ -99,6 +104,7 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, TaskError> {
             attempt: opts.attempt.clone(),
             rebase: None,
             push: None,
+            links,
             pending: None,
             created_at: now.clone(),
             updated_at: now,
