@@ -344,6 +344,9 @@ impl Hinted for crate::task::TaskError {
                  --no-check merges without the checks"
             ),
             E::ChangedDuringMerge(_) => "run the merge again".into(),
+            E::WaitTimedOut { .. } => {
+                "they are still running; wait again, or `cms abort` them".into()
+            }
             E::NoRemote(name) => format!(
                 "add one (`git remote add origin <URL>`) or name it: cms push {name} --remote <REMOTE>"
             ),

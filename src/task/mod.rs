@@ -5,6 +5,7 @@
 //! worktree and branch, the record, the transcript) is undone if a later step of the start
 //! fails, including claude failing before it ever began a session.
 
+mod abort;
 mod ask;
 mod attach;
 mod error;
@@ -17,6 +18,7 @@ mod resume;
 mod rules;
 mod run;
 mod start;
+mod wait;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -57,7 +59,8 @@ pub struct Started {
     pub resumed_from: Option<TaskRecord>,
 }
 
-pub use ask::{AskOptions, DEFAULT_DENIAL, answer_prompt};
+pub use abort::{abort, running_tasks};
+pub use ask::{AskOptions, DEFAULT_DENIAL, Delivered, answer_and_deliver, answer_prompt};
 pub use attach::run_attached;
 pub use error::TaskError;
 pub use merge::{MergeOptions, Merged, merge, recover as recover_merges};
@@ -71,6 +74,7 @@ pub use resume::{ATTACH_MESSAGE, ContinueOptions, resume, resume_attached};
 pub use rules::{RuleScope, rules_for};
 pub use run::{RunOptions, abandon, run};
 pub use start::start;
+pub use wait::{settled, timed_out, wait_until_settled};
 
 use finish::{Watched, finish};
 use start::{lock_reason, sandbox_plan, undo_start};
