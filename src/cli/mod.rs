@@ -14,6 +14,7 @@ mod hooks;
 mod keeper;
 mod list;
 mod logs;
+mod mcp;
 mod merge;
 pub mod panic;
 mod push;
@@ -68,6 +69,7 @@ pub enum Command {
     List(list::ListArgs),
     Show(show::ShowArgs),
     Logs(logs::LogsArgs),
+    Mcp(mcp::McpArgs),
     Diff(diff::DiffArgs),
     Merge(merge::MergeArgs),
     Push(push::PushArgs),
@@ -235,6 +237,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::List(args) => list::cmd_list(&ctx, args),
         Command::Show(args) => show::cmd_show(&ctx, args),
         Command::Logs(args) => logs::cmd_logs(&ctx, args),
+        Command::Mcp(args) => mcp::cmd_mcp(&ctx, args),
         Command::Diff(args) => diff::cmd_diff(&ctx, args),
         Command::Merge(args) => merge::cmd_merge(&ctx, args),
         Command::Push(args) => push::cmd_push(&ctx, args),
