@@ -469,3 +469,99 @@ fn task_discard_through_mcp_refuses_unmerged_work_without_force() {
     assert_eq!(discarded["status"], "discarded");
     assert_eq!(env.branches(), ["main"]);
 }
+
+/// The real Claude Code CLI as the parent agent: `--mcp-config` points it at `cms mcp`, the
+/// fake API scripts it to call task_start (waiting) and task_status as the CLI names MCP
+/// tools (`mcp__<server>__<tool>`), and the child task, a real claude too, started by cms
+/// under a background supervisor, runs against the same fake API on its own route.
+#[test]
+fn real_claude_as_the_parent_starts_a_task_through_cms_mcp_and_reads_its_status() {
+    use crate::common::fake_api::{CWD, FakeApi, Reply};
+    use crate::common::{Background, CMS, wait_bounded};
+    use crate::test_real_claude::{RUN_LIMIT, real_claude, real_env};
+
+    let Some(claude) =
+        real_claude("real_claude_as_the_parent_starts_a_task_through_cms_mcp_and_reads_its_status")
+    else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    api.route(
+        "[mcp-parent]",
+        vec![
+            Reply::tool(
+                "mcp__cms__task_start",
+                json!({"prompt": "[mcp-child] write c.txt", "name": "child", "wait": true}),
+            ),
+            Reply::tool("mcp__cms__task_status", json!({"task": "child"})),
+            Reply::text("the child is done"),
+        ],
+    );
+    api.route(
+        "[mcp-child]",
+        vec![
+            Reply::tool(
+                "Write",
+                json!({"file_path": format!("{CWD}/c.txt"), "content": "c\n"}),
+            ),
+            Reply::text("c.txt is written"),
+        ],
+    );
+    let config = json!({"mcpServers": {"cms": {"type": "stdio", "command": CMS, "args": ["mcp"]}}});
+    let mut parent = env.command(
+        &claude,
+        &env.repo,
+        &[
+            // Before the options: --mcp-config and --allowedTools take several values.
+            "-p",
+            "[mcp-parent] start a task that writes c.txt",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--mcp-config",
+            &config.to_string(),
+            "--strict-mcp-config",
+            "--allowedTools",
+            "mcp__cms__task_start,mcp__cms__task_status",
+        ],
+    );
+    let run = wait_bounded(Background::spawn(&mut parent), RUN_LIMIT * 2);
+    run.success();
+    let events: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let init = events
+        .iter()
+        .find(|e| e["type"] == "system" && e["subtype"] == "init")
+        .unwrap();
+    assert!(
+        init["mcp_servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "cms" && s["status"] == "connected"),
+        "{init:#}"
+    );
+    // The parent saw each call's result: the task as `--json` prints it.
+    let results: Vec<String> = events
+        .iter()
+        .filter(|e| e["type"] == "user")
+        .map(|e| e["message"]["content"][0]["content"].to_string())
+        .collect();
+    assert_eq!(results.len(), 2, "{}", run.stdout);
+    for result in &results {
+        assert!(result.contains(r#"\"name\":\"child\""#), "{result}");
+        assert!(result.contains(r#"\"status\":\"completed\""#), "{result}");
+    }
+    let last = events.last().unwrap();
+    assert_eq!(last["result"], "the child is done", "{last:#}");
+    // The child ran as a task of this repository, on its own branch.
+    assert_eq!(env.git(&["show", "cms/child:c.txt"]), "c");
+    assert!(!api.requests_for("[mcp-child]").is_empty());
+    let shown = env.cms(&["show", "child", "--json"]);
+    shown.success();
+    assert_eq!(shown.json()["status"], "completed");
+}
