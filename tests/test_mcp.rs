@@ -120,12 +120,6 @@ impl Mcp {
     }
 }
 
-fn user_config(env: &TestEnv, text: &str) {
-    let config = env.home.join(".config/cms/config.toml");
-    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
-    std::fs::write(config, text).unwrap();
-}
-
 /// Steps that wait until `gate` exists, then write a.txt.
 fn gated(gate: &Path) -> Value {
     json!([
@@ -289,8 +283,7 @@ fn a_task_waiting_on_a_permission_prompt_is_answered_through_task_answer() {
 #[test]
 fn mcp_caps_refuse_raised_limits_higher_presets_and_more_running_tasks() {
     let env = TestEnv::new();
-    user_config(
-        &env,
+    env.user_config(
         "[mcp]\nmax_cost = 1\nmax_turns = 5\nmax_duration = \"5m\"\nmax_preset = \"review\"\nmax_running = 1\n",
     );
     // The repository's file loosens its limits and tries to raise the caps: only the caps'
@@ -353,7 +346,7 @@ fn mcp_caps_refuse_raised_limits_higher_presets_and_more_running_tasks() {
 #[test]
 fn a_follow_up_through_mcp_stays_within_the_caps() {
     let env = TestEnv::new();
-    user_config(&env, "[mcp]\nmax_turns = 20\n");
+    env.user_config("[mcp]\nmax_turns = 20\n");
     env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
     let mcp = Mcp::start(&env);
     let done = mcp.ok(
