@@ -364,6 +364,12 @@ fn a_follow_up_through_mcp_stays_within_the_caps() {
         json!({"task": "f", "message": "more", "preset": "full"}),
     );
     assert!(text.contains("preset full is above"), "{text}");
+    // An allowed tool is a value of claude's --allowedTools, never a flag of its own.
+    let (text, _) = mcp.err(
+        "task_continue",
+        json!({"task": "f", "message": "more", "allow": ["--dangerously-skip-permissions"]}),
+    );
+    assert!(text.contains("invalid allow"), "{text}");
     let again = mcp.ok(
         "task_continue",
         json!({"task": "f", "message": "more", "max_turns": 10, "wait": true}),
@@ -400,6 +406,11 @@ fn bad_arguments_are_tool_errors_and_the_server_goes_on() {
             "invalid max_duration",
         ),
         ("task_start", json!({"prompt": "  "}), "the prompt is empty"),
+        (
+            "task_start",
+            json!({"prompt": "x", "model": "--verbose"}),
+            "invalid model",
+        ),
         ("task_wait", json!({"tasks": []}), "no tasks to wait for"),
         ("task_status", json!({"task": "nope"}), "nope"),
     ];

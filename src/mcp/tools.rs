@@ -79,6 +79,9 @@ impl Tools {
                 )
             })?;
         }
+        if let Some(model) = &args.model {
+            one_word("model", model)?;
+        }
         let opts = TaskOptions {
             prompt: args.prompt,
             name,
@@ -117,6 +120,9 @@ impl Tools {
             });
         let limits = caps::limits(&config.mcp, &own, &args.limits)?;
         let preset = caps::preset(&config.mcp, record.preset, args.preset.map(Into::into))?;
+        for tool in &args.allow {
+            one_word("allow", tool)?;
+        }
         let opts = ContinueOptions {
             name: name.clone(),
             message: args.message,
@@ -370,6 +376,22 @@ fn wait_with_progress(
             last = Some((line, Instant::now()));
         }
     })
+}
+
+/// Refuses a value that claude would read as something else than the value of its option:
+/// the parent is an agent, and `--model -x` or an allowed tool `--foo` must not become flags.
+fn one_word(what: &str, value: &str) -> Result<(), CommandError> {
+    if value.trim().is_empty() || value.starts_with('-') || value.contains(char::is_control) {
+        return Err(CommandError::new(
+            ErrorKind::Usage,
+            format!(
+                "invalid {what} '{}': it must not be empty or start with '-'",
+                value.escape_debug()
+            ),
+        )
+        .with_hint("e.g. model \"sonnet\", allow \"Bash(npm test:*)\""));
+    }
+    Ok(())
 }
 
 /// A task name as the command line takes it: a name, never a path.
