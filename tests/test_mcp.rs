@@ -569,3 +569,81 @@ fn real_claude_as_the_parent_starts_a_task_through_cms_mcp_and_reads_its_status(
     shown.success();
     assert_eq!(shown.json()["status"], "completed");
 }
+
+#[test]
+fn a_server_whose_client_leaves_mid_wait_exits_and_its_tasks_run_on() {
+    use std::io::{BufRead, BufReader, Write};
+
+    let env = TestEnv::new();
+    let gate = env.root.join("gate");
+    env.steps(gated(&gate));
+    // A bare JSON-RPC client: it must be able to leave while a call is still waiting.
+    /// Killed if the test fails first, so that no server outlives it.
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut server = Server(
+        env.cms_command(&env.repo, &["mcp"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdin = server.0.stdin.take().unwrap();
+    let mut stdout = BufReader::new(server.0.stdout.take().unwrap());
+    let mut send = |message: Value| writeln!(stdin, "{message}").unwrap();
+    // The next message the server sends; the test fails rather than hang if it ends early.
+    let mut next = || {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "the server ended early"
+        );
+        serde_json::from_str::<Value>(&line).unwrap()
+    };
+    send(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "test", "version": "1"}}}),
+    );
+    assert_eq!(next()["id"], 1);
+    send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    send(
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "task_start", "arguments": {"prompt": "x", "name": "t"}}}),
+    );
+    let started = next();
+    assert_eq!(
+        started["result"]["structuredContent"]["status"], "running",
+        "{started}"
+    );
+    send(
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": "task_wait", "arguments": {"tasks": ["t"]},
+        "_meta": {"progressToken": "w"}}}),
+    );
+    // The wait is under way once it reports progress.
+    let progress = next();
+    assert_eq!(progress["method"], "notifications/progress", "{progress}");
+    assert_eq!(progress["params"]["progressToken"], "w");
+    drop(stdin);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            panic!("cms mcp did not exit after its client left");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    // The task is detached: it runs on without the server, until stopped.
+    let run = env.cms(&["show", "t", "--json"]);
+    assert_eq!(run.json()["status"], "running");
+    env.cms(&["abort", "t"]).success();
+}

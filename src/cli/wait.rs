@@ -40,7 +40,9 @@ pub fn cmd_wait(ctx: &CommandContext, args: WaitArgs) -> Result<u8, CommandError
         records.push(ws.task(name)?);
     }
     let deadline = args.timeout.map(|t| Instant::now() + t);
-    let (records, settled) = task::wait_until_settled(&ws, records, args.any, deadline, |_| {});
+    let (records, settled) = task::wait_until_settled(&ws, records, args.any, deadline, |_| {
+        std::ops::ControlFlow::Continue(())
+    });
     if !settled {
         return Err(task::timed_out(&records).into());
     }

@@ -9,16 +9,15 @@ use std::sync::Arc;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
     CallToolResult, ContentBlock, Implementation, JsonObject, ProgressNotificationParam,
-    RequestMetaObject, ServerCapabilities, ServerConfig,
+    ServerCapabilities, ServerConfig,
 };
-use rmcp::{
-    ErrorData, Peer, RoleServer, ServerHandler, ServiceExt, tool, tool_handler, tool_router,
-};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::args::*;
-use super::tools::{HandOff, Tools};
+use super::tools::{Caller, HandOff, Tools};
 use crate::error::{CommandError, ErrorKind};
 use crate::workspace::Workspace;
 
@@ -47,6 +46,9 @@ pub fn serve(cwd: PathBuf, hand_off: HandOff) -> Result<(), CommandError> {
             .serve(rmcp::transport::stdio())
             .await
             .map_err(|err| CommandError::user(format!("the MCP client did not connect: {err}")))?;
+        // rmcp cancels the calls still running when the client leaves, so waits end at their
+        // next poll; a start or merge under way finishes before the runtime lets the process
+        // exit.
         running
             .waiting()
             .await
@@ -61,27 +63,21 @@ struct CmsServer {
     tool_router: ToolRouter<CmsServer>,
 }
 
-/// Where a tool that waits reports progress: the client's progress token, if it gave one.
-struct Progress {
-    peer: Peer<RoleServer>,
-    meta: RequestMetaObject,
-}
-
 impl CmsServer {
     /// Parses the arguments and runs `body` on a blocking thread (every tool reads files and
-    /// runs git), sending what it reports as progress notifications; a bad argument or a
-    /// failure is a tool error, so the parent reads the same message and hint as the CLI.
+    /// runs git). For a call that may wait (`request` given), what `body` reports goes to the
+    /// client as progress notifications when it gave a progress token, and the wait ends if
+    /// it cancels the call. A bad argument or a failure is a tool error, so the parent reads
+    /// the same message and hint as at the command line.
     async fn call<A, F>(
         &self,
         arguments: JsonObject,
-        progress: Option<Progress>,
+        request: Option<RequestContext<RoleServer>>,
         body: F,
     ) -> CallToolResult
     where
         A: DeserializeOwned + Send + 'static,
-        F: FnOnce(&Tools, A, &(dyn Fn(String) + Sync)) -> Result<Value, CommandError>
-            + Send
-            + 'static,
+        F: FnOnce(&Tools, A, &Caller) -> Result<Value, CommandError> + Send + 'static,
     {
         let args: A = match serde_json::from_value(Value::Object(arguments)) {
             Ok(args) => args,
@@ -92,8 +88,9 @@ impl CmsServer {
                 );
             }
         };
+        let cancelled = request.as_ref().map(|r| r.ct.clone());
+        let forward = request.and_then(|r| r.meta.get_progress_token().map(|t| (r.peer, t)));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let forward = progress.and_then(|p| p.meta.get_progress_token().map(|t| (p.peer, t)));
         let forwarder = tokio::spawn(async move {
             let mut step = 0.0;
             while let Some(message) = rx.recv().await {
@@ -107,10 +104,16 @@ impl CmsServer {
         });
         let tools = self.tools.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let report = move |line: String| {
+            let progress = move |line: String| {
                 let _ = tx.send(line);
             };
-            body(&tools, args, &report)
+            // Cancelled by the client, or by rmcp when the client has left.
+            let gone = || cancelled.as_ref().is_some_and(|ct| ct.is_cancelled());
+            let caller = Caller {
+                progress: &progress,
+                gone: &gone,
+            };
+            body(&tools, args, &caller)
         })
         .await;
         let _ = forwarder.await;
@@ -158,12 +161,10 @@ impl CmsServer {
     async fn task_start(
         &self,
         arguments: JsonObject,
-        meta: RequestMetaObject,
-        peer: Peer<RoleServer>,
+        request: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let progress = Some(Progress { peer, meta });
         Ok(self
-            .call(arguments, progress, |t, a, p| t.start(a, p))
+            .call(arguments, Some(request), |t, a, p| t.start(a, p))
             .await)
     }
 
@@ -173,12 +174,10 @@ impl CmsServer {
     async fn task_continue(
         &self,
         arguments: JsonObject,
-        meta: RequestMetaObject,
-        peer: Peer<RoleServer>,
+        request: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let progress = Some(Progress { peer, meta });
         Ok(self
-            .call(arguments, progress, |t, a, p| t.continue_task(a, p))
+            .call(arguments, Some(request), |t, a, p| t.continue_task(a, p))
             .await)
     }
 
@@ -206,11 +205,11 @@ impl CmsServer {
     async fn task_wait(
         &self,
         arguments: JsonObject,
-        meta: RequestMetaObject,
-        peer: Peer<RoleServer>,
+        request: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let progress = Some(Progress { peer, meta });
-        Ok(self.call(arguments, progress, |t, a, p| t.wait(a, p)).await)
+        Ok(self
+            .call(arguments, Some(request), |t, a, p| t.wait(a, p))
+            .await)
     }
 
     /// What a task changed from where it forked: the files with line counts and the patch

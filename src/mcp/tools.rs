@@ -1,6 +1,7 @@
 //! What each tool does, as blocking calls into `task/` (as `cli/` makes them), each returning
 //! the command line's `--json` object or its error.
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -42,8 +43,12 @@ pub struct Tools {
     ours: Mutex<Vec<TaskName>>,
 }
 
-/// Receives a line of progress while a tool waits.
-pub type OnProgress<'a> = &'a (dyn Fn(String) + Sync);
+/// The caller of a tool that may wait: where its progress goes, and whether it still waits
+/// for the answer (it cancelled the call, or left).
+pub struct Caller<'a> {
+    pub progress: &'a (dyn Fn(String) + Sync),
+    pub gone: &'a (dyn Fn() -> bool + Sync),
+}
 
 impl Tools {
     pub fn new(cwd: PathBuf, hand_off: HandOff) -> Tools {
@@ -65,7 +70,7 @@ impl Tools {
         Ok(ws)
     }
 
-    pub fn start(&self, args: StartArgs, progress: OnProgress) -> Result<Value, CommandError> {
+    pub fn start(&self, args: StartArgs, caller: &Caller) -> Result<Value, CommandError> {
         let ws = self.workspace()?;
         let name = args.name.as_deref().map(task_name).transpose()?;
         let config = ws.config(ws.repo.head().ok().map(|h| h.oid()))?;
@@ -96,13 +101,13 @@ impl Tools {
             attempt: None,
         };
         let name = self.launch(&ws, &config.mcp, || task::start(&ws, &opts))?;
-        self.settle(&ws, &name, args.wait, progress)
+        self.settle(&ws, &name, args.wait, caller)
     }
 
     pub fn continue_task(
         &self,
         args: ContinueArgs,
-        progress: OnProgress,
+        caller: &Caller,
     ) -> Result<Value, CommandError> {
         let ws = self.workspace()?;
         let name = task_name(&args.task)?;
@@ -135,7 +140,7 @@ impl Tools {
             rebase: false,
         };
         let name = self.launch(&ws, &config.mcp, || task::resume(&ws, &opts))?;
-        self.settle(&ws, &name, args.wait, progress)
+        self.settle(&ws, &name, args.wait, caller)
     }
 
     /// Starts a session with `begin` (within `[mcp] max_running`) and hands it to a background
@@ -162,13 +167,13 @@ impl Tools {
         ws: &Workspace,
         name: &TaskName,
         wait: bool,
-        progress: OnProgress,
+        caller: &Caller,
     ) -> Result<Value, CommandError> {
         let record = ws.task(name)?;
         if !wait {
             return Ok(report::task_json(&record));
         }
-        let (records, _) = wait_with_progress(ws, vec![record], false, None, progress);
+        let (records, _) = wait_with_progress(ws, vec![record], false, None, caller);
         Ok(report::task_json(&records[0]))
     }
 
@@ -201,7 +206,7 @@ impl Tools {
         Ok(json!({ "tasks": tasks }))
     }
 
-    pub fn wait(&self, args: WaitArgs, progress: OnProgress) -> Result<Value, CommandError> {
+    pub fn wait(&self, args: WaitArgs, caller: &Caller) -> Result<Value, CommandError> {
         let ws = self.workspace()?;
         let mut records = Vec::new();
         for name in &args.tasks {
@@ -218,8 +223,7 @@ impl Tools {
             None => DEFAULT_WAIT,
         };
         let deadline = Instant::now() + timeout;
-        let (records, settled) =
-            wait_with_progress(&ws, records, args.any, Some(deadline), progress);
+        let (records, settled) = wait_with_progress(&ws, records, args.any, Some(deadline), caller);
         let tasks: Vec<Value> = records.iter().map(report::task_json).collect();
         if !settled {
             return Err(CommandError::from(task::timed_out(&records))
@@ -343,17 +347,20 @@ fn changed_files(ws: &Workspace, record: &TaskRecord) -> Result<usize, CommandEr
     Ok(git::snapshot::changed_files(&ws.repo, from, to)?.len())
 }
 
-/// Waits for the tasks to settle, telling `progress` each second (and at each change of a
+/// Waits for the tasks to settle (or the caller to leave), telling it each second (and at each change of a
 /// task's status or turns) where they are.
 fn wait_with_progress(
     ws: &Workspace,
     records: Vec<TaskRecord>,
     any: bool,
     deadline: Option<Instant>,
-    progress: OnProgress,
+    caller: &Caller,
 ) -> (Vec<TaskRecord>, bool) {
     let mut last: Option<(String, Instant)> = None;
     task::wait_until_settled(ws, records, any, deadline, |records| {
+        if (caller.gone)() {
+            return ControlFlow::Break(());
+        }
         let line = records
             .iter()
             .map(|r| {
@@ -372,9 +379,10 @@ fn wait_with_progress(
             None => true,
         };
         if due {
-            progress(line.clone());
+            (caller.progress)(line.clone());
             last = Some((line, Instant::now()));
         }
+        ControlFlow::Continue(())
     })
 }
 

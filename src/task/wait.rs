@@ -1,6 +1,7 @@
 //! Waiting for tasks to settle (end, or stop on a permission prompt), shared by `cms wait`
 //! and the MCP server's `task_wait`.
 
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use super::TaskError;
@@ -17,14 +18,15 @@ pub fn settled(record: &TaskRecord) -> bool {
 }
 
 /// Polls `records` until every one has settled (with `any`, until one has) or `deadline`
-/// passes; `tick` sees the records after each reload. Returns the records as they are then,
-/// and whether they settled (false: the deadline came first).
+/// passes; `tick` sees the records after each reload, and stops the wait early by returning
+/// `Break` (when nobody waits for the answer any more). Returns the records as they are then,
+/// and whether they settled.
 pub fn wait_until_settled(
     ws: &Workspace,
     mut records: Vec<TaskRecord>,
     any: bool,
     deadline: Option<Instant>,
-    mut tick: impl FnMut(&[TaskRecord]),
+    mut tick: impl FnMut(&[TaskRecord]) -> ControlFlow<()>,
 ) -> (Vec<TaskRecord>, bool) {
     loop {
         let finished = records.iter().filter(|r| settled(r)).count();
@@ -41,7 +43,9 @@ pub fn wait_until_settled(
                 *record = now;
             }
         }
-        tick(&records);
+        if tick(&records).is_break() {
+            return (records, false);
+        }
     }
 }
 
