@@ -281,6 +281,44 @@ fn a_task_waiting_on_a_permission_prompt_is_answered_through_task_answer() {
 }
 
 #[test]
+fn a_denial_through_task_answer_reaches_the_agent_with_its_message_and_is_audited() {
+    let env = TestEnv::new();
+    env.steps(json!([{"ask": {"bash": "echo ok > ran.txt"}}]));
+    let mcp = Mcp::start(&env);
+    mcp.ok(
+        "task_start",
+        json!({"prompt": "run it", "name": "d", "wait": true}),
+    );
+    mcp.ok(
+        "task_answer",
+        json!({"task": "d", "allow": false, "message": "use the test script instead"}),
+    );
+    let done = &mcp.ok("task_wait", json!({"tasks": ["d"]}))["tasks"][0];
+    // A denial someone answered is not a question left open.
+    assert_eq!(done["status"], "completed", "{done:#}");
+    let answered = &done["safety"]["answered"][0];
+    assert_eq!(answered["allow"], false);
+    assert_eq!(answered["message"], "use the test script instead");
+    assert!(
+        answered["by"]
+            .as_str()
+            .unwrap()
+            .starts_with("cms mcp (pid "),
+        "{answered}"
+    );
+    let worktree = Path::new(done["worktree"].as_str().unwrap());
+    assert!(!worktree.join("ran.txt").exists());
+    // The agent got the message as the tool's error.
+    let transcript = std::fs::read_to_string(env.common_dir().join("cms/logs/d.jsonl")).unwrap();
+    assert!(
+        transcript
+            .lines()
+            .any(|l| l.contains("tool_result") && l.contains("use the test script instead")),
+        "{transcript}"
+    );
+}
+
+#[test]
 fn mcp_caps_refuse_raised_limits_higher_presets_and_more_running_tasks() {
     let env = TestEnv::new();
     env.user_config(
