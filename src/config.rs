@@ -55,25 +55,13 @@ struct Layer {
     #[serde(default)]
     limits: LimitsLayer,
     #[serde(default)]
+    mcp: McpLayer,
+    #[serde(default)]
     safety: SafetyLayer,
     #[serde(default)]
     notify: NotifyLayer,
     #[serde(default)]
     merge: MergeLayer,
-    #[serde(default)]
-    mcp: McpLayer,
-}
-
-/// `[mcp]`: what a parent agent may ask of `cms mcp`. Caps, not defaults: a repository's file
-/// can only lower them.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct McpLayer {
-    max_cost: Option<f64>,
-    max_turns: Option<u32>,
-    max_duration: Option<String>,
-    max_running: Option<u32>,
-    max_preset: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -118,6 +106,18 @@ struct LimitsLayer {
     max_duration: Option<String>,
 }
 
+/// `[mcp]`: what a parent agent may ask of `cms mcp`. Caps, not defaults: a repository's file
+/// can only lower them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct McpLayer {
+    max_cost: Option<f64>,
+    max_turns: Option<u32>,
+    max_duration: Option<String>,
+    max_running: Option<u32>,
+    max_preset: Option<String>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SafetyLayer {
@@ -135,6 +135,8 @@ pub struct Config {
     /// Where task worktrees go; each repository gets a folder inside.
     pub worktrees_root: PathBuf,
     pub limits: Limits,
+    /// `[mcp]`: the most a parent agent may ask of `cms mcp`.
+    pub mcp: McpCaps,
     /// Protected-path globs from every layer: unlike other settings they add up, so a
     /// repository's rules cannot be dropped by a user's file or the other way round.
     pub protected: Vec<String>,
@@ -144,9 +146,9 @@ pub struct Config {
     pub notify: Option<Vec<String>>,
     /// `[merge] check`: shell commands that must pass on a merge's result.
     pub merge_checks: Vec<String>,
-    /// `[mcp]`: the most a parent agent may ask of `cms mcp`.
-    pub mcp: McpCaps,
 }
+
+pub use crate::safety::limits::Limits;
 
 /// The caps on tasks a parent agent starts through `cms mcp`: it may lower a task's limits,
 /// never raise them past these, run at most `max_running` tasks at once, and use no preset
@@ -170,8 +172,6 @@ impl Default for McpCaps {
         }
     }
 }
-
-pub use crate::safety::limits::Limits;
 
 /// Parses a duration as the configuration and flags accept it: `300s`, `10m`, `1h30m`, or
 /// a plain number of seconds.
@@ -252,11 +252,11 @@ impl Config {
                 .join("cms")
                 .join("worktrees"),
             limits: Limits::default(),
+            mcp: McpCaps::default(),
             protected: Vec::new(),
             sandbox: SandboxMode::default(),
             notify: None,
             merge_checks: Vec::new(),
-            mcp: McpCaps::default(),
         };
         if let Some(path) = user_config_path(env("XDG_CONFIG_HOME"), home.as_deref())
             && let Some(text) = read_optional(&path)?
@@ -546,11 +546,11 @@ mod tests {
             preset: Preset::Edit,
             worktrees_root: "/data".into(),
             limits: Limits::default(),
+            mcp: McpCaps::default(),
             protected: Vec::new(),
             sandbox: SandboxMode::Auto,
             notify: None,
             merge_checks: Vec::new(),
-            mcp: McpCaps::default(),
         }
     }
 

@@ -314,6 +314,9 @@ impl Hinted for crate::task::TaskError {
             E::AlreadyAnswered { name } => {
                 format!("`cms show {name}` shows what the task waits on now")
             }
+            E::WaitTimedOut { .. } => {
+                "they are still running; wait again, or `cms abort` them".into()
+            }
             E::OffBranch { name, branch, .. } => format!(
                 "cms merges only {branch}; `cms discard {name} --force` removes the worktree \
                  and keeps the other branch"
@@ -344,9 +347,6 @@ impl Hinted for crate::task::TaskError {
                  --no-check merges without the checks"
             ),
             E::ChangedDuringMerge(_) => "run the merge again".into(),
-            E::WaitTimedOut { .. } => {
-                "they are still running; wait again, or `cms abort` them".into()
-            }
             E::NoRemote(name) => format!(
                 "add one (`git remote add origin <URL>`) or name it: cms push {name} --remote <REMOTE>"
             ),
