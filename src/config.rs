@@ -55,6 +55,8 @@ struct Layer {
     #[serde(default)]
     limits: LimitsLayer,
     #[serde(default)]
+    mcp: McpLayer,
+    #[serde(default)]
     safety: SafetyLayer,
     #[serde(default)]
     notify: NotifyLayer,
@@ -130,6 +132,18 @@ struct LimitsLayer {
     max_duration: Option<String>,
 }
 
+/// `[mcp]`: what a parent agent may ask of `cms mcp`. Caps, not defaults: a repository's file
+/// can only lower them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct McpLayer {
+    max_cost: Option<f64>,
+    max_turns: Option<u32>,
+    max_duration: Option<String>,
+    max_running: Option<u32>,
+    max_preset: Option<String>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SafetyLayer {
@@ -147,6 +161,8 @@ pub struct Config {
     /// Where task worktrees go; each repository gets a folder inside.
     pub worktrees_root: PathBuf,
     pub limits: Limits,
+    /// `[mcp]`: the most a parent agent may ask of `cms mcp`.
+    pub mcp: McpCaps,
     /// Protected-path globs from every layer: unlike other settings they add up, so a
     /// repository's rules cannot be dropped by a user's file or the other way round.
     pub protected: Vec<String>,
@@ -176,6 +192,29 @@ pub struct WorktreeSettings {
 }
 
 pub use crate::safety::limits::Limits;
+
+/// The caps on tasks a parent agent starts through `cms mcp`: it may lower a task's limits,
+/// never raise them past these, run at most `max_running` tasks at once, and use no preset
+/// above `max_preset` (see [`Preset::rank`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpCaps {
+    pub limits: Limits,
+    pub max_running: u32,
+    pub max_preset: Preset,
+}
+
+/// How many tasks one `cms mcp` server runs at once unless `[mcp] max_running` says.
+pub const DEFAULT_MCP_MAX_RUNNING: u32 = 4;
+
+impl Default for McpCaps {
+    fn default() -> Self {
+        McpCaps {
+            limits: Limits::default(),
+            max_running: DEFAULT_MCP_MAX_RUNNING,
+            max_preset: Preset::Edit,
+        }
+    }
+}
 
 /// Parses a duration as the configuration and flags accept it: `300s`, `10m`, `1h30m`, or
 /// a plain number of seconds.
@@ -256,6 +295,7 @@ impl Config {
                 .join("cms")
                 .join("worktrees"),
             limits: Limits::default(),
+            mcp: McpCaps::default(),
             protected: Vec::new(),
             sandbox: SandboxMode::default(),
             notify: None,
@@ -440,6 +480,12 @@ impl Config {
             source_name: source_name.to_owned(),
             reason,
         };
+        // Which limits this layer sets, which the user's `[mcp]` caps follow.
+        let limits_set = [
+            layer.limits.max_cost.is_some(),
+            layer.limits.max_turns.is_some(),
+            layer.limits.max_duration.is_some(),
+        ];
         if let Some(cost) = layer.limits.max_cost {
             self.limits.max_cost_usd = parse_cost(&cost.to_string())
                 .map_err(|r| invalid("limits.max_cost", cost.to_string(), r))?;
@@ -456,12 +502,89 @@ impl Config {
             self.sandbox = SandboxMode::parse(&mode)
                 .ok_or_else(|| invalid("safety.sandbox", mode, SandboxMode::EXPECTED.into()))?;
         }
+        self.apply_mcp(layer.mcp, limits_set, from_repository, &invalid)?;
         for glob in layer.safety.protected.unwrap_or_default() {
             crate::safety::validate_glob(&glob)
                 .map_err(|r| invalid("safety.protected", glob.clone(), r))?;
             if !self.protected.contains(&glob) {
                 self.protected.push(glob);
             }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// `[mcp]` caps. In the user's file a cap not given follows the user's `[limits]`; a
+    /// repository's file can only lower a cap (a higher value is ignored), since caps bound
+    /// what an agent may spend and a cloned repository must not raise them, and its `[limits]`
+    /// leave the caps alone. `CMS_MAX_*` variables move the limits, not the caps.
+    fn apply_mcp(
+        &mut self,
+        mcp: McpLayer,
+        [cost_set, turns_set, duration_set]: [bool; 3],
+        from_repository: bool,
+        invalid: &dyn Fn(&'static str, String, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        let cost = match mcp.max_cost {
+            Some(cost) => Some(
+                parse_cost(&cost.to_string())
+                    .map_err(|r| invalid("mcp.max_cost", cost.to_string(), r))?,
+            ),
+            None if !from_repository && cost_set => Some(self.limits.max_cost_usd),
+            None => None,
+        };
+        let turns = match mcp.max_turns {
+            Some(turns) => Some(
+                parse_turns(&turns.to_string())
+                    .map_err(|r| invalid("mcp.max_turns", turns.to_string(), r))?,
+            ),
+            None if !from_repository && turns_set => Some(self.limits.max_turns),
+            None => None,
+        };
+        let duration = match mcp.max_duration {
+            Some(duration) => Some(
+                parse_duration(&duration).map_err(|r| invalid("mcp.max_duration", duration, r))?,
+            ),
+            None if !from_repository && duration_set => Some(self.limits.max_duration),
+            None => None,
+        };
+        let running = match mcp.max_running {
+            Some(0) => {
+                return Err(invalid(
+                    "mcp.max_running",
+                    "0".into(),
+                    "expected a whole number of tasks, at least 1".into(),
+                ));
+            }
+            running => running,
+        };
+        let preset = match mcp.max_preset {
+            Some(preset) => {
+                Some(parse_preset(&preset).map_err(|r| invalid("mcp.max_preset", preset, r))?)
+            }
+            None => None,
+        };
+        let caps = &mut self.mcp;
+        if from_repository {
+            caps.limits.max_cost_usd = cost.map_or(caps.limits.max_cost_usd, |c| {
+                c.min(caps.limits.max_cost_usd)
+            });
+            caps.limits.max_turns =
+                turns.map_or(caps.limits.max_turns, |t| t.min(caps.limits.max_turns));
+            caps.limits.max_duration = duration.map_or(caps.limits.max_duration, |d| {
+                d.min(caps.limits.max_duration)
+            });
+            caps.max_running = running.map_or(caps.max_running, |r| r.min(caps.max_running));
+            if let Some(preset) = preset.filter(|p| p.rank() < caps.max_preset.rank()) {
+                caps.max_preset = preset;
+            }
+        } else {
+            caps.limits.max_cost_usd = cost.unwrap_or(caps.limits.max_cost_usd);
+            caps.limits.max_turns = turns.unwrap_or(caps.limits.max_turns);
+            caps.limits.max_duration = duration.unwrap_or(caps.limits.max_duration);
+            caps.max_running = running.unwrap_or(caps.max_running);
+            caps.max_preset = preset.unwrap_or(caps.max_preset);
         }
         Ok(())
     }
@@ -513,6 +636,7 @@ mod tests {
             preset: Preset::Edit,
             worktrees_root: "/data".into(),
             limits: Limits::default(),
+            mcp: McpCaps::default(),
             protected: Vec::new(),
             sandbox: SandboxMode::Auto,
             notify: None,
@@ -520,6 +644,47 @@ mod tests {
             worktree: WorktreeSettings::default(),
             pool_size: 0,
         }
+    }
+
+    #[test]
+    fn mcp_caps_follow_the_users_limits_and_a_repository_can_only_lower_them() {
+        let mut config = base();
+        config
+            .apply(
+                "[limits]\nmax_cost = 5\nmax_turns = 80\n[mcp]\nmax_duration = \"20m\"\nmax_preset = \"full\"",
+                "user",
+                false,
+            )
+            .unwrap();
+        assert_eq!(config.mcp.limits.max_cost_usd, 5.0);
+        assert_eq!(config.mcp.limits.max_turns, 80);
+        assert_eq!(config.mcp.limits.max_duration, Duration::from_secs(1200));
+        assert_eq!(config.mcp.max_preset, Preset::Full);
+        assert_eq!(config.mcp.max_running, DEFAULT_MCP_MAX_RUNNING);
+        config
+            .apply(
+                "[limits]\nmax_cost = 50\n[mcp]\nmax_cost = 10\nmax_turns = 20\nmax_running = 9\nmax_preset = \"review\"",
+                ".cms.toml",
+                true,
+            )
+            .unwrap();
+        // Raising is ignored, lowering counts, and the repository's limits leave the caps.
+        assert_eq!(config.mcp.limits.max_cost_usd, 5.0);
+        assert_eq!(config.mcp.limits.max_turns, 20);
+        assert_eq!(config.mcp.max_running, DEFAULT_MCP_MAX_RUNNING);
+        assert_eq!(config.mcp.max_preset, Preset::Review);
+        config
+            .apply("[mcp]\nmax_preset = \"full\"", ".cms.toml", true)
+            .unwrap();
+        assert_eq!(config.mcp.max_preset, Preset::Review);
+        let err = base()
+            .apply("[mcp]\nmax_running = 0", "user", false)
+            .unwrap_err();
+        assert!(err.to_string().contains("mcp.max_running"), "{err}");
+        let err = base()
+            .apply("[mcp]\nmax_preset = \"yolo\"", ".cms.toml", true)
+            .unwrap_err();
+        assert!(err.to_string().contains("mcp.max_preset"), "{err}");
     }
 
     #[test]

@@ -314,6 +314,9 @@ impl Hinted for crate::task::TaskError {
             E::AlreadyAnswered { name } => {
                 format!("`cms show {name}` shows what the task waits on now")
             }
+            E::WaitTimedOut { .. } => {
+                "they are still running; wait again, or `cms abort` them".into()
+            }
             E::OffBranch { name, branch, .. } => format!(
                 "cms merges only {branch}; `cms discard {name} --force` removes the worktree \
                  and keeps the other branch"

@@ -19,6 +19,7 @@ mod test_gc;
 mod test_hooks;
 mod test_inspect;
 mod test_logs;
+mod test_mcp;
 mod test_merge;
 mod test_pool;
 mod test_processes;

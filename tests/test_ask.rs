@@ -44,12 +44,6 @@ fn until_status(env: &TestEnv, name: &str, status: &str) -> Value {
     }
 }
 
-fn user_config(env: &TestEnv, text: &str) {
-    let config = env.home.join(".config/cms/config.toml");
-    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
-    std::fs::write(config, text).unwrap();
-}
-
 #[test]
 fn a_detached_task_waits_on_a_tool_it_may_not_use_until_cms_allow_answers() {
     let env = TestEnv::new();
@@ -269,13 +263,10 @@ fn logs_follow_shows_the_prompt_and_follows_the_task_past_its_answer() {
 fn the_notify_command_hears_when_a_task_starts_waiting_and_when_it_ends() {
     let env = TestEnv::new();
     let out = env.root.join("notified");
-    user_config(
-        &env,
-        &format!(
-            "[notify]\ncommand = [\"sh\", \"-c\", \"echo $CMS_TASK $CMS_STATUS >> {}\"]\n",
-            out.display()
-        ),
-    );
+    env.user_config(&format!(
+        "[notify]\ncommand = [\"sh\", \"-c\", \"echo $CMS_TASK $CMS_STATUS >> {}\"]\n",
+        out.display()
+    ));
     env.steps(json!([asks_bash("echo ok > ran.txt")]));
     env.cms(&["task", "-d", "x", "-n", "t"]).success();
     let told = |what: &str| {

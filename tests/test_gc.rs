@@ -151,7 +151,7 @@ fn discard_survives_a_kill_at_every_step() {
             let gc = env.cms(&["gc"]);
             gc.success();
             assert!(
-                gc.stderr.contains("Finished discarding task"),
+                gc.stderr.contains("finished discarding task"),
                 "{}",
                 gc.stderr
             );

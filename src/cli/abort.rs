@@ -1,17 +1,13 @@
 //! `cms abort`: stop running tasks from anywhere, as Ctrl-C in their own terminal would.
 
-use std::time::{Duration, Instant};
-
 use clap::Args;
 use serde_json::Value;
 
 use super::CommandContext;
 use crate::error::{CommandError, exit_code};
 use crate::report;
-use crate::session::{Timeouts, signal_supervisor};
-use crate::store::{Status, TaskName, TaskRecord};
-use crate::task::TaskError;
-use crate::workspace::Workspace;
+use crate::store::{Status, TaskName};
+use crate::task;
 
 /// Abort running tasks: interrupt each session, then kill it if it does not stop
 ///
@@ -29,39 +25,8 @@ pub struct AbortArgs {
 
 pub fn cmd_abort(ctx: &CommandContext, args: AbortArgs) -> Result<u8, CommandError> {
     let ws = ctx.workspace()?;
-    let mut records = Vec::new();
-    for name in &args.tasks {
-        let record = ws.task(name)?;
-        if !record.status.is_live() {
-            return Err(TaskError::NotRunning {
-                name: record.name,
-                status: record.status,
-            }
-            .into());
-        }
-        if !records.iter().any(|r: &TaskRecord| r.name == record.name) {
-            records.push(record);
-        }
-    }
-    let grace = Timeouts::default();
-    // The first signal interrupts; the supervisor kills the session itself after its grace.
-    for record in &records {
-        if let Some(supervisor) = &record.supervisor {
-            signal_supervisor(supervisor, libc::SIGTERM);
-        }
-    }
-    let patience = grace.interrupt_grace + grace.exit_grace + Duration::from_secs(20);
-    let mut ended = wait_until_ended(&ws, &records, patience);
-    let stuck: Vec<&TaskRecord> = ended.iter().filter(|r| r.status.is_live()).collect();
-    if !stuck.is_empty() {
-        // A second signal makes a supervisor kill its session at once.
-        for record in &stuck {
-            if let Some(supervisor) = &record.supervisor {
-                signal_supervisor(supervisor, libc::SIGTERM);
-            }
-        }
-        ended = wait_until_ended(&ws, &records, Duration::from_secs(30));
-    }
+    let records = task::running_tasks(&ws, &args.tasks)?;
+    let ended = task::abort(&ws, &records);
     let ui = &ctx.ui;
     if ui.json {
         ui.print_json(&Value::Array(ended.iter().map(report::task_json).collect()));
@@ -85,20 +50,4 @@ pub fn cmd_abort(ctx: &CommandContext, args: AbortArgs) -> Result<u8, CommandErr
     } else {
         exit_code::ERROR
     })
-}
-
-/// Polls the tasks' records until none is running or `patience` runs out; the records as they
-/// are then. Supervisors that died meanwhile are reconciled to `interrupted` by the reload.
-fn wait_until_ended(ws: &Workspace, records: &[TaskRecord], patience: Duration) -> Vec<TaskRecord> {
-    let deadline = Instant::now() + patience;
-    loop {
-        let now: Vec<TaskRecord> = records
-            .iter()
-            .map(|r| ws.task(&r.name).unwrap_or_else(|_| r.clone()))
-            .collect();
-        if now.iter().all(|r| !r.status.is_live()) || Instant::now() >= deadline {
-            return now;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }

@@ -2,7 +2,7 @@
 //! from any process; and the same prompt asked at the supervisor's own terminal.
 
 use std::io::{BufRead, IsTerminal};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 use tokio::sync::mpsc;
@@ -71,23 +71,14 @@ fn answer_and_report(
     answer: PermissionAnswer,
 ) -> Result<u8, CommandError> {
     let ws = ctx.workspace()?;
-    // Loading first reconciles: a task whose supervisor died is not waiting any more.
-    ws.task(name)?;
     let allow = answer.allow;
-    let answered = task::answer_prompt(&ws.store, name, None, answer)?;
-    // The answer is in the record; the supervisor passes it on within a moment.
-    let deadline = Instant::now() + HANDOVER_WAIT;
-    let record = loop {
-        let record = ws.task(name)?;
-        let taken = record.pending.as_ref().map(|p| &p.request_id) != Some(&answered.request_id);
-        if taken || !record.status.is_live() || Instant::now() >= deadline {
-            break record;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let task::Delivered {
+        answered,
+        record,
+        passed_on,
+    } = task::answer_and_deliver(&ws, name, answer, HANDOVER_WAIT)?;
     let ui = &ctx.ui;
-    let taken = record.pending.as_ref().map(|p| &p.request_id) != Some(&answered.request_id);
-    if !taken {
+    if !passed_on {
         ui.warn(&format!(
             "the answer is recorded, but task '{name}''s supervisor has not passed it on yet"
         ));

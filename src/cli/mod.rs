@@ -17,6 +17,7 @@ mod hooks;
 mod keeper;
 mod list;
 mod logs;
+mod mcp;
 mod merge;
 pub mod panic;
 mod pool;
@@ -73,6 +74,7 @@ pub enum Command {
     List(list::ListArgs),
     Show(show::ShowArgs),
     Logs(logs::LogsArgs),
+    Mcp(mcp::McpArgs),
     Diff(diff::DiffArgs),
     Merge(merge::MergeArgs),
     Push(push::PushArgs),
@@ -102,21 +104,10 @@ pub struct CommandContext {
 impl CommandContext {
     pub fn workspace(&self) -> Result<Workspace, CommandError> {
         let ws = Workspace::discover(&self.cwd)?;
-        // Whatever the command, a task whose supervisor died is settled now, its leftover
-        // processes included, and so is a discard that a killed cms left halfway.
-        ws.reconcile_running();
-        for (name, outcome) in crate::task::finish_pending_discards(&ws) {
-            match outcome {
-                Ok(()) => self.ui.status(&format!(
-                    "Finished discarding task '{name}', which an interrupted cms left halfway."
-                )),
-                Err(err) => self.ui.warn(&format!(
-                    "could not finish the interrupted discard of task '{name}': {err}"
-                )),
-            }
-        }
-        // A merge a crash interrupted is finished (or taken back) before anything looks.
-        for line in crate::task::recover_merges(&ws) {
+        // Whatever the command, what dead or killed cms processes left is settled first: a
+        // task whose supervisor died (its leftover processes included), a discard or a merge
+        // a killed cms left halfway.
+        for line in crate::task::settle(&ws) {
             self.ui.warn(&line);
         }
         Ok(ws)
@@ -255,6 +246,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::List(args) => list::cmd_list(&ctx, args),
         Command::Show(args) => show::cmd_show(&ctx, args),
         Command::Logs(args) => logs::cmd_logs(&ctx, args),
+        Command::Mcp(args) => mcp::cmd_mcp(&ctx, args),
         Command::Diff(args) => diff::cmd_diff(&ctx, args),
         Command::Merge(args) => merge::cmd_merge(&ctx, args),
         Command::Push(args) => push::cmd_push(&ctx, args),

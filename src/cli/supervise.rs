@@ -189,6 +189,9 @@ pub(super) fn hand_off(ws: &Workspace, started: Started, ask: bool) -> Result<()
         )
         .with_hint(format!("its output is in {}", log_path.display())));
     }
+    // A long-lived parent (`cms mcp`) must reap the supervisor when it ends: as a zombie it
+    // would still look alive to the reconcile. A `cms task -d` exits before that matters.
+    std::thread::spawn(move || child.wait());
     Ok(())
 }
 

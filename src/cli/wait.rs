@@ -9,6 +9,7 @@ use super::CommandContext;
 use crate::error::{CommandError, exit_code};
 use crate::report;
 use crate::store::{Status, TaskName, TaskRecord};
+use crate::task;
 
 /// Wait for tasks to end
 ///
@@ -39,34 +40,13 @@ pub fn cmd_wait(ctx: &CommandContext, args: WaitArgs) -> Result<u8, CommandError
         records.push(ws.task(name)?);
     }
     let deadline = args.timeout.map(|t| Instant::now() + t);
-    // A waiting task goes nowhere until someone answers it: the script's turn.
-    let done = |r: &TaskRecord| r.status == Status::Waiting || !r.status.is_live();
-    loop {
-        let finished = records.iter().filter(|r| done(r)).count();
-        if (args.any && finished > 0) || finished == records.len() {
-            break;
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            let running: Vec<String> = records
-                .iter()
-                .filter(|r| !done(r))
-                .map(|r| r.name.to_string())
-                .collect();
-            return Err(CommandError::user(format!(
-                "timed out waiting for {}",
-                running.join(", ")
-            ))
-            .with_hint("they are still running; wait again, or `cms abort` them"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        // Reloading reconciles: a task whose supervisor died reads as interrupted.
-        for record in records.iter_mut() {
-            if let Ok(now) = ws.task(&record.name) {
-                *record = now;
-            }
-        }
+    let (records, settled) = task::wait_until_settled(&ws, records, args.any, deadline, |_| {
+        std::ops::ControlFlow::Continue(())
+    });
+    if !settled {
+        return Err(task::timed_out(&records).into());
     }
-    let ended: Vec<&TaskRecord> = records.iter().filter(|r| done(r)).collect();
+    let ended: Vec<&TaskRecord> = records.iter().filter(|r| task::settled(r)).collect();
     let ui = &ctx.ui;
     if ui.json {
         ui.print_json(&Value::Array(

@@ -54,6 +54,17 @@ impl Preset {
         }
     }
 
+    /// How much a preset lets claude do without asking, for `[mcp] max_preset`: read-only <
+    /// plan = review (both change nothing; review also runs read-only git) < edit < full.
+    pub fn rank(self) -> u8 {
+        match self {
+            Preset::ReadOnly => 0,
+            Preset::Plan | Preset::Review => 1,
+            Preset::Edit => 2,
+            Preset::Full => 3,
+        }
+    }
+
     /// The claude flags that implement this preset, with `also_allowed` (tools the user
     /// granted the task with `cms continue --allow`) allowed on top.
     pub fn claude_args(self, also_allowed: &[String]) -> Vec<String> {

@@ -400,3 +400,38 @@ pub fn answer_prompt(
         Ok(answered)
     })?
 }
+
+/// What became of an answer: the prompt answered, and the task's record once its supervisor
+/// passed the answer on (or once `patience` ran out, `passed_on` false).
+pub struct Delivered {
+    pub answered: PendingPermission,
+    pub record: TaskRecord,
+    pub passed_on: bool,
+}
+
+/// Answers the prompt `name` waits on and waits (up to `patience`) for its supervisor to
+/// pass the answer on; shared by `cms allow`/`cms deny` and the MCP server's `task_answer`.
+pub fn answer_and_deliver(
+    ws: &crate::workspace::Workspace,
+    name: &TaskName,
+    answer: PermissionAnswer,
+    patience: Duration,
+) -> Result<Delivered, TaskError> {
+    // Loading first reconciles: a task whose supervisor died is not waiting any more.
+    ws.task(name)?;
+    let answered = answer_prompt(&ws.store, name, None, answer)?;
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        let record = ws.task(name)?;
+        let passed_on =
+            record.pending.as_ref().map(|p| &p.request_id) != Some(&answered.request_id);
+        if passed_on || !record.status.is_live() || std::time::Instant::now() >= deadline {
+            return Ok(Delivered {
+                answered,
+                record,
+                passed_on,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

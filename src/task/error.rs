@@ -179,6 +179,9 @@ pub enum TaskError {
     #[error("task '{name}' was pushed, but gh could not open a pull request: {why}")]
     PrFailed { name: TaskName, why: String },
 
+    #[error("timed out waiting for {}", names.join(", "))]
+    WaitTimedOut { names: Vec<String> },
+
     #[error("task '{0}''s branch moved while it was being merged")]
     ChangedDuringMerge(TaskName),
 

@@ -5,6 +5,7 @@
 //! worktree and branch, the record, the transcript) is undone if a later step of the start
 //! fails, including claude failing before it ever began a session.
 
+mod abort;
 mod ask;
 mod attach;
 mod commit;
@@ -23,6 +24,7 @@ mod rules;
 mod run;
 mod shell;
 mod start;
+mod wait;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -63,7 +65,8 @@ pub struct Started {
     pub resumed_from: Option<TaskRecord>,
 }
 
-pub use ask::{AskOptions, DEFAULT_DENIAL, answer_prompt};
+pub use abort::{abort, running_tasks};
+pub use ask::{AskOptions, DEFAULT_DENIAL, Delivered, answer_and_deliver, answer_prompt};
 pub use attach::run_attached;
 pub use commit::{Committed, commit_task};
 pub use discard::{DiscardPlan, Discarded, discard, finish_pending_discards, plan_discard};
@@ -81,7 +84,26 @@ pub use resume::{ATTACH_MESSAGE, ContinueOptions, resume, resume_attached};
 pub use rules::{RuleScope, rules_for};
 pub use run::{RunOptions, abandon, run};
 pub use start::start;
+pub use wait::{settled, timed_out, wait_until_settled};
 
 use finish::{Watched, describe_violations, finish};
 use open::{delete_task_branch, remove_planned_worktree};
 use start::{lock_reason, sandbox_plan, undo_start};
+
+/// Settles what dead or killed cms processes left before a command looks at the repository:
+/// tasks whose supervisor died (`interrupted`, their leftovers committed), discards and merges
+/// a crash interrupted. Returns a line for each thing settled, for the user.
+pub fn settle(ws: &crate::workspace::Workspace) -> Vec<String> {
+    ws.reconcile_running();
+    let mut lines = Vec::new();
+    for (name, outcome) in finish_pending_discards(ws) {
+        lines.push(match outcome {
+            Ok(()) => {
+                format!("finished discarding task '{name}', which an interrupted cms left halfway")
+            }
+            Err(err) => format!("could not finish the interrupted discard of task '{name}': {err}"),
+        });
+    }
+    lines.extend(recover_merges(ws));
+    lines
+}

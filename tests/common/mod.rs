@@ -240,6 +240,13 @@ impl TestEnv {
         cmd.output().unwrap().status.success()
     }
 
+    /// Writes the user's configuration file (`~/.config/cms/config.toml`).
+    pub fn user_config(&self, text: &str) {
+        let config = self.home.join(".config/cms/config.toml");
+        std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+        std::fs::write(config, text).unwrap();
+    }
+
     pub fn write(&self, path: &str, content: &str) {
         let path = self.repo.join(path);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();

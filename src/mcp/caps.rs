@@ -1,0 +1,220 @@
+//! The `[mcp]` caps on what a parent agent may ask: limits it may lower but not raise, a
+//! highest preset, and how many tasks one server runs at once.
+
+use std::time::Duration;
+
+use crate::config::{Limits, McpCaps, parse_cost, parse_duration, parse_turns};
+use crate::error::{CommandError, ErrorKind};
+use crate::session::Preset;
+
+use super::args::LimitArgs;
+
+const CAP_HINT: &str = "the user raises the caps in the [mcp] section of their \
+                        ~/.config/cms/config.toml; a repository's .cms.toml can only lower them";
+
+/// The limits a task gets: each one asked for, if within its cap, else `default` lowered to
+/// the cap. Refuses a value above its cap, or one the command line would refuse.
+pub fn limits(caps: &McpCaps, default: &Limits, asked: &LimitArgs) -> Result<Limits, CommandError> {
+    let cap = &caps.limits;
+    let cost = match asked.max_cost {
+        Some(cost) => {
+            let cost = parse_cost(&cost.to_string()).map_err(|why| bad("max_cost", why))?;
+            above_cap(
+                cost > cap.max_cost_usd,
+                "max_cost",
+                format!("${cost}"),
+                format!("${}", cap.max_cost_usd),
+            )?;
+            cost
+        }
+        None => default.max_cost_usd.min(cap.max_cost_usd),
+    };
+    let turns = match asked.max_turns {
+        Some(turns) => {
+            let turns = parse_turns(&turns.to_string()).map_err(|why| bad("max_turns", why))?;
+            above_cap(
+                turns > cap.max_turns,
+                "max_turns",
+                turns.to_string(),
+                cap.max_turns.to_string(),
+            )?;
+            turns
+        }
+        None => default.max_turns.min(cap.max_turns),
+    };
+    let duration = match &asked.max_duration {
+        Some(text) => {
+            let duration = parse_duration(text).map_err(|why| bad("max_duration", why))?;
+            above_cap(
+                duration > cap.max_duration,
+                "max_duration",
+                text.clone(),
+                seconds(cap.max_duration),
+            )?;
+            duration
+        }
+        None => default.max_duration.min(cap.max_duration),
+    };
+    Ok(Limits {
+        max_cost_usd: cost,
+        max_turns: turns,
+        max_duration: duration,
+    })
+}
+
+/// The preset a task gets: the one asked for if within the cap (refused otherwise), else
+/// `default` lowered to the cap.
+pub fn preset(
+    caps: &McpCaps,
+    default: Preset,
+    asked: Option<Preset>,
+) -> Result<Preset, CommandError> {
+    match asked {
+        Some(preset) if preset.rank() > caps.max_preset.rank() => Err(CommandError::user(format!(
+            "preset {} is above this server's cap ([mcp] max_preset = \"{}\")",
+            preset.as_str(),
+            caps.max_preset.as_str()
+        ))
+        .with_hint(format!(
+            "ask for {} or less (read-only < plan = review < edit < full); tools beyond it are \
+             asked for, and task_answer answers; {CAP_HINT}",
+            caps.max_preset.as_str()
+        ))),
+        Some(preset) => Ok(preset),
+        None if default.rank() > caps.max_preset.rank() => Ok(caps.max_preset),
+        None => Ok(default),
+    }
+}
+
+/// Refuses a start when `running` of this server's tasks are live already.
+pub fn running(caps: &McpCaps, running: usize) -> Result<(), CommandError> {
+    if running < caps.max_running as usize {
+        return Ok(());
+    }
+    Err(CommandError::user(format!(
+        "this server already runs {running} task(s), its cap ([mcp] max_running = {})",
+        caps.max_running
+    ))
+    .with_hint(format!(
+        "task_wait for one to end, or task_abort one; {CAP_HINT}"
+    )))
+}
+
+fn above_cap(above: bool, what: &str, asked: String, cap: String) -> Result<(), CommandError> {
+    if !above {
+        return Ok(());
+    }
+    Err(CommandError::user(format!(
+        "{what} {asked} is above this server's cap of {cap} ([mcp] {what})"
+    ))
+    .with_hint(format!("ask for {cap} or less; {CAP_HINT}")))
+}
+
+fn bad(what: &str, why: String) -> CommandError {
+    CommandError::new(ErrorKind::Usage, format!("invalid {what}: {why}"))
+        .with_hint("the tool's input schema describes its arguments")
+}
+
+fn seconds(duration: Duration) -> String {
+    format!("{}s", duration.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps() -> McpCaps {
+        McpCaps {
+            limits: Limits {
+                max_cost_usd: 1.0,
+                max_turns: 10,
+                max_duration: Duration::from_secs(600),
+            },
+            max_running: 2,
+            max_preset: Preset::Edit,
+        }
+    }
+
+    #[test]
+    fn defaults_above_a_cap_are_lowered_to_it_and_asked_values_above_it_refused() {
+        let default = Limits {
+            max_cost_usd: 5.0,
+            max_turns: 3,
+            max_duration: Duration::from_secs(60),
+        };
+        let got = limits(&caps(), &default, &LimitArgs::default()).unwrap();
+        assert_eq!(got.max_cost_usd, 1.0);
+        assert_eq!(got.max_turns, 3);
+        assert_eq!(got.max_duration, Duration::from_secs(60));
+        let lower = LimitArgs {
+            max_cost: Some(0.5),
+            max_turns: Some(10),
+            max_duration: Some("10m".into()),
+        };
+        let got = limits(&caps(), &default, &lower).unwrap();
+        assert_eq!((got.max_cost_usd, got.max_turns), (0.5, 10));
+        for (asked, needle) in [
+            (
+                LimitArgs {
+                    max_cost: Some(1.5),
+                    ..Default::default()
+                },
+                "max_cost $1.5",
+            ),
+            (
+                LimitArgs {
+                    max_turns: Some(11),
+                    ..Default::default()
+                },
+                "max_turns 11",
+            ),
+            (
+                LimitArgs {
+                    max_duration: Some("11m".into()),
+                    ..Default::default()
+                },
+                "max_duration 11m",
+            ),
+        ] {
+            let err = limits(&caps(), &default, &asked).unwrap_err();
+            assert!(err.message.contains(needle), "{}", err.message);
+            assert!(err.hints[0].contains("[mcp]"), "{:?}", err.hints);
+        }
+        let err = limits(
+            &caps(),
+            &default,
+            &LimitArgs {
+                max_turns: Some(0),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Usage);
+    }
+
+    #[test]
+    fn presets_above_the_cap_are_refused_when_asked_and_lowered_when_defaulted() {
+        assert!(preset(&caps(), Preset::Edit, Some(Preset::Full)).is_err());
+        assert_eq!(
+            preset(&caps(), Preset::Edit, Some(Preset::Plan)).unwrap(),
+            Preset::Plan
+        );
+        assert_eq!(preset(&caps(), Preset::Full, None).unwrap(), Preset::Edit);
+        let review_cap = McpCaps {
+            max_preset: Preset::Review,
+            ..caps()
+        };
+        assert_eq!(
+            preset(&review_cap, Preset::Edit, Some(Preset::Plan)).unwrap(),
+            Preset::Plan
+        );
+        assert!(preset(&review_cap, Preset::Edit, Some(Preset::Edit)).is_err());
+    }
+
+    #[test]
+    fn a_server_starts_no_more_tasks_than_max_running() {
+        assert!(running(&caps(), 1).is_ok());
+        let err = running(&caps(), 2).unwrap_err();
+        assert!(err.message.contains("max_running = 2"), "{}", err.message);
+    }
+}
