@@ -25,6 +25,7 @@ mod run;
 mod shell;
 mod start;
 mod wait;
+mod worktrees;
 
 use std::path::PathBuf;
 use std::time::Duration;

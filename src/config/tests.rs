@@ -1,0 +1,212 @@
+//! The layers of settings, their values and their refusals.
+
+use std::time::Duration;
+
+use super::*;
+
+fn base() -> Config {
+    Config {
+        claude_bin: "claude".into(),
+        model: None,
+        preset: Preset::Edit,
+        worktrees_root: "/data".into(),
+        limits: Limits::default(),
+        mcp: McpCaps::default(),
+        protected: Vec::new(),
+        sandbox: SandboxMode::Auto,
+        notify: None,
+        merge_checks: Vec::new(),
+        worktree: WorktreeSettings::default(),
+        pool_size: 0,
+    }
+}
+
+#[test]
+fn mcp_caps_follow_the_users_limits_and_a_repository_can_only_lower_them() {
+    let mut config = base();
+    config
+        .apply(
+            "[limits]\nmax_cost = 5\nmax_turns = 80\n[mcp]\nmax_duration = \"20m\"\nmax_preset = \"full\"",
+            "user",
+            false,
+        )
+        .unwrap();
+    assert_eq!(config.mcp.limits.max_cost_usd, 5.0);
+    assert_eq!(config.mcp.limits.max_turns, 80);
+    assert_eq!(config.mcp.limits.max_duration, Duration::from_secs(1200));
+    assert_eq!(config.mcp.max_preset, Preset::Full);
+    assert_eq!(config.mcp.max_running, DEFAULT_MCP_MAX_RUNNING);
+    config
+        .apply(
+            "[limits]\nmax_cost = 50\n[mcp]\nmax_cost = 10\nmax_turns = 20\nmax_running = 9\nmax_preset = \"review\"",
+            ".cms.toml",
+            true,
+        )
+        .unwrap();
+    // Raising is ignored, lowering counts, and the repository's limits leave the caps.
+    assert_eq!(config.mcp.limits.max_cost_usd, 5.0);
+    assert_eq!(config.mcp.limits.max_turns, 20);
+    assert_eq!(config.mcp.max_running, DEFAULT_MCP_MAX_RUNNING);
+    assert_eq!(config.mcp.max_preset, Preset::Review);
+    config
+        .apply("[mcp]\nmax_preset = \"full\"", ".cms.toml", true)
+        .unwrap();
+    assert_eq!(config.mcp.max_preset, Preset::Review);
+    let err = base()
+        .apply("[mcp]\nmax_running = 0", "user", false)
+        .unwrap_err();
+    assert!(err.to_string().contains("mcp.max_running"), "{err}");
+    let err = base()
+        .apply("[mcp]\nmax_preset = \"yolo\"", ".cms.toml", true)
+        .unwrap_err();
+    assert!(err.to_string().contains("mcp.max_preset"), "{err}");
+}
+
+#[test]
+fn merge_checks_come_from_the_last_layer_that_sets_them_and_must_not_be_empty() {
+    let mut config = base();
+    config
+        .apply("[merge]\ncheck = [\"make lint\"]", "user", false)
+        .unwrap();
+    config
+        .apply(
+            "[merge]\ncheck = [\"cargo test\", \"cargo clippy\"]",
+            ".cms.toml",
+            true,
+        )
+        .unwrap();
+    assert_eq!(config.merge_checks, ["cargo test", "cargo clippy"]);
+    let err = config
+        .apply("[merge]\ncheck = [\" \"]", ".cms.toml", true)
+        .unwrap_err();
+    assert!(err.to_string().contains("merge.check"), "{err}");
+}
+
+#[test]
+fn limits_and_protected_paths_come_from_every_layer() {
+    let mut config = base();
+    config
+        .apply(
+            "[limits]\nmax_cost = 0.5\nmax_duration = \"10m\"\n[safety]\nprotected = [\"infra/**\"]", "user", false)
+        .unwrap();
+    config
+        .apply(
+            "[limits]\nmax_turns = 7\n[safety]\nprotected = [\".github/**\", \"infra/**\"]",
+            ".cms.toml",
+            true,
+        )
+        .unwrap();
+    assert_eq!(config.limits.max_cost_usd, 0.5);
+    assert_eq!(config.limits.max_turns, 7);
+    assert_eq!(config.limits.max_duration, Duration::from_secs(600));
+    assert_eq!(config.protected, ["infra/**", ".github/**"]);
+    let err = base()
+        .apply("[limits]\nmax_duration = \"soon\"", ".cms.toml", true)
+        .unwrap_err();
+    assert!(err.to_string().contains("limits.max_duration"), "{err}");
+    let err = base()
+        .apply("[safety]\nprotected = [\"a/[b\"]", ".cms.toml", true)
+        .unwrap_err();
+    assert!(err.to_string().contains("a/[b"), "{err}");
+}
+
+#[test]
+fn limit_values_are_parsed_strictly() {
+    assert_eq!(parse_duration("300").unwrap(), Duration::from_secs(300));
+    assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+    assert!(parse_duration("0s").is_err());
+    assert_eq!(parse_cost("$1.5").unwrap(), 1.5);
+    assert!(parse_cost("-1").is_err() && parse_cost("free").is_err());
+    assert_eq!(parse_cost("0.0001").unwrap(), MIN_COST_USD);
+    let err = parse_cost("0.00001").unwrap_err();
+    assert!(err.contains("$0.0001"), "{err}");
+    assert!(parse_turns("0").is_err());
+    assert_eq!(parse_turns("12").unwrap(), 12);
+}
+
+#[test]
+fn later_layers_override_earlier_ones() {
+    let mut config = base();
+    config
+        .apply(
+            "[claude]\nbin = \"/opt/claude\"\n[task]\npreset = \"full\"",
+            "user",
+            false,
+        )
+        .unwrap();
+    config
+        .apply("[task]\nmodel = \"sonnet\"", ".cms.toml", true)
+        .unwrap();
+    assert_eq!(config.claude_bin, "/opt/claude");
+    assert_eq!(config.preset, Preset::Full);
+    assert_eq!(config.model.as_deref(), Some("sonnet"));
+}
+
+#[test]
+fn unknown_keys_and_bad_values_name_their_source() {
+    let err = base()
+        .apply("[task]\nmodle = \"x\"", ".cms.toml", true)
+        .unwrap_err();
+    assert!(err.to_string().contains(".cms.toml"), "{err}");
+    let err = base()
+        .apply("[task]\npreset = \"yolo\"", "user config", false)
+        .unwrap_err();
+    assert!(err.to_string().contains("user config"), "{err}");
+    assert!(err.to_string().contains("yolo"), "{err}");
+    let err = base()
+        .apply("[safety]\nsandbox = \"on\"", ".cms.toml", true)
+        .unwrap_err();
+    assert!(err.to_string().contains("safety.sandbox"), "{err}");
+    let mut config = base();
+    config
+        .apply("[safety]\nsandbox = \"required\"", ".cms.toml", true)
+        .unwrap();
+    assert_eq!(config.sandbox, SandboxMode::Required);
+}
+
+#[test]
+fn a_repository_may_not_choose_what_cms_runs_or_where_it_writes() {
+    for text in [
+        "[claude]\nbin = \"./evil.sh\"",
+        "[worktrees]\nroot = \"/tmp/x\"",
+        "[notify]\ncommand = [\"sh\", \"-c\", \"curl evil\"]",
+    ] {
+        let err = base().apply(text, ".cms.toml", true).unwrap_err();
+        assert!(err.to_string().contains("user configuration"), "{err}");
+        base().apply(text, "user", false).unwrap();
+    }
+    let mut config = base();
+    config
+        .apply(
+            "[notify]\ncommand = [\"notify-send\", \"cms\"]",
+            "user",
+            false,
+        )
+        .unwrap();
+    assert_eq!(config.notify.unwrap(), ["notify-send", "cms"]);
+    assert!(
+        base()
+            .apply("[notify]\ncommand = []", "user", false)
+            .is_err()
+    );
+}
+
+#[test]
+fn xdg_directories_win_over_home() {
+    assert_eq!(
+        data_home(Some("/x".into()), Some(Path::new("/h"))),
+        PathBuf::from("/x")
+    );
+    assert_eq!(
+        data_home(None, Some(Path::new("/h"))),
+        PathBuf::from("/h/.local/share")
+    );
+    assert_eq!(
+        user_config_path(None, Some(Path::new("/h"))).unwrap(),
+        PathBuf::from("/h/.config/cms/config.toml")
+    );
+    assert_eq!(
+        expand_home("~/w", Some(Path::new("/h"))),
+        PathBuf::from("/h/w")
+    );
+}
