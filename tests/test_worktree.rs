@@ -188,3 +188,16 @@ fn linked_paths_point_into_the_main_checkout_and_are_never_committed() {
         .code(1)
         .one_line_error_with_hint("invalid value '../elsewhere' for worktree.link");
 }
+
+#[test]
+fn an_agent_may_not_widen_what_later_tasks_copy_of_the_users_ignored_files() {
+    let env = TestEnv::new();
+    env.steps(json!([{"write": {"path": ".worktreeinclude", "content": "**\n"}}]));
+    let run = env.cms(&["task", "x", "-n", "t", "--json"]);
+    let task = run.json();
+    assert_eq!(
+        task["safety"]["blocked"][0]["path"], ".worktreeinclude",
+        "{task:#}"
+    );
+    assert!(!env.git_ok(&["cat-file", "-e", "cms/t:.worktreeinclude"]));
+}
