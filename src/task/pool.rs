@@ -93,6 +93,15 @@ pub fn take(
     base: Oid,
     reason: &str,
 ) -> Result<bool, TaskError> {
+    // Pooled worktrees live beside the task's, under `.pool/`: a start with no pool there
+    // costs one folder read rather than a `git worktree list`.
+    let waiting = worktree
+        .parent()
+        .and_then(|dir| std::fs::read_dir(dir.join(".pool")).ok())
+        .is_some_and(|mut entries| entries.next().is_some());
+    if !waiting {
+        return Ok(false);
+    }
     let Some(pooled) = pooled(ws)?.into_iter().next() else {
         return Ok(false);
     };
