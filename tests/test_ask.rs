@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{TestEnv, wait_bounded};
+use crate::common::{Background, TestEnv, wait_bounded};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -286,22 +286,27 @@ fn the_notify_command_hears_when_a_task_starts_waiting_and_when_it_ends() {
 fn a_fan_out_asks_by_default_and_says_which_attempt_waits() {
     let env = TestEnv::new();
     env.steps(json!([asks_bash("echo \"$CMS_TASK\" > who.txt")]));
-    let fan = env.spawn_cms(&["task", "x", "--attempts", "2", "-n", "pair", "--json"]);
-    until_status(&env, "pair-1", "waiting");
-    until_status(&env, "pair-2", "waiting");
+    let said = env.root.join("fan-out.stderr");
+    let fan = Background::spawn_with_stderr_in(
+        &mut env.cms_command(
+            &env.repo,
+            &["task", "x", "--attempts", "2", "-n", "pair", "--json"],
+        ),
+        &said,
+    );
+    // Answered only once the fan-out has told of both prompts: it looks every 100 ms, and a
+    // prompt answered before it looks was never the user's to answer.
+    for name in ["pair-1", "pair-2"] {
+        let told = format!("{name} asks for Bash echo \"$CMS_TASK\" > who.txt");
+        let start = Instant::now();
+        while !std::fs::read_to_string(&said).is_ok_and(|t| t.contains(&told)) {
+            assert!(start.elapsed() < LIMIT, "never told {told:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     env.cms(&["allow", "pair-1"]).success();
     env.cms(&["deny", "pair-2"]).success();
-    let run = wait_bounded(fan, LIMIT);
-    run.success();
-    for name in ["pair-1", "pair-2"] {
-        assert!(
-            run.stderr.contains(&format!(
-                "{name} asks for Bash echo \"$CMS_TASK\" > who.txt"
-            )),
-            "{}",
-            run.stderr
-        );
-    }
+    wait_bounded(fan, LIMIT).success();
     assert_eq!(env.git(&["show", "cms/pair-1:who.txt"]), "pair-1");
     assert!(!env.git_ok(&["cat-file", "-e", "cms/pair-2:who.txt"]));
 }

@@ -349,6 +349,17 @@ impl Background {
         Background(Some(child))
     }
 
+    /// Starts `cmd` with its stderr going to `path`, for tests that act on what it says while it
+    /// runs; [`wait_bounded`] then reports an empty stderr.
+    pub fn spawn_with_stderr_in(cmd: &mut Command, path: &Path) -> Background {
+        let child = cmd
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(path).unwrap())
+            .spawn()
+            .unwrap();
+        Background(Some(child))
+    }
+
     /// Its pid, for signalling it.
     pub fn id(&self) -> u32 {
         self.0.as_ref().expect("not waited for yet").id()
