@@ -25,6 +25,7 @@ mod setup;
 mod show;
 mod supervise;
 mod task;
+mod top;
 mod wait;
 
 use std::path::PathBuf;
@@ -73,6 +74,7 @@ pub enum Command {
     List(list::ListArgs),
     Show(show::ShowArgs),
     Logs(logs::LogsArgs),
+    Top(top::TopArgs),
     Diff(diff::DiffArgs),
     Merge(merge::MergeArgs),
     Push(push::PushArgs),
@@ -255,6 +257,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::List(args) => list::cmd_list(&ctx, args),
         Command::Show(args) => show::cmd_show(&ctx, args),
         Command::Logs(args) => logs::cmd_logs(&ctx, args),
+        Command::Top(args) => top::cmd_top(&ctx, args),
         Command::Diff(args) => diff::cmd_diff(&ctx, args),
         Command::Merge(args) => merge::cmd_merge(&ctx, args),
         Command::Push(args) => push::cmd_push(&ctx, args),

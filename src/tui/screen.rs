@@ -1,0 +1,179 @@
+//! The dashboard at the terminal: entering and always leaving the alternate screen, and the
+//! loop that polls the store and the keyboard a few times a second.
+
+use std::io;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use ratatui::DefaultTerminal;
+use ratatui::crossterm::event::{self, Event, KeyEventKind};
+use ratatui::crossterm::execute;
+use ratatui::crossterm::terminal::{EnterAlternateScreen, enable_raw_mode};
+
+use super::actions::{Outcome, Runner};
+use super::app::{Action, App};
+use super::log::LogTail;
+use super::ui;
+use crate::workspace::Workspace;
+
+/// How often the store is read again: a few times a second is live enough, and reading a few
+/// small JSON files that often costs next to nothing.
+const POLL: Duration = Duration::from_millis(250);
+
+/// Leaves the alternate screen and raw mode however the dashboard ends (an error, a return,
+/// or a panic unwinding; ratatui's own panic hook covers a panic that aborts).
+struct Restore;
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        ratatui::restore();
+    }
+}
+
+/// Runs the dashboard until the user quits. `exe` is this cms, run for the actions whose logic
+/// lives in its subcommands; `cwd` is where they run.
+pub fn run(ws: &Workspace, exe: &Path, cwd: &Path) -> io::Result<()> {
+    let title = ws
+        .main_checkout()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "repository".to_owned());
+    let mut app = App::new(title, SystemTime::now());
+    let mut tail = LogTail::default();
+    let runner = Runner::new(exe.to_owned(), cwd.to_owned());
+    let mut terminal = ratatui::try_init()?;
+    let _restore = Restore;
+    let mut dirty = true;
+    let mut last_read: Option<Instant> = None;
+    loop {
+        if last_read.is_none_or(|at| at.elapsed() >= POLL) {
+            dirty |= refresh(ws, &mut app, &mut tail);
+            last_read = Some(Instant::now());
+        }
+        while let Ok(outcome) = runner.done.try_recv() {
+            match outcome {
+                Outcome::Report { error, lines } => app.report(error, lines),
+                Outcome::Diff { name, lines } => app.show_diff(name, lines),
+            }
+            // An action changes the store: show it now rather than at the next poll.
+            refresh(ws, &mut app, &mut tail);
+            dirty = true;
+        }
+        if dirty {
+            terminal.draw(|frame| ui::draw(frame, &app))?;
+            dirty = false;
+        }
+        if !event::poll(POLL)? {
+            continue;
+        }
+        match event::read()? {
+            Event::Key(key) if key.kind == KeyEventKind::Press => {
+                dirty = true;
+                // Read again before drawing: a new selection needs its own log at once.
+                last_read = None;
+                match app.key(key) {
+                    Some(Action::Quit) => return Ok(()),
+                    Some(Action::Attach(name)) => {
+                        attach(&mut terminal, exe, cwd, &name, &mut app)?;
+                    }
+                    Some(action) => {
+                        app.message = None;
+                        runner.start(&ws.store, action);
+                    }
+                    None => {}
+                }
+            }
+            Event::Resize(..) => dirty = true,
+            _ => {}
+        }
+    }
+}
+
+/// Reads the tasks and the selected task's log again; whether anything shown changed.
+fn refresh(ws: &Workspace, app: &mut App, tail: &mut LogTail) -> bool {
+    let before_live = app.tasks.iter().any(|r| r.status.is_live());
+    app.now = SystemTime::now();
+    let mut changed = false;
+    // Reconciled as `cms list` does: a task whose supervisor died shows as interrupted.
+    if let Ok((tasks, _unreadable)) = ws.tasks()
+        && tasks != app.tasks
+    {
+        app.set_tasks(tasks);
+        changed = true;
+    }
+    changed |= tail.update(&ws.store, app.selected_record());
+    if changed {
+        app.log_tail = tail.lines.clone();
+    }
+    // A live task's elapsed time moves on its own.
+    changed || before_live
+}
+
+/// Leaves the screen for `cms attach <name>` at the terminal, and comes back when it ends.
+fn attach(
+    terminal: &mut DefaultTerminal,
+    exe: &Path,
+    cwd: &Path,
+    name: &crate::store::TaskName,
+    app: &mut App,
+) -> io::Result<()> {
+    ratatui::try_restore()?;
+    let status = {
+        // The terminal's Ctrl-C goes to the whole foreground group, this process too; while
+        // the session runs it is claude's (and `cms attach`'s) to handle, not a reason to quit.
+        let _ignore = IgnoreInterrupts::new();
+        std::process::Command::new(exe)
+            .args(["attach", name.as_str()])
+            .current_dir(cwd)
+            .status()
+    };
+    enable_raw_mode()?;
+    execute!(io::stdout(), EnterAlternateScreen)?;
+    terminal.clear()?;
+    match status {
+        Ok(status) if status.success() => app.report(false, vec![format!("attach {name} ended.")]),
+        Ok(status) => app.report(
+            true,
+            vec![format!(
+                "cms attach {name} ended with {status}; `cms show {name}` says why"
+            )],
+        ),
+        Err(err) => app.report(
+            true,
+            vec![format!("error: could not run cms attach: {err}")],
+        ),
+    }
+    Ok(())
+}
+
+/// While alive, SIGINT and SIGQUIT reach a handler that does nothing. A handler (unlike
+/// ignoring them) is reset at exec, so the child still gets the signals as usual.
+struct IgnoreInterrupts {
+    old: [libc::sighandler_t; 2],
+}
+
+extern "C" fn do_nothing(_: libc::c_int) {}
+
+impl IgnoreInterrupts {
+    fn new() -> IgnoreInterrupts {
+        let handler = do_nothing as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        // SAFETY: installs a handler that does nothing (async-signal-safe); the old ones are
+        // put back on drop.
+        let old = unsafe {
+            [
+                libc::signal(libc::SIGINT, handler),
+                libc::signal(libc::SIGQUIT, handler),
+            ]
+        };
+        IgnoreInterrupts { old }
+    }
+}
+
+impl Drop for IgnoreInterrupts {
+    fn drop(&mut self) {
+        // SAFETY: puts back the handlers `new` replaced.
+        unsafe {
+            libc::signal(libc::SIGINT, self.old[0]);
+            libc::signal(libc::SIGQUIT, self.old[1]);
+        }
+    }
+}
