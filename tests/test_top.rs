@@ -92,6 +92,10 @@ impl<'a> Terminal<'a> {
     fn key(&self, key: &str) {
         self.tmux(&["send-keys", key]);
     }
+
+    fn type_text(&self, text: &str) {
+        self.tmux(&["send-keys", "-l", text]);
+    }
 }
 
 impl Drop for Terminal<'_> {
@@ -129,15 +133,137 @@ fn top_answers_a_waiting_detached_task_with_a_key_and_follows_it_until_it_comple
     assert!(by.starts_with("cms top (pid "), "{by}");
 
     term.key("q");
-    let start = Instant::now();
-    while !exit.exists() || std::fs::read_to_string(&exit).unwrap().is_empty() {
-        assert!(start.elapsed() < LIMIT, "cms top never quit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(std::fs::read_to_string(&exit).unwrap().trim(), "0");
+    assert_eq!(exit_code(&exit), "0");
     // The shell's screen is back: the dashboard left the alternate screen.
     let screen = term.tmux(&["capture-pane", "-p"]);
     assert!(!screen.contains("✓ completed"), "{screen}");
+}
+
+/// Waits until `file` holds a line (the exit code the shell wrote after `cms top`).
+#[track_caller]
+fn exit_code(file: &Path) -> String {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        if text.ends_with('\n') {
+            return text.trim().to_owned();
+        }
+        assert!(start.elapsed() < LIMIT, "cms top never quit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn top_shows_cms_refusal_to_merge_a_waiting_task_and_aborts_it_after_a_yes() {
+    let env = TestEnv::new();
+    env.steps(json!([{"ask": {"bash": "echo ok > ran.txt"}}]));
+    env.cms(&["task", "-d", "x", "-n", "t"]).success();
+    until_status(&env, "t", "waiting");
+    let Some(term) = Terminal::open(&env, &format!("{CMS} top; sleep 60")) else {
+        return;
+    };
+    term.until_shown("echo ok > ran.txt");
+    term.key("m");
+    term.until_shown("Merge task 't' into main?");
+    term.key("y");
+    // cms merge's own words: the error and its hint.
+    let screen = term.until_shown("hint: wait for it to end");
+    assert!(
+        screen.contains("error: task 't' is still running"),
+        "{screen}"
+    );
+    assert_eq!(until_status(&env, "t", "waiting")["status"], "waiting");
+    term.key("x");
+    term.until_shown("Abort task 't'?");
+    term.key("y");
+    term.until_shown("■ aborted");
+    until_status(&env, "t", "aborted");
+    assert!(!env.git_ok(&["cat-file", "-e", "cms/t:ran.txt"]));
+}
+
+#[test]
+fn top_starts_a_task_typed_in_place_shows_its_diff_and_merges_it_after_a_yes() {
+    let env = TestEnv::new();
+    env.steps(json!([{"write": {"path": "new.txt", "content": "new\n"}}]));
+    let exit = env.root.join("exit");
+    let command = format!("{CMS} top; echo $? > {}; sleep 60", exit.display());
+    let Some(term) = Terminal::open(&env, &command) else {
+        return;
+    };
+    term.until_shown("No tasks yet");
+    term.key("n");
+    term.type_text("add new file");
+    term.key("Enter");
+    term.until_shown("✓ completed");
+    let tasks = env.cms(&["list", "--json"]);
+    let name = tasks.json()[0]["name"].as_str().unwrap().to_owned();
+    term.key("v");
+    term.until_shown("+++ b/new.txt");
+    term.key("v");
+    term.until_shown("✓ completed");
+    term.key("m");
+    term.until_shown(&format!("Merge task '{name}' into main?"));
+    term.key("y");
+    term.until_shown(&format!("Merged {name} into main"));
+    assert_eq!(env.git(&["show", "main:new.txt"]), "new");
+    term.key("q");
+    assert_eq!(exit_code(&exit), "0");
+}
+
+#[test]
+fn top_continues_a_task_with_a_message_typed_in_place() {
+    let env = TestEnv::new();
+    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    env.cms(&["task", "x", "-n", "t"]).success();
+    // The follow-up is the session's second turn.
+    env.script(json!({"resume_offset": 1, "turns": [
+        {"steps": [], "result": "unused"},
+        {"steps": [{"write": {"path": "b.txt", "content": "b\n"}}], "result": "done"}
+    ]}));
+    let Some(term) = Terminal::open(&env, &format!("{CMS} top; sleep 60")) else {
+        return;
+    };
+    term.until_shown("✓ completed");
+    term.key("c");
+    term.until_shown("message to t:");
+    term.type_text("now b too");
+    term.key("Enter");
+    let start = Instant::now();
+    while !env.git_ok(&["cat-file", "-e", "cms/t:b.txt"]) {
+        assert!(
+            start.elapsed() < LIMIT,
+            "the follow-up never committed b.txt"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    until_status(&env, "t", "completed");
+    term.until_shown("✓ completed");
+}
+
+#[test]
+fn top_restores_the_terminal_and_exits_130_on_sigterm() {
+    let env = TestEnv::new();
+    let exit = env.root.join("exit");
+    let pid = env.root.join("pid");
+    // `exec` makes cms the shell's child with a known pid; the outer shell reports its exit.
+    let command = format!(
+        "sh -c 'echo $$ > {}; exec {CMS} top'; echo $? > {}; sleep 60",
+        pid.display(),
+        exit.display()
+    );
+    let Some(term) = Terminal::open(&env, &command) else {
+        return;
+    };
+    term.until_shown("No tasks yet");
+    let pid = std::fs::read_to_string(&pid).unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", pid.trim()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert_eq!(exit_code(&exit), "130");
+    let screen = term.tmux(&["capture-pane", "-p"]);
+    assert!(!screen.contains("No tasks yet"), "{screen}");
 }
 
 #[test]

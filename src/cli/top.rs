@@ -18,7 +18,8 @@ use crate::error::{CommandError, ErrorKind, exit_code};
 /// process, detached tasks included.
 ///
 /// Needs a terminal; scripts use `cms list` and `cms show`. Exit codes: 0 on quit, 1 outside
-/// a repository or when the terminal fails, 2 when not at a terminal.
+/// a repository or when the terminal fails, 2 when not at a terminal, 130 after SIGTERM or
+/// SIGHUP (the terminal is restored first).
 #[derive(Debug, Args)]
 pub struct TopArgs {}
 
@@ -33,7 +34,10 @@ pub fn cmd_top(ctx: &CommandContext, _args: TopArgs) -> Result<u8, CommandError>
     let ws = ctx.workspace()?;
     let exe = std::env::current_exe()
         .map_err(|err| CommandError::from_error(ErrorKind::Internal, &err))?;
-    crate::tui::run(&ws, &exe, &ctx.cwd)
+    let ended = crate::tui::run(&ws, &exe, &ctx.cwd)
         .map_err(|err| CommandError::from_error(ErrorKind::User, &err))?;
-    Ok(exit_code::OK)
+    Ok(match ended {
+        crate::tui::Ended::Quit => exit_code::OK,
+        crate::tui::Ended::Terminated => exit_code::INTERRUPTED,
+    })
 }

@@ -7,7 +7,7 @@ mod log;
 mod screen;
 pub mod ui;
 
-pub use screen::run;
+pub use screen::{Ended, run};
 
 #[cfg(test)]
 mod tests;

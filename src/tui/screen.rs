@@ -3,6 +3,7 @@
 
 use std::io;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use ratatui::DefaultTerminal;
@@ -30,9 +31,33 @@ impl Drop for Restore {
     }
 }
 
+/// Set by SIGTERM or SIGHUP (`kill`, a closed terminal); the loop then ends as a quit does,
+/// so the terminal is restored.
+static TERMINATED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_terminate(_: libc::c_int) {
+    TERMINATED.store(true, Ordering::SeqCst);
+}
+
+/// How the dashboard ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The user quit (q, Esc or Ctrl-C).
+    Quit,
+    /// SIGTERM or SIGHUP.
+    Terminated,
+}
+
 /// Runs the dashboard until the user quits. `exe` is this cms, run for the actions whose logic
 /// lives in its subcommands; `cwd` is where they run.
-pub fn run(ws: &Workspace, exe: &Path, cwd: &Path) -> io::Result<()> {
+pub fn run(ws: &Workspace, exe: &Path, cwd: &Path) -> io::Result<Ended> {
+    let handler = on_terminate as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe; a handler is
+    // reset at exec, so the commands the dashboard runs keep the default.
+    unsafe {
+        libc::signal(libc::SIGTERM, handler);
+        libc::signal(libc::SIGHUP, handler);
+    }
     let title = ws
         .main_checkout()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
@@ -45,6 +70,9 @@ pub fn run(ws: &Workspace, exe: &Path, cwd: &Path) -> io::Result<()> {
     let mut dirty = true;
     let mut last_read: Option<Instant> = None;
     loop {
+        if TERMINATED.load(Ordering::SeqCst) {
+            return Ok(Ended::Terminated);
+        }
         if last_read.is_none_or(|at| at.elapsed() >= POLL) {
             dirty |= refresh(ws, &mut app, &mut tail);
             last_read = Some(Instant::now());
@@ -71,7 +99,7 @@ pub fn run(ws: &Workspace, exe: &Path, cwd: &Path) -> io::Result<()> {
                 // Read again before drawing: a new selection needs its own log at once.
                 last_read = None;
                 match app.key(key) {
-                    Some(Action::Quit) => return Ok(()),
+                    Some(Action::Quit) => return Ok(Ended::Quit),
                     Some(Action::Attach(name)) => {
                         attach(&mut terminal, exe, cwd, &name, &mut app)?;
                     }

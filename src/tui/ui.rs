@@ -46,10 +46,20 @@ pub fn draw(frame: &mut Frame, app: &App) {
         draw_help(frame, help, app);
         return;
     }
-    let message_height = app
-        .message
-        .as_ref()
-        .map_or(0, |m| m.lines.len().min(3) as u16);
+    // Each line as many rows as it wraps to, so cms's error and hint show whole (up to 4 rows).
+    let message_height = app.message.as_ref().map_or(0, |m| {
+        let rows: usize = m
+            .lines
+            .iter()
+            .map(|l| {
+                l.chars()
+                    .count()
+                    .div_ceil(area.width.max(1) as usize)
+                    .max(1)
+            })
+            .sum();
+        rows.min(4) as u16
+    });
     // The top border, the header and a row per task, up to half the screen.
     let list_height = (app.visible().len() as u16 + 2).clamp(4, area.height / 2);
     let [title, list, detail, message, footer, help] = Layout::vertical([
