@@ -267,6 +267,49 @@ fn top_restores_the_terminal_and_exits_130_on_sigterm() {
 }
 
 #[test]
+fn top_attaches_to_a_task_at_the_terminal_and_comes_back_when_the_session_ends() {
+    let env = TestEnv::new();
+    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    let task = env.task_ok(&["write a", "-n", "t"]);
+    env.script(json!({"resume_offset": 1, "turns": [
+        {},
+        {"steps": [{"write": {"path": "b.txt", "content": "b\n"}}], "result": "b is written"}
+    ]}));
+    let Some(term) = Terminal::open(&env, &format!("{CMS} top; sleep 60")) else {
+        return;
+    };
+    term.until_shown("✓ completed");
+    term.key("t");
+    // The fake claude's interactive session, on the whole screen.
+    term.until_shown(&format!("session {}", task["session_id"].as_str().unwrap()));
+    term.type_text("write b");
+    term.key("Enter");
+    term.until_shown("● b is written");
+    term.type_text("/exit");
+    term.key("Enter");
+    term.until_shown("attach t ended.");
+    assert_eq!(env.git(&["show", "cms/t:b.txt"]), "b");
+    term.until_shown("✓ completed");
+}
+
+#[test]
+fn top_restores_the_terminal_when_it_panics() {
+    let mut env = TestEnv::new();
+    env.set_env("CMS_TEST_PANIC", "top-key");
+    let exit = env.root.join("exit");
+    let command = format!("{CMS} top; echo $? > {}; sleep 60", exit.display());
+    let Some(term) = Terminal::open(&env, &command) else {
+        return;
+    };
+    term.until_shown("No tasks yet");
+    term.key("j");
+    assert_eq!(exit_code(&exit), "255");
+    // cms's one-line panic report, on the shell's screen rather than the dashboard's.
+    let screen = term.until_shown("error: cms panicked");
+    assert!(!screen.contains("No tasks yet"), "{screen}");
+}
+
+#[test]
 fn top_without_a_terminal_refuses_as_a_usage_error() {
     let env = TestEnv::new();
     let run = env.cms(&["top"]);

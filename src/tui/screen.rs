@@ -98,6 +98,7 @@ pub fn run(ws: &Workspace, exe: &Path, cwd: &Path) -> io::Result<Ended> {
                 dirty = true;
                 // Read again before drawing: a new selection needs its own log at once.
                 last_read = None;
+                crate::cli::panic::test_panic_point("top-key");
                 match app.key(key) {
                     Some(Action::Quit) => return Ok(Ended::Quit),
                     Some(Action::Attach(name)) => {
