@@ -281,7 +281,11 @@ fn top_attaches_to_a_task_at_the_terminal_and_comes_back_when_the_session_ends()
     term.until_shown("✓ completed");
     term.key("t");
     // The fake claude's interactive session, on the whole screen.
-    term.until_shown(&format!("session {}", task["session_id"].as_str().unwrap()));
+    // Typed once its prompt shows: it reads the terminal from then on.
+    term.until_shown(&format!(
+        "session {}\n>",
+        task["session_id"].as_str().unwrap()
+    ));
     term.type_text("write b");
     term.key("Enter");
     term.until_shown("● b is written");

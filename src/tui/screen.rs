@@ -68,13 +68,14 @@ pub fn run(ws: &Workspace, exe: &Path, cwd: &Path) -> io::Result<Ended> {
     let mut terminal = ratatui::try_init()?;
     let _restore = Restore;
     let mut dirty = true;
+    let mut watch = Watch::default();
     let mut last_read: Option<Instant> = None;
     loop {
         if TERMINATED.load(Ordering::SeqCst) {
             return Ok(Ended::Terminated);
         }
         if last_read.is_none_or(|at| at.elapsed() >= POLL) {
-            dirty |= refresh(ws, &mut app, &mut tail);
+            dirty |= refresh(ws, &mut app, &mut tail, &mut watch);
             last_read = Some(Instant::now());
         }
         while let Ok(outcome) = runner.done.try_recv() {
@@ -83,7 +84,7 @@ pub fn run(ws: &Workspace, exe: &Path, cwd: &Path) -> io::Result<Ended> {
                 Outcome::Diff { name, lines } => app.show_diff(name, lines),
             }
             // An action changes the store: show it now rather than at the next poll.
-            refresh(ws, &mut app, &mut tail);
+            refresh(ws, &mut app, &mut tail, &mut watch);
             dirty = true;
         }
         if dirty {
@@ -117,17 +118,40 @@ pub fn run(ws: &Workspace, exe: &Path, cwd: &Path) -> io::Result<Ended> {
     }
 }
 
+/// A read of the store at least this often, whatever the records folder's time says (a
+/// filesystem's clock may be too coarse to tell two writes apart).
+const FULL_READ: Duration = Duration::from_secs(2);
+
+/// When the records were last read, and the records folder's modification time then.
+#[derive(Default)]
+struct Watch {
+    read_at: Option<Instant>,
+    stamp: Option<SystemTime>,
+}
+
 /// Reads the tasks and the selected task's log again; whether anything shown changed.
-fn refresh(ws: &Workspace, app: &mut App, tail: &mut LogTail) -> bool {
+fn refresh(ws: &Workspace, app: &mut App, tail: &mut LogTail, watch: &mut Watch) -> bool {
     let before_live = app.tasks.iter().any(|r| r.status.is_live());
     app.now = SystemTime::now();
     let mut changed = false;
+    let stamp = std::fs::metadata(ws.store.tasks_dir())
+        .and_then(|m| m.modified())
+        .ok();
+    // Idle, nothing is read but the folder's time: a live task is read every time (its
+    // supervisor may have died, which only reading notices), the others when a record was
+    // written (each save renames a file into the folder) or after FULL_READ.
+    let due = before_live
+        || stamp.is_none()
+        || stamp != watch.stamp
+        || watch.read_at.is_none_or(|at| at.elapsed() >= FULL_READ);
     // Reconciled as `cms list` does: a task whose supervisor died shows as interrupted.
-    if let Ok((tasks, _unreadable)) = ws.tasks()
-        && tasks != app.tasks
-    {
-        app.set_tasks(tasks);
-        changed = true;
+    if due && let Ok((tasks, _unreadable)) = ws.tasks() {
+        watch.stamp = stamp;
+        watch.read_at = Some(Instant::now());
+        if tasks != app.tasks {
+            app.set_tasks(tasks);
+            changed = true;
+        }
     }
     changed |= tail.update(&ws.store, app.selected_record());
     if changed {
