@@ -6,7 +6,7 @@
 //! touches git; `store` keeps task records under the git common dir; `safety` holds limits and
 //! protected paths; `hooks` installs the git hooks that run `cms check`; `workspace` ties a
 //! repo to its store; `report` renders tasks; `fault` kills the process at a step (tests only);
-//! `mcp` is the MCP server for parent agents; `transcript` turns claude's events into the readable lines of progress and `cms logs`; `ui` writes to the terminal; `config` layers
+//! `mcp` is the MCP server for parent agents; `tui` is `cms top`'s live dashboard; `transcript` turns claude's events into the readable lines of progress and `cms logs`; `ui` writes to the terminal; `config` layers
 //! settings.
 //! docs/architecture.md explains the design.
 
@@ -23,5 +23,6 @@ pub mod session;
 pub mod store;
 pub mod task;
 pub mod transcript;
+pub mod tui;
 pub mod ui;
 pub mod workspace;

@@ -30,5 +30,6 @@ mod test_safety;
 mod test_sandbox;
 mod test_setup;
 mod test_task;
+mod test_top;
 mod test_wait;
 mod test_worktree;

@@ -26,6 +26,7 @@ mod setup;
 mod show;
 mod supervise;
 mod task;
+mod top;
 mod wait;
 
 use std::path::PathBuf;
@@ -75,6 +76,7 @@ pub enum Command {
     Show(show::ShowArgs),
     Logs(logs::LogsArgs),
     Mcp(mcp::McpArgs),
+    Top(top::TopArgs),
     Diff(diff::DiffArgs),
     Merge(merge::MergeArgs),
     Push(push::PushArgs),
@@ -247,6 +249,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Show(args) => show::cmd_show(&ctx, args),
         Command::Logs(args) => logs::cmd_logs(&ctx, args),
         Command::Mcp(args) => mcp::cmd_mcp(&ctx, args),
+        Command::Top(args) => top::cmd_top(&ctx, args),
         Command::Diff(args) => diff::cmd_diff(&ctx, args),
         Command::Merge(args) => merge::cmd_merge(&ctx, args),
         Command::Push(args) => push::cmd_push(&ctx, args),

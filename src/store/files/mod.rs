@@ -87,7 +87,9 @@ impl Store {
         &self.root
     }
 
-    fn tasks_dir(&self) -> PathBuf {
+    /// The folder of the task records; every save renames a file into it, so its modification
+    /// time tells a watcher (`cms top`) whether any record changed.
+    pub fn tasks_dir(&self) -> PathBuf {
         self.root.join("tasks")
     }
 
