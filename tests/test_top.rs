@@ -267,6 +267,35 @@ fn top_restores_the_terminal_and_exits_130_on_sigterm() {
 }
 
 #[test]
+fn top_exits_when_its_terminal_goes_away() {
+    let env = TestEnv::new();
+    let pid = env.root.join("pid");
+    // Not the terminal's session leader (the shell is), so no SIGHUP reaches it: it must see
+    // the hangup itself rather than spin on a dead terminal forever.
+    let command = format!(
+        "sh -c 'echo $$ > {}; exec {CMS} top'; sleep 60",
+        pid.display()
+    );
+    let Some(term) = Terminal::open(&env, &command) else {
+        return;
+    };
+    term.until_shown("No tasks yet");
+    let pid = std::fs::read_to_string(&pid).unwrap().trim().to_owned();
+    term.tmux(&["kill-server"]);
+    let start = Instant::now();
+    // Gone, or a zombie nobody has reaped yet: either way it has ended.
+    while std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| !stat.rsplit(')').next().unwrap_or("").starts_with(" Z"))
+    {
+        assert!(
+            start.elapsed() < LIMIT,
+            "cms top (pid {pid}) outlived its terminal"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
 fn top_attaches_to_a_task_at_the_terminal_and_comes_back_when_the_session_ends() {
     let env = TestEnv::new();
     env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));

@@ -67,11 +67,12 @@ pub fn run(ws: &Workspace, exe: &Path, cwd: &Path) -> io::Result<Ended> {
     let runner = Runner::new(exe.to_owned(), cwd.to_owned());
     let mut terminal = ratatui::try_init()?;
     let _restore = Restore;
+    watch_for_hangup();
     let mut dirty = true;
     let mut watch = Watch::default();
     let mut last_read: Option<Instant> = None;
     loop {
-        if TERMINATED.load(Ordering::SeqCst) {
+        if TERMINATED.load(Ordering::SeqCst) || terminal_gone() {
             return Ok(Ended::Terminated);
         }
         if last_read.is_none_or(|at| at.elapsed() >= POLL) {
@@ -116,6 +117,38 @@ pub fn run(ws: &Workspace, exe: &Path, cwd: &Path) -> io::Result<Ended> {
             _ => {}
         }
     }
+}
+
+/// Whether the terminal hung up (its window closed, its tmux server killed): the kernel sends
+/// SIGHUP only to a terminal's session leader, so this is how the others learn of it.
+fn terminal_gone() -> bool {
+    let mut fds = [libc::pollfd {
+        fd: libc::STDIN_FILENO,
+        events: 0,
+        revents: 0,
+    }];
+    // SAFETY: one valid pollfd, a zero timeout; the call only fills in `revents`. With no
+    // events asked for it consumes nothing and reports only a hangup or an error.
+    let ready = unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) };
+    ready > 0 && fds[0].revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
+}
+
+/// Ends the process soon after its terminal hangs up. crossterm (0.28 and 0.29) reads a dead
+/// terminal's end of input as "no key yet" and retries at once inside `event::poll`, which
+/// then never returns, so the loop cannot be relied on to notice: this thread first asks it
+/// to end, and exits for it if it has not within a second. Nothing is left to restore on a
+/// terminal that is gone; the actions' children (cms commands) finish on their own.
+fn watch_for_hangup() {
+    std::thread::spawn(|| {
+        loop {
+            std::thread::sleep(POLL);
+            if terminal_gone() {
+                TERMINATED.store(true, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_secs(1));
+                std::process::exit(i32::from(crate::error::exit_code::INTERRUPTED));
+            }
+        }
+    });
 }
 
 /// A read of the store at least this often, whatever the records folder's time says (a
