@@ -98,6 +98,29 @@ fn diff_includes_uncommitted_and_untracked_work_in_the_worktree() {
 }
 
 #[test]
+fn the_users_status_settings_do_not_hide_uncommitted_work_from_diff_or_merge() {
+    let env = TestEnv::new();
+    env.git(&["config", "status.showUntrackedFiles", "no"]);
+    env.git(&["config", "diff.ignoreSubmodules", "all"]);
+    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    let task = env.task_ok(&["x", "-n", "hidden"]);
+    let worktree = std::path::PathBuf::from(task["worktree"].as_str().unwrap());
+    assert_eq!(
+        env.cms(&["diff", "hidden", "--name-only"]).stdout,
+        "a.txt\n"
+    );
+    std::fs::write(worktree.join("untracked.txt"), "mine\n").unwrap();
+    assert_eq!(
+        env.cms(&["diff", "hidden", "--name-only"]).stdout,
+        "a.txt\nuntracked.txt\n"
+    );
+    env.cms(&["merge", "hidden"])
+        .code(1)
+        .one_line_error_with_hint("uncommitted");
+    assert!(worktree.join("untracked.txt").exists());
+}
+
+#[test]
 fn diff_of_a_merged_task_still_shows_what_it_changed() {
     let env = TestEnv::new();
     env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));

@@ -182,6 +182,17 @@ fn linked_paths_point_into_the_main_checkout_and_are_never_committed() {
         "{files:?}"
     );
     assert_eq!(task["safety"]["violations"], json!([]));
+    // Nor are they part of what the task changed: its diff and its merge leave them out,
+    // beside uncommitted work as well.
+    std::fs::write(worktree.join("later.txt"), "later\n").unwrap();
+    assert_eq!(
+        env.cms(&["diff", "t", "--name-only"]).stdout,
+        "later.txt\nseen.txt\n"
+    );
+    std::fs::remove_file(worktree.join("later.txt")).unwrap();
+    assert_eq!(env.cms(&["diff", "t", "--name-only"]).stdout, "seen.txt\n");
+    env.cms(&["merge", "t"]).success();
+    assert!(!env.git_ok(&["cat-file", "-e", "main:node_modules"]));
     // A path that climbs out of the checkout is refused.
     env.write(".cms.toml", "[worktree]\nlink = [\"../elsewhere\"]\n");
     env.cms(&["task", "y", "-n", "u"])

@@ -87,8 +87,15 @@ pub fn has_identity(dir: &Path) -> bool {
     cmd.status().is_ok_and(|s| s.success())
 }
 
-/// Writes the worktree's current state as a tree, without touching its index.
-pub fn snapshot_tree(worktree: &Path) -> Result<Oid, GitError> {
+/// Writes the worktree's current state as a tree, without touching its index: tracked changes
+/// and untracked files, ignored files and the `leave_out` paths (a task's links) left out.
+pub fn snapshot_tree(repo: &Repo, worktree: &Path, leave_out: &[String]) -> Result<Oid, GitError> {
+    // Most worktrees cms looks at are clean (a session's end commits its work), and then the
+    // state is HEAD's tree: one read-only status says so, where staging a copy of the index and
+    // writing a tree costs two passes over the worktree and a copy of the index.
+    if let Some(head) = clean_head(worktree, leave_out)? {
+        return repo.tree_of(head);
+    }
     let index_path = run_text(
         worktree,
         ["rev-parse", "--path-format=absolute", "--git-path", "index"],
@@ -106,13 +113,55 @@ pub fn snapshot_tree(worktree: &Path) -> Result<Oid, GitError> {
     }
     let with_index = |args: &[&str]| {
         let mut cmd = git(worktree);
-        cmd.env("GIT_INDEX_FILE", temp.path()).args(args);
+        cmd.env("GIT_INDEX_FILE", temp.path())
+            .env("GIT_LITERAL_PATHSPECS", "1")
+            .args(args);
         run(cmd)
     };
     with_index(&["add", "--all"])?;
+    if !leave_out.is_empty() {
+        let mut args = vec!["rm", "--cached", "-r", "-q", "--ignore-unmatch", "--"];
+        args.extend(leave_out.iter().map(String::as_str));
+        with_index(&args)?;
+    }
     let out = with_index(&["write-tree"])?;
     let text = String::from_utf8_lossy(&out);
     Oid::from_str(text.trim()).map_err(GitError::libgit2("read the snapshot tree id"))
+}
+
+/// The worktree's HEAD commit when nothing in it differs from that commit (untracked files
+/// among `leave_out` aside), else `None`. Anything unusual (a submodule's change, a conflict,
+/// no commit yet) counts as a difference, which only sends the caller the slow, exact way.
+fn clean_head(worktree: &Path, leave_out: &[String]) -> Result<Option<Oid>, GitError> {
+    let mut cmd = git(worktree);
+    // Read-only: a status that refreshed the index would take index.lock, which a running
+    // agent's own `git add` could then find taken. The user's status.showUntrackedFiles and
+    // diff.ignoreSubmodules must not hide work either.
+    cmd.env("GIT_OPTIONAL_LOCKS", "0").args([
+        "status",
+        "--porcelain=v2",
+        "--branch",
+        "-z",
+        "--untracked-files=normal",
+        "--ignore-submodules=none",
+    ]);
+    let out = run(cmd)?;
+    let mut head = None;
+    for entry in out.split(|b| *b == 0).filter(|e| !e.is_empty()) {
+        if let Some(oid) = entry.strip_prefix(b"# branch.oid ") {
+            head = std::str::from_utf8(oid)
+                .ok()
+                .and_then(|oid| Oid::from_str(oid).ok());
+            continue;
+        }
+        let left_out = entry
+            .strip_prefix(b"? ")
+            .is_some_and(|path| leave_out.iter().any(|l| l.as_bytes() == path));
+        if !entry.starts_with(b"# ") && !left_out {
+            return Ok(None);
+        }
+    }
+    Ok(head)
 }
 
 /// The diff between two trees (or commits, or the empty tree), renames detected.

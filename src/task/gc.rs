@@ -526,7 +526,7 @@ fn orphan_work_is_merged(ws: &Workspace, worktree: &ClassifiedWorktree) -> Resul
     let to = if worktree.missing {
         tip
     } else {
-        git::snapshot::snapshot_tree(&worktree.entry.path)?
+        git::snapshot::snapshot_tree(&ws.repo, &worktree.entry.path, &[])?
     };
     for branch in ws.repo.local_branches()? {
         if branch.starts_with("cms/") {

@@ -144,7 +144,8 @@ pub(super) fn ready_to_leave(
         .branch_tip(&record.branch)
         .map_err(|_| TaskError::BranchGone(record.name.clone()))?;
     if record.worktree.is_dir()
-        && git::snapshot::snapshot_tree(&record.worktree)? != ws.repo.tree_of(tip)?
+        && git::snapshot::snapshot_tree(&ws.repo, &record.worktree, &record.links)?
+            != ws.repo.tree_of(tip)?
     {
         return Err(TaskError::UncommittedWork {
             name: record.name.clone(),

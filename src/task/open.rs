@@ -39,7 +39,10 @@ pub fn change_range(ws: &Workspace, record: &TaskRecord) -> Result<(Oid, Oid), T
         None => base,
     };
     if record.worktree.is_dir() {
-        return Ok((from, git::snapshot::snapshot_tree(&record.worktree)?));
+        return Ok((
+            from,
+            git::snapshot::snapshot_tree(&ws.repo, &record.worktree, &record.links)?,
+        ));
     }
     let to = tip
         .or(record.head)

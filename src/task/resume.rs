@@ -95,7 +95,9 @@ fn rebase_target(ws: &Workspace, record: &TaskRecord) -> Result<(String, Oid), T
             onto: branch,
         });
     }
-    if git::snapshot::snapshot_tree(&record.worktree)? != ws.repo.tree_of(from)? {
+    if git::snapshot::snapshot_tree(&ws.repo, &record.worktree, &record.links)?
+        != ws.repo.tree_of(from)?
+    {
         return Err(TaskError::UncommittedWork {
             name: record.name.clone(),
             worktree: record.worktree.clone(),
