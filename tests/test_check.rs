@@ -118,6 +118,49 @@ fn check_task_reports_the_tasks_violations() {
 }
 
 #[test]
+fn diff_says_which_protected_paths_a_task_touches_and_still_exits_0() {
+    let env = protected_env();
+    env.steps(json!([{"bash": "echo x >> infra/main.tf"}]));
+    env.cms(&["task", "sneak", "--name", "sneak", "-p", "full"])
+        .code(3);
+    let stat = env.cms(&["diff", "sneak", "--stat"]);
+    stat.success();
+    assert!(stat.stdout.contains("infra/main.tf"), "{}", stat.stdout);
+    assert!(
+        stat.stderr
+            .contains("warning: task 'sneak' touches protected paths:"),
+        "{}",
+        stat.stderr
+    );
+    assert!(stat.stderr.contains("infra/main.tf"), "{}", stat.stderr);
+    assert!(stat.stderr.contains("hint: `cms merge --allow-protected`"));
+    assert_eq!(
+        paths(&env.cms(&["diff", "sneak", "--json"])),
+        ["infra/main.tf"]
+    );
+
+    env.steps(json!([{"bash": "echo x >> src/lib.rs"}]));
+    let task = env.task_ok(&["fine", "--name", "fine", "-p", "full"]);
+    let clean = env.cms(&["diff", "fine", "--stat"]);
+    clean.success();
+    assert_eq!(clean.stderr, "");
+    assert_eq!(
+        env.cms(&["diff", "fine", "--json"]).json()["violations"],
+        json!([])
+    );
+    // Work left in the worktree after the session counts too.
+    let worktree = std::path::PathBuf::from(task["worktree"].as_str().unwrap());
+    std::fs::write(worktree.join("infra/main.tf"), "changed later\n").unwrap();
+    assert_eq!(
+        paths(&env.cms(&["diff", "fine", "--json"])),
+        ["infra/main.tf"]
+    );
+    // --base shows the target's change, which is not the task's to answer for.
+    let base = env.cms(&["diff", "fine", "--base", "--json"]).json();
+    assert!(base.get("violations").is_none(), "{base}");
+}
+
+#[test]
 fn check_bad_input_gets_one_line_errors() {
     let env = protected_env();
     env.cms(&["check"]).code(2);

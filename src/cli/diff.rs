@@ -11,9 +11,11 @@ use crate::task::change_range;
 
 /// Show what a task changed: base...task, uncommitted work in its worktree included
 ///
-/// At a terminal the diff is colored and paged the way `git diff` would be. With --base, the
-/// diff is what the branch the task merges into changed since the task forked from it: what
-/// the task's change will be merged onto.
+/// At a terminal the diff is colored and paged the way `git diff` would be. The change is
+/// checked against the protected paths as `cms check --task` would: what it touches is said
+/// after the diff (in `violations` with --json); the exit code stays 0. With --base, the diff
+/// is what the branch the task merges into changed since the task forked from it: what the
+/// task's change will be merged onto.
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// The task's name
@@ -38,6 +40,13 @@ pub fn cmd_diff(ctx: &CommandContext, args: DiffArgs) -> Result<u8, CommandError
     let record = ws.task(&args.task)?;
     let (from, mut to) = change_range(&ws, &record)?;
     let mut target = None;
+    // The task's own change is the one a reviewer must hear about; taken on the range already
+    // in hand, since snapshotting a big worktree twice would double the command's time.
+    let violations = if args.base {
+        None
+    } else {
+        Some(crate::task::violations_in(&ws, &record, from, to)?)
+    };
     if args.base {
         let branch = match &record.merge {
             Some(merge) => merge.into.clone(),
@@ -65,6 +74,9 @@ pub fn cmd_diff(ctx: &CommandContext, args: DiffArgs) -> Result<u8, CommandError
             "target": target,
             "files": files,
         });
+        if let Some(violations) = &violations {
+            value["violations"] = json!(violations);
+        }
         if !args.stat && !args.name_only {
             value["patch"] = json!(git::snapshot::diff_text(&ws.repo.checkout, from, to)?);
         }
@@ -79,5 +91,22 @@ pub fn cmd_diff(ctx: &CommandContext, args: DiffArgs) -> Result<u8, CommandError
         DiffFormat::Patch
     };
     git::snapshot::show_diff(&ws.repo.checkout, from, to, format, ctx.ui.color_override())?;
+    // After the diff, so that a pager does not hide it.
+    if let Some(violations) = violations.filter(|v| !v.is_empty()) {
+        let ui = &ctx.ui;
+        ui.warn(&format!("task '{}' touches protected paths:", record.name));
+        for v in &violations {
+            ui.status(&format!(
+                "  {} {} {}",
+                ui.err.bad.apply_to("violation:"),
+                v.kind,
+                v.detail
+            ));
+        }
+        ui.status(&format!(
+            "{} `cms merge --allow-protected` merges it anyway; `cms discard` drops it",
+            ui.err.name.apply_to("hint:")
+        ));
+    }
     Ok(exit_code::OK)
 }

@@ -78,7 +78,7 @@ pub use notify::notify;
 pub use open::{
     CheckoutRemoval, change_range, current_violations, ensure_not_running, ensure_on_branch,
     files_missing_from, open_for_change, plan_checkout_removal, remove_task_checkout,
-    unmerged_files,
+    unmerged_files, violations_in,
 };
 pub use push::{PushOptions, push};
 pub use resume::{ATTACH_MESSAGE, ContinueOptions, resume, resume_attached};

@@ -61,8 +61,19 @@ pub fn current_violations(
     ws: &Workspace,
     record: &TaskRecord,
 ) -> Result<Vec<crate::store::Violation>, TaskError> {
-    let rules = rules_for(ws, RuleScope::Change(record))?;
     let (from, to) = change_range(ws, record)?;
+    violations_in(ws, record, from, to)
+}
+
+/// [`current_violations`] for a change range the caller already has (a snapshot of a big
+/// worktree is worth taking once).
+pub fn violations_in(
+    ws: &Workspace,
+    record: &TaskRecord,
+    from: Oid,
+    to: Oid,
+) -> Result<Vec<crate::store::Violation>, TaskError> {
+    let rules = rules_for(ws, RuleScope::Change(record))?;
     let mut violations = record.safety.violations.clone();
     safety::check::add_new(
         &mut violations,
