@@ -262,6 +262,26 @@ fn attach_commits_the_interactive_work_on_the_branch_and_adds_up_the_record() {
 }
 
 #[test]
+fn an_attached_session_gets_ports_of_its_own_as_a_headless_one_does() {
+    let env = TestEnv::new();
+    env.write(".cms.toml", "[worktree]\nports = 3\n");
+    let before = attachable(&env, &[], json!([]));
+    let Some(term) = Terminal::run(&env, "attach_ports", &["attach", "t"]) else {
+        return;
+    };
+    ready(&term, &before);
+    term.type_line("/exit");
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 0, "{screen}");
+    let calls = env.claude_invocations();
+    let (headless, attached) = (&calls[0]["env"], &calls[calls.len() - 1]["env"]);
+    assert_eq!(attached["CMS_PORTS"], "3");
+    let port: u16 = attached["CMS_PORT"].as_str().unwrap().parse().unwrap();
+    assert!(port >= 20000, "{port}");
+    assert_eq!(headless["CMS_PORTS"], "3");
+}
+
+#[test]
 fn attach_refuses_without_a_terminal_and_changes_nothing() {
     let env = TestEnv::new();
     attachable(&env, &[], json!([]));

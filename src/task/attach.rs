@@ -38,13 +38,17 @@ pub async fn run_attached(
     } = started;
     let abandon = |record: &TaskRecord| take_back(ws, record, &resumed_from);
     let mut args = session_args(&record, true);
-    let prepared = session_env(ws, &record).and_then(|(temp, env)| {
+    let prepared = session_env(ws, &record).and_then(|(temp, mut env)| {
+        let config = ws.config(Some(record.base))?;
+        // Ports of its own, as a headless session gets, for as long as this one runs.
+        let ports = super::prepare::reserve_ports(config.worktree.ports);
+        env.extend(ports.iter().flat_map(|block| block.env()));
         let settings = session_settings(ws, &record)?;
         let watched = Watched::capture(ws, &record)?;
-        Ok((temp, env, settings, watched))
+        Ok((temp, ports, env, settings, watched))
     });
-    // The temp dir lives until the session is over.
-    let (_temp, env, settings, watched) = match prepared {
+    // The temp dir and the ports live until the session is over.
+    let (_temp, _ports, env, settings, watched) = match prepared {
         Ok(prepared) => prepared,
         Err(err) => {
             abandon(&record);

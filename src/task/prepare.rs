@@ -128,12 +128,23 @@ pub fn link_shared(
 /// The first port of the lowest block cms hands out.
 const PORTS_START: u16 = 20000;
 
-/// A block of ports held by this process for a running task: its lock file stays locked until
-/// the value is dropped (or the process dies), so no other cms on the machine hands it out.
+/// A block of ports held by this process for a running task: each port's lock file stays
+/// locked until the value is dropped (or the process dies), so no other cms on the machine
+/// hands any of them out, whatever block size its repository asks for.
 pub struct PortBlock {
     pub first: u16,
     pub size: u16,
-    _lock: fd_lock::RwLock<File>,
+    _locks: Vec<fd_lock::RwLock<File>>,
+}
+
+impl PortBlock {
+    /// The variables a session and its setup commands get.
+    pub fn env(&self) -> [(&'static str, String); 2] {
+        [
+            ("CMS_PORT", self.first.to_string()),
+            ("CMS_PORTS", self.size.to_string()),
+        ]
+    }
 }
 
 /// Reserves the lowest block of `size` ports that no other running task holds and nothing on
@@ -145,34 +156,38 @@ pub fn reserve_ports(size: u16) -> Option<PortBlock> {
     let dir = ports_dir();
     std::fs::create_dir_all(&dir).ok()?;
     let blocks = (u16::MAX - PORTS_START) / size;
-    for block in 0..blocks {
+    'blocks: for block in 0..blocks {
         let first = PORTS_START + block * size;
-        let Ok(file) = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(format!("{first}-{size}.lock")))
-        else {
-            continue;
-        };
-        let mut lock = fd_lock::RwLock::new(file);
-        let held = match lock.try_write() {
-            Ok(guard) => {
-                // Held until the lock file is closed, with the block.
-                std::mem::forget(guard);
-                true
+        let mut locks = Vec::with_capacity(usize::from(size));
+        for port in first..first + size {
+            match lock_port(&dir, port) {
+                Some(lock) if port_is_free(port) => locks.push(lock),
+                // The locks taken so far are let go with `locks`.
+                _ => continue 'blocks,
             }
-            Err(_) => false,
-        };
-        if held && (first..first + size).all(port_is_free) {
-            return Some(PortBlock {
-                first,
-                size,
-                _lock: lock,
-            });
         }
+        return Some(PortBlock {
+            first,
+            size,
+            _locks: locks,
+        });
     }
     None
+}
+
+/// The lock of one port, if no other process holds it.
+fn lock_port(dir: &Path, port: u16) -> Option<fd_lock::RwLock<File>> {
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(format!("{port}.lock")))
+        .ok()?;
+    let mut lock = fd_lock::RwLock::new(file);
+    let guard = lock.try_write().ok()?;
+    // Held until the lock file is closed, with the block.
+    std::mem::forget(guard);
+    Some(lock)
 }
 
 /// Where the machine's cms processes keep their port locks (per user: the lock files must be
@@ -203,4 +218,26 @@ pub fn run_setup(
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_blocks_of_different_sizes_never_share_a_port() {
+        let held: Vec<PortBlock> = [3, 5, 1, 4, 2]
+            .into_iter()
+            .filter_map(reserve_ports)
+            .collect();
+        assert_eq!(held.len(), 5);
+        let mut ports: Vec<u16> = held
+            .iter()
+            .flat_map(|b| b.first..b.first + b.size)
+            .collect();
+        let all = ports.len();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), all, "a port was handed out twice");
+    }
 }

@@ -51,15 +51,8 @@ pub async fn run(
     };
     // Ports of its own for as long as this session runs (released when `ports` is dropped).
     let ports = super::prepare::reserve_ports(config.worktree.ports);
-    let port_env: Vec<(&'static str, String)> = ports
-        .iter()
-        .flat_map(|block| {
-            [
-                ("CMS_PORT", block.first.to_string()),
-                ("CMS_PORTS", block.size.to_string()),
-            ]
-        })
-        .collect();
+    let port_env: Vec<(&'static str, String)> =
+        ports.iter().flat_map(|block| block.env()).collect();
     if resumed_from.is_none() && !config.worktree.setup.is_empty() {
         let clock = Instant::now();
         let mut env = vec![
