@@ -142,9 +142,16 @@ impl TurnOutcome {
 
 /// Runs one message through a new claude process. Every event goes to `on_event` after the
 /// ledger has seen it, so observers read up-to-date totals.
+///
+/// `before_message` runs once claude is started and before it has its message: claude does
+/// nothing until then, so work that must precede anything the agent does (the state a session
+/// is checked against) overlaps claude's own start-up. When it returns false claude is killed
+/// unstarted.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_turn(
     spec: Spawn<'_>,
     message: &str,
+    before_message: impl FnOnce() -> bool,
     ledger: &mut Ledger,
     logs: Logs,
     mut watch: Watch<'_>,
@@ -168,8 +175,19 @@ pub async fn run_turn(
     } = logs;
     let stderr_task = tokio::spawn(drain_stderr(stderr, stderr_log));
 
-    ledger.start_process();
     let mut outcome = TurnOutcome::default();
+    if !before_message() {
+        drop(stdin);
+        claude.kill_tree();
+        outcome.killed = true;
+        let status = claude.child.wait().await.map_err(SessionError::Wait)?;
+        claude.sweep();
+        outcome.exit_code = status.code();
+        outcome.signal = std::os::unix::process::ExitStatusExt::signal(&status);
+        outcome.stderr_tail = stderr_task.await.unwrap_or_default();
+        return Ok(outcome);
+    }
+    ledger.start_process();
     send_line(&mut stdin, &user_message_line(message)).await;
 
     let mut reader = BufReader::new(stdout);

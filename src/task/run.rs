@@ -112,14 +112,6 @@ pub async fn run(
             return Err(err);
         }
     }
-    // What the session must leave alone, as it was before the session.
-    let watched = match Watched::capture(ws, &record) {
-        Ok(watched) => watched,
-        Err(err) => {
-            abandon(ws, &record);
-            return Err(err);
-        }
-    };
     let spec = Spawn {
         bin: &claude,
         args,
@@ -149,9 +141,18 @@ pub async fn run(
     // The live turn and cost go into the record as they change (at most once a second for
     // cost alone), so `cms list` and `cms show` follow a running task from anywhere.
     let mut shown = (record.turns, record.cost_usd, Instant::now());
+    // What the session must leave alone, as it was before the session: taken while claude
+    // starts, before it has its message and so before it can act.
+    let mut watched: Option<Result<Watched, TaskError>> = None;
     let outcome = session::run_turn(
         spec,
         &message,
+        || {
+            let captured = Watched::capture(ws, &record);
+            let ok = captured.is_ok();
+            watched = Some(captured);
+            ok
+        },
         &mut ledger,
         session::Logs {
             stdout: transcript,
@@ -199,6 +200,14 @@ pub async fn run(
             abandon(ws, &record);
             return Err(err.into());
         }
+    };
+    let watched = match watched {
+        Some(Ok(watched)) => watched,
+        Some(Err(err)) => {
+            abandon(ws, &record);
+            return Err(err);
+        }
+        None => unreachable!("claude started, so the state before the session was taken"),
     };
     if !outcome.started {
         abandon(ws, &record);
