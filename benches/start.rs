@@ -4,8 +4,9 @@
 //! supervised task, and 32 tasks at once. Each comparison runs both sides on the same
 //! generated repository in one run.
 //!
-//! `cargo bench --features test-fakes --bench start [-- FILES]` (default 100,000 files; the
-//! fake claude stands in for Claude Code, so no network and no cost).
+//! `cargo bench --features test-fakes --bench start [-- FILES] [SECTION]...` (default 100,000
+//! files, every section: start, diff, list, memory, parallel; the fake claude stands in for
+//! Claude Code, so no network and no cost).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -88,6 +89,9 @@ fn median(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
     samples[runs / 2]
 }
 
+/// The parts of the bench, in the order they run.
+const SECTIONS: [&str; 5] = ["start", "diff", "list", "memory", "parallel"];
+
 fn timed(f: impl FnOnce()) -> Duration {
     let start = Instant::now();
     f();
@@ -147,217 +151,274 @@ fn children(pid: u32) -> Vec<u32> {
 }
 
 fn main() {
-    let files: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(100_000);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let files: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(100_000);
+    // Sections named on the command line run alone (`-- diff list`); none named, all run.
+    let named: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| SECTIONS.contains(a))
+        .collect();
+    let want = |section: &str| named.is_empty() || named.contains(&section);
     let tmp = tempfile::tempdir().unwrap();
     let bench = Bench::new(tmp.path());
     let runs = 5;
-    let big = bench.repo("big", files);
+    let big = if want("start") || want("diff") {
+        bench.repo("big", files)
+    } else {
+        PathBuf::new()
+    };
 
-    // Start: `git worktree add` against cms up to claude's start, cold and pooled.
-    let stamp = tmp.path().join("spawned");
-    let claude = tmp.path().join("claude-stamp");
-    std::fs::write(
-        &claude,
-        format!("#!/bin/sh\ndate +%s%N > {}\nexit 1\n", stamp.display()),
-    )
-    .unwrap();
-    let mut perms = std::fs::metadata(&claude).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    std::fs::set_permissions(&claude, perms).unwrap();
-    let plain = tmp.path().join("plain");
-    let add = median(runs, || {
-        let took = timed(|| {
+    if want("start") {
+        // Start: `git worktree add` against cms up to claude's start, cold and pooled.
+        let stamp = tmp.path().join("spawned");
+        let claude = tmp.path().join("claude-stamp");
+        std::fs::write(
+            &claude,
+            format!("#!/bin/sh\ndate +%s%N > {}\nexit 1\n", stamp.display()),
+        )
+        .unwrap();
+        let mut perms = std::fs::metadata(&claude).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&claude, perms).unwrap();
+        let plain = tmp.path().join("plain");
+        let add = median(runs, || {
+            let took = timed(|| {
+                bench.git(
+                    &big,
+                    &[
+                        "worktree",
+                        "add",
+                        "-q",
+                        "-b",
+                        "plain",
+                        plain.to_str().unwrap(),
+                    ],
+                );
+            });
             bench.git(
                 &big,
-                &[
-                    "worktree",
-                    "add",
-                    "-q",
-                    "-b",
-                    "plain",
-                    plain.to_str().unwrap(),
-                ],
+                &["worktree", "remove", "--force", plain.to_str().unwrap()],
             );
+            bench.git(&big, &["branch", "-q", "-D", "plain"]);
+            took
         });
-        bench.git(
-            &big,
-            &["worktree", "remove", "--force", plain.to_str().unwrap()],
-        );
-        bench.git(&big, &["branch", "-q", "-D", "plain"]);
-        took
-    });
-    let cold = median(runs, || until_claude_starts(&bench, &big, &stamp, &claude));
-    let pooled = median(runs, || {
-        bench.run(CMS, &big, &["pool", "warm", "1"]);
-        until_claude_starts(&bench, &big, &stamp, &claude)
-    });
-    bench.run(CMS, &big, &["pool", "drain"]);
-    println!("| {files} files, median of {runs} | ms |");
-    println!("| --- | ---: |");
-    println!("| `git worktree add` | {:.0} |", ms(add));
-    row("`cms task` until claude starts, cold", cold, add);
-    row(
-        "`cms task` until claude starts, from the warm pool",
-        pooled,
-        add,
-    );
-
-    // A task's change: cms's diff and check against git's status and diff.
-    let script = tmp.path().join("edit-20.json");
-    std::fs::write(
-        &script,
-        r#"{"turns":[{"steps":[{"bash":"for i in $(seq 0 19); do echo changed >> src/m$i/f$i.txt; done"}]}]}"#,
-    )
-    .unwrap();
-    let out = bench
-        .command(CMS, &big, &["task", "edit", "-n", "edit", "--json"])
-        .env("FAKE_CLAUDE_SCRIPT", &script)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let task: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let worktree = PathBuf::from(task["worktree"].as_str().unwrap());
-    let git_side = median(runs, || {
-        timed(|| {
-            bench.git(&worktree, &["status", "--porcelain"]);
-            bench.git(&big, &["diff", "--name-status", "main...cms/edit"]);
-        })
-    });
-    let cms_side = median(runs, || {
-        timed(|| {
-            bench.run(CMS, &big, &["diff", "edit", "--stat"]);
-            bench.run(CMS, &big, &["check", "--task", "edit"]);
-        })
-    });
-    println!();
-    println!("| a task that changed 20 files, median of {runs} | ms |");
-    println!("| --- | ---: |");
-    println!(
-        "| `git status --porcelain` + `git diff --name-status` | {:.0} |",
-        ms(git_side)
-    );
-    row("`cms diff --stat` + `cms check --task`", cms_side, git_side);
-
-    // Many tasks: `cms list` with 200 against `git worktree list`.
-    let small = bench.repo("small", 500);
-    for i in 0..200 {
-        bench.run(
-            CMS,
-            &small,
-            &["task", "x", "-n", &format!("t{i}"), "--sandbox", "off"],
+        let cold = median(runs, || until_claude_starts(&bench, &big, &stamp, &claude));
+        let pooled = median(runs, || {
+            bench.run(CMS, &big, &["pool", "warm", "1"]);
+            until_claude_starts(&bench, &big, &stamp, &claude)
+        });
+        bench.run(CMS, &big, &["pool", "drain"]);
+        println!("| {files} files, median of {runs} | ms |");
+        println!("| --- | ---: |");
+        println!("| `git worktree add` | {:.0} |", ms(add));
+        row("`cms task` until claude starts, cold", cold, add);
+        row(
+            "`cms task` until claude starts, from the warm pool",
+            pooled,
+            add,
         );
     }
-    let wt_list = median(9, || {
-        timed(|| drop(bench.git(&small, &["worktree", "list"])))
-    });
-    let cms_list = median(9, || timed(|| drop(bench.run(CMS, &small, &["list"]))));
-    println!();
-    println!("| 200 tasks, median of 9 | ms |");
-    println!("| --- | ---: |");
-    println!("| `git worktree list` | {:.0} |", ms(wt_list));
-    row("`cms list`", cms_list, wt_list);
 
-    // The memory of a supervised task: its supervisor and keeper, claude not counted.
-    let gate = tmp.path().join("gate");
-    let gated = tmp.path().join("gated.json");
-    std::fs::write(
-        &gated,
-        format!(
-            r#"{{"turns":[{{"steps":[{{"bash":"until [ -e {} ]; do sleep 0.05; done"}}]}}]}}"#,
-            gate.display()
-        ),
-    )
-    .unwrap();
-    let mem = bench.repo("mem", 500);
-    bench
-        .command(
-            CMS,
-            &mem,
-            &["task", "-d", "x", "-n", "held", "--sandbox", "off"],
+    if want("diff") {
+        // A task's change: cms's diff and check against git's status and diff.
+        let script = tmp.path().join("edit-20.json");
+        std::fs::write(
+            &script,
+            r#"{"turns":[{"steps":[{"bash":"for i in $(seq 0 19); do echo changed >> src/m$i/f$i.txt; done"}]}]}"#,
         )
-        .env("FAKE_CLAUDE_SCRIPT", &gated)
-        .output()
         .unwrap();
-    let record = mem.join(".git/cms/tasks/held.json");
-    let start = Instant::now();
-    let supervisor = loop {
-        let text = std::fs::read_to_string(&record).unwrap_or_default();
-        let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        if !value["session_id"].is_null() {
-            break value["supervisor"]["pid"].as_u64().unwrap() as u32;
-        }
+        let out = bench
+            .command(CMS, &big, &["task", "edit", "-n", "edit", "--json"])
+            .env("FAKE_CLAUDE_SCRIPT", &script)
+            .output()
+            .unwrap();
         assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the task never started"
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
         );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let keeper: u64 = children(supervisor).into_iter().map(rss_kib).sum();
-    let resident = rss_kib(supervisor) + keeper;
-    std::fs::write(&gate, "").unwrap();
-    bench.run(CMS, &mem, &["wait", "held"]);
-    println!();
-    println!(
-        "Resident memory of one supervised task (supervisor and keeper): {:.1} MB",
-        resident as f64 / 1024.0
-    );
+        let task: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let worktree = PathBuf::from(task["worktree"].as_str().unwrap());
+        let git_side = median(runs, || {
+            timed(|| {
+                bench.git(&worktree, &["status", "--porcelain"]);
+                bench.git(&big, &["diff", "--name-status", "main...cms/edit"]);
+            })
+        });
+        // `cms diff` checks the protected paths as it shows the change, in one process.
+        let cms_side = median(runs, || {
+            timed(|| drop(bench.run(CMS, &big, &["diff", "edit", "--stat"])))
+        });
+        let two_commands = median(runs, || {
+            timed(|| {
+                bench.run(CMS, &big, &["diff", "edit", "--stat"]);
+                bench.run(CMS, &big, &["check", "--task", "edit"]);
+            })
+        });
+        // The same with the 20 changes left uncommitted in the worktree: the slow, exact snapshot.
+        for i in 0..20 {
+            let file = worktree.join(format!("src/m{i}/f{i}.txt"));
+            let mut text = std::fs::read_to_string(&file).unwrap();
+            text.push_str("uncommitted\n");
+            std::fs::write(&file, text).unwrap();
+        }
+        let git_dirty = median(runs, || {
+            timed(|| {
+                bench.git(&worktree, &["status", "--porcelain"]);
+                bench.git(&big, &["diff", "--name-status", "main...cms/edit"]);
+            })
+        });
+        let cms_dirty = median(runs, || {
+            timed(|| drop(bench.run(CMS, &big, &["diff", "edit", "--stat"])))
+        });
+        println!();
+        println!("| a task that changed 20 files, median of {runs} | ms |");
+        println!("| --- | ---: |");
+        println!(
+            "| `git status --porcelain` + `git diff --name-status` | {:.0} |",
+            ms(git_side)
+        );
+        row(
+            "`cms diff --stat` (the diff and the protected-path check)",
+            cms_side,
+            git_side,
+        );
+        row(
+            "`cms diff --stat` + `cms check --task` (two commands)",
+            two_commands,
+            git_side,
+        );
+        println!(
+            "| with the 20 changes uncommitted: `git status --porcelain` + `git diff --name-status` | {:.0} |",
+            ms(git_dirty)
+        );
+        row(
+            "with the 20 changes uncommitted: `cms diff --stat`",
+            cms_dirty,
+            git_dirty,
+        );
+    }
 
-    // 32 tasks at once, each with a whole transcript.
-    let many = bench.repo("many", 500);
-    let prompts = tmp.path().join("prompts.txt");
-    std::fs::write(
-        &prompts,
-        (0..32)
-            .map(|i| format!("task number {i}\n"))
-            .collect::<String>(),
-    )
-    .unwrap();
-    let busy = tmp.path().join("busy.json");
-    std::fs::write(
-        &busy,
-        r#"{"turns":[{"steps":[{"text":"working"},{"bash":"echo $CMS_TASK > who.txt"},{"sleep_ms":200}]}]}"#,
-    )
-    .unwrap();
-    let mut outcome = None;
-    let wall = timed(|| {
-        outcome = Some(
-            bench
-                .command(
-                    CMS,
-                    &many,
-                    &[
-                        "task",
-                        "--each",
-                        prompts.to_str().unwrap(),
-                        "--jobs",
-                        "32",
-                        "--json",
-                        "--sandbox",
-                        "off",
-                    ],
-                )
-                .env("FAKE_CLAUDE_SCRIPT", &busy)
-                .output()
-                .unwrap(),
+    if want("list") {
+        // Many tasks: `cms list` with 200 against `git worktree list`.
+        let small = bench.repo("small", 500);
+        for i in 0..200 {
+            bench.run(
+                CMS,
+                &small,
+                &["task", "x", "-n", &format!("t{i}"), "--sandbox", "off"],
+            );
+        }
+        let wt_list = median(9, || {
+            timed(|| drop(bench.git(&small, &["worktree", "list"])))
+        });
+        let cms_list = median(9, || timed(|| drop(bench.run(CMS, &small, &["list"]))));
+        println!();
+        println!("| 200 tasks, median of 9 | ms |");
+        println!("| --- | ---: |");
+        println!("| `git worktree list` | {:.0} |", ms(wt_list));
+        row("`cms list`", cms_list, wt_list);
+    }
+
+    if want("memory") {
+        // The memory of a supervised task: its supervisor and keeper, claude not counted.
+        let gate = tmp.path().join("gate");
+        let gated = tmp.path().join("gated.json");
+        std::fs::write(
+            &gated,
+            format!(
+                r#"{{"turns":[{{"steps":[{{"bash":"until [ -e {} ]; do sleep 0.05; done"}}]}}]}}"#,
+                gate.display()
+            ),
+        )
+        .unwrap();
+        let mem = bench.repo("mem", 500);
+        bench
+            .command(
+                CMS,
+                &mem,
+                &["task", "-d", "x", "-n", "held", "--sandbox", "off"],
+            )
+            .env("FAKE_CLAUDE_SCRIPT", &gated)
+            .output()
+            .unwrap();
+        let record = mem.join(".git/cms/tasks/held.json");
+        let start = Instant::now();
+        let supervisor = loop {
+            let text = std::fs::read_to_string(&record).unwrap_or_default();
+            let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            if !value["session_id"].is_null() {
+                break value["supervisor"]["pid"].as_u64().unwrap() as u32;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the task never started"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let keeper: u64 = children(supervisor).into_iter().map(rss_kib).sum();
+        let resident = rss_kib(supervisor) + keeper;
+        std::fs::write(&gate, "").unwrap();
+        bench.run(CMS, &mem, &["wait", "held"]);
+        println!();
+        println!(
+            "Resident memory of one supervised task (supervisor and keeper): {:.1} MB",
+            resident as f64 / 1024.0
         );
-    });
-    let out = outcome.unwrap();
-    let tasks: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let completed = tasks
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["status"] == "completed")
-        .count();
-    println!(
-        "32 tasks at once (--jobs 32, fake claude): {completed} of 32 completed in {:.1} s",
-        wall.as_secs_f64()
-    );
+    }
+
+    if want("parallel") {
+        // 32 tasks at once, each with a whole transcript.
+        let many = bench.repo("many", 500);
+        let prompts = tmp.path().join("prompts.txt");
+        std::fs::write(
+            &prompts,
+            (0..32)
+                .map(|i| format!("task number {i}\n"))
+                .collect::<String>(),
+        )
+        .unwrap();
+        let busy = tmp.path().join("busy.json");
+        std::fs::write(
+            &busy,
+            r#"{"turns":[{"steps":[{"text":"working"},{"bash":"echo $CMS_TASK > who.txt"},{"sleep_ms":200}]}]}"#,
+        )
+        .unwrap();
+        let mut outcome = None;
+        let wall = timed(|| {
+            outcome = Some(
+                bench
+                    .command(
+                        CMS,
+                        &many,
+                        &[
+                            "task",
+                            "--each",
+                            prompts.to_str().unwrap(),
+                            "--jobs",
+                            "32",
+                            "--json",
+                            "--sandbox",
+                            "off",
+                        ],
+                    )
+                    .env("FAKE_CLAUDE_SCRIPT", &busy)
+                    .output()
+                    .unwrap(),
+            );
+        });
+        let out = outcome.unwrap();
+        let tasks: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let completed = tasks
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["status"] == "completed")
+            .count();
+        println!(
+            "32 tasks at once (--jobs 32, fake claude): {completed} of 32 completed in {:.1} s",
+            wall.as_secs_f64()
+        );
+    }
 }
