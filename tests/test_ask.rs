@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::common::terminal::Terminal;
 use crate::common::{Background, TestEnv, wait_bounded};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -21,35 +22,12 @@ fn show(env: &TestEnv, name: &str) -> Value {
     run.json()
 }
 
-/// Polls `show` until the task is in `status`.
-#[track_caller]
-fn until_status(env: &TestEnv, name: &str, status: &str) -> Value {
-    let start = Instant::now();
-    loop {
-        // A task started in the background may not have its record yet.
-        let run = env.cms(&["show", name, "--json"]);
-        let task = if run.code == 0 {
-            run.json()
-        } else {
-            Value::Null
-        };
-        if task["status"] == status {
-            return task;
-        }
-        assert!(
-            start.elapsed() < LIMIT,
-            "task {name} never became {status}: {task:#}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn a_detached_task_waits_on_a_tool_it_may_not_use_until_cms_allow_answers() {
     let env = TestEnv::new();
     env.steps(json!([asks_bash("echo ok > ran.txt")]));
     env.cms(&["task", "-d", "x", "-n", "t"]).success();
-    let task = until_status(&env, "t", "waiting");
+    let task = env.until_status("t", "waiting");
     assert_eq!(task["pending"]["tool_name"], "Bash");
     assert_eq!(task["pending"]["input"]["command"], "echo ok > ran.txt");
     assert_eq!(task["can_continue"], false);
@@ -95,7 +73,7 @@ fn cms_deny_tells_the_agent_why_and_the_call_never_runs() {
     let env = TestEnv::new();
     env.steps(json!([asks_bash("echo no > no.txt")]));
     env.cms(&["task", "-d", "x", "-n", "t"]).success();
-    until_status(&env, "t", "waiting");
+    env.until_status("t", "waiting");
     let denied = env.cms(&["deny", "t", "use the script instead"]);
     denied.success();
     assert!(
@@ -129,7 +107,7 @@ fn allow_always_answers_the_later_prompts_for_that_tool_and_follow_ups_keep_it()
         {"steps": [asks_bash("echo 3 > three.txt")]},
     ]}));
     env.cms(&["task", "-d", "x", "-n", "t"]).success();
-    until_status(&env, "t", "waiting");
+    env.until_status("t", "waiting");
     env.cms(&["allow", "t", "--always"]).success();
     env.cms_bounded(&["wait", "t"], LIMIT).success();
     let task = show(&env, "t");
@@ -156,7 +134,7 @@ fn a_foreground_task_with_ask_is_answered_from_another_process() {
     let env = TestEnv::new();
     env.steps(json!([asks_bash("echo ok > ran.txt")]));
     let task = env.spawn_cms(&["task", "--ask", "x", "-n", "fg", "--json"]);
-    until_status(&env, "fg", "waiting");
+    env.until_status("fg", "waiting");
     env.cms(&["allow", "fg"]).success();
     let run = wait_bounded(task, LIMIT);
     run.success();
@@ -194,9 +172,9 @@ fn the_time_limit_ends_a_task_that_waits_for_an_answer() {
     env.steps(json!([asks_bash("echo late > late.txt")]));
     env.cms(&["task", "-d", "x", "-n", "t", "--max-duration", "2s"])
         .success();
-    until_status(&env, "t", "waiting");
+    env.until_status("t", "waiting");
     // `wait` returns on the wait itself; the time limit then ends it.
-    let task = until_status(&env, "t", "duration_exceeded");
+    let task = env.until_status("t", "duration_exceeded");
     assert_eq!(task["pending"], Value::Null);
     assert!(!env.git_ok(&["cat-file", "-e", "cms/t:late.txt"]));
 }
@@ -206,7 +184,7 @@ fn abort_ends_a_waiting_task_without_running_the_call() {
     let env = TestEnv::new();
     env.steps(json!([asks_bash("echo no > no.txt")]));
     env.cms(&["task", "-d", "x", "-n", "t"]).success();
-    until_status(&env, "t", "waiting");
+    env.until_status("t", "waiting");
     env.cms_bounded(&["abort", "t"], LIMIT).success();
     let task = show(&env, "t");
     assert_eq!(task["status"], "aborted");
@@ -236,7 +214,7 @@ fn logs_follow_shows_the_prompt_and_follows_the_task_past_its_answer() {
     let env = TestEnv::new();
     env.steps(json!([asks_bash("echo ok > ran.txt"), {"text": "all done"}]));
     env.cms(&["task", "-d", "x", "-n", "t"]).success();
-    until_status(&env, "t", "waiting");
+    env.until_status("t", "waiting");
     let follow = env.spawn_cms(&["logs", "-f", "t"]);
     env.cms(&["allow", "t"]).success();
     let run = wait_bounded(follow, LIMIT);
@@ -327,81 +305,6 @@ fn allow_and_deny_refuse_a_task_that_is_not_waiting_and_change_nothing() {
     env.cms(&["allow", "../x"]).code(2);
 }
 
-/// A terminal for one test: a tmux server of its own, started with the test's environment.
-struct Terminal<'a> {
-    env: &'a TestEnv,
-    socket: std::path::PathBuf,
-}
-
-impl<'a> Terminal<'a> {
-    /// Runs `command` (a shell command line) in a new tmux session, or `None` without tmux.
-    fn open(env: &'a TestEnv, command: &str) -> Option<Terminal<'a>> {
-        if std::process::Command::new("tmux")
-            .arg("-V")
-            .output()
-            .is_err()
-        {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "tmux is missing in CI; .ci/run installs it"
-            );
-            eprintln!("SKIPPED: tmux is not installed (.ci/run installs it)");
-            return None;
-        }
-        let term = Terminal {
-            env,
-            socket: env.root.join("tmux.sock"),
-        };
-        term.tmux(&["new-session", "-d", "-x", "200", "-y", "50", command]);
-        Some(term)
-    }
-
-    fn tmux(&self, args: &[&str]) -> String {
-        let mut all = vec!["-S", self.socket.to_str().unwrap()];
-        all.extend(args);
-        let out = self
-            .env
-            .command(std::path::Path::new("tmux"), &self.env.repo, &all)
-            .env("TERM", "xterm-256color")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "tmux {args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Waits until the screen shows `text` `times` times, and returns the screen.
-    #[track_caller]
-    fn until_shown(&self, text: &str, times: usize) -> String {
-        let start = Instant::now();
-        loop {
-            let screen = self.tmux(&["capture-pane", "-p", "-J"]);
-            if screen.matches(text).count() >= times {
-                return screen;
-            }
-            assert!(start.elapsed() < LIMIT, "{text:?} never shown:\n{screen}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn type_line(&self, line: &str) {
-        self.tmux(&["send-keys", "-l", line]);
-        self.tmux(&["send-keys", "Enter"]);
-    }
-}
-
-impl Drop for Terminal<'_> {
-    fn drop(&mut self) {
-        let _ = self
-            .env
-            .command(
-                std::path::Path::new("tmux"),
-                &self.env.repo,
-                &["-S", self.socket.to_str().unwrap(), "kill-server"],
-            )
-            .output();
-    }
-}
-
 #[test]
 fn a_foreground_task_at_a_terminal_asks_inline_and_takes_the_answer_typed_there() {
     let env = TestEnv::new();
@@ -410,32 +313,22 @@ fn a_foreground_task_at_a_terminal_asks_inline_and_takes_the_answer_typed_there(
         asks_bash("echo 2 > two.txt"),
         asks_bash("echo 3 > three.txt"),
     ]}]}));
-    let exit = env.root.join("exit");
     // Asked by default: stdin and stderr are the terminal.
-    let command = format!(
-        "{} task x -n tty; echo $? > {}; sleep 60",
-        crate::common::CMS,
-        exit.display()
-    );
-    let Some(term) = Terminal::open(&env, &command) else {
+    let Some(term) = Terminal::run(&env, "ask_inline", &["task", "x", "-n", "tty"]) else {
         return;
     };
     let prompt = "allow it? [y]es, [n]o [why], [a]lways Bash";
-    term.until_shown(prompt, 1);
+    term.wait_for(prompt);
     assert_eq!(show(&env, "tty")["status"], "waiting");
     term.type_line("y");
     // Each answer goes to the prompt on screen, so the next is typed once it shows.
-    let screen = term.until_shown(prompt, 2);
+    let screen = term.wait_for_times(prompt, 2);
     assert!(screen.contains("? Bash: echo 2 > two.txt"), "{screen}");
     term.type_line("n not that one");
-    term.until_shown(prompt, 3);
+    term.wait_for_times(prompt, 3);
     term.type_line("a");
-    let start = Instant::now();
-    while !exit.exists() {
-        assert!(start.elapsed() < LIMIT, "cms task never ended");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(std::fs::read_to_string(&exit).unwrap().trim(), "0");
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 0, "{screen}");
     let task = show(&env, "tty");
     assert_eq!(task["status"], "completed");
     assert_eq!(env.git(&["show", "cms/tty:one.txt"]), "1");
@@ -458,7 +351,7 @@ mod real {
 
     use serde_json::json;
 
-    use super::{LIMIT, show, until_status};
+    use super::{LIMIT, show};
     use crate::common::fake_api::{FakeApi, Reply};
     use crate::test_real_claude::{real_claude, real_env, tool_results};
 
@@ -490,7 +383,7 @@ mod real {
         ) else {
             return;
         };
-        let task = until_status(&env, "t", "waiting");
+        let task = env.until_status("t", "waiting");
         assert_eq!(task["pending"]["tool_name"], "Bash");
         assert_eq!(task["pending"]["input"]["command"], "echo ok > ran.txt");
         env.cms(&["allow", "t"]).success();
@@ -509,7 +402,7 @@ mod real {
         ) else {
             return;
         };
-        until_status(&env, "t", "waiting");
+        env.until_status("t", "waiting");
         env.cms(&["deny", "t", "not this way"]).success();
         env.cms_bounded(&["wait", "t"], LIMIT).success();
         let task = show(&env, "t");
@@ -530,7 +423,7 @@ mod real {
         ) else {
             return;
         };
-        until_status(&env, "t", "waiting");
+        env.until_status("t", "waiting");
         env.cms_bounded(&["abort", "t"], LIMIT).success();
         let task = show(&env, "t");
         assert_eq!(task["status"], "aborted", "{task:#}");

@@ -2,6 +2,7 @@
 //! run `cms` and `git` in them with a scrubbed environment.
 
 pub mod fake_api;
+pub mod terminal;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -322,6 +323,29 @@ impl TestEnv {
                 (path.to_owned(), content)
             })
             .collect()
+    }
+
+    /// Polls `show` until the task is in `status` (a minute at most), and returns its JSON.
+    #[track_caller]
+    pub fn until_status(&self, name: &str, status: &str) -> Value {
+        let start = Instant::now();
+        loop {
+            // A task started in the background may not have its record yet.
+            let run = self.cms(&["show", name, "--json"]);
+            let task = if run.code == 0 {
+                run.json()
+            } else {
+                Value::Null
+            };
+            if task["status"] == status {
+                return task;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "task {name} never became {status}: {task:#}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Runs a task expected to succeed and returns its JSON.
