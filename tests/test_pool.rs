@@ -80,6 +80,28 @@ fn a_task_takes_a_pooled_worktree_at_its_base_and_the_pool_refills() {
 }
 
 #[test]
+fn a_task_takes_a_worktree_warmed_at_its_base_as_it_is_on_its_own_branch() {
+    let env = TestEnv::new();
+    env.cms(&["pool", "warm", "1"]).success();
+    let warmed = pool(&env);
+    assert_eq!(
+        warmed[0]["commit"],
+        env.git(&["rev-parse", "HEAD"]).as_str()
+    );
+    env.steps(json!([{"bash": "git symbolic-ref HEAD > branch.txt; git status --porcelain --untracked-files=no > tracked.txt"}]));
+    let task = env.task_ok(&["x", "-n", "t"]);
+    assert_eq!(task["status"], "completed", "{task:#}");
+    assert!(!std::path::Path::new(warmed[0]["path"].as_str().unwrap()).exists());
+    assert_eq!(env.git(&["show", "cms/t:branch.txt"]), "refs/heads/cms/t");
+    assert_eq!(env.git(&["show", "cms/t:tracked.txt"]), "");
+    assert_eq!(
+        env.git(&["rev-parse", "cms/t^"]),
+        env.git(&["rev-parse", "main"])
+    );
+    assert!(pool(&env).is_empty());
+}
+
+#[test]
 fn pool_warm_without_a_size_says_how_to_give_one() {
     let env = TestEnv::new();
     env.cms(&["pool", "warm"])

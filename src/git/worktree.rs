@@ -205,19 +205,29 @@ pub fn relocate(admin_dir: &Path, from: &Path, to: &Path, reason: &str) -> Resul
     run(lock).map(drop)
 }
 
-/// In a worktree with a clean checkout: makes `branch` at `commit` and checks it out, which
-/// rewrites only the files that differ between the current commit and `commit`.
-pub fn switch_to_new_branch(worktree: &Path, branch: &str, commit: Oid) -> Result<(), GitError> {
+/// In a worktree with a clean checkout at `current`: makes `branch` at `commit` and checks it
+/// out, which rewrites only the files that differ between the two commits.
+pub fn switch_to_new_branch(
+    worktree: &Path,
+    branch: &str,
+    current: Option<Oid>,
+    commit: Oid,
+) -> Result<(), GitError> {
     let mut cmd = git(worktree);
     cmd.args([
         "-c",
         "core.hooksPath=/dev/null",
-        "checkout",
+        "switch",
         "--quiet",
-        "-b",
+        "-c",
         branch,
-    ])
-    .arg(commit.to_string());
+    ]);
+    // Without a start point git only names the branch and moves HEAD; with one, even the
+    // commit HEAD is already at, it compares the whole checkout (a fifth of a second at
+    // 100,000 files).
+    if current != Some(commit) {
+        cmd.arg(commit.to_string());
+    }
     run(cmd).map(drop)
 }
 

@@ -107,7 +107,11 @@ pub fn take(
     };
     let common = &ws.repo.common_dir;
     git::worktree::relocate(common, &pooled.path, worktree, reason)?;
-    if let Err(err) = git::worktree::switch_to_new_branch(worktree, branch, base) {
+    let current = pooled
+        .commit
+        .as_deref()
+        .and_then(|c| git::Oid::from_str(c).ok());
+    if let Err(err) = git::worktree::switch_to_new_branch(worktree, branch, current, base) {
         // Not a task's yet: give it back to nobody rather than leave a half-made task.
         let _ = git::worktree::remove(common, worktree);
         return Err(err.into());
