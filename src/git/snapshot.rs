@@ -202,33 +202,64 @@ pub struct TreeChange {
 pub const MODE_SYMLINK: u32 = 0o120000;
 pub const MODE_SUBMODULE: u32 = 0o160000;
 
-/// Every entry that differs between two trees (or commits).
+/// Every entry that differs between two trees (or commits), renames detected.
+///
+/// git's own `diff-tree` rather than libgit2's tree diff: git skips the subtrees both sides
+/// share, so the cost follows the change, where libgit2 took 70 ms on a 100,000-file tree
+/// whatever the change.
 pub fn tree_changes(repo: &Repo, from: Oid, to: Oid) -> Result<Vec<TreeChange>, GitError> {
-    let diff = diff_trees(repo, from, to)?;
-    let raw = repo.raw();
-    let mut changes = Vec::with_capacity(diff.deltas().len());
-    for delta in diff.deltas() {
-        let side = |f: git2::DiffFile<'_>| {
-            let exists = f.mode() != git2::FileMode::Unreadable && !f.id().is_zero();
-            let path = f.path().map(|p| p.to_string_lossy().into_owned());
-            (
-                exists.then_some(path).flatten(),
-                if exists { u32::from(f.mode()) } else { 0 },
-                f.id(),
-            )
+    let (from, to) = (repo.tree_of(from)?, repo.tree_of(to)?);
+    let mut cmd = git(&repo.common_dir);
+    cmd.args(["diff-tree", "-r", "-z", "--raw", "-M", "--no-abbrev"])
+        .arg(from.to_string())
+        .arg(to.to_string());
+    let out = run(cmd)?;
+    let mut fields = out.split(|b| *b == 0);
+    let mut changes = Vec::new();
+    while let Some(head) = fields.next() {
+        if head.is_empty() {
+            continue;
+        }
+        let bad = || GitError::Command {
+            args: "diff-tree -r -z --raw -M".to_owned(),
+            stderr: format!("unexpected output '{}'", String::from_utf8_lossy(head)),
         };
-        let (old_path, old_mode, _) = side(delta.old_file());
-        let (new_path, new_mode, new_id) = side(delta.new_file());
+        // `:<old mode> <new mode> <old id> <new id> <status>`, then one path, or two for a
+        // rename or a copy.
+        let head = std::str::from_utf8(head).map_err(|_| bad())?;
+        let words: Vec<&str> = head.trim_start_matches(':').split(' ').collect();
+        let [old_mode, new_mode, _, new_id, status] = words[..] else {
+            return Err(bad());
+        };
+        let mode = |m: &str| u32::from_str_radix(m, 8).map_err(|_| bad());
+        let (old_mode, new_mode) = (mode(old_mode)?, mode(new_mode)?);
+        let mut path = || {
+            fields
+                .next()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .ok_or_else(bad)
+        };
+        let first = path()?;
+        let (status, old_path, new_path) = match status.as_bytes().first() {
+            Some(b'A') => ("added", None, Some(first)),
+            Some(b'D') => ("deleted", Some(first), None),
+            Some(b'T') => ("type_changed", Some(first.clone()), Some(first)),
+            Some(b'R') => ("renamed", Some(first), Some(path()?)),
+            Some(b'C') => ("copied", Some(first), Some(path()?)),
+            _ => ("modified", Some(first.clone()), Some(first)),
+        };
         let link_target = if new_mode == MODE_SYMLINK {
-            let blob = raw
-                .find_blob(new_id)
+            let id = Oid::from_str(new_id).map_err(|_| bad())?;
+            let blob = repo
+                .raw()
+                .find_blob(id)
                 .map_err(GitError::libgit2("read a symlink's target"))?;
             Some(String::from_utf8_lossy(blob.content()).into_owned())
         } else {
             None
         };
         changes.push(TreeChange {
-            status: delta_status(delta.status()),
+            status,
             old_path,
             new_path,
             old_mode,
