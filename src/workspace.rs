@@ -116,8 +116,17 @@ impl Workspace {
         }
         let session = record.session_id.clone().unwrap_or_default();
         let message = "cms: the work of an interrupted session";
-        if commit_task_work(record, &session, message).is_ok() {
-            let _ = self.record_branch_tip(record);
+        match commit_task_work(record, &session, message) {
+            Ok(_) => {
+                let _ = self.record_branch_tip(record);
+            }
+            // Said where the user looks: the work is still there, uncommitted.
+            Err(err) => {
+                let error = record.error.take().unwrap_or_default();
+                record.error = Some(format!(
+                    "{error}; what it left uncommitted stays in its worktree ({err})"
+                ));
+            }
         }
     }
 

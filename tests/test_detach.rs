@@ -230,6 +230,11 @@ mod real {
         }
         assert_eq!(status(&env, "orphan"), "interrupted");
         // What the session left uncommitted was committed by the command that noticed.
+        assert!(
+            env.git_ok(&["cat-file", "-e", "cms/orphan:one.txt"]),
+            "{:#}",
+            record(&env, "orphan")
+        );
         assert_eq!(env.git(&["show", "cms/orphan:one.txt"]), "one");
         let run = env.cms_bounded(&["continue", "orphan", "go on", "--json"], RUN_LIMIT);
         run.success();
