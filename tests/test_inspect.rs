@@ -98,6 +98,66 @@ fn diff_includes_uncommitted_and_untracked_work_in_the_worktree() {
 }
 
 #[test]
+fn diff_sees_every_kind_of_uncommitted_change_in_the_worktree() {
+    let env = TestEnv::new();
+    env.steps(json!([
+        {"write": {"path": "a.txt", "content": "a\n"}},
+        {"write": {"path": "b.txt", "content": "b\n"}},
+        {"write": {"path": "gone.txt", "content": "gone\n"}}
+    ]));
+    let task = env.task_ok(&["x", "-n", "kinds"]);
+    let worktree = std::path::PathBuf::from(task["worktree"].as_str().unwrap());
+    let write = |path: &str, text: &str| {
+        let path = worktree.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write("README.md", "changed\n");
+    write("staged.txt", "staged\n");
+    env.git_in(&worktree, &["add", "staged.txt"]);
+    write("staged.txt", "staged, then changed\n");
+    env.git_in(&worktree, &["mv", "b.txt", "moved.txt"]);
+    std::fs::remove_file(worktree.join("gone.txt")).unwrap();
+    write("new dir/x.txt", "x\n");
+    write("new dir/.gitignore", "*.log\n");
+    write("new dir/noise.log", "ignored\n");
+    let json = env.cms(&["diff", "kinds", "--json"]).json();
+    let mut files: Vec<(String, String)> = json["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_owned(),
+                f["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            ("README.md", "modified"),
+            ("a.txt", "added"),
+            ("moved.txt", "added"),
+            ("new dir/.gitignore", "added"),
+            ("new dir/x.txt", "added"),
+            ("staged.txt", "added"),
+        ]
+        .map(|(p, s)| (p.to_owned(), s.to_owned()))
+    );
+    assert!(
+        json["patch"]
+            .as_str()
+            .unwrap()
+            .contains("+staged, then changed")
+    );
+    // The agent's own index is as it left it.
+    let staged = env.git_in(&worktree, &["diff", "--cached", "--name-only"]);
+    assert_eq!(staged, "moved.txt\nstaged.txt");
+}
+
+#[test]
 fn the_users_status_settings_do_not_hide_uncommitted_work_from_diff_or_merge() {
     let env = TestEnv::new();
     env.git(&["config", "status.showUntrackedFiles", "no"]);

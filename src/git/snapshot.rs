@@ -90,12 +90,14 @@ pub fn has_identity(dir: &Path) -> bool {
 /// Writes the worktree's current state as a tree, without touching its index: tracked changes
 /// and untracked files, ignored files and the `leave_out` paths (a task's links) left out.
 pub fn snapshot_tree(repo: &Repo, worktree: &Path, leave_out: &[String]) -> Result<Oid, GitError> {
-    // Most worktrees cms looks at are clean (a session's end commits its work), and then the
-    // state is HEAD's tree: one read-only status says so, where staging a copy of the index and
-    // writing a tree costs two passes over the worktree and a copy of the index.
-    if let Some(head) = clean_head(worktree, leave_out)? {
-        return repo.tree_of(head);
-    }
+    // One read-only status says what differs. Most worktrees cms looks at are clean (a
+    // session's end commits its work), and then the state is HEAD's tree; otherwise only what
+    // it listed is staged, so the worktree is walked once, not twice.
+    let changed = match worktree_state(worktree, leave_out)? {
+        WorktreeState::Clean(head) => return repo.tree_of(head),
+        WorktreeState::Changed(paths) => Some(paths),
+        WorktreeState::Unknown => None,
+    };
     let index_path = run_text(
         worktree,
         ["rev-parse", "--path-format=absolute", "--git-path", "index"],
@@ -104,7 +106,7 @@ pub fn snapshot_tree(repo: &Repo, worktree: &Path, leave_out: &[String]) -> Resu
         .prefix("cms-snapshot-index")
         .tempfile()?;
     // Starting from the real index lets `git add` reuse its stat cache instead of hashing
-    // every file again.
+    // every file again, and holds what is staged there already.
     if Path::new(&index_path).exists() {
         std::fs::copy(&index_path, temp.path())?;
     } else {
@@ -118,7 +120,20 @@ pub fn snapshot_tree(repo: &Repo, worktree: &Path, leave_out: &[String]) -> Resu
             .args(args);
         run(cmd)
     };
-    with_index(&["add", "--all"])?;
+    let staged = match changed {
+        Some(paths) => {
+            let mut list = tempfile::NamedTempFile::new()?;
+            std::io::Write::write_all(&mut list, &paths.join(&0u8))?;
+            let from = format!("--pathspec-from-file={}", list.path().display());
+            with_index(&["add", "--all", "--pathspec-file-nul", &from])
+        }
+        None => with_index(&["add", "--all"]),
+    };
+    // A listed path git would not take (a conflict deleted on one side, say) gets the whole
+    // worktree staged instead: slower, never wrong.
+    if staged.is_err() {
+        with_index(&["add", "--all"])?;
+    }
     if !leave_out.is_empty() {
         let mut args = vec!["rm", "--cached", "-r", "-q", "--ignore-unmatch", "--"];
         args.extend(leave_out.iter().map(String::as_str));
@@ -129,10 +144,19 @@ pub fn snapshot_tree(repo: &Repo, worktree: &Path, leave_out: &[String]) -> Resu
     Oid::from_str(text.trim()).map_err(GitError::libgit2("read the snapshot tree id"))
 }
 
-/// The worktree's HEAD commit when nothing in it differs from that commit (untracked files
-/// among `leave_out` aside), else `None`. Anything unusual (a submodule's change, a conflict,
-/// no commit yet) counts as a difference, which only sends the caller the slow, exact way.
-fn clean_head(worktree: &Path, leave_out: &[String]) -> Result<Option<Oid>, GitError> {
+/// What a worktree's status says about it, for [`snapshot_tree`].
+enum WorktreeState {
+    /// Nothing differs from this HEAD commit (untracked `leave_out` paths aside).
+    Clean(Oid),
+    /// The paths whose worktree side differs from the index: changed, deleted, untracked
+    /// (folders whole), conflicted. What differs between HEAD and the index only is in the
+    /// index already.
+    Changed(Vec<Vec<u8>>),
+    /// No commit yet, or output not understood: stage everything.
+    Unknown,
+}
+
+fn worktree_state(worktree: &Path, leave_out: &[String]) -> Result<WorktreeState, GitError> {
     let mut cmd = git(worktree);
     // Read-only: a status that refreshed the index would take index.lock, which a running
     // agent's own `git add` could then find taken. The user's status.showUntrackedFiles and
@@ -147,21 +171,47 @@ fn clean_head(worktree: &Path, leave_out: &[String]) -> Result<Option<Oid>, GitE
     ]);
     let out = run(cmd)?;
     let mut head = None;
-    for entry in out.split(|b| *b == 0).filter(|e| !e.is_empty()) {
+    let mut differs = false;
+    let mut paths: Vec<Vec<u8>> = Vec::new();
+    let mut entries = out.split(|b| *b == 0).filter(|e| !e.is_empty());
+    while let Some(entry) = entries.next() {
         if let Some(oid) = entry.strip_prefix(b"# branch.oid ") {
             head = std::str::from_utf8(oid)
                 .ok()
                 .and_then(|oid| Oid::from_str(oid).ok());
             continue;
         }
-        let left_out = entry
-            .strip_prefix(b"? ")
-            .is_some_and(|path| leave_out.iter().any(|l| l.as_bytes() == path));
-        if !entry.starts_with(b"# ") && !left_out {
-            return Ok(None);
+        if entry.starts_with(b"# ") {
+            continue;
+        }
+        // The fields before the path: `1` has 8, `2` 9 (and its old path follows as an entry
+        // of its own), `u` 10, `?` 1.
+        let (fields, worktree_side) = match entry.first() {
+            Some(b'1') => (8, entry.get(3)),
+            Some(b'2') => {
+                entries.next();
+                (9, entry.get(3))
+            }
+            Some(b'u') => (10, Some(&b'U')),
+            Some(b'?') => (1, Some(&b'?')),
+            _ => return Ok(WorktreeState::Unknown),
+        };
+        let Some(path) = entry.splitn(fields + 1, |b| *b == b' ').nth(fields) else {
+            return Ok(WorktreeState::Unknown);
+        };
+        if entry[0] == b'?' && leave_out.iter().any(|l| l.as_bytes() == path) {
+            continue;
+        }
+        differs = true;
+        if worktree_side != Some(&b'.') {
+            paths.push(path.to_vec());
         }
     }
-    Ok(head)
+    Ok(match head {
+        None => WorktreeState::Unknown,
+        Some(head) if !differs => WorktreeState::Clean(head),
+        Some(_) => WorktreeState::Changed(paths),
+    })
 }
 
 /// The diff between two trees (or commits, or the empty tree), renames detected.
