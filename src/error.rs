@@ -300,7 +300,11 @@ impl Hinted for crate::task::TaskError {
                 "fix [safety] protected in .cms.toml or your user configuration".into()
             }
             E::NothingToCompare(_) => "it was discarded, so its changes are gone".into(),
-            E::StillRunning { .. } => "wait for it to end (Ctrl-C in its terminal stops it)".into(),
+            E::StillRunning { name, .. } => {
+                format!(
+                    "wait for it to end (`cms wait {name}`), or stop it with `cms abort {name}`"
+                )
+            }
             E::Closed { .. } => "`cms list --all` shows closed tasks".into(),
             E::NotRunning { .. } => {
                 "only running tasks can be aborted; `cms list` shows them".into()

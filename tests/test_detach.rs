@@ -82,7 +82,7 @@ fn a_killed_detached_supervisor_leaves_the_task_interrupted_and_continue_finishe
         libc::kill(pid as libc::pid_t, libc::SIGKILL);
     }
     let start = Instant::now();
-    while Path::new(&format!("/proc/{pid}")).exists() {
+    while !crate::common::process_ended(pid) {
         assert!(start.elapsed() < LIMIT, "the supervisor did not die");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -128,6 +128,16 @@ fn list_shows_a_running_tasks_live_turns_and_cost() {
     };
     assert_eq!(task["status"], "running");
     assert!(task["cost_usd"].as_f64().unwrap() > 0.0, "{task:#}");
+    // What a running task refuses says how to end it from here: it has no terminal.
+    let refused = env.cms(&["merge", "live"]);
+    refused.code(1).one_line_error_with_hint("is still running");
+    assert!(
+        refused.stderr.contains(
+            "hint: wait for it to end (`cms wait live`), or stop it with `cms abort live`"
+        ),
+        "{}",
+        refused.stderr
+    );
     std::fs::write(&gate, "").unwrap();
     env.cms(&["wait", "live"]).success();
     // The final figures are claude's own, and nothing was taken for tampering.
@@ -224,7 +234,7 @@ mod real {
         unsafe {
             libc::kill(pid as libc::pid_t, libc::SIGKILL);
         }
-        while Path::new(&format!("/proc/{pid}")).exists() {
+        while !crate::common::process_ended(pid) {
             assert!(start.elapsed() < LIMIT, "the supervisor did not die");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -309,7 +319,7 @@ fn a_killed_sandboxed_session_leaves_no_placeholder_in_the_work_cms_commits() {
     unsafe {
         libc::kill(pid as libc::pid_t, libc::SIGKILL);
     }
-    while Path::new(&format!("/proc/{pid}")).exists() {
+    while !crate::common::process_ended(pid) {
         assert!(start.elapsed() < LIMIT, "the supervisor did not die");
         std::thread::sleep(Duration::from_millis(20));
     }

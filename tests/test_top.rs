@@ -156,10 +156,7 @@ fn top_exits_when_its_terminal_goes_away() {
     let pid = std::fs::read_to_string(&pid).unwrap().trim().to_owned();
     term.close();
     let start = Instant::now();
-    // Gone, or a zombie nobody has reaped yet: either way it has ended.
-    while std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| !stat.rsplit(')').next().unwrap_or("").starts_with(" Z"))
-    {
+    while !crate::common::process_ended(pid.parse().unwrap()) {
         assert!(
             start.elapsed() < LIMIT,
             "cms top (pid {pid}) outlived its terminal"

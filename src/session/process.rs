@@ -275,7 +275,10 @@ pub fn signal_supervisor(supervisor: &Supervisor, signal: i32) -> bool {
 /// Whether a recorded supervisor is still running (and is the same process, not a reused pid).
 pub fn supervisor_alive(supervisor: &Supervisor) -> bool {
     match pids::stat(supervisor.pid) {
-        Some(stat) => supervisor.start_time == 0 || stat.start_time == supervisor.start_time,
+        // A zombie has ended: a killed detached supervisor waits there until PID 1 reaps it.
+        Some(stat) => {
+            !stat.zombie && (supervisor.start_time == 0 || stat.start_time == supervisor.start_time)
+        }
         // Where /proc is missing, fall back to asking the kernel whether the pid exists.
         None if !Path::new("/proc/self/stat").exists() => {
             // SAFETY: signal 0 only checks for existence.
@@ -288,6 +291,25 @@ pub fn supervisor_alive(supervisor: &Supervisor) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_supervisor_that_exited_but_was_not_reaped_is_not_alive() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        // Not waited for yet: once it has exited it stays a zombie.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !pids::stat(pid).is_some_and(|s| s.zombie) {
+            assert!(std::time::Instant::now() < deadline, "true never exited");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let zombie = Supervisor {
+            pid,
+            start_time: pids::stat(pid).unwrap().start_time,
+            token: 1,
+        };
+        assert!(!supervisor_alive(&zombie));
+        child.wait().unwrap();
+    }
 
     #[test]
     fn this_process_is_a_live_supervisor_and_a_reused_pid_is_not() {

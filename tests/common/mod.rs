@@ -404,6 +404,16 @@ impl Drop for Background {
     }
 }
 
+/// Whether process `pid` has ended: gone from /proc, or a zombie its parent has not reaped
+/// yet (a killed detached process is reparented to PID 1, which may reap it late).
+pub fn process_ended(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+    })
+}
+
 /// Waits for a background process, killing it and failing the test when it has not ended
 /// within `limit`: a hung claude must fail the suite, not stall it.
 pub fn wait_bounded(mut process: Background, limit: Duration) -> Run {
