@@ -264,6 +264,7 @@ impl Store {
             for (from, ext) in [
                 (self.log_path(name), "jsonl"),
                 (self.stderr_path(name), "stderr"),
+                (self.supervisor_log_path(name), "supervisor.log"),
                 (self.record_path(name), "json"),
             ] {
                 let to = dir.join(format!("{n}.{ext}"));
@@ -382,7 +383,7 @@ impl Store {
     }
 
     /// The archived records, oldest first, each with its files (`<n>.json`, `.jsonl`,
-    /// `.stderr`); unreadable ones are returned apart.
+    /// `.stderr`, `.supervisor.log`); unreadable ones are returned apart.
     pub fn archived_with_files(&self) -> Result<(Vec<Archived>, Vec<StoreError>), StoreError> {
         let mut records: Vec<Archived> = Vec::new();
         let mut errors = Vec::new();
@@ -405,7 +406,7 @@ impl Store {
                 let text = fs::read_to_string(&path).map_err(io_err(&path))?;
                 match parse_record(name, &text) {
                     Ok(record) => {
-                        let files = ["json", "jsonl", "stderr"]
+                        let files = ["json", "jsonl", "stderr", "supervisor.log"]
                             .into_iter()
                             .map(|ext| path.with_extension(ext))
                             .filter(|p| p.exists())

@@ -92,6 +92,9 @@ fn archiving_a_closed_task_frees_its_name_and_keeps_its_files() {
     let store = Store::new(dir.path());
     store.create(&mut record("a")).unwrap();
     writeln!(store.open_log(&n("a")).unwrap(), "{{\"first\":1}}").unwrap();
+    let supervisor_log = store.supervisor_log_path(&n("a"));
+    fs::create_dir_all(supervisor_log.parent().unwrap()).unwrap();
+    fs::write(&supervisor_log, "started\n").unwrap();
     // An open task is never archived.
     assert!(matches!(
         store.archive(&n("a")),
@@ -117,6 +120,16 @@ fn archiving_a_closed_task_frees_its_name_and_keeps_its_files() {
     assert_eq!(prompts, ["p", "second"]);
     let log = fs::read_to_string(first.with_extension("jsonl")).unwrap();
     assert_eq!(log, "{\"first\":1}\n");
+    // The detached supervisor's log goes with it: the next task of that name starts its own.
+    assert!(!supervisor_log.exists());
+    let kept = fs::read_to_string(first.with_extension("supervisor.log")).unwrap();
+    assert_eq!(kept, "started\n");
+    let (with_files, _) = store.archived_with_files().unwrap();
+    assert!(
+        with_files
+            .iter()
+            .any(|a| a.files.contains(&first.with_extension("supervisor.log")))
+    );
     assert_eq!(store.list().unwrap().0, []);
 }
 
