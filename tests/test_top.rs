@@ -121,22 +121,29 @@ fn top_continues_a_task_with_a_message_typed_in_place() {
     term.wait_for("✓ completed");
 }
 
+/// `cms top` on an empty repository, once it shows, and its pid (`exec` gives it the pid of
+/// the shell that wrote it down).
+fn top_with_its_pid(env: &TestEnv, test: &str) -> Option<(Terminal, u64)> {
+    let pid = env.root.join("pid");
+    let command = format!("echo $$ > {}; exec {CMS} top", pid.display());
+    let term = Terminal::shell(env, test, (80, 24), &command)?;
+    term.wait_for("No tasks yet");
+    let pid = std::fs::read_to_string(&pid)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    Some((term, pid))
+}
+
 #[test]
 fn top_restores_the_terminal_and_exits_130_on_sigterm() {
     let env = TestEnv::new();
-    let pid = env.root.join("pid");
-    // `exec` gives cms the shell's pid, which it wrote down.
-    let command = format!("echo $$ > {}; exec {CMS} top", pid.display());
-    let Some(term) = Terminal::shell(&env, "top_sigterm", (80, 24), &command) else {
+    let Some((term, pid)) = top_with_its_pid(&env, "top_sigterm") else {
         return;
     };
-    term.wait_for("No tasks yet");
-    let pid = std::fs::read_to_string(&pid).unwrap();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", pid.trim()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) }, 0);
     let (code, screen) = term.wait_exit();
     assert_eq!(code, 130, "{screen}");
     assert!(!screen.contains("No tasks yet"), "{screen}");
@@ -145,18 +152,14 @@ fn top_restores_the_terminal_and_exits_130_on_sigterm() {
 #[test]
 fn top_exits_when_its_terminal_goes_away() {
     let env = TestEnv::new();
-    let pid = env.root.join("pid");
     // Not the terminal's session leader (the shell is), so no SIGHUP reaches it: it must see
     // the hangup itself rather than spin on a dead terminal forever.
-    let command = format!("echo $$ > {}; exec {CMS} top", pid.display());
-    let Some(term) = Terminal::shell(&env, "top_hangup", (80, 24), &command) else {
+    let Some((term, pid)) = top_with_its_pid(&env, "top_hangup") else {
         return;
     };
-    term.wait_for("No tasks yet");
-    let pid = std::fs::read_to_string(&pid).unwrap().trim().to_owned();
     term.close();
     let start = Instant::now();
-    while !crate::common::process_ended(pid.parse().unwrap()) {
+    while !crate::common::process_ended(pid) {
         assert!(
             start.elapsed() < LIMIT,
             "cms top (pid {pid}) outlived its terminal"
