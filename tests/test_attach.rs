@@ -109,7 +109,9 @@ fn attach_commits_the_interactive_work_on_the_branch_and_adds_up_the_record() {
 
 #[test]
 fn an_attached_session_gets_ports_of_its_own_as_a_headless_one_does() {
-    let env = TestEnv::new();
+    let mut env = TestEnv::new();
+    // Its own port locks: the lowest free block must not depend on other tests.
+    env.private_tmpdir();
     env.write(".cms.toml", "[worktree]\nports = 3\n");
     let before = attachable(&env, &[], json!([]));
     let Some(term) = Terminal::run(&env, "attach_ports", &["attach", "t"]) else {

@@ -109,7 +109,9 @@ fn a_failing_setup_ends_the_task_failed_with_its_output_and_keeps_the_worktree()
 
 #[test]
 fn each_running_task_gets_a_block_of_ports_no_other_running_task_holds() {
-    let env = TestEnv::new();
+    let mut env = TestEnv::new();
+    // Its own port locks: the lowest free block must not depend on other tests.
+    env.private_tmpdir();
     env.write(".cms.toml", "[worktree]\nports = 5\n");
     let gate = env.root.join("gate");
     env.steps(json!([{"bash": format!(

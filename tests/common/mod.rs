@@ -136,6 +136,16 @@ impl TestEnv {
         self.extra_env.push((key.to_owned(), value.to_owned()));
     }
 
+    /// Gives this test's processes a TMPDIR of their own, for tests of state cms keeps there
+    /// for the whole machine (the port locks), which other tests running at the same time
+    /// would otherwise share.
+    pub fn private_tmpdir(&mut self) {
+        let dir = self.root.join("tmp");
+        std::fs::create_dir_all(&dir).unwrap();
+        let dir = dir.to_str().unwrap().to_owned();
+        self.set_env("TMPDIR", &dir);
+    }
+
     fn apply_env(&self, cmd: &mut Command) {
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
