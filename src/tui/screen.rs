@@ -31,8 +31,8 @@ impl Drop for Restore {
     }
 }
 
-/// Set by SIGTERM or SIGHUP (`kill`, a closed terminal); the loop then ends as a quit does,
-/// so the terminal is restored.
+/// Set by SIGTERM or SIGHUP (`kill`, a closed terminal) or by the hangup watch; the loop then
+/// ends as a quit does, so the terminal is restored.
 static TERMINATED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_terminate(_: libc::c_int) {
@@ -72,7 +72,7 @@ pub fn run(ws: &Workspace, exe: &Path, cwd: &Path) -> io::Result<Ended> {
     let mut watch = Watch::default();
     let mut last_read: Option<Instant> = None;
     loop {
-        if TERMINATED.load(Ordering::SeqCst) || terminal_gone() {
+        if TERMINATED.load(Ordering::SeqCst) {
             return Ok(Ended::Terminated);
         }
         if last_read.is_none_or(|at| at.elapsed() >= POLL) {
