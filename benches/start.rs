@@ -240,38 +240,37 @@ fn main() {
         );
         let task: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let worktree = PathBuf::from(task["worktree"].as_str().unwrap());
-        let git_side = median(runs, || {
-            timed(|| {
-                bench.git(&worktree, &["status", "--porcelain"]);
-                bench.git(&big, &["diff", "--name-status", "main...cms/edit"]);
+        let git_status_and_diff = || {
+            median(runs, || {
+                timed(|| {
+                    bench.git(&worktree, &["status", "--porcelain"]);
+                    bench.git(&big, &["diff", "--name-status", "main...cms/edit"]);
+                })
             })
-        });
+        };
         // `cms diff` checks the protected paths as it shows the change, in one process.
-        let cms_side = median(runs, || {
-            timed(|| drop(bench.run(CMS, &big, &["diff", "edit", "--stat"])))
-        });
+        let cms_diff = || {
+            median(runs, || {
+                timed(|| drop(bench.run(CMS, &big, &["diff", "edit", "--stat"])))
+            })
+        };
+        let git_side = git_status_and_diff();
+        let cms_side = cms_diff();
         let two_commands = median(runs, || {
             timed(|| {
                 bench.run(CMS, &big, &["diff", "edit", "--stat"]);
                 bench.run(CMS, &big, &["check", "--task", "edit"]);
             })
         });
-        // The same with the 20 changes left uncommitted in the worktree: the slow, exact snapshot.
+        // The same with the 20 changes left uncommitted in the worktree.
         for i in 0..20 {
             let file = worktree.join(format!("src/m{i}/f{i}.txt"));
             let mut text = std::fs::read_to_string(&file).unwrap();
             text.push_str("uncommitted\n");
             std::fs::write(&file, text).unwrap();
         }
-        let git_dirty = median(runs, || {
-            timed(|| {
-                bench.git(&worktree, &["status", "--porcelain"]);
-                bench.git(&big, &["diff", "--name-status", "main...cms/edit"]);
-            })
-        });
-        let cms_dirty = median(runs, || {
-            timed(|| drop(bench.run(CMS, &big, &["diff", "edit", "--stat"])))
-        });
+        let git_dirty = git_status_and_diff();
+        let cms_dirty = cms_diff();
         println!();
         println!("| a task that changed 20 files, median of {runs} | ms |");
         println!("| --- | ---: |");
