@@ -10,16 +10,27 @@ use crate::common::{CMS, TestEnv};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-#[test]
-fn top_answers_a_waiting_detached_task_with_a_key_and_follows_it_until_it_completes() {
-    let env = TestEnv::new();
+/// `cms top` in an 80×24 terminal, or `None` (the test skipped) without tmux.
+fn top(env: &TestEnv, test: &str) -> Option<Terminal> {
+    Terminal::run_in(env, test, (80, 24), &["top"])
+}
+
+/// `cms top` showing a detached task `t` that waits for permission to run a Bash call.
+fn top_over_a_waiting_task(env: &TestEnv, test: &str) -> Option<(Terminal, String)> {
     env.steps(json!([{"ask": {"bash": "echo ok > ran.txt"}}]));
     env.cms(&["task", "-d", "x", "-n", "t"]).success();
     env.until_status("t", "waiting");
-    let Some(term) = Terminal::run_in(&env, "top", (80, 24), &["top"]) else {
+    let term = top(env, test)?;
+    let screen = term.wait_for("echo ok > ran.txt");
+    Some((term, screen))
+}
+
+#[test]
+fn top_answers_a_waiting_detached_task_with_a_key_and_follows_it_until_it_completes() {
+    let env = TestEnv::new();
+    let Some((term, screen)) = top_over_a_waiting_task(&env, "top_answers") else {
         return;
     };
-    let screen = term.wait_for("echo ok > ran.txt");
     assert!(screen.contains("? waiting"), "{screen}");
     term.key("a");
     let screen = term.wait_for("✓ completed");
@@ -39,13 +50,9 @@ fn top_answers_a_waiting_detached_task_with_a_key_and_follows_it_until_it_comple
 #[test]
 fn top_shows_cms_refusal_to_merge_a_waiting_task_and_aborts_it_after_a_yes() {
     let env = TestEnv::new();
-    env.steps(json!([{"ask": {"bash": "echo ok > ran.txt"}}]));
-    env.cms(&["task", "-d", "x", "-n", "t"]).success();
-    env.until_status("t", "waiting");
-    let Some(term) = Terminal::run_in(&env, "top", (80, 24), &["top"]) else {
+    let Some((term, _)) = top_over_a_waiting_task(&env, "top_refuses_merge") else {
         return;
     };
-    term.wait_for("echo ok > ran.txt");
     term.key("m");
     term.wait_for("Merge task 't' into main?");
     term.key("y");
@@ -68,7 +75,7 @@ fn top_shows_cms_refusal_to_merge_a_waiting_task_and_aborts_it_after_a_yes() {
 fn top_starts_a_task_typed_in_place_shows_its_diff_and_merges_it_after_a_yes() {
     let env = TestEnv::new();
     env.steps(json!([{"write": {"path": "new.txt", "content": "new\n"}}]));
-    let Some(term) = Terminal::run_in(&env, "top", (80, 24), &["top"]) else {
+    let Some(term) = top(&env, "top_new_task") else {
         return;
     };
     term.wait_for("No tasks yet");
@@ -101,7 +108,7 @@ fn top_continues_a_task_with_a_message_typed_in_place() {
         {"steps": [], "result": "unused"},
         {"steps": [{"write": {"path": "b.txt", "content": "b\n"}}], "result": "done"}
     ]}));
-    let Some(term) = Terminal::run_in(&env, "top", (80, 24), &["top"]) else {
+    let Some(term) = top(&env, "top_continues") else {
         return;
     };
     term.wait_for("✓ completed");
@@ -177,7 +184,7 @@ fn top_attaches_to_a_task_at_the_terminal_and_comes_back_when_the_session_ends()
         {},
         {"steps": [{"write": {"path": "b.txt", "content": "b\n"}}], "result": "b is written"}
     ]}));
-    let Some(term) = Terminal::run_in(&env, "top", (80, 24), &["top"]) else {
+    let Some(term) = top(&env, "top_attaches") else {
         return;
     };
     term.wait_for("✓ completed");
@@ -202,7 +209,7 @@ fn top_attaches_to_a_task_at_the_terminal_and_comes_back_when_the_session_ends()
 fn top_restores_the_terminal_when_it_panics() {
     let mut env = TestEnv::new();
     env.set_env("CMS_TEST_PANIC", "top-key");
-    let Some(term) = Terminal::run_in(&env, "top", (80, 24), &["top"]) else {
+    let Some(term) = top(&env, "top_panics") else {
         return;
     };
     term.wait_for("No tasks yet");
