@@ -174,7 +174,7 @@ impl Hinted for GitError {
             GitError::WouldOverwrite { .. } => {
                 "commit or stash those files first; nothing was changed".into()
             }
-            GitError::BranchMoved { .. } => "run the merge again".into(),
+            GitError::BranchMoved { .. } => "nothing was changed; run the merge again".into(),
             GitError::Command { .. } | GitError::Libgit2 { .. } | GitError::Io(_) => return None,
         })
     }
@@ -304,6 +304,9 @@ impl Hinted for crate::task::TaskError {
                 format!(
                     "wait for it to end (`cms wait {name}`), or stop it with `cms abort {name}`"
                 )
+            }
+            E::Closed { name, status } if *status == crate::store::Status::Merged => {
+                format!("nothing was changed; `cms show {name}` says where it was merged")
             }
             E::Closed { .. } => "`cms list --all` shows closed tasks".into(),
             E::NotRunning { .. } => {

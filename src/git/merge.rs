@@ -139,6 +139,13 @@ pub fn apply(
     if plan.kind == MergeKind::UpToDate {
         return Ok(());
     }
+    // Planned against a tip that has moved since (another merge, the user): the checkout's
+    // files are the new tip's, and moving them "from the old tip" would undo that move.
+    if repo.branch_tip(&plan.target_branch)? != plan.old_tip {
+        return Err(GitError::BranchMoved {
+            branch: plan.target_branch.clone(),
+        });
+    }
     if let Some(checkout) = &plan.checkout {
         check_checkout_clean_where_changed(repo, checkout, plan)?;
         read_tree(checkout, plan.old_tip, plan.new_tip, true)?;
@@ -148,10 +155,8 @@ pub fn apply(
         step("merge:checkout-updated");
     }
     if let Err(err) = move_branch(repo, plan, reflog) {
-        // The user moved the branch meanwhile: their checkout goes back with it.
-        if let Some(checkout) = &plan.checkout {
-            let _ = read_tree(checkout, plan.new_tip, plan.old_tip, false);
-        }
+        // The user moved the branch meanwhile: what this merge wrote goes back.
+        let _ = undo_checkout(repo, plan);
         return Err(err);
     }
     step("merge:branch-moved");
@@ -193,14 +198,76 @@ pub fn finish(repo: &Repo, plan: &MergePlan, reflog: &str) -> Result<(), GitErro
     move_branch(repo, plan, reflog)
 }
 
-/// Takes back the checkout of an [`apply`] whose branch never moved (it moved elsewhere).
+/// Takes back what an [`apply`] whose branch never moved (it moved elsewhere) wrote in the
+/// checkout, and only that: a file the merge changed goes back to the old tip's version when
+/// its index entry and its file are still exactly what the merge wrote and the checkout's
+/// HEAD (wherever it is now) does not hold that version too. A file the user or another merge
+/// changed since, or that the new HEAD carries, is left as it is.
 pub fn undo_checkout(repo: &Repo, plan: &MergePlan) -> Result<(), GitError> {
-    match &plan.checkout {
-        Some(checkout) if index_matches(repo, checkout, plan, plan.new_tip)? => {
-            read_tree(checkout, plan.new_tip, plan.old_tip, false)
-        }
-        _ => Ok(()),
+    let Some(checkout) = &plan.checkout else {
+        return Ok(());
+    };
+    let paths = changed_paths(repo, plan)?;
+    if paths.is_empty() {
+        return Ok(());
     }
+    let listed = |args: &[&str]| -> Result<String, GitError> {
+        let mut cmd = git(checkout);
+        cmd.env("GIT_LITERAL_PATHSPECS", "1")
+            .args(args)
+            .arg("--")
+            .args(&paths);
+        Ok(String::from_utf8_lossy(&run(cmd)?).into_owned())
+    };
+    let index = entries(&listed(&["ls-files", "--stage", "-z"])?, 1);
+    let new = entries(
+        &listed(&["ls-tree", "-r", "-z", &plan.new_tip.to_string()])?,
+        2,
+    );
+    let head = entries(&listed(&["ls-tree", "-r", "-z", "HEAD"])?, 2);
+    let edited: BTreeSet<String> = listed(&["diff-files", "--name-only", "-z"])?
+        .split('\0')
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let ours: Vec<&String> = paths
+        .iter()
+        .filter(|p| index.get(*p) == new.get(*p) && head.get(*p) != new.get(*p))
+        .filter(|p| !edited.contains(*p))
+        // Gone in the merge and in the index: a file there now is someone else's.
+        .filter(|p| index.contains_key(*p) || std::fs::symlink_metadata(checkout.join(p)).is_err())
+        .collect();
+    if ours.is_empty() {
+        return Ok(());
+    }
+    let mut cmd = git(checkout);
+    // No overlay: a file the merge added and the old tip lacks is removed.
+    cmd.env("GIT_LITERAL_PATHSPECS", "1")
+        .args([
+            "-c",
+            "core.hooksPath=/dev/null",
+            "restore",
+            "--staged",
+            "--worktree",
+        ])
+        .arg(format!("--source={}", plan.old_tip))
+        .arg("--")
+        .args(ours);
+    run(cmd).map(drop)
+}
+
+/// `path -> (mode, object)` from `ls-files --stage -z` (`oid_field` 1) or `ls-tree -r -z`
+/// (`oid_field` 2) output.
+fn entries(text: &str, oid_field: usize) -> std::collections::BTreeMap<String, (String, String)> {
+    text.split('\0')
+        .filter_map(|entry| {
+            let (meta, path) = entry.split_once('\t')?;
+            let fields: Vec<&str> = meta.split(' ').collect();
+            let mode = (*fields.first()?).to_owned();
+            let oid = (*fields.get(oid_field)?).to_owned();
+            Some((path.to_owned(), (mode, oid)))
+        })
+        .collect()
 }
 
 fn move_branch(repo: &Repo, plan: &MergePlan, reflog: &str) -> Result<(), GitError> {

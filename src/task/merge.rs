@@ -78,6 +78,23 @@ pub fn merge(
         .clone()
         .or(record.base_branch.clone())
         .ok_or_else(|| TaskError::NoMergeTarget(record.name.clone()))?;
+    // From the refusals to the ref move, one merge into `target` at a time: a second merge
+    // planned against the same tip would find it moved and take back the first one's files.
+    ws.store
+        .with_merge_lock(&target, || merge_into(ws, name, &target, opts, &on_check))?
+}
+
+/// [`merge`] under the lock of merges into `target`.
+fn merge_into(
+    ws: &Workspace,
+    name: &TaskName,
+    target: &str,
+    opts: &MergeOptions,
+    on_check: &impl Fn(&str),
+) -> Result<Merged, TaskError> {
+    // Read again under the lock: the merge it waited for may have been of this very task.
+    let record = open_for_change(ws, name, "merge")?;
+    let target = target.to_owned();
     let task_tip = ready_to_leave(ws, &record, opts.allow_protected)?;
     let mut plan = git::merge::plan(&ws.repo, &target, task_tip, opts.mode, &messages(&record))
         .map_err(|err| match err {
@@ -93,7 +110,7 @@ pub fn merge(
         Ok(_) => Vec::new(),
         Err(err) => return Err(err.into()),
     };
-    let ran = prepare(ws, &record, &mut plan, opts, &checks, task_tip, &on_check)?;
+    let ran = prepare(ws, &record, &mut plan, opts, &checks, task_tip, on_check)?;
     crate::fault::step("merge:prepared");
     let record = ws
         .store
@@ -101,6 +118,14 @@ pub fn merge(
             // The task's branch is the one checked; the target moves by compare-and-swap.
             if ws.repo.branch_tip(&record.branch).ok() != Some(task_tip) {
                 return Err(TaskError::ChangedDuringMerge(record.name.clone()));
+            }
+            // A merge of the same task into another branch holds another merge lock.
+            let now = ws.store.load(&record.name)?;
+            if now.status.is_closed() {
+                return Err(TaskError::Closed {
+                    name: now.name,
+                    status: now.status,
+                });
             }
             let journal = Journal {
                 task: record.name.clone(),

@@ -437,6 +437,13 @@ impl Store {
         self.with_lock("refs.lock", f)
     }
 
+    /// Runs `f` holding the lock of merges into `branch`: cms merges into one branch run one
+    /// after the other, each from its checks to its ref move, so none plans against a tip
+    /// another is about to move.
+    pub fn with_merge_lock<T>(&self, branch: &str, f: impl FnOnce() -> T) -> Result<T, StoreError> {
+        self.with_lock(&merge_lock_file(branch), f)
+    }
+
     fn with_lock<T>(&self, file: &str, f: impl FnOnce() -> T) -> Result<T, StoreError> {
         let dir = self.locks_dir();
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
@@ -471,6 +478,32 @@ impl Store {
             Err(err) => Err(io_err(&path)(err)),
         }
     }
+}
+
+/// The lock file of merges into `branch`: a branch name may hold `/` and any byte a file
+/// name cannot, so every byte outside `[A-Za-z0-9._-]` is written as `%XX`; a name too long
+/// for a file keeps its start and gains a hash of the whole, so two branches never share one.
+fn merge_lock_file(branch: &str) -> String {
+    let mut safe = String::new();
+    for byte in branch.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-' => safe.push(byte as char),
+            _ => safe.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    const KEEP: usize = 160;
+    if safe.len() > KEEP {
+        // FNV-1a: stable across builds, unlike std's hasher.
+        let hash = branch.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let cut = (0..=KEEP)
+            .rev()
+            .find(|&i| safe.is_char_boundary(i))
+            .unwrap_or(0);
+        safe = format!("{}~{hash:016x}", &safe[..cut]);
+    }
+    format!("merge-{safe}.lock")
 }
 
 /// Deletes a file; one that is already gone is fine.

@@ -199,3 +199,17 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn merge_locks_are_one_safe_file_per_branch() {
+    assert_eq!(merge_lock_file("main"), "merge-main.lock");
+    assert_eq!(merge_lock_file("feat/x"), "merge-feat%2Fx.lock");
+    // `a/b` and `a%2Fb` are different branches, so they must not share a lock.
+    assert_ne!(merge_lock_file("a/b"), merge_lock_file("a%2Fb"));
+    assert_ne!(merge_lock_file("../up"), "merge-../up.lock");
+    let long_a = format!("{}a", "x/".repeat(200));
+    let long_b = format!("{}b", "x/".repeat(200));
+    let (a, b) = (merge_lock_file(&long_a), merge_lock_file(&long_b));
+    assert_ne!(a, b);
+    assert!(a.len() < 255 && !a.contains('/'), "{a}");
+}
