@@ -685,3 +685,119 @@ fn a_server_whose_client_leaves_mid_wait_exits_and_its_tasks_run_on() {
     assert_eq!(run.json()["status"], "running");
     env.cms(&["abort", "t"]).success();
 }
+
+#[test]
+fn tools_granted_through_allow_or_an_always_answer_stay_within_max_preset() {
+    let env = TestEnv::new();
+    env.user_config("[mcp]\nmax_preset = \"review\"\n");
+    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    let mcp = Mcp::start(&env);
+    let done = mcp.ok(
+        "task_start",
+        json!({"prompt": "x", "name": "f", "wait": true}),
+    );
+    assert_eq!(done["status"], "completed", "{done:#}");
+    for tool in [
+        "Write",
+        "Bash",
+        "Bash(rm:*)",
+        "Bash(git diff-tree:*)",
+        "mcp__db__drop",
+    ] {
+        let (text, json) = mcp.err(
+            "task_continue",
+            json!({"task": "f", "message": "more", "allow": [tool]}),
+        );
+        assert!(
+            text.contains(&format!(
+                "allow {tool} is above this server's cap ([mcp] max_preset = \"review\")"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("[mcp]") && text.contains("task_answer"),
+            "{text}"
+        );
+        assert_eq!(json["exit_code"], 1);
+    }
+    // Refused, the follow-ups never ran and granted nothing.
+    let shown = mcp.ok("task_status", json!({"task": "f"}));
+    assert_eq!(shown["turns"], done["turns"]);
+    assert!(
+        shown["safety"]["allowed"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "{shown:#}"
+    );
+    // What review itself runs without asking is within it.
+    let again = mcp.ok(
+        "task_continue",
+        json!({"task": "f", "message": "more", "allow": ["Bash(git log --oneline:*)", "Read"], "wait": true}),
+    );
+    assert_eq!(again["status"], "completed", "{again:#}");
+
+    // An always answer grants the waiting tool for good: Bash is beyond review.
+    env.steps(json!([{"ask": {"bash": "echo ok > ran.txt"}}]));
+    let waiting = mcp.ok(
+        "task_start",
+        json!({"prompt": "run it", "name": "w", "wait": true}),
+    );
+    assert_eq!(waiting["pending"]["tool_name"], "Bash", "{waiting:#}");
+    let (text, _) = mcp.err(
+        "task_answer",
+        json!({"task": "w", "allow": true, "always": true}),
+    );
+    assert!(
+        text.contains(
+            "an always answer for Bash is above this server's cap ([mcp] max_preset = \"review\")"
+        ),
+        "{text}"
+    );
+    // Still waiting, and a one-call answer is the parent's to give.
+    assert_eq!(
+        mcp.ok("task_status", json!({"task": "w"}))["status"],
+        "waiting"
+    );
+    mcp.ok("task_answer", json!({"task": "w", "allow": true}));
+    let done = &mcp.ok("task_wait", json!({"tasks": ["w"]}))["tasks"][0];
+    assert_eq!(done["status"], "completed", "{done:#}");
+    assert!(
+        done["safety"]["allowed"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "{done:#}"
+    );
+}
+
+#[test]
+fn under_max_preset_edit_bash_may_be_granted_only_to_a_sandboxed_session() {
+    let env = TestEnv::new();
+    env.user_config("[mcp]\nmax_preset = \"edit\"\n[safety]\nsandbox = \"off\"\n");
+    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    let mcp = Mcp::start(&env);
+    let done = mcp.ok(
+        "task_start",
+        json!({"prompt": "x", "name": "f", "wait": true}),
+    );
+    assert_eq!(done["status"], "completed", "{done:#}");
+    // Unsandboxed, edit asks for every Bash command: granting one is beyond it.
+    for tool in ["Bash", "Bash(rm:*)"] {
+        let (text, _) = mcp.err(
+            "task_continue",
+            json!({"task": "f", "message": "more", "allow": [tool]}),
+        );
+        assert!(
+            text.contains(&format!(
+                "allow {tool} is above this server's cap ([mcp] max_preset = \"edit\")"
+            )),
+            "{text}"
+        );
+        assert!(text.contains("Bash only in the sandbox"), "{text}");
+    }
+    // Edits are edit's own.
+    let again = mcp.ok(
+        "task_continue",
+        json!({"task": "f", "message": "more", "allow": ["Write"], "wait": true}),
+    );
+    assert_eq!(again["status"], "completed", "{again:#}");
+}

@@ -76,7 +76,7 @@ fn answer_and_report(
         answered,
         record,
         passed_on,
-    } = task::answer_and_deliver(&ws, name, answer, HANDOVER_WAIT)?;
+    } = task::answer_and_deliver(&ws, name, None, answer, HANDOVER_WAIT)?;
     let ui = &ctx.ui;
     if !passed_on {
         ui.warn(&format!(

@@ -86,6 +86,92 @@ pub fn preset(
     }
 }
 
+/// Refuses a tool grant (`task_continue`'s `allow`, or the tool of an `always` answer, `how`
+/// says which) beyond what `[mcp] max_preset` permits; `sandboxed` is whether the session it
+/// applies to runs in the Bash sandbox.
+pub fn grant(caps: &McpCaps, tool: &str, sandboxed: bool, how: &str) -> Result<(), CommandError> {
+    let cap = caps.max_preset;
+    if permits(cap, tool, sandboxed) {
+        return Ok(());
+    }
+    let bash = if cap.rank() >= Preset::Edit.rank() && !sandboxed {
+        " (Bash only in the sandbox)"
+    } else {
+        ""
+    };
+    Err(CommandError::user(format!(
+        "{how} {tool} is above this server's cap ([mcp] max_preset = \"{}\")",
+        cap.as_str()
+    ))
+    .with_hint(format!(
+        "grant only tools {} runs without asking{bash}; the task asks for the others one call \
+         at a time, and task_answer answers; {CAP_HINT}",
+        cap.as_str()
+    )))
+}
+
+/// Whether granting `tool` (a name, or `Name(specifier)` as `--allowedTools` takes it) lets a
+/// task do nothing that a preset at or below `cap` (by [`Preset::rank`]) would not let it do
+/// without asking. The rule, cap by cap:
+/// - every cap: the read tools (`Read`, `Glob`, `Grep`, `WebSearch`, `WebFetch`), with any
+///   specifier (a specifier only narrows a tool);
+/// - `review` and `plan` (rank 1): also `Bash(<cmd>)` and `Bash(<cmd>:*)` where `<cmd>` is
+///   one of review's git commands (`git diff`, `git log`, `git show`, `git status`,
+///   `git blame`), alone or followed by a space and more words;
+/// - `edit`: also `Edit`, `MultiEdit`, `Write` and `NotebookEdit` with any specifier (cms's
+///   write guard keeps them in the worktree whatever the grant), and, when the session is
+///   sandboxed, `Bash` with or without a specifier: sandboxed Bash runs without asking in
+///   `edit` ([`bash_auto_allowed`]) and can change no more than Edit can. Unsandboxed, `edit`
+///   asks for every Bash command, so no Bash grant beyond review's is within it;
+/// - `full`: everything.
+///
+/// Anything else (MCP tools `mcp__*`, `Task`, unknown names, a malformed specifier) is
+/// beyond every cap but `full`.
+///
+/// [`bash_auto_allowed`]: crate::safety::sandbox::bash_auto_allowed
+pub fn permits(cap: Preset, tool: &str, sandboxed: bool) -> bool {
+    use crate::session::preset::{EDIT_TOOLS, READ_TOOLS, REVIEW_TOOLS};
+    if cap == Preset::Full {
+        return true;
+    }
+    let (name, spec) = match tool.split_once('(') {
+        Some((name, rest)) => match rest.strip_suffix(')') {
+            Some(spec) if !spec.contains(['(', ')']) => (name, Some(spec)),
+            _ => return false,
+        },
+        None => (tool, None),
+    };
+    if READ_TOOLS.contains(&name) {
+        return true;
+    }
+    if cap.rank() >= Preset::Edit.rank() {
+        if EDIT_TOOLS.contains(&name) {
+            return true;
+        }
+        if name == "Bash" && sandboxed && crate::safety::sandbox::bash_auto_allowed(cap) {
+            return true;
+        }
+    }
+    if cap.rank() >= Preset::Review.rank()
+        && name == "Bash"
+        && let Some(spec) = spec
+    {
+        let command = spec.strip_suffix(":*").unwrap_or(spec);
+        return REVIEW_TOOLS.iter().any(|allowed| {
+            let prefix = allowed
+                .strip_prefix("Bash(")
+                .and_then(|p| p.strip_suffix(":*)"))
+                .unwrap_or_default();
+            // `git diff-tree` is not `git diff`: the next character must end the word.
+            !prefix.is_empty()
+                && command
+                    .strip_prefix(prefix)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+        });
+    }
+    false
+}
+
 /// Refuses a start when `running` of this server's tasks are live already.
 pub fn running(caps: &McpCaps, running: usize) -> Result<(), CommandError> {
     if running < caps.max_running as usize {
@@ -209,6 +295,48 @@ mod tests {
             Preset::Plan
         );
         assert!(preset(&review_cap, Preset::Edit, Some(Preset::Edit)).is_err());
+    }
+
+    #[test]
+    fn grants_are_within_a_cap_only_when_a_preset_at_or_below_it_permits_them() {
+        use Preset::*;
+        for (cap, tool, sandboxed, within) in [
+            (ReadOnly, "Read", false, true),
+            (ReadOnly, "Read(//etc/**)", false, true),
+            (ReadOnly, "Write", true, false),
+            (ReadOnly, "Bash(git diff:*)", true, false),
+            (Review, "Bash(git diff:*)", false, true),
+            (Plan, "Bash(git log --oneline:*)", false, true),
+            (Review, "Bash(git diff-tree:*)", false, false),
+            (Review, "Bash(git diff; rm -rf /:*)", false, false),
+            (Review, "Bash", true, false),
+            (Review, "Edit", true, false),
+            (Edit, "Edit", false, true),
+            (Edit, "Write(src/**)", false, true),
+            (Edit, "Bash", true, true),
+            (Edit, "Bash(rm:*)", true, true),
+            (Edit, "Bash", false, false),
+            (Edit, "Bash(rm:*)", false, false),
+            (Edit, "Bash(git status)", false, true),
+            (Edit, "mcp__db__drop", true, false),
+            (Edit, "Task", true, false),
+            (Edit, "Bash(x", true, false),
+            (Full, "mcp__db__drop", false, true),
+            (Full, "Bash", false, true),
+        ] {
+            assert_eq!(
+                permits(cap, tool, sandboxed),
+                within,
+                "{tool} under {cap} (sandboxed: {sandboxed})"
+            );
+        }
+        let err = grant(&caps(), "Bash", false, "allow").unwrap_err();
+        assert!(
+            err.message.contains("max_preset = \"edit\""),
+            "{}",
+            err.message
+        );
+        assert!(err.hints[0].contains("[mcp]"), "{:?}", err.hints);
     }
 
     #[test]

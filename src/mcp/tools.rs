@@ -125,8 +125,13 @@ impl Tools {
             });
         let limits = caps::limits(&config.mcp, &own, &args.limits)?;
         let preset = caps::preset(&config.mcp, record.preset, args.preset.map(Into::into))?;
+        // As the follow-up will run: in the sandbox unless the configuration or this machine
+        // says otherwise.
+        let sandboxed = config.sandbox != crate::safety::sandbox::SandboxMode::Off
+            && crate::safety::sandbox::availability().is_ok();
         for tool in &args.allow {
             one_word("allow", tool)?;
+            caps::grant(&config.mcp, tool, sandboxed, "allow")?;
         }
         let opts = ContinueOptions {
             name: name.clone(),
@@ -180,13 +185,31 @@ impl Tools {
     pub fn answer(&self, args: AnswerArgs) -> Result<Value, CommandError> {
         let ws = self.workspace()?;
         let name = task_name(&args.task)?;
+        // An always answer grants the waiting tool for the rest of the task: within the cap,
+        // and only for the prompt checked here.
+        let mut checked = None;
+        if args.allow && args.always {
+            let record = ws.task(&name)?;
+            if let Some(pending) = record.pending.as_ref() {
+                let config = ws.config(Some(record.base))?;
+                let how = "an always answer for";
+                caps::grant(
+                    &config.mcp,
+                    &pending.tool_name,
+                    record.safety.sandboxed,
+                    how,
+                )?;
+                checked = Some(pending.request_id.clone());
+            }
+        }
         let answer = PermissionAnswer {
             allow: args.allow,
             always: args.allow && args.always,
             message: args.message.filter(|_| !args.allow),
             by: format!("cms mcp (pid {})", std::process::id()),
         };
-        let delivered = task::answer_and_deliver(&ws, &name, answer, HANDOVER_WAIT)?;
+        let delivered =
+            task::answer_and_deliver(&ws, &name, checked.as_deref(), answer, HANDOVER_WAIT)?;
         Ok(report::task_json(&delivered.record))
     }
 

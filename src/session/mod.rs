@@ -6,7 +6,7 @@ pub mod interactive;
 pub mod keeper;
 mod ledger;
 mod pids;
-mod preset;
+pub(crate) mod preset;
 pub mod pricing;
 mod process;
 pub mod protocol;

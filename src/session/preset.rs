@@ -3,16 +3,20 @@
 use std::fmt;
 
 /// Read-only tools: looking at the code and the web, never changing anything.
-const READ_TOOLS: &[&str] = &["Read", "Glob", "Grep", "WebSearch", "WebFetch"];
+pub(crate) const READ_TOOLS: &[&str] = &["Read", "Glob", "Grep", "WebSearch", "WebFetch"];
 
 /// Git commands a reviewer needs on top of reading files.
-const REVIEW_TOOLS: &[&str] = &[
+pub(crate) const REVIEW_TOOLS: &[&str] = &[
     "Bash(git diff:*)",
     "Bash(git log:*)",
     "Bash(git show:*)",
     "Bash(git status:*)",
     "Bash(git blame:*)",
 ];
+
+/// The tools `edit` (`acceptEdits`) runs without asking: the file-editing ones, which cms's
+/// write guard confines to the worktree whatever else allows them.
+pub(crate) const EDIT_TOOLS: &[&str] = &["Edit", "MultiEdit", "Write", "NotebookEdit"];
 
 /// Stored in records and configuration by its kebab-case name (`read-only`, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -411,15 +411,17 @@ pub struct Delivered {
 
 /// Answers the prompt `name` waits on and waits (up to `patience`) for its supervisor to
 /// pass the answer on; shared by `cms allow`/`cms deny` and the MCP server's `task_answer`.
+/// With `request_id`, only that prompt is answered (the one the caller checked).
 pub fn answer_and_deliver(
     ws: &crate::workspace::Workspace,
     name: &TaskName,
+    request_id: Option<&str>,
     answer: PermissionAnswer,
     patience: Duration,
 ) -> Result<Delivered, TaskError> {
     // Loading first reconciles: a task whose supervisor died is not waiting any more.
     ws.task(name)?;
-    let answered = answer_prompt(&ws.store, name, None, answer)?;
+    let answered = answer_prompt(&ws.store, name, request_id, answer)?;
     let deadline = std::time::Instant::now() + patience;
     loop {
         let record = ws.task(name)?;
