@@ -114,3 +114,92 @@ fn pool_warm_without_a_size_says_how_to_give_one() {
     assert_eq!(again.json()["added"], 0);
     env.cms(&["pool", "drain"]).success();
 }
+
+#[test]
+fn files_an_unsandboxed_task_plants_in_the_pool_never_reach_the_next_task() {
+    let env = TestEnv::new();
+    env.cms(&["pool", "warm", "2"]).success();
+    let pool_dir = std::path::Path::new(pool(&env)[0]["path"].as_str().unwrap())
+        .parent()
+        .unwrap()
+        .to_owned();
+    // Unsandboxed, the agent's Bash runs as the user: it writes into the waiting worktrees
+    // (the one it did not take), a new file and a tracked one.
+    env.steps(json!([{"bash": format!(
+        "for w in {}/*; do echo planted-by-evil > $w/planted.txt; echo planted-by-evil > $w/README.md; done",
+        pool_dir.display()
+    )}]));
+    let evil = env.task_ok(&["plant", "-n", "evil", "--sandbox", "off"]);
+    assert_eq!(evil["status"], "completed", "{evil:#}");
+    assert_eq!(evil["safety"]["sandboxed"], false, "{evil:#}");
+    let left = pool(&env);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let warmed = left[0]["path"].as_str().unwrap().to_owned();
+    assert!(std::path::Path::new(&warmed).join("planted.txt").exists());
+
+    env.steps(json!([{"write": {"path": "own.txt", "content": "own\n"}}]));
+    let next = env.task_ok(&["own work", "-n", "next"]);
+    assert_eq!(next["status"], "completed", "{next:#}");
+    assert_eq!(next["safety"]["violations"], json!([]));
+    // It started cold: the planted worktree was not handed out.
+    assert_ne!(next["worktree"].as_str().unwrap(), warmed);
+    assert!(std::path::Path::new(&warmed).join("planted.txt").exists());
+    let worktree = std::path::Path::new(next["worktree"].as_str().unwrap());
+    assert!(!worktree.join("planted.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(worktree.join("README.md")).unwrap(),
+        "hello\n"
+    );
+    let changed = env.git(&["diff", "--name-only", "main", "cms/next"]);
+    assert_eq!(changed, "own.txt");
+    let diff = env.cms(&["diff", "next"]);
+    diff.success();
+    assert!(!diff.stdout.contains("planted-by-evil"), "{}", diff.stdout);
+
+    // The next warm removes the worktree the unsandboxed task could reach and warms a clean
+    // one, which a task then takes.
+    env.cms(&["pool", "warm", "1"]).success();
+    let fresh = pool(&env);
+    assert_eq!(fresh.len(), 1);
+    assert!(!std::path::Path::new(&warmed).exists());
+    let fresh = fresh[0]["path"].as_str().unwrap().to_owned();
+    env.steps(json!([{"write": {"path": "third.txt", "content": "third\n"}}]));
+    let third = env.task_ok(&["third", "-n", "third"]);
+    assert!(
+        !std::path::Path::new(&fresh).exists(),
+        "the clean one was taken"
+    );
+    assert_eq!(
+        env.git(&["diff", "--name-only", "main", "cms/third"]),
+        "third.txt"
+    );
+    assert_eq!(third["status"], "completed");
+}
+
+#[test]
+fn while_an_unsandboxed_task_runs_the_pool_neither_hands_out_nor_warms() {
+    let env = TestEnv::new();
+    env.cms(&["pool", "warm", "1"]).success();
+    let gate = env.root.join("gate");
+    env.steps(json!([{"bash": format!("until [ -e {} ]; do sleep 0.02; done", gate.display())}]));
+    let running = env.spawn_cms(&["task", "wait", "-n", "slow", "--sandbox", "off"]);
+    env.until_status("slow", "running");
+    let markers = env.common_dir().join("cms/pool/unsandboxed");
+    let start = Instant::now();
+    while std::fs::read_dir(&markers).map_or(true, |mut d| d.next().is_none()) {
+        assert!(start.elapsed() < LIMIT, "the session never marked itself");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Warm adds nothing (and drops the worktree the session could reach).
+    let warm = env.cms(&["pool", "warm", "1", "--json"]);
+    assert_eq!(warm.json(), json!({"added": 0, "waiting": 0}));
+    std::fs::write(&gate, "").unwrap();
+    crate::common::wait_bounded(running, LIMIT).success();
+    assert!(
+        std::fs::read_dir(&markers).map_or(true, |mut d| d.next().is_none()),
+        "the marker outlived the session"
+    );
+    // Ended, it no longer holds the pool back.
+    let warm = env.cms(&["pool", "warm", "1", "--json"]);
+    assert_eq!(warm.json(), json!({"added": 1, "waiting": 1}));
+}

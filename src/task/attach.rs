@@ -45,10 +45,13 @@ pub async fn run_attached(
         env.extend(ports.iter().flat_map(|block| block.env()));
         let settings = session_settings(ws, &record)?;
         let watched = Watched::capture(ws, &record)?;
-        Ok((temp, ports, env, settings, watched))
+        // As a headless session's (see `run`): the pool hands out nothing it could reach.
+        let unsandboxed = (!record.safety.sandboxed)
+            .then(|| super::pool::Unsandboxed::begin(ws, &record, config.pool_size > 0));
+        Ok((temp, ports, env, settings, watched, unsandboxed))
     });
     // The temp dir and the ports live until the session is over.
-    let (_temp, _ports, env, settings, watched) = match prepared {
+    let (_temp, _ports, env, settings, watched, _unsandboxed) = match prepared {
         Ok(prepared) => prepared,
         Err(err) => {
             abandon(&record);

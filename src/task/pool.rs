@@ -3,8 +3,17 @@
 //! whole repository while the user waits.
 //!
 //! A pooled worktree is a detached checkout under `<worktrees>/.pool/`, locked with the
-//! reason [`POOL_REASON`]; there is no other state, so what `git worktree list` shows is the
-//! pool. Task names cannot start with `.`, so no task's worktree is ever there.
+//! reason [`POOL_REASON`]; what `git worktree list` shows is the pool. Task names cannot start
+//! with `.`, so no task's worktree is ever there.
+//!
+//! The pool hands out exactly its base: an unsandboxed session (`--sandbox off`) runs as the
+//! user and can write into waiting worktrees, so the pool keeps an epoch (`<store>/pool/epoch`)
+//! that every unsandboxed session bumps when it starts and again when it ends, with a marker
+//! (`<store>/pool/unsandboxed/<task>-<token>`) while it runs. A worktree is warmed into a folder
+//! named after the epoch it was warmed in (`w-<epoch>-<random>`), and is handed out only when
+//! that is still the epoch and no unsandboxed session runs: one that such a session could have
+//! reached is never handed out and is removed by the next `cms pool warm`. Checking costs a
+//! file read and a folder listing, whatever the repository's size.
 
 use std::path::{Path, PathBuf};
 
@@ -43,8 +52,9 @@ fn pool_dir(ws: &Workspace, config: &Config) -> Result<PathBuf, TaskError> {
     Ok(ws.worktrees_dir(config)?.join(".pool"))
 }
 
-/// Fills the pool up to `size` worktrees at `at` (under the refs lock). Returns how many
-/// were added.
+/// Fills the pool up to `size` worktrees at `at` (under the refs lock), after removing the
+/// waiting worktrees an unsandboxed session could have written. Adds none while such a session
+/// runs. Returns how many were added.
 pub fn warm(ws: &Workspace, config: &Config, size: usize, at: Oid) -> Result<usize, TaskError> {
     let dir = pool_dir(ws, config)?;
     std::fs::create_dir_all(&dir).map_err(|source| TaskError::WorktreesFolder {
@@ -52,11 +62,24 @@ pub fn warm(ws: &Workspace, config: &Config, size: usize, at: Oid) -> Result<usi
         source,
     })?;
     ws.store.with_refs_lock(|| {
-        let have = pooled(ws)?.len();
+        // Read before anything is made: a session that starts meanwhile bumps it, and what
+        // this warms is then never handed out.
+        let epoch = clean_epoch(ws);
+        let mut have = 0;
+        for pooled in pooled(ws)? {
+            if epoch.is_some() && epoch_of(&pooled.path) == epoch {
+                have += 1;
+            } else {
+                git::worktree::remove(&ws.repo.common_dir, &pooled.path)?;
+            }
+        }
+        let Some(epoch) = epoch else {
+            return Ok(0);
+        };
         let mut added = 0;
         for _ in have..size {
             let path = tempfile::Builder::new()
-                .prefix("w-")
+                .prefix(&format!("w-{epoch}-"))
                 .tempdir_in(&dir)
                 .map_err(|source| TaskError::WorktreesFolder {
                     path: dir.clone(),
@@ -102,7 +125,15 @@ pub fn take(
     if !waiting {
         return Ok(false);
     }
-    let Some(pooled) = pooled(ws)?.into_iter().next() else {
+    // Only a worktree no unsandboxed session could have reached; the others wait for the
+    // background refill to remove them, rather than the user waiting for it here.
+    let Some(epoch) = clean_epoch(ws) else {
+        return Ok(false);
+    };
+    let Some(pooled) = pooled(ws)?
+        .into_iter()
+        .find(|p| epoch_of(&p.path) == Some(epoch))
+    else {
         return Ok(false);
     };
     let common = &ws.repo.common_dir;
@@ -119,15 +150,130 @@ pub fn take(
     Ok(true)
 }
 
+/// Where the pool keeps its epoch, its lock and the markers of unsandboxed sessions.
+fn epoch_dir(ws: &Workspace) -> PathBuf {
+    ws.store.root().join("pool")
+}
+
+fn read_epoch(dir: &Path) -> u64 {
+    std::fs::read_to_string(dir.join("epoch"))
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The epoch a pooled worktree was warmed in, from its folder's name (`w-<epoch>-<random>`);
+/// `None` for one from before epochs, which is never handed out.
+fn epoch_of(path: &Path) -> Option<u64> {
+    let name = path.file_name()?.to_str()?;
+    name.strip_prefix("w-")?.split_once('-')?.0.parse().ok()
+}
+
+/// Moves the epoch on, under the pool's own lock (two bumps at once must both count).
+fn bump_epoch(dir: &Path) {
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("lock"))
+    else {
+        return;
+    };
+    let mut lock = fd_lock::RwLock::new(file);
+    let Ok(_guard) = lock.write() else {
+        return;
+    };
+    let next = read_epoch(dir) + 1;
+    let _ = crate::store::write_atomic(&dir.join("epoch"), next.to_string().as_bytes());
+}
+
+/// The current epoch when no unsandboxed session runs, else `None`. A marker whose supervisor
+/// is gone (killed, so it never said it ended) ends its session here.
+fn clean_epoch(ws: &Workspace) -> Option<u64> {
+    let dir = epoch_dir(ws);
+    let mut running = false;
+    for entry in std::fs::read_dir(dir.join("unsandboxed"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let supervisor = std::fs::read_to_string(entry.path())
+            .ok()
+            .and_then(|text| serde_json::from_str::<crate::store::Supervisor>(&text).ok());
+        match supervisor {
+            Some(s) if crate::session::supervisor_alive(&s) => running = true,
+            // Unreadable: being written, or damaged; either way not known to have ended.
+            None if entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with('.')) => {}
+            _ => {
+                bump_epoch(&dir);
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    (!running).then(|| read_epoch(&dir))
+}
+
+/// An unsandboxed session of a task, from its start to its end (when this is dropped): while
+/// it lives no pooled worktree is handed out, and those warmed before its end never are.
+pub struct Unsandboxed {
+    dir: PathBuf,
+    marker: PathBuf,
+    /// The checkout to run `cms pool warm` in once the session has ended.
+    refill: Option<PathBuf>,
+}
+
+impl Unsandboxed {
+    /// Marks the session of `record` as running unsandboxed. `refill` refills the pool in the
+    /// background once it has ended.
+    pub fn begin(ws: &Workspace, record: &crate::store::TaskRecord, refill: bool) -> Unsandboxed {
+        let dir = epoch_dir(ws);
+        let token = record.supervisor.map_or(0, |s| s.token);
+        let marker = dir
+            .join("unsandboxed")
+            .join(format!("{}-{token:016x}", record.name));
+        let me = crate::session::current_supervisor();
+        let text = serde_json::to_vec(&me).expect("a supervisor always serializes");
+        if std::fs::create_dir_all(dir.join("unsandboxed")).is_ok() {
+            let _ = crate::store::write_atomic(&marker, &text);
+        }
+        bump_epoch(&dir);
+        Unsandboxed {
+            dir,
+            marker,
+            refill: refill.then(|| ws.repo.checkout.clone()),
+        }
+    }
+}
+
+impl Drop for Unsandboxed {
+    fn drop(&mut self) {
+        bump_epoch(&self.dir);
+        let _ = std::fs::remove_file(&self.marker);
+        if let Some(checkout) = &self.refill {
+            refill_in(checkout);
+        }
+    }
+}
+
 /// Starts `cms pool warm` in the background (no terminal, output discarded) so the pool is
 /// refilled after a task took from it, without the user waiting.
 pub fn refill_in_background(ws: &Workspace) {
+    refill_in(&ws.repo.checkout);
+}
+
+fn refill_in(checkout: &Path) {
     let Ok(exe) = std::env::current_exe() else {
         return;
     };
     let mut cmd = std::process::Command::new(exe);
     cmd.args(["pool", "warm"])
-        .current_dir(&ws.repo.checkout)
+        .current_dir(checkout)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());

@@ -49,6 +49,10 @@ pub async fn run(
             return Err(err.into());
         }
     };
+    // Unsandboxed, it can write the pool's waiting worktrees: none warmed before it ends is
+    // handed out (see `pool`).
+    let _unsandboxed = (!record.safety.sandboxed)
+        .then(|| super::pool::Unsandboxed::begin(ws, &record, config.pool_size > 0));
     // Ports of its own for as long as this session runs (released when `ports` is dropped).
     let ports = super::prepare::reserve_ports(config.worktree.ports);
     let port_env: Vec<(&'static str, String)> =
