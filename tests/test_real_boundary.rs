@@ -488,3 +488,73 @@ fn real_claude_deleting_another_tasks_loose_objects_is_caught_and_the_objects_ar
     assert_eq!(arena.victim_state(), before);
     assert_eq!(arena.show("other")["status"], "completed");
 }
+
+#[test]
+fn real_claude_files_an_unsandboxed_task_plants_in_the_pool_never_reach_a_sandboxed_task() {
+    let Some(arena) = arena("real_claude_files_an_unsandboxed_task_plants_in_the_pool") else {
+        return;
+    };
+    let env = &arena.env;
+    const MARKER: &str = "planted-in-the-pool-7d41";
+    env.cms(&["pool", "warm", "2"]).success();
+    let listed = env.cms(&["pool", "status", "--json"]).json();
+    let pool_dir = Path::new(listed[0]["path"].as_str().unwrap())
+        .parent()
+        .unwrap()
+        .to_owned();
+    // The user's own --sandbox off task: its Bash runs as the user and writes the waiting
+    // worktree it did not take, a new file and a tracked one.
+    let plant = format!(
+        "for w in {}/*; do echo {MARKER} > $w/planted.txt; echo {MARKER} > $w/README.md; done; echo rc=$?",
+        pool_dir.display()
+    );
+    arena
+        .api
+        .route("[planter]", vec![bash(plant), Reply::text("done")]);
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[planter] plant",
+            "--name",
+            "planter",
+            "-p",
+            "full",
+            "--sandbox",
+            "off",
+        ],
+        RUN_LIMIT,
+    );
+    let planter = task_json(&run);
+    assert_eq!(planter["safety"]["sandboxed"], false, "{planter:#}");
+    let results = tool_results(env, "planter");
+    assert!(results[0].trim_end().ends_with("rc=0"), "{results:?}");
+    let left = env.cms(&["pool", "status", "--json"]).json();
+    let waiting = PathBuf::from(left[0]["path"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(waiting.join("planted.txt")).unwrap(),
+        format!("{MARKER}\n")
+    );
+
+    // The next task, sandboxed, does its own work and carries none of it.
+    let attack = arena.attack("next", &["echo own > own.txt".to_owned()], &[]);
+    attack.ran(0);
+    attack.clean();
+    let worktree = PathBuf::from(attack.task["worktree"].as_str().unwrap());
+    assert_ne!(worktree, waiting);
+    assert!(!worktree.join("planted.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(worktree.join("README.md")).unwrap(),
+        "hello\n"
+    );
+    assert_eq!(
+        env.git(&["diff", "--name-only", "main", "cms/next"]),
+        "own.txt"
+    );
+    assert!(
+        !env.git_ok(&["grep", "-q", MARKER, "cms/next"]),
+        "the marker reached the task's branch"
+    );
+    let grep = env.git_run_in(&worktree, &["grep", "-q", "--untracked", MARKER]);
+    assert_ne!(grep.code, 0, "the marker reached the task's worktree");
+}
