@@ -203,3 +203,44 @@ fn while_an_unsandboxed_task_runs_the_pool_neither_hands_out_nor_warms() {
     let warm = env.cms(&["pool", "warm", "1", "--json"]);
     assert_eq!(warm.json(), json!({"added": 1, "waiting": 1}));
 }
+
+#[test]
+fn a_pooled_worktree_whose_git_admin_dir_was_written_is_never_handed_out() {
+    let env = TestEnv::new();
+    env.cms(&["pool", "warm", "2"]).success();
+    let pool_dir = std::path::Path::new(pool(&env)[0]["path"].as_str().unwrap())
+        .parent()
+        .unwrap()
+        .to_owned();
+    // A sandboxed session can write the common dir's objects and the admin dir of a worktree
+    // warmed after its sandbox was set up: it stages a file there, hidden from `git add` by
+    // skip-worktree, so that the task handed this worktree would commit it.
+    env.steps(json!([{"bash": format!(
+        "blob=$(echo planted-in-admin | git hash-object -w --stdin) && \
+         for w in {}/*; do admin=$(sed 's/^gitdir: //' $w/.git); \
+         GIT_DIR=$admin git update-index --add --cacheinfo 100644,$blob,planted.txt && \
+         GIT_DIR=$admin git update-index --skip-worktree planted.txt || exit 1; done",
+        pool_dir.display()
+    )}]));
+    let tamper = env.task_ok(&["tamper", "-n", "tamper"]);
+    assert_eq!(tamper["status"], "completed", "{tamper:#}");
+    let left = pool(&env);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let tampered = left[0]["path"].as_str().unwrap().to_owned();
+    assert!(
+        env.git_in(std::path::Path::new(&tampered), &["ls-files"])
+            .contains("planted.txt")
+    );
+
+    env.steps(json!([{"write": {"path": "own.txt", "content": "own\n"}}]));
+    let next = env.task_ok(&["own work", "-n", "next"]);
+    assert_eq!(next["status"], "completed", "{next:#}");
+    assert_ne!(next["worktree"].as_str().unwrap(), tampered);
+    assert_eq!(
+        env.git(&["diff", "--name-only", "main", "cms/next"]),
+        "own.txt"
+    );
+    // The next warm drops it.
+    env.cms(&["pool", "warm", "1"]).success();
+    assert!(!std::path::Path::new(&tampered).exists());
+}

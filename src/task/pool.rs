@@ -12,8 +12,10 @@
 //! (`<store>/pool/unsandboxed/<task>-<token>`) while it runs. A worktree is warmed into a folder
 //! named after the epoch it was warmed in (`w-<epoch>-<random>`), and is handed out only when
 //! that is still the epoch and no unsandboxed session runs: one that such a session could have
-//! reached is never handed out and is removed by the next `cms pool warm`. Checking costs a
-//! file read and a folder listing, whatever the repository's size.
+//! reached is never handed out and is removed by the next `cms pool warm`. A sandboxed
+//! session cannot write a pooled worktree's files, but may write its admin dir under the
+//! common dir (see [`admin_fingerprint`]), so that must still be as `warm` left it. Checking
+//! costs a few file reads and stats, whatever the repository's size.
 
 use std::path::{Path, PathBuf};
 
@@ -67,10 +69,11 @@ pub fn warm(ws: &Workspace, config: &Config, size: usize, at: Oid) -> Result<usi
         let epoch = clean_epoch(ws);
         let mut have = 0;
         for pooled in pooled(ws)? {
-            if epoch.is_some() && epoch_of(&pooled.path) == epoch {
+            if epoch.is_some() && usable(ws, &pooled.path, epoch) {
                 have += 1;
             } else {
                 git::worktree::remove(&ws.repo.common_dir, &pooled.path)?;
+                forget(ws, &pooled.path);
             }
         }
         let Some(epoch) = epoch else {
@@ -89,6 +92,7 @@ pub fn warm(ws: &Workspace, config: &Config, size: usize, at: Oid) -> Result<usi
             // git wants to make the folder itself.
             let _ = std::fs::remove_dir(&path);
             git::worktree::add_detached(&ws.repo.common_dir, &path, at, POOL_REASON)?;
+            remember(ws, &path);
             added += 1;
         }
         Ok(added)
@@ -101,6 +105,7 @@ pub fn drain(ws: &Workspace) -> Result<usize, TaskError> {
         let pool = pooled(ws)?;
         for pooled in &pool {
             git::worktree::remove(&ws.repo.common_dir, &pooled.path)?;
+            forget(ws, &pooled.path);
         }
         Ok(pool.len())
     })?
@@ -132,11 +137,12 @@ pub fn take(
     };
     let Some(pooled) = pooled(ws)?
         .into_iter()
-        .find(|p| epoch_of(&p.path) == Some(epoch))
+        .find(|p| usable(ws, &p.path, Some(epoch)))
     else {
         return Ok(false);
     };
     let common = &ws.repo.common_dir;
+    forget(ws, &pooled.path);
     git::worktree::relocate(common, &pooled.path, worktree, reason)?;
     let current = pooled
         .commit
@@ -167,6 +173,77 @@ fn read_epoch(dir: &Path) -> u64 {
 fn epoch_of(path: &Path) -> Option<u64> {
     let name = path.file_name()?.to_str()?;
     name.strip_prefix("w-")?.split_once('-')?.0.parse().ok()
+}
+
+/// Whether a pooled worktree may be handed out: warmed in `epoch`, and its admin dir exactly
+/// as cms left it when it warmed it.
+fn usable(ws: &Workspace, path: &Path, epoch: Option<u64>) -> bool {
+    epoch.is_some()
+        && epoch_of(path) == epoch
+        && fingerprint_file(ws, path).is_some_and(|file| {
+            let kept = std::fs::read_to_string(file).ok();
+            kept.is_some() && kept == admin_fingerprint(path)
+        })
+}
+
+/// Where the fingerprint of a pooled worktree's admin dir is kept: in the store, which no
+/// sandboxed session can write.
+fn fingerprint_file(ws: &Workspace, path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    Some(epoch_dir(ws).join("warmed").join(name))
+}
+
+fn remember(ws: &Workspace, path: &Path) {
+    let (Some(file), Some(print)) = (fingerprint_file(ws, path), admin_fingerprint(path)) else {
+        return;
+    };
+    if let Some(dir) = file.parent()
+        && std::fs::create_dir_all(dir).is_ok()
+    {
+        let _ = crate::store::write_atomic(&file, print.as_bytes());
+    }
+}
+
+fn forget(ws: &Workspace, path: &Path) {
+    if let Some(file) = fingerprint_file(ws, path) {
+        let _ = std::fs::remove_file(file);
+    }
+}
+
+/// Every entry of a worktree's admin dir (`<common>/worktrees/<name>`, found through the
+/// worktree's `.git` file, which lies outside every sandbox) with its inode, size and change
+/// time. A sandboxed session may write the admin dir of a worktree warmed after its sandbox
+/// was set up (the common dir is writable but for the entries that existed then): a staged
+/// file there, or another HEAD, would become the next task's work. The change time cannot be
+/// set back, so any write shows; a dozen small entries make it cheap at any repository size.
+fn admin_fingerprint(worktree: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let link = std::fs::read_to_string(worktree.join(".git")).ok()?;
+    let admin = PathBuf::from(link.strip_prefix("gitdir:")?.trim());
+    let mut lines = Vec::new();
+    let mut stack = vec![admin.clone()];
+    while let Some(at) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&at).ok()?;
+        let rel = at.strip_prefix(&admin).ok()?.display().to_string();
+        lines.push(format!(
+            "{rel}\t{:o} {} {} {}.{}",
+            meta.mode(),
+            meta.ino(),
+            meta.len(),
+            meta.ctime(),
+            meta.ctime_nsec()
+        ));
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&at).ok()? {
+                stack.push(entry.ok()?.path());
+            }
+        }
+        if lines.len() > 1000 {
+            return None;
+        }
+    }
+    lines.sort();
+    Some(lines.join("\n"))
 }
 
 /// Moves the epoch on, under the pool's own lock (two bumps at once must both count).
