@@ -558,3 +558,80 @@ fn real_claude_files_an_unsandboxed_task_plants_in_the_pool_never_reach_a_sandbo
     let grep = env.git_run_in(&worktree, &["grep", "-q", "--untracked", MARKER]);
     assert_ne!(grep.code, 0, "the marker reached the task's worktree");
 }
+
+#[test]
+fn real_claude_a_sandboxed_task_staging_a_file_in_a_pooled_worktrees_admin_dir_never_reaches_the_next_task()
+ {
+    let Some(arena) = arena("real_claude_a_sandboxed_task_staging_a_file_in_a_pooled") else {
+        return;
+    };
+    let env = &arena.env;
+    const MARKER: &str = "staged-in-the-pool-admin-5c2e";
+    // Warmed once to learn where the pool lives; the attacker's start takes that one.
+    env.cms(&["pool", "warm", "1"]).success();
+    let listed = env.cms(&["pool", "status", "--json"]).json();
+    let pool_dir = Path::new(listed[0]["path"].as_str().unwrap())
+        .parent()
+        .unwrap()
+        .to_owned();
+    let gate = env.root.join("gate");
+    let wait = format!(
+        "until [ -e {} ]; do sleep 0.05; done; echo rc=$?",
+        gate.display()
+    );
+    let stage = format!(
+        "blob=$(echo {MARKER} | git hash-object -w --stdin) && for w in {}/*; do \
+         admin=$(sed 's/^gitdir: //' $w/.git); \
+         GIT_DIR=$admin git update-index --add --cacheinfo 100644,$blob,planted.txt && \
+         GIT_DIR=$admin git update-index --skip-worktree planted.txt || exit 1; done; echo rc=$?",
+        pool_dir.display()
+    );
+    arena.api.route(
+        "[stager]",
+        vec![bash(wait), bash(stage), Reply::text("done")],
+    );
+    let running = env.spawn_cms(&[
+        "task",
+        "--json",
+        "[stager] stage",
+        "--name",
+        "stager",
+        "-p",
+        "full",
+    ]);
+    env.until_status("stager", "running");
+    // Warmed while the session runs: its admin dir did not exist when the sandbox was set up.
+    env.cms(&["pool", "warm", "1"]).success();
+    let waiting = env.cms(&["pool", "status", "--json"]).json()[0]["path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::fs::write(&gate, "").unwrap();
+    let stager = task_json(&wait_bounded(running, RUN_LIMIT));
+    assert_eq!(stager["safety"]["sandboxed"], true, "{stager:#}");
+    let results = tool_results(env, "stager");
+    // Whether the sandbox let it write there or not, the next task must not carry it.
+    let staged = results[1].trim_end().ends_with("rc=0");
+    eprintln!(
+        "the sandbox let the session write the new admin dir: {staged}: {}",
+        results[1]
+    );
+
+    let attack = arena.attack("next", &["echo own > own.txt".to_owned()], &[]);
+    attack.ran(0);
+    attack.clean();
+    let worktree = PathBuf::from(attack.task["worktree"].as_str().unwrap());
+    if staged {
+        assert_ne!(worktree, PathBuf::from(&waiting));
+    }
+    assert_eq!(
+        env.git(&["diff", "--name-only", "main", "cms/next"]),
+        "own.txt"
+    );
+    assert!(
+        !env.git_ok(&["grep", "-q", MARKER, "cms/next"]),
+        "the marker reached the task's branch"
+    );
+    let files = env.git_in(&worktree, &["ls-files"]);
+    assert!(!files.contains("planted.txt"), "{files}");
+}
