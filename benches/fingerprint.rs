@@ -118,6 +118,8 @@ fn main() {
             checkouts: vec![repo.clone()],
             quiet_tasks: Vec::new(),
             object_backup: Some(dir.path().join("object-backup")),
+            // Unsandboxed: the capture then skips the reflogs a sandboxed one notes.
+            sandbox_deny: None,
         })
         .expect("capture");
     });

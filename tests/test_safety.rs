@@ -40,6 +40,8 @@ fn protected_repo() -> TestEnv {
     env
 }
 
+// Hooks, git config and the user's checkout, which the sandbox keeps out of a task's reach, are
+// tried in test_boundary.rs, as an unsandboxed task.
 #[test]
 fn bypass_corpus_every_trick_to_change_a_protected_path_is_caught() {
     let env = protected_repo();
@@ -114,21 +116,6 @@ fn bypass_corpus_every_trick_to_change_a_protected_path_is_caught() {
             "claude's project settings",
             "mkdir -p .claude && echo '{}' > .claude/settings.json",
             "protected_path .claude/settings.json",
-        ),
-        (
-            "a git hook in the shared git dir",
-            "echo 'echo pwned' > \"$(git rev-parse --git-common-dir)/hooks/post-merge\"",
-            "git_metadata hooks/post-merge",
-        ),
-        (
-            "git config that runs code",
-            "git config core.hooksPath /tmp/elsewhere",
-            "git_metadata config",
-        ),
-        (
-            "the user's main checkout",
-            "echo stolen > \"$CMS_REPO/../stolen.txt\"",
-            "main_checkout",
         ),
     ];
     for (i, (case, command, expected)) in cases.iter().enumerate() {

@@ -94,7 +94,11 @@ pub fn cmd_diff(ctx: &CommandContext, args: DiffArgs) -> Result<u8, CommandError
     // After the diff, so that a pager does not hide it.
     if let Some(violations) = violations.filter(|v| !v.is_empty()) {
         let ui = &ctx.ui;
-        ui.warn(&format!("task '{}' touches protected paths:", record.name));
+        let what = match crate::safety::what_it_did(&violations) {
+            "touched protected paths" => "touches protected paths",
+            _ => "broke the safety rules",
+        };
+        ui.warn(&format!("task '{}' {what}:", record.name));
         for v in &violations {
             ui.status(&format!(
                 "  {} {} {}",

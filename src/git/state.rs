@@ -119,28 +119,6 @@ pub fn head_ref(checkout: &Path) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-/// Puts `name` back at `old`, but only if it still is at `current` (`None`: still deleted), so
-/// a ref someone moved again in the meantime is left alone.
-pub fn restore_ref(
-    common_dir: &Path,
-    name: &str,
-    old: &str,
-    current: Option<&str>,
-) -> Result<(), GitError> {
-    let mut cmd = super::cmd::git(common_dir);
-    // The all-zero id (of the repository's hash length) makes update-ref require absence.
-    let zero = "0".repeat(old.len());
-    cmd.args([
-        "update-ref",
-        "-m",
-        "cms: put back a ref a task's session moved",
-        name,
-        old,
-        current.unwrap_or(&zero),
-    ]);
-    run(cmd).map(|_| ())
-}
-
 /// The git metadata of a repository that a task could use to run code in the user's
 /// repository or redirect it: the shared config, hooks and attributes, the submodules' own
 /// git dirs' config, hooks and attributes, and the task worktree's own config and `.git` link.

@@ -1,7 +1,7 @@
 //! The checks on a task's change: the diff against its base, and the git metadata and user
 //! checkouts it must leave alone.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::kind;
 use super::paths::{Rules, check_relative, normalize};
@@ -138,37 +138,34 @@ pub struct Surroundings {
     /// Where to keep hard links to the loose objects while the session runs (a folder the
     /// sandbox keeps read-only), or `None` to keep none.
     pub object_backup: Option<PathBuf>,
-}
-
-/// A ref the session moved or deleted that cms puts back where it was.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefRestore {
-    pub name: String,
-    pub old: String,
-    /// Where it is now; `None` if it was deleted.
-    pub current: Option<String>,
+    /// The paths the task's Bash sandbox kept read-only, exactly as claude was given them
+    /// (`sandbox::git_deny_write`), or `None` when its Bash ran unsandboxed. A sandboxed task
+    /// is blamed only for what it could write; an unsandboxed one is warned about the rest.
+    pub sandbox_deny: Option<Vec<PathBuf>>,
 }
 
 /// What another task is when the session ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskNow {
-    /// Not running, not merged or discarded: nothing may have touched it.
+    /// Not running, not merged or discarded, record unchanged: nothing may have touched it.
     Quiet,
-    /// Running, merged or discarded: its own session or the user changes it.
+    /// Running, merged, discarded or followed up since: its own session, cms or the user
+    /// changes it.
     Busy,
     /// No such task.
     Unknown,
 }
 
-/// What changed around a session, found by [`Baseline::changes`].
+/// What changed around a session, found by [`Baseline::changes`] and
+/// [`Baseline::ref_changes`].
 #[derive(Debug, Default)]
 pub struct Changes {
-    /// The session's violations.
+    /// What the task did, or could alone have done: its violations.
     pub violations: Vec<Violation>,
-    /// Other tasks' branches to put back.
-    pub restore: Vec<RefRestore>,
-    /// Violations to record on other tasks, so that merging them refuses what was planted.
-    pub tainted: Vec<(String, Violation)>,
+    /// What changed where the task may or may not have been the one: everything outside its
+    /// own surfaces when it ran unsandboxed, new refs where its sandbox lets it create them.
+    /// Reported, never held against the task's merge.
+    pub warnings: Vec<Violation>,
 }
 
 /// What must not change while a task runs: the user's checkouts (ignored files included), the
@@ -180,6 +177,10 @@ pub struct Baseline {
     checkouts: Vec<(PathBuf, Fingerprint)>,
     metadata: Fingerprint,
     refs: Fingerprint,
+    /// For each ref a sandboxed task could rewrite (no loose file to deny: packed, so a loose
+    /// file would shadow it) whose reflog it could not: the reflog's inode and length, so a
+    /// move git made from outside the sandbox shows as an entry appended since.
+    reflogs: std::collections::BTreeMap<String, (u64, u64)>,
     quiet: Vec<Option<Fingerprint>>,
 }
 
@@ -211,60 +212,123 @@ impl Baseline {
             .object_backup
             .as_deref()
             .and_then(|dir| LooseObjectBackup::take(&around.common_dir, dir).ok());
-        Ok(Baseline {
+        let refs = state::refs_state(&around.common_dir)?;
+        let mut baseline = Baseline {
             objects,
             metadata: state::metadata_state(&around.common_dir, &around.worktree),
-            refs: state::refs_state(&around.common_dir)?,
+            refs,
+            reflogs: Default::default(),
             checkouts,
             quiet,
             around,
-        })
+        };
+        if baseline.around.sandbox_deny.is_some() {
+            let reflogs = baseline
+                .refs
+                .keys()
+                .filter(|name| baseline.could_write(&baseline.around.common_dir.join(name)))
+                .filter_map(|name| {
+                    let log = baseline.around.common_dir.join("logs").join(name);
+                    if baseline.could_write(&log) {
+                        return None;
+                    }
+                    let meta = log.symlink_metadata().ok().filter(|m| m.is_file())?;
+                    use std::os::unix::fs::MetadataExt;
+                    Some((name.clone(), (meta.ino(), meta.len())))
+                })
+                .collect();
+            baseline.reflogs = reflogs;
+        }
+        Ok(baseline)
     }
 
-    /// Puts back the loose objects the session deleted, as violations naming them. Run before
-    /// [`Baseline::changes`], so that a checkout or task whose commits were deleted reads as it
-    /// did.
-    pub fn restore_objects(&self) -> Vec<Violation> {
-        let Some(backup) = &self.objects else {
-            return Vec::new();
+    /// Whether the task's session could have written `path`: anywhere when it ran
+    /// unsandboxed; sandboxed, only its own worktree and what its sandbox left writable of the
+    /// git common dir (its temp dir holds nothing cms watches). The user's checkouts, other
+    /// tasks' worktrees and everything the sandbox denied are out of its reach.
+    pub fn could_write(&self, path: &Path) -> bool {
+        let Some(deny) = &self.around.sandbox_deny else {
+            return true;
         };
-        backup
-            .restore()
-            .into_iter()
-            .map(|id| Violation {
-                kind: kind::GIT_OBJECT.into(),
-                path: id.clone(),
-                detail: format!(
-                    "git object {id} was deleted while the task ran; cms put it back from its \
-                     own copy"
-                ),
-            })
-            .collect()
+        if path.starts_with(&self.around.worktree) {
+            return true;
+        }
+        path.starts_with(&self.around.common_dir) && !deny.iter().any(|d| path.starts_with(d))
+    }
+
+    /// Whether the task's Bash ran in the sandbox.
+    pub fn sandboxed(&self) -> bool {
+        self.around.sandbox_deny.is_some()
+    }
+
+    /// Files a change found outside the task's own surfaces, at `at`: a violation when the
+    /// task could have made it (an unsandboxed task could have made any, but so could the
+    /// user or cms, so it is a warning), nothing when its sandbox made it impossible.
+    pub fn elsewhere(&self, changes: &mut Changes, at: &Path, violation: Violation) {
+        if !self.sandboxed() {
+            changes.warnings.push(unsandboxed(violation));
+        } else if self.could_write(at) {
+            changes.violations.push(violation);
+        }
+    }
+
+    /// Puts back the loose objects the session deleted, as violations naming them (warnings
+    /// when the task ran unsandboxed: the user's own git could have deleted them too). Run
+    /// before [`Baseline::changes`], so that a checkout or task whose commits were deleted
+    /// reads as it did. Putting an object back never loses anything, so it is done whoever
+    /// deleted it.
+    pub fn restore_objects(&self, changes: &mut Changes) {
+        let Some(backup) = &self.objects else {
+            return;
+        };
+        for id in backup.restore() {
+            let objects = self.around.common_dir.join("objects");
+            self.elsewhere(
+                changes,
+                &objects.join(&id[..2]),
+                Violation {
+                    kind: kind::GIT_OBJECT.into(),
+                    path: id.clone(),
+                    detail: format!(
+                        "git object {id} was deleted while the task ran (the loose-object \
+                         folders stay writable to its sandbox for its own commits); cms put it \
+                         back from its own copy"
+                    ),
+                },
+            );
+        }
     }
 
     /// Everything that changed since the capture but the refs ([`Baseline::ref_changes`]).
     /// `task_now` says what another task is now:
     /// changes to a task the user has since started, merged or discarded are not the
     /// session's doing.
-    pub fn changes(&self, task_now: &dyn Fn(&str) -> TaskNow) -> Changes {
+    pub fn changes(&self, changes: &mut Changes, task_now: &dyn Fn(&str) -> TaskNow) {
         let still_quiet = |name: &str| task_now(name) == TaskNow::Quiet;
-        let mut changes = Changes::default();
-        let violations = &mut changes.violations;
-        let metadata = state::metadata_state(&self.around.common_dir, &self.around.worktree);
+        let common = &self.around.common_dir;
+        let metadata = state::metadata_state(common, &self.around.worktree);
         for path in state::differences(&self.metadata, &metadata) {
-            violations.push(Violation {
+            let own = path.starts_with(".git (worktree link)") || path.starts_with("worktrees/");
+            let violation = Violation {
                 kind: kind::GIT_METADATA.into(),
                 path: path.to_owned(),
                 detail: format!(
                     "git metadata {path} changed while the task ran; it can run code or \
                      redirect git in your repository"
                 ),
-            });
+            };
+            // The task's `.git` link and its admin dir are its own: whoever changed them, cms
+            // will not run git through them as they are.
+            if own {
+                changes.violations.push(violation);
+            } else {
+                self.elsewhere(changes, &common.join(path), violation);
+            }
         }
         let own = self.around.branch_ref.as_str();
         match state::head_ref(&self.around.worktree) {
             Some(head) if head == own => {}
-            head => violations.push(Violation {
+            head => changes.violations.push(Violation {
                 kind: kind::TASK_HEAD.into(),
                 path: head.clone().unwrap_or_else(|| "HEAD".to_owned()),
                 detail: match head {
@@ -283,7 +347,7 @@ impl Baseline {
             let after = match state::checkout_state(checkout) {
                 Ok(after) => after,
                 Err(err) => {
-                    changes.violations.push(Violation {
+                    changes.warnings.push(Violation {
                         kind: kind::MAIN_CHECKOUT.into(),
                         path: checkout.display().to_string(),
                         detail: format!(
@@ -296,16 +360,31 @@ impl Baseline {
             };
             for path in state::differences(before, &after) {
                 let shown = checkout.join(path);
-                changes.violations.push(Violation {
-                    kind: kind::MAIN_CHECKOUT.into(),
-                    path: shown.display().to_string(),
-                    detail: format!(
-                        "{} changed in your checkout {} while the task ran (by the task, or by \
-                         you)",
-                        path,
-                        checkout.display()
-                    ),
-                });
+                // The task's own files, if its worktree lies inside the checkout, are judged
+                // by its diff.
+                if shown.starts_with(&self.around.worktree) {
+                    continue;
+                }
+                // HEAD's file is the checkout's own (denied to a sandbox); the branch it
+                // names moving is judged with the refs.
+                let at = if path == "HEAD" || path == "HEAD ref" {
+                    common.join("HEAD")
+                } else {
+                    shown.clone()
+                };
+                self.elsewhere(
+                    changes,
+                    &at,
+                    Violation {
+                        kind: kind::MAIN_CHECKOUT.into(),
+                        path: shown.display().to_string(),
+                        detail: format!(
+                            "{} changed in your checkout {} while the task ran",
+                            path,
+                            checkout.display()
+                        ),
+                    },
+                );
             }
         }
         for (task, before) in self.around.quiet_tasks.iter().zip(&self.quiet) {
@@ -316,40 +395,36 @@ impl Baseline {
             let after = state::checkout_state(&task.worktree).unwrap_or_default();
             for path in state::differences(before, &after) {
                 let shown = task.worktree.join(path);
-                changes.violations.push(Violation {
-                    kind: kind::OTHER_TASK.into(),
-                    path: shown.display().to_string(),
-                    detail: format!(
-                        "{path} changed in task '{}''s worktree, which was not running",
-                        task.name
-                    ),
-                });
-                changes.tainted.push((
-                    task.name.clone(),
+                self.elsewhere(
+                    changes,
+                    &shown,
                     Violation {
                         kind: kind::OTHER_TASK.into(),
-                        path: path.to_owned(),
+                        path: shown.display().to_string(),
                         detail: format!(
-                            "{path} in this task's worktree was changed by another task's \
-                             session, not by this task"
+                            "{path} changed in task '{}''s worktree, which was not running",
+                            task.name
                         ),
                     },
-                ));
+                );
             }
         }
-        changes
     }
 
-    /// Compares the refs: the task's own branch may move; another task's branch that moved or
-    /// vanished is put back (and the task that lost it is told); any other new, moved or
-    /// deleted ref is reported.
+    /// Compares the refs. The task's own branch may move. Sandboxed, the task could only
+    /// create loose refs where its sandbox left the folder writable (the folders leading to
+    /// its branch), which also shadows a ref that was only packed: a new ref there is a
+    /// warning (the user's `git branch` makes the same), a packed ref moved there without
+    /// git's reflog showing the move is a violation, and every other change is not its doing.
+    /// Unsandboxed, every change is a warning. cms puts no ref back: the ref may be someone
+    /// else's work.
     /// The refs' part of the changes, apart from [`Baseline::changes`] so that the caller can
     /// hold the lock under which tasks create their branches for this part alone.
     pub fn ref_changes(&self, changes: &mut Changes, task_now: &dyn Fn(&str) -> TaskNow) {
         let after = match state::refs_state(&self.around.common_dir) {
             Ok(after) => after,
             Err(err) => {
-                changes.violations.push(Violation {
+                changes.warnings.push(Violation {
                     kind: kind::GIT_REF.into(),
                     path: "refs".to_owned(),
                     detail: format!("cms could not list the refs after the task: {err}"),
@@ -379,50 +454,90 @@ impl Baseline {
                 _ => {}
             }
             let short = name.strip_prefix("refs/heads/").unwrap_or(name);
+            let subject = match task {
+                Some(task) => format!("branch {short} of task '{}'", task.name),
+                None => short.to_owned(),
+            };
             let what = match (before, now) {
-                (Some(b), Some(n)) => format!("{short} moved from {} to {}", abbrev(b), abbrev(n)),
-                (Some(b), None) => format!("{short} (at {}) was deleted", abbrev(b)),
-                (None, Some(n)) => format!("{short} was created at {}", abbrev(n)),
+                (Some(b), Some(n)) => format!("moved from {} to {}", abbrev(b), abbrev(n)),
+                (Some(b), None) => format!("(at {}) was deleted", abbrev(b)),
+                (None, Some(n)) => format!("was created at {}", abbrev(n)),
                 (None, None) => continue,
             };
-            if let (Some(task), Some(old)) = (task, before) {
-                changes.restore.push(RefRestore {
-                    name: name.to_owned(),
-                    old: old.clone(),
-                    current: now.cloned(),
-                });
-                changes.violations.push(Violation {
-                    kind: kind::OTHER_TASK.into(),
-                    path: name.to_owned(),
-                    detail: format!(
-                        "branch {what} while the task ran; it belongs to task '{}', and cms \
-                         put it back",
-                        task.name
-                    ),
-                });
-                changes.tainted.push((
-                    task.name.clone(),
-                    Violation {
-                        kind: kind::OTHER_TASK.into(),
-                        path: name.to_owned(),
-                        detail: format!(
-                            "this task's branch {what} by another task's session; cms put it \
-                             back"
-                        ),
-                    },
-                ));
+            let kind = if task.is_some() {
+                kind::OTHER_TASK
+            } else {
+                kind::GIT_REF
+            };
+            let entry = |detail: String| Violation {
+                kind: kind.into(),
+                path: name.to_owned(),
+                detail,
+            };
+            if !self.sandboxed() {
+                changes.warnings.push(unsandboxed(entry(format!(
+                    "{subject} {what}; cms left it as it is"
+                ))));
                 continue;
             }
-            changes.violations.push(Violation {
-                kind: kind::GIT_REF.into(),
-                path: name.to_owned(),
-                detail: format!(
-                    "{what} while the task ran (by the task, or by you); cms changes no ref \
-                     but the task's own branch"
-                ),
-            });
+            let loose = self.around.common_dir.join(name);
+            // A ref that had a loose file was denied to the sandbox file by file, and a packed
+            // one cannot be deleted without rewriting `packed-refs`, which is denied too.
+            if !self.could_write(&loose) || now.is_none() {
+                continue;
+            }
+            if now.is_some_and(|n| self.reflog_shows(name, n)) {
+                continue;
+            }
+            let folder = name.rsplit_once('/').map_or(name, |(dir, _)| dir);
+            if before.is_none() {
+                changes.warnings.push(entry(format!(
+                    "{subject} {what} while the task ran; the sandbox lets the task create \
+                     refs in {folder}/, and so can you: cms left it as it is"
+                )));
+            } else {
+                changes.violations.push(entry(format!(
+                    "{subject} {what} while the task ran; it was packed, so the task's \
+                     sandbox could shadow it with a loose ref in {folder}/, and git's reflog \
+                     does not show the move; cms left it as it is"
+                )));
+            }
         }
     }
+
+    /// Whether `name`'s reflog, which the sandbox kept read-only, gained an entry since the
+    /// capture that moved it to `oid`: then git moved it there, from outside the sandbox.
+    fn reflog_shows(&self, name: &str, oid: &str) -> bool {
+        use std::io::{Read, Seek};
+        use std::os::unix::fs::MetadataExt;
+        let Some(&(ino, len)) = self.reflogs.get(name) else {
+            return false;
+        };
+        let path = self.around.common_dir.join("logs").join(name);
+        let Ok(mut file) = std::fs::File::open(&path) else {
+            return false;
+        };
+        // Git appends to a reflog in place; a replaced file is not the one that was denied.
+        if !file
+            .metadata()
+            .is_ok_and(|m| m.ino() == ino && m.len() > len)
+        {
+            return false;
+        }
+        let mut text = String::new();
+        if file.seek(std::io::SeekFrom::Start(len)).is_err()
+            || file.read_to_string(&mut text).is_err()
+        {
+            return false;
+        }
+        text.lines().any(|line| line.split(' ').nth(1) == Some(oid))
+    }
+}
+
+/// A change made while an unsandboxed task ran: the task, the user or cms could have made it.
+fn unsandboxed(mut warning: Violation) -> Violation {
+    warning.detail = format!("changed while an unsandboxed task ran: {}", warning.detail);
+    warning
 }
 
 fn abbrev(oid: &str) -> &str {

@@ -36,3 +36,22 @@ pub mod kind {
     /// The task's record (its limits, protected paths, ...) was changed by its session.
     pub const TASK_RECORD: &str = "task_record";
 }
+
+/// Whether a violation of `kind` is about a path the task's change touched (its diff), rather
+/// than something that moved around its session.
+pub fn is_path_kind(name: &str) -> bool {
+    matches!(
+        name,
+        kind::PROTECTED_PATH | kind::OUTSIDE_WORKTREE | kind::SYMLINK | kind::SUBMODULE
+    )
+}
+
+/// What a task with these violations did, for a message: "touched protected paths" only when
+/// each of them is about a path its change touched.
+pub fn what_it_did(violations: &[crate::store::Violation]) -> &'static str {
+    if violations.iter().all(|v| is_path_kind(&v.kind)) {
+        "touched protected paths"
+    } else {
+        "broke the safety rules"
+    }
+}

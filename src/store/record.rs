@@ -90,6 +90,11 @@ pub struct Safety {
     pub protected: Vec<String>,
     /// Rules the task broke; any makes it `protected_path`.
     pub violations: Vec<Violation>,
+    /// What changed while the task ran that it may not have done (outside its own surfaces
+    /// while it ran unsandboxed; a new ref where its sandbox lets it make one): shown, never
+    /// held against its merge.
+    #[serde(default)]
+    pub warnings: Vec<Violation>,
     /// Tools the user allowed the task on top of its preset (`cms continue --allow`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed: Vec<String>,

@@ -43,8 +43,8 @@ pub async fn run_attached(
         // Ports of its own, as a headless session gets, for as long as this one runs.
         let ports = super::prepare::reserve_ports(config.worktree.ports);
         env.extend(ports.iter().flat_map(|block| block.env()));
-        let settings = session_settings(ws, &record)?;
-        let watched = Watched::capture(ws, &record)?;
+        let (settings, deny) = session_settings(ws, &record)?;
+        let watched = Watched::capture(ws, &record, deny)?;
         // As a headless session's (see `run`): the pool hands out nothing it could reach.
         let unsandboxed = (!record.safety.sandboxed)
             .then(|| super::pool::Unsandboxed::begin(ws, &record, config.pool_size > 0));

@@ -115,9 +115,11 @@ pub enum TaskError {
     #[error("task '{name}' has uncommitted changes in its worktree")]
     UncommittedWork { name: TaskName, worktree: PathBuf },
 
-    #[error("task '{name}' touched protected paths ({count} violation{}): {first}", if *count == 1 { "" } else { "s" })]
+    #[error("task '{name}' {what} ({count} violation{}): {first}", if *count == 1 { "" } else { "s" })]
     Protected {
         name: TaskName,
+        /// What it did: see [`crate::safety::what_it_did`].
+        what: &'static str,
         count: usize,
         first: String,
     },

@@ -20,8 +20,14 @@ pub(super) struct Watched {
 }
 
 impl Watched {
-    pub(super) fn capture(ws: &Workspace, record: &TaskRecord) -> Result<Watched, TaskError> {
-        let (around, quiet_records) = surroundings(ws, record)?;
+    /// `sandbox_deny` is what the task's Bash sandbox denied, as claude was given it (`None`:
+    /// unsandboxed).
+    pub(super) fn capture(
+        ws: &Workspace,
+        record: &TaskRecord,
+        sandbox_deny: Option<Vec<PathBuf>>,
+    ) -> Result<Watched, TaskError> {
+        let (around, quiet_records) = surroundings(ws, record, sandbox_deny)?;
         Ok(Watched {
             baseline: safety::check::Baseline::capture(around)?,
             quiet_records,
@@ -33,6 +39,7 @@ impl Watched {
 fn surroundings(
     ws: &Workspace,
     record: &TaskRecord,
+    sandbox_deny: Option<Vec<PathBuf>>,
 ) -> Result<(safety::check::Surroundings, Vec<TaskRecord>), TaskError> {
     let (tasks, _unreadable) = ws.tasks()?;
     let quiet_records: Vec<TaskRecord> = tasks
@@ -57,6 +64,7 @@ fn surroundings(
             ws.store
                 .object_backup_dir(&record.name, record.supervisor.map_or(0, |s| s.token)),
         ),
+        sandbox_deny,
     };
     Ok((around, quiet_records))
 }
@@ -161,7 +169,9 @@ pub(super) fn finish_as(
         Some(head) => safety::check::check_range(&ws.repo, base, head, &rules)?,
         None => Vec::new(),
     };
-    violations.extend(check_surroundings(ws, &record, watched)?);
+    let around = check_surroundings(ws, &record, watched)?;
+    violations.extend(around.violations);
+    let warnings = around.warnings;
     let mut record = record;
     // After a `--rebase`, the conflicts must be resolved before the task can be merged.
     if let (Some(rebase), Some(head)) = (record.rebase.as_mut(), head) {
@@ -234,6 +244,7 @@ pub(super) fn finish_as(
         r.status = status;
         r.error = error;
         r.safety.violations = violations;
+        r.safety.warnings = warnings;
         r.session_id = ledger.session_id.clone().or(session_id);
         r.model = r.model.take().or(model).or(ledger.model.clone());
         r.cost_usd = ledger.cost_usd;
@@ -253,24 +264,36 @@ pub(super) fn finish_as(
 /// The error a task with violations records: the first one, and how many there are.
 pub(super) fn describe_violations(violations: &[crate::store::Violation]) -> Option<String> {
     let first = &violations.first()?.detail;
+    let what = if violations.iter().all(|v| safety::is_path_kind(&v.kind)) {
+        "protected-path violation"
+    } else {
+        "safety violation"
+    };
     Some(match violations.len() {
-        1 => format!("protected-path violation: {first}"),
-        n => format!("{n} protected-path violations; the first: {first}"),
+        1 => format!("{what}: {first}"),
+        n => format!("{n} {what}s; the first: {first}"),
     })
 }
 
-/// The violations of everything around the task's change: its own record, the user's
-/// checkouts, the refs, git metadata and the other tasks. Another task's branch that moved is
-/// put back, its record too, and that task is marked so merging it refuses what was planted.
+/// What changed around the task's change: its own record, the user's checkouts, the refs, git
+/// metadata and the other tasks, as violations where the task could have made the change and
+/// warnings where it may have (see [`safety::check::Baseline::elsewhere`]). cms puts nothing
+/// back but deleted loose objects: another task's record or branch that changed may be cms's
+/// own work (a follow-up, a merge) or the user's.
 fn check_surroundings(
     ws: &Workspace,
     record: &TaskRecord,
     watched: &Watched,
-) -> Result<Vec<crate::store::Violation>, TaskError> {
-    let mut violations = watched.baseline.restore_objects();
-    violations.extend(record_tampering(ws, record));
-    // Other tasks' records, as the session left them: a changed record is put back first, so
-    // a forged status cannot hide what else the session did to that task.
+) -> Result<safety::check::Changes, TaskError> {
+    let baseline = &watched.baseline;
+    let mut changes = safety::check::Changes::default();
+    baseline.restore_objects(&mut changes);
+    // The task's own record is rewritten from the supervisor's copy whoever changed it; it is
+    // the task's violation only if the task could write the store.
+    let own_record = ws.store.record_path(&record.name);
+    if baseline.could_write(&own_record) {
+        changes.violations.extend(record_tampering(ws, record));
+    }
     let mut now: Vec<(String, safety::check::TaskNow)> = Vec::new();
     for before in &watched.quiet_records {
         let after = ws.store.load(&before.name);
@@ -278,19 +301,25 @@ fn check_surroundings(
             Ok(after) if after == before => safety::check::TaskNow::Quiet,
             // The user merged or discarded it meanwhile.
             Ok(after) if after.status.is_closed() => safety::check::TaskNow::Busy,
-            // Edited, damaged or deleted: put back as it was.
+            // Followed up, answered or edited by cms or the user, or (where the task could
+            // write the store) forged: left as it is, since putting it back could undo cms's
+            // own ledger; its worktree and branch are then its own session's business.
             _ => {
-                let restored = before.clone();
-                let _ = ws.store.rewrite(&before.name, |_| restored);
-                violations.push(crate::store::Violation {
-                    kind: safety::kind::TASK_RECORD.into(),
-                    path: ws.store.record_path(&before.name).display().to_string(),
-                    detail: format!(
-                        "task '{}''s record changed while this task ran; cms put it back",
-                        before.name
-                    ),
-                });
-                safety::check::TaskNow::Quiet
+                let path = ws.store.record_path(&before.name);
+                baseline.elsewhere(
+                    &mut changes,
+                    &path,
+                    crate::store::Violation {
+                        kind: safety::kind::TASK_RECORD.into(),
+                        path: path.display().to_string(),
+                        detail: format!(
+                            "task '{}''s record changed while this task ran; cms left it as it \
+                             is",
+                            before.name
+                        ),
+                    },
+                );
+                safety::check::TaskNow::Busy
             }
         };
         now.push((before.name.to_string(), state));
@@ -307,46 +336,10 @@ fn check_surroundings(
     // The refs under the refs lock, and only they (the rest can take a while on a big
     // repository): a task being started makes its branch before its record, so a look at the
     // refs between the two would take a parallel start for a stray branch.
-    let mut changes = ws.store.with_refs_lock(|| {
-        let mut changes = safety::check::Changes::default();
-        watched.baseline.ref_changes(&mut changes, &task_now);
-        for restore in &changes.restore {
-            if let Err(err) = git::state::restore_ref(
-                &ws.repo.common_dir,
-                &restore.name,
-                &restore.old,
-                restore.current.as_deref(),
-            ) {
-                violations.push(crate::store::Violation {
-                    kind: safety::kind::OTHER_TASK.into(),
-                    path: restore.name.clone(),
-                    detail: format!("cms could not put {} back: {err}", restore.name),
-                });
-            }
-        }
-        changes
-    })?;
-    let rest = watched.baseline.changes(&task_now);
-    changes.violations.extend(rest.violations);
-    changes.tainted.extend(rest.tainted);
-    violations.extend(changes.violations);
-    for (task, violation) in changes.tainted {
-        let Ok(task) = TaskName::parse(&task) else {
-            continue;
-        };
-        let _ = ws.store.update(&task, |r| {
-            safety::check::add_new(&mut r.safety.violations, vec![violation]);
-            if !r.status.is_live() {
-                r.status = Status::ProtectedPath;
-                r.error = Some(format!(
-                    "task '{}''s session changed this task; merging it would bring in what that \
-                     session planted",
-                    record.name
-                ));
-            }
-        });
-    }
-    Ok(violations)
+    ws.store
+        .with_refs_lock(|| baseline.ref_changes(&mut changes, &task_now))?;
+    baseline.changes(&mut changes, &task_now);
+    Ok(changes)
 }
 
 /// How the task's record on disk differs from the one its supervisor holds, in what only cms

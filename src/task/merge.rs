@@ -187,6 +187,7 @@ pub(super) fn ready_to_leave(
     if !violations.is_empty() && !allow_protected {
         return Err(TaskError::Protected {
             name: record.name.clone(),
+            what: crate::safety::what_it_did(&violations),
             count: violations.len(),
             first: violations[0].detail.clone(),
         });

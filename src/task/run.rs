@@ -109,13 +109,16 @@ pub async fn run(
             return Err(err);
         }
     };
-    match session_settings(ws, &record) {
-        Ok(settings) => args.extend(["--settings".to_owned(), settings]),
+    let mut sandbox_deny = match session_settings(ws, &record) {
+        Ok((settings, deny)) => {
+            args.extend(["--settings".to_owned(), settings]);
+            deny
+        }
         Err(err) => {
             abandon(ws, &record);
             return Err(err);
         }
-    }
+    };
     let spec = Spawn {
         bin: &claude,
         args,
@@ -152,7 +155,7 @@ pub async fn run(
         spec,
         &message,
         || {
-            let captured = Watched::capture(ws, &record);
+            let captured = Watched::capture(ws, &record, sandbox_deny.take());
             let ok = captured.is_ok();
             watched = Some(captured);
             ok
@@ -268,20 +271,24 @@ pub(super) fn session_env(
     Ok((temp, env))
 }
 
-/// The `--settings` value claude gets: cms's PreToolUse write guard and the Bash sandbox.
-pub(super) fn session_settings(ws: &Workspace, record: &TaskRecord) -> Result<String, TaskError> {
+/// The `--settings` value claude gets: cms's PreToolUse write guard and the Bash sandbox, and
+/// what that sandbox denies (`None` when the task is unsandboxed), for the checks after it.
+pub(super) fn session_settings(
+    ws: &Workspace,
+    record: &TaskRecord,
+) -> Result<(String, Option<Vec<std::path::PathBuf>>), TaskError> {
     let private_dir = git::worktree::private_dir(&record.worktree).ok();
     // Unsandboxed tasks too: other tasks' sandboxes would otherwise make theirs come and go.
     if let Some(dir) = &private_dir {
         sandbox::prepare_private_dir(dir);
     }
     let mut settings = hook_settings(ws, record)?;
-    settings["sandbox"] = sandbox::settings(
-        record.safety.sandboxed,
-        record.preset,
-        &sandbox::git_deny_write(&ws.repo.common_dir, private_dir.as_deref(), &record.branch),
-    );
-    Ok(settings.to_string())
+    let deny = sandbox::git_deny_write(&ws.repo.common_dir, private_dir.as_deref(), &record.branch);
+    settings["sandbox"] = sandbox::settings(record.safety.sandboxed, record.preset, &deny);
+    Ok((
+        settings.to_string(),
+        record.safety.sandboxed.then_some(deny),
+    ))
 }
 
 /// Ends a new task whose `[worktree] setup` failed: `failed`, with the command's output in the

@@ -462,6 +462,22 @@ pub fn wait_bounded(mut process: Background, limit: Duration) -> Run {
     }
 }
 
+/// `kind path` for each warning of a task (a change while it ran that it may not have made).
+pub fn warnings(task: &Value) -> Vec<String> {
+    task["safety"]["warnings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no warnings list: {task:#}"))
+        .iter()
+        .map(|w| {
+            format!(
+                "{} {}",
+                w["kind"].as_str().unwrap(),
+                w["path"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
 /// `kind path` for each violation of a task's JSON.
 pub fn violations(task: &Value) -> Vec<String> {
     task["safety"]["violations"]
