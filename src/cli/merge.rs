@@ -49,7 +49,7 @@ pub struct MergeArgs {
     #[arg(long)]
     pub keep: bool,
 
-    /// Merge even though the task touched protected paths
+    /// Merge even though the task has safety violations (protected paths, refs, ...)
     #[arg(long)]
     pub allow_protected: bool,
 

@@ -29,7 +29,7 @@ pub struct PushArgs {
     #[arg(long)]
     pub pr: bool,
 
-    /// Push even though the task touched protected paths
+    /// Push even though the task has safety violations (protected paths, refs, ...)
     #[arg(long)]
     pub allow_protected: bool,
 
