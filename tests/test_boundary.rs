@@ -681,3 +681,30 @@ fn merging_continuing_and_editing_while_a_sandboxed_task_runs_blames_and_undoes_
 fn a_merge_that_moves_a_packed_branch_while_a_sandboxed_task_runs_is_known_by_its_reflog() {
     parallel_work_while_a_task_runs(true);
 }
+
+#[test]
+fn a_merge_or_rebase_state_planted_for_the_main_checkout_is_a_warning() {
+    let env = TestEnv::new();
+    let main = env.git(&["rev-parse", "main"]);
+    let common = env.common_dir();
+    // The main worktree's MERGE_HEAD and rebase-merge/ live in the common dir, where the
+    // sandbox cannot deny what does not exist yet; the user's own merge makes the same.
+    let (run, task) = attack(
+        &env,
+        "planter",
+        json!([{"bash": format!(
+            "echo {main} > {0}/MERGE_HEAD && mkdir {0}/rebase-merge && echo 'exec touch owned' > {0}/rebase-merge/git-rebase-todo",
+            common.display()
+        )}]),
+    );
+    not_blamed(&run, &task);
+    let found = warnings(&task);
+    for path in ["MERGE_HEAD", "rebase-merge/git-rebase-todo"] {
+        assert!(
+            found.contains(&format!("git_metadata {path}")),
+            "{path} not in {found:?}"
+        );
+    }
+    let shown = env.cms(&["show", "planter"]);
+    assert!(shown.stdout.contains("MERGE_HEAD"), "{}", shown.stdout);
+}

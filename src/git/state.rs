@@ -149,6 +149,31 @@ pub fn metadata_state(common_dir: &Path, worktree: &Path) -> Fingerprint {
     state
 }
 
+/// The main worktree's state files, which live in the common dir beside what cms denies a
+/// sandboxed task and do not exist between operations, so its sandbox cannot deny them: they
+/// decide what git does next in the user's checkout (a merge's second parent, a rebase's todo
+/// list and its `exec` lines, how deep the history reads).
+pub fn main_worktree_state(common_dir: &Path) -> Fingerprint {
+    let mut state = Fingerprint::new();
+    for name in [
+        "MERGE_HEAD",
+        "MERGE_MSG",
+        "CHERRY_PICK_HEAD",
+        "REVERT_HEAD",
+        "BISECT_START",
+        "shallow",
+    ] {
+        let path = common_dir.join(name);
+        if path.symlink_metadata().is_ok() {
+            state.insert(name.to_owned(), file_digest(&path));
+        }
+    }
+    for dir in ["rebase-merge", "rebase-apply", "sequencer"] {
+        add_tree(&mut state, common_dir, Path::new(dir));
+    }
+    state
+}
+
 /// The config, hooks and `info/` of every submodule git dir under `root/dir` (nested
 /// submodules live in `modules/<name>/modules/`): running `git` in a submodule of the user's
 /// checkout reads them, so they can run code there too.

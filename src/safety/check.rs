@@ -176,6 +176,8 @@ pub struct Baseline {
     objects: Option<LooseObjectBackup>,
     checkouts: Vec<(PathBuf, Fingerprint)>,
     metadata: Fingerprint,
+    /// The main worktree's state files in the common dir (`MERGE_HEAD`, `rebase-merge/`, ...).
+    main_state: Fingerprint,
     refs: Fingerprint,
     /// For each ref a sandboxed task could rewrite (no loose file to deny: packed, so a loose
     /// file would shadow it) whose reflog it could not: the reflog's inode and length, so a
@@ -216,6 +218,7 @@ impl Baseline {
         let mut baseline = Baseline {
             objects,
             metadata: state::metadata_state(&around.common_dir, &around.worktree),
+            main_state: state::main_worktree_state(&around.common_dir),
             refs,
             reflogs: Default::default(),
             checkouts,
@@ -323,6 +326,25 @@ impl Baseline {
                 changes.violations.push(violation);
             } else {
                 self.elsewhere(changes, &common.join(path), violation);
+            }
+        }
+        // Made and removed by the user's own merges and rebases, and writable to a sandboxed
+        // task too: who made a change cannot be told, so it is said, not held against it.
+        let main_state = state::main_worktree_state(common);
+        for path in state::differences(&self.main_state, &main_state) {
+            let warning = Violation {
+                kind: kind::GIT_METADATA.into(),
+                path: path.to_owned(),
+                detail: format!(
+                    "{path} in the git dir changed while the task ran; it decides what git does \
+                     next in your main checkout (a merge's parents, a rebase's steps), and the \
+                     task's sandbox could write it as well as you"
+                ),
+            };
+            if self.sandboxed() {
+                changes.warnings.push(warning);
+            } else {
+                self.elsewhere(changes, &common.join(path), warning);
             }
         }
         let own = self.around.branch_ref.as_str();
