@@ -590,6 +590,53 @@ mod tests {
     }
 
     #[test]
+    fn a_sandboxed_task_could_write_its_worktree_and_the_undenied_git_dir_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        let status = std::process::Command::new("git")
+            .args(["init", "-q", "-b", "main"])
+            .arg(&repo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let common = repo.join(".git");
+        let worktree = dir.path().join("task");
+        let around = |deny: Option<Vec<PathBuf>>| Surroundings {
+            common_dir: common.clone(),
+            worktree: worktree.clone(),
+            branch_ref: "refs/heads/cms/task".to_owned(),
+            checkouts: vec![repo.clone()],
+            quiet_tasks: Vec::new(),
+            object_backup: None,
+            sandbox_deny: deny,
+        };
+        let deny = vec![common.join("cms"), common.join("refs/tags")];
+        let sandboxed = Baseline::capture(around(Some(deny))).unwrap();
+        assert!(sandboxed.could_write(&worktree.join("src/lib.rs")));
+        assert!(sandboxed.could_write(&common.join("refs/heads/new")));
+        assert!(!sandboxed.could_write(&common.join("refs/tags/v1")));
+        assert!(!sandboxed.could_write(&common.join("cms/tasks/other.json")));
+        assert!(!sandboxed.could_write(&repo.join(".env")));
+        let unsandboxed = Baseline::capture(around(None)).unwrap();
+        assert!(unsandboxed.could_write(&repo.join(".env")));
+        // Unsandboxed, a change outside the task is a warning that says so.
+        let mut changes = Changes::default();
+        let change = Violation {
+            kind: kind::MAIN_CHECKOUT.into(),
+            path: ".env".into(),
+            detail: ".env changed".into(),
+        };
+        unsandboxed.elsewhere(&mut changes, &repo.join(".env"), change.clone());
+        sandboxed.elsewhere(&mut changes, &repo.join(".env"), change);
+        assert!(changes.violations.is_empty());
+        assert_eq!(changes.warnings.len(), 1);
+        assert_eq!(
+            changes.warnings[0].detail,
+            "changed while an unsandboxed task ran: .env changed"
+        );
+    }
+
+    #[test]
     fn both_sides_of_a_rename_are_checked() {
         assert_eq!(
             kinds(&[change("renamed", Some("infra/a.tf"), Some("docs/a.tf"))]),
