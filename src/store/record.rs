@@ -329,6 +329,9 @@ mod tests {
         // Records from before the sandbox say nothing of it: their tasks ran without one.
         let sandboxed = saved["safety"].as_object_mut().unwrap().remove("sandboxed");
         assert_eq!(sandboxed, Some(serde_json::Value::Bool(false)));
+        // Nor of warnings, which came later still: none.
+        let warnings = saved["safety"].as_object_mut().unwrap().remove("warnings");
+        assert_eq!(warnings, Some(serde_json::json!([])));
         assert_eq!(saved, original);
     }
 
