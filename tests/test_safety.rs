@@ -161,6 +161,7 @@ fn benign_corpus_nothing_flagged() {
     run.success();
     assert_eq!(task["status"], "completed", "{task:#}");
     assert_eq!(task["safety"]["violations"], json!([]));
+    assert_eq!(task["safety"]["warnings"], json!([]));
     assert_eq!(task["safety"]["blocked"], json!([]));
     assert_eq!(task["error"], Value::Null);
     let merged = env.cms(&["merge", "benign"]);
