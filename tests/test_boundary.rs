@@ -708,3 +708,42 @@ fn a_merge_or_rebase_state_planted_for_the_main_checkout_is_a_warning() {
     let shown = env.cms(&["show", "planter"]);
     assert!(shown.stdout.contains("MERGE_HEAD"), "{}", shown.stdout);
 }
+
+#[test]
+fn a_sandboxed_task_undoing_the_users_move_of_a_packed_branch_is_a_violation() {
+    let env = TestEnv::new();
+    env.git(&["pack-refs", "--all"]);
+    let main_ref = env.common_dir().join("refs/heads/main");
+    let started = env.root.join("started");
+    let go = env.root.join("go");
+    let script = env.root.join("script.json");
+    // The task waits for the user's commit on main (which writes main's loose ref in a folder
+    // the task's sandbox leaves writable), then deletes that file: main reads its packed
+    // value, the one from before the session, again.
+    let steps = json!({"turns": [{"steps": [{"bash": format!(
+        "touch {} && until [ -f {} ]; do sleep 0.02; done && rm {}",
+        started.display(),
+        go.display(),
+        main_ref.display()
+    )}], "result": "done"}]});
+    std::fs::write(&script, steps.to_string()).unwrap();
+    let mut cmd = env.cms_command(&env.repo, &["task", "--json", "undo", "--name", "undo"]);
+    cmd.env("FAKE_CLAUDE_SCRIPT", &script);
+    let task = crate::common::Background::spawn(&mut cmd);
+    until_exists(&started);
+    env.write("user.txt", "mine\n");
+    env.commit_all("the user's commit");
+    let users = env.git(&["rev-parse", "main"]);
+    assert!(main_ref.is_file());
+    std::fs::write(&go, "").unwrap();
+    let run = crate::common::wait_bounded(task, std::time::Duration::from_secs(120));
+    run.code(3);
+    let task = run.json();
+    assert!(
+        violations(&task).contains(&"git_ref refs/heads/main".to_owned()),
+        "{task:#}"
+    );
+    // Left for the user, whose commit is still in main's reflog.
+    assert_ne!(env.git(&["rev-parse", "main"]), users);
+    assert!(env.git(&["reflog", "main"]).contains("the user's commit"));
+}

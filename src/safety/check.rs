@@ -454,6 +454,9 @@ impl Baseline {
                 return;
             }
         };
+        if self.sandboxed() {
+            self.unlogged_reverts(changes, &after);
+        }
         let own = self.around.branch_ref.as_str();
         for name in state::differences(&self.refs, &after) {
             if name == own {
@@ -530,29 +533,61 @@ impl Baseline {
     /// Whether `name`'s reflog, which the sandbox kept read-only, gained an entry since the
     /// capture that moved it to `oid`: then git moved it there, from outside the sandbox.
     fn reflog_shows(&self, name: &str, oid: &str) -> bool {
+        self.reflog_since(name)
+            .is_some_and(|new| new.iter().any(|n| n == oid))
+    }
+
+    /// The values `name`'s reflog says git moved it to since the capture, oldest first, if the
+    /// reflog is still the file that was denied (git appends in place) and grew.
+    fn reflog_since(&self, name: &str) -> Option<Vec<String>> {
         use std::io::{Read, Seek};
         use std::os::unix::fs::MetadataExt;
-        let Some(&(ino, len)) = self.reflogs.get(name) else {
-            return false;
-        };
+        let &(ino, len) = self.reflogs.get(name)?;
         let path = self.around.common_dir.join("logs").join(name);
-        let Ok(mut file) = std::fs::File::open(&path) else {
-            return false;
-        };
-        // Git appends to a reflog in place; a replaced file is not the one that was denied.
+        let mut file = std::fs::File::open(&path).ok()?;
         if !file
             .metadata()
             .is_ok_and(|m| m.ino() == ino && m.len() > len)
         {
-            return false;
+            return None;
         }
         let mut text = String::new();
-        if file.seek(std::io::SeekFrom::Start(len)).is_err()
-            || file.read_to_string(&mut text).is_err()
-        {
-            return false;
+        file.seek(std::io::SeekFrom::Start(len)).ok()?;
+        file.read_to_string(&mut text).ok()?;
+        Some(
+            text.lines()
+                .filter_map(|line| line.split(' ').nth(1).map(str::to_owned))
+                .collect(),
+        )
+    }
+
+    /// Packed refs git moved while the task ran (their reflog grew) that no longer read what
+    /// git last moved them to: git writes a moved packed ref as a loose file, in a folder the
+    /// sandbox leaves writable, and deleting that file brings the packed value back.
+    fn unlogged_reverts(&self, changes: &mut Changes, after: &Fingerprint) {
+        for name in self.reflogs.keys() {
+            if name == &self.around.branch_ref || self.refs.get(name) != after.get(name) {
+                continue;
+            }
+            let Some(last) = self.reflog_since(name).and_then(|mut n| n.pop()) else {
+                continue;
+            };
+            let Some(now) = after.get(name).filter(|now| **now != last) else {
+                continue;
+            };
+            let short = name.strip_prefix("refs/heads/").unwrap_or(name);
+            changes.violations.push(Violation {
+                kind: kind::GIT_REF.into(),
+                path: name.clone(),
+                detail: format!(
+                    "{short} reads {} again though git moved it to {} while the task ran; it \
+                     was packed, so the loose ref git wrote was in a folder the task's sandbox \
+                     could write; cms left it as it is (the move is in its reflog)",
+                    abbrev(now),
+                    abbrev(&last)
+                ),
+            });
         }
-        text.lines().any(|line| line.split(' ').nth(1) == Some(oid))
     }
 }
 
