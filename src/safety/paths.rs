@@ -14,18 +14,14 @@ use super::kind;
 use crate::store::Violation;
 
 /// Always protected, whatever the configuration says: the agent must not be able to loosen
-/// its own rules (`.cms.toml`), grant itself permissions or drop cms's hook (claude's project
-/// settings, which also run their hooks on the user's machine after a merge), choose the
-/// programs claude starts as MCP servers in the repository (`.mcp.json`, where `cms setup`
-/// registers cms), or widen which of the user's ignored files (secrets among them) every later
-/// task gets a copy of (`.worktreeinclude`).
-pub const ALWAYS_PROTECTED: &[&str] = &[
-    "/.cms.toml",
-    "/.claude/settings.json",
-    "/.claude/settings.local.json",
-    "/.mcp.json",
-    "/.worktreeinclude",
-];
+/// its own rules (`.cms.toml`), plant what Claude Code runs or loads (everything under
+/// `.claude/`: settings with hooks, agents whose frontmatter holds hooks, skills, commands;
+/// they would run on the user's machine after a merge and trust), choose the programs claude
+/// starts as MCP servers in the repository (`.mcp.json`, where `cms setup` registers cms), or
+/// widen which of the user's ignored files (secrets among them) every later task gets a copy
+/// of (`.worktreeinclude`).
+pub const ALWAYS_PROTECTED: &[&str] =
+    &["/.cms.toml", "/.claude", "/.mcp.json", "/.worktreeinclude"];
 
 /// The compiled globs, each remembered as the user wrote it so a violation can name it.
 #[derive(Debug, Clone)]

@@ -109,8 +109,14 @@ pub async fn run(
             return Err(err);
         }
     };
-    match session_settings(ws, &record) {
-        Ok(settings) => args.extend(["--settings".to_owned(), settings]),
+    match session_settings(ws, &record).and_then(|settings| {
+        let project = super::project::claude_args(ws, &record)?;
+        Ok((settings, project))
+    }) {
+        Ok((settings, project)) => {
+            args.extend(["--settings".to_owned(), settings]);
+            args.extend(project);
+        }
         Err(err) => {
             abandon(ws, &record);
             return Err(err);
@@ -281,6 +287,7 @@ pub(super) fn session_settings(ws: &Workspace, record: &TaskRecord) -> Result<St
         record.preset,
         &sandbox::git_deny_write(&ws.repo.common_dir, private_dir.as_deref(), &record.branch),
     );
+    let settings = super::project::with_project_settings(ws, record, settings)?;
     Ok(settings.to_string())
 }
 
