@@ -211,3 +211,61 @@ fn xdg_directories_win_over_home() {
         PathBuf::from("/h/w")
     );
 }
+
+#[test]
+fn an_untrusted_repository_file_only_tightens_and_names_each_key_it_ignored() {
+    let mut config = base();
+    config
+        .apply("[safety]\nsandbox = \"required\"", "user", None)
+        .unwrap();
+    config
+        .apply(
+            "[safety]\nsandbox = \"off\"\nprotected = [\"infra/**\"]\n[task]\npreset = \"full\"\n\
+             [limits]\nmax_cost = 1000\nmax_turns = 5\n[worktree]\nsetup = [\"make\"]\n\
+             link = [\"node_modules\"]\nports = 3\n[pool]\nsize = 2\n[merge]\ncheck = [\"make test\"]",
+            ".cms.toml",
+            Some(false),
+        )
+        .unwrap();
+    assert_eq!(config.sandbox, SandboxMode::Required);
+    assert_eq!(config.preset, Preset::Edit);
+    assert_eq!(config.limits.max_cost_usd, Limits::default().max_cost_usd);
+    assert_eq!(config.limits.max_turns, 5);
+    assert_eq!(config.protected, ["infra/**"]);
+    assert!(config.worktree.setup.is_empty() && config.worktree.link.is_empty());
+    assert_eq!((config.worktree.ports, config.pool_size), (0, 0));
+    assert!(config.merge_checks.is_empty());
+    assert_eq!(config.untrusted.checks, ["make test"]);
+    assert_eq!(
+        config.untrusted.ignored,
+        [
+            "safety.sandbox",
+            "task.preset",
+            "limits.max_cost",
+            "worktree.link",
+            "worktree.setup (not run)",
+            "worktree.ports",
+            "pool.size",
+            "merge.check (not run)",
+        ]
+    );
+    let warning = config.untrusted.warning().unwrap();
+    assert!(
+        warning.contains(".cms.toml") && warning.contains("`cms trust`"),
+        "{warning}"
+    );
+    // Trusted, the same file applies whole.
+    let mut trusted = base();
+    trusted
+        .apply(
+            "[safety]\nsandbox = \"off\"\n[task]\npreset = \"full\"",
+            ".cms.toml",
+            Some(true),
+        )
+        .unwrap();
+    assert_eq!(
+        (trusted.sandbox, trusted.preset),
+        (SandboxMode::Off, Preset::Full)
+    );
+    assert_eq!(trusted.untrusted.warning(), None);
+}

@@ -289,6 +289,9 @@ mod tests {
             "docs/private/x.md",
             ".cms.toml",
             ".claude/settings.json",
+            // Agents, skills and commands: what Claude Code loads runs code too.
+            ".claude/commands/x.md",
+            ".claude/agents/x.md",
         ] {
             assert!(r.protecting(protected).is_some(), "{protected}");
         }
@@ -300,7 +303,7 @@ mod tests {
             "sub/secrets.txt",
             "docs/private.md",
             "sub/.cms.toml",
-            ".claude/commands/x.md",
+            "sub/.claude/commands/x.md",
         ] {
             assert_eq!(r.protecting(free), None, "{free}");
         }
