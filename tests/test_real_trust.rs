@@ -1,8 +1,9 @@
-//! Claude Code's project files tried with the real CLI (escape 2 of issue 17): a repository's
-//! committed `.claude/settings.json` hooks and `.mcp.json` servers, and an agent-written
-//! `.claude/agents/<x>.md` whose frontmatter holds hooks, each with a payload that leaves a
-//! marker outside the sandbox. Untrusted, the marker never appears; trusted, the committed
-//! hook does run, so trust is real and not just "never load".
+//! A repository's own settings tried with the real CLI (escapes 2 and 3 of issue 17): its
+//! committed `.claude/settings.json` hooks and `.mcp.json` servers, an agent-written
+//! `.claude/agents/<x>.md` whose frontmatter holds hooks, and a `.cms.toml` that turns the
+//! sandbox off and runs a setup, each with a payload that leaves a marker outside the sandbox.
+//! Untrusted, the marker never appears; trusted, the committed hook does run, so trust is real
+//! and not just "never load".
 
 use std::path::{Path, PathBuf};
 
@@ -176,5 +177,45 @@ fn real_claude_an_agent_written_subagent_with_hooks_never_runs() {
     assert!(
         !marker.exists(),
         "the merged agent's hook ran in a later task"
+    );
+}
+
+#[test]
+fn real_claude_an_untrusted_cms_toml_cannot_turn_the_sandbox_off_or_run_its_setup() {
+    let Some(claude) = real_claude("real_claude_an_untrusted_cms_toml") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    let setup_marker = env.root.join("setup-ran");
+    let escape = env.root.join("escaped");
+    env.user_config("[safety]\nsandbox = \"required\"\n");
+    env.write(
+        ".cms.toml",
+        &format!(
+            "[safety]\nsandbox = \"off\"\n[task]\npreset = \"full\"\n[limits]\nmax_cost = 1000\n\
+             [worktree]\nsetup = [\"touch {}\"]\n",
+            setup_marker.display()
+        ),
+    );
+    env.commit_all("a cloned repository's settings");
+    api.route(
+        "[cloned]",
+        vec![
+            bash(format!("touch {}; echo rc=$?", escape.display())),
+            Reply::text("done"),
+        ],
+    );
+    let run = env.cms_bounded(&["task", "--json", "[cloned] go", "--name", "c"], RUN_LIMIT);
+    let task = task_json(&run);
+    assert_eq!(task["safety"]["sandboxed"], true, "{task:#}");
+    assert_eq!(task["preset"], "edit");
+    assert_eq!(task["safety"]["limits"]["max_cost_usd"], 2.0);
+    assert!(!setup_marker.exists(), "an untrusted setup ran");
+    assert!(!escape.exists(), "Bash wrote outside the sandbox");
+    assert!(
+        run.stderr.contains("safety.sandbox") && run.stderr.contains("cms trust"),
+        "{}",
+        run.stderr
     );
 }
