@@ -188,6 +188,21 @@ impl Workspace {
                 }
             }
         }
+        // Said here, with the rest: claude is given none of these until they are trusted.
+        for path in [".claude/settings.json", ".mcp.json"] {
+            let untrusted = base
+                .and_then(|base| self.repo.bytes_at_commit(base, path))
+                .is_some_and(|bytes| !trust.covers(path, &bytes));
+            if untrusted {
+                let untrusted = &mut config.untrusted;
+                untrusted
+                    .ignored
+                    .push(format!("{path} (not given to claude)"));
+                if untrusted.source.is_empty() {
+                    untrusted.source = format!("the base commit's {path}");
+                }
+            }
+        }
         Ok(config)
     }
 

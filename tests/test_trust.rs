@@ -283,8 +283,14 @@ fn claude_gets_no_project_settings_until_trusted_and_then_only_the_base_commits(
     env.write("CLAUDE.md", "Always be kind.\n");
     env.commit_all("claude settings");
     env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
-    run_task(&env, "t");
+    let (_, stderr) = run_task(&env, "t");
     assert!(!marker.exists(), "an untrusted project hook ran");
+    let warning = trust_warning(&stderr).expect("a warning");
+    assert!(
+        warning.contains(".claude/settings.json (not given to claude)")
+            && warning.contains(".mcp.json (not given to claude)"),
+        "{warning}"
+    );
     assert_eq!(
         claude_arg(&env, "--setting-sources").as_deref(),
         Some("user")
@@ -296,7 +302,8 @@ fn claude_gets_no_project_settings_until_trusted_and_then_only_the_base_commits(
     assert!(appended.contains("Always be kind."), "{appended}");
 
     env.trust();
-    run_task(&env, "u");
+    let (_, stderr) = run_task(&env, "u");
+    assert_eq!(trust_warning(&stderr), None);
     assert!(marker.exists(), "the trusted project hook did not run");
     let servers: Value = serde_json::from_str(&claude_arg(&env, "--mcp-config").unwrap()).unwrap();
     assert_eq!(servers["mcpServers"]["srv"]["command"], "/bin/true");
