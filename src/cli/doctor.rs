@@ -240,7 +240,8 @@ fn check_trust(ws: &Workspace) -> Check {
         true => Level::Ok,
         false => Level::Warning,
     };
-    let mut check = Check::new("trust", level, lines.join(";"));
+    let message: Vec<&str> = lines.iter().map(|l| l.trim()).collect();
+    let mut check = Check::new("trust", level, message.join("; "));
     if let Value::Object(details) = super::trust::status_json(&trust, &current, &changes) {
         check
             .details
