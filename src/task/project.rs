@@ -56,15 +56,20 @@ pub(super) fn with_project_settings(
     ours: Value,
 ) -> Result<Value, TaskError> {
     let trust = trust(ws)?;
-    let Some(Value::Object(mut project)) = trusted_json(ws, record, &trust, PROJECT_SETTINGS)
-    else {
+    let Some(Value::Object(project)) = trusted_json(ws, record, &trust, PROJECT_SETTINGS) else {
         return Ok(ours);
     };
+    Ok(merge_settings(project, ours))
+}
+
+/// The project's settings with cms's over them: hooks add up, cms's first; every other key of
+/// cms's replaces the project's.
+fn merge_settings(mut project: serde_json::Map<String, Value>, ours: Value) -> Value {
     // Either would silence cms's guard along with the project's hooks.
     project.remove("disableAllHooks");
     project.remove("allowManagedHooksOnly");
     let Value::Object(ours) = ours else {
-        return Ok(ours);
+        return ours;
     };
     for (key, value) in ours {
         match (key.as_str(), project.get_mut(&key)) {
@@ -89,7 +94,7 @@ pub(super) fn with_project_settings(
             }
         }
     }
-    Ok(Value::Object(project))
+    Value::Object(project)
 }
 
 /// The JSON of `path` at the task's base commit, if the user trusts those exact bytes.
@@ -159,6 +164,38 @@ fn read_inside(root: &Path, path: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn project_settings_cannot_drop_cms_guard_or_sandbox() {
+        let project = serde_json::json!({
+            "disableAllHooks": true,
+            "env": {"A": "1"},
+            "sandbox": {"enabled": false},
+            "hooks": {"PreToolUse": [{"matcher": "*", "hooks": ["theirs"]}], "Stop": ["stop"]},
+        });
+        let ours = serde_json::json!({
+            "hooks": {"PreToolUse": [{"matcher": "Write", "hooks": ["guard"]}]},
+            "sandbox": {"enabled": true},
+        });
+        let Value::Object(project) = project else {
+            unreachable!()
+        };
+        let merged = merge_settings(project, ours);
+        assert_eq!(
+            merged,
+            serde_json::json!({
+                "env": {"A": "1"},
+                "sandbox": {"enabled": true},
+                "hooks": {
+                    "PreToolUse": [
+                        {"matcher": "Write", "hooks": ["guard"]},
+                        {"matcher": "*", "hooks": ["theirs"]},
+                    ],
+                    "Stop": ["stop"],
+                },
+            })
+        );
+    }
 
     #[test]
     fn instructions_expand_imports_and_skip_symlinks() {
