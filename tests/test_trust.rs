@@ -349,3 +349,32 @@ fn everything_under_claude_is_protected() {
     run.code(1);
     assert!(!env.repo.join(".claude").exists());
 }
+
+#[test]
+fn without_a_main_checkout_the_settings_trusted_are_those_at_head() {
+    let env = TestEnv::new();
+    env.write(".cms.toml", "[limits]\nmax_turns = 9\n");
+    env.write(".claude/settings.json", "{}\n");
+    env.commit_all("settings");
+    let bare = env.root.join("bare.git");
+    env.git(&["clone", "-q", "--bare", ".", bare.to_str().unwrap()]);
+    let checkout = env.root.join("linked");
+    env.git_in(
+        &bare,
+        &["worktree", "add", "-q", checkout.to_str().unwrap(), "main"],
+    );
+    // A file only in the linked checkout is not what cms reads there: HEAD's are.
+    std::fs::write(checkout.join(".mcp.json"), "{}\n").unwrap();
+    let run = env.cms_in(&checkout, &["trust", "--json"]);
+    run.success();
+    let trusted = run.json();
+    assert!(
+        trusted["source"].as_str().unwrap().starts_with("commit "),
+        "{trusted:#}"
+    );
+    assert_eq!(
+        trusted["files"],
+        json!([".claude/settings.json", ".cms.toml"])
+    );
+    assert_eq!(trusted["up_to_date"], true);
+}
