@@ -353,6 +353,11 @@ impl Hinted for crate::task::TaskError {
                 "`cms continue {name} \"make the checks pass\"` lets the agent fix it; \
                  --no-check merges without the checks"
             ),
+            E::UntrustedCheck { checks, .. } => format!(
+                "`cms trust` if you trust the repository's settings (its checks: {}), or merge \
+                 with --no-check",
+                checks.join("; ")
+            ),
             E::ChangedDuringMerge(_) => "run the merge again".into(),
             E::CopyIncluded { .. } => {
                 "check .worktreeinclude and [worktree] copy; nothing was made".into()
@@ -432,12 +437,25 @@ impl From<crate::workspace::WorkspaceError> for CommandError {
             E::Store(err) => err.into(),
             E::Config(err) => err.into(),
             E::ReadConfig { .. } => CommandError::from_error(ErrorKind::User, &err),
+            E::Trust(err) => err.into(),
             E::WorktreesInsideRepository { .. } => CommandError::from_error(ErrorKind::User, &err)
                 .with_hint(
                     "set worktrees.root in your configuration (or CMS_WORKTREES_ROOT) to a \
                      folder outside the repository",
                 ),
         }
+    }
+}
+
+impl From<crate::trust::TrustError> for CommandError {
+    fn from(err: crate::trust::TrustError) -> Self {
+        let hint = match &err {
+            crate::trust::TrustError::Corrupt { .. } => {
+                "`cms trust --revoke` removes it; `cms trust` records it anew"
+            }
+            _ => "check that your data folder ($XDG_DATA_HOME or ~/.local/share) is writable",
+        };
+        CommandError::from_error(ErrorKind::User, &err).with_hint(hint)
     }
 }
 

@@ -7,7 +7,7 @@
 //! protected paths; `hooks` installs the git hooks that run `cms check`; `workspace` ties a
 //! repo to its store; `report` renders tasks; `fault` kills the process at a step (tests only);
 //! `mcp` is the MCP server for parent agents; `tui` is `cms top`'s live dashboard; `transcript` turns claude's events into the readable lines of progress and `cms logs`; `ui` writes to the terminal; `config` layers
-//! settings.
+//! settings; `trust` records which of a repository's own settings files the user trusts.
 //! docs/architecture.md explains the design.
 
 pub mod cli;
@@ -23,6 +23,7 @@ pub mod session;
 pub mod store;
 pub mod task;
 pub mod transcript;
+pub mod trust;
 pub mod tui;
 pub mod ui;
 pub mod workspace;

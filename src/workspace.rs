@@ -24,6 +24,8 @@ pub enum WorkspaceError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Trust(#[from] crate::trust::TrustError),
     #[error("the worktrees folder {} is inside the repository at {}", dir.display(), inside.display())]
     WorktreesInsideRepository { dir: PathBuf, inside: PathBuf },
 }
@@ -140,29 +142,68 @@ impl Workspace {
 
     /// The configuration for tasks based on `base`: the repository's `.cms.toml` is read from
     /// the main checkout if it has one there, otherwise from the base commit, never from a
-    /// task's worktree (an agent must not be able to loosen its own rules).
+    /// task's worktree (an agent must not be able to loosen its own rules). Unless the user
+    /// trusts that exact file (`cms trust`) it can only tighten, and an untrusted
+    /// `.worktreeinclude` is not used: `config.untrusted` says what was left out.
     pub fn config(&self, base: Option<Oid>) -> Result<Config, WorkspaceError> {
+        let trust = crate::trust::load(self)?;
         let main_file = self.main_checkout().map(|dir| dir.join(".cms.toml"));
-        if let Some(path) = main_file.as_ref().filter(|p| p.is_file()) {
+        let mut config = if let Some(path) = main_file.as_ref().filter(|p| p.is_file()) {
             let text =
                 std::fs::read_to_string(path).map_err(|source| WorkspaceError::ReadConfig {
                     path: path.clone(),
                     source,
                 })?;
-            return Ok(Config::load(Some(RepoConfigSource {
+            Config::load(Some(RepoConfigSource {
                 text: &text,
                 name: path.display().to_string(),
-            }))?);
-        }
-        if let Some(base) = base
+                trusted: trust.covers(".cms.toml", text.as_bytes()),
+            }))?
+        } else if let Some(base) = base
             && let Some(text) = self.repo.file_at_commit(base, ".cms.toml")
         {
-            return Ok(Config::load(Some(RepoConfigSource {
+            Config::load(Some(RepoConfigSource {
                 text: &text,
                 name: format!(".cms.toml at {}", &base.to_string()[..12]),
-            }))?);
+                trusted: trust.covers(".cms.toml", text.as_bytes()),
+            }))?
+        } else {
+            Config::load(None)?
+        };
+        let include = self
+            .main_checkout()
+            .and_then(|dir| std::fs::read(dir.join(crate::task::WORKTREE_INCLUDE)).ok());
+        if let Some(bytes) = include {
+            config.worktree.include_file = trust.covers(crate::task::WORKTREE_INCLUDE, &bytes);
+            let says_something = String::from_utf8_lossy(&bytes)
+                .lines()
+                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+            if !config.worktree.include_file && says_something {
+                let untrusted = &mut config.untrusted;
+                untrusted
+                    .ignored
+                    .push(crate::task::WORKTREE_INCLUDE.to_owned());
+                if untrusted.source.is_empty() {
+                    untrusted.source = crate::task::WORKTREE_INCLUDE.to_owned();
+                }
+            }
         }
-        Ok(Config::load(None)?)
+        // Said here, with the rest: claude is given none of these until they are trusted.
+        for path in [".claude/settings.json", ".mcp.json"] {
+            let untrusted = base
+                .and_then(|base| self.repo.bytes_at_commit(base, path))
+                .is_some_and(|bytes| !trust.covers(path, &bytes));
+            if untrusted {
+                let untrusted = &mut config.untrusted;
+                untrusted
+                    .ignored
+                    .push(format!("{path} (not given to claude)"));
+                if untrusted.source.is_empty() {
+                    untrusted.source = format!("the base commit's {path}");
+                }
+            }
+        }
+        Ok(config)
     }
 
     /// The repository's main work tree: the parent of the common `.git` directory.

@@ -113,6 +113,7 @@ fn an_attached_session_gets_ports_of_its_own_as_a_headless_one_does() {
     // Its own port locks: the lowest free block must not depend on other tests.
     env.private_tmpdir();
     env.write(".cms.toml", "[worktree]\nports = 3\n");
+    env.trust();
     let before = attachable(&env, &[], json!([]));
     let Some(term) = Terminal::run(&env, "attach_ports", &["attach", "t"]) else {
         return;

@@ -331,6 +331,8 @@ fn mcp_caps_refuse_raised_limits_higher_presets_and_more_running_tasks() {
         "[limits]\nmax_cost = 10\n[mcp]\nmax_cost = 50\nmax_running = 8\nmax_preset = \"full\"\n",
     );
     env.commit_all("config");
+    // Even trusted, a repository only ever lowers the caps.
+    env.trust();
     env.steps(json!([{"ask": {"bash": "true"}}]));
     let mcp = Mcp::start(&env);
     for (args, needle) in [
@@ -379,6 +381,31 @@ fn mcp_caps_refuse_raised_limits_higher_presets_and_more_running_tasks() {
     assert_eq!(aborted["tasks"][0]["status"], "aborted", "{aborted:#}");
     let second = mcp.ok("task_start", json!({"prompt": "y", "name": "second"}));
     assert_eq!(second["name"], "second");
+}
+
+#[test]
+fn cms_mcp_never_runs_an_untrusted_setup_or_merge_check() {
+    let env = TestEnv::new();
+    let setup = env.root.join("setup-ran");
+    let check = env.root.join("check-ran");
+    env.write(
+        ".cms.toml",
+        &format!(
+            "[worktree]\nsetup = [\"touch {}\"]\n[merge]\ncheck = [\"touch {}\"]\n",
+            setup.display(),
+            check.display()
+        ),
+    );
+    env.commit_all("config");
+    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    let mcp = Mcp::start(&env);
+    mcp.ok("task_start", json!({"prompt": "write a", "name": "t"}));
+    mcp.until_status("t", "completed");
+    assert!(!setup.exists(), "an untrusted setup ran");
+    let (text, _) = mcp.err("task_merge", json!({"task": "t"}));
+    assert!(text.contains("not trusted"), "{text}");
+    assert!(!check.exists(), "an untrusted merge check ran");
+    assert!(!env.repo.join("a.txt").exists());
 }
 
 #[test]

@@ -286,9 +286,11 @@ fn merge_json_reports_the_merged_task() {
     assert_eq!(value["merge"]["commit"], env.git(&["rev-parse", "main"]));
 }
 
-/// Writes `.cms.toml` in the main checkout (uncommitted: the file there is what cms reads).
+/// Writes `.cms.toml` in the main checkout (uncommitted: the file there is what cms reads),
+/// and trusts it: its checks are commands.
 fn repo_config(env: &TestEnv, text: &str) {
     env.write(".cms.toml", text);
+    env.trust();
 }
 
 #[test]

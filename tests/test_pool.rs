@@ -33,6 +33,7 @@ fn until_pool_has(env: &TestEnv, n: usize) -> Vec<Value> {
 fn a_task_takes_a_pooled_worktree_at_its_base_and_the_pool_refills() {
     let env = TestEnv::new();
     env.write(".cms.toml", "[pool]\nsize = 1\n");
+    env.trust();
     let run = env.cms(&["pool", "warm", "--json"]);
     run.success();
     assert_eq!(run.json(), json!({"added": 1, "waiting": 1}));

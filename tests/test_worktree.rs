@@ -33,6 +33,7 @@ fn new_worktrees_get_the_ignored_files_worktreeinclude_and_copy_name() {
     with_ignored_files(&env);
     env.write(".worktreeinclude", "# what tasks need\n.env*\nsecrets/\n");
     env.write(".cms.toml", "[worktree]\ncopy = [\"config/local.json\"]\n");
+    env.trust();
     env.steps(json!([{"bash": "ls -A .env* secrets config build 2>&1 | sort > seen.txt; cat .env >> seen.txt"}]));
     let task = env.task_ok(&["look", "-n", "t"]);
     let seen = seen(&env, "t");
@@ -71,6 +72,7 @@ fn setup_runs_in_the_new_worktree_before_the_agent_with_the_tasks_environment() 
         ".cms.toml",
         "[worktree]\nsetup = [\"mkdir -p deps && echo \\\"$CMS_TASK $CMS_TASK_BRANCH\\\" > deps/ready\", \"test -f deps/ready\"]\n",
     );
+    env.trust();
     env.steps(json!([{"bash": "cat deps/ready > seen.txt; pwd >> seen.txt; echo $CMS_TASK_DIR >> seen.txt"}]));
     env.task_ok(&["build it", "-n", "t"]);
     let lines: Vec<String> = seen(&env, "t").lines().map(str::to_owned).collect();
@@ -89,6 +91,7 @@ fn a_failing_setup_ends_the_task_failed_with_its_output_and_keeps_the_worktree()
         ".cms.toml",
         "[worktree]\nsetup = [\"echo installing; echo 'no network' >&2; exit 4\"]\n",
     );
+    env.trust();
     let run = env.cms(&["task", "x", "-n", "t", "--json"]);
     run.code(3);
     let task = run.json();
@@ -113,6 +116,7 @@ fn each_running_task_gets_a_block_of_ports_no_other_running_task_holds() {
     // Its own port locks: the lowest free block must not depend on other tests.
     env.private_tmpdir();
     env.write(".cms.toml", "[worktree]\nports = 5\n");
+    env.trust();
     let gate = env.root.join("gate");
     env.steps(json!([{"bash": format!(
         "echo $CMS_PORT $CMS_PORTS > port.txt; until [ -e {} ]; do sleep 0.02; done",
@@ -167,6 +171,7 @@ fn linked_paths_point_into_the_main_checkout_and_are_never_committed() {
         ".cms.toml",
         "[worktree]\nlink = [\"node_modules\", \"./missing\"]\n",
     );
+    env.trust();
     env.steps(json!([{"bash": "cat node_modules/left-pad/index.js > seen.txt; git add -A; git status --porcelain >> seen.txt"}]));
     let task = env.task_ok(&["x", "-n", "t"]);
     assert_eq!(task["links"], json!(["node_modules"]));
@@ -197,6 +202,7 @@ fn linked_paths_point_into_the_main_checkout_and_are_never_committed() {
     assert!(!env.git_ok(&["cat-file", "-e", "main:node_modules"]));
     // A path that climbs out of the checkout is refused.
     env.write(".cms.toml", "[worktree]\nlink = [\"../elsewhere\"]\n");
+    env.trust();
     env.cms(&["task", "y", "-n", "u"])
         .code(1)
         .one_line_error_with_hint("invalid value '../elsewhere' for worktree.link");

@@ -123,13 +123,16 @@ pub fn cmd_doctor(ctx: &CommandContext, _args: DoctorArgs) -> Result<u8, Command
             (Check::failed("config", err), bin)
         }
     };
-    let checks = [
+    let mut checks = vec![
         check_claude(&claude_bin),
         check_git(),
         config_check,
         check_sandbox(sandbox_mode),
         repository,
     ];
+    if let Ok(ws) = &workspace {
+        checks.push(check_trust(ws));
+    }
     let ok = checks.iter().all(|c| c.level != Level::Failed);
 
     let ui = &ctx.ui;
@@ -222,6 +225,31 @@ fn check_repository(
             Check::failed("repository", CommandError::from(err)).detail("path", checkout),
             None,
         ),
+    }
+}
+
+/// Whether the repository's own settings files are trusted as they are (`cms trust`).
+fn check_trust(ws: &Workspace) -> Check {
+    let (trust, current) = match super::trust::state(ws) {
+        Ok(state) => state,
+        Err(err) => return Check::failed("trust", err),
+    };
+    let changes = crate::trust::changes(&trust, &current);
+    let lines = super::trust::status_lines(&trust, &current, &changes);
+    let level = match super::trust::up_to_date(&trust, &changes) {
+        true => Level::Ok,
+        false => Level::Warning,
+    };
+    let message: Vec<&str> = lines.iter().map(|l| l.trim()).collect();
+    let mut check = Check::new("trust", level, message.join("; "));
+    if let Value::Object(details) = super::trust::status_json(&trust, &current, &changes) {
+        check
+            .details
+            .extend(details.into_iter().filter(|(k, _)| k != "version"));
+    }
+    match level {
+        Level::Ok => check,
+        _ => check.hint("`cms trust --show` lists them; `cms trust` trusts them as they are"),
     }
 }
 

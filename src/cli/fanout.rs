@@ -88,6 +88,10 @@ pub(super) fn run_many(
     ask: bool,
 ) -> Result<u8, CommandError> {
     remember_stop_signals();
+    // Once for all of them: they share the repository's settings.
+    if let Ok(head) = ws.repo.head() {
+        super::trust::warn_untrusted(ctx, ws, head.oid());
+    }
     let jobs = if detach { usize::MAX } else { jobs.max(1) };
     let mut pending = specs.into_iter();
     let mut running: Vec<TaskName> = Vec::new();

@@ -27,6 +27,7 @@ mod show;
 mod supervise;
 mod task;
 mod top;
+mod trust;
 mod wait;
 
 use std::path::PathBuf;
@@ -86,6 +87,7 @@ pub enum Command {
     Pool(pool::PoolArgs),
     Check(check::CheckArgs),
     Doctor(doctor::DoctorArgs),
+    Trust(trust::TrustArgs),
     Hooks(hooks::HooksArgs),
     Setup(setup::SetupArgs),
     Completions(completions::CompletionsArgs),
@@ -258,6 +260,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Gc(args) => gc::cmd_gc(&ctx, args),
         Command::Check(args) => check::cmd_check(&ctx, args),
         Command::Doctor(args) => doctor::cmd_doctor(&ctx, args),
+        Command::Trust(args) => trust::cmd_trust(&ctx, args),
         Command::Guard(args) => guard::cmd_guard(&ctx, args),
         Command::Hooks(args) => hooks::cmd_hooks(&ctx, args),
         Command::Setup(args) => setup::cmd_setup(&ctx, args),

@@ -86,6 +86,7 @@ pub(super) fn launch(
     if let Some(warning) = &started.sandbox_warning {
         ctx.ui.warn(warning);
     }
+    super::trust::warn_untrusted(ctx, ws, started.record.base);
     hand_off(ws, started, ask)?;
     let record = ws.task(&name)?;
     if ctx.ui.json {

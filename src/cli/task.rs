@@ -230,6 +230,7 @@ pub(super) fn supervise(
     if let Some(warning) = &started.sandbox_warning {
         ui.warn(warning);
     }
+    super::trust::warn_untrusted(ctx, ws, started.record.base);
     let s = &ui.err;
     ui.status(&format!(
         "{} {} on {} in {}",

@@ -180,6 +180,34 @@ pub struct Config {
     pub worktree: WorktreeSettings,
     /// `[pool] size`: how many worktrees wait, checked out, for new tasks (0: no pool).
     pub pool_size: usize,
+    /// What an untrusted repository's settings asked for that cms did not apply.
+    pub untrusted: Untrusted,
+}
+
+/// What cms left out of an untrusted repository's settings (see [`crate::trust`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Untrusted {
+    /// The file it came from, for the warning.
+    pub source: String,
+    /// Each key (or file, such as `.worktreeinclude`) that was ignored.
+    pub ignored: Vec<String>,
+    /// The `[merge] check` commands that were not taken: a merge refuses rather than merging
+    /// unchecked.
+    pub checks: Vec<String>,
+}
+
+impl Untrusted {
+    /// The one warning line naming what was ignored, if anything was.
+    pub fn warning(&self) -> Option<String> {
+        (!self.ignored.is_empty()).then(|| {
+            format!(
+                "ignored what the repository's settings ask for until you trust them: {} \
+                 (from {}); `cms trust --show` says what they are, `cms trust` applies them",
+                self.ignored.join(", "),
+                self.source
+            )
+        })
+    }
 }
 
 /// `[worktree]`: what a new worktree gets before its agent starts.
@@ -187,6 +215,8 @@ pub struct Config {
 pub struct WorktreeSettings {
     /// Globs of the main checkout's ignored files to copy (added to `.worktreeinclude`'s).
     pub copy: Vec<String>,
+    /// Whether the main checkout's `.worktreeinclude` may be used (it is trusted).
+    pub include_file: bool,
     /// Paths of the main checkout a new worktree gets as symlinks (added up across layers).
     pub link: Vec<String>,
     pub setup: Vec<String>,
@@ -224,6 +254,9 @@ impl Default for McpCaps {
 pub struct RepoConfigSource<'a> {
     pub text: &'a str,
     pub name: String,
+    /// Whether the user trusts this exact file (`cms trust`); an untrusted one can only
+    /// tighten.
+    pub trusted: bool,
 }
 
 impl Config {
@@ -247,14 +280,15 @@ impl Config {
             merge_checks: Vec::new(),
             worktree: WorktreeSettings::default(),
             pool_size: 0,
+            untrusted: Untrusted::default(),
         };
         if let Some(path) = user_config_path(env("XDG_CONFIG_HOME"), home.as_deref())
             && let Some(text) = read_optional(&path)?
         {
-            config.apply(&text, &path.display().to_string(), false)?;
+            config.apply(&text, &path.display().to_string(), None)?;
         }
         if let Some(source) = repo_file {
-            config.apply(source.text, &source.name, true)?;
+            config.apply(source.text, &source.name, Some(source.trusted))?;
         }
         if let Some(bin) = env("CMS_CLAUDE_BIN") {
             config.claude_bin = bin;
@@ -292,19 +326,24 @@ impl Config {
         Ok(config)
     }
 
-    /// Merges one file over the settings so far. A repository's file (`from_repository`) may
-    /// not name programs for cms to run or where its worktrees go: cloning a repository and
-    /// running cms in it must not run that repository's choice of program.
+    /// Merges one file over the settings so far. A repository's file (`repository` is
+    /// whether the user trusts it) may not name programs for cms to run or where its worktrees
+    /// go: cloning a repository and running cms in it must not run that repository's choice of
+    /// program. An untrusted one can only tighten (see [`Config::restrict`]).
     fn apply(
         &mut self,
         text: &str,
         source_name: &str,
-        from_repository: bool,
+        repository: Option<bool>,
     ) -> Result<(), ConfigError> {
-        let layer: Layer = toml::from_str(text).map_err(|source| ConfigError::Parse {
+        let from_repository = repository.is_some();
+        let mut layer: Layer = toml::from_str(text).map_err(|source| ConfigError::Parse {
             source_name: source_name.to_owned(),
             source,
         })?;
+        if repository == Some(false) {
+            self.restrict(&mut layer, source_name);
+        }
         if from_repository {
             let user_only = [
                 (
@@ -460,6 +499,111 @@ impl Config {
 }
 
 impl Config {
+    /// Takes out of an untrusted repository's layer whatever would loosen the settings so far
+    /// or run a command, noting each key: a lower sandbox mode, a wider preset, higher limits
+    /// or MCP caps, `[worktree]` copies, links, setup and ports, `[pool]`, `[merge] check`.
+    /// What tightens (a stricter sandbox, lower limits, more protected paths) stays. Values
+    /// that do not parse are left for `apply` to refuse.
+    fn restrict(&mut self, layer: &mut Layer, source_name: &str) {
+        let mut ignored: Vec<&str> = Vec::new();
+        let strictness = |mode: SandboxMode| match mode {
+            SandboxMode::Off => 0,
+            SandboxMode::Auto => 1,
+            SandboxMode::Required => 2,
+        };
+        let sandbox = layer.safety.sandbox.as_deref().and_then(SandboxMode::parse);
+        if sandbox.is_some_and(|mode| strictness(mode) < strictness(self.sandbox)) {
+            ignored.push("safety.sandbox");
+            layer.safety.sandbox = None;
+        }
+        let preset = layer
+            .task
+            .preset
+            .as_deref()
+            .and_then(|p| parse_preset(p).ok());
+        if preset.is_some_and(|p| p.rank() > self.preset.rank()) {
+            ignored.push("task.preset");
+            layer.task.preset = None;
+        }
+        let limits = &mut layer.limits;
+        if limits
+            .max_cost
+            .is_some_and(|c| c > self.limits.max_cost_usd)
+        {
+            ignored.push("limits.max_cost");
+            limits.max_cost = None;
+        }
+        if limits.max_turns.is_some_and(|t| t > self.limits.max_turns) {
+            ignored.push("limits.max_turns");
+            limits.max_turns = None;
+        }
+        let duration = limits
+            .max_duration
+            .as_deref()
+            .and_then(|d| parse_duration(d).ok());
+        if duration.is_some_and(|d| d > self.limits.max_duration) {
+            ignored.push("limits.max_duration");
+            limits.max_duration = None;
+        }
+        // A repository's caps only ever lower the user's (see `apply_mcp`); a higher one is
+        // named here so the user learns it was not taken.
+        let (mcp, caps) = (&mut layer.mcp, &self.mcp);
+        if mcp.max_cost.is_some_and(|c| c > caps.limits.max_cost_usd) {
+            ignored.push("mcp.max_cost");
+            mcp.max_cost = None;
+        }
+        if mcp.max_turns.is_some_and(|t| t > caps.limits.max_turns) {
+            ignored.push("mcp.max_turns");
+            mcp.max_turns = None;
+        }
+        let mcp_duration = mcp
+            .max_duration
+            .as_deref()
+            .and_then(|d| parse_duration(d).ok());
+        if mcp_duration.is_some_and(|d| d > caps.limits.max_duration) {
+            ignored.push("mcp.max_duration");
+            mcp.max_duration = None;
+        }
+        if mcp.max_running.is_some_and(|r| r > caps.max_running) {
+            ignored.push("mcp.max_running");
+            mcp.max_running = None;
+        }
+        let mcp_preset = mcp.max_preset.as_deref().and_then(|p| parse_preset(p).ok());
+        if mcp_preset.is_some_and(|p| p.rank() > caps.max_preset.rank()) {
+            ignored.push("mcp.max_preset");
+            mcp.max_preset = None;
+        }
+        let worktree = &mut layer.worktree;
+        if worktree.copy.take().is_some_and(|c| !c.is_empty()) {
+            ignored.push("worktree.copy");
+        }
+        if worktree.link.take().is_some_and(|l| !l.is_empty()) {
+            ignored.push("worktree.link");
+        }
+        if worktree.setup.take().is_some_and(|s| !s.is_empty()) {
+            ignored.push("worktree.setup (not run)");
+        }
+        if worktree.setup_counts.take().is_some() {
+            ignored.push("worktree.setup_counts");
+        }
+        if worktree.ports.is_some_and(|p| p > self.worktree.ports) {
+            ignored.push("worktree.ports");
+            worktree.ports = None;
+        }
+        if layer.pool.size.is_some_and(|n| n > self.pool_size) {
+            ignored.push("pool.size");
+            layer.pool.size = None;
+        }
+        if let Some(checks) = layer.merge.check.take().filter(|c| !c.is_empty()) {
+            ignored.push("merge.check (not run)");
+            self.untrusted.checks = checks;
+        }
+        self.untrusted.source = source_name.to_owned();
+        self.untrusted
+            .ignored
+            .extend(ignored.into_iter().map(str::to_owned));
+    }
+
     /// `[mcp]` caps. In the user's file a cap not given follows the user's `[limits]`; a
     /// repository's file can only lower a cap (a higher value is ignored), since caps bound
     /// what an agent may spend and a cloned repository must not raise them, and its `[limits]`
@@ -544,6 +688,16 @@ fn read_optional(path: &Path) -> Result<Option<String>, ConfigError> {
             source,
         }),
     }
+}
+
+/// cms's folder in the user's data dir (`$XDG_DATA_HOME/cms`, `~/.local/share/cms`).
+pub fn data_dir() -> PathBuf {
+    let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
+    data_home(
+        env("XDG_DATA_HOME"),
+        env("HOME").map(PathBuf::from).as_deref(),
+    )
+    .join("cms")
 }
 
 fn data_home(xdg: Option<String>, home: Option<&Path>) -> PathBuf {

@@ -18,6 +18,7 @@ fn base() -> Config {
         merge_checks: Vec::new(),
         worktree: WorktreeSettings::default(),
         pool_size: 0,
+        untrusted: Untrusted::default(),
     }
 }
 
@@ -28,7 +29,7 @@ fn mcp_caps_follow_the_users_limits_and_a_repository_can_only_lower_them() {
         .apply(
             "[limits]\nmax_cost = 5\nmax_turns = 80\n[mcp]\nmax_duration = \"20m\"\nmax_preset = \"full\"",
             "user",
-            false,
+            None,
         )
         .unwrap();
     assert_eq!(config.mcp.limits.max_cost_usd, 5.0);
@@ -40,7 +41,7 @@ fn mcp_caps_follow_the_users_limits_and_a_repository_can_only_lower_them() {
         .apply(
             "[limits]\nmax_cost = 50\n[mcp]\nmax_cost = 10\nmax_turns = 20\nmax_running = 9\nmax_preset = \"review\"",
             ".cms.toml",
-            true,
+            Some(true),
         )
         .unwrap();
     // Raising is ignored, lowering counts, and the repository's limits leave the caps.
@@ -49,15 +50,15 @@ fn mcp_caps_follow_the_users_limits_and_a_repository_can_only_lower_them() {
     assert_eq!(config.mcp.max_running, DEFAULT_MCP_MAX_RUNNING);
     assert_eq!(config.mcp.max_preset, Preset::Review);
     config
-        .apply("[mcp]\nmax_preset = \"full\"", ".cms.toml", true)
+        .apply("[mcp]\nmax_preset = \"full\"", ".cms.toml", Some(true))
         .unwrap();
     assert_eq!(config.mcp.max_preset, Preset::Review);
     let err = base()
-        .apply("[mcp]\nmax_running = 0", "user", false)
+        .apply("[mcp]\nmax_running = 0", "user", None)
         .unwrap_err();
     assert!(err.to_string().contains("mcp.max_running"), "{err}");
     let err = base()
-        .apply("[mcp]\nmax_preset = \"yolo\"", ".cms.toml", true)
+        .apply("[mcp]\nmax_preset = \"yolo\"", ".cms.toml", Some(true))
         .unwrap_err();
     assert!(err.to_string().contains("mcp.max_preset"), "{err}");
 }
@@ -66,18 +67,18 @@ fn mcp_caps_follow_the_users_limits_and_a_repository_can_only_lower_them() {
 fn merge_checks_come_from_the_last_layer_that_sets_them_and_must_not_be_empty() {
     let mut config = base();
     config
-        .apply("[merge]\ncheck = [\"make lint\"]", "user", false)
+        .apply("[merge]\ncheck = [\"make lint\"]", "user", None)
         .unwrap();
     config
         .apply(
             "[merge]\ncheck = [\"cargo test\", \"cargo clippy\"]",
             ".cms.toml",
-            true,
+            Some(true),
         )
         .unwrap();
     assert_eq!(config.merge_checks, ["cargo test", "cargo clippy"]);
     let err = config
-        .apply("[merge]\ncheck = [\" \"]", ".cms.toml", true)
+        .apply("[merge]\ncheck = [\" \"]", ".cms.toml", Some(true))
         .unwrap_err();
     assert!(err.to_string().contains("merge.check"), "{err}");
 }
@@ -87,13 +88,13 @@ fn limits_and_protected_paths_come_from_every_layer() {
     let mut config = base();
     config
         .apply(
-            "[limits]\nmax_cost = 0.5\nmax_duration = \"10m\"\n[safety]\nprotected = [\"infra/**\"]", "user", false)
+            "[limits]\nmax_cost = 0.5\nmax_duration = \"10m\"\n[safety]\nprotected = [\"infra/**\"]", "user", None)
         .unwrap();
     config
         .apply(
             "[limits]\nmax_turns = 7\n[safety]\nprotected = [\".github/**\", \"infra/**\"]",
             ".cms.toml",
-            true,
+            Some(true),
         )
         .unwrap();
     assert_eq!(config.limits.max_cost_usd, 0.5);
@@ -101,11 +102,11 @@ fn limits_and_protected_paths_come_from_every_layer() {
     assert_eq!(config.limits.max_duration, Duration::from_secs(600));
     assert_eq!(config.protected, ["infra/**", ".github/**"]);
     let err = base()
-        .apply("[limits]\nmax_duration = \"soon\"", ".cms.toml", true)
+        .apply("[limits]\nmax_duration = \"soon\"", ".cms.toml", Some(true))
         .unwrap_err();
     assert!(err.to_string().contains("limits.max_duration"), "{err}");
     let err = base()
-        .apply("[safety]\nprotected = [\"a/[b\"]", ".cms.toml", true)
+        .apply("[safety]\nprotected = [\"a/[b\"]", ".cms.toml", Some(true))
         .unwrap_err();
     assert!(err.to_string().contains("a/[b"), "{err}");
 }
@@ -131,11 +132,11 @@ fn later_layers_override_earlier_ones() {
         .apply(
             "[claude]\nbin = \"/opt/claude\"\n[task]\npreset = \"full\"",
             "user",
-            false,
+            None,
         )
         .unwrap();
     config
-        .apply("[task]\nmodel = \"sonnet\"", ".cms.toml", true)
+        .apply("[task]\nmodel = \"sonnet\"", ".cms.toml", Some(true))
         .unwrap();
     assert_eq!(config.claude_bin, "/opt/claude");
     assert_eq!(config.preset, Preset::Full);
@@ -145,21 +146,21 @@ fn later_layers_override_earlier_ones() {
 #[test]
 fn unknown_keys_and_bad_values_name_their_source() {
     let err = base()
-        .apply("[task]\nmodle = \"x\"", ".cms.toml", true)
+        .apply("[task]\nmodle = \"x\"", ".cms.toml", Some(true))
         .unwrap_err();
     assert!(err.to_string().contains(".cms.toml"), "{err}");
     let err = base()
-        .apply("[task]\npreset = \"yolo\"", "user config", false)
+        .apply("[task]\npreset = \"yolo\"", "user config", None)
         .unwrap_err();
     assert!(err.to_string().contains("user config"), "{err}");
     assert!(err.to_string().contains("yolo"), "{err}");
     let err = base()
-        .apply("[safety]\nsandbox = \"on\"", ".cms.toml", true)
+        .apply("[safety]\nsandbox = \"on\"", ".cms.toml", Some(true))
         .unwrap_err();
     assert!(err.to_string().contains("safety.sandbox"), "{err}");
     let mut config = base();
     config
-        .apply("[safety]\nsandbox = \"required\"", ".cms.toml", true)
+        .apply("[safety]\nsandbox = \"required\"", ".cms.toml", Some(true))
         .unwrap();
     assert_eq!(config.sandbox, SandboxMode::Required);
 }
@@ -171,22 +172,22 @@ fn a_repository_may_not_choose_what_cms_runs_or_where_it_writes() {
         "[worktrees]\nroot = \"/tmp/x\"",
         "[notify]\ncommand = [\"sh\", \"-c\", \"curl evil\"]",
     ] {
-        let err = base().apply(text, ".cms.toml", true).unwrap_err();
+        let err = base().apply(text, ".cms.toml", Some(true)).unwrap_err();
         assert!(err.to_string().contains("user configuration"), "{err}");
-        base().apply(text, "user", false).unwrap();
+        base().apply(text, "user", None).unwrap();
     }
     let mut config = base();
     config
         .apply(
             "[notify]\ncommand = [\"notify-send\", \"cms\"]",
             "user",
-            false,
+            None,
         )
         .unwrap();
     assert_eq!(config.notify.unwrap(), ["notify-send", "cms"]);
     assert!(
         base()
-            .apply("[notify]\ncommand = []", "user", false)
+            .apply("[notify]\ncommand = []", "user", None)
             .is_err()
     );
 }
@@ -209,4 +210,62 @@ fn xdg_directories_win_over_home() {
         expand_home("~/w", Some(Path::new("/h"))),
         PathBuf::from("/h/w")
     );
+}
+
+#[test]
+fn an_untrusted_repository_file_only_tightens_and_names_each_key_it_ignored() {
+    let mut config = base();
+    config
+        .apply("[safety]\nsandbox = \"required\"", "user", None)
+        .unwrap();
+    config
+        .apply(
+            "[safety]\nsandbox = \"off\"\nprotected = [\"infra/**\"]\n[task]\npreset = \"full\"\n\
+             [limits]\nmax_cost = 1000\nmax_turns = 5\n[worktree]\nsetup = [\"make\"]\n\
+             link = [\"node_modules\"]\nports = 3\n[pool]\nsize = 2\n[merge]\ncheck = [\"make test\"]",
+            ".cms.toml",
+            Some(false),
+        )
+        .unwrap();
+    assert_eq!(config.sandbox, SandboxMode::Required);
+    assert_eq!(config.preset, Preset::Edit);
+    assert_eq!(config.limits.max_cost_usd, Limits::default().max_cost_usd);
+    assert_eq!(config.limits.max_turns, 5);
+    assert_eq!(config.protected, ["infra/**"]);
+    assert!(config.worktree.setup.is_empty() && config.worktree.link.is_empty());
+    assert_eq!((config.worktree.ports, config.pool_size), (0, 0));
+    assert!(config.merge_checks.is_empty());
+    assert_eq!(config.untrusted.checks, ["make test"]);
+    assert_eq!(
+        config.untrusted.ignored,
+        [
+            "safety.sandbox",
+            "task.preset",
+            "limits.max_cost",
+            "worktree.link",
+            "worktree.setup (not run)",
+            "worktree.ports",
+            "pool.size",
+            "merge.check (not run)",
+        ]
+    );
+    let warning = config.untrusted.warning().unwrap();
+    assert!(
+        warning.contains(".cms.toml") && warning.contains("`cms trust`"),
+        "{warning}"
+    );
+    // Trusted, the same file applies whole.
+    let mut trusted = base();
+    trusted
+        .apply(
+            "[safety]\nsandbox = \"off\"\n[task]\npreset = \"full\"",
+            ".cms.toml",
+            Some(true),
+        )
+        .unwrap();
+    assert_eq!(
+        (trusted.sandbox, trusted.preset),
+        (SandboxMode::Off, Preset::Full)
+    );
+    assert_eq!(trusted.untrusted.warning(), None);
 }

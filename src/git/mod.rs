@@ -18,5 +18,5 @@ pub mod worktree;
 pub use cmd::{MIN_GIT_VERSION, REPO_ENV_VARS, check_version, version};
 pub use error::GitError;
 pub use git2::Oid;
-pub use repo::{EMPTY_TREE, Head, Repo, canonical};
+pub use repo::{EMPTY_TREE, Head, Repo, blob_id, canonical};
 pub use snapshot::{DiffFormat, FileChange, TreeChange};

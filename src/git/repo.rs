@@ -253,6 +253,57 @@ impl Repo {
         String::from_utf8(blob.content().to_vec()).ok()
     }
 
+    /// The bytes of `path` in `commit`, if it is a file there.
+    pub fn bytes_at_commit(&self, commit: Oid, path: &str) -> Option<Vec<u8>> {
+        let tree = self.repo.find_commit(commit).ok()?.tree().ok()?;
+        let entry = tree.get_path(Path::new(path)).ok()?;
+        let blob = self.repo.find_blob(entry.id()).ok()?;
+        Some(blob.content().to_vec())
+    }
+
+    /// Every file (and symlink, its target as bytes) at or below `path` in `commit`, with its
+    /// bytes, by path; nothing when `path` is not there.
+    pub fn files_at_commit(&self, commit: Oid, path: &str) -> Vec<(String, Vec<u8>)> {
+        let Some(tree) = self
+            .repo
+            .find_commit(commit)
+            .ok()
+            .and_then(|c| c.tree().ok())
+        else {
+            return Vec::new();
+        };
+        let Ok(entry) = tree.get_path(Path::new(path)) else {
+            return Vec::new();
+        };
+        let mut files = Vec::new();
+        match entry
+            .to_object(&self.repo)
+            .ok()
+            .and_then(|o| o.into_tree().ok())
+        {
+            Some(sub) => {
+                let _ = sub.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+                    if let Some(blob) = entry
+                        .to_object(&self.repo)
+                        .ok()
+                        .and_then(|o| o.into_blob().ok())
+                    {
+                        let name = format!("{path}/{dir}{}", entry.name().unwrap_or_default());
+                        files.push((name, blob.content().to_vec()));
+                    }
+                    git2::TreeWalkResult::Ok
+                });
+            }
+            None => {
+                if let Some(blob) = self.bytes_at_commit(commit, path) {
+                    files.push((path.to_owned(), blob));
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+
     /// Eight hex digits derived from the common dir's path: stable for a repository, distinct
     /// between repositories whose folders share a name.
     pub fn short_id(&self) -> String {
@@ -263,6 +314,13 @@ impl Repo {
         .map(|oid| oid.to_string()[..8].to_owned())
         .unwrap_or_else(|_| "00000000".to_owned())
     }
+}
+
+/// The git blob id of `bytes`: how cms fingerprints a file's content.
+pub fn blob_id(bytes: &[u8]) -> String {
+    git2::Oid::hash_object(git2::ObjectType::Blob, bytes)
+        .map(|oid| oid.to_string())
+        .unwrap_or_default()
 }
 
 /// The id of the tree with no entries, which git accepts in ranges without storing it.

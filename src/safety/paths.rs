@@ -14,18 +14,14 @@ use super::kind;
 use crate::store::Violation;
 
 /// Always protected, whatever the configuration says: the agent must not be able to loosen
-/// its own rules (`.cms.toml`), grant itself permissions or drop cms's hook (claude's project
-/// settings, which also run their hooks on the user's machine after a merge), choose the
-/// programs claude starts as MCP servers in the repository (`.mcp.json`, where `cms setup`
-/// registers cms), or widen which of the user's ignored files (secrets among them) every later
-/// task gets a copy of (`.worktreeinclude`).
-pub const ALWAYS_PROTECTED: &[&str] = &[
-    "/.cms.toml",
-    "/.claude/settings.json",
-    "/.claude/settings.local.json",
-    "/.mcp.json",
-    "/.worktreeinclude",
-];
+/// its own rules (`.cms.toml`), plant what Claude Code runs or loads (everything under
+/// `.claude/`: settings with hooks, agents whose frontmatter holds hooks, skills, commands;
+/// they would run on the user's machine after a merge and trust), choose the programs claude
+/// starts as MCP servers in the repository (`.mcp.json`, where `cms setup` registers cms), or
+/// widen which of the user's ignored files (secrets among them) every later task gets a copy
+/// of (`.worktreeinclude`).
+pub const ALWAYS_PROTECTED: &[&str] =
+    &["/.cms.toml", "/.claude", "/.mcp.json", "/.worktreeinclude"];
 
 /// The compiled globs, each remembered as the user wrote it so a violation can name it.
 #[derive(Debug, Clone)]
@@ -293,6 +289,9 @@ mod tests {
             "docs/private/x.md",
             ".cms.toml",
             ".claude/settings.json",
+            // Agents, skills and commands: what Claude Code loads runs code too.
+            ".claude/commands/x.md",
+            ".claude/agents/x.md",
         ] {
             assert!(r.protecting(protected).is_some(), "{protected}");
         }
@@ -304,7 +303,7 @@ mod tests {
             "sub/secrets.txt",
             "docs/private.md",
             "sub/.cms.toml",
-            ".claude/commands/x.md",
+            "sub/.claude/commands/x.md",
         ] {
             assert_eq!(r.protecting(free), None, "{free}");
         }

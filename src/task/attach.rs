@@ -44,14 +44,15 @@ pub async fn run_attached(
         let ports = super::prepare::reserve_ports(config.worktree.ports);
         env.extend(ports.iter().flat_map(|block| block.env()));
         let (settings, deny) = session_settings(ws, &record)?;
+        let project = super::project::claude_args(ws, &record)?;
         let watched = Watched::capture(ws, &record, deny)?;
         // As a headless session's (see `run`): the pool hands out nothing it could reach.
         let unsandboxed = (!record.safety.sandboxed)
             .then(|| super::pool::Unsandboxed::begin(ws, &record, config.pool_size > 0));
-        Ok((temp, ports, env, settings, watched, unsandboxed))
+        Ok((temp, ports, env, settings, project, watched, unsandboxed))
     });
     // The temp dir and the ports live until the session is over.
-    let (_temp, _ports, env, settings, watched, _unsandboxed) = match prepared {
+    let (_temp, _ports, env, settings, project, watched, _unsandboxed) = match prepared {
         Ok(prepared) => prepared,
         Err(err) => {
             abandon(&record);
@@ -59,6 +60,7 @@ pub async fn run_attached(
         }
     };
     args.extend(["--settings".to_owned(), settings]);
+    args.extend(project);
     let limits = record
         .safety
         .limits

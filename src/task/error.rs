@@ -142,6 +142,11 @@ pub enum TaskError {
         output: String,
     },
 
+    #[error(
+        "the repository's [merge] check is not trusted, so task '{name}' cannot be merged checked; nothing was changed"
+    )]
+    UntrustedCheck { name: TaskName, checks: Vec<String> },
+
     #[error("task '{name}' already starts from the tip of {onto}; there is nothing to rebase")]
     AlreadyOnTop { name: TaskName, onto: String },
 

@@ -106,6 +106,13 @@ fn merge_into(
             other => other.into(),
         })?;
     let checks = match ws.config(Some(record.base)) {
+        // Merging unchecked what the project means to check would be a silent loosening.
+        Ok(config) if opts.check && !config.untrusted.checks.is_empty() => {
+            return Err(TaskError::UntrustedCheck {
+                name: record.name.clone(),
+                checks: config.untrusted.checks,
+            });
+        }
         Ok(config) if opts.check => config.merge_checks,
         Ok(_) => Vec::new(),
         Err(err) => return Err(err.into()),

@@ -18,6 +18,8 @@ mod notify;
 mod open;
 pub mod pool;
 mod prepare;
+mod project;
+pub use prepare::WORKTREE_INCLUDE;
 mod push;
 mod resume;
 mod rules;

@@ -28,8 +28,12 @@ pub fn copy_included(
     let Some(main) = ws.main_checkout() else {
         return Ok(Vec::new());
     };
-    let mut globs: Vec<String> = std::fs::read_to_string(main.join(WORKTREE_INCLUDE))
-        .unwrap_or_default()
+    // An untrusted `.worktreeinclude` could hand every task the user's ignored secrets.
+    let include = match config.worktree.include_file {
+        true => std::fs::read_to_string(main.join(WORKTREE_INCLUDE)).unwrap_or_default(),
+        false => String::new(),
+    };
+    let mut globs: Vec<String> = include
         .lines()
         .map(str::trim)
         .filter(|line| !line.is_empty() && !line.starts_with('#'))

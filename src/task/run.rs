@@ -109,9 +109,13 @@ pub async fn run(
             return Err(err);
         }
     };
-    let mut sandbox_deny = match session_settings(ws, &record) {
-        Ok((settings, deny)) => {
+    let mut sandbox_deny = match session_settings(ws, &record).and_then(|settings| {
+        let project = super::project::claude_args(ws, &record)?;
+        Ok((settings, project))
+    }) {
+        Ok(((settings, deny), project)) => {
             args.extend(["--settings".to_owned(), settings]);
+            args.extend(project);
             deny
         }
         Err(err) => {
@@ -285,6 +289,7 @@ pub(super) fn session_settings(
     let mut settings = hook_settings(ws, record)?;
     let deny = sandbox::git_deny_write(&ws.repo.common_dir, private_dir.as_deref(), &record.branch);
     settings["sandbox"] = sandbox::settings(record.safety.sandboxed, record.preset, &deny);
+    let settings = super::project::with_project_settings(ws, record, settings)?;
     Ok((
         settings.to_string(),
         record.safety.sandboxed.then_some(deny),

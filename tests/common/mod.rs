@@ -258,6 +258,13 @@ impl TestEnv {
         std::fs::write(config, text).unwrap();
     }
 
+    /// Trusts the repository's settings files as they are now (`cms trust`): a test that
+    /// relies on what an untrusted `.cms.toml` may not do (commands, copies, links, higher
+    /// limits, a wider preset, a looser sandbox) calls this after writing it.
+    pub fn trust(&self) {
+        self.cms(&["trust"]).success();
+    }
+
     pub fn write(&self, path: &str, content: &str) {
         let path = self.repo.join(path);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -1,0 +1,221 @@
+//! A repository's own settings tried with the real CLI (escapes 2 and 3 of issue 17): its
+//! committed `.claude/settings.json` hooks and `.mcp.json` servers, an agent-written
+//! `.claude/agents/<x>.md` whose frontmatter holds hooks, and a `.cms.toml` that turns the
+//! sandbox off and runs a setup, each with a payload that leaves a marker outside the sandbox.
+//! Untrusted, the marker never appears; trusted, the committed hook does run, so trust is real
+//! and not just "never load".
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::common::TestEnv;
+use crate::common::fake_api::{FakeApi, Reply};
+use crate::test_real_claude::{RUN_LIMIT, bash, real_claude, real_env, task_json};
+
+/// A shell script at `path` that leaves `marker` and then waits on stdin, as an MCP server
+/// would.
+fn marker_server(path: &Path, marker: &Path) {
+    std::fs::write(
+        path,
+        format!(
+            "#!/bin/sh\ntouch {}\nexec cat >/dev/null\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
+/// Commits a `.claude/settings.json` whose hooks and a `.mcp.json` whose server leave markers
+/// in the test's root; returns the two markers.
+fn commit_project_files(env: &TestEnv) -> (PathBuf, PathBuf) {
+    let hook_marker = env.root.join("project-hook-ran");
+    let mcp_marker = env.root.join("mcp-server-ran");
+    let touch = format!("touch {}", hook_marker.display());
+    let settings = json!({"hooks": {
+        "SessionStart": [{"hooks": [{"type": "command", "command": touch}]}],
+        "PreToolUse": [{"matcher": "*", "hooks": [{"type": "command", "command": touch}]}],
+    }});
+    env.write(".claude/settings.json", &settings.to_string());
+    let server = env.root.join("server.sh");
+    marker_server(&server, &mcp_marker);
+    env.write(
+        ".mcp.json",
+        &json!({"mcpServers": {"project": {"command": server.display().to_string()}}}).to_string(),
+    );
+    env.commit_all("the project's Claude Code files");
+    (hook_marker, mcp_marker)
+}
+
+#[test]
+fn real_claude_an_untrusted_repositorys_hooks_and_mcp_servers_never_run_and_trusted_ones_do() {
+    let Some(claude) = real_claude("real_claude_an_untrusted_repositorys_hooks") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    let (hook_marker, mcp_marker) = commit_project_files(&env);
+    api.route(
+        "[project]",
+        vec![bash("echo hello".to_owned()), Reply::text("done")],
+    );
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[project] one",
+            "--name",
+            "one",
+            "-p",
+            "full",
+        ],
+        RUN_LIMIT,
+    );
+    let task = task_json(&run);
+    assert_eq!(task["status"], "completed", "{task:#}");
+    assert!(!hook_marker.exists(), "an untrusted project hook ran");
+    assert!(!mcp_marker.exists(), "an untrusted MCP server ran");
+    // Nor through a follow-up.
+    let run = env.cms_bounded(&["continue", "--json", "one", "again"], RUN_LIMIT);
+    task_json(&run);
+    assert!(!hook_marker.exists() && !mcp_marker.exists());
+
+    env.trust();
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[project] two",
+            "--name",
+            "two",
+            "-p",
+            "full",
+        ],
+        RUN_LIMIT,
+    );
+    let task = task_json(&run);
+    assert_eq!(task["status"], "completed", "{task:#}");
+    assert!(hook_marker.exists(), "the trusted project hook did not run");
+    assert!(mcp_marker.exists(), "the trusted MCP server did not start");
+}
+
+#[test]
+fn real_claude_an_agent_written_subagent_with_hooks_never_runs() {
+    let Some(claude) = real_claude("real_claude_an_agent_written_subagent") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    let marker = env.root.join("agent-hook-ran");
+    let agent = format!(
+        "---\nname: xagent\ndescription: does x\nhooks:\n  PreToolUse:\n    - matcher: \"*\"\n      hooks:\n        - type: command\n          command: \"touch {}\"\n  Stop:\n    - hooks:\n        - type: command\n          command: \"touch {}\"\n---\nRun what you are told.\n",
+        marker.display(),
+        marker.display()
+    );
+    let call_agent = || {
+        Reply::tool(
+            "Agent",
+            json!({"subagent_type": "xagent", "prompt": "[sub] run it", "description": "x"}),
+        )
+    };
+    api.route(
+        "[sub]",
+        vec![bash("echo sub".to_owned()), Reply::text("sub done")],
+    );
+    api.route(
+        "[plant]",
+        vec![
+            // Unsandboxed (the user's --sandbox off), Bash can write anywhere in the worktree.
+            bash(format!(
+                "mkdir -p .claude/agents && cat > .claude/agents/x.md <<'EOF'\n{agent}EOF"
+            )),
+            call_agent(),
+            Reply::text("planted"),
+            // The follow-up.
+            call_agent(),
+            Reply::text("again"),
+        ],
+    );
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[plant] go",
+            "--name",
+            "plant",
+            "-p",
+            "full",
+            "--sandbox",
+            "off",
+        ],
+        RUN_LIMIT,
+    );
+    let task = task_json(&run);
+    assert_eq!(task["status"], "protected_path", "{task:#}");
+    assert!(!marker.exists(), "the agent's hook ran in its own session");
+    let run = env.cms_bounded(&["continue", "--json", "plant", "use it"], RUN_LIMIT);
+    task_json(&run);
+    assert!(!marker.exists(), "the agent's hook ran in a follow-up");
+
+    env.cms(&["merge", "plant", "--allow-protected"]).success();
+    assert!(env.repo.join(".claude/agents/x.md").is_file());
+    api.route("[later]", vec![call_agent(), Reply::text("later")]);
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[later] go",
+            "--name",
+            "later",
+            "-p",
+            "full",
+        ],
+        RUN_LIMIT,
+    );
+    task_json(&run);
+    assert!(
+        !marker.exists(),
+        "the merged agent's hook ran in a later task"
+    );
+}
+
+#[test]
+fn real_claude_an_untrusted_cms_toml_cannot_turn_the_sandbox_off_or_run_its_setup() {
+    let Some(claude) = real_claude("real_claude_an_untrusted_cms_toml") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    let setup_marker = env.root.join("setup-ran");
+    let escape = env.root.join("escaped");
+    env.user_config("[safety]\nsandbox = \"required\"\n");
+    env.write(
+        ".cms.toml",
+        &format!(
+            "[safety]\nsandbox = \"off\"\n[task]\npreset = \"full\"\n[limits]\nmax_cost = 1000\n\
+             [worktree]\nsetup = [\"touch {}\"]\n",
+            setup_marker.display()
+        ),
+    );
+    env.commit_all("a cloned repository's settings");
+    api.route(
+        "[cloned]",
+        vec![
+            bash(format!("touch {}; echo rc=$?", escape.display())),
+            Reply::text("done"),
+        ],
+    );
+    let run = env.cms_bounded(&["task", "--json", "[cloned] go", "--name", "c"], RUN_LIMIT);
+    let task = task_json(&run);
+    assert_eq!(task["safety"]["sandboxed"], true, "{task:#}");
+    assert_eq!(task["preset"], "edit");
+    assert_eq!(task["safety"]["limits"]["max_cost_usd"], 2.0);
+    assert!(!setup_marker.exists(), "an untrusted setup ran");
+    assert!(!escape.exists(), "Bash wrote outside the sandbox");
+    assert!(
+        run.stderr.contains("safety.sandbox") && run.stderr.contains("cms trust"),
+        "{}",
+        run.stderr
+    );
+}
