@@ -51,7 +51,8 @@ impl Arena {
             &self.env.repo,
             &["task", "--json", "the victim's work", "--name", "other"],
         );
-        cmd.env("CMS_CLAUDE_BIN", FAKE_CLAUDE);
+        cmd.env("CMS_CLAUDE_BIN", FAKE_CLAUDE)
+            .env("CMS_BOUNDARY", "off");
         let run = wait_bounded(Background::spawn(&mut cmd), RUN_LIMIT);
         run.success();
         let task = run.json();
@@ -113,6 +114,17 @@ impl Attack {
         assert!(result.contains(error), "call {i}: {result}");
         assert!(
             !result.contains("rc=0") && result.contains("rc="),
+            "call {i}: {result}"
+        );
+    }
+
+    /// File-editing call `i` failed on the boundary's read-only file system, and the session
+    /// went on.
+    #[track_caller]
+    fn refused_write(&self, i: usize) {
+        let result = &self.results[i];
+        assert!(
+            result.contains("EROFS") || result.contains("read-only file system"),
             "call {i}: {result}"
         );
     }
@@ -645,7 +657,8 @@ impl Arena {
     /// Runs a cms command whose sessions use the fake claude, as a user's other tasks might.
     fn fake(&self, args: &[&str]) -> Value {
         let mut cmd = self.env.cms_command(&self.env.repo, args);
-        cmd.env("CMS_CLAUDE_BIN", FAKE_CLAUDE);
+        cmd.env("CMS_CLAUDE_BIN", FAKE_CLAUDE)
+            .env("CMS_BOUNDARY", "off");
         let run = wait_bounded(Background::spawn(&mut cmd), RUN_LIMIT);
         run.success();
         run.json()
@@ -781,4 +794,126 @@ fn real_claude_shadowing_a_packed_branch_with_a_loose_ref_is_caught_after_the_se
     attack.caught("git_ref refs/heads/main");
     // Reported, not put back: the user decides.
     assert_ne!(env.git(&["rev-parse", "main"]), main_before);
+}
+
+/// The user's own Claude Code settings for the arena's sessions (hooks, MCP servers): what a
+/// repository's settings would give once trusted, and what runs in every task regardless.
+impl Arena {
+    fn claude_dir(&self) -> PathBuf {
+        self.env.home.join(".claude")
+    }
+
+    fn user_settings(&self, settings: Value) {
+        std::fs::create_dir_all(self.claude_dir()).unwrap();
+        std::fs::write(
+            self.claude_dir().join("settings.json"),
+            settings.to_string(),
+        )
+        .unwrap();
+    }
+
+    /// A marker path outside everything a session may write.
+    fn marker(&self, name: &str) -> PathBuf {
+        self.env.root.join(name)
+    }
+
+    /// Runs task `name` with preset `full`, whose real claude makes `calls` and ends its turn.
+    fn session(&self, name: &str, calls: Vec<Reply>) -> Attack {
+        let key = format!("[{name}]");
+        let count = calls.len();
+        let mut replies = calls;
+        replies.push(Reply::text("done"));
+        self.api.route(&key, replies);
+        let prompt = format!("{key} try to get out");
+        let run = self.env.cms_bounded(
+            &["task", "--json", &prompt, "--name", name, "-p", "full"],
+            RUN_LIMIT,
+        );
+        let task = task_json(&run);
+        assert_eq!(task["safety"]["sandboxed"], true, "{task:#}");
+        let results = tool_results(&self.env, name);
+        assert_eq!(results.len(), count, "{results:#?}");
+        Attack { run, task, results }
+    }
+}
+
+#[test]
+fn real_claude_write_outside_with_the_guard_not_consulted_cannot_land_outside() {
+    let Some(arena) = arena("real_claude_write_outside_with_the_guard_not_consulted") else {
+        return;
+    };
+    let marker = arena.marker("write-escaped");
+    // The user's own settings turn every hook off, cms's write guard included: the Write is
+    // judged by nobody, as one whose path is flipped to a symlink after the guard allowed it.
+    arena.user_settings(json!({"disableAllHooks": true}));
+    let attack = arena.session(
+        "unguarded",
+        vec![Reply::tool(
+            "Write",
+            json!({"file_path": marker.display().to_string(), "content": "escaped\n"}),
+        )],
+    );
+    assert!(!marker.exists(), "the Write landed outside the boundary");
+    attack.refused_write(0);
+    assert_eq!(attack.task["files_changed"], json!([]), "{:#}", attack.task);
+}
+
+#[test]
+fn real_claude_user_hook_runs_inside_the_boundary_and_cannot_write_outside() {
+    let Some(arena) = arena("real_claude_user_hook_runs_inside_the_boundary") else {
+        return;
+    };
+    let marker = arena.marker("hook-escaped");
+    // The hook proves it ran by writing into the worktree, which it may.
+    // It records in the worktree that it ran and how its write outside went, and lets the
+    // call run.
+    let body = format!(
+        "cat >/dev/null; echo ran > hook-ran.txt; (echo escaped > {}) 2>> hook-ran.txt; exit 0",
+        marker.display()
+    );
+    arena.user_settings(json!({"hooks": {"PreToolUse": [{
+        "matcher": "Bash",
+        "hooks": [{"type": "command", "command": body}],
+    }]}}));
+    let attack = arena.session("hooked", vec![bash("echo hi; echo rc=$?".to_owned())]);
+    attack.ran(0);
+    assert!(!marker.exists(), "the hook wrote outside the boundary");
+    attack.clean();
+    let ran = arena.env.git(&["show", "cms/hooked:hook-ran.txt"]);
+    assert!(ran.starts_with("ran\n"), "the hook never ran: {ran}");
+    assert!(ran.contains("Read-only file system"), "{ran}");
+}
+
+#[test]
+fn real_claude_stdio_mcp_server_runs_inside_the_boundary_and_cannot_write_outside() {
+    let Some(arena) = arena("real_claude_stdio_mcp_server_runs_inside_the_boundary") else {
+        return;
+    };
+    let marker = arena.marker("mcp-escaped");
+    // A user-scope stdio MCP server: claude starts it with the session. It proves it ran by
+    // writing into the worktree, then tries outside, then waits for claude to end it.
+    let script = format!(
+        "echo ran > mcp-ran.txt; echo escaped > {}; cat >/dev/null",
+        marker.display()
+    );
+    std::fs::create_dir_all(arena.claude_dir()).unwrap();
+    std::fs::write(
+        arena.claude_dir().join(".claude.json"),
+        json!({"mcpServers": {"planted": {
+            "type": "stdio", "command": "sh", "args": ["-c", script],
+        }}})
+        .to_string(),
+    )
+    .unwrap();
+    let attack = arena.session("served", vec![bash("echo hi; echo rc=$?".to_owned())]);
+    attack.ran(0);
+    assert!(
+        !marker.exists(),
+        "the MCP server wrote outside the boundary"
+    );
+    assert_eq!(
+        arena.env.git(&["show", "cms/served:mcp-ran.txt"]),
+        "ran",
+        "the MCP server never ran"
+    );
 }

@@ -101,6 +101,8 @@ pub(crate) fn real_claude(test: &str) -> Option<PathBuf> {
 pub(crate) fn real_env(claude: &Path, api: &FakeApi) -> TestEnv {
     let mut env = TestEnv::new();
     env.set_env("CMS_CLAUDE_BIN", &claude.display().to_string());
+    // Every process of the real claude's sessions inside the outer boundary, as users' are.
+    env.set_env("CMS_BOUNDARY", "on");
     for (key, value) in claude_env(api, &env.home.join(".claude")) {
         env.set_env(key, &value);
     }

@@ -40,6 +40,11 @@ pub enum GuardEvent {
         /// always-protected ones included)
         #[arg(long = "protect")]
         protect: Vec<String>,
+        /// The file to append what was blocked to, one JSON line each, for the supervisor to
+        /// collect (the outer boundary keeps the record read-only); without it, straight
+        /// into the record
+        #[arg(long)]
+        blocked_to: Option<PathBuf>,
     },
 }
 
@@ -54,8 +59,13 @@ pub fn cmd_guard(_ctx: &CommandContext, args: GuardArgs) -> Result<u8, CommandEr
         task,
         worktree,
         protect,
+        blocked_to,
     } = args.event;
-    match pre_tool_use(&repo, &task, &worktree, &protect) {
+    let record = match &blocked_to {
+        Some(file) => Record::File(file),
+        None => Record::Store(&repo, &task),
+    };
+    match pre_tool_use(record, &worktree, &protect) {
         Ok(Some(reason)) => {
             // One compact line: claude parses the hook's whole stdout as one JSON value.
             println!("{}", guard::deny_output(&reason));
@@ -69,13 +79,20 @@ pub fn cmd_guard(_ctx: &CommandContext, args: GuardArgs) -> Result<u8, CommandEr
     }
 }
 
+/// Where a denial is recorded.
+enum Record<'a> {
+    /// Appended to this file, which the supervisor collects into the task's record.
+    File(&'a std::path::Path),
+    /// Straight into the task's record in the store at this git common dir.
+    Store(&'a std::path::Path, &'a TaskName),
+}
+
 /// The reason to deny the call on stdin, or `None` to allow it. The worktree and globs come
 /// from the hook's command line, which cms wrote into claude's arguments: the task's record is
 /// in the repository's git dir, where the agent's own git commands can write, so it only
 /// receives what was blocked.
 fn pre_tool_use(
-    repo: &std::path::Path,
-    task: &TaskName,
+    record: Record<'_>,
     worktree: &std::path::Path,
     protect: &[String],
 ) -> Result<Option<String>, String> {
@@ -87,7 +104,6 @@ fn pre_tool_use(
     let input: Value =
         serde_json::from_str(&text).map_err(|err| format!("the hook input is not JSON: {err}"))?;
     let tool_name = input["tool_name"].as_str().unwrap_or_default().to_owned();
-    let store = Store::new(repo);
     let rules = Rules::new(protect)?;
     let Some(violation) = guard::verdict(worktree, &rules, &tool_name, &input["tool_input"]) else {
         return Ok(None);
@@ -99,6 +115,20 @@ fn pre_tool_use(
         violation,
     };
     // The task's record keeps what was blocked; the denial stands even if that fails.
-    let _ = store.update(task, |r| r.safety.blocked.push(blocked));
+    match record {
+        Record::File(file) => {
+            use std::io::Write;
+            let line = format!("{}\n", serde_json::json!(blocked));
+            // One append of one whole line: concurrent hooks of the session do not interleave.
+            let _ = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(file)
+                .and_then(|mut f| f.write_all(line.as_bytes()));
+        }
+        Record::Store(repo, task) => {
+            let _ = Store::new(repo).update(task, |r| r.safety.blocked.push(blocked));
+        }
+    }
     Ok(Some(reason))
 }

@@ -1,6 +1,7 @@
 //! The safety net: the limits a task may not cross and the paths it may not touch, enforced
 //! before a write (the PreToolUse hook), on the task's diff, and on the user's checkouts.
 
+pub mod boundary;
 pub mod check;
 pub mod guard;
 pub mod limits;

@@ -52,6 +52,9 @@ pub struct Spawn<'a> {
     pub env: Vec<(&'static str, String)>,
     /// Marks every process of the session (see [`new_token`]).
     pub token: u64,
+    /// The command claude runs inside (the outer boundary, see
+    /// [`crate::safety::boundary::command`]), or empty.
+    pub boundary: Vec<std::ffi::OsString>,
 }
 
 /// A started session: the process cms waits for (the keeper on Linux, claude elsewhere) and
@@ -140,7 +143,12 @@ fn spawn_with(spec: Spawn<'_>, interactive: bool) -> Result<Claude, SessionError
         if interactive {
             cmd.arg("--interactive");
         }
-        cmd.arg("--").arg(spec.bin).args(&spec.args);
+        // The keeper stays outside the boundary, so that it sees and kills every process of
+        // the session (the boundary shares its PID namespace).
+        cmd.arg("--")
+            .args(&spec.boundary)
+            .arg(spec.bin)
+            .args(&spec.args);
         // SAFETY: fcntl is async-signal-safe and changes only the child's copy of the fd.
         unsafe {
             cmd.pre_exec(move || {
@@ -155,7 +163,14 @@ fn spawn_with(spec: Spawn<'_>, interactive: bool) -> Result<Claude, SessionError
     };
     #[cfg(not(target_os = "linux"))]
     let mut cmd = {
-        let mut cmd = Command::new(spec.bin);
+        let mut cmd = match spec.boundary.split_first() {
+            Some((program, rest)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(rest).arg(spec.bin);
+                cmd
+            }
+            None => Command::new(spec.bin),
+        };
         cmd.args(&spec.args).kill_on_drop(true);
         cmd
     };

@@ -13,7 +13,9 @@ use crate::store::{Status, TaskRecord};
 use crate::workspace::Workspace;
 
 use super::finish::{Ending, finish_as};
-use super::run::{session_args, session_env, session_settings, take_back};
+use super::run::{
+    collect_blocked, session_args, session_boundary, session_env, session_settings, take_back,
+};
 use super::*;
 
 /// How often the transcript is read for the live cost and turns: often enough that a limit
@@ -78,6 +80,7 @@ pub async fn run_attached(
         cwd: &record.worktree,
         token: record.supervisor.map_or(0, |s| s.token),
         env,
+        boundary: session_boundary(ws, &record),
     };
     let clock = Instant::now();
     let mut child = match session::spawn_interactive(spec) {
@@ -137,6 +140,7 @@ pub async fn run_attached(
     };
     let elapsed = clock.elapsed();
     child.sweep();
+    collect_blocked(ws, &record);
     // A killed claude cannot put the terminal back as it found it.
     terminal.restore();
     let status = status.map_err(session::SessionError::Wait)?;

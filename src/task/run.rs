@@ -129,6 +129,7 @@ pub async fn run(
         cwd: &record.worktree,
         token: record.supervisor.map_or(0, |s| s.token),
         env: env.into_iter().chain(port_env).collect(),
+        boundary: session_boundary(ws, &record),
     };
     let transcript = ws.store.open_log(&record.name)?;
     let stderr_log = ws.store.open_stderr_log(&record.name)?;
@@ -194,6 +195,7 @@ pub async fn run(
         },
     )
     .await;
+    collect_blocked(ws, &record);
     let mut record = record;
     if let Some(asking) = asking {
         let asked = asking.finish();
@@ -259,6 +261,10 @@ pub(super) fn session_env(
     record: &TaskRecord,
 ) -> Result<(tempfile::TempDir, SessionEnv), TaskError> {
     let temp = task_temp_dir(record)?;
+    safety::boundary::prepare_guard_dir(temp.path()).map_err(|source| TaskError::TempDir {
+        dir: temp.path().to_owned(),
+        source,
+    })?;
     let agent_env = agent_git_env(record, temp.path())?;
     let env = [
         ("CMS_TASK", record.name.to_string()),
@@ -288,12 +294,54 @@ pub(super) fn session_settings(
     }
     let mut settings = hook_settings(ws, record)?;
     let deny = sandbox::git_deny_write(&ws.repo.common_dir, private_dir.as_deref(), &record.branch);
-    settings["sandbox"] = sandbox::settings(record.safety.sandboxed, record.preset, &deny);
+    let mut bash_deny = deny.clone();
+    // What the write guard blocked is the supervisor's to collect, not the agent's to forge.
+    bash_deny.push(session_temp_dir(record).join(safety::boundary::GUARD_DIR));
+    settings["sandbox"] = sandbox::settings(record.safety.sandboxed, record.preset, &bash_deny);
     let settings = super::project::with_project_settings(ws, record, settings)?;
     Ok((
         settings.to_string(),
         record.safety.sandboxed.then_some(deny),
     ))
+}
+
+/// The outer boundary claude runs inside (see [`safety::boundary`]): for a sandboxed task,
+/// unless `CMS_BOUNDARY=off`; empty otherwise.
+pub(super) fn session_boundary(ws: &Workspace, record: &TaskRecord) -> Vec<std::ffi::OsString> {
+    if !record.safety.sandboxed || !safety::boundary::enabled() {
+        return Vec::new();
+    }
+    let private_dir = git::worktree::private_dir(&record.worktree).ok();
+    let deny = sandbox::git_deny_write(&ws.repo.common_dir, private_dir.as_deref(), &record.branch);
+    safety::boundary::command(&safety::boundary::writable(
+        &record.worktree,
+        &session_temp_dir(record),
+        &ws.repo.common_dir,
+        &deny,
+    ))
+}
+
+/// Moves what the write guard blocked during the session into the task's record, where the
+/// finish reads it. The guard cannot write the record itself: the boundary keeps the store
+/// read-only.
+pub(super) fn collect_blocked(ws: &Workspace, record: &TaskRecord) {
+    let file = safety::boundary::blocked_file(&session_temp_dir(record));
+    let blocked = safety::boundary::read_blocked(&file);
+    if !blocked.is_empty() {
+        let _ = ws
+            .store
+            .update(&record.name, |r| r.safety.blocked.extend(blocked));
+        // A follow-up's session gets a new temp dir, but collect each line once regardless.
+        let _ = std::fs::remove_file(&file);
+    }
+}
+
+/// The session's temp dir (made by [`session_env`]): named after the task and its token.
+fn session_temp_dir(record: &TaskRecord) -> std::path::PathBuf {
+    sandbox::temp_dir_for(
+        record.name.as_str(),
+        record.supervisor.map_or(0, |s| s.token),
+    )
 }
 
 /// Ends a new task whose `[worktree] setup` failed: `failed`, with the command's output in the
@@ -414,6 +462,12 @@ fn hook_settings(ws: &Workspace, record: &TaskRecord) -> Result<serde_json::Valu
         // git dir, which the agent's own git commands can write.
         "--worktree".to_owned(),
         shell_quote(&record.worktree.display().to_string()),
+        "--blocked-to".to_owned(),
+        shell_quote(
+            &safety::boundary::blocked_file(&session_temp_dir(record))
+                .display()
+                .to_string(),
+        ),
     ]
     .into_iter()
     .chain(

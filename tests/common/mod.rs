@@ -166,6 +166,9 @@ impl TestEnv {
             .env("CMS_CLAUDE_BIN", FAKE_CLAUDE)
             .env("CMS_EXIT_GRACE_MS", "5000")
             .env("CMS_INTERRUPT_GRACE_MS", "5000")
+            // The fake claude writes its log outside the worktree, and its escapes test what
+            // cms detects; the real_claude_ tests turn the outer boundary back on.
+            .env("CMS_BOUNDARY", "off")
             .env("FAKE_CLAUDE_LOG", &self.claude_log);
         if self.script.exists() {
             cmd.env("FAKE_CLAUDE_SCRIPT", &self.script);
