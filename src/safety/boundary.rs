@@ -6,8 +6,9 @@
 //! Claude Code's own Bash sandbox (see [`super::sandbox`]) still starts inside it (nested user
 //! namespaces, checked with the real CLI as root and as an unprivileged user) and keeps giving
 //! Bash its network proxy; the boundary shares the host's network, since claude itself talks
-//! to the API. It is a bubblewrap only on Linux: elsewhere [`command`] returns nothing and
-//! only Bash is confined (see docs/architecture.md for the intended Seatbelt mapping).
+//! to the API. It exists only on Linux: on macOS a process under a Seatbelt profile may not
+//! apply another, so Claude Code's per-command `sandbox-exec` would fail inside an outer one
+//! (see docs/architecture.md); [`command`] returns nothing there and only Bash is confined.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
