@@ -61,9 +61,10 @@ pub fn cmd_guard(_ctx: &CommandContext, args: GuardArgs) -> Result<u8, CommandEr
         protect,
         blocked_to,
     } = args.event;
-    let record = match &blocked_to {
-        Some(file) => Record::File(file),
-        None => Record::Store(&repo, &task),
+    let record = Record {
+        file: blocked_to.as_deref(),
+        repo: &repo,
+        task: &task,
     };
     match pre_tool_use(record, &worktree, &protect) {
         Ok(Some(reason)) => {
@@ -79,12 +80,13 @@ pub fn cmd_guard(_ctx: &CommandContext, args: GuardArgs) -> Result<u8, CommandEr
     }
 }
 
-/// Where a denial is recorded.
-enum Record<'a> {
-    /// Appended to this file, which the supervisor collects into the task's record.
-    File(&'a std::path::Path),
-    /// Straight into the task's record in the store at this git common dir.
-    Store(&'a std::path::Path, &'a TaskName),
+/// Where a denial is recorded: appended to `file`, which the supervisor collects into the
+/// task's record when the session ends; straight into the record in the store at `repo`
+/// without one, or when the file's folder is gone (the hook run after its session).
+struct Record<'a> {
+    file: Option<&'a std::path::Path>,
+    repo: &'a std::path::Path,
+    task: &'a TaskName,
 }
 
 /// The reason to deny the call on stdin, or `None` to allow it. The worktree and globs come
@@ -115,20 +117,20 @@ fn pre_tool_use(
         violation,
     };
     // The task's record keeps what was blocked; the denial stands even if that fails.
-    match record {
-        Record::File(file) => {
-            use std::io::Write;
-            let line = format!("{}\n", serde_json::json!(blocked));
-            // One append of one whole line: concurrent hooks of the session do not interleave.
-            let _ = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(file)
-                .and_then(|mut f| f.write_all(line.as_bytes()));
-        }
-        Record::Store(repo, task) => {
-            let _ = Store::new(repo).update(task, |r| r.safety.blocked.push(blocked));
-        }
+    let appended = record.file.is_some_and(|file| {
+        use std::io::Write;
+        let line = format!("{}\n", serde_json::json!(blocked));
+        // One append of one whole line: concurrent hooks of the session do not interleave.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(file)
+            .and_then(|mut f| f.write_all(line.as_bytes()))
+            .is_ok()
+    });
+    if !appended {
+        // Inside the outer boundary the store is read-only and this fails: the denial stands.
+        let _ = Store::new(record.repo).update(record.task, |r| r.safety.blocked.push(blocked));
     }
     Ok(Some(reason))
 }
