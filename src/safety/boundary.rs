@@ -115,6 +115,7 @@ pub fn command(writable: &Writable) -> Vec<OsString> {
     ]
     .map(OsString::from)
     .to_vec();
+    argv.extend(unprivileged().iter().map(OsString::from));
     for path in &writable.paths {
         argv.extend(["--bind".into(), path.into(), path.into()]);
     }
@@ -125,6 +126,30 @@ pub fn command(writable: &Writable) -> Vec<OsString> {
     }
     argv.push("--".into());
     argv
+}
+
+/// What keeps the boundary from being undone from inside. Run by root, bubblewrap keeps
+/// root's capabilities, and a process inside could remount `/` read-write (checked: it can);
+/// so root is mapped to an ordinary uid in a user namespace of its own, without capabilities.
+/// That also lets Claude Code's bwrap nest: as uid 0 without capabilities it takes the
+/// privileged path and fails (`Creating new namespace failed: Operation not permitted`). The
+/// files it makes still belong to root outside. Other users get a user namespace from
+/// bubblewrap anyway, and no capabilities.
+pub fn unprivileged() -> &'static [&'static str] {
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        &[
+            "--unshare-user",
+            "--uid",
+            "1000",
+            "--gid",
+            "1000",
+            "--cap-drop",
+            "ALL",
+        ]
+    } else {
+        &["--cap-drop", "ALL"]
+    }
 }
 
 /// Where the write guard of a session whose temp dir is `temp` records what it blocked.
@@ -167,12 +192,14 @@ mod tests {
         }
         let text = argv.join(" ");
         assert!(text.starts_with("bwrap --ro-bind / / "), "{text}");
+        assert!(text.contains("--cap-drop ALL"), "{text}");
         assert!(
             text.ends_with("--bind /w /w --bind /t /t --bind /g /g --ro-bind-try /g/cms /g/cms --"),
             "{text}"
         );
-        // No namespace but the mount one: claude reaches the API, and the keeper sees and
-        // kills every process of the session by its host pid.
-        assert!(!text.contains("--unshare"), "{text}");
+        // No network or PID namespace: claude reaches the API, and the keeper sees and kills
+        // every process of the session by its host pid.
+        assert!(!text.contains("--unshare-net"), "{text}");
+        assert!(!text.contains("--unshare-pid"), "{text}");
     }
 }

@@ -67,7 +67,26 @@ pub fn availability() -> Result<(), String> {
     which::which("socat").map_err(|_| "socat is not on PATH".to_owned())?;
     // bwrap on PATH is not enough: without user namespaces (some containers, hardened
     // kernels) it exists but cannot build a sandbox, and every Bash call would then fail.
-    let probe = Command::new(&bwrap)
+    // With the outer boundary, Bash's sandbox is built inside another one, which needs
+    // unprivileged user namespaces even as root (see `boundary::unprivileged`).
+    let mut probe = Command::new(&bwrap);
+    if super::boundary::enabled() {
+        probe
+            .args(super::boundary::unprivileged())
+            // bwrap writes the nested namespace's uid map through a /proc of its own.
+            .args([
+                "--ro-bind",
+                "/",
+                "/",
+                "--dev",
+                "/dev",
+                "--proc",
+                "/proc",
+                "--",
+            ])
+            .arg(&bwrap);
+    }
+    let probe = probe
         .args([
             "--ro-bind",
             "/",
@@ -87,7 +106,11 @@ pub fn availability() -> Result<(), String> {
     if !probe.status.success() {
         let stderr = String::from_utf8_lossy(&probe.stderr);
         let why = stderr.lines().next().unwrap_or("no message").trim();
-        return Err(format!("bwrap cannot create a sandbox here: {why}"));
+        let hint = match super::boundary::enabled() {
+            true => " (inside the outer boundary; CMS_BOUNDARY=off runs without it)",
+            false => "",
+        };
+        return Err(format!("bwrap cannot create a sandbox here{hint}: {why}"));
     }
     Ok(())
 }
