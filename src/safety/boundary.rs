@@ -112,6 +112,9 @@ pub fn command(writable: &Writable) -> Vec<OsString> {
         "/proc",
         // claude goes with bwrap, whom the keeper kills first.
         "--die-with-parent",
+        // Nothing inside sees, signals or ptraces the user's processes outside, which share
+        // its uid; the keeper, outside, still sees every process inside by its host pid.
+        "--unshare-pid",
     ]
     .map(OsString::from)
     .to_vec();
@@ -136,8 +139,7 @@ pub fn command(writable: &Writable) -> Vec<OsString> {
 /// files it makes still belong to root outside. Other users get a user namespace from
 /// bubblewrap anyway, and no capabilities.
 pub fn unprivileged() -> &'static [&'static str] {
-    // SAFETY: geteuid(2) has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if is_root() {
         &[
             "--unshare-user",
             "--uid",
@@ -150,6 +152,19 @@ pub fn unprivileged() -> &'static [&'static str] {
     } else {
         &["--cap-drop", "ALL"]
     }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid(2) has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Whether Claude Code's Bash sandbox must be told it is nested (`enableWeakerNestedSandbox`):
+/// under a boundary run by root, mounting a fresh /proc in the nested PID namespace is refused
+/// (`bwrap: Can't mount proc on /newroot/proc: Operation not permitted`), and the weaker mode
+/// binds the boundary's own /proc instead, which shows only the session's processes.
+pub fn nested_bash_needs_weaker_sandbox() -> bool {
+    enabled() && is_root()
 }
 
 /// Where the write guard of a session whose temp dir is `temp` records what it blocked.
@@ -197,9 +212,7 @@ mod tests {
             text.ends_with("--bind /w /w --bind /t /t --bind /g /g --ro-bind-try /g/cms /g/cms --"),
             "{text}"
         );
-        // No network or PID namespace: claude reaches the API, and the keeper sees and kills
-        // every process of the session by its host pid.
+        // No network namespace: claude reaches the API.
         assert!(!text.contains("--unshare-net"), "{text}");
-        assert!(!text.contains("--unshare-pid"), "{text}");
     }
 }

@@ -288,6 +288,7 @@ pub fn settings(sandboxed: bool, preset: Preset, deny_write: &[PathBuf]) -> Valu
         "allowUnsandboxedCommands": false,
         "autoAllowBashIfSandboxed": bash_auto_allowed(preset),
         "filesystem": {"denyWrite": deny},
+        "enableWeakerNestedSandbox": super::boundary::nested_bash_needs_weaker_sandbox(),
     })
 }
 
