@@ -194,6 +194,11 @@ fn fingerprint_file(ws: &Workspace, path: &Path) -> Option<PathBuf> {
 }
 
 fn remember(ws: &Workspace, path: &Path) {
+    // Made before the fingerprint, so a sandboxed session's start, which makes it where it is
+    // missing (see `run::session_boundary`), leaves the admin dir as warmed.
+    if let Ok(admin) = crate::git::worktree::private_dir(path) {
+        crate::safety::sandbox::prepare_private_dir(&admin);
+    }
     let (Some(file), Some(print)) = (fingerprint_file(ws, path), admin_fingerprint(path)) else {
         return;
     };

@@ -313,6 +313,16 @@ pub(super) fn session_boundary(ws: &Workspace, record: &TaskRecord) -> Vec<std::
     }
     let private_dir = git::worktree::private_dir(&record.worktree).ok();
     let deny = sandbox::git_deny_write(&ws.repo.common_dir, private_dir.as_deref(), &record.branch);
+    // Claude Code's Bash sandbox makes a mount point for every admin dir's missing
+    // `config.worktree`; inside the boundary the other admin dirs are read-only, so every Bash
+    // call would fail. An empty one means nothing to git (see `prepare_private_dir`).
+    let admin_dirs = ws.repo.common_dir.join("worktrees");
+    for dir in deny
+        .iter()
+        .filter(|p| p.parent() == Some(admin_dirs.as_path()))
+    {
+        sandbox::prepare_private_dir(dir);
+    }
     safety::boundary::command(&safety::boundary::writable(
         &record.worktree,
         &session_temp_dir(record),
