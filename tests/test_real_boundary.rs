@@ -901,21 +901,22 @@ fn real_claude_stdio_mcp_server_runs_inside_the_boundary_and_cannot_write_outsid
         return;
     };
     let marker = arena.marker("mcp-escaped");
-    // A user-scope stdio MCP server: claude starts it with the session. It proves it ran by
-    // writing into the worktree, then tries outside, then waits for claude to end it.
+    // A stdio MCP server of the repository's, trusted (cms gives claude only trusted servers):
+    // claude starts it with the session. It proves it ran by writing into the worktree, then
+    // tries outside, then waits for claude to end it.
     let script = format!(
         "echo ran > mcp-ran.txt; echo escaped > {}; cat >/dev/null",
         marker.display()
     );
-    std::fs::create_dir_all(arena.claude_dir()).unwrap();
-    std::fs::write(
-        arena.claude_dir().join(".claude.json"),
-        json!({"mcpServers": {"planted": {
+    arena.env.write(
+        ".mcp.json",
+        &json!({"mcpServers": {"planted": {
             "type": "stdio", "command": "sh", "args": ["-c", script],
         }}})
         .to_string(),
-    )
-    .unwrap();
+    );
+    arena.env.commit_all("an MCP server");
+    arena.env.trust();
     let attack = arena.session("served", vec![bash("echo hi; echo rc=$?".to_owned())]);
     attack.ran(0);
     assert!(

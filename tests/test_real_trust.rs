@@ -5,7 +5,7 @@
 //! Untrusted, the marker never appears; trusted, the committed hook does run, so trust is real
 //! and not just "never load".
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::json;
 
@@ -28,18 +28,18 @@ fn marker_server(path: &Path, marker: &Path) {
 }
 
 /// Commits a `.claude/settings.json` whose hooks and a `.mcp.json` whose server leave markers
-/// in the test's root; returns the two markers.
-fn commit_project_files(env: &TestEnv) -> (PathBuf, PathBuf) {
-    let hook_marker = env.root.join("project-hook-ran");
-    let mcp_marker = env.root.join("mcp-server-ran");
-    let touch = format!("touch {}", hook_marker.display());
+/// in the session's worktree (the one place outside its temp dir that the outer boundary lets
+/// them write); returns the two markers' names, which cms commits to the task's branch.
+fn commit_project_files(env: &TestEnv) -> (&'static str, &'static str) {
+    let (hook_marker, mcp_marker) = ("project-hook-ran", "mcp-server-ran");
+    let touch = format!("touch {hook_marker}");
     let settings = json!({"hooks": {
         "SessionStart": [{"hooks": [{"type": "command", "command": touch}]}],
         "PreToolUse": [{"matcher": "*", "hooks": [{"type": "command", "command": touch}]}],
     }});
     env.write(".claude/settings.json", &settings.to_string());
     let server = env.root.join("server.sh");
-    marker_server(&server, &mcp_marker);
+    marker_server(&server, Path::new(mcp_marker));
     env.write(
         ".mcp.json",
         &json!({"mcpServers": {"project": {"command": server.display().to_string()}}}).to_string(),
@@ -56,6 +56,8 @@ fn real_claude_an_untrusted_repositorys_hooks_and_mcp_servers_never_run_and_trus
     let api = FakeApi::start();
     let env = real_env(&claude, &api);
     let (hook_marker, mcp_marker) = commit_project_files(&env);
+    let left =
+        |task: &str, marker: &str| env.git_ok(&["cat-file", "-e", &format!("cms/{task}:{marker}")]);
     api.route(
         "[project]",
         vec![bash("echo hello".to_owned()), Reply::text("done")],
@@ -74,12 +76,12 @@ fn real_claude_an_untrusted_repositorys_hooks_and_mcp_servers_never_run_and_trus
     );
     let task = task_json(&run);
     assert_eq!(task["status"], "completed", "{task:#}");
-    assert!(!hook_marker.exists(), "an untrusted project hook ran");
-    assert!(!mcp_marker.exists(), "an untrusted MCP server ran");
+    assert!(!left("one", hook_marker), "an untrusted project hook ran");
+    assert!(!left("one", mcp_marker), "an untrusted MCP server ran");
     // Nor through a follow-up.
     let run = env.cms_bounded(&["continue", "--json", "one", "again"], RUN_LIMIT);
     task_json(&run);
-    assert!(!hook_marker.exists() && !mcp_marker.exists());
+    assert!(!left("one", hook_marker) && !left("one", mcp_marker));
 
     env.trust();
     let run = env.cms_bounded(
@@ -96,8 +98,14 @@ fn real_claude_an_untrusted_repositorys_hooks_and_mcp_servers_never_run_and_trus
     );
     let task = task_json(&run);
     assert_eq!(task["status"], "completed", "{task:#}");
-    assert!(hook_marker.exists(), "the trusted project hook did not run");
-    assert!(mcp_marker.exists(), "the trusted MCP server did not start");
+    assert!(
+        left("two", hook_marker),
+        "the trusted project hook did not run"
+    );
+    assert!(
+        left("two", mcp_marker),
+        "the trusted MCP server did not start"
+    );
 }
 
 #[test]
