@@ -117,9 +117,9 @@ pub const PLACEHOLDERS: &[&str] = &[
 /// Removes the empty mount points a killed sandboxed session left at the top of `worktree`:
 /// the placeholders that are empty files or folders and that git does not track (a real
 /// `.vscode/` of the project, or one the agent wrote something into, stays).
-pub fn remove_leftover_placeholders(worktree: &Path) {
+pub fn remove_leftover_placeholders(task: &crate::git::TaskGit) {
     for name in PLACEHOLDERS {
-        let path = worktree.join(name);
+        let path = task.worktree().join(name);
         let Ok(meta) = std::fs::symlink_metadata(&path) else {
             continue;
         };
@@ -130,7 +130,7 @@ pub fn remove_leftover_placeholders(worktree: &Path) {
         } else {
             false
         };
-        if empty && !crate::git::state::is_tracked(worktree, name) {
+        if empty && !crate::git::state::is_tracked(task, name) {
             let _ = if meta.is_dir() {
                 std::fs::remove_dir(&path)
             } else {

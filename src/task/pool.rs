@@ -148,7 +148,9 @@ pub fn take(
         .commit
         .as_deref()
         .and_then(|c| git::Oid::from_str(c).ok());
-    if let Err(err) = git::worktree::switch_to_new_branch(worktree, branch, current, base) {
+    let switched = git::TaskGit::open(common, worktree)
+        .and_then(|task| git::worktree::switch_to_new_branch(&task, branch, current, base));
+    if let Err(err) = switched {
         // Not a task's yet: give it back to nobody rather than leave a half-made task.
         let _ = git::worktree::remove(common, worktree);
         return Err(err.into());

@@ -259,7 +259,7 @@ pub(super) fn session_env(
     record: &TaskRecord,
 ) -> Result<(tempfile::TempDir, SessionEnv), TaskError> {
     let temp = task_temp_dir(record)?;
-    let agent_env = agent_git_env(record, temp.path())?;
+    let agent_env = agent_git_env(ws, record, temp.path())?;
     let env = [
         ("CMS_TASK", record.name.to_string()),
         ("CMS_TASK_BRANCH", record.branch.clone()),
@@ -281,7 +281,8 @@ pub(super) fn session_settings(
     ws: &Workspace,
     record: &TaskRecord,
 ) -> Result<(String, Option<Vec<std::path::PathBuf>>), TaskError> {
-    let private_dir = git::worktree::private_dir(&record.worktree).ok();
+    let task = task_git(ws, record)?;
+    let private_dir = Some(task.admin_dir().to_owned());
     // Unsandboxed tasks too: other tasks' sandboxes would otherwise make theirs come and go.
     if let Some(dir) = &private_dir {
         sandbox::prepare_private_dir(dir);
@@ -328,7 +329,9 @@ pub(super) fn take_back(ws: &Workspace, record: &TaskRecord, resumed_from: &Opti
             // A `--rebase` that moved the worktree is undone with it: nothing but cms's own
             // squash is there, since the session never ran.
             if let Some(rebase) = record.rebase.as_ref().filter(|_| previous.rebase.is_none()) {
-                let _ = git::merge::undo_squash_onto(&record.worktree, rebase.from);
+                if let Ok(task) = task_git(ws, record) {
+                    let _ = git::merge::undo_squash_onto(&task, rebase.from);
+                }
                 let _ = git::merge::delete_ref(
                     &ws.repo.common_dir,
                     &super::resume::rebased_ref(&record.name),
@@ -366,6 +369,7 @@ fn task_temp_dir(record: &TaskRecord) -> Result<tempfile::TempDir, TaskError> {
 /// sandbox's placeholder dotfiles (which `git add -A` would refuse), given through
 /// `GIT_CONFIG_*` so nothing in the repository changes.
 fn agent_git_env(
+    ws: &Workspace,
     record: &TaskRecord,
     temp: &std::path::Path,
 ) -> Result<Vec<(&'static str, String)>, TaskError> {
@@ -373,8 +377,8 @@ fn agent_git_env(
         return Ok(Vec::new());
     }
     let excludes = temp.join("git-excludes");
-    let mut text =
-        sandbox::agent_excludes(git::worktree::user_excludes(&record.worktree).as_deref());
+    let user = git::worktree::user_excludes(&task_git(ws, record)?);
+    let mut text = sandbox::agent_excludes(user.as_deref());
     // The links into the main checkout are not the agent's to commit either.
     for link in &record.links {
         text.push_str(&format!("/{link}\n"));
