@@ -746,6 +746,7 @@ fn a_sandboxed_task_undoing_the_users_move_of_a_packed_branch_is_a_violation() {
     // Left for the user, whose commit is still in main's reflog.
     assert_ne!(env.git(&["rev-parse", "main"]), users);
     assert!(env.git(&["reflog", "main"]).contains("the user's commit"));
+}
 
 /// How a session replaces its own git admin dir (`<common>/worktrees/<admin>`).
 #[derive(Clone, Copy)]
@@ -832,7 +833,11 @@ fn admin_swap_never_runs_the_payload(swap: AdminSwap) {
         assert!(!marker.exists(), "cms {args:?} ran the payload");
     }
     assert_eq!(env.git(&["rev-parse", "main"]), main_before);
-    assert!(armed(&worktree, &marker), "the payload does not run");
+    match swap {
+        AdminSwap::LookAlike => assert!(armed(&worktree, &marker), "the payload does not run"),
+        // cms unlinked the planted symlink when the session ended, which disarmed it.
+        AdminSwap::Symlink => assert!(!armed(&worktree, &marker), "the link is still there"),
+    }
     env.cms(&["gc"]).success();
     assert!(worktree.is_dir(), "gc removed an open task's worktree");
     env.cms(&["discard", "swapper"]).success();

@@ -782,3 +782,69 @@ fn real_claude_shadowing_a_packed_branch_with_a_loose_ref_is_caught_after_the_se
     // Reported, not put back: the user decides.
     assert_ne!(env.git(&["rev-parse", "main"]), main_before);
 }
+
+/// A session that tries to swap its own admin dir for a look-alike or a symlink (see
+/// [`crate::test_boundary::admin_swap`]): the sandbox refuses the rename, since cms names the
+/// admin dir in `allowWrite` and the CLI makes it a mount point, and the payload never runs
+/// through the session's end, diff, merge (refused and allowed), continue and gc.
+fn real_admin_swap_is_prevented(test: &str, swap: crate::test_boundary::AdminSwap) {
+    let Some(arena) = arena(test) else {
+        return;
+    };
+    let env = &arena.env;
+    let marker = env.root.join("pwned");
+    let attack = arena.attack(
+        "swapper",
+        &[crate::test_boundary::admin_swap(swap, &marker)],
+        &[],
+    );
+    attack.refused(0, "Device or resource busy");
+    assert!(!marker.exists(), "the session's end ran the payload");
+    // What it planted before the refusal (links out of the repository) is its change, and
+    // flagged as such; its admin dir is intact.
+    assert!(
+        !attack
+            .violations()
+            .iter()
+            .any(|v| v.starts_with("git_admin ")),
+        "{:?}",
+        attack.violations()
+    );
+    env.cms(&["diff", "swapper"]).success();
+    assert!(!marker.exists(), "cms diff ran the payload");
+    env.cms(&["merge", "swapper"]).code(1);
+    assert!(!marker.exists(), "a refused cms merge ran the payload");
+    arena
+        .api
+        .route("[swapper again]", vec![Reply::text("done")]);
+    let follow_up = env.cms_bounded(
+        &["continue", "swapper", "[swapper again] go on", "--json"],
+        RUN_LIMIT,
+    );
+    assert_eq!(task_json(&follow_up)["name"], "swapper");
+    assert!(!marker.exists(), "cms continue ran the payload");
+    env.cms(&["merge", "swapper", "--allow-protected"])
+        .success();
+    assert!(
+        !marker.exists(),
+        "cms merge --allow-protected ran the payload"
+    );
+    env.cms(&["gc"]).success();
+    assert!(!marker.exists(), "cms gc ran the payload");
+}
+
+#[test]
+fn real_claude_swapping_its_admin_dir_for_a_look_alike_is_prevented_by_the_sandbox() {
+    real_admin_swap_is_prevented(
+        "real_claude_swapping_its_admin_dir_for_a_look_alike",
+        crate::test_boundary::AdminSwap::LookAlike,
+    );
+}
+
+#[test]
+fn real_claude_swapping_its_admin_dir_for_a_symlink_is_prevented_by_the_sandbox() {
+    real_admin_swap_is_prevented(
+        "real_claude_swapping_its_admin_dir_for_a_symlink",
+        crate::test_boundary::AdminSwap::Symlink,
+    );
+}

@@ -289,7 +289,12 @@ pub(super) fn session_settings(
     }
     let mut settings = hook_settings(ws, record)?;
     let deny = sandbox::git_deny_write(&ws.repo.common_dir, private_dir.as_deref(), &record.branch);
-    settings["sandbox"] = sandbox::settings(record.safety.sandboxed, record.preset, &deny);
+    settings["sandbox"] = sandbox::settings(
+        record.safety.sandboxed,
+        record.preset,
+        &deny,
+        private_dir.as_deref(),
+    );
     let settings = super::project::with_project_settings(ws, record, settings)?;
     Ok((
         settings.to_string(),
