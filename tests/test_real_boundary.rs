@@ -848,3 +848,37 @@ fn real_claude_swapping_its_admin_dir_for_a_symlink_is_prevented_by_the_sandbox(
         crate::test_boundary::AdminSwap::Symlink,
     );
 }
+
+#[test]
+fn real_claude_planting_a_symlink_among_the_admin_dirs_is_caught_and_no_prune_follows_it() {
+    let Some(arena) = arena("real_claude_planting_a_symlink_among_the_admin_dirs") else {
+        return;
+    };
+    let env = &arena.env;
+    let commit = env.git(&["rev-parse", "HEAD"]);
+    let objects = env.common_dir().join("objects").join(&commit[..2]);
+    let object = objects.join(&commit[2..]);
+    assert!(object.is_file(), "{}", object.display());
+    // The sandbox lets a session add entries to worktrees/ (denying the folder would make its
+    // own admin dir read-only too): a symlink to a folder whose `gitdir` names nothing is one
+    // `git worktree prune` would empty, here the folder of HEAD's loose object.
+    let attack = arena.attack(
+        "planter",
+        &[format!(
+            "echo /nowhere/.git > {dir}/gitdir && ln -s {dir} {admins}/evil",
+            dir = objects.display(),
+            admins = env.common_dir().join("worktrees").display()
+        )],
+        &[],
+    );
+    attack.ran(0);
+    let link = env.common_dir().join("worktrees/evil");
+    attack.caught(&format!("git_admin {}", link.display()));
+    assert!(link.symlink_metadata().is_err(), "the link is still there");
+    env.cms(&["discard", "planter"]).success();
+    env.cms(&["gc"]).success();
+    assert!(
+        object.is_file(),
+        "a prune emptied the folder the link pointed at"
+    );
+}

@@ -61,7 +61,31 @@ pub fn remove(admin_dir: &Path, path: &Path) -> Result<(), GitError> {
 }
 
 pub fn prune(admin_dir: &Path) -> Result<(), GitError> {
+    // git prunes an entry by emptying the folder it reaches, through a symlink too.
+    unlink_planted_links(admin_dir);
     run_text(admin_dir, ["worktree", "prune"]).map(drop)
+}
+
+/// Unlinks the symlinks among the entries of `<common>/worktrees/` and returns them: git never
+/// makes one, and `git worktree prune` would empty the folder one points at once that folder's
+/// `gitdir` names a missing path. A sandboxed session can add entries there (it may not rename
+/// or replace its own, nor touch the others).
+pub fn unlink_planted_links(common_dir: &Path) -> Vec<PathBuf> {
+    let admins = common_dir.join("worktrees");
+    if !admins.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+        return Vec::new();
+    }
+    let mut unlinked = Vec::new();
+    for entry in std::fs::read_dir(&admins).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let is_link = path
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink());
+        if is_link && std::fs::remove_file(&path).is_ok() {
+            unlinked.push(path);
+        }
+    }
+    unlinked
 }
 
 pub fn delete_branch(admin_dir: &Path, branch: &str) -> Result<(), GitError> {

@@ -178,6 +178,18 @@ pub(super) fn finish_as(
     // Everything the session did is committed, so base..head is the whole change.
     let rules = rules_for(ws, RuleScope::Session(&record))?;
     let mut violations: Vec<crate::store::Violation> = admin_violation.into_iter().collect();
+    // After the admin dir's check, which reports the task's own entry made a symlink.
+    for link in git::worktree::unlink_planted_links(&ws.repo.common_dir) {
+        violations.push(crate::store::Violation {
+            kind: safety::kind::GIT_ADMIN.into(),
+            path: link.display().to_string(),
+            detail: format!(
+                "a symlink {} was planted among git's worktree admin dirs; `git worktree prune` \
+                 would have emptied the folder it points at, so cms removed it",
+                link.display()
+            ),
+        });
+    }
     if let Some(head) = head {
         violations.extend(safety::check::check_range(&ws.repo, base, head, &rules)?);
     }
