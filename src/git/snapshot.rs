@@ -167,14 +167,15 @@ fn worktree_state(task: &TaskGit, leave_out: &[String]) -> Result<WorktreeState,
     let mut cmd = task.git();
     // Read-only: a status that refreshed the index would take index.lock, which a running
     // agent's own `git add` could then find taken. The user's status.showUntrackedFiles and
-    // diff.ignoreSubmodules must not hide work either.
+    // diff.ignoreSubmodules must not hide work either; of a submodule, cms commits only its
+    // commit, and looking into its files would run git inside it (see `TaskGit`).
     cmd.env("GIT_OPTIONAL_LOCKS", "0").args([
         "status",
         "--porcelain=v2",
         "--branch",
         "-z",
         "--untracked-files=normal",
-        "--ignore-submodules=none",
+        super::task_git::SUBMODULES,
     ]);
     let out = run(cmd)?;
     let mut head = None;

@@ -21,15 +21,24 @@ pub type Fingerprint = BTreeMap<String, String>;
 /// are fingerprinted by their inode metadata instead: any write changes the ctime, which no
 /// unprivileged process can set back.
 pub fn checkout_state(checkout: &Path) -> Result<Fingerprint, GitError> {
-    state_of(super::cmd::git(checkout), checkout)
+    state_of(
+        super::cmd::git(checkout),
+        checkout,
+        "--ignore-submodules=none",
+    )
 }
 
-/// [`checkout_state`] of a task's worktree, through its checked admin dir.
+/// [`checkout_state`] of a task's worktree, through its checked admin dir (and of its
+/// submodules only their commits: see [`super::task_git::SUBMODULES`]).
 pub fn task_state(task: &TaskGit) -> Result<Fingerprint, GitError> {
-    state_of(task.git(), task.worktree())
+    state_of(task.git(), task.worktree(), super::task_git::SUBMODULES)
 }
 
-fn state_of(mut status: std::process::Command, checkout: &Path) -> Result<Fingerprint, GitError> {
+fn state_of(
+    mut status: std::process::Command,
+    checkout: &Path,
+    submodules: &str,
+) -> Result<Fingerprint, GitError> {
     let mut state = Fingerprint::new();
     status.args([
         "status",
@@ -39,7 +48,7 @@ fn state_of(mut status: std::process::Command, checkout: &Path) -> Result<Finger
         "-z",
         "--untracked-files=all",
         "--no-renames",
-        "--ignore-submodules=none",
+        submodules,
         // With --untracked-files=all, "traditional" lists each file inside ignored folders.
         "--ignored=traditional",
     ]);

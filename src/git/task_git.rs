@@ -18,13 +18,26 @@ use super::cmd::git;
 use super::repo::canonical;
 
 /// What a command run in a task's worktree must never run from any config: the agent may have
-/// written a config git reads there (a per-worktree `config.worktree`, a submodule's).
+/// written a config git reads there (a per-worktree `config.worktree`, a submodule's). git runs
+/// itself inside a submodule (through its `.git` file, which the agent can point at a git dir
+/// of its making whose config names filters) to look for changes in its files, to summarize
+/// it, or to recurse into it; so it is only asked which commit a submodule is at (`dirty`).
 const NO_PROGRAMS: &[&str] = &[
     "-c",
     "core.fsmonitor=false",
     "-c",
     "core.hooksPath=/dev/null",
+    "-c",
+    "submodule.recurse=false",
+    "-c",
+    "status.submoduleSummary=false",
+    "-c",
+    "diff.ignoreSubmodules=dirty",
 ];
+
+/// The `--ignore-submodules` of a status run in a task's worktree (see [`NO_PROGRAMS`]): what
+/// cms commits of a submodule is its commit, which `dirty` still compares.
+pub const SUBMODULES: &str = "--ignore-submodules=dirty";
 
 /// A task's linked worktree whose admin dir was found to be the one git made for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
