@@ -175,6 +175,9 @@ impl Hinted for GitError {
                 "commit or stash those files first; nothing was changed".into()
             }
             GitError::BranchMoved { .. } => "nothing was changed; run the merge again".into(),
+            GitError::AdminDirTampered { .. } => {
+                "cms runs no git in that worktree; `cms discard` its task removes it".into()
+            }
             GitError::Command { .. } | GitError::Libgit2 { .. } | GitError::Io(_) => return None,
         })
     }
@@ -333,6 +336,10 @@ impl Hinted for crate::task::TaskError {
             }
             E::NoMergeTarget(name) => format!("name one: cms merge {name} --into <BRANCH>"),
             E::BranchGone(_) => "it may have been deleted by hand; `cms discard` the task".into(),
+            E::AdminTampered { name, branch, .. } => format!(
+                "cms runs no git in its worktree; `cms discard {name}` removes the worktree, its \
+                 admin dir and branch {branch} without running any"
+            ),
             E::UncommittedWork { name, .. } => format!(
                 "`cms commit {name}` commits them (or discard them in its worktree), then merge again"
             ),

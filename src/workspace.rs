@@ -111,14 +111,19 @@ impl Workspace {
     /// worktree that left it is the checks' business when the task is continued.
     fn commit_left_work(&self, record: &mut TaskRecord) {
         let own = format!("refs/heads/{}", record.branch);
-        if !record.worktree.is_dir()
-            || crate::git::state::head_ref(&record.worktree).as_deref() != Some(own.as_str())
-        {
+        if !record.worktree.is_dir() {
+            return;
+        }
+        // A tampered admin dir is the next command's to refuse; nothing runs in it here.
+        let Ok(task) = crate::git::TaskGit::open(&self.repo.common_dir, &record.worktree) else {
+            return;
+        };
+        if crate::git::state::head_ref(&task).as_deref() != Some(own.as_str()) {
             return;
         }
         let session = record.session_id.clone().unwrap_or_default();
         let message = "cms: the work of an interrupted session";
-        match commit_task_work(record, &session, message) {
+        match commit_task_work(&task, record, &session, message) {
             Ok(_) => {
                 let _ = self.record_branch_tip(record);
             }
@@ -241,15 +246,16 @@ impl Workspace {
 /// signing off, `message` and the `Cms-Task` and `Cms-Session` trailers. The caller makes sure
 /// the worktree is on the task's branch. Returns the commit, or `None` when nothing was left.
 pub fn commit_task_work(
+    task: &crate::git::TaskGit,
     record: &TaskRecord,
     session: &str,
     message: &str,
 ) -> Result<Option<Oid>, GitError> {
     if record.safety.sandboxed {
-        crate::safety::sandbox::remove_leftover_placeholders(&record.worktree);
+        crate::safety::sandbox::remove_leftover_placeholders(task);
     }
     crate::git::snapshot::commit_all(
-        &record.worktree,
+        task,
         message,
         &[("Cms-Task", record.name.as_str()), ("Cms-Session", session)],
         // The links into the main checkout are the worktree's furniture, not the task's work.

@@ -747,3 +747,120 @@ fn a_sandboxed_task_undoing_the_users_move_of_a_packed_branch_is_a_violation() {
     assert_ne!(env.git(&["rev-parse", "main"]), users);
     assert!(env.git(&["reflog", "main"]).contains("the user's commit"));
 }
+
+/// How a session replaces its own git admin dir (`<common>/worktrees/<admin>`).
+#[derive(Clone, Copy)]
+pub(crate) enum AdminSwap {
+    /// The admin dir renamed away, and a look-alike folder in its place.
+    LookAlike,
+    /// The admin dir renamed away, and a symlink to a copy in its place.
+    Symlink,
+}
+
+/// A shell line that replaces the task's admin dir as `swap` says with one whose `commondir`
+/// names a fake common dir, whose config runs `payload` as `core.fsmonitor` and from every
+/// hook of its `core.hooksPath`; the payload appends a line to `marker`. It runs git only
+/// before anything is planted.
+pub(crate) fn admin_swap(swap: AdminSwap, marker: &std::path::Path) -> String {
+    let plant = "A=$(git rev-parse --path-format=absolute --git-dir) \
+         && C=$(git rev-parse --path-format=absolute --git-common-dir) && F=$PWD/.evil \
+         && mkdir -p $F/common/hooks && ln -s $C/objects $F/common/objects \
+         && ln -s $C/refs $F/common/refs && cp $C/HEAD $C/config $F/common/ \
+         && printf '#!/bin/sh\\necho pwned >> %MARKER%\\n' > $F/payload && chmod +x $F/payload \
+         && for h in pre-commit prepare-commit-msg commit-msg post-commit pre-merge-commit \
+            post-checkout post-merge post-rewrite reference-transaction post-index-change; \
+            do cp $F/payload $F/common/hooks/$h; done \
+         && printf '[core]\\n\\tfsmonitor = %s\\n\\thooksPath = %s\\n' $F/payload $F/common/hooks \
+            >> $F/common/config"
+        .replace("%MARKER%", &marker.display().to_string());
+    let swap = match swap {
+        AdminSwap::LookAlike => {
+            "mv $A $A.orig && mkdir $A && cp $A.orig/HEAD $A.orig/gitdir $A.orig/index $A/ \
+             && echo $F/common > $A/commondir"
+        }
+        AdminSwap::Symlink => {
+            "cp -r $A $F/admin && echo $F/common > $F/admin/commondir && mv $A $A.orig \
+             && ln -s $F/admin $A"
+        }
+    };
+    format!("{plant} && {swap}")
+}
+
+/// Whether git run the ordinary way in `worktree` (discovering its repository through `.git`)
+/// runs the payload: the attack is armed, and only cms's own git keeps it from running.
+fn armed(worktree: &std::path::Path, marker: &std::path::Path) -> bool {
+    let _ = std::process::Command::new("git")
+        .arg("-C")
+        .arg(worktree)
+        .args(["status", "--porcelain"])
+        .output();
+    let ran = marker.exists();
+    let _ = std::fs::remove_file(marker);
+    ran
+}
+
+/// The session's end and every command on a task whose session swapped its admin dir run no
+/// git through it: the task is `protected_path` (`git_admin`), diff, merge (with
+/// `--allow-protected` too) and continue refuse it, and discard removes it all.
+fn admin_swap_never_runs_the_payload(swap: AdminSwap) {
+    let env = TestEnv::new();
+    let marker = env.root.join("pwned");
+    let (run, task) = attack(
+        &env,
+        "swapper",
+        json!([{"bash": admin_swap(swap, &marker)}]),
+    );
+    run.code(3);
+    assert_eq!(task["status"], "protected_path", "{task:#}");
+    let found = violations(&task);
+    assert!(
+        found.iter().any(|v| v.starts_with("git_admin ")),
+        "{found:?}"
+    );
+    assert!(!marker.exists(), "the session's end ran the payload");
+    let worktree = std::path::PathBuf::from(task["worktree"].as_str().unwrap());
+    let main_before = env.git(&["rev-parse", "main"]);
+    for args in [
+        &["diff", "swapper"][..],
+        &["merge", "swapper"],
+        &["merge", "swapper", "--allow-protected"],
+        &["continue", "swapper", "go on"],
+        &["commit", "swapper"],
+    ] {
+        let refused = env.cms(args);
+        refused.code(1);
+        refused.one_line_error_with_hint("admin dir was tampered with");
+        assert!(!marker.exists(), "cms {args:?} ran the payload");
+    }
+    assert_eq!(env.git(&["rev-parse", "main"]), main_before);
+    match swap {
+        AdminSwap::LookAlike => assert!(armed(&worktree, &marker), "the payload does not run"),
+        // cms unlinked the planted symlink when the session ended, which disarmed it.
+        AdminSwap::Symlink => assert!(!armed(&worktree, &marker), "the link is still there"),
+    }
+    env.cms(&["gc"]).success();
+    assert!(worktree.is_dir(), "gc removed an open task's worktree");
+    env.cms(&["discard", "swapper"]).success();
+    assert!(!marker.exists(), "discard ran the payload");
+    assert!(!worktree.exists());
+    assert!(!env.git_ok(&["rev-parse", "--verify", "-q", "refs/heads/cms/swapper"]));
+    let admins: Vec<_> = std::fs::read_dir(env.common_dir().join("worktrees"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(admins.is_empty(), "{admins:?}");
+    env.cms(&["gc"]).success();
+    assert!(!marker.exists(), "gc ran the payload");
+}
+
+#[test]
+fn bash_replacing_its_admin_dir_with_a_look_alike_is_caught_and_no_git_of_cms_runs_its_config() {
+    admin_swap_never_runs_the_payload(AdminSwap::LookAlike);
+}
+
+#[test]
+fn bash_replacing_its_admin_dir_with_a_symlink_is_caught_and_no_git_of_cms_runs_its_config() {
+    admin_swap_never_runs_the_payload(AdminSwap::Symlink);
+}

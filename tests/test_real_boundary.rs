@@ -929,3 +929,103 @@ fn real_claude_stdio_mcp_server_runs_inside_the_boundary_and_cannot_write_outsid
         "the MCP server never ran"
     );
 }
+
+/// A session that tries to swap its own admin dir for a look-alike or a symlink (see
+/// [`crate::test_boundary::admin_swap`]): the sandbox refuses the rename, since cms names the
+/// admin dir in `allowWrite` and the CLI makes it a mount point, and the payload never runs
+/// through the session's end, diff, merge (refused and allowed), continue and gc.
+fn real_admin_swap_is_prevented(test: &str, swap: crate::test_boundary::AdminSwap) {
+    let Some(arena) = arena(test) else {
+        return;
+    };
+    let env = &arena.env;
+    let marker = env.root.join("pwned");
+    let attack = arena.attack(
+        "swapper",
+        &[crate::test_boundary::admin_swap(swap, &marker)],
+        &[],
+    );
+    attack.refused(0, "Device or resource busy");
+    assert!(!marker.exists(), "the session's end ran the payload");
+    // What it planted before the refusal (links out of the repository) is its change, and
+    // flagged as such; its admin dir is intact.
+    assert!(
+        !attack
+            .violations()
+            .iter()
+            .any(|v| v.starts_with("git_admin ")),
+        "{:?}",
+        attack.violations()
+    );
+    env.cms(&["diff", "swapper"]).success();
+    assert!(!marker.exists(), "cms diff ran the payload");
+    env.cms(&["merge", "swapper"]).code(1);
+    assert!(!marker.exists(), "a refused cms merge ran the payload");
+    arena
+        .api
+        .route("[swapper again]", vec![Reply::text("done")]);
+    let follow_up = env.cms_bounded(
+        &["continue", "swapper", "[swapper again] go on", "--json"],
+        RUN_LIMIT,
+    );
+    assert_eq!(task_json(&follow_up)["name"], "swapper");
+    assert!(!marker.exists(), "cms continue ran the payload");
+    env.cms(&["merge", "swapper", "--allow-protected"])
+        .success();
+    assert!(
+        !marker.exists(),
+        "cms merge --allow-protected ran the payload"
+    );
+    env.cms(&["gc"]).success();
+    assert!(!marker.exists(), "cms gc ran the payload");
+}
+
+#[test]
+fn real_claude_swapping_its_admin_dir_for_a_look_alike_is_prevented_by_the_sandbox() {
+    real_admin_swap_is_prevented(
+        "real_claude_swapping_its_admin_dir_for_a_look_alike",
+        crate::test_boundary::AdminSwap::LookAlike,
+    );
+}
+
+#[test]
+fn real_claude_swapping_its_admin_dir_for_a_symlink_is_prevented_by_the_sandbox() {
+    real_admin_swap_is_prevented(
+        "real_claude_swapping_its_admin_dir_for_a_symlink",
+        crate::test_boundary::AdminSwap::Symlink,
+    );
+}
+
+#[test]
+fn real_claude_planting_a_symlink_among_the_admin_dirs_is_caught_and_no_prune_follows_it() {
+    let Some(arena) = arena("real_claude_planting_a_symlink_among_the_admin_dirs") else {
+        return;
+    };
+    let env = &arena.env;
+    let commit = env.git(&["rev-parse", "HEAD"]);
+    let objects = env.common_dir().join("objects").join(&commit[..2]);
+    let object = objects.join(&commit[2..]);
+    assert!(object.is_file(), "{}", object.display());
+    // The sandbox lets a session add entries to worktrees/ (denying the folder would make its
+    // own admin dir read-only too): a symlink to a folder whose `gitdir` names nothing is one
+    // `git worktree prune` would empty, here the folder of HEAD's loose object.
+    let attack = arena.attack(
+        "planter",
+        &[format!(
+            "echo /nowhere/.git > {dir}/gitdir && ln -s {dir} {admins}/evil",
+            dir = objects.display(),
+            admins = env.common_dir().join("worktrees").display()
+        )],
+        &[],
+    );
+    attack.ran(0);
+    let link = env.common_dir().join("worktrees/evil");
+    attack.caught(&format!("git_admin {}", link.display()));
+    assert!(link.symlink_metadata().is_err(), "the link is still there");
+    env.cms(&["discard", "planter"]).success();
+    env.cms(&["gc"]).success();
+    assert!(
+        object.is_file(),
+        "a prune emptied the folder the link pointed at"
+    );
+}

@@ -77,12 +77,19 @@ fn output(cmd: &mut Command) -> Result<Output, GitError> {
 }
 
 pub fn command_error(cmd: &Command, output: &Output) -> GitError {
-    // Skip `-C <dir>`: the directory is noise in a one-line error.
-    let args: Vec<String> = cmd
+    // Skip `-C <dir>` and the `-c` settings every task's command carries: noise in a
+    // one-line error.
+    let all: Vec<String> = cmd
         .get_args()
-        .skip(2)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    let mut rest = &all[..];
+    while let [flag, _, tail @ ..] = rest
+        && (flag == "-C" || flag == "-c")
+    {
+        rest = tail;
+    }
+    let args = rest.to_vec();
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stderr = stderr
         .lines()

@@ -54,6 +54,9 @@ pub enum GitError {
     #[error("branch '{branch}' moved while cms was merging into it")]
     BranchMoved { branch: String },
 
+    #[error("task worktree {}'s git admin dir was tampered with: {what}", worktree.display())]
+    AdminDirTampered { worktree: PathBuf, what: String },
+
     #[error("failed to run git")]
     Io(#[from] std::io::Error),
 }

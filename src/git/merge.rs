@@ -15,6 +15,7 @@ use git2::{MergeOptions, Oid, Signature};
 use super::GitError;
 use super::cmd::{git, run, run_text};
 use super::repo::Repo;
+use super::task_git::TaskGit;
 use super::worktree;
 
 /// How the task's commits land on the target branch.
@@ -316,33 +317,29 @@ fn changed_paths(repo: &Repo, plan: &MergePlan) -> Result<BTreeSet<String>, GitE
 /// applies what `from` changed since their merge base as uncommitted work, conflicts marked in
 /// the files as git marks them. Returns the conflicted paths. On a failure other than a
 /// conflict, the worktree is put back at `from`.
-pub fn squash_onto(worktree: &Path, onto: Oid, from: Oid) -> Result<Vec<String>, GitError> {
-    let mut reset = git(worktree);
+pub fn squash_onto(task: &TaskGit, onto: Oid, from: Oid) -> Result<Vec<String>, GitError> {
+    let mut reset = task.git();
     reset
         .args(["reset", "--quiet", "--keep"])
         .arg(onto.to_string());
     run(reset)?;
-    let mut merge = git(worktree);
-    // No hooks and no commit: the agent resolves, cms commits at the session's end.
+    let mut merge = task.git();
+    // No hooks (the task's git runs none) and no commit: the agent resolves, cms commits at
+    // the session's end.
     merge
-        .args([
-            "-c",
-            "core.hooksPath=/dev/null",
-            "merge",
-            "--quiet",
-            "--squash",
-        ])
+        .args(["merge", "--quiet", "--squash"])
         .arg(from.to_string());
     let merged = run(merge);
-    let conflicts: Vec<String> =
-        run_text(worktree, ["diff", "--name-only", "--diff-filter=U", "-z"])?
-            .split('\0')
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned)
-            .collect();
+    let mut unmerged = task.git();
+    unmerged.args(["diff", "--name-only", "--diff-filter=U", "-z"]);
+    let conflicts: Vec<String> = String::from_utf8_lossy(&run(unmerged)?)
+        .split('\0')
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
     match merged {
         Err(err) if conflicts.is_empty() => {
-            let _ = undo_squash_onto(worktree, from);
+            let _ = undo_squash_onto(task, from);
             Err(err)
         }
         _ => Ok(conflicts),
@@ -351,8 +348,8 @@ pub fn squash_onto(worktree: &Path, onto: Oid, from: Oid) -> Result<Vec<String>,
 
 /// Puts a task's worktree and branch back at `from` after a [`squash_onto`] whose session never
 /// ran (nothing but cms's own squash is in the worktree then).
-pub fn undo_squash_onto(worktree: &Path, from: Oid) -> Result<(), GitError> {
-    let mut cmd = git(worktree);
+pub fn undo_squash_onto(task: &TaskGit, from: Oid) -> Result<(), GitError> {
+    let mut cmd = task.git();
     cmd.args(["reset", "--quiet", "--hard"])
         .arg(from.to_string());
     run(cmd).map(drop)

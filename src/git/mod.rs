@@ -13,6 +13,7 @@ mod repo;
 pub mod scratch;
 pub mod snapshot;
 pub mod state;
+mod task_git;
 pub mod worktree;
 
 pub use cmd::{MIN_GIT_VERSION, REPO_ENV_VARS, check_version, version};
@@ -20,3 +21,4 @@ pub use error::GitError;
 pub use git2::Oid;
 pub use repo::{EMPTY_TREE, Head, Repo, blob_id, canonical};
 pub use snapshot::{DiffFormat, FileChange, TreeChange};
+pub use task_git::TaskGit;

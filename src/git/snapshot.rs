@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::GitError;
 use super::cmd::{git, run, run_text};
 use super::repo::Repo;
+use super::task_git::TaskGit;
 
 /// One file a task changed, as reported in JSON and summaries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,30 +41,32 @@ const INTERNAL_COMMIT_CONFIG: &[&str] = &[
 /// commits it with `message` and trailers. Returns the new commit, or `None` when there was
 /// nothing to commit.
 pub fn commit_all(
-    worktree: &Path,
+    task: &TaskGit,
     message: &str,
     trailers: &[(&str, &str)],
     leave_out: &[String],
 ) -> Result<Option<Oid>, GitError> {
-    run_text(worktree, ["add", "--all"])?;
+    let mut add = task.git();
+    add.args(["add", "--all"]);
+    run(add)?;
     if !leave_out.is_empty() {
-        let mut unstage = git(worktree);
+        let mut unstage = task.git();
         unstage
             .env("GIT_LITERAL_PATHSPECS", "1")
             .args(["rm", "--cached", "-r", "-q", "--ignore-unmatch", "--"])
             .args(leave_out);
         run(unstage)?;
     }
-    let mut quiet = git(worktree);
+    let mut quiet = task.git();
     quiet.args(["diff", "--cached", "--quiet"]);
     if quiet.status()?.success() {
         return Ok(None);
     }
     let mut file = tempfile::NamedTempFile::new()?;
     std::io::Write::write_all(&mut file, message.as_bytes())?;
-    let mut cmd = git(worktree);
+    let mut cmd = task.git();
     cmd.args(INTERNAL_COMMIT_CONFIG);
-    if !has_identity(worktree) {
+    if !identity_known(task.git()) {
         cmd.args(["-c", "user.name=cms", "-c", "user.email=cms@localhost"]);
     }
     cmd.args(["commit", "--quiet", "--no-verify", "--cleanup=strip", "-F"])
@@ -72,7 +75,9 @@ pub fn commit_all(
         cmd.arg("--trailer").arg(format!("{key}: {value}"));
     }
     run(cmd)?;
-    let head = run_text(worktree, ["rev-parse", "HEAD"])?;
+    let mut head = task.git();
+    head.args(["rev-parse", "HEAD"]);
+    let head = String::from_utf8_lossy(&run(head)?).trim().to_owned();
     Oid::from_str(&head)
         .map(Some)
         .map_err(GitError::libgit2("read the new commit id"))
@@ -80,7 +85,11 @@ pub fn commit_all(
 
 /// Whether git can make commits here without being told who the author is.
 pub fn has_identity(dir: &Path) -> bool {
-    let mut cmd = git(dir);
+    identity_known(git(dir))
+}
+
+/// [`has_identity`] for a command rooted where the commit will be made.
+fn identity_known(mut cmd: std::process::Command) -> bool {
     cmd.args(["var", "GIT_COMMITTER_IDENT"]);
     cmd.stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
@@ -89,32 +98,30 @@ pub fn has_identity(dir: &Path) -> bool {
 
 /// Writes the worktree's current state as a tree, without touching its index: tracked changes
 /// and untracked files, ignored files and the `leave_out` paths (a task's links) left out.
-pub fn snapshot_tree(repo: &Repo, worktree: &Path, leave_out: &[String]) -> Result<Oid, GitError> {
+pub fn snapshot_tree(repo: &Repo, task: &TaskGit, leave_out: &[String]) -> Result<Oid, GitError> {
     // One read-only status says what differs. Most worktrees cms looks at are clean (a
     // session's end commits its work), and then the state is HEAD's tree; otherwise only what
     // it listed is staged, so the worktree is walked once, not twice.
-    let changed = match worktree_state(worktree, leave_out)? {
+    let changed = match worktree_state(task, leave_out)? {
         WorktreeState::Clean(head) => return repo.tree_of(head),
         WorktreeState::Changed(paths) => Some(paths),
         WorktreeState::Unknown => None,
     };
-    let index_path = run_text(
-        worktree,
-        ["rev-parse", "--path-format=absolute", "--git-path", "index"],
-    )?;
+    // The index git would use is the admin dir's, which was checked to be the real one.
+    let index_path = task.admin_dir().join("index");
     let temp = tempfile::Builder::new()
         .prefix("cms-snapshot-index")
         .tempfile()?;
     // Starting from the real index lets `git add` reuse its stat cache instead of hashing
     // every file again, and holds what is staged there already.
-    if Path::new(&index_path).exists() {
+    if index_path.exists() {
         std::fs::copy(&index_path, temp.path())?;
     } else {
         // An empty file is not a valid index; git wants none at all.
         std::fs::remove_file(temp.path())?;
     }
     let with_index = |args: &[&str]| {
-        let mut cmd = git(worktree);
+        let mut cmd = task.git();
         cmd.env("GIT_INDEX_FILE", temp.path())
             .env("GIT_LITERAL_PATHSPECS", "1")
             .args(args);
@@ -156,18 +163,19 @@ enum WorktreeState {
     Unknown,
 }
 
-fn worktree_state(worktree: &Path, leave_out: &[String]) -> Result<WorktreeState, GitError> {
-    let mut cmd = git(worktree);
+fn worktree_state(task: &TaskGit, leave_out: &[String]) -> Result<WorktreeState, GitError> {
+    let mut cmd = task.git();
     // Read-only: a status that refreshed the index would take index.lock, which a running
     // agent's own `git add` could then find taken. The user's status.showUntrackedFiles and
-    // diff.ignoreSubmodules must not hide work either.
+    // diff.ignoreSubmodules must not hide work either; of a submodule, cms commits only its
+    // commit, and looking into its files would run git inside it (see `TaskGit`).
     cmd.env("GIT_OPTIONAL_LOCKS", "0").args([
         "status",
         "--porcelain=v2",
         "--branch",
         "-z",
         "--untracked-files=normal",
-        "--ignore-submodules=none",
+        super::task_git::SUBMODULES,
     ]);
     let out = run(cmd)?;
     let mut head = None;

@@ -10,6 +10,7 @@ use git2::{ObjectType, Oid};
 
 use super::GitError;
 use super::cmd::run;
+use super::task_git::TaskGit;
 
 /// Path (as the fingerprint names it) to a digest of its content, type and status.
 pub type Fingerprint = BTreeMap<String, String>;
@@ -20,8 +21,25 @@ pub type Fingerprint = BTreeMap<String, String>;
 /// are fingerprinted by their inode metadata instead: any write changes the ctime, which no
 /// unprivileged process can set back.
 pub fn checkout_state(checkout: &Path) -> Result<Fingerprint, GitError> {
+    state_of(
+        super::cmd::git(checkout),
+        checkout,
+        "--ignore-submodules=none",
+    )
+}
+
+/// [`checkout_state`] of a task's worktree, through its checked admin dir (and of its
+/// submodules only their commits: see [`super::task_git::SUBMODULES`]).
+pub fn task_state(task: &TaskGit) -> Result<Fingerprint, GitError> {
+    state_of(task.git(), task.worktree(), super::task_git::SUBMODULES)
+}
+
+fn state_of(
+    mut status: std::process::Command,
+    checkout: &Path,
+    submodules: &str,
+) -> Result<Fingerprint, GitError> {
     let mut state = Fingerprint::new();
-    let mut status = super::cmd::git(checkout);
     status.args([
         "status",
         // v2 with --branch also says HEAD's commit and branch: one git process, not three.
@@ -30,7 +48,7 @@ pub fn checkout_state(checkout: &Path) -> Result<Fingerprint, GitError> {
         "-z",
         "--untracked-files=all",
         "--no-renames",
-        "--ignore-submodules=none",
+        submodules,
         // With --untracked-files=all, "traditional" lists each file inside ignored folders.
         "--ignored=traditional",
     ]);
@@ -100,19 +118,19 @@ pub fn refs_state(common_dir: &Path) -> Result<Fingerprint, GitError> {
         .collect())
 }
 
-/// The ref a checkout's HEAD names (`refs/heads/...`), or `None` when it is detached or
-/// unreadable.
-/// Whether git tracks `path` (relative to the checkout's top) in the checkout's index.
-pub fn is_tracked(checkout: &Path, path: &str) -> bool {
-    let mut cmd = super::cmd::git(checkout);
+/// Whether git tracks `path` (relative to the worktree's top) in a task's index.
+pub fn is_tracked(task: &TaskGit, path: &str) -> bool {
+    let mut cmd = task.git();
     cmd.args(["ls-files", "--error-unmatch", "--"]).arg(path);
     cmd.stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     cmd.status().is_ok_and(|s| s.success())
 }
 
-pub fn head_ref(checkout: &Path) -> Option<String> {
-    let mut cmd = super::cmd::git(checkout);
+/// The ref a task's HEAD names (`refs/heads/...`), or `None` when it is detached or
+/// unreadable.
+pub fn head_ref(task: &TaskGit) -> Option<String> {
+    let mut cmd = task.git();
     cmd.args(["symbolic-ref", "-q", "HEAD"]);
     let out = run(cmd).ok()?;
     let name = String::from_utf8_lossy(&out).trim().to_owned();

@@ -11,6 +11,7 @@ use git2::Oid;
 
 use super::GitError;
 use super::cmd::{git, run, run_text};
+use super::task_git::TaskGit;
 
 /// One entry of `git worktree list --porcelain`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -60,7 +61,31 @@ pub fn remove(admin_dir: &Path, path: &Path) -> Result<(), GitError> {
 }
 
 pub fn prune(admin_dir: &Path) -> Result<(), GitError> {
+    // git prunes an entry by emptying the folder it reaches, through a symlink too.
+    unlink_planted_links(admin_dir);
     run_text(admin_dir, ["worktree", "prune"]).map(drop)
+}
+
+/// Unlinks the symlinks among the entries of `<common>/worktrees/` and returns them: git never
+/// makes one, and `git worktree prune` would empty the folder one points at once that folder's
+/// `gitdir` names a missing path. A sandboxed session can add entries there (it may not rename
+/// or replace its own, nor touch the others).
+pub fn unlink_planted_links(common_dir: &Path) -> Vec<PathBuf> {
+    let admins = common_dir.join("worktrees");
+    if !admins.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+        return Vec::new();
+    }
+    let mut unlinked = Vec::new();
+    for entry in std::fs::read_dir(&admins).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let is_link = path
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink());
+        if is_link && std::fs::remove_file(&path).is_ok() {
+            unlinked.push(path);
+        }
+    }
+    unlinked
 }
 
 pub fn delete_branch(admin_dir: &Path, branch: &str) -> Result<(), GitError> {
@@ -123,20 +148,80 @@ pub fn checkout_of_branch(admin_dir: &Path, branch: &str) -> Result<Option<PathB
         .map(|e| e.path))
 }
 
-/// The worktree's private git dir (`<common>/worktrees/<admin>`).
-pub fn private_dir(worktree: &Path) -> Result<PathBuf, GitError> {
-    run_text(
-        worktree,
-        ["rev-parse", "--path-format=absolute", "--git-dir"],
-    )
-    .map(PathBuf::from)
+/// Removes a task's worktree whose admin dir was tampered with, running no git: the worktree
+/// folder, and every entry of `<common>/worktrees/` that is its (a real folder whose `gitdir`
+/// names the worktree's `.git`, or whose `HEAD` is on `branch`) or that its `.git` names and is
+/// a symlink. A symlink is unlinked, never followed: `git worktree remove` and `prune` would
+/// empty the folder it points at.
+pub fn remove_tampered(common_dir: &Path, worktree: &Path, branch: &str) -> std::io::Result<()> {
+    let admins = super::repo::canonical(common_dir).join("worktrees");
+    let link = worktree.join(".git");
+    let link_id = super::repo::canonical(&link);
+    let named = std::fs::read_to_string(&link).ok().and_then(|text| {
+        let path = text
+            .lines()
+            .next()?
+            .strip_prefix("gitdir: ")?
+            .trim_end()
+            .to_owned();
+        Some(worktree.join(path))
+    });
+    let on_branch = format!("ref: refs/heads/{branch}");
+    let mut doomed: Vec<PathBuf> = Vec::new();
+    // A `worktrees` that is not a real folder is not looked into: removing through it would
+    // remove where it points.
+    let real_admins = admins.symlink_metadata().is_ok_and(|m| m.is_dir());
+    let entries = std::fs::read_dir(&admins)
+        .into_iter()
+        .filter(|_| real_admins);
+    for entry in entries.flatten().flatten() {
+        let path = entry.path();
+        let Ok(meta) = path.symlink_metadata() else {
+            continue;
+        };
+        let named_here = named.as_deref().is_some_and(|n| {
+            n.file_name() == path.file_name()
+                && n.parent().map(super::repo::canonical).as_deref() == Some(admins.as_path())
+        });
+        let ours = if meta.file_type().is_symlink() {
+            named_here
+        } else if meta.is_dir() {
+            let says = |name: &str| std::fs::read_to_string(path.join(name)).unwrap_or_default();
+            let gitdir = says("gitdir");
+            let gitdir = gitdir.trim_end();
+            (!gitdir.is_empty() && super::repo::canonical(&path.join(gitdir)) == link_id)
+                || says("HEAD").trim_end() == on_branch
+        } else {
+            false
+        };
+        if ours {
+            doomed.push(path);
+        }
+    }
+    for path in doomed {
+        remove_entry(&path)?;
+    }
+    remove_entry(worktree)
 }
 
-/// The user's global excludes as git in `dir` reads them: `core.excludesFile`, else
-/// `$XDG_CONFIG_HOME/git/ignore` (`~/.config/git/ignore`); `None` when there are none.
-pub fn user_excludes(dir: &Path) -> Option<String> {
-    let configured = run_text(dir, ["config", "--path", "--get", "core.excludesFile"])
+/// Removes a file, a symlink (not what it points at) or a folder and everything in it.
+fn remove_entry(path: &Path) -> std::io::Result<()> {
+    match path.symlink_metadata() {
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
+/// The user's global excludes as git in a task's worktree reads them: `core.excludesFile`,
+/// else `$XDG_CONFIG_HOME/git/ignore` (`~/.config/git/ignore`); `None` when there are none.
+pub fn user_excludes(task: &TaskGit) -> Option<String> {
+    let mut cmd = task.git();
+    cmd.args(["config", "--path", "--get", "core.excludesFile"]);
+    let configured = run(cmd)
         .ok()
+        .map(|out| String::from_utf8_lossy(&out).trim_end().to_owned())
         .filter(|p| !p.is_empty())
         .map(PathBuf::from);
     let path = configured.or_else(|| {
@@ -208,20 +293,13 @@ pub fn relocate(admin_dir: &Path, from: &Path, to: &Path, reason: &str) -> Resul
 /// In a worktree with a clean checkout at `current`: makes `branch` at `commit` and checks it
 /// out, which rewrites only the files that differ between the two commits.
 pub fn switch_to_new_branch(
-    worktree: &Path,
+    task: &TaskGit,
     branch: &str,
     current: Option<Oid>,
     commit: Oid,
 ) -> Result<(), GitError> {
-    let mut cmd = git(worktree);
-    cmd.args([
-        "-c",
-        "core.hooksPath=/dev/null",
-        "switch",
-        "--quiet",
-        "-c",
-        branch,
-    ]);
+    let mut cmd = task.git();
+    cmd.args(["switch", "--quiet", "-c", branch]);
     // Without a start point git only names the branch and moves HEAD; with one, even the
     // commit HEAD is already at, it compares the whole checkout (a fifth of a second at
     // 100,000 files).

@@ -114,6 +114,13 @@ fn symlink_problem(path: &str, target: &str, rules: &Rules) -> Option<String> {
     check_relative(&resolved, rules).map(|v| format!("points at {}", v.detail))
 }
 
+/// The state of another task's worktree, read through its checked admin dir (`None` when it
+/// cannot be read or its admin dir is not git's own: cms runs no git there).
+fn task_state(common_dir: &std::path::Path, worktree: &std::path::Path) -> Option<Fingerprint> {
+    let task = git::TaskGit::open(common_dir, worktree).ok()?;
+    state::task_state(&task).ok()
+}
+
 /// Another task that was not running when the session started: its worktree, branch and
 /// record are nobody's business but the user's until it runs again.
 #[derive(Debug, Clone)]
@@ -204,7 +211,7 @@ impl Baseline {
             .map(|task| {
                 task.worktree
                     .is_dir()
-                    .then(|| state::checkout_state(&task.worktree).ok())
+                    .then(|| task_state(&around.common_dir, &task.worktree))
                     .flatten()
             })
             .collect();
@@ -348,9 +355,13 @@ impl Baseline {
             }
         }
         let own = self.around.branch_ref.as_str();
-        match state::head_ref(&self.around.worktree) {
-            Some(head) if head == own => {}
-            head => changes.violations.push(Violation {
+        // A worktree whose admin dir is not git's own is not asked anything: the session's
+        // finish reports it (`git_admin`).
+        let task = git::TaskGit::open(&self.around.common_dir, &self.around.worktree);
+        match task.as_ref().map(state::head_ref) {
+            Err(_) => {}
+            Ok(Some(head)) if head == own => {}
+            Ok(head) => changes.violations.push(Violation {
                 kind: kind::TASK_HEAD.into(),
                 path: head.clone().unwrap_or_else(|| "HEAD".to_owned()),
                 detail: match head {
@@ -414,7 +425,7 @@ impl Baseline {
             if !still_quiet(&task.name) {
                 continue;
             }
-            let after = state::checkout_state(&task.worktree).unwrap_or_default();
+            let after = task_state(&self.around.common_dir, &task.worktree).unwrap_or_default();
             for path in state::differences(before, &after) {
                 let shown = task.worktree.join(path);
                 self.elsewhere(

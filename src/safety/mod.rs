@@ -36,6 +36,10 @@ pub mod kind {
     pub const GIT_OBJECT: &str = "git_object";
     /// The task's record (its limits, protected paths, ...) was changed by its session.
     pub const TASK_RECORD: &str = "task_record";
+    /// The task's git admin dir (`<common>/worktrees/<admin>`) was renamed, replaced, made a
+    /// symlink, or its `commondir`/`gitdir` or the worktree's `.git` link changed: cms runs
+    /// no git in that worktree again.
+    pub const GIT_ADMIN: &str = "git_admin";
 }
 
 /// Whether a violation of `kind` is about a path the task's change touched (its diff), rather

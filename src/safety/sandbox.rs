@@ -140,9 +140,9 @@ pub const PLACEHOLDERS: &[&str] = &[
 /// Removes the empty mount points a killed sandboxed session left at the top of `worktree`:
 /// the placeholders that are empty files or folders and that git does not track (a real
 /// `.vscode/` of the project, or one the agent wrote something into, stays).
-pub fn remove_leftover_placeholders(worktree: &Path) {
+pub fn remove_leftover_placeholders(task: &crate::git::TaskGit) {
     for name in PLACEHOLDERS {
-        let path = worktree.join(name);
+        let path = task.worktree().join(name);
         let Ok(meta) = std::fs::symlink_metadata(&path) else {
             continue;
         };
@@ -153,7 +153,7 @@ pub fn remove_leftover_placeholders(worktree: &Path) {
         } else {
             false
         };
-        if empty && !crate::git::state::is_tracked(worktree, name) {
+        if empty && !crate::git::state::is_tracked(task, name) {
             let _ = if meta.is_dir() {
                 std::fs::remove_dir(&path)
             } else {
@@ -275,11 +275,24 @@ fn entries(dir: &Path) -> Vec<PathBuf> {
 
 /// Claude Code's `sandbox` settings for a task. Off is said explicitly, so a user's own
 /// settings cannot make a task sandboxed that cms records as unsandboxed.
-pub fn settings(sandboxed: bool, preset: Preset, deny_write: &[PathBuf]) -> Value {
+///
+/// `own_admin`, the task's admin dir, is named in `allowWrite` although it is writable anyway:
+/// the CLI (2.1.197) bind-mounts each `allowWrite` path onto itself, and a mount point cannot
+/// be renamed or removed (`EBUSY`), so the session cannot swap it for a look-alike or a
+/// symlink. `denyWrite` on `<common>/worktrees` itself would stop new entries there too, but
+/// the CLI mounts denials after allowances, which would make the admin dir read-only and the
+/// task's own commits fail.
+pub fn settings(
+    sandboxed: bool,
+    preset: Preset,
+    deny_write: &[PathBuf],
+    own_admin: Option<&Path>,
+) -> Value {
     if !sandboxed {
         return json!({"enabled": false});
     }
     let deny: Vec<String> = deny_write.iter().map(|p| p.display().to_string()).collect();
+    let allow: Vec<String> = own_admin.iter().map(|p| p.display().to_string()).collect();
     json!({
         "enabled": true,
         // A sandbox that cannot start fails the Bash call instead of running it unconfined.
@@ -287,7 +300,7 @@ pub fn settings(sandboxed: bool, preset: Preset, deny_write: &[PathBuf]) -> Valu
         // Otherwise a Bash call with `dangerouslyDisableSandbox: true` runs unconfined.
         "allowUnsandboxedCommands": false,
         "autoAllowBashIfSandboxed": bash_auto_allowed(preset),
-        "filesystem": {"denyWrite": deny},
+        "filesystem": {"denyWrite": deny, "allowWrite": allow},
         "enableWeakerNestedSandbox": super::boundary::nested_bash_needs_weaker_sandbox(),
     })
 }
@@ -327,18 +340,18 @@ mod tests {
     fn only_editing_presets_get_bash_without_asking() {
         for preset in [Preset::ReadOnly, Preset::Review, Preset::Plan] {
             assert_eq!(
-                settings(true, preset, &[])["autoAllowBashIfSandboxed"],
+                settings(true, preset, &[], None)["autoAllowBashIfSandboxed"],
                 false
             );
         }
         for preset in [Preset::Edit, Preset::Full] {
             assert_eq!(
-                settings(true, preset, &[])["autoAllowBashIfSandboxed"],
+                settings(true, preset, &[], None)["autoAllowBashIfSandboxed"],
                 true
             );
         }
         assert_eq!(
-            settings(false, Preset::Full, &[]),
+            settings(false, Preset::Full, &[], None),
             json!({"enabled": false})
         );
     }

@@ -44,9 +44,11 @@ pub fn commit_task(
                 path: record.worktree,
             });
         }
-        ensure_on_branch(&record)?;
+        ensure_on_branch(ws, &record)?;
+        let task = task_git(ws, &record)?;
         let session = record.session_id.clone().unwrap_or_default();
-        let commit = commit_task_work(&record, &session, message.unwrap_or(DEFAULT_MESSAGE))?;
+        let commit =
+            commit_task_work(&task, &record, &session, message.unwrap_or(DEFAULT_MESSAGE))?;
         ws.record_branch_tip(&mut record)?;
         let violations = current_violations(ws, &record)?;
         if let Some(described) = describe_violations(&violations) {

@@ -29,6 +29,14 @@ pub fn plan_discard(
     force: bool,
 ) -> Result<DiscardPlan, TaskError> {
     let record = open_for_change(ws, name, "discard")?;
+    if is_tampered(ws, &record) {
+        let unmerged = if force {
+            0
+        } else {
+            committed_unmerged_files(ws, &record)?
+        };
+        return Ok(DiscardPlan { record, unmerged });
+    }
     plan_checkout_removal(ws, &record, force)?;
     let unmerged = if force {
         0
@@ -79,6 +87,11 @@ fn finish_discard(
 ) -> Result<Discarded, TaskError> {
     let record = ws.store.load(name)?;
     let stray = ws.store.with_refs_lock(|| -> Result<_, TaskError> {
+        if is_tampered(ws, &record) {
+            remove_tampered_checkout(ws, &record)?;
+            crate::fault::step("discard: branch deleted");
+            return Ok(None);
+        }
         let removal = plan_checkout_removal(ws, &record, even_off_branch)?;
         remove_planned_worktree(ws, &removal)?;
         crate::fault::step("discard: worktree removed");

@@ -112,6 +112,14 @@ pub enum TaskError {
     #[error("the branch of task '{0}' is gone")]
     BranchGone(TaskName),
 
+    /// The task's git admin dir is not the one git made for it (see [`crate::git::TaskGit`]).
+    #[error("task '{name}''s git admin dir was tampered with: {what}")]
+    AdminTampered {
+        name: TaskName,
+        branch: String,
+        what: String,
+    },
+
     #[error("task '{name}' has uncommitted changes in its worktree")]
     UncommittedWork { name: TaskName, worktree: PathBuf },
 

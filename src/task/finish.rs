@@ -17,6 +17,8 @@ pub(super) struct Watched {
     baseline: safety::check::Baseline,
     /// The records of the other tasks that were not running, as they were.
     quiet_records: Vec<TaskRecord>,
+    /// The task's git, its admin dir as it was before the session.
+    task: Result<git::TaskGit, git::GitError>,
 }
 
 impl Watched {
@@ -31,6 +33,7 @@ impl Watched {
         Ok(Watched {
             baseline: safety::check::Baseline::capture(around)?,
             quiet_records,
+            task: git::TaskGit::open(&ws.repo.common_dir, &record.worktree),
         })
     }
 }
@@ -141,14 +144,23 @@ pub(super) fn finish_as(
         error = Some(safety::limits::describe(kind, &state, ledger, elapsed));
     }
     let session = ledger.session_id.clone().unwrap_or_default();
+    // The admin dir must be the very folder it was: otherwise cms's git would run what the
+    // session put in its place, so nothing more runs in the worktree.
+    let (task, admin_violation) = match admin_after(ws, &record, watched) {
+        Ok(task) => (Some(task), None),
+        Err(violation) => (None, Some(violation)),
+    };
     // A worktree that left its branch would have cms's commit land on the stray branch: its
     // work stays uncommitted where it is, and the check below reports why.
     let own_ref = format!("refs/heads/{}", record.branch);
-    let on_branch = git::state::head_ref(&record.worktree).as_deref() == Some(own_ref.as_str());
-    let commit = if on_branch {
-        crate::workspace::commit_task_work(&record, &session, message).map(drop)
-    } else {
-        Ok(())
+    let on_branch = task
+        .as_ref()
+        .filter(|task| git::state::head_ref(task).as_deref() == Some(own_ref.as_str()));
+    let commit = match on_branch {
+        Some(task) => {
+            crate::workspace::commit_task_work(task, &record, &session, message).map(drop)
+        }
+        None => Ok(()),
     };
     let head = match commit {
         Ok(()) => ws.repo.branch_tip(&record.branch).ok(),
@@ -165,10 +177,22 @@ pub(super) fn finish_as(
     };
     // Everything the session did is committed, so base..head is the whole change.
     let rules = rules_for(ws, RuleScope::Session(&record))?;
-    let mut violations = match head {
-        Some(head) => safety::check::check_range(&ws.repo, base, head, &rules)?,
-        None => Vec::new(),
-    };
+    let mut violations: Vec<crate::store::Violation> = admin_violation.into_iter().collect();
+    // After the admin dir's check, which reports the task's own entry made a symlink.
+    for link in git::worktree::unlink_planted_links(&ws.repo.common_dir) {
+        violations.push(crate::store::Violation {
+            kind: safety::kind::GIT_ADMIN.into(),
+            path: link.display().to_string(),
+            detail: format!(
+                "a symlink {} was planted among git's worktree admin dirs; `git worktree prune` \
+                 would have emptied the folder it points at, so cms removed it",
+                link.display()
+            ),
+        });
+    }
+    if let Some(head) = head {
+        violations.extend(safety::check::check_range(&ws.repo, base, head, &rules)?);
+    }
     let around = check_surroundings(ws, &record, watched)?;
     violations.extend(around.violations);
     let warnings = around.warnings;
@@ -259,6 +283,37 @@ pub(super) fn finish_as(
         final_record
     })?;
     Ok(saved)
+}
+
+/// The task's git after its session, or the `git_admin` violation saying how its admin dir was
+/// tampered with.
+fn admin_after(
+    ws: &Workspace,
+    record: &TaskRecord,
+    watched: &Watched,
+) -> Result<git::TaskGit, crate::store::Violation> {
+    let now = match &watched.task {
+        Ok(before) => before.reopen(),
+        Err(_) => git::TaskGit::open(&ws.repo.common_dir, &record.worktree),
+    };
+    now.map_err(|err| {
+        let what = match err {
+            git::GitError::AdminDirTampered { what, .. } => what,
+            other => other.to_string(),
+        };
+        let path = match &watched.task {
+            Ok(before) => before.admin_dir().to_owned(),
+            Err(_) => record.worktree.join(".git"),
+        };
+        crate::store::Violation {
+            kind: safety::kind::GIT_ADMIN.into(),
+            path: path.display().to_string(),
+            detail: format!(
+                "the task's git admin dir was tampered with while it ran ({what}); cms ran no git \
+                 in its worktree and committed nothing"
+            ),
+        }
+    })
 }
 
 /// The error a task with violations records: the first one, and how many there are.

@@ -29,6 +29,11 @@ use crate::workspace::Workspace;
 use super::worktrees::{ClassifiedWorktree, WorktreeKind, classify_worktrees};
 use super::*;
 
+/// Why gc leaves a worktree whose git admin dir is not git's own: removing it through git would
+/// follow what the session planted.
+const TAMPERED: &str = "its git admin dir was tampered with, so cms runs no git in its worktree; \
+                        `cms discard` its task, or remove it by hand";
+
 /// How long the records of merged and discarded tasks are kept by default.
 pub const DEFAULT_KEEP: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
@@ -247,6 +252,10 @@ impl Gc<'_> {
     ) -> Result<bool, TaskError> {
         let ws = self.ws;
         let name = record.name.as_str();
+        if is_tampered(ws, record) {
+            self.keep(name, TAMPERED.to_owned());
+            return Ok(false);
+        }
         if !self.opts.force {
             let unmerged = unmerged_files(ws, record)?;
             if unmerged > 0 {
@@ -363,7 +372,12 @@ impl Gc<'_> {
         if worktree.missing {
             self.forget_missing(name.as_str(), worktree)?;
         }
-        if !self.opts.force && !orphan_work_is_merged(ws, worktree)? {
+        let task = (!worktree.missing).then(|| git::TaskGit::open(&ws.repo.common_dir, path));
+        if let Some(Err(_)) = task {
+            self.keep(name.as_str(), TAMPERED.to_owned());
+            return Ok(());
+        }
+        if !self.opts.force && !orphan_work_is_merged(ws, worktree, task.as_ref())? {
             let reason = match (&branch, worktree.missing) {
                 (Some(branch), true) => format!(
                     "its branch {branch} has no record and holds work that is in no branch of \
@@ -514,7 +528,11 @@ impl Gc<'_> {
 
 /// Whether some branch that is not a task's holds all the work of an orphaned worktree: its
 /// commits and, if its folder is there, its uncommitted changes.
-fn orphan_work_is_merged(ws: &Workspace, worktree: &ClassifiedWorktree) -> Result<bool, TaskError> {
+fn orphan_work_is_merged(
+    ws: &Workspace,
+    worktree: &ClassifiedWorktree,
+    task: Option<&Result<git::TaskGit, git::GitError>>,
+) -> Result<bool, TaskError> {
     let Some(tip) = worktree
         .entry
         .head
@@ -523,10 +541,9 @@ fn orphan_work_is_merged(ws: &Workspace, worktree: &ClassifiedWorktree) -> Resul
     else {
         return Ok(false);
     };
-    let to = if worktree.missing {
-        tip
-    } else {
-        git::snapshot::snapshot_tree(&ws.repo, &worktree.entry.path, &[])?
+    let to = match task {
+        Some(Ok(task)) => git::snapshot::snapshot_tree(&ws.repo, task, &[])?,
+        _ => tip,
     };
     for branch in ws.repo.local_branches()? {
         if branch.starts_with("cms/") {

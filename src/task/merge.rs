@@ -170,13 +170,13 @@ pub(super) fn ready_to_leave(
     record: &TaskRecord,
     allow_protected: bool,
 ) -> Result<Oid, TaskError> {
-    ensure_on_branch(record)?;
+    ensure_on_branch(ws, record)?;
     let tip = ws
         .repo
         .branch_tip(&record.branch)
         .map_err(|_| TaskError::BranchGone(record.name.clone()))?;
     if record.worktree.is_dir()
-        && git::snapshot::snapshot_tree(&ws.repo, &record.worktree, &record.links)?
+        && git::snapshot::snapshot_tree(&ws.repo, &task_git(ws, record)?, &record.links)?
             != ws.repo.tree_of(tip)?
     {
         return Err(TaskError::UncommittedWork {

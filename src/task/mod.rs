@@ -78,9 +78,9 @@ pub use gc::{DEFAULT_KEEP, GcOptions, GcReport, gc};
 pub use merge::{MergeOptions, Merged, merge, recover as recover_merges};
 pub use notify::notify;
 pub use open::{
-    CheckoutRemoval, change_range, current_violations, ensure_not_running, ensure_on_branch,
-    files_missing_from, open_for_change, plan_checkout_removal, remove_task_checkout,
-    unmerged_files, violations_in,
+    CheckoutRemoval, admin_violation, change_range, committed_unmerged_files, current_violations,
+    ensure_not_running, ensure_on_branch, files_missing_from, is_tampered, open_for_change,
+    plan_checkout_removal, remove_task_checkout, task_git, unmerged_files, violations_in,
 };
 pub use push::{PushOptions, push};
 pub use resume::{ATTACH_MESSAGE, ContinueOptions, resume, resume_attached};
@@ -90,7 +90,7 @@ pub use start::start;
 pub use wait::{settled, timed_out, wait_until_settled};
 
 use finish::{Watched, describe_violations, finish};
-use open::{delete_task_branch, remove_planned_worktree};
+use open::{delete_task_branch, remove_planned_worktree, remove_tampered_checkout};
 use start::{lock_reason, sandbox_plan, undo_start};
 
 /// Settles what dead or killed cms processes left before a command looks at the repository:

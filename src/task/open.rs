@@ -29,6 +29,66 @@ pub fn open_for_change(
     Ok(record)
 }
 
+/// The git of a task's worktree, its admin dir checked (see [`git::TaskGit`]). Refuses a task
+/// whose admin dir is not the one git made, or was found tampered with when a session ended
+/// (a look-alike that now says all the right things is still not the folder git made).
+pub fn task_git(ws: &Workspace, record: &TaskRecord) -> Result<git::TaskGit, TaskError> {
+    let tampered = |what: String| TaskError::AdminTampered {
+        name: record.name.clone(),
+        branch: record.branch.clone(),
+        what,
+    };
+    if let Some(found) = admin_violation(record) {
+        return Err(tampered(found.detail.clone()));
+    }
+    git::TaskGit::open(&ws.repo.common_dir, &record.worktree).map_err(|err| match err {
+        git::GitError::AdminDirTampered { what, .. } => tampered(what),
+        other => other.into(),
+    })
+}
+
+/// Whether cms must run no git in the task's worktree: its admin dir was found tampered with
+/// when a session ended, or is not git's own now.
+pub fn is_tampered(ws: &Workspace, record: &TaskRecord) -> bool {
+    admin_violation(record).is_some()
+        || (record.worktree.is_dir()
+            && git::TaskGit::open(&ws.repo.common_dir, &record.worktree).is_err())
+}
+
+/// How many files of a tampered task's committed work (its branch; its worktree is not looked
+/// into) the branch it would go into does not hold.
+pub fn committed_unmerged_files(ws: &Workspace, record: &TaskRecord) -> Result<usize, TaskError> {
+    let Ok(tip) = ws.repo.branch_tip(&record.branch) else {
+        return Ok(0);
+    };
+    let from = ws.repo.merge_base(record.base, tip).unwrap_or(record.base);
+    let target = match &record.merge {
+        Some(merge) => Some(merge.into.clone()),
+        None => record.base_branch.clone(),
+    };
+    files_missing_from(ws, from, tip, target.as_slice())
+}
+
+/// Removes a tampered task's worktree, its admin dir entries and its branch without running
+/// git in the worktree (see [`git::worktree::remove_tampered`]).
+pub(super) fn remove_tampered_checkout(
+    ws: &Workspace,
+    record: &TaskRecord,
+) -> Result<(), TaskError> {
+    git::worktree::remove_tampered(&ws.repo.common_dir, &record.worktree, &record.branch)
+        .map_err(git::GitError::Io)?;
+    delete_task_branch(ws, record)
+}
+
+/// The `git_admin` violation recorded on a task, if it has one.
+pub fn admin_violation(record: &TaskRecord) -> Option<&crate::store::Violation> {
+    record
+        .safety
+        .violations
+        .iter()
+        .find(|v| v.kind == safety::kind::GIT_ADMIN)
+}
+
 /// The two ends of a task's change: the point it forked from its base, and its current state
 /// (the worktree's uncommitted work included while the worktree exists).
 pub fn change_range(ws: &Workspace, record: &TaskRecord) -> Result<(Oid, Oid), TaskError> {
@@ -39,9 +99,10 @@ pub fn change_range(ws: &Workspace, record: &TaskRecord) -> Result<(Oid, Oid), T
         None => base,
     };
     if record.worktree.is_dir() {
+        let task = task_git(ws, record)?;
         return Ok((
             from,
-            git::snapshot::snapshot_tree(&ws.repo, &record.worktree, &record.links)?,
+            git::snapshot::snapshot_tree(&ws.repo, &task, &record.links)?,
         ));
     }
     let to = tip
@@ -84,12 +145,12 @@ pub fn violations_in(
 
 /// Refuses when the task's worktree left the task's branch (its session ran `git checkout -b`
 /// or `--detach`): the work there is no longer what the task's branch holds.
-pub fn ensure_on_branch(record: &TaskRecord) -> Result<(), TaskError> {
+pub fn ensure_on_branch(ws: &Workspace, record: &TaskRecord) -> Result<(), TaskError> {
     if !record.worktree.is_dir() {
         return Ok(());
     }
     let own = format!("refs/heads/{}", record.branch);
-    let head = git::state::head_ref(&record.worktree);
+    let head = git::state::head_ref(&task_git(ws, record)?);
     if head.as_deref() == Some(own.as_str()) {
         return Ok(());
     }

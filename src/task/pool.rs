@@ -148,7 +148,9 @@ pub fn take(
         .commit
         .as_deref()
         .and_then(|c| git::Oid::from_str(c).ok());
-    if let Err(err) = git::worktree::switch_to_new_branch(worktree, branch, current, base) {
+    let switched = git::TaskGit::open(common, worktree)
+        .and_then(|task| git::worktree::switch_to_new_branch(&task, branch, current, base));
+    if let Err(err) = switched {
         // Not a task's yet: give it back to nobody rather than leave a half-made task.
         let _ = git::worktree::remove(common, worktree);
         return Err(err.into());
@@ -196,8 +198,8 @@ fn fingerprint_file(ws: &Workspace, path: &Path) -> Option<PathBuf> {
 fn remember(ws: &Workspace, path: &Path) {
     // Made before the fingerprint, so a sandboxed session's start, which makes it where it is
     // missing (see `run::session_boundary`), leaves the admin dir as warmed.
-    if let Ok(admin) = crate::git::worktree::private_dir(path) {
-        crate::safety::sandbox::prepare_private_dir(&admin);
+    if let Ok(task) = git::TaskGit::open(&ws.repo.common_dir, path) {
+        crate::safety::sandbox::prepare_private_dir(task.admin_dir());
     }
     let (Some(file), Some(print)) = (fingerprint_file(ws, path), admin_fingerprint(path)) else {
         return;

@@ -36,7 +36,7 @@ pub fn resume(ws: &Workspace, opts: &ContinueOptions) -> Result<Started, TaskErr
         return Err(TaskError::EmptyMessage);
     }
     let record = ws.task(&opts.name)?;
-    check_can_continue(&record, "continue")?;
+    check_can_continue(ws, &record, "continue")?;
     let onto = match opts.rebase {
         true => Some(rebase_target(ws, &record)?),
         false => None,
@@ -95,7 +95,7 @@ fn rebase_target(ws: &Workspace, record: &TaskRecord) -> Result<(String, Oid), T
             onto: branch,
         });
     }
-    if git::snapshot::snapshot_tree(&ws.repo, &record.worktree, &record.links)?
+    if git::snapshot::snapshot_tree(&ws.repo, &task_git(ws, record)?, &record.links)?
         != ws.repo.tree_of(from)?
     {
         return Err(TaskError::UncommittedWork {
@@ -128,7 +128,8 @@ fn rebase(
         from,
         "cms: the task's tip before its rebase",
     )?;
-    let conflicts = git::merge::squash_onto(&record.worktree, tip, from)?;
+    let task = task_git(ws, &record)?;
+    let conflicts = git::merge::squash_onto(&task, tip, from)?;
     // The task's change now starts from the tip it was moved onto.
     record.base = tip;
     record.rebase = Some(Rebase {
@@ -142,7 +143,7 @@ fn rebase(
         r.rebase = record.rebase.clone();
     });
     if let Err(err) = saved {
-        let _ = git::merge::undo_squash_onto(&record.worktree, from);
+        let _ = git::merge::undo_squash_onto(&task, from);
         return Err(err.into());
     }
     let short = &tip.to_string()[..12];
@@ -181,7 +182,7 @@ fn rebase(
 /// the same checks as a follow-up's, with the task's own limits, preset and allowed tools.
 pub fn resume_attached(ws: &Workspace, name: &TaskName) -> Result<Started, TaskError> {
     let record = ws.task(name)?;
-    check_can_continue(&record, "attach")?;
+    check_can_continue(ws, &record, "attach")?;
     let config = ws.config(Some(record.base))?;
     let claude = session::find_claude(&config.claude_bin)?;
     let (sandboxed, sandbox_warning) = sandbox_plan(config.sandbox)?;
@@ -216,7 +217,7 @@ fn take_over(
     ws.store.with_task_lock(&record.name, || {
         let mut current = ws.store.load(&record.name)?;
         if current != *record {
-            check_can_continue(&current, action)?;
+            check_can_continue(ws, &current, action)?;
         }
         let previous = current.clone();
         current.status = Status::Running;
@@ -233,7 +234,7 @@ fn take_over(
 /// Refuses what cannot be followed up (`action` says how, for the message): a running,
 /// merged or discarded task, one that never had a session, one whose worktree is gone or left
 /// its branch.
-fn check_can_continue(record: &TaskRecord, action: &str) -> Result<(), TaskError> {
+fn check_can_continue(ws: &Workspace, record: &TaskRecord, action: &str) -> Result<(), TaskError> {
     ensure_not_running(record, action)?;
     if record.status.is_closed() {
         return Err(TaskError::Closed {
@@ -250,7 +251,7 @@ fn check_can_continue(record: &TaskRecord, action: &str) -> Result<(), TaskError
             path: record.worktree.clone(),
         });
     }
-    ensure_on_branch(record)
+    ensure_on_branch(ws, record)
 }
 
 /// The task's recorded limits.

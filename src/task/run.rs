@@ -265,7 +265,7 @@ pub(super) fn session_env(
         dir: temp.path().to_owned(),
         source,
     })?;
-    let agent_env = agent_git_env(record, temp.path())?;
+    let agent_env = agent_git_env(ws, record, temp.path())?;
     let env = [
         ("CMS_TASK", record.name.to_string()),
         ("CMS_TASK_BRANCH", record.branch.clone()),
@@ -287,7 +287,8 @@ pub(super) fn session_settings(
     ws: &Workspace,
     record: &TaskRecord,
 ) -> Result<(String, Option<Vec<std::path::PathBuf>>), TaskError> {
-    let private_dir = git::worktree::private_dir(&record.worktree).ok();
+    let task = task_git(ws, record)?;
+    let private_dir = Some(task.admin_dir().to_owned());
     // Unsandboxed tasks too: other tasks' sandboxes would otherwise make theirs come and go.
     if let Some(dir) = &private_dir {
         sandbox::prepare_private_dir(dir);
@@ -297,7 +298,12 @@ pub(super) fn session_settings(
     let mut bash_deny = deny.clone();
     // What the write guard blocked is the supervisor's to collect, not the agent's to forge.
     bash_deny.push(session_temp_dir(record).join(safety::boundary::GUARD_DIR));
-    settings["sandbox"] = sandbox::settings(record.safety.sandboxed, record.preset, &bash_deny);
+    settings["sandbox"] = sandbox::settings(
+        record.safety.sandboxed,
+        record.preset,
+        &bash_deny,
+        private_dir.as_deref(),
+    );
     let settings = super::project::with_project_settings(ws, record, settings)?;
     Ok((
         settings.to_string(),
@@ -311,7 +317,10 @@ pub(super) fn session_boundary(ws: &Workspace, record: &TaskRecord) -> Vec<std::
     if !record.safety.sandboxed || !safety::boundary::enabled() {
         return Vec::new();
     }
-    let private_dir = git::worktree::private_dir(&record.worktree).ok();
+    // The admin dir as cms verified it, never as the worktree's `.git` link says.
+    let private_dir = task_git(ws, record)
+        .ok()
+        .map(|task| task.admin_dir().to_owned());
     let deny = sandbox::git_deny_write(&ws.repo.common_dir, private_dir.as_deref(), &record.branch);
     // Claude Code's Bash sandbox makes a mount point for every admin dir's missing
     // `config.worktree`; inside the boundary the other admin dirs are read-only, so every Bash
@@ -323,12 +332,24 @@ pub(super) fn session_boundary(ws: &Workspace, record: &TaskRecord) -> Vec<std::
     {
         sandbox::prepare_private_dir(dir);
     }
-    safety::boundary::command(&safety::boundary::writable(
+    let mut writable = safety::boundary::writable(
         &record.worktree,
         &session_temp_dir(record),
         &ws.repo.common_dir,
         &deny,
-    ))
+    );
+    // Its own admin dir bound again, after the common dir: a mount point can be neither
+    // renamed nor replaced (`EBUSY`), so no hook or MCP server can swap it for a look-alike,
+    // as the Bash sandbox's `allowWrite` keeps Bash from doing.
+    if let Some(admin) = private_dir {
+        let after_common = writable
+            .paths
+            .iter()
+            .position(|p| p == &ws.repo.common_dir)
+            .map_or(writable.paths.len(), |i| i + 1);
+        writable.paths.insert(after_common, admin);
+    }
+    safety::boundary::command(&writable)
 }
 
 /// Moves what the write guard blocked during the session into the task's record, where the
@@ -386,7 +407,9 @@ pub(super) fn take_back(ws: &Workspace, record: &TaskRecord, resumed_from: &Opti
             // A `--rebase` that moved the worktree is undone with it: nothing but cms's own
             // squash is there, since the session never ran.
             if let Some(rebase) = record.rebase.as_ref().filter(|_| previous.rebase.is_none()) {
-                let _ = git::merge::undo_squash_onto(&record.worktree, rebase.from);
+                if let Ok(task) = task_git(ws, record) {
+                    let _ = git::merge::undo_squash_onto(&task, rebase.from);
+                }
                 let _ = git::merge::delete_ref(
                     &ws.repo.common_dir,
                     &super::resume::rebased_ref(&record.name),
@@ -424,6 +447,7 @@ fn task_temp_dir(record: &TaskRecord) -> Result<tempfile::TempDir, TaskError> {
 /// sandbox's placeholder dotfiles (which `git add -A` would refuse), given through
 /// `GIT_CONFIG_*` so nothing in the repository changes.
 fn agent_git_env(
+    ws: &Workspace,
     record: &TaskRecord,
     temp: &std::path::Path,
 ) -> Result<Vec<(&'static str, String)>, TaskError> {
@@ -431,8 +455,8 @@ fn agent_git_env(
         return Ok(Vec::new());
     }
     let excludes = temp.join("git-excludes");
-    let mut text =
-        sandbox::agent_excludes(git::worktree::user_excludes(&record.worktree).as_deref());
+    let user = git::worktree::user_excludes(&task_git(ws, record)?);
+    let mut text = sandbox::agent_excludes(user.as_deref());
     // The links into the main checkout are not the agent's to commit either.
     for link in &record.links {
         text.push_str(&format!("/{link}\n"));
