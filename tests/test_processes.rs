@@ -452,3 +452,58 @@ fn a_claude_the_keeper_cannot_execute_is_a_failed_start_that_says_why() {
     assert_eq!(env.branches(), ["main"]);
     assert!(!env.common_dir().join("cms/tasks/noexec.json").exists());
 }
+
+/// Runs `cms keeper` with `bwrap` (a stand-in in `dir` that fails its set-up `fails` times, as
+/// a bubblewrap whose read-only bind of a git file raced a rename, then runs what follows its
+/// `--`) around a command that writes `ran`; returns the keeper's exit code.
+fn keeper_around_a_flaky_bwrap(dir: &Path, fails: u32) -> i32 {
+    let bwrap = dir.join("bwrap");
+    std::fs::write(
+        &bwrap,
+        format!(
+            "#!/bin/sh\necho try >> {tries}\n\
+             if [ \"$(wc -l < {tries})\" -le {fails} ]; then\n\
+             echo 'bwrap: Unable to remount destination' >&2; exit 1; fi\n\
+             while [ \"$1\" != -- ]; do shift; done; shift; exec \"$@\"\n",
+            tries = dir.join("tries").display(),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&bwrap, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let ran = dir.join("ran");
+    // The lifeline is a copy of stdin, a pipe the test holds open until the keeper is done.
+    let mut keeper = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("exec 5<&0; exec \"$@\" 0</dev/null")
+        .arg("sh")
+        .args([crate::common::CMS, "keeper", "--lifeline-fd", "5", "--"])
+        .arg(&bwrap)
+        .args(["--ro-bind", "/", "/", "--"])
+        .args(["sh", "-c", &format!("echo ran > {}", ran.display())])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = keeper.wait().unwrap();
+    status.code().unwrap_or(-1)
+}
+
+#[test]
+fn a_boundary_whose_set_up_failed_is_started_again_and_the_session_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(keeper_around_a_flaky_bwrap(dir.path(), 2), 0);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("ran")).unwrap(),
+        "ran\n"
+    );
+    let tries = std::fs::read_to_string(dir.path().join("tries")).unwrap();
+    assert_eq!(tries.lines().count(), 3, "{tries}");
+}
+
+#[test]
+fn a_boundary_that_never_sets_up_is_tried_three_times_and_its_failure_is_the_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(keeper_around_a_flaky_bwrap(dir.path(), 10), 1);
+    assert!(!dir.path().join("ran").exists());
+    let tries = std::fs::read_to_string(dir.path().join("tries")).unwrap();
+    assert_eq!(tries.lines().count(), 3, "{tries}");
+}

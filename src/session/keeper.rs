@@ -76,32 +76,8 @@ mod linux {
         }
         let signals = SignalFd::block(&SIGNALS)?;
         let keeper = std::process::id();
-        let mut cmd = Command::new(program);
-        cmd.args(args);
-        // SAFETY: prctl, getppid, sigemptyset and pthread_sigmask are async-signal-safe and touch
-        // only the child.
-        unsafe {
-            cmd.pre_exec(move || {
-                // claude dies with the keeper (it is single-threaded, so its one thread is the
-                // parent thread PR_SET_PDEATHSIG watches).
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::getppid() as u32 != keeper {
-                    libc::_exit(137);
-                }
-                // std already resets the mask in the child; this does not depend on it.
-                let mut set: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut set);
-                libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-                Ok(())
-            });
-        }
-        let child = cmd.spawn()?;
-        let claude = child.id() as libc::pid_t;
-        drop(child);
+        let claude = spawn_ready(program, args, keeper)?;
         release_stdio();
-
         let mut status = None;
         loop {
             let mut fds = [
@@ -145,6 +121,110 @@ mod linux {
         Ok(std::os::unix::process::ExitStatusExt::from_raw(
             status.unwrap_or(libc::SIGKILL),
         ))
+    }
+
+    /// The descriptor the command inside the boundary says it got there on.
+    const READY_FD: RawFd = 3;
+
+    /// How many times a boundary whose set-up failed is tried again.
+    const BOUNDARY_ATTEMPTS: u32 = 3;
+
+    /// Starts `program` as claude's parent and returns its pid. When `program` is the outer
+    /// boundary's bubblewrap, its set-up can fail through no fault of the session: it binds
+    /// single git files (refs, the index) read-only, and a parallel `git commit` or merge that
+    /// renames one over while bubblewrap mounts it fails the mount. So the command inside the
+    /// boundary first says it got there (a byte on a pipe, from a shell that then execs
+    /// claude); a bubblewrap that exits without saying so never started claude, read no input
+    /// and wrote no output, and is reaped and started again.
+    fn spawn_ready(program: &OsString, args: &[OsString], keeper: u32) -> io::Result<libc::pid_t> {
+        let boundary = std::path::Path::new(program)
+            .file_name()
+            .is_some_and(|name| name == "bwrap")
+            && args.iter().any(|a| a == "--");
+        if !boundary {
+            return spawn_once(program, args, keeper, None);
+        }
+        let mut attempt = 1;
+        loop {
+            let (reader, writer) = io::pipe()?;
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&writer);
+            // bwrap's options end at the first `--`; the shell goes right after it.
+            let split = args.iter().position(|a| a == "--").expect("checked above") + 1;
+            let mut inner: Vec<OsString> = args[..split].to_vec();
+            inner.extend([
+                "sh".into(),
+                "-c".into(),
+                format!("printf . >&{READY_FD} && exec \"$@\" {READY_FD}>&-").into(),
+                "sh".into(),
+            ]);
+            inner.extend(args[split..].iter().cloned());
+            let pid = spawn_once(program, &inner, keeper, Some(fd))?;
+            drop(writer);
+            if got_there(reader) || attempt == BOUNDARY_ATTEMPTS {
+                return Ok(pid);
+            }
+            attempt += 1;
+            let mut raw = 0;
+            // SAFETY: waitpid on our own child, which has exited or is exiting.
+            unsafe { libc::waitpid(pid, &mut raw, 0) };
+        }
+    }
+
+    /// Whether the command inside the boundary wrote its byte before the pipe closed.
+    fn got_there(reader: io::PipeReader) -> bool {
+        let mut byte = [0u8; 1];
+        let mut reader = reader;
+        loop {
+            match io::Read::read(&mut reader, &mut byte) {
+                Ok(n) => return n == 1,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Spawns `program` as the keeper's child, dying with it; `keep_fd` is open in it as
+    /// [`READY_FD`].
+    fn spawn_once(
+        program: &OsString,
+        args: &[OsString],
+        keeper: u32,
+        keep_fd: Option<RawFd>,
+    ) -> io::Result<libc::pid_t> {
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        // SAFETY: prctl, getppid, sigemptyset, pthread_sigmask, fcntl and dup2 are async-signal-safe and touch
+        // only the child.
+        unsafe {
+            cmd.pre_exec(move || {
+                // claude dies with the keeper (it is single-threaded, so its one thread is the
+                // parent thread PR_SET_PDEATHSIG watches).
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::getppid() as u32 != keeper {
+                    libc::_exit(137);
+                }
+                // std already resets the mask in the child; this does not depend on it.
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+                // At a fixed, single-digit number: sh's redirections take no other.
+                if let Some(fd) = keep_fd {
+                    let kept = if fd == READY_FD {
+                        libc::fcntl(fd, libc::F_SETFD, 0)
+                    } else {
+                        libc::dup2(fd, READY_FD)
+                    };
+                    if kept < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn()?;
+        Ok(child.id() as libc::pid_t)
     }
 
     /// The keeper's own stdin and stdout are claude's pipes; holding them would keep the
