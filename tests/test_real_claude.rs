@@ -1114,3 +1114,128 @@ fn real_claude_sandbox_keeps_bash_from_the_read_only_presets_and_gives_it_to_edi
         }
     }
 }
+
+/// What models write constantly: a command substitution, a subshell in a pipe, a loop; each
+/// is a command Claude Code's own checks would ask about, which `edit` must not.
+fn shell_heavy_commands() -> Vec<Reply> {
+    vec![
+        bash("echo $(echo made) > out.txt".to_owned()),
+        bash("(cd sub && ls) | wc -l > count.txt".to_owned()),
+        bash("for f in *; do echo $f; done > list.txt".to_owned()),
+        Reply::text("done"),
+    ]
+}
+
+#[track_caller]
+fn assert_shell_heavy_commands_ran(env: &TestEnv, task: &Value, name: &str) {
+    assert_eq!(task["status"], "completed", "{task:#}");
+    assert_eq!(task["safety"]["sandboxed"], true, "{task:#}");
+    assert_eq!(task["permission_denials"], json!([]), "{task:#}");
+    let branch = format!("cms/{name}");
+    assert_eq!(env.git(&["show", &format!("{branch}:out.txt")]), "made");
+    assert_eq!(env.git(&["show", &format!("{branch}:count.txt")]), "1");
+    let list = env.git(&["show", &format!("{branch}:list.txt")]);
+    assert!(list.lines().any(|l| l == "sub"), "{list}");
+}
+
+#[test]
+fn real_claude_edit_runs_sandboxed_subshells_pipes_and_loops_without_asking() {
+    let Some(claude) = real_claude("real_claude_edit_runs_sandboxed_subshells") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    env.write("sub/a.txt", "a\n");
+    env.commit_all("a folder to list");
+    api.route("[shell]", shell_heavy_commands());
+    // No terminal and no `--ask`: a prompt here would end the task `needs_input`.
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[shell] run",
+            "--name",
+            "shell",
+            "-p",
+            "edit",
+        ],
+        RUN_LIMIT,
+    );
+    let task = task_json(&run);
+    assert_shell_heavy_commands_ran(&env, &task, "shell");
+    run.success();
+}
+
+#[test]
+fn real_claude_edit_with_ask_runs_sandboxed_subshells_without_waiting_for_an_answer() {
+    let Some(claude) = real_claude("real_claude_edit_with_ask_runs_sandboxed_subshells") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    env.write("sub/a.txt", "a\n");
+    env.commit_all("a folder to list");
+    api.route("[shell]", shell_heavy_commands());
+    // A prompt would leave the task `waiting`, and `wait` would time out.
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "--ask",
+            "[shell] run",
+            "--name",
+            "asked",
+            "-p",
+            "edit",
+        ],
+        RUN_LIMIT,
+    );
+    let task = task_json(&run);
+    assert_shell_heavy_commands_ran(&env, &task, "asked");
+    run.success();
+}
+
+#[test]
+fn real_claude_edit_still_refuses_to_run_bash_outside_the_sandbox() {
+    let Some(claude) = real_claude("real_claude_edit_still_refuses_to_run_bash_outside") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    let main = env.repo.display().to_string();
+    let escape = |key: &str| {
+        api.route(
+            key,
+            vec![
+                Reply::tool(
+                    "Bash",
+                    json!({"command": format!("echo x > {main}/escaped.txt; echo rc=$?"),
+                           "description": "Escape", "dangerouslyDisableSandbox": true}),
+                ),
+                Reply::text("done"),
+            ],
+        );
+    };
+    escape("[plain]");
+    escape("[asked]");
+    for (key, name, ask) in [("[plain]", "plain", false), ("[asked]", "asked", true)] {
+        let prompt = format!("{key} escape");
+        let mut args = vec!["task", "--json", &prompt, "--name", name, "-p", "edit"];
+        if ask {
+            args.push("--ask");
+        }
+        let task = task_json(&env.cms_bounded(&args, RUN_LIMIT));
+        assert_eq!(task["safety"]["sandboxed"], true, "{task:#}");
+        assert!(!env.repo.join("escaped.txt").exists(), "{name}");
+        let results = tool_results(&env, name);
+        assert_eq!(results.len(), 1, "{name}: {results:#?}");
+        // `allowUnsandboxedCommands: false` makes the CLI ignore the flag: the command runs,
+        // inside the sandbox, where the checkout is read-only.
+        assert!(
+            results[0].contains("Read-only file system") && !results[0].contains("rc=0"),
+            "{name}: {}",
+            results[0]
+        );
+        assert_eq!(task["status"], "completed", "{name}: {task:#}");
+    }
+}

@@ -316,6 +316,32 @@ pub fn bash_auto_allowed(preset: Preset) -> bool {
     }
 }
 
+/// The tool rule that lets a sandboxed task's Bash run without asking, when its preset gives
+/// it Bash. `autoAllowBashIfSandboxed` alone is not enough: Claude Code still asks about a
+/// command it cannot fully parse (a subshell, `$(...)`, some redirections), which without a
+/// terminal ends the task `needs_input`. A rule naming the whole tool answers those too; the
+/// command still runs inside the sandbox, and `allowUnsandboxedCommands: false` keeps
+/// `dangerouslyDisableSandbox` from taking it out.
+pub fn bash_rule(sandboxed: bool, preset: Preset) -> Option<&'static str> {
+    // `full` needs no rule: it bypasses every prompt already.
+    (sandboxed && preset == Preset::Edit).then_some("Bash")
+}
+
+/// Whether cms's policy lets this Bash call of a task run without asking the user: any
+/// command of an `edit` task whose Bash is sandboxed, unless it asks to leave the sandbox.
+/// `Err` is the reason a call is refused outright.
+pub fn bash_policy(sandboxed: bool, preset: Preset, input: &Value) -> Option<Result<(), String>> {
+    bash_rule(sandboxed, preset)?;
+    if input["dangerouslyDisableSandbox"] == Value::Bool(true) {
+        return Some(Err(UNSANDBOXED_REFUSAL.to_owned()));
+    }
+    Some(Ok(()))
+}
+
+/// What the agent is told when a Bash call asks to run outside the sandbox.
+pub const UNSANDBOXED_REFUSAL: &str = "cms runs this task's Bash only inside the sandbox; \
+     run the command without dangerouslyDisableSandbox, or tell the user what it needs";
+
 /// The per-task temp dir a session's Bash writes to, named after the task and its session
 /// token so that whoever finds the supervisor dead (the next cms command) can remove it
 /// without trusting a path read from the record: only a `cms-<task>-<token>` folder in the
@@ -354,6 +380,30 @@ mod tests {
             settings(false, Preset::Full, &[], None),
             json!({"enabled": false})
         );
+    }
+
+    #[test]
+    fn only_a_sandboxed_edit_task_runs_any_bash_command_and_never_outside_the_sandbox() {
+        let command = json!({"command": "echo $(date) > out.txt"});
+        let escape = json!({"command": "ls", "dangerouslyDisableSandbox": true});
+        assert_eq!(bash_rule(true, Preset::Edit), Some("Bash"));
+        assert_eq!(bash_policy(true, Preset::Edit, &command), Some(Ok(())));
+        assert_eq!(
+            bash_policy(true, Preset::Edit, &escape),
+            Some(Err(UNSANDBOXED_REFUSAL.to_owned()))
+        );
+        // The others keep asking: the presets that change nothing, `edit` without the
+        // sandbox, and `full`, which never asks anyway.
+        for (sandboxed, preset) in [
+            (true, Preset::ReadOnly),
+            (true, Preset::Review),
+            (true, Preset::Plan),
+            (true, Preset::Full),
+            (false, Preset::Edit),
+        ] {
+            assert_eq!(bash_rule(sandboxed, preset), None, "{preset}");
+            assert_eq!(bash_policy(sandboxed, preset, &command), None, "{preset}");
+        }
     }
 
     #[test]

@@ -27,6 +27,10 @@ use super::TaskError;
 /// How often a supervisor with a waiting prompt looks for an answer in the record.
 const ANSWER_POLL: Duration = Duration::from_millis(100);
 
+/// Who answered a prompt cms answered itself: its policy, or an earlier "always".
+const BY_POLICY: &str = "cms policy";
+const BY_ALWAYS: &str = "allowed always earlier";
+
 /// What the agent is told when the user denies a call without saying why.
 pub const DEFAULT_DENIAL: &str =
     "The user denied this tool call. Do not retry it; find another way or explain what you need.";
@@ -54,6 +58,8 @@ struct Shared {
     name: TaskName,
     worktree: PathBuf,
     rules: Option<Rules>,
+    preset: crate::session::Preset,
+    sandboxed: bool,
     on_prompt: OnPrompt,
     notify: Option<Vec<String>>,
     state: Mutex<State>,
@@ -92,6 +98,8 @@ pub fn start(
         worktree: record.worktree.clone(),
         // The same globs the write guard enforces; unparsable globs deny every write below.
         rules: Rules::new(&record.safety.protected).ok(),
+        preset: record.preset,
+        sandboxed: record.safety.sandboxed,
         on_prompt: opts.on_prompt,
         notify: opts.notify,
         state: Mutex::new(State {
@@ -136,8 +144,9 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The answer cms's policy gives at once, or `None` when it is the user's to give.
-    fn policy(&self, request: &PermissionRequest) -> Option<PermissionDecision> {
+    /// The answer cms's policy gives at once, with who gave it for the record, or `None` when
+    /// it is the user's to give.
+    fn policy(&self, request: &PermissionRequest) -> Option<(PermissionDecision, &'static str)> {
         let is_write = safety::guard::WRITE_TOOLS_MATCHER
             .split('|')
             .any(|tool| tool == request.tool_name);
@@ -158,19 +167,28 @@ impl Shared {
                 }),
             };
             if let Some(violation) = denied {
-                return Some(PermissionDecision::Deny(safety::guard::reason_for(
-                    &violation,
-                )));
+                let reason = safety::guard::reason_for(&violation);
+                return Some((PermissionDecision::Deny(reason), BY_POLICY));
             }
+        }
+        if request.tool_name == "Bash"
+            && let Some(verdict) =
+                safety::sandbox::bash_policy(self.sandboxed, self.preset, &request.input)
+        {
+            let decision = match verdict {
+                Ok(()) => PermissionDecision::Allow,
+                Err(why) => PermissionDecision::Deny(why),
+            };
+            return Some((decision, BY_POLICY));
         }
         self.lock()
             .always
             .contains(&request.tool_name)
-            .then_some(PermissionDecision::Allow)
+            .then_some((PermissionDecision::Allow, BY_ALWAYS))
     }
 
     fn ask(&self, request: &PermissionRequest) -> Option<PermissionDecision> {
-        if let Some(decision) = self.policy(request) {
+        if let Some((decision, by)) = self.policy(request) {
             let (allow, message) = match &decision {
                 PermissionDecision::Allow => (true, None),
                 PermissionDecision::Deny(message) => (false, Some(message.clone())),
@@ -179,13 +197,8 @@ impl Shared {
                 tool_name: request.tool_name.clone(),
                 tool_use_id: request.tool_use_id.clone(),
                 allow,
-                always: allow,
-                by: if allow {
-                    "allowed always earlier"
-                } else {
-                    "cms policy"
-                }
-                .to_owned(),
+                always: by == BY_ALWAYS,
+                by: by.to_owned(),
                 message,
             });
             return Some(decision);

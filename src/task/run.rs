@@ -240,7 +240,13 @@ pub async fn run(
 /// claude's arguments shared by every kind of session: the preset's permission flags with the
 /// tools the task was allowed, the conversation to resume, the model.
 pub(super) fn session_args(record: &TaskRecord, resume: bool) -> Vec<String> {
-    let mut args = record.preset.claude_args(&record.safety.allowed);
+    let mut allowed = record.safety.allowed.clone();
+    if let Some(rule) = sandbox::bash_rule(record.safety.sandboxed, record.preset)
+        && !allowed.iter().any(|t| t == rule)
+    {
+        allowed.push(rule.to_owned());
+    }
+    let mut args = record.preset.claude_args(&allowed);
     if resume && let Some(session) = &record.session_id {
         // The same conversation, in the same worktree: claude scopes sessions to the cwd.
         args.extend(["--resume".to_owned(), session.clone()]);
