@@ -450,6 +450,11 @@ impl From<crate::workspace::WorkspaceError> for CommandError {
                     "set worktrees.root in your configuration (or CMS_WORKTREES_ROOT) to a \
                      folder outside the repository",
                 ),
+            E::WritableOverlaps { .. } => CommandError::from_error(ErrorKind::User, &err)
+                .with_hint(
+                    "name a folder outside the repository and its worktrees in [safety] \
+                     writable (a package cache such as ~/.cargo/registry)",
+                ),
         }
     }
 }

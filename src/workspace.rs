@@ -28,6 +28,12 @@ pub enum WorkspaceError {
     Trust(#[from] crate::trust::TrustError),
     #[error("the worktrees folder {} is inside the repository at {}", dir.display(), inside.display())]
     WorktreesInsideRepository { dir: PathBuf, inside: PathBuf },
+    #[error("safety.writable {} overlaps {what} {}: a task's Bash could then write there", path.display(), place.display())]
+    WritableOverlaps {
+        path: PathBuf,
+        what: &'static str,
+        place: PathBuf,
+    },
 }
 
 pub struct Workspace {
@@ -239,6 +245,41 @@ impl Workspace {
             });
         }
         Ok(dir)
+    }
+}
+
+impl Workspace {
+    /// `[safety] writable` as the sandbox gets it, refused when a folder holds or lies inside
+    /// the repository's git dir (cms's store is there), a checkout of it, or the folder of its
+    /// task worktrees: a task's Bash could then write the user's history, other tasks'
+    /// records or their worktrees.
+    pub fn sandbox_writable(&self, config: &Config) -> Result<Vec<PathBuf>, WorkspaceError> {
+        let mut places: Vec<(&'static str, PathBuf)> = vec![
+            ("the repository's git dir", self.repo.common_dir.clone()),
+            ("the checkout", self.repo.checkout.clone()),
+            ("the task worktrees in", self.worktrees_dir(config)?),
+        ];
+        places.extend(self.main_checkout().map(|dir| ("the checkout", dir)));
+        let places: Vec<(&str, PathBuf)> = places
+            .into_iter()
+            .map(|(what, place)| (what, resolve(&place)))
+            .collect();
+        let mut out = Vec::new();
+        for path in &config.writable {
+            let resolved = resolve(path);
+            if let Some((what, place)) = places
+                .iter()
+                .find(|(_, place)| resolved.starts_with(place) || place.starts_with(&resolved))
+            {
+                return Err(WorkspaceError::WritableOverlaps {
+                    path: path.clone(),
+                    what,
+                    place: place.clone(),
+                });
+            }
+            out.push(resolved);
+        }
+        Ok(out)
     }
 }
 

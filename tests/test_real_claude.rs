@@ -1239,3 +1239,116 @@ fn real_claude_edit_still_refuses_to_run_bash_outside_the_sandbox() {
         assert_eq!(task["status"], "completed", "{name}: {task:#}");
     }
 }
+
+/// `cargo test --offline` of a crate with no dependencies, with `CARGO_HOME` at `cargo_home`,
+/// then a write of its own into `cargo_home`: what a Rust task's Bash does.
+fn cargo_test_in(cargo_home: &Path) -> Reply {
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .expect("rustc runs");
+    let bin = Path::new(String::from_utf8(sysroot.stdout).unwrap().trim()).join("bin");
+    let home = cargo_home.display();
+    bash(format!(
+        "CARGO_HOME={home} RUSTC={bin}/rustc RUSTDOC={bin}/rustdoc {bin}/cargo test --offline 2>&1; echo rc=$?; \
+         touch {home}/probe; echo touch=$?",
+        bin = bin.display()
+    ))
+}
+
+fn small_crate(env: &TestEnv) {
+    env.write(
+        "Cargo.toml",
+        "[package]\nname = \"small\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    );
+    env.write(
+        "src/lib.rs",
+        "pub fn two() -> u8 { 2 }\n#[test]\nfn adds() { assert_eq!(two() + two(), 4); }\n",
+    );
+    env.write(".gitignore", "/target\n");
+    env.commit_all("a small crate");
+}
+
+#[test]
+fn real_claude_cargo_test_passes_in_a_sandboxed_task_given_a_writable_cargo_home() {
+    let Some(claude) = real_claude("real_claude_cargo_test_passes_in_a_sandboxed_task") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    small_crate(&env);
+    let cargo_home = env.root.join("cargo-home");
+    std::fs::create_dir_all(&cargo_home).unwrap();
+    env.user_config(&format!(
+        "[safety]\nwritable = [{:?}]\n",
+        cargo_home.display().to_string()
+    ));
+    api.route(
+        "[rust]",
+        vec![cargo_test_in(&cargo_home), Reply::text("tested")],
+    );
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[rust] test it",
+            "--name",
+            "rust",
+            "-p",
+            "edit",
+        ],
+        Duration::from_secs(240),
+    );
+    let task = task_json(&run);
+    assert_eq!(task["safety"]["sandboxed"], true, "{task:#}");
+    let results = tool_results(&env, "rust");
+    assert_eq!(results.len(), 1, "{results:#?}");
+    assert!(
+        results[0].contains("test adds ... ok") && results[0].contains("rc=0"),
+        "{}",
+        results[0]
+    );
+    assert!(results[0].ends_with("touch=0"), "{}", results[0]);
+    assert!(cargo_home.join("probe").exists());
+    assert_eq!(task["status"], "completed", "{task:#}");
+    run.success();
+}
+
+#[test]
+fn real_claude_without_a_writable_path_the_sandbox_refuses_the_write_to_cargo_home() {
+    let Some(claude) = real_claude("real_claude_without_a_writable_path_the_sandbox_refuses")
+    else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    small_crate(&env);
+    let cargo_home = env.root.join("cargo-home");
+    std::fs::create_dir_all(&cargo_home).unwrap();
+    api.route(
+        "[rust]",
+        vec![cargo_test_in(&cargo_home), Reply::text("tested")],
+    );
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[rust] test it",
+            "--name",
+            "rust",
+            "-p",
+            "edit",
+        ],
+        Duration::from_secs(240),
+    );
+    let task = task_json(&run);
+    assert_eq!(task["safety"]["sandboxed"], true, "{task:#}");
+    let results = tool_results(&env, "rust");
+    assert_eq!(results.len(), 1, "{results:#?}");
+    assert!(
+        results[0].contains("Read-only file system") && results[0].ends_with("touch=1"),
+        "{}",
+        results[0]
+    );
+    assert!(!cargo_home.join("probe").exists());
+}

@@ -297,3 +297,57 @@ fn every_task_has_an_empty_worktree_config_so_other_tasks_sandboxes_leave_it_alo
         assert_eq!(std::fs::read_to_string(&config).unwrap(), "", "{task}");
     }
 }
+
+#[test]
+fn the_users_writable_folders_and_hosts_reach_the_sandbox_and_doctor_shows_them() {
+    let env = TestEnv::new();
+    let cache = env.root.join("cargo-home");
+    std::fs::create_dir_all(&cache).unwrap();
+    env.user_config(&format!(
+        "[safety]\nwritable = [{:?}]\nhosts = [\"crates.io\", \"*.npmjs.org\"]\n",
+        cache.display().to_string()
+    ));
+    env.cms(&["task", "x", "-n", "t"]).success();
+    let sandbox = &last_settings(&env)["sandbox"];
+    let cache = std::fs::canonicalize(&cache).unwrap().display().to_string();
+    assert_eq!(sandbox["filesystem"]["allowWrite"], json!([cache]));
+    assert_eq!(
+        sandbox["network"]["allowedDomains"],
+        json!(["crates.io", "*.npmjs.org"])
+    );
+    let check = &env.cms(&["doctor", "--json"]).json()["checks"]["sandbox"];
+    assert_eq!(check["status"], "ok", "{check:#}");
+    assert_eq!(check["writable"], json!([cache]));
+    assert_eq!(check["hosts"], json!(["crates.io", "*.npmjs.org"]));
+    assert!(
+        check["message"].as_str().unwrap().contains(&cache),
+        "{check:#}"
+    );
+}
+
+#[test]
+fn a_writable_folder_holding_the_repository_or_its_worktrees_is_refused() {
+    let env = TestEnv::new();
+    for (folder, what) in [
+        (env.root.clone(), "the repository's git dir"),
+        (env.common_dir().join("cms"), "the repository's git dir"),
+        (env.repo.join("src"), "the checkout"),
+    ] {
+        env.user_config(&format!(
+            "[safety]\nwritable = [{:?}]\n",
+            folder.display().to_string()
+        ));
+        let run = env.cms(&["task", "x", "-n", "t"]);
+        run.code(1);
+        assert!(
+            run.stderr.contains("safety.writable") && run.stderr.contains(what),
+            "{}: {}",
+            folder.display(),
+            run.stderr
+        );
+        assert!(!env.git_ok(&["rev-parse", "--verify", "cms/t"]));
+        let doctor = env.cms(&["doctor", "--json"]);
+        doctor.code(1);
+        assert_eq!(doctor.json()["checks"]["sandbox"]["status"], "failed");
+    }
+}

@@ -16,6 +16,7 @@ use crate::report::JSON_VERSION;
 use crate::safety::sandbox::{self, SandboxMode};
 use crate::session::find_claude;
 use crate::workspace::Workspace;
+use std::path::PathBuf;
 
 /// The Claude Code versions the test suite's `real_claude_` tests ran against; `.ci/run`
 /// installs the first one. claude's stream-json output changes between versions, so any other
@@ -94,6 +95,15 @@ pub fn cmd_doctor(ctx: &CommandContext, _args: DoctorArgs) -> Result<u8, Command
         Err(_) => Config::load(None).map_err(CommandError::from),
     };
     let sandbox_mode = config.as_ref().map(|c| c.sandbox).unwrap_or_default();
+    // What `[safety] writable` and `hosts` add to the sandbox, checked as a task's start does.
+    let reach = match (&workspace, &config) {
+        (Ok(ws), Ok(config)) => ws
+            .sandbox_writable(config)
+            .map(|writable| (writable, config.hosts.clone()))
+            .map_err(|err| err.to_string()),
+        (Err(_), Ok(config)) => Ok((config.writable.clone(), config.hosts.clone())),
+        (_, Err(_)) => Ok(Default::default()),
+    };
     let (config_check, claude_bin) = match config {
         Ok(config) => {
             let check = Check::new(
@@ -127,7 +137,7 @@ pub fn cmd_doctor(ctx: &CommandContext, _args: DoctorArgs) -> Result<u8, Command
         check_claude(&claude_bin),
         check_git(),
         config_check,
-        check_sandbox(sandbox_mode),
+        check_sandbox(sandbox_mode, reach),
         repository,
     ];
     if let Ok(ws) = &workspace {
@@ -254,7 +264,7 @@ fn check_trust(ws: &Workspace) -> Check {
 }
 
 /// Whether tasks' Bash can run in Claude Code's sandbox, and what the configuration asks.
-fn check_sandbox(mode: SandboxMode) -> Check {
+fn check_sandbox(mode: SandboxMode, reach: Result<(Vec<PathBuf>, Vec<String>), String>) -> Check {
     let available = sandbox::availability();
     let (level, message) = match (&available, mode) {
         (Ok(()), SandboxMode::Off) => (
@@ -279,10 +289,30 @@ fn check_sandbox(mode: SandboxMode) -> Check {
             format!("unavailable, and required: tasks will not start: {why}"),
         ),
     };
+    let (writable, hosts) = match reach {
+        Ok(reach) => reach,
+        Err(why) => {
+            return Check::new("sandbox", Level::Failed, why)
+                .detail("mode", mode.as_str())
+                .hint(
+                    "name a folder outside the repository and its worktrees in [safety] writable",
+                );
+        }
+    };
+    let writable: Vec<String> = writable.iter().map(|p| p.display().to_string()).collect();
+    let mut message = message;
+    if mode != SandboxMode::Off && !writable.is_empty() {
+        message.push_str(&format!("; also writes {}", writable.join(", ")));
+    }
+    if mode != SandboxMode::Off && !hosts.is_empty() {
+        message.push_str(&format!("; reaches {}", hosts.join(", ")));
+    }
     let check = Check::new("sandbox", level, message)
         .detail("mode", mode.as_str())
         .detail("available", available.is_ok())
-        .detail("reason", available.clone().err());
+        .detail("reason", available.clone().err())
+        .detail("writable", writable)
+        .detail("hosts", hosts);
     match (available, mode) {
         (Err(_), _) => check.hint(sandbox::INSTALL_HINT),
         (Ok(()), SandboxMode::Off) => {

@@ -153,6 +153,8 @@ struct McpLayer {
 struct SafetyLayer {
     protected: Option<Vec<String>>,
     sandbox: Option<String>,
+    writable: Option<Vec<String>>,
+    hosts: Option<Vec<String>>,
 }
 
 /// The effective settings.
@@ -172,6 +174,12 @@ pub struct Config {
     pub protected: Vec<String>,
     /// Whether tasks' Bash runs in Claude Code's sandbox.
     pub sandbox: SandboxMode,
+    /// `[safety] writable`: folders outside the worktree a sandboxed Bash may write too (a
+    /// package cache), absolute, added up across layers.
+    pub writable: Vec<PathBuf>,
+    /// `[safety] hosts`: domains a sandboxed Bash may reach through the sandbox's proxy (a
+    /// package registry), added up across layers.
+    pub hosts: Vec<String>,
     /// Run when a task ends, the task's JSON on its stdin (`[notify] command`).
     pub notify: Option<Vec<String>>,
     /// `[merge] check`: shell commands that must pass on a merge's result.
@@ -276,6 +284,8 @@ impl Config {
             mcp: McpCaps::default(),
             protected: Vec::new(),
             sandbox: SandboxMode::default(),
+            writable: Vec::new(),
+            hosts: Vec::new(),
             notify: None,
             merge_checks: Vec::new(),
             worktree: WorktreeSettings::default(),
@@ -487,6 +497,7 @@ impl Config {
                 .ok_or_else(|| invalid("safety.sandbox", mode, SandboxMode::EXPECTED.into()))?;
         }
         self.apply_mcp(layer.mcp, limits_set, from_repository, &invalid)?;
+        self.apply_sandbox_reach(layer.safety.writable, layer.safety.hosts, &invalid)?;
         for glob in layer.safety.protected.unwrap_or_default() {
             crate::safety::validate_glob(&glob)
                 .map_err(|r| invalid("safety.protected", glob.clone(), r))?;
@@ -594,6 +605,13 @@ impl Config {
             ignored.push("pool.size");
             layer.pool.size = None;
         }
+        // Loosening the sandbox: more folders to write, more hosts to reach.
+        if layer.safety.writable.take().is_some_and(|w| !w.is_empty()) {
+            ignored.push("safety.writable");
+        }
+        if layer.safety.hosts.take().is_some_and(|h| !h.is_empty()) {
+            ignored.push("safety.hosts");
+        }
         if let Some(checks) = layer.merge.check.take().filter(|c| !c.is_empty()) {
             ignored.push("merge.check (not run)");
             self.untrusted.checks = checks;
@@ -602,6 +620,35 @@ impl Config {
         self.untrusted
             .ignored
             .extend(ignored.into_iter().map(str::to_owned));
+    }
+
+    /// `[safety] writable` and `hosts`, added to the earlier layers'. An untrusted
+    /// repository's were taken out by [`Config::restrict`] before.
+    fn apply_sandbox_reach(
+        &mut self,
+        writable: Option<Vec<String>>,
+        hosts: Option<Vec<String>>,
+        invalid: &dyn Fn(&'static str, String, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        for path in writable.unwrap_or_default() {
+            let expanded = expand_home(&path, home.as_deref());
+            if !expanded.is_absolute() {
+                let reason = "expected an absolute path or one starting with ~/".to_owned();
+                return Err(invalid("safety.writable", path, reason));
+            }
+            if !self.writable.contains(&expanded) {
+                self.writable.push(expanded);
+            }
+        }
+        for host in hosts.unwrap_or_default() {
+            crate::safety::sandbox::validate_host(&host)
+                .map_err(|r| invalid("safety.hosts", host.clone(), r))?;
+            if !self.hosts.contains(&host) {
+                self.hosts.push(host);
+            }
+        }
+        Ok(())
     }
 
     /// `[mcp]` caps. In the user's file a cap not given follows the user's `[limits]`; a

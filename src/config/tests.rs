@@ -14,6 +14,8 @@ fn base() -> Config {
         mcp: McpCaps::default(),
         protected: Vec::new(),
         sandbox: SandboxMode::Auto,
+        writable: Vec::new(),
+        hosts: Vec::new(),
         notify: None,
         merge_checks: Vec::new(),
         worktree: WorktreeSettings::default(),
@@ -268,4 +270,58 @@ fn an_untrusted_repository_file_only_tightens_and_names_each_key_it_ignored() {
         (SandboxMode::Off, Preset::Full)
     );
     assert_eq!(trusted.untrusted.warning(), None);
+}
+
+#[test]
+fn the_users_writable_folders_and_hosts_add_up_and_an_untrusted_repositorys_are_ignored() {
+    let mut config = base();
+    config
+        .apply(
+            "[safety]\nwritable = [\"/cache/cargo\"]\nhosts = [\"crates.io\", \"*.crates.io\"]",
+            "user",
+            None,
+        )
+        .unwrap();
+    config
+        .apply(
+            "[safety]\nwritable = [\"/cache/npm\", \"/cache/cargo\"]\nhosts = [\"crates.io\"]",
+            "user",
+            None,
+        )
+        .unwrap();
+    assert_eq!(
+        config.writable,
+        [PathBuf::from("/cache/cargo"), PathBuf::from("/cache/npm")]
+    );
+    assert_eq!(config.hosts, ["crates.io", "*.crates.io"]);
+    // Loosening: a repository's ask waits for the user's trust.
+    config
+        .apply(
+            "[safety]\nwritable = [\"/etc\"]\nhosts = [\"evil.example\"]",
+            ".cms.toml",
+            Some(false),
+        )
+        .unwrap();
+    assert_eq!(config.writable.len(), 2);
+    assert_eq!(config.hosts.len(), 2);
+    assert_eq!(
+        config.untrusted.ignored,
+        ["safety.writable", "safety.hosts"]
+    );
+    // Trusted, they add up like the user's.
+    config
+        .apply("[safety]\nhosts = [\"pypi.org\"]", ".cms.toml", Some(true))
+        .unwrap();
+    assert_eq!(config.hosts, ["crates.io", "*.crates.io", "pypi.org"]);
+    for (text, key) in [
+        ("[safety]\nwritable = [\"relative/dir\"]", "safety.writable"),
+        ("[safety]\nhosts = [\"https://crates.io\"]", "safety.hosts"),
+        ("[safety]\nhosts = [\"crates.io:443\"]", "safety.hosts"),
+    ] {
+        let err = base().apply(text, "user", None).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Value { key: k, .. } if *k == key),
+            "{text}: {err}"
+        );
+    }
 }

@@ -305,6 +305,53 @@ pub fn settings(
     })
 }
 
+/// Widens a task's `sandbox` settings by the user's `[safety] writable` folders
+/// (`filesystem.allowWrite`) and `hosts` (`network.allowedDomains`, which the CLI's proxy
+/// lets Bash reach). cms's `denyWrite` still wins inside an allowed folder, and the callers
+/// have already refused a folder overlapping the repository or its worktrees
+/// (`Workspace::sandbox_writable`). A folder that does not exist is left out: the CLI would
+/// make it a mount point.
+pub fn widen(settings: &mut Value, writable: &[PathBuf], hosts: &[String]) {
+    if settings["enabled"] != Value::Bool(true) {
+        return;
+    }
+    let writable: Vec<String> = writable
+        .iter()
+        .filter(|p| p.is_dir())
+        .map(|p| p.display().to_string())
+        .collect();
+    if !writable.is_empty() {
+        // Added to what cms names there already (the task's own admin dir).
+        let allow = &mut settings["filesystem"]["allowWrite"];
+        if !allow.is_array() {
+            *allow = json!([]);
+        }
+        let allow = allow.as_array_mut().expect("made an array above");
+        allow.extend(writable.into_iter().map(Value::String));
+    }
+    if !hosts.is_empty() {
+        settings["network"] = json!({"allowedDomains": hosts});
+    }
+}
+
+/// Whether `host` is a domain the CLI's proxy can match: a name or a `*.` wildcard, no
+/// scheme, port or path.
+pub fn validate_host(host: &str) -> Result<(), String> {
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && !name.starts_with('.')
+        && !name.ends_with('.');
+    match valid {
+        true => Ok(()),
+        false => Err(
+            "expected a domain such as crates.io or *.npmjs.org (no scheme, port or path)".into(),
+        ),
+    }
+}
+
 /// Whether a sandboxed Bash runs without asking. Claude Code's default is yes, which would
 /// hand Bash to the presets that must not change anything.
 pub fn bash_auto_allowed(preset: Preset) -> bool {
@@ -403,6 +450,39 @@ mod tests {
         ] {
             assert_eq!(bash_rule(sandboxed, preset), None, "{preset}");
             assert_eq!(bash_policy(sandboxed, preset, &command), None, "{preset}");
+        }
+    }
+
+    #[test]
+    fn writable_folders_and_hosts_widen_only_a_sandbox_that_is_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().to_path_buf();
+        let missing = dir.path().join("missing");
+        let hosts = ["crates.io".to_owned()];
+        let admin = Path::new("/repo/.git/worktrees/t");
+        let mut on = settings(true, Preset::Edit, &[], Some(admin));
+        widen(&mut on, &[cache.clone(), missing], &hosts);
+        assert_eq!(
+            on["filesystem"]["allowWrite"],
+            json!([admin.display().to_string(), cache.display().to_string()])
+        );
+        assert_eq!(on["filesystem"]["denyWrite"], json!([]));
+        assert_eq!(on["network"], json!({"allowedDomains": ["crates.io"]}));
+        let mut off = settings(false, Preset::Edit, &[], None);
+        widen(&mut off, &[cache], &hosts);
+        assert_eq!(off, json!({"enabled": false}));
+        for host in ["crates.io", "*.npmjs.org", "pypi.org"] {
+            assert_eq!(validate_host(host), Ok(()), "{host}");
+        }
+        for host in [
+            "",
+            "https://pypi.org",
+            "pypi.org:443",
+            "pypi.org/simple",
+            "*",
+            "a b",
+        ] {
+            assert!(validate_host(host).is_err(), "{host}");
         }
     }
 

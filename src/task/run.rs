@@ -310,6 +310,11 @@ pub(super) fn session_settings(
         &bash_deny,
         private_dir.as_deref(),
     );
+    if record.safety.sandboxed {
+        let config = ws.config(Some(record.base))?;
+        let writable = ws.sandbox_writable(&config)?;
+        sandbox::widen(&mut settings["sandbox"], &writable, &config.hosts);
+    }
     let settings = super::project::with_project_settings(ws, record, settings)?;
     Ok((
         settings.to_string(),
