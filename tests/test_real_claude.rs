@@ -1352,3 +1352,40 @@ fn real_claude_without_a_writable_path_the_sandbox_refuses_the_write_to_cargo_ho
     );
     assert!(!cargo_home.join("probe").exists());
 }
+
+#[test]
+fn real_claude_sandboxed_bash_reaches_a_host_only_once_the_user_lists_it() {
+    let Some(claude) = real_claude("real_claude_sandboxed_bash_reaches_a_host_only_once_listed")
+    else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    // The fake API stands for a registry, reached by name through the sandbox's proxy (the
+    // sandbox's NO_PROXY would send localhost direct, where nothing listens).
+    let port = api.url.rsplit(':').next().unwrap().to_owned();
+    let fetch = format!(
+        "curl --noproxy '' -sS -m 20 -o /dev/null -w 'code=%{{http_code}}' \
+         http://localhost:{port}/v1/models; echo rc=$?"
+    );
+    for key in ["[closed]", "[open]"] {
+        api.route(key, vec![bash(fetch.clone()), Reply::text("fetched")]);
+    }
+    let mut results = Vec::new();
+    for (name, hosts) in [("closed", ""), ("open", "localhost")] {
+        if !hosts.is_empty() {
+            env.user_config(&format!("[safety]\nhosts = [{hosts:?}]\n"));
+        }
+        let prompt = format!("[{name}] fetch");
+        let run = env.cms_bounded(
+            &["task", "--json", &prompt, "--name", name, "-p", "edit"],
+            RUN_LIMIT,
+        );
+        let task = task_json(&run);
+        assert_eq!(task["safety"]["sandboxed"], true, "{task:#}");
+        assert_eq!(task["status"], "completed", "{task:#}");
+        results.extend(tool_results(&env, name));
+    }
+    // The proxy refuses a host nobody listed, and lets a listed one through.
+    assert_eq!(results, ["code=403rc=0", "code=200rc=0"]);
+}
