@@ -251,7 +251,9 @@ fn a_task_started_through_mcp_runs_detached_is_waited_for_with_progress_diffed_a
 
 #[test]
 fn a_task_waiting_on_a_permission_prompt_is_answered_through_task_answer() {
-    let env = TestEnv::new();
+    let mut env = TestEnv::new();
+    // A sandboxed `edit` task runs Bash without asking; `review` asks.
+    env.set_env("CMS_PRESET", "review");
     env.steps(json!([{"ask": {"bash": "echo ok > ran.txt"}}]));
     let mcp = Mcp::start(&env);
     // wait=true returns when the task waits for an answer, as `cms wait` does.
@@ -282,7 +284,9 @@ fn a_task_waiting_on_a_permission_prompt_is_answered_through_task_answer() {
 
 #[test]
 fn a_denial_through_task_answer_reaches_the_agent_with_its_message_and_is_audited() {
-    let env = TestEnv::new();
+    let mut env = TestEnv::new();
+    // A sandboxed `edit` task runs Bash without asking; `review` asks.
+    env.set_env("CMS_PRESET", "review");
     env.steps(json!([{"ask": {"bash": "echo ok > ran.txt"}}]));
     let mcp = Mcp::start(&env);
     mcp.ok(

@@ -18,7 +18,9 @@ fn top(env: &TestEnv, test: &str) -> Option<Terminal> {
 /// `cms top` showing a detached task `t` that waits for permission to run a Bash call.
 fn top_over_a_waiting_task(env: &TestEnv, test: &str) -> Option<(Terminal, String)> {
     env.steps(json!([{"ask": {"bash": "echo ok > ran.txt"}}]));
-    env.cms(&["task", "-d", "x", "-n", "t"]).success();
+    // `review` asks for Bash, which a sandboxed `edit` task runs without asking.
+    env.cms(&["task", "-d", "-p", "review", "x", "-n", "t"])
+        .success();
     env.until_status("t", "waiting");
     let term = top(env, test)?;
     let screen = term.wait_for("echo ok > ran.txt");
