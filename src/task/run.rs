@@ -360,6 +360,15 @@ pub(super) fn session_boundary(ws: &Workspace, record: &TaskRecord) -> Vec<std::
             .map_or(writable.paths.len(), |i| i + 1);
         writable.paths.insert(after_common, admin);
     }
+    // `[safety] writable`, as the Bash sandbox gets it (session_settings has refused a folder
+    // overlapping the repository already): Bash runs inside this boundary too.
+    if let Ok(config) = ws.config(Some(record.base))
+        && let Ok(extra) = ws.sandbox_writable(&config)
+    {
+        writable
+            .paths
+            .extend(extra.into_iter().filter(|p| p.is_dir()));
+    }
     safety::boundary::command(&writable)
 }
 
