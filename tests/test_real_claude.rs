@@ -1269,20 +1269,23 @@ fn small_crate(env: &TestEnv) {
     env.commit_all("a small crate");
 }
 
-#[test]
-fn real_claude_cargo_test_passes_in_a_sandboxed_task_given_a_writable_cargo_home() {
-    let Some(claude) = real_claude("real_claude_cargo_test_passes_in_a_sandboxed_task") else {
-        return;
-    };
+/// Runs `cargo test` on a small crate in a sandboxed `edit` task through one Bash call, with
+/// a `CARGO_HOME` of the test's own, listed in `[safety] writable` when `writable`; returns the
+/// environment (which holds the folders), the task's run and JSON, the call's result and that
+/// `CARGO_HOME`.
+fn cargo_test_task(test: &str, writable: bool) -> Option<(TestEnv, Run, Value, String, PathBuf)> {
+    let claude = real_claude(test)?;
     let api = FakeApi::start();
     let env = real_env(&claude, &api);
     small_crate(&env);
     let cargo_home = env.root.join("cargo-home");
     std::fs::create_dir_all(&cargo_home).unwrap();
-    env.user_config(&format!(
-        "[safety]\nwritable = [{:?}]\n",
-        cargo_home.display().to_string()
-    ));
+    if writable {
+        env.user_config(&format!(
+            "[safety]\nwritable = [{:?}]\n",
+            cargo_home.display().to_string()
+        ));
+    }
     api.route(
         "[rust]",
         vec![cargo_test_in(&cargo_home), Reply::text("tested")],
@@ -1301,14 +1304,23 @@ fn real_claude_cargo_test_passes_in_a_sandboxed_task_given_a_writable_cargo_home
     );
     let task = task_json(&run);
     assert_eq!(task["safety"]["sandboxed"], true, "{task:#}");
-    let results = tool_results(&env, "rust");
+    let mut results = tool_results(&env, "rust");
     assert_eq!(results.len(), 1, "{results:#?}");
+    Some((env, run, task, results.remove(0), cargo_home))
+}
+
+#[test]
+fn real_claude_cargo_test_passes_in_a_sandboxed_task_given_a_writable_cargo_home() {
+    let Some((_env, run, task, result, cargo_home)) =
+        cargo_test_task("real_claude_cargo_test_passes_in_a_sandboxed_task", true)
+    else {
+        return;
+    };
     assert!(
-        results[0].contains("test adds ... ok") && results[0].contains("rc=0"),
-        "{}",
-        results[0]
+        result.contains("test adds ... ok") && result.contains("rc=0"),
+        "{result}"
     );
-    assert!(results[0].ends_with("touch=0"), "{}", results[0]);
+    assert!(result.ends_with("touch=0"), "{result}");
     assert!(cargo_home.join("probe").exists());
     assert_eq!(task["status"], "completed", "{task:#}");
     run.success();
@@ -1316,39 +1328,15 @@ fn real_claude_cargo_test_passes_in_a_sandboxed_task_given_a_writable_cargo_home
 
 #[test]
 fn real_claude_without_a_writable_path_the_sandbox_refuses_the_write_to_cargo_home() {
-    let Some(claude) = real_claude("real_claude_without_a_writable_path_the_sandbox_refuses")
-    else {
+    let Some((_env, _, _, result, cargo_home)) = cargo_test_task(
+        "real_claude_without_a_writable_path_the_sandbox_refuses",
+        false,
+    ) else {
         return;
     };
-    let api = FakeApi::start();
-    let env = real_env(&claude, &api);
-    small_crate(&env);
-    let cargo_home = env.root.join("cargo-home");
-    std::fs::create_dir_all(&cargo_home).unwrap();
-    api.route(
-        "[rust]",
-        vec![cargo_test_in(&cargo_home), Reply::text("tested")],
-    );
-    let run = env.cms_bounded(
-        &[
-            "task",
-            "--json",
-            "[rust] test it",
-            "--name",
-            "rust",
-            "-p",
-            "edit",
-        ],
-        Duration::from_secs(240),
-    );
-    let task = task_json(&run);
-    assert_eq!(task["safety"]["sandboxed"], true, "{task:#}");
-    let results = tool_results(&env, "rust");
-    assert_eq!(results.len(), 1, "{results:#?}");
     assert!(
-        results[0].contains("Read-only file system") && results[0].ends_with("touch=1"),
-        "{}",
-        results[0]
+        result.contains("Read-only file system") && result.ends_with("touch=1"),
+        "{result}"
     );
     assert!(!cargo_home.join("probe").exists());
 }
