@@ -46,9 +46,7 @@ pub fn commit_all(
     trailers: &[(&str, &str)],
     leave_out: &[String],
 ) -> Result<Option<Oid>, GitError> {
-    let mut add = task.git();
-    add.args(["add", "--all"]);
-    run(add)?;
+    task.add_all(None, None)?;
     if !leave_out.is_empty() {
         let mut unstage = task.git();
         unstage
@@ -127,19 +125,11 @@ pub fn snapshot_tree(repo: &Repo, task: &TaskGit, leave_out: &[String]) -> Resul
             .args(args);
         run(cmd)
     };
-    let staged = match changed {
-        Some(paths) => {
-            let mut list = tempfile::NamedTempFile::new()?;
-            std::io::Write::write_all(&mut list, &paths.join(&0u8))?;
-            let from = format!("--pathspec-from-file={}", list.path().display());
-            with_index(&["add", "--all", "--pathspec-file-nul", &from])
-        }
-        None => with_index(&["add", "--all"]),
-    };
+    let staged = task.add_all(Some(temp.path()), changed.as_deref());
     // A listed path git would not take (a conflict deleted on one side, say) gets the whole
     // worktree staged instead: slower, never wrong.
     if staged.is_err() {
-        with_index(&["add", "--all"])?;
+        task.add_all(Some(temp.path()), None)?;
     }
     if !leave_out.is_empty() {
         let mut args = vec!["rm", "--cached", "-r", "-q", "--ignore-unmatch", "--"];

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::GitError;
-use super::cmd::git;
+use super::cmd::{git, run};
 use super::repo::canonical;
 
 /// What a command run in a task's worktree must never run from any config: the agent may have
@@ -170,6 +170,80 @@ impl TaskGit {
         cmd
     }
 
+    /// `git add --all` of `paths` (every path when `None`) into `index` (the admin dir's when
+    /// `None`), without git ever running inside a nested repository. For a gitlink already in
+    /// the index whose folder is there, `git add` runs `git status` inside that folder (whose
+    /// `.git` the agent can point at a git dir of its making, whose config names filters or an
+    /// fsmonitor), whatever `diff.ignoreSubmodules` says; so such gitlinks are left out of
+    /// git's add and staged at the commit cms reads from their HEAD itself
+    /// ([`nested_commit`]), or left as they are when it cannot. A new nested repository git
+    /// stages as a gitlink by reading its HEAD, without running anything in it.
+    pub fn add_all(&self, index: Option<&Path>, paths: Option<&[Vec<u8>]>) -> Result<(), GitError> {
+        let command = || {
+            let mut cmd = self.git();
+            if let Some(index) = index {
+                cmd.env("GIT_INDEX_FILE", index);
+            }
+            cmd
+        };
+        let mut list = command();
+        list.args(["ls-files", "--stage", "-z"]);
+        let listed = run(list)?;
+        let mut nested: Vec<(&[u8], Option<git2::Oid>)> = Vec::new();
+        for entry in listed.split(|b| *b == 0) {
+            // `<mode> <oid> <stage>\t<path>`
+            let Some(tab) = entry.iter().position(|b| *b == b'\t') else {
+                continue;
+            };
+            let path = &entry[tab + 1..];
+            if entry.starts_with(b"160000 ") && is_real_dir(&self.worktree.join(os(path))) {
+                nested.push((path, nested_commit(&self.worktree.join(os(path)))));
+            }
+        }
+        // Pathspecs from a file, each literal, so a listed path is never read as magic.
+        let mut specs: Vec<Vec<u8>> = match paths {
+            Some(paths) => paths
+                .iter()
+                .filter(|p| !nested.iter().any(|(n, _)| n == &p.as_slice()))
+                .map(|p| [b":(literal)".as_slice(), p].concat())
+                .collect(),
+            None => vec![b":(literal).".to_vec()],
+        };
+        if !specs.is_empty() {
+            specs.extend(
+                nested
+                    .iter()
+                    .map(|(n, _)| [b":(exclude,literal)".as_slice(), n].concat()),
+            );
+            let mut file = tempfile::NamedTempFile::new()?;
+            std::io::Write::write_all(&mut file, &specs.join(&0u8))?;
+            let mut add = command();
+            add.env_remove("GIT_LITERAL_PATHSPECS")
+                .args(["add", "--all", "--pathspec-file-nul"])
+                .arg(format!("--pathspec-from-file={}", file.path().display()));
+            run(add)?;
+        }
+        let known: Vec<String> = nested
+            .iter()
+            .filter_map(|(path, oid)| {
+                Some(format!(
+                    "160000,{},{}",
+                    (*oid)?,
+                    String::from_utf8_lossy(path)
+                ))
+            })
+            .collect();
+        if !known.is_empty() {
+            let mut update = command();
+            update.arg("update-index");
+            for info in &known {
+                update.args(["--cacheinfo", info]);
+            }
+            run(update)?;
+        }
+        Ok(())
+    }
+
     pub fn worktree(&self) -> &Path {
         &self.worktree
     }
@@ -178,6 +252,55 @@ impl TaskGit {
     pub fn admin_dir(&self) -> &Path {
         &self.admin_dir
     }
+}
+
+/// The commit a nested repository's HEAD names, read from its files with no git and no config:
+/// its `.git` (a folder, or a file naming one), `HEAD`, then the loose ref or `packed-refs`
+/// (of its common dir too, for a linked worktree). Every file must be a regular file (not a
+/// symlink, a FIFO or a device); `None` when anything is otherwise.
+pub fn nested_commit(folder: &Path) -> Option<git2::Oid> {
+    let dot_git = folder.join(".git");
+    let git_dir = if is_real_dir(&dot_git) {
+        dot_git
+    } else {
+        read_link_file(&dot_git)?
+    };
+    let common = read_path_file(&git_dir.join("commondir"), &git_dir);
+    let head = read_small(&git_dir.join("HEAD"))?;
+    let head = head.lines().next()?.trim_end();
+    let Some(name) = head.strip_prefix("ref: ") else {
+        return git2::Oid::from_str(head).ok();
+    };
+    if !name.starts_with("refs/") || name.split('/').any(|part| part == "..") {
+        return None;
+    }
+    let dirs = std::iter::once(git_dir).chain(common);
+    for dir in dirs {
+        if let Some(text) = read_small(&dir.join(name)) {
+            return git2::Oid::from_str(text.trim_end()).ok();
+        }
+        let packed = read_small(&dir.join("packed-refs")).unwrap_or_default();
+        for line in packed.lines() {
+            if let Some((oid, refname)) = line.split_once(' ')
+                && refname == name
+            {
+                return git2::Oid::from_str(oid).ok();
+            }
+        }
+    }
+    None
+}
+
+/// A regular file's text, if it is one (`lstat`: no symlink, FIFO or device is read).
+fn read_small(file: &Path) -> Option<String> {
+    if !file.symlink_metadata().ok()?.is_file() {
+        return None;
+    }
+    std::fs::read_to_string(file).ok()
+}
+
+fn os(path: &[u8]) -> &std::ffi::OsStr {
+    std::os::unix::ffi::OsStrExt::from_bytes(path)
 }
 
 /// Whether `path` is a folder and not a symlink to one.
@@ -309,5 +432,73 @@ mod tests {
         std::fs::remove_file(wt.join(".git")).unwrap();
         std::os::unix::fs::symlink(admin.join("gitdir"), wt.join(".git")).unwrap();
         assert!(what(TaskGit::open(&common, &wt)).contains("not the file git wrote"));
+    }
+
+    /// A nested repository `sub` in `wt` with a commit, whose config names a clean filter and
+    /// an fsmonitor that would leave `marker`, its file then touched so git would rehash it.
+    fn plant_nested(wt: &Path, marker: &Path) -> git2::Oid {
+        let sub = wt.join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        git_ok(&sub, &["init", "-q"]);
+        std::fs::write(sub.join(".gitattributes"), "x filter=evil\n").unwrap();
+        std::fs::write(sub.join("x"), "hi\n").unwrap();
+        git_ok(&sub, &["add", "."]);
+        git_ok(&sub, &["commit", "-q", "-m", "s"]);
+        arm(&sub, marker);
+        let head = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&sub)
+            .args(["rev-parse", "HEAD"])
+            .output()
+            .unwrap();
+        git2::Oid::from_str(String::from_utf8_lossy(&head.stdout).trim()).unwrap()
+    }
+
+    fn arm(sub: &Path, marker: &Path) {
+        let run = format!("sh -c 'touch {}; cat'", marker.display());
+        git_ok(sub, &["config", "filter.evil.clean", &run]);
+        git_ok(sub, &["config", "core.fsmonitor", &run]);
+    }
+
+    #[test]
+    fn staging_a_worktree_never_runs_git_inside_a_nested_repository() {
+        let (dir, common, wt) = setup();
+        let marker = dir.path().join("marker");
+        let first = plant_nested(&wt, &marker);
+        assert_eq!(nested_commit(&wt.join("sub")), Some(first));
+        let task = TaskGit::open(&common, &wt).unwrap();
+        // New: git stages it as a gitlink from its HEAD.
+        task.add_all(None, None).unwrap();
+        git_ok(&wt, &["commit", "-q", "-m", "sub"]);
+        // Tracked, its file's stat changed and a new commit made: plain `git add --all` would
+        // run `git status` inside it, and so the filter.
+        let sub = wt.join("sub");
+        std::fs::write(sub.join("y"), "y\n").unwrap();
+        git_ok(&sub, &["config", "--unset-all", "filter.evil.clean"]);
+        git_ok(&sub, &["config", "--unset-all", "core.fsmonitor"]);
+        git_ok(&sub, &["add", "y"]);
+        git_ok(&sub, &["commit", "-q", "-m", "y"]);
+        arm(&sub, &marker);
+        std::fs::write(sub.join("x"), "hi\n").unwrap();
+        let second = nested_commit(&sub).unwrap();
+        assert_ne!(second, first);
+        assert!(!marker.exists(), "the setup itself ran the filter");
+        std::fs::write(wt.join("top"), "t\n").unwrap();
+        task.add_all(None, None).unwrap();
+        let index = task
+            .git()
+            .args(["ls-files", "--stage"])
+            .output()
+            .unwrap()
+            .stdout;
+        let index = String::from_utf8_lossy(&index);
+        assert!(
+            index.contains(&format!("160000 {second} 0\tsub")),
+            "{index}"
+        );
+        assert!(index.contains("\ttop"), "{index}");
+        let listed = [b"sub".to_vec(), b"top".to_vec()];
+        task.add_all(None, Some(&listed)).unwrap();
+        assert!(!marker.exists(), "git ran inside the nested repository");
     }
 }
