@@ -864,3 +864,101 @@ fn bash_replacing_its_admin_dir_with_a_look_alike_is_caught_and_no_git_of_cms_ru
 fn bash_replacing_its_admin_dir_with_a_symlink_is_caught_and_no_git_of_cms_runs_its_config() {
     admin_swap_never_runs_the_payload(AdminSwap::Symlink);
 }
+
+/// A shell line that makes `sub/` a nested repository the task's index tracks as a gitlink,
+/// then arms it: its config names a clean filter, a process filter and an fsmonitor, all a
+/// payload that appends a line to `marker`, and its files' times change so that any git
+/// looking for changes inside it rehashes them through the filters.
+fn nested_repo(marker: &std::path::Path) -> String {
+    "mkdir -p sub && cd sub && git init -q && printf 'a filter=c\\nb filter=p\\n' > .gitattributes \
+     && echo a > a && echo b > b && git add . \
+     && git -c user.name=a -c user.email=a@example.com commit -qm s && cd .. && git add sub \
+     && P=$PWD/.payload && printf '#!/bin/sh\\necho pwned >> %MARKER%\\ncat\\n' > $P \
+     && chmod +x $P && git -C sub config filter.c.clean $P && git -C sub config filter.p.process $P \
+     && git -C sub config core.fsmonitor $P && touch -d 2001-01-01 sub/a sub/b"
+        .replace("%MARKER%", &marker.display().to_string())
+}
+
+/// A nested repository's commit as its HEAD says, read with git inside it (the test's own).
+fn nested_head(worktree: &std::path::Path) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(worktree.join("sub"))
+        .args(["-c", "core.fsmonitor=false", "rev-parse", "HEAD"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn a_nested_repository_in_a_task_is_committed_by_its_commit_and_no_git_of_cms_runs_inside_it() {
+    let env = TestEnv::new();
+    let marker = env.root.join("pwned");
+    let (run, task) = attack(&env, "nester", json!([{"bash": nested_repo(&marker)}]));
+    not_blamed(&run, &task);
+    assert!(
+        !marker.exists(),
+        "the session's end ran git inside the nested repository"
+    );
+    let worktree = std::path::PathBuf::from(task["worktree"].as_str().unwrap());
+    let head = nested_head(&worktree);
+    assert!(
+        env.git(&["ls-tree", "cms/nester", "sub"])
+            .starts_with(&format!("160000 commit {head}")),
+    );
+    env.cms(&["diff", "nester"]).success();
+    assert!(
+        !marker.exists(),
+        "cms diff ran git inside the nested repository"
+    );
+    // The follow-up moves the nested repository to a new commit and touches its files again:
+    // its session's end commits the gitlink, already tracked, at that commit.
+    // (Its config set aside meanwhile: the agent's own git would run the payload.)
+    env.steps(
+        json!([{"bash": "cd sub && mv .git/config .git/config.x && git init -q \
+        && echo c > c && git add c && git -c user.name=a -c user.email=a@example.com \
+           commit -qm c && mv .git/config.x .git/config && touch -d 2002-02-02 a b \
+        && cd .. && echo top > top"}]),
+    );
+    env.cms(&["continue", "nester", "go on"]).success();
+    assert!(
+        !marker.exists(),
+        "cms continue ran git inside the nested repository"
+    );
+    let moved = nested_head(&worktree);
+    assert_ne!(moved, head);
+    assert!(
+        env.git(&["ls-tree", "cms/nester", "sub"])
+            .starts_with(&format!("160000 commit {moved}")),
+    );
+    assert!(env.git_ok(&["cat-file", "-e", "cms/nester:top"]));
+    // Plain git in the worktree runs the payload: only cms's own git keeps it from running.
+    let _ = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&worktree)
+        .args(["add", "--all", "--dry-run"])
+        .output();
+    assert!(marker.exists(), "the nested repository is not armed");
+    std::fs::remove_file(&marker).unwrap();
+    env.cms(&["merge", "nester"]).success();
+    assert!(
+        !marker.exists(),
+        "cms merge ran git inside the nested repository"
+    );
+    assert!(
+        env.git(&["ls-tree", "main", "sub"])
+            .starts_with(&format!("160000 commit {moved}")),
+    );
+
+    let (run, task) = attack(&env, "nester2", json!([{"bash": nested_repo(&marker)}]));
+    not_blamed(&run, &task);
+    assert!(
+        !marker.exists(),
+        "the session's end ran git inside the nested repository"
+    );
+    env.cms(&["discard", "nester2", "--force"]).success();
+    assert!(
+        !marker.exists(),
+        "cms discard ran git inside the nested repository"
+    );
+}
