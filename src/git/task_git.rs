@@ -171,13 +171,14 @@ impl TaskGit {
     }
 
     /// `git add --all` of `paths` (every path when `None`) into `index` (the admin dir's when
-    /// `None`), without git ever running inside a nested repository. For a gitlink already in
-    /// the index whose folder is there, `git add` runs `git status` inside that folder (whose
-    /// `.git` the agent can point at a git dir of its making, whose config names filters or an
-    /// fsmonitor), whatever `diff.ignoreSubmodules` says; so such gitlinks are left out of
-    /// git's add and staged at the commit cms reads from their HEAD itself
-    /// ([`nested_commit`]), or left as they are when it cannot. A new nested repository git
-    /// stages as a gitlink by reading its HEAD, without running anything in it.
+    /// `None`), without git ever running inside a nested repository or reading its config. For
+    /// a gitlink of the index whose folder is there, `git add` runs `git status` inside that
+    /// folder (whose `.git` the agent can point at a git dir of its making, whose config names
+    /// filters or an fsmonitor), whatever `diff.ignoreSubmodules` says; for a new nested
+    /// repository it reads that config, includes and all. So every nested repository is left
+    /// out of git's add and staged as a gitlink at the commit cms reads from its HEAD itself
+    /// ([`nested_commit`]); when it cannot, a tracked one stays as the index has it and a new
+    /// one is not staged.
     pub fn add_all(&self, index: Option<&Path>, paths: Option<&[Vec<u8>]>) -> Result<(), GitError> {
         let command = || {
             let mut cmd = self.git();
@@ -186,25 +187,36 @@ impl TaskGit {
             }
             cmd
         };
-        let mut list = command();
-        list.args(["ls-files", "--stage", "-z"]);
-        let listed = run(list)?;
-        let mut nested: Vec<(&[u8], Option<git2::Oid>)> = Vec::new();
-        for entry in listed.split(|b| *b == 0) {
-            // `<mode> <oid> <stage>\t<path>`
-            let Some(tab) = entry.iter().position(|b| *b == b'\t') else {
-                continue;
-            };
-            let path = &entry[tab + 1..];
-            if entry.starts_with(b"160000 ") && is_real_dir(&self.worktree.join(os(path))) {
-                nested.push((path, nested_commit(&self.worktree.join(os(path)))));
+        let mut nested: Vec<Vec<u8>> = Vec::new();
+        // Gitlinks of the index: `<mode> <oid> <stage>\t<path>`.
+        let mut tracked = command();
+        tracked.args(["ls-files", "--stage", "-z"]);
+        for entry in run(tracked)?.split(|b| *b == 0) {
+            if let Some(tab) = entry.iter().position(|b| *b == b'\t')
+                && entry.starts_with(b"160000 ")
+                && is_real_dir(&self.worktree.join(os(&entry[tab + 1..])))
+            {
+                nested.push(entry[tab + 1..].to_vec());
             }
         }
+        // New ones: git lists an untracked nested repository as a folder (`sub/`), having
+        // read only its `HEAD` to know it for one.
+        let mut untracked = command();
+        untracked.args(["ls-files", "--others", "--exclude-standard", "-z"]);
+        for entry in run(untracked)?.split(|b| *b == 0) {
+            if let Some(path) = entry.strip_suffix(b"/") {
+                nested.push(path.to_vec());
+            }
+        }
+        let is_nested = |p: &[u8]| {
+            let p = p.strip_suffix(b"/").unwrap_or(p);
+            nested.iter().any(|n| n == p)
+        };
         // Pathspecs from a file, each literal, so a listed path is never read as magic.
         let mut specs: Vec<Vec<u8>> = match paths {
             Some(paths) => paths
                 .iter()
-                .filter(|p| !nested.iter().any(|(n, _)| n == &p.as_slice()))
+                .filter(|p| !is_nested(p))
                 .map(|p| [b":(literal)".as_slice(), p].concat())
                 .collect(),
             None => vec![b":(literal).".to_vec()],
@@ -213,7 +225,7 @@ impl TaskGit {
             specs.extend(
                 nested
                     .iter()
-                    .map(|(n, _)| [b":(exclude,literal)".as_slice(), n].concat()),
+                    .map(|n| [b":(exclude,literal)".as_slice(), n].concat()),
             );
             let mut file = tempfile::NamedTempFile::new()?;
             std::io::Write::write_all(&mut file, &specs.join(&0u8))?;
@@ -225,17 +237,14 @@ impl TaskGit {
         }
         let known: Vec<String> = nested
             .iter()
-            .filter_map(|(path, oid)| {
-                Some(format!(
-                    "160000,{},{}",
-                    (*oid)?,
-                    String::from_utf8_lossy(path)
-                ))
+            .filter_map(|path| {
+                let commit = nested_commit(&self.worktree.join(os(path)))?;
+                Some(format!("160000,{commit},{}", String::from_utf8_lossy(path)))
             })
             .collect();
         if !known.is_empty() {
             let mut update = command();
-            update.arg("update-index");
+            update.args(["update-index", "--add"]);
             for info in &known {
                 update.args(["--cacheinfo", info]);
             }
@@ -467,9 +476,34 @@ mod tests {
         let first = plant_nested(&wt, &marker);
         assert_eq!(nested_commit(&wt.join("sub")), Some(first));
         let task = TaskGit::open(&common, &wt).unwrap();
-        // New: git stages it as a gitlink from its HEAD.
+        // New, its config including a FIFO: git's own add would read it and wait forever.
+        let fifo = dir.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let config = wt.join("sub/.git/config");
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(
+            &config,
+            format!("{text}[include]\n\tpath = {}\n", fifo.display()),
+        )
+        .unwrap();
         task.add_all(None, None).unwrap();
-        git_ok(&wt, &["commit", "-q", "-m", "sub"]);
+        std::fs::write(&config, text).unwrap();
+        git_ok(
+            &wt,
+            &["-c", "core.fsmonitor=false", "commit", "-q", "-m", "sub"],
+        );
+        let staged = task
+            .git()
+            .args(["ls-files", "--stage", "sub"])
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&staged.stdout).starts_with(&format!("160000 {first}")));
         // Tracked, its file's stat changed and a new commit made: plain `git add --all` would
         // run `git status` inside it, and so the filter.
         let sub = wt.join("sub");
