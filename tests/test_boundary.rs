@@ -869,7 +869,7 @@ fn bash_replacing_its_admin_dir_with_a_symlink_is_caught_and_no_git_of_cms_runs_
 /// then arms it: its config names a clean filter, a process filter and an fsmonitor, all a
 /// payload that appends a line to `marker`, and its files' times change so that any git
 /// looking for changes inside it rehashes them through the filters.
-fn nested_repo(marker: &std::path::Path) -> String {
+pub(crate) fn nested_repo(marker: &std::path::Path) -> String {
     "mkdir -p sub && cd sub && git init -q && printf 'a filter=c\\nb filter=p\\n' > .gitattributes \
      && echo a > a && echo b > b && git add . \
      && git -c user.name=a -c user.email=a@example.com commit -qm s && cd .. && git add sub \

@@ -1029,3 +1029,39 @@ fn real_claude_planting_a_symlink_among_the_admin_dirs_is_caught_and_no_prune_fo
         "a prune emptied the folder the link pointed at"
     );
 }
+
+/// A session that makes a nested repository armed with filters and an fsmonitor (see
+/// [`crate::test_boundary::nested_repo`]): its sandboxed Bash may, it is the task's own
+/// folder, and cms commits it as a gitlink without ever running git inside it, so the payload
+/// never runs through the session's end, diff, continue and merge.
+#[test]
+fn real_claude_a_nested_repository_armed_with_filters_never_runs_them_through_cms() {
+    let Some(arena) = arena("real_claude_a_nested_repository_armed_with_filters") else {
+        return;
+    };
+    let env = &arena.env;
+    let marker = env.root.join("pwned");
+    let attack = arena.attack("nester", &[crate::test_boundary::nested_repo(&marker)], &[]);
+    attack.ran(0);
+    attack.clean();
+    assert!(!marker.exists(), "the session's end ran the payload");
+    assert!(
+        env.git(&["ls-tree", "cms/nester", "sub"])
+            .starts_with("160000 commit ")
+    );
+    env.cms(&["diff", "nester"]).success();
+    assert!(!marker.exists(), "cms diff ran the payload");
+    arena.api.route("[nester again]", vec![Reply::text("done")]);
+    let follow_up = env.cms_bounded(
+        &["continue", "nester", "[nester again] go on", "--json"],
+        RUN_LIMIT,
+    );
+    assert_eq!(task_json(&follow_up)["name"], "nester");
+    assert!(!marker.exists(), "cms continue ran the payload");
+    env.cms(&["merge", "nester"]).success();
+    assert!(!marker.exists(), "cms merge ran the payload");
+    assert!(
+        env.git(&["ls-tree", "main", "sub"])
+            .starts_with("160000 commit ")
+    );
+}
