@@ -227,3 +227,94 @@ fn real_claude_an_untrusted_cms_toml_cannot_turn_the_sandbox_off_or_run_its_setu
         run.stderr
     );
 }
+
+/// The agents of the `system/init` events in the task's transcript, one list per session.
+fn init_agents(env: &TestEnv, task: &str) -> Vec<Vec<String>> {
+    let raw = env.cms(&["logs", "--raw", task]);
+    raw.success()
+        .stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["type"] == "system" && event["subtype"] == "init")
+        .map(|event| {
+            event["agents"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no agents in {event}"))
+                .iter()
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn real_claude_a_trusted_repositorys_committed_agents_load_and_a_task_written_one_never_does() {
+    let Some(claude) = real_claude("real_claude_a_trusted_repositorys_committed_agents") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    let agent = |name: &str| {
+        format!(
+            "---\nname: {name}\ndescription: Reviews code\ntools: Read, Grep\n---\nYou review.\n"
+        )
+    };
+    env.write(".claude/agents/reviewer.md", &agent("reviewer"));
+    env.commit_all("the project's reviewer");
+    // The same bytes the task will write, left untracked in the checkout, so the trust record
+    // covers them: only reading from the base commit keeps the task's copy out.
+    env.write(".claude/agents/planted.md", &agent("planted"));
+    api.route("[agents]", vec![Reply::text("one done")]);
+    let run = env.cms_bounded(
+        &["task", "--json", "[agents] one", "--name", "one"],
+        RUN_LIMIT,
+    );
+    assert_eq!(task_json(&run)["status"], "completed");
+    let sessions = init_agents(&env, "one");
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert!(
+        !sessions[0].iter().any(|a| a == "reviewer"),
+        "an untrusted agent loaded: {sessions:?}"
+    );
+
+    env.trust();
+    api.route(
+        "[trusted]",
+        vec![
+            // Unsandboxed (the user's --sandbox off), Bash can write the worktree's `.claude/`.
+            bash(format!(
+                "mkdir -p .claude/agents && cat > .claude/agents/planted.md <<'EOF'\n{}EOF",
+                agent("planted")
+            )),
+            Reply::text("planted"),
+            Reply::text("again"),
+        ],
+    );
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[trusted] two",
+            "--name",
+            "two",
+            "--sandbox",
+            "off",
+        ],
+        RUN_LIMIT,
+    );
+    task_json(&run);
+    let run = env.cms_bounded(&["continue", "--json", "two", "again"], RUN_LIMIT);
+    task_json(&run);
+    let sessions = init_agents(&env, "two");
+    assert_eq!(sessions.len(), 2, "{sessions:?}");
+    for agents in &sessions {
+        assert!(
+            agents.iter().any(|a| a == "reviewer"),
+            "the trusted agent did not load: {sessions:?}"
+        );
+        assert!(
+            !agents.iter().any(|a| a == "planted"),
+            "the task's own agent loaded: {sessions:?}"
+        );
+    }
+}
