@@ -318,3 +318,58 @@ fn real_claude_a_trusted_repositorys_committed_agents_load_and_a_task_written_on
         );
     }
 }
+
+#[test]
+fn real_claude_a_trusted_agents_frontmatter_hooks_run_inside_the_boundary() {
+    let Some(claude) = real_claude("real_claude_a_trusted_agents_frontmatter_hooks") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    let escape = env.root.join("agent-hook-escaped");
+    // The hook leaves a marker in the worktree (committed to the task's branch) and tries one
+    // outside it, which the outer boundary must stop.
+    let agent = format!(
+        "---\nname: xagent\ndescription: does x\nhooks:\n  PreToolUse:\n    - matcher: \"*\"\n      hooks:\n        - type: command\n          command: \"touch agent-hook-ran; touch {}\"\n---\nRun what you are told.\n",
+        escape.display()
+    );
+    env.write(".claude/agents/x.md", &agent);
+    env.commit_all("the project's agent");
+    env.trust();
+    api.route(
+        "[sub]",
+        vec![bash("echo sub".to_owned()), Reply::text("sub done")],
+    );
+    api.route(
+        "[call]",
+        vec![
+            Reply::tool(
+                "Agent",
+                json!({"subagent_type": "xagent", "prompt": "[sub] run it", "description": "x"}),
+            ),
+            Reply::text("called"),
+        ],
+    );
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[call] go",
+            "--name",
+            "call",
+            "-p",
+            "full",
+        ],
+        RUN_LIMIT,
+    );
+    let task = task_json(&run);
+    assert_eq!(task["status"], "completed", "{task:#}");
+    assert!(
+        env.git_ok(&["cat-file", "-e", "cms/call:agent-hook-ran"]),
+        "the trusted agent's hook did not run"
+    );
+    assert!(
+        !escape.exists(),
+        "the agent's hook wrote outside the boundary"
+    );
+}
