@@ -9,7 +9,7 @@
 //! (`cms trust`), the settings, MCP servers and agents of the task's base commit, never of
 //! its worktree. docs/architecture.md has the table of which flag covers what.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -25,6 +25,10 @@ const PROJECT_SETTINGS: &str = ".claude/settings.json";
 const PROJECT_MCP: &str = ".mcp.json";
 /// The project's subagents, read from the base commit when trusted.
 const PROJECT_AGENTS: &str = ".claude/agents";
+/// The project's skills and commands, read from the base commit when trusted and given to
+/// claude as a plugin of this name (so `/project:<name>`).
+const PROJECT_PLUGIN: &str = "project";
+const PLUGIN_PARTS: [&str; 2] = [".claude/skills", ".claude/commands"];
 /// The frontmatter keys `--agents` takes besides `description` and `prompt` (Claude Code
 /// 2.1.197's schema for it); `name` is the object's key, and the rest (`color`) is dropped.
 const AGENT_KEYS: &[&str] = &[
@@ -60,6 +64,9 @@ pub(super) fn claude_args(ws: &Workspace, record: &TaskRecord) -> Result<Vec<Str
     args.push("--strict-mcp-config".to_owned());
     if let Some(agents) = trusted_agents(ws, record, &trust) {
         args.push(format!("--agents={agents}"));
+    }
+    if let Some(dir) = trusted_plugin(ws, record, &trust) {
+        args.push(format!("--plugin-dir={}", dir.display()));
     }
     if let Some(text) = instructions(&record.worktree) {
         // The `=` form, so a file that starts with `-` is not read as a flag.
@@ -145,6 +152,54 @@ fn trusted_agents(ws: &Workspace, record: &TaskRecord, trust: &Trust) -> Option<
         }
     }
     (!agents.is_empty()).then_some(Value::Object(agents))
+}
+
+/// The base commit's trusted `.claude/skills` and `.claude/commands`, written afresh for this
+/// session as a plugin in the store (read-only to every sandboxed session, unlike the
+/// worktree and the temp dir); `None` when there are none, or with a warning when they
+/// cannot be written.
+fn trusted_plugin(ws: &Workspace, record: &TaskRecord, trust: &Trust) -> Option<PathBuf> {
+    let dir = ws.store.root().join("plugins").join(record.name.as_str());
+    let files: Vec<_> = PLUGIN_PARTS
+        .iter()
+        .flat_map(|part| ws.repo.files_at_commit(record.base, part))
+        .filter(|(path, bytes)| trust.covers(path, bytes))
+        .collect();
+    let write = || -> std::io::Result<bool> {
+        match std::fs::remove_dir_all(&dir) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
+            _ => {}
+        }
+        if files.is_empty() {
+            return Ok(false);
+        }
+        for (path, bytes) in &files {
+            let relative = Path::new(path.strip_prefix(".claude/").unwrap_or(path));
+            if !relative
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+            {
+                continue;
+            }
+            let at = dir.join(relative);
+            std::fs::create_dir_all(at.parent().unwrap_or(&dir))?;
+            std::fs::write(at, bytes)?;
+        }
+        std::fs::create_dir_all(dir.join(".claude-plugin"))?;
+        let manifest = serde_json::json!({"name": PROJECT_PLUGIN});
+        std::fs::write(dir.join(".claude-plugin/plugin.json"), manifest.to_string())?;
+        Ok(true)
+    };
+    match write() {
+        Ok(written) => written.then_some(dir),
+        Err(err) => {
+            eprintln!(
+                "cms: warning: the project's skills and commands are not loaded: {}: {err}",
+                dir.display()
+            );
+            None
+        }
+    }
 }
 
 /// An agent file's name and its `--agents` definition: the YAML frontmatter's keys, the body
