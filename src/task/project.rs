@@ -6,8 +6,8 @@
 //! agent itself for its next session. cms passes `--setting-sources user` (the user's own
 //! `~/.claude` only) and `--strict-mcp-config`, which shut all of that out, and gives back
 //! what may come in: the project's instructions (`CLAUDE.md`), and, once the user trusts them
-//! (`cms trust`), the settings, MCP servers and agents of the task's base commit, never of
-//! its worktree. docs/architecture.md has the table of which flag covers what.
+//! (`cms trust`), the settings, MCP servers, agents, skills and commands of the task's base
+//! commit, never of its worktree. docs/architecture.md has the table of which flag covers what.
 
 use std::path::{Path, PathBuf};
 
