@@ -227,3 +227,230 @@ fn real_claude_an_untrusted_cms_toml_cannot_turn_the_sandbox_off_or_run_its_setu
         run.stderr
     );
 }
+
+/// The agents of the `system/init` events in the task's transcript, one list per session.
+fn init_agents(env: &TestEnv, task: &str) -> Vec<Vec<String>> {
+    init_list(env, task, "agents")
+}
+
+/// The `key` list of the `system/init` events in the task's transcript, one per session.
+fn init_list(env: &TestEnv, task: &str, key: &str) -> Vec<Vec<String>> {
+    let raw = env.cms(&["logs", "--raw", task]);
+    raw.success()
+        .stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["type"] == "system" && event["subtype"] == "init")
+        .map(|event| {
+            event[key]
+                .as_array()
+                .unwrap_or_else(|| panic!("no {key} in {event}"))
+                .iter()
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn real_claude_a_trusted_repositorys_committed_agents_load_and_a_task_written_one_never_does() {
+    let Some(claude) = real_claude("real_claude_a_trusted_repositorys_committed_agents") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    let agent = |name: &str| {
+        format!(
+            "---\nname: {name}\ndescription: Reviews code\ntools: Read, Grep\n---\nYou review.\n"
+        )
+    };
+    env.write(".claude/agents/reviewer.md", &agent("reviewer"));
+    env.commit_all("the project's reviewer");
+    // The same bytes the task will write, left untracked in the checkout, so the trust record
+    // covers them: only reading from the base commit keeps the task's copy out.
+    env.write(".claude/agents/planted.md", &agent("planted"));
+    api.route("[agents]", vec![Reply::text("one done")]);
+    let run = env.cms_bounded(
+        &["task", "--json", "[agents] one", "--name", "one"],
+        RUN_LIMIT,
+    );
+    assert_eq!(task_json(&run)["status"], "completed");
+    let sessions = init_agents(&env, "one");
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert!(
+        !sessions[0].iter().any(|a| a == "reviewer"),
+        "an untrusted agent loaded: {sessions:?}"
+    );
+
+    env.trust();
+    api.route(
+        "[trusted]",
+        vec![
+            // Unsandboxed (the user's --sandbox off), Bash can write the worktree's `.claude/`.
+            bash(format!(
+                "mkdir -p .claude/agents && cat > .claude/agents/planted.md <<'EOF'\n{}EOF",
+                agent("planted")
+            )),
+            Reply::text("planted"),
+            Reply::text("again"),
+        ],
+    );
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[trusted] two",
+            "--name",
+            "two",
+            "--sandbox",
+            "off",
+        ],
+        RUN_LIMIT,
+    );
+    task_json(&run);
+    let run = env.cms_bounded(&["continue", "--json", "two", "again"], RUN_LIMIT);
+    task_json(&run);
+    let sessions = init_agents(&env, "two");
+    assert_eq!(sessions.len(), 2, "{sessions:?}");
+    for agents in &sessions {
+        assert!(
+            agents.iter().any(|a| a == "reviewer"),
+            "the trusted agent did not load: {sessions:?}"
+        );
+        assert!(
+            !agents.iter().any(|a| a == "planted"),
+            "the task's own agent loaded: {sessions:?}"
+        );
+    }
+}
+
+#[test]
+fn real_claude_a_trusted_agents_frontmatter_hooks_run_inside_the_boundary() {
+    let Some(claude) = real_claude("real_claude_a_trusted_agents_frontmatter_hooks") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    let escape = env.root.join("agent-hook-escaped");
+    // The hook leaves a marker in the worktree (committed to the task's branch) and tries one
+    // outside it, which the outer boundary must stop.
+    let agent = format!(
+        "---\nname: xagent\ndescription: does x\nhooks:\n  PreToolUse:\n    - matcher: \"*\"\n      hooks:\n        - type: command\n          command: \"touch agent-hook-ran; touch {}\"\n---\nRun what you are told.\n",
+        escape.display()
+    );
+    env.write(".claude/agents/x.md", &agent);
+    env.commit_all("the project's agent");
+    env.trust();
+    api.route(
+        "[sub]",
+        vec![bash("echo sub".to_owned()), Reply::text("sub done")],
+    );
+    api.route(
+        "[call]",
+        vec![
+            Reply::tool(
+                "Agent",
+                json!({"subagent_type": "xagent", "prompt": "[sub] run it", "description": "x"}),
+            ),
+            Reply::text("called"),
+        ],
+    );
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[call] go",
+            "--name",
+            "call",
+            "-p",
+            "full",
+        ],
+        RUN_LIMIT,
+    );
+    let task = task_json(&run);
+    assert_eq!(task["status"], "completed", "{task:#}");
+    assert!(
+        env.git_ok(&["cat-file", "-e", "cms/call:agent-hook-ran"]),
+        "the trusted agent's hook did not run"
+    );
+    assert!(
+        !escape.exists(),
+        "the agent's hook wrote outside the boundary"
+    );
+}
+
+#[test]
+fn real_claude_a_trusted_repositorys_committed_skills_and_commands_load_as_project_and_a_task_written_one_never_does()
+ {
+    let Some(claude) = real_claude("real_claude_a_trusted_repositorys_committed_skills") else {
+        return;
+    };
+    let api = FakeApi::start();
+    let env = real_env(&claude, &api);
+    let command = "---\ndescription: says hello\n---\nSay hello.\n";
+    env.write(".claude/commands/hello.md", command);
+    env.write(
+        ".claude/skills/sk/SKILL.md",
+        "---\nname: sk\ndescription: a skill\n---\nDo sk.\n",
+    );
+    env.commit_all("the project's command and skill");
+    // Trusted bytes at a path the base commit lacks: only the base commit keeps it out.
+    env.write(".claude/commands/planted.md", command);
+    api.route("[commands]", vec![Reply::text("one done")]);
+    let run = env.cms_bounded(
+        &["task", "--json", "[commands] one", "--name", "one"],
+        RUN_LIMIT,
+    );
+    assert_eq!(task_json(&run)["status"], "completed");
+    let commands = init_list(&env, "one", "slash_commands");
+    assert!(
+        !commands[0]
+            .iter()
+            .any(|c| ["hello", "sk", "project:hello", "project:sk"].contains(&c.as_str())),
+        "an untrusted command or skill loaded: {commands:?}"
+    );
+
+    env.trust();
+    api.route(
+        "[trusted]",
+        vec![
+            bash(format!(
+                "mkdir -p .claude/commands && cat > .claude/commands/planted.md <<'EOF'\n{command}EOF"
+            )),
+            Reply::text("planted"),
+            Reply::text("again"),
+        ],
+    );
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[trusted] two",
+            "--name",
+            "two",
+            "--sandbox",
+            "off",
+        ],
+        RUN_LIMIT,
+    );
+    task_json(&run);
+    let run = env.cms_bounded(&["continue", "--json", "two", "again"], RUN_LIMIT);
+    task_json(&run);
+    let commands = init_list(&env, "two", "slash_commands");
+    let skills = init_list(&env, "two", "skills");
+    assert_eq!(commands.len(), 2, "{commands:?}");
+    for (commands, skills) in commands.iter().zip(&skills) {
+        assert!(
+            commands.iter().any(|c| c == "project:hello"),
+            "the trusted command did not load: {commands:?}"
+        );
+        assert!(
+            skills.iter().any(|s| s == "project:sk"),
+            "the trusted skill did not load: {skills:?}"
+        );
+        assert!(
+            !commands.iter().any(|c| c.contains("planted")),
+            "the task's own command loaded: {commands:?}"
+        );
+    }
+}

@@ -6,10 +6,10 @@
 //! agent itself for its next session. cms passes `--setting-sources user` (the user's own
 //! `~/.claude` only) and `--strict-mcp-config`, which shut all of that out, and gives back
 //! what may come in: the project's instructions (`CLAUDE.md`), and, once the user trusts them
-//! (`cms trust`), the settings and MCP servers of the task's base commit, never of its
-//! worktree. docs/architecture.md has the table of which flag covers what.
+//! (`cms trust`), the settings, MCP servers, agents, skills and commands of the task's base
+//! commit, never of its worktree. docs/architecture.md has the table of which flag covers what.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -23,6 +23,28 @@ use super::TaskError;
 const PROJECT_SETTINGS: &str = ".claude/settings.json";
 /// The project's MCP servers, read from the base commit when trusted.
 const PROJECT_MCP: &str = ".mcp.json";
+/// The project's subagents, read from the base commit when trusted.
+const PROJECT_AGENTS: &str = ".claude/agents";
+/// The project's skills and commands, read from the base commit when trusted and given to
+/// claude as a plugin of this name (so `/project:<name>`).
+const PROJECT_PLUGIN: &str = "project";
+const PLUGIN_PARTS: [&str; 2] = [".claude/skills", ".claude/commands"];
+/// The frontmatter keys `--agents` takes besides `description` and `prompt` (Claude Code
+/// 2.1.197's schema for it); `name` is the object's key, and the rest (`color`) is dropped.
+const AGENT_KEYS: &[&str] = &[
+    "model",
+    "effort",
+    "permissionMode",
+    "mcpServers",
+    "hooks",
+    "maxTurns",
+    "initialPrompt",
+    "memory",
+    "background",
+    "isolation",
+];
+/// Frontmatter keys that are lists in `--agents` and may be comma-separated strings in a file.
+const AGENT_LISTS: &[&str] = &["tools", "disallowedTools", "skills"];
 /// What `--append-system-prompt` may carry: one argument must stay under Linux's 128 KiB.
 const MAX_INSTRUCTIONS: usize = 100 * 1024;
 
@@ -40,6 +62,12 @@ pub(super) fn claude_args(ws: &Workspace, record: &TaskRecord) -> Result<Vec<Str
         args.push(format!("--mcp-config={servers}"));
     }
     args.push("--strict-mcp-config".to_owned());
+    if let Some(agents) = trusted_agents(ws, record, &trust) {
+        args.push(format!("--agents={agents}"));
+    }
+    if let Some(dir) = trusted_plugin(ws, record, &trust) {
+        args.push(format!("--plugin-dir={}", dir.display()));
+    }
     if let Some(text) = instructions(&record.worktree) {
         // The `=` form, so a file that starts with `-` is not read as a flag.
         args.push(format!("--append-system-prompt={text}"));
@@ -104,6 +132,137 @@ fn trusted_json(ws: &Workspace, record: &TaskRecord, trust: &Trust, path: &str) 
         return None;
     }
     serde_json::from_slice(&bytes).ok()
+}
+
+/// The base commit's `.claude/agents/**/*.md` whose bytes the user trusts, as one `--agents`
+/// object; `None` when there is none. A file that is not an agent is skipped with a warning
+/// naming it. Their frontmatter `hooks` run: the user trusted them, and they run inside the
+/// outer boundary like any hook.
+fn trusted_agents(ws: &Workspace, record: &TaskRecord, trust: &Trust) -> Option<Value> {
+    let mut agents = serde_json::Map::new();
+    for (path, bytes) in ws.repo.files_at_commit(record.base, PROJECT_AGENTS) {
+        if !path.ends_with(".md") || !trust.covers(&path, &bytes) {
+            continue;
+        }
+        match agent(&bytes) {
+            Ok((name, definition)) => {
+                agents.insert(name, definition);
+            }
+            Err(why) => eprintln!("cms: warning: {path}: not loaded as an agent: {why}"),
+        }
+    }
+    (!agents.is_empty()).then_some(Value::Object(agents))
+}
+
+/// The base commit's trusted `.claude/skills` and `.claude/commands`, written afresh for this
+/// session as a plugin in the store (read-only to every sandboxed session, unlike the
+/// worktree and the temp dir); `None` when there are none, or with a warning when they
+/// cannot be written.
+fn trusted_plugin(ws: &Workspace, record: &TaskRecord, trust: &Trust) -> Option<PathBuf> {
+    let dir = ws.store.root().join("plugins").join(record.name.as_str());
+    let files: Vec<_> = PLUGIN_PARTS
+        .iter()
+        .flat_map(|part| ws.repo.files_at_commit(record.base, part))
+        .filter(|(path, bytes)| trust.covers(path, bytes))
+        .collect();
+    let write = || -> std::io::Result<bool> {
+        match std::fs::remove_dir_all(&dir) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
+            _ => {}
+        }
+        if files.is_empty() {
+            return Ok(false);
+        }
+        for (path, bytes) in &files {
+            let relative = Path::new(path.strip_prefix(".claude/").unwrap_or(path));
+            if !relative
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+            {
+                continue;
+            }
+            let at = dir.join(relative);
+            std::fs::create_dir_all(at.parent().unwrap_or(&dir))?;
+            std::fs::write(at, bytes)?;
+        }
+        std::fs::create_dir_all(dir.join(".claude-plugin"))?;
+        let manifest = serde_json::json!({"name": PROJECT_PLUGIN});
+        std::fs::write(dir.join(".claude-plugin/plugin.json"), manifest.to_string())?;
+        Ok(true)
+    };
+    match write() {
+        Ok(written) => written.then_some(dir),
+        Err(err) => {
+            eprintln!(
+                "cms: warning: the project's skills and commands are not loaded: {}: {err}",
+                dir.display()
+            );
+            None
+        }
+    }
+}
+
+/// An agent file's name and its `--agents` definition: the YAML frontmatter's keys, the body
+/// as its prompt.
+fn agent(bytes: &[u8]) -> Result<(String, Value), String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned())?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let rest = text
+        .strip_prefix("---\n")
+        .or_else(|| text.strip_prefix("---\r\n"))
+        .ok_or("no `---` frontmatter")?;
+    let (yaml, body) = if let Some(body) = rest.strip_prefix("---") {
+        ("", body)
+    } else {
+        let end = rest
+            .find("\n---")
+            .ok_or("the frontmatter has no closing `---`")?;
+        (&rest[..end], &rest[end + 4..])
+    };
+    let body = body.split_once('\n').map_or("", |(_, body)| body).trim();
+    let front: Value = serde_saphyr::from_str(yaml).map_err(|err| format!("frontmatter: {err}"))?;
+    let Value::Object(front) = front else {
+        return Err("the frontmatter is not a mapping".to_owned());
+    };
+    let text_of = |key: &str| match front.get(key) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_owned()),
+        _ => Err(format!("no `{key}`")),
+    };
+    let name = text_of("name")?;
+    let mut definition = serde_json::Map::new();
+    definition.insert("description".to_owned(), text_of("description")?.into());
+    if body.is_empty() {
+        return Err("no prompt after the frontmatter".to_owned());
+    }
+    definition.insert("prompt".to_owned(), body.into());
+    for key in AGENT_LISTS {
+        let list = match front.get(*key) {
+            None | Some(Value::Null) => continue,
+            Some(Value::String(s)) => s
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(|t| Value::String(t.to_owned()))
+                .collect(),
+            Some(Value::Array(items)) if items.iter().all(Value::is_string) => items.clone(),
+            Some(_) => return Err(format!("`{key}` is not a list of names")),
+        };
+        definition.insert((*key).to_owned(), Value::Array(list));
+    }
+    for key in AGENT_KEYS {
+        match (*key, front.get(*key)) {
+            (_, None | Some(Value::Null)) => {}
+            // A file may say `maxTurns: "5"`; `--agents` wants the number.
+            ("maxTurns", Some(Value::String(s))) => {
+                let turns: u64 = s.trim().parse().map_err(|_| "`maxTurns` is not a number")?;
+                definition.insert("maxTurns".to_owned(), turns.into());
+            }
+            (_, Some(value)) => {
+                definition.insert((*key).to_owned(), value.clone());
+            }
+        }
+    }
+    Ok((name, Value::Object(definition)))
 }
 
 /// The project's instructions as claude would load them from the worktree: `CLAUDE.md` and
@@ -195,6 +354,34 @@ mod tests {
                 },
             })
         );
+    }
+
+    #[test]
+    fn an_agent_file_becomes_its_agents_definition() {
+        let file = "---\nname: reviewer\ndescription: Reviews code\ntools: Read, Grep\n\
+                    color: red\nmaxTurns: \"3\"\nhooks:\n  Stop:\n    - hooks:\n        \
+                    - type: command\n          command: \"true\"\n---\n\nYou review.\n";
+        let (name, definition) = agent(file.as_bytes()).unwrap();
+        assert_eq!(name, "reviewer");
+        assert_eq!(
+            definition,
+            serde_json::json!({
+                "description": "Reviews code",
+                "prompt": "You review.",
+                "tools": ["Read", "Grep"],
+                "hooks": {"Stop": [{"hooks": [{"type": "command", "command": "true"}]}]},
+                "maxTurns": 3,
+            })
+        );
+        for bad in [
+            "no frontmatter\n",
+            "---\nname: x\n---\nprompt\n",
+            "---\nname: x\ndescription: d\n---\n",
+            "---\nname: [x\n---\nprompt\n",
+            "---\nname: x\ndescription: d\ntools: {a: 1}\n---\nprompt\n",
+        ] {
+            assert!(agent(bad.as_bytes()).is_err(), "{bad}");
+        }
     }
 
     #[test]
