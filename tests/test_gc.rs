@@ -534,3 +534,29 @@ fn gc_counts_a_squashed_or_rebased_task_as_merged_but_not_a_reverted_one() {
     assert!(worktree(&reverted).join("v.txt").is_file() && has_branch(&env, "cms/rv"));
     assert_eq!(report["kept"][0]["task"], "rv", "{report:#}");
 }
+
+#[test]
+fn gc_removes_the_skills_and_commands_exported_for_a_task_that_is_not_running() {
+    let env = TestEnv::new();
+    env.write(".claude/commands/hello.md", "Say hello.\n");
+    env.commit_all("a command");
+    env.trust();
+    task_writing(&env, "t", "a.txt", "a\n");
+    let export = store(&env).join("plugins/t");
+    assert!(
+        export.join("commands/hello.md").is_file(),
+        "the session got no plugin: {}",
+        export.display()
+    );
+    let report = env.cms(&["gc", "--json"]);
+    report.success();
+    assert!(
+        removed_kinds(&report.json()).contains(&("plugin_export".to_owned(), "t".to_owned())),
+        "{}",
+        report.stdout
+    );
+    assert!(!export.exists());
+    // The task itself is open and untouched: only its export, which its next session makes
+    // again, went.
+    assert_eq!(status(&env, "t"), "completed");
+}

@@ -9,8 +9,9 @@
 //!   once older than `--older-than` (30 days by default: they are the history `list --all`
 //!   shows);
 //! - git's entries of worktrees whose folder was deleted by hand (`git worktree prune`, after
-//!   unlocking those cms locked), the loose-object copies of sessions that are over, and the
-//!   lock files of tasks that no longer exist.
+//!   unlocking those cms locked), the loose-object copies of sessions that are over, the
+//!   skills and commands exported for tasks that are not running, and the lock files of tasks
+//!   that no longer exist.
 //!
 //! Open tasks (completed, failed, interrupted, ...) are the user's to merge or discard: gc
 //! reports their size and never removes them, `--force` or not; running and waiting ones are
@@ -51,8 +52,8 @@ pub struct GcOptions {
 /// One thing gc removed (or, in a dry run, would remove).
 #[derive(Debug, Clone, Serialize)]
 pub struct Removal {
-    /// `worktree`, `branch`, `worktree_entry`, `record`, `log`, `archived_record`, `lock` or
-    /// `object_backup`.
+    /// `worktree`, `branch`, `worktree_entry`, `record`, `log`, `archived_record`, `lock`,
+    /// `object_backup` or `plugin_export`.
     pub kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
@@ -151,6 +152,7 @@ impl Gc<'_> {
         }
         self.archived()?;
         self.object_backups(&records);
+        self.plugin_exports(&records);
         self.leftovers();
         Ok(())
     }
@@ -468,6 +470,30 @@ impl Gc<'_> {
             }
             self.remove(Removal {
                 kind: "object_backup",
+                task: Some(task),
+                path: Some(path),
+                branch: None,
+                bytes,
+            });
+        }
+    }
+
+    /// The skills and commands exported for tasks that are not running: each session writes
+    /// its own afresh, so only a live one needs it.
+    fn plugin_exports(&mut self, records: &[TaskRecord]) {
+        for (path, task) in self.ws.store.plugin_exports() {
+            if records
+                .iter()
+                .any(|r| r.status.is_live() && r.name.as_str() == task)
+            {
+                continue;
+            }
+            let bytes = disk_usage(&path);
+            if !self.opts.dry_run {
+                let _ = std::fs::remove_dir_all(&path);
+            }
+            self.remove(Removal {
+                kind: "plugin_export",
                 task: Some(task),
                 path: Some(path),
                 branch: None,

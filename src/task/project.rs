@@ -159,7 +159,7 @@ fn trusted_agents(ws: &Workspace, record: &TaskRecord, trust: &Trust) -> Option<
 /// worktree and the temp dir); `None` when there are none, or with a warning when they
 /// cannot be written.
 fn trusted_plugin(ws: &Workspace, record: &TaskRecord, trust: &Trust) -> Option<PathBuf> {
-    let dir = ws.store.root().join("plugins").join(record.name.as_str());
+    let dir = ws.store.plugin_dir(&record.name);
     let files: Vec<_> = PLUGIN_PARTS
         .iter()
         .flat_map(|part| ws.repo.files_at_commit(record.base, part))

@@ -372,6 +372,22 @@ impl Store {
             .collect()
     }
 
+    /// Where a task's sessions get the trusted repository's skills and commands as a plugin.
+    pub fn plugin_dir(&self, name: &TaskName) -> PathBuf {
+        self.root.join("plugins").join(name.as_str())
+    }
+
+    /// Every task's plugin export, with the task's name as its folder says.
+    pub fn plugin_exports(&self) -> Vec<(PathBuf, String)> {
+        let Ok(entries) = fs::read_dir(self.root.join("plugins")) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|entry| Some((entry.path(), entry.file_name().to_str()?.to_owned())))
+            .collect()
+    }
+
     fn archive_dir(&self) -> PathBuf {
         self.root.join("archive")
     }
