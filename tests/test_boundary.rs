@@ -11,6 +11,7 @@
 
 use serde_json::{Value, json};
 
+use crate::common::terminal::Terminal;
 use crate::common::{Run, TestEnv, violations, warnings};
 
 /// Runs a task whose fake claude runs `steps`, with `--preset full` (nothing asks), recorded
@@ -831,6 +832,17 @@ fn admin_swap_never_runs_the_payload(swap: AdminSwap) {
         refused.code(1);
         refused.one_line_error_with_hint("admin dir was tampered with");
         assert!(!marker.exists(), "cms {args:?} ran the payload");
+    }
+    // At a terminal too, where attach would run claude in the worktree: refused first.
+    let test = match swap {
+        AdminSwap::LookAlike => "admin_swap_look_alike",
+        AdminSwap::Symlink => "admin_swap_symlink",
+    };
+    if let Some(term) = Terminal::run(&env, test, &["attach", "swapper"]) {
+        let (code, screen) = term.wait_exit();
+        assert_eq!(code, 1, "{screen}");
+        assert!(screen.contains("admin dir was tampered with"), "{screen}");
+        assert!(!marker.exists(), "cms attach ran the payload");
     }
     assert_eq!(env.git(&["rev-parse", "main"]), main_before);
     match swap {

@@ -113,7 +113,7 @@ pub enum TaskError {
     BranchGone(TaskName),
 
     /// The task's git admin dir is not the one git made for it (see [`crate::git::TaskGit`]).
-    #[error("task '{name}''s git admin dir was tampered with: {what}")]
+    #[error("the git admin dir of task '{name}' was tampered with: {what}")]
     AdminTampered {
         name: TaskName,
         branch: String,
