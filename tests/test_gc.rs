@@ -560,3 +560,44 @@ fn gc_removes_the_skills_and_commands_exported_for_a_task_that_is_not_running() 
     // again, went.
     assert_eq!(status(&env, "t"), "completed");
 }
+
+#[test]
+fn answering_no_to_discard_at_a_terminal_says_the_task_was_kept_and_keeps_it() {
+    let env = TestEnv::new();
+    let task = task_writing(&env, "t", "a.txt", "a\n");
+    let Some(term) =
+        crate::common::terminal::Terminal::run(&env, "discard_answered_no", &["discard", "t"])
+    else {
+        return;
+    };
+    term.wait_for("Discard them? [y/N]");
+    term.type_line("n");
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 1, "{screen}");
+    assert!(
+        screen.contains("Kept task 't': nothing was discarded."),
+        "{screen}"
+    );
+    assert!(!screen.contains("error:"), "{screen}");
+    assert!(worktree(&task).join("a.txt").is_file());
+    assert!(has_branch(&env, "cms/t"));
+    assert_eq!(status(&env, "t"), "completed");
+}
+
+#[test]
+fn answering_yes_to_discard_at_a_terminal_discards_the_unmerged_task() {
+    let env = TestEnv::new();
+    let task = task_writing(&env, "t", "a.txt", "a\n");
+    let Some(term) =
+        crate::common::terminal::Terminal::run(&env, "discard_answered_yes", &["discard", "t"])
+    else {
+        return;
+    };
+    term.wait_for("Discard them? [y/N]");
+    term.type_line("y");
+    let (code, screen) = term.wait_exit();
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("Discarded t"), "{screen}");
+    assert!(!worktree(&task).exists());
+    assert!(!has_branch(&env, "cms/t"));
+}

@@ -37,8 +37,24 @@ pub fn cmd_discard(ctx: &CommandContext, args: DiscardArgs) -> Result<u8, Comman
         .map(|name| plan_discard(&ws, name, args.force))
         .collect::<Result<Vec<_>, _>>()?;
     let unmerged: Vec<&DiscardPlan> = plans.iter().filter(|p| p.unmerged > 0).collect();
-    if !unmerged.is_empty() && !confirm(ctx, &unmerged) {
-        return Err(refusal(&unmerged, plans.len()));
+    if !unmerged.is_empty() {
+        match confirm(ctx, &unmerged) {
+            Answer::Yes => {}
+            Answer::NotAsked => return Err(refusal(&unmerged, plans.len())),
+            // The user chose: what follows is what happened, not an error.
+            Answer::No => {
+                let names: Vec<String> = plans
+                    .iter()
+                    .map(|p| format!("'{}'", p.record.name))
+                    .collect();
+                eprintln!(
+                    "Kept {} {}: nothing was discarded.",
+                    if names.len() == 1 { "task" } else { "tasks" },
+                    names.join(", ")
+                );
+                return Ok(1);
+            }
+        }
     }
     let mut done = Vec::with_capacity(plans.len());
     for plan in &plans {
@@ -98,10 +114,18 @@ fn refusal(unmerged: &[&DiscardPlan], named: usize) -> CommandError {
     )
 }
 
-/// Asks at a terminal; never blocks a script (no TTY means no).
-fn confirm(ctx: &CommandContext, unmerged: &[&DiscardPlan]) -> bool {
+/// What the user said to discarding unmerged work.
+enum Answer {
+    Yes,
+    No,
+    /// No terminal to ask at (a script, `--json`): the refusal says why and what to do.
+    NotAsked,
+}
+
+/// Asks at a terminal; never blocks a script.
+fn confirm(ctx: &CommandContext, unmerged: &[&DiscardPlan]) -> Answer {
     if ctx.ui.json || !ctx.ui.stdin_is_terminal() {
-        return false;
+        return Answer::NotAsked;
     }
     for plan in unmerged {
         eprintln!(
@@ -113,7 +137,10 @@ fn confirm(ctx: &CommandContext, unmerged: &[&DiscardPlan]) -> bool {
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     if std::io::stdin().lock().read_line(&mut answer).is_err() {
-        return false;
+        return Answer::No;
     }
-    matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
+    match answer.trim() {
+        "y" | "Y" | "yes" | "YES" | "Yes" => Answer::Yes,
+        _ => Answer::No,
+    }
 }
