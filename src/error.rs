@@ -186,6 +186,12 @@ impl Hinted for GitError {
 impl Hinted for StoreError {
     fn hint(&self) -> Option<String> {
         match self {
+            StoreError::UnknownTask {
+                closest: Some(closest),
+                ..
+            } => Some(format!(
+                "did you mean '{closest}'? `cms list --all` shows the tasks"
+            )),
             StoreError::UnknownTask { .. } => Some("`cms list --all` shows the tasks".into()),
             StoreError::TaskExists { .. } => {
                 Some("pick another --name, or `cms discard` the old task".into())

@@ -214,6 +214,31 @@ fn unknown_tasks_are_reported_by_every_command() {
 }
 
 #[test]
+fn a_mistyped_task_name_gets_the_closest_name_as_a_hint_and_a_far_one_none() {
+    let env = TestEnv::new();
+    env.steps(serde_json::json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    env.task_ok(&["fix a typo", "-n", "fix-a-typo-in-contributing"]);
+    for cmd in ["show", "diff", "merge", "continue"] {
+        let mut args = vec![cmd, "fix-a-typo-in-contributin"];
+        if cmd == "continue" {
+            args.push("go on");
+        }
+        let run = env.cms(&args);
+        run.code(1)
+            .one_line_error_with_hint("no task named 'fix-a-typo-in-contributin'");
+        assert!(
+            run.stderr
+                .contains("hint: did you mean 'fix-a-typo-in-contributing'?"),
+            "{}",
+            run.stderr
+        );
+    }
+    let far = env.cms(&["show", "zzz"]);
+    far.code(1);
+    assert!(!far.stderr.contains("did you mean"), "{}", far.stderr);
+}
+
+#[test]
 fn a_bad_config_file_is_named_in_the_error() {
     let env = TestEnv::new();
     env.write(".cms.toml", "[task]\nmodle = \"x\"\n");
