@@ -11,9 +11,13 @@ use serde::Deserialize;
 use crate::safety::sandbox::SandboxMode;
 use crate::session::Preset;
 
+mod mcp;
+mod untrusted;
 mod values;
 
 pub use crate::safety::limits::MIN_COST_USD;
+pub use mcp::{DEFAULT_MCP_MAX_RUNNING, McpCaps};
+pub use untrusted::Untrusted;
 pub use values::{env_millis, parse_cost, parse_duration, parse_preset, parse_turns};
 
 #[derive(Debug, thiserror::Error)]
@@ -192,32 +196,6 @@ pub struct Config {
     pub untrusted: Untrusted,
 }
 
-/// What cms left out of an untrusted repository's settings (see [`crate::trust`]).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Untrusted {
-    /// The file it came from, for the warning.
-    pub source: String,
-    /// Each key (or file, such as `.worktreeinclude`) that was ignored.
-    pub ignored: Vec<String>,
-    /// The `[merge] check` commands that were not taken: a merge refuses rather than merging
-    /// unchecked.
-    pub checks: Vec<String>,
-}
-
-impl Untrusted {
-    /// The one warning line naming what was ignored, if anything was.
-    pub fn warning(&self) -> Option<String> {
-        (!self.ignored.is_empty()).then(|| {
-            format!(
-                "ignored what the repository's settings ask for until you trust them: {} \
-                 (from {}); `cms trust --show` says what they are, `cms trust` applies them",
-                self.ignored.join(", "),
-                self.source
-            )
-        })
-    }
-}
-
 /// `[worktree]`: what a new worktree gets before its agent starts.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WorktreeSettings {
@@ -234,29 +212,6 @@ pub struct WorktreeSettings {
 }
 
 pub use crate::safety::limits::Limits;
-
-/// The caps on tasks a parent agent starts through `cms mcp`: it may lower a task's limits,
-/// never raise them past these, run at most `max_running` tasks at once, and use no preset
-/// above `max_preset` (see [`Preset::rank`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct McpCaps {
-    pub limits: Limits,
-    pub max_running: u32,
-    pub max_preset: Preset,
-}
-
-/// How many tasks one `cms mcp` server runs at once unless `[mcp] max_running` says.
-pub const DEFAULT_MCP_MAX_RUNNING: u32 = 4;
-
-impl Default for McpCaps {
-    fn default() -> Self {
-        McpCaps {
-            limits: Limits::default(),
-            max_running: DEFAULT_MCP_MAX_RUNNING,
-            max_preset: Preset::Edit,
-        }
-    }
-}
 
 /// Where the repository's `.cms.toml` was found, for error messages.
 pub struct RepoConfigSource<'a> {
@@ -510,118 +465,6 @@ impl Config {
 }
 
 impl Config {
-    /// Takes out of an untrusted repository's layer whatever would loosen the settings so far
-    /// or run a command, noting each key: a lower sandbox mode, a wider preset, higher limits
-    /// or MCP caps, `[worktree]` copies, links, setup and ports, `[pool]`, `[merge] check`.
-    /// What tightens (a stricter sandbox, lower limits, more protected paths) stays. Values
-    /// that do not parse are left for `apply` to refuse.
-    fn restrict(&mut self, layer: &mut Layer, source_name: &str) {
-        let mut ignored: Vec<&str> = Vec::new();
-        let strictness = |mode: SandboxMode| match mode {
-            SandboxMode::Off => 0,
-            SandboxMode::Auto => 1,
-            SandboxMode::Required => 2,
-        };
-        let sandbox = layer.safety.sandbox.as_deref().and_then(SandboxMode::parse);
-        if sandbox.is_some_and(|mode| strictness(mode) < strictness(self.sandbox)) {
-            ignored.push("safety.sandbox");
-            layer.safety.sandbox = None;
-        }
-        let preset = layer
-            .task
-            .preset
-            .as_deref()
-            .and_then(|p| parse_preset(p).ok());
-        if preset.is_some_and(|p| p.rank() > self.preset.rank()) {
-            ignored.push("task.preset");
-            layer.task.preset = None;
-        }
-        let limits = &mut layer.limits;
-        if limits
-            .max_cost
-            .is_some_and(|c| c > self.limits.max_cost_usd)
-        {
-            ignored.push("limits.max_cost");
-            limits.max_cost = None;
-        }
-        if limits.max_turns.is_some_and(|t| t > self.limits.max_turns) {
-            ignored.push("limits.max_turns");
-            limits.max_turns = None;
-        }
-        let duration = limits
-            .max_duration
-            .as_deref()
-            .and_then(|d| parse_duration(d).ok());
-        if duration.is_some_and(|d| d > self.limits.max_duration) {
-            ignored.push("limits.max_duration");
-            limits.max_duration = None;
-        }
-        // A repository's caps only ever lower the user's (see `apply_mcp`); a higher one is
-        // named here so the user learns it was not taken.
-        let (mcp, caps) = (&mut layer.mcp, &self.mcp);
-        if mcp.max_cost.is_some_and(|c| c > caps.limits.max_cost_usd) {
-            ignored.push("mcp.max_cost");
-            mcp.max_cost = None;
-        }
-        if mcp.max_turns.is_some_and(|t| t > caps.limits.max_turns) {
-            ignored.push("mcp.max_turns");
-            mcp.max_turns = None;
-        }
-        let mcp_duration = mcp
-            .max_duration
-            .as_deref()
-            .and_then(|d| parse_duration(d).ok());
-        if mcp_duration.is_some_and(|d| d > caps.limits.max_duration) {
-            ignored.push("mcp.max_duration");
-            mcp.max_duration = None;
-        }
-        if mcp.max_running.is_some_and(|r| r > caps.max_running) {
-            ignored.push("mcp.max_running");
-            mcp.max_running = None;
-        }
-        let mcp_preset = mcp.max_preset.as_deref().and_then(|p| parse_preset(p).ok());
-        if mcp_preset.is_some_and(|p| p.rank() > caps.max_preset.rank()) {
-            ignored.push("mcp.max_preset");
-            mcp.max_preset = None;
-        }
-        let worktree = &mut layer.worktree;
-        if worktree.copy.take().is_some_and(|c| !c.is_empty()) {
-            ignored.push("worktree.copy");
-        }
-        if worktree.link.take().is_some_and(|l| !l.is_empty()) {
-            ignored.push("worktree.link");
-        }
-        if worktree.setup.take().is_some_and(|s| !s.is_empty()) {
-            ignored.push("worktree.setup (not run)");
-        }
-        if worktree.setup_counts.take().is_some() {
-            ignored.push("worktree.setup_counts");
-        }
-        if worktree.ports.is_some_and(|p| p > self.worktree.ports) {
-            ignored.push("worktree.ports");
-            worktree.ports = None;
-        }
-        if layer.pool.size.is_some_and(|n| n > self.pool_size) {
-            ignored.push("pool.size");
-            layer.pool.size = None;
-        }
-        // Loosening the sandbox: more folders to write, more hosts to reach.
-        if layer.safety.writable.take().is_some_and(|w| !w.is_empty()) {
-            ignored.push("safety.writable");
-        }
-        if layer.safety.hosts.take().is_some_and(|h| !h.is_empty()) {
-            ignored.push("safety.hosts");
-        }
-        if let Some(checks) = layer.merge.check.take().filter(|c| !c.is_empty()) {
-            ignored.push("merge.check (not run)");
-            self.untrusted.checks = checks;
-        }
-        self.untrusted.source = source_name.to_owned();
-        self.untrusted
-            .ignored
-            .extend(ignored.into_iter().map(str::to_owned));
-    }
-
     /// `[safety] writable` and `hosts`, added to the earlier layers'. An untrusted
     /// repository's were taken out by [`Config::restrict`] before.
     fn apply_sandbox_reach(
@@ -647,80 +490,6 @@ impl Config {
             if !self.hosts.contains(&host) {
                 self.hosts.push(host);
             }
-        }
-        Ok(())
-    }
-
-    /// `[mcp]` caps. In the user's file a cap not given follows the user's `[limits]`; a
-    /// repository's file can only lower a cap (a higher value is ignored), since caps bound
-    /// what an agent may spend and a cloned repository must not raise them, and its `[limits]`
-    /// leave the caps alone. `CMS_MAX_*` variables move the limits, not the caps.
-    fn apply_mcp(
-        &mut self,
-        mcp: McpLayer,
-        [cost_set, turns_set, duration_set]: [bool; 3],
-        from_repository: bool,
-        invalid: &dyn Fn(&'static str, String, String) -> ConfigError,
-    ) -> Result<(), ConfigError> {
-        let cost = match mcp.max_cost {
-            Some(cost) => Some(
-                parse_cost(&cost.to_string())
-                    .map_err(|r| invalid("mcp.max_cost", cost.to_string(), r))?,
-            ),
-            None if !from_repository && cost_set => Some(self.limits.max_cost_usd),
-            None => None,
-        };
-        let turns = match mcp.max_turns {
-            Some(turns) => Some(
-                parse_turns(&turns.to_string())
-                    .map_err(|r| invalid("mcp.max_turns", turns.to_string(), r))?,
-            ),
-            None if !from_repository && turns_set => Some(self.limits.max_turns),
-            None => None,
-        };
-        let duration = match mcp.max_duration {
-            Some(duration) => Some(
-                parse_duration(&duration).map_err(|r| invalid("mcp.max_duration", duration, r))?,
-            ),
-            None if !from_repository && duration_set => Some(self.limits.max_duration),
-            None => None,
-        };
-        let running = match mcp.max_running {
-            Some(0) => {
-                return Err(invalid(
-                    "mcp.max_running",
-                    "0".into(),
-                    "expected a whole number of tasks, at least 1".into(),
-                ));
-            }
-            running => running,
-        };
-        let preset = match mcp.max_preset {
-            Some(preset) => {
-                Some(parse_preset(&preset).map_err(|r| invalid("mcp.max_preset", preset, r))?)
-            }
-            None => None,
-        };
-        let caps = &mut self.mcp;
-        if from_repository {
-            caps.limits.max_cost_usd = cost.map_or(caps.limits.max_cost_usd, |c| {
-                c.min(caps.limits.max_cost_usd)
-            });
-            caps.limits.max_turns =
-                turns.map_or(caps.limits.max_turns, |t| t.min(caps.limits.max_turns));
-            caps.limits.max_duration = duration.map_or(caps.limits.max_duration, |d| {
-                d.min(caps.limits.max_duration)
-            });
-            caps.max_running = running.map_or(caps.max_running, |r| r.min(caps.max_running));
-            if let Some(preset) = preset.filter(|p| p.rank() < caps.max_preset.rank()) {
-                caps.max_preset = preset;
-            }
-        } else {
-            caps.limits.max_cost_usd = cost.unwrap_or(caps.limits.max_cost_usd);
-            caps.limits.max_turns = turns.unwrap_or(caps.limits.max_turns);
-            caps.limits.max_duration = duration.unwrap_or(caps.limits.max_duration);
-            caps.max_running = running.unwrap_or(caps.max_running);
-            caps.max_preset = preset.unwrap_or(caps.max_preset);
         }
         Ok(())
     }
