@@ -27,6 +27,7 @@ mod run;
 mod shell;
 mod start;
 mod wait;
+mod watched;
 mod worktrees;
 
 use std::path::PathBuf;
@@ -89,9 +90,10 @@ pub use run::{RunOptions, abandon, run};
 pub use start::start;
 pub use wait::{settled, timed_out, wait_until_settled};
 
-use finish::{Watched, describe_violations, finish};
+use finish::{describe_violations, finish};
 use open::{delete_task_branch, remove_planned_worktree, remove_tampered_checkout};
 use start::{lock_reason, sandbox_plan, undo_start};
+use watched::Watched;
 
 /// Settles what dead or killed cms processes left before a command looks at the repository:
 /// tasks whose supervisor died (`interrupted`, their leftovers committed), discards and merges
