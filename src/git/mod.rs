@@ -14,6 +14,8 @@ pub mod scratch;
 pub mod snapshot;
 pub mod state;
 mod task_git;
+#[cfg(test)]
+mod test_support;
 pub mod worktree;
 
 pub use cmd::{MIN_GIT_VERSION, REPO_ENV_VARS, check_version, version};

@@ -304,17 +304,7 @@ pub fn differences<'a>(before: &'a Fingerprint, after: &'a Fingerprint) -> Vec<&
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn git(dir: &Path, args: &[&str]) {
-        let status = std::process::Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-            .args(args)
-            .status()
-            .unwrap();
-        assert!(status.success(), "git {args:?}");
-    }
+    use crate::git::test_support::git_ok as git;
 
     #[test]
     fn a_checkout_fingerprint_names_head_its_branch_and_every_dirty_or_ignored_file() {

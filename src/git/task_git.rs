@@ -348,17 +348,7 @@ fn read_path_file(file: &Path, base: &Path) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn git_ok(dir: &Path, args: &[&str]) {
-        let status = std::process::Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-            .args(args)
-            .status()
-            .unwrap();
-        assert!(status.success(), "git {args:?}");
-    }
+    use crate::git::test_support::git_ok;
 
     /// A repository with a linked worktree `wt` (admin dir `worktrees/wt`).
     fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
