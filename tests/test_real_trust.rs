@@ -283,33 +283,14 @@ fn real_claude_a_trusted_repositorys_committed_agents_load_and_a_task_written_on
     );
 
     env.trust();
-    api.route(
-        "[trusted]",
-        vec![
-            // Unsandboxed (the user's --sandbox off), Bash can write the worktree's `.claude/`.
-            bash(format!(
-                "mkdir -p .claude/agents && cat > .claude/agents/planted.md <<'EOF'\n{}EOF",
-                agent("planted")
-            )),
-            Reply::text("planted"),
-            Reply::text("again"),
-        ],
+    plant_then_continue(
+        &env,
+        &api,
+        format!(
+            "mkdir -p .claude/agents && cat > .claude/agents/planted.md <<'EOF'\n{}EOF",
+            agent("planted")
+        ),
     );
-    let run = env.cms_bounded(
-        &[
-            "task",
-            "--json",
-            "[trusted] two",
-            "--name",
-            "two",
-            "--sandbox",
-            "off",
-        ],
-        RUN_LIMIT,
-    );
-    task_json(&run);
-    let run = env.cms_bounded(&["continue", "--json", "two", "again"], RUN_LIMIT);
-    task_json(&run);
     let sessions = init_agents(&env, "two");
     assert_eq!(sessions.len(), 2, "{sessions:?}");
     for agents in &sessions {
@@ -411,31 +392,13 @@ fn real_claude_a_trusted_repositorys_committed_skills_and_commands_load_as_proje
     );
 
     env.trust();
-    api.route(
-        "[trusted]",
-        vec![
-            bash(format!(
-                "mkdir -p .claude/commands && cat > .claude/commands/planted.md <<'EOF'\n{command}EOF"
-            )),
-            Reply::text("planted"),
-            Reply::text("again"),
-        ],
+    plant_then_continue(
+        &env,
+        &api,
+        format!(
+            "mkdir -p .claude/commands && cat > .claude/commands/planted.md <<'EOF'\n{command}EOF"
+        ),
     );
-    let run = env.cms_bounded(
-        &[
-            "task",
-            "--json",
-            "[trusted] two",
-            "--name",
-            "two",
-            "--sandbox",
-            "off",
-        ],
-        RUN_LIMIT,
-    );
-    task_json(&run);
-    let run = env.cms_bounded(&["continue", "--json", "two", "again"], RUN_LIMIT);
-    task_json(&run);
     let commands = init_list(&env, "two", "slash_commands");
     let skills = init_list(&env, "two", "skills");
     assert_eq!(commands.len(), 2, "{commands:?}");
@@ -453,4 +416,28 @@ fn real_claude_a_trusted_repositorys_committed_skills_and_commands_load_as_proje
             "the task's own command loaded: {commands:?}"
         );
     }
+}
+
+/// Task `two` of a trusted repository runs `plant` as one Bash call, unsandboxed (the user's
+/// `--sandbox off`, so that Bash can write the worktree's `.claude/`), then is continued once.
+fn plant_then_continue(env: &TestEnv, api: &FakeApi, plant: String) {
+    api.route(
+        "[trusted]",
+        vec![bash(plant), Reply::text("planted"), Reply::text("again")],
+    );
+    let run = env.cms_bounded(
+        &[
+            "task",
+            "--json",
+            "[trusted] two",
+            "--name",
+            "two",
+            "--sandbox",
+            "off",
+        ],
+        RUN_LIMIT,
+    );
+    task_json(&run);
+    let run = env.cms_bounded(&["continue", "--json", "two", "again"], RUN_LIMIT);
+    task_json(&run);
 }
