@@ -13,9 +13,7 @@ use crate::store::{Status, TaskRecord};
 use crate::workspace::Workspace;
 
 use super::finish::{Ending, finish_as};
-use super::run::{
-    collect_blocked, session_args, session_boundary, session_env, session_settings, take_back,
-};
+use super::run::{collect_blocked, session_args, session_env, session_sandbox, take_back};
 use super::*;
 
 /// How often the transcript is read for the live cost and turns: often enough that a limit
@@ -45,16 +43,25 @@ pub async fn run_attached(
         // Ports of its own, as a headless session gets, for as long as this one runs.
         let ports = super::prepare::reserve_ports(config.worktree.ports);
         env.extend(ports.iter().flat_map(|block| block.env()));
-        let (settings, deny) = session_settings(ws, &record)?;
+        let sandbox = session_sandbox(ws, &record, &config)?;
         let project = super::project::claude_args(ws, &record)?;
-        let watched = Watched::capture(ws, &record, deny)?;
+        let watched = Watched::capture(ws, &record, sandbox.deny)?;
         // As a headless session's (see `run`): the pool hands out nothing it could reach.
         let unsandboxed = (!record.safety.sandboxed)
             .then(|| super::pool::Unsandboxed::begin(ws, &record, config.pool_size > 0));
-        Ok((temp, ports, env, settings, project, watched, unsandboxed))
+        Ok((
+            temp,
+            ports,
+            env,
+            sandbox.settings,
+            sandbox.boundary,
+            project,
+            watched,
+            unsandboxed,
+        ))
     });
     // The temp dir and the ports live until the session is over.
-    let (_temp, _ports, env, settings, project, watched, _unsandboxed) = match prepared {
+    let (_temp, _ports, env, settings, boundary, project, watched, _unsandboxed) = match prepared {
         Ok(prepared) => prepared,
         Err(err) => {
             abandon(&record);
@@ -80,7 +87,7 @@ pub async fn run_attached(
         cwd: &record.worktree,
         token: record.supervisor.map_or(0, |s| s.token),
         env,
-        boundary: session_boundary(ws, &record),
+        boundary,
     };
     let clock = Instant::now();
     let mut child = match session::spawn_interactive(spec) {

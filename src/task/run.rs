@@ -109,27 +109,28 @@ pub async fn run(
             return Err(err);
         }
     };
-    let mut sandbox_deny = match session_settings(ws, &record).and_then(|settings| {
-        let project = super::project::claude_args(ws, &record)?;
-        Ok((settings, project))
-    }) {
-        Ok(((settings, deny), project)) => {
-            args.extend(["--settings".to_owned(), settings]);
-            args.extend(project);
-            deny
-        }
-        Err(err) => {
-            abandon(ws, &record);
-            return Err(err);
-        }
-    };
+    let (mut sandbox_deny, boundary) =
+        match session_sandbox(ws, &record, &config).and_then(|sandbox| {
+            let project = super::project::claude_args(ws, &record)?;
+            Ok((sandbox, project))
+        }) {
+            Ok((sandbox, project)) => {
+                args.extend(["--settings".to_owned(), sandbox.settings]);
+                args.extend(project);
+                (sandbox.deny, sandbox.boundary)
+            }
+            Err(err) => {
+                abandon(ws, &record);
+                return Err(err);
+            }
+        };
     let spec = Spawn {
         bin: &claude,
         args,
         cwd: &record.worktree,
         token: record.supervisor.map_or(0, |s| s.token),
         env: env.into_iter().chain(port_env).collect(),
-        boundary: session_boundary(ws, &record),
+        boundary,
     };
     let transcript = ws.store.open_log(&record.name)?;
     let stderr_log = ws.store.open_stderr_log(&record.name)?;
@@ -287,20 +288,31 @@ pub(super) fn session_env(
     Ok((temp, env))
 }
 
-/// The `--settings` value claude gets: cms's PreToolUse write guard and the Bash sandbox, and
-/// what that sandbox denies (`None` when the task is unsandboxed), for the checks after it.
-pub(super) fn session_settings(
+/// What a session is confined by, worked out once for both layers: the `--settings` value
+/// claude gets (cms's PreToolUse write guard and the Bash sandbox), what that sandbox denies
+/// (`None` when the task is unsandboxed) for the checks after it, and the outer boundary's
+/// command (empty without one).
+pub(super) struct SessionSandbox {
+    pub settings: String,
+    pub deny: Option<Vec<std::path::PathBuf>>,
+    pub boundary: Vec<std::ffi::OsString>,
+}
+
+/// Builds the task's [`SessionSandbox`]: the admin dir cms verified, the denied git paths (a
+/// walk of the refs) and the user's writable folders are taken once and given to both the Bash
+/// sandbox and the outer boundary.
+pub(super) fn session_sandbox(
     ws: &Workspace,
     record: &TaskRecord,
-) -> Result<(String, Option<Vec<std::path::PathBuf>>), TaskError> {
+    config: &crate::config::Config,
+) -> Result<SessionSandbox, TaskError> {
+    // The admin dir as cms verified it, never as the worktree's `.git` link says.
     let task = task_git(ws, record)?;
-    let private_dir = Some(task.admin_dir().to_owned());
+    let private_dir = task.admin_dir().to_owned();
     // Unsandboxed tasks too: other tasks' sandboxes would otherwise make theirs come and go.
-    if let Some(dir) = &private_dir {
-        sandbox::prepare_private_dir(dir);
-    }
+    sandbox::prepare_private_dir(&private_dir);
     let mut settings = hook_settings(ws, record)?;
-    let deny = sandbox::git_deny_write(&ws.repo.common_dir, private_dir.as_deref(), &record.branch);
+    let deny = sandbox::git_deny_write(&ws.repo.common_dir, Some(&private_dir), &record.branch);
     let mut bash_deny = deny.clone();
     // What the write guard blocked is the supervisor's to collect, not the agent's to forge.
     bash_deny.push(session_temp_dir(record).join(safety::boundary::GUARD_DIR));
@@ -308,31 +320,34 @@ pub(super) fn session_settings(
         record.safety.sandboxed,
         record.preset,
         &bash_deny,
-        private_dir.as_deref(),
+        Some(&private_dir),
     );
+    let mut boundary = Vec::new();
     if record.safety.sandboxed {
-        let config = ws.config(Some(record.base))?;
-        let writable = ws.sandbox_writable(&config)?;
+        let writable = ws.sandbox_writable(config)?;
         sandbox::widen(&mut settings["sandbox"], &writable, &config.hosts);
+        if safety::boundary::enabled() {
+            boundary = session_boundary(ws, record, &private_dir, &deny, writable);
+        }
     }
     let settings = super::project::with_project_settings(ws, record, settings)?;
-    Ok((
-        settings.to_string(),
-        record.safety.sandboxed.then_some(deny),
-    ))
+    Ok(SessionSandbox {
+        settings: settings.to_string(),
+        deny: record.safety.sandboxed.then_some(deny),
+        boundary,
+    })
 }
 
-/// The outer boundary claude runs inside (see [`safety::boundary`]): for a sandboxed task,
-/// unless `CMS_BOUNDARY=off`; empty otherwise.
-pub(super) fn session_boundary(ws: &Workspace, record: &TaskRecord) -> Vec<std::ffi::OsString> {
-    if !record.safety.sandboxed || !safety::boundary::enabled() {
-        return Vec::new();
-    }
-    // The admin dir as cms verified it, never as the worktree's `.git` link says.
-    let private_dir = task_git(ws, record)
-        .ok()
-        .map(|task| task.admin_dir().to_owned());
-    let deny = sandbox::git_deny_write(&ws.repo.common_dir, private_dir.as_deref(), &record.branch);
+/// The outer boundary claude runs inside (see [`safety::boundary`]), for a sandboxed task:
+/// what Bash's sandbox may write (`deny` taken out of the common dir, the user's `writable`
+/// folders) is all that any process of the session may write.
+fn session_boundary(
+    ws: &Workspace,
+    record: &TaskRecord,
+    private_dir: &std::path::Path,
+    deny: &[std::path::PathBuf],
+    extra_writable: Vec<std::path::PathBuf>,
+) -> Vec<std::ffi::OsString> {
     // Claude Code's Bash sandbox makes a mount point for every admin dir's missing
     // `config.worktree`; inside the boundary the other admin dirs are read-only, so every Bash
     // call would fail. An empty one means nothing to git (see `prepare_private_dir`).
@@ -347,28 +362,21 @@ pub(super) fn session_boundary(ws: &Workspace, record: &TaskRecord) -> Vec<std::
         &record.worktree,
         &session_temp_dir(record),
         &ws.repo.common_dir,
-        &deny,
+        deny,
     );
     // Its own admin dir bound again, after the common dir: a mount point can be neither
     // renamed nor replaced (`EBUSY`), so no hook or MCP server can swap it for a look-alike,
     // as the Bash sandbox's `allowWrite` keeps Bash from doing.
-    if let Some(admin) = private_dir {
-        let after_common = writable
-            .paths
-            .iter()
-            .position(|p| p == &ws.repo.common_dir)
-            .map_or(writable.paths.len(), |i| i + 1);
-        writable.paths.insert(after_common, admin);
-    }
-    // `[safety] writable`, as the Bash sandbox gets it (session_settings has refused a folder
-    // overlapping the repository already): Bash runs inside this boundary too.
-    if let Ok(config) = ws.config(Some(record.base))
-        && let Ok(extra) = ws.sandbox_writable(&config)
-    {
-        writable
-            .paths
-            .extend(extra.into_iter().filter(|p| p.is_dir()));
-    }
+    let after_common = writable
+        .paths
+        .iter()
+        .position(|p| p == &ws.repo.common_dir)
+        .map_or(writable.paths.len(), |i| i + 1);
+    writable.paths.insert(after_common, private_dir.to_owned());
+    // `[safety] writable`, as the Bash sandbox gets it: Bash runs inside this boundary too.
+    writable
+        .paths
+        .extend(extra_writable.into_iter().filter(|p| p.is_dir()));
     safety::boundary::command(&writable)
 }
 
