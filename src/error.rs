@@ -274,6 +274,20 @@ impl Hinted for crate::task::TaskError {
             E::NotATerminal(name) => format!(
                 "in a script, send the task a message instead: cms continue {name} <MESSAGE>"
             ),
+            E::SupervisorLog { .. } => {
+                "cms keeps each background task's output in its store; check that the \
+                 repository's git dir is writable"
+                    .into()
+            }
+            E::SpawnSupervisor(_) | E::Runtime(_) => return None,
+            E::NotTakenOver { log } => format!("its output is in {}", log.display()),
+            E::BadHandoff(_) | E::NotHandedOver(_) => {
+                "`cms supervise` is started by `cms task --detach`, not by hand".into()
+            }
+            E::AttemptName(_) => "pick a shorter --name for the attempts".into(),
+            E::NoPrompts => {
+                "give one prompt per line; empty lines and # comments are skipped".into()
+            }
             E::NameTaken(_) => "pick another --name, or `cms discard` the old task first".into(),
             E::BranchTaken {
                 branch,
@@ -421,9 +435,17 @@ impl From<crate::task::TaskError> for CommandError {
             E::Workspace(err) => err.into(),
             err => {
                 let kind = match err {
-                    E::EmptyPrompt | E::EmptyMessage | E::NotATerminal(_) => ErrorKind::Usage,
+                    E::EmptyPrompt
+                    | E::EmptyMessage
+                    | E::NotATerminal(_)
+                    | E::AttemptName(_)
+                    | E::NoPrompts => ErrorKind::Usage,
                     E::InterruptedBeforeStart => ErrorKind::Interrupted,
-                    E::OwnPath(_) => ErrorKind::Internal,
+                    E::OwnPath(_)
+                    | E::SpawnSupervisor(_)
+                    | E::NotTakenOver { .. }
+                    | E::BadHandoff(_)
+                    | E::Runtime(_) => ErrorKind::Internal,
                     _ => ErrorKind::User,
                 };
                 let mut this = CommandError::from_error(kind, &err);

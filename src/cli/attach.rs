@@ -4,14 +4,12 @@
 use std::io::IsTerminal;
 
 use clap::Args;
-use tokio::sync::mpsc;
 
 use super::CommandContext;
-use super::task::{report_outcome, timeouts_from_env};
-use crate::error::{CommandError, ErrorKind};
-use crate::session::StopReason;
+use super::run::{announce, report_outcome, timeouts_from_env};
+use crate::error::CommandError;
 use crate::store::TaskName;
-use crate::task::{self, TaskError};
+use crate::task::{self, Foreground, TaskError};
 
 /// Attach to a task: talk to its claude session yourself, in its worktree
 ///
@@ -39,70 +37,15 @@ pub fn cmd_attach(ctx: &CommandContext, args: AttachArgs) -> Result<u8, CommandE
     let ws = ctx.workspace()?;
     let timeouts = timeouts_from_env()?;
     let started = task::resume_attached(&ws, &args.task)?;
-    let ui = &ctx.ui;
     if let Some(warning) = &started.sandbox_warning {
-        ui.warn(warning);
+        ctx.ui.warn(warning);
     }
-    let s = &ui.err;
-    ui.status(&format!(
-        "{} {} on {} in {}",
-        s.bold.apply_to("attach"),
-        s.name.apply_to(&started.record.name),
-        started.record.branch,
-        s.dim.apply_to(started.record.worktree.display())
-    ));
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            task::abandon(&ws, &started);
-            return Err(CommandError::from_error(ErrorKind::Internal, &err));
-        }
-    };
-    let record = runtime.block_on(async {
-        let (stop_tx, stop_rx) = mpsc::unbounded_channel();
-        // In place before claude starts: the terminal's Ctrl-C and Ctrl-\ reach cms too (it
-        // shares claude's process group) and must not end it; SIGTERM and SIGHUP (`cms
-        // abort`, a closed terminal) stop the session.
-        let handlers = signal_handlers();
-        let signals = tokio::spawn(forward_signals(handlers, stop_tx));
-        let result = task::run_attached(&ws, started, timeouts, stop_rx).await;
-        signals.abort();
-        result
-    })?;
+    announce(&ctx.ui, "attach", &started);
+    let record = task::run_foreground(
+        &ws,
+        started,
+        Foreground::Attached(timeouts),
+        &mut task::Quiet,
+    )?;
     Ok(report_outcome(ctx, &ws, &record))
-}
-
-type Handlers = [tokio::signal::unix::Signal; 4];
-
-/// Handlers for SIGINT, SIGQUIT, SIGTERM and SIGHUP, in place from the moment this returns.
-fn signal_handlers() -> Option<Handlers> {
-    use tokio::signal::unix::{SignalKind, signal};
-    Some([
-        signal(SignalKind::interrupt()).ok()?,
-        signal(SignalKind::quit()).ok()?,
-        signal(SignalKind::terminate()).ok()?,
-        signal(SignalKind::hangup()).ok()?,
-    ])
-}
-
-/// Ignores SIGINT and SIGQUIT (claude's to handle) and turns SIGTERM and SIGHUP into stop
-/// requests: the first interrupts claude, a second kills the session.
-async fn forward_signals(handlers: Option<Handlers>, stop: mpsc::UnboundedSender<StopReason>) {
-    let Some([mut int, mut quit, mut term, mut hup]) = handlers else {
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = int.recv() => continue,
-            _ = quit.recv() => continue,
-            _ = term.recv() => {}
-            _ = hup.recv() => {}
-        }
-        if stop.send(StopReason::User).is_err() {
-            return;
-        }
-    }
 }

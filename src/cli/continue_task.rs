@@ -3,7 +3,8 @@
 use clap::Args;
 
 use super::CommandContext;
-use super::task::{SessionArgs, parse_preset, supervise, timeouts_from_env};
+use super::run::{launch, supervise, timeouts_from_env};
+use super::task::{SessionArgs, parse_preset};
 use crate::error::CommandError;
 use crate::session::Preset;
 use crate::store::TaskName;
@@ -62,7 +63,7 @@ pub fn cmd_continue(ctx: &CommandContext, args: ContinueArgs) -> Result<u8, Comm
     let ask = args.session.asks(args.session.detach);
     let started = task::resume(&ws, &opts)?;
     if args.session.detach {
-        return super::supervise::launch(ctx, &ws, started, ask);
+        return launch(ctx, &ws, started, ask);
     }
     supervise(ctx, &ws, started, timeouts, "continue", ask)
 }

@@ -15,7 +15,6 @@ use crate::error::{CommandError, exit_code};
 pub struct McpArgs {}
 
 pub fn cmd_mcp(ctx: &CommandContext, _args: McpArgs) -> Result<u8, CommandError> {
-    // Tasks the server starts are handed to background supervisors, as with `cms task -d`.
-    crate::mcp::serve(ctx.cwd.clone(), super::supervise::hand_off)?;
+    crate::mcp::serve(ctx.cwd.clone())?;
     Ok(exit_code::OK)
 }

@@ -21,7 +21,9 @@ mod mcp;
 mod merge;
 pub mod panic;
 mod pool;
+
 mod push;
+mod run;
 mod setup;
 mod show;
 mod supervise;

@@ -3,18 +3,14 @@
 use std::io::IsTerminal;
 
 use clap::Args;
-use tokio::sync::mpsc;
 
 use super::CommandContext;
-use crate::error::{CommandError, ErrorKind, exit_code};
-use crate::report;
+use super::run::{supervise, timeouts_from_env};
+use crate::error::{CommandError, ErrorKind};
 use crate::safety::sandbox::SandboxMode;
-use crate::session::protocol::Event;
-use crate::session::{Ledger, Preset, StopReason, Timeouts};
-use crate::store::{Status, TaskName};
-use crate::task::{self, RunOptions, TaskOptions};
-use crate::transcript::{Entry, Reader};
-use crate::ui::Ui;
+use crate::session::Preset;
+use crate::store::TaskName;
+use crate::task::{self, TaskOptions};
 
 /// Start a task: a branch, a worktree and a claude session doing <PROMPT>
 ///
@@ -171,16 +167,16 @@ pub fn cmd_task(ctx: &CommandContext, args: TaskArgs) -> Result<u8, CommandError
     let fanned_out = each.is_some() || args.attempts.is_some_and(|n| n > 1);
     let ask = args.session.asks(detach || fanned_out);
     if let Some(text) = &each {
-        let specs = super::fanout::each(text, &opts)?;
+        let specs = task::each(text, &opts)?;
         return super::fanout::run_many(ctx, &ws, specs, jobs, detach, ask);
     }
     if let Some(count) = args.attempts.filter(|n| *n > 1) {
-        let specs = super::fanout::attempts(&ws, &opts, count)?;
+        let specs = task::attempts(&ws, &opts, count)?;
         return super::fanout::run_many(ctx, &ws, specs, jobs, detach, ask);
     }
     let started = task::start(&ws, &opts)?;
     if detach {
-        return super::supervise::launch(ctx, &ws, started, ask);
+        return super::run::launch(ctx, &ws, started, ask);
     }
     supervise(ctx, &ws, started, timeouts, "task", ask)
 }
@@ -209,216 +205,5 @@ fn read_prompt(
         }),
         (Some(text), None) => Ok(text.to_owned()),
         (None, None) => Ok(String::new()),
-    }
-}
-
-/// Runs a started task's session in the foreground (progress on stderr, Ctrl-C stops it) and
-/// prints its outcome; the exit code says how it ended. Shared by `task` and `continue`.
-pub(super) fn supervise(
-    ctx: &CommandContext,
-    ws: &crate::workspace::Workspace,
-    started: task::Started,
-    timeouts: Timeouts,
-    verb: &str,
-    ask: bool,
-) -> Result<u8, CommandError> {
-    let ui = &ctx.ui;
-    let notify = ws
-        .config(Some(started.record.base))
-        .ok()
-        .and_then(|c| c.notify);
-    if let Some(warning) = &started.sandbox_warning {
-        ui.warn(warning);
-    }
-    super::trust::warn_untrusted(ctx, ws, started.record.base);
-    let s = &ui.err;
-    ui.status(&format!(
-        "{} {} on {} in {}",
-        s.bold.apply_to(verb),
-        s.name.apply_to(&started.record.name),
-        started.record.branch,
-        s.dim.apply_to(started.record.worktree.display())
-    ));
-
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| CommandError::from_error(ErrorKind::Internal, &err))?;
-    let record = runtime.block_on(async {
-        let (stop_tx, stop_rx) = mpsc::unbounded_channel();
-        // Registered before anything runs, so no stop request can fall between two handlers.
-        let handlers = stop_signals();
-        // A stop that reached a detached supervisor before these handlers existed.
-        if super::supervise::stop_requested_early() {
-            ui.status("stopping the session…");
-            let _ = stop_tx.send(StopReason::User);
-        }
-        let signals = tokio::spawn(forward_stop_signals(handlers, stop_tx, ui.clone()));
-        let worktree = started.record.worktree.clone();
-        let ask = ask.then(|| super::answer::prompts(ui, &started.record, notify.clone()));
-        let mut progress = Progress::new(ui, &worktree);
-        let result = task::run(
-            ws,
-            started,
-            RunOptions { timeouts, ask },
-            stop_rx,
-            |event, ledger| progress.event(event, ledger),
-        )
-        .await;
-        signals.abort();
-        result
-    })?;
-    Ok(report_outcome(ctx, ws, &record))
-}
-
-/// Notifies, prints the task's final record (JSON or a summary), and returns the exit code its
-/// status gives. Shared by `task`, `continue` and `attach`.
-pub(super) fn report_outcome(
-    ctx: &CommandContext,
-    ws: &crate::workspace::Workspace,
-    record: &crate::store::TaskRecord,
-) -> u8 {
-    let ui = &ctx.ui;
-    let record = record.clone();
-    let json = report::task_json(&record);
-    let notify = ws.config(Some(record.base)).ok().and_then(|c| c.notify);
-    if let Some(command) = &notify
-        && let Err(why) = task::notify(command, &record, &json)
-    {
-        ui.warn(&format!("notify.command: {why}"));
-    }
-    if ui.json {
-        ui.print_json(&json);
-    } else {
-        ui.println(&report::summary(&ui.out, &record));
-    }
-    match record.status {
-        Status::Completed => exit_code::OK,
-        Status::Aborted => exit_code::INTERRUPTED,
-        _ => exit_code::TASK_NOT_COMPLETED,
-    }
-}
-
-type StopSignals = (
-    tokio::signal::unix::Signal,
-    tokio::signal::unix::Signal,
-    tokio::signal::unix::Signal,
-);
-
-/// Handlers for SIGINT, SIGTERM and SIGHUP, in place from the moment this returns.
-fn stop_signals() -> Option<StopSignals> {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) {
-        (Ok(int), Ok(term), Ok(hup)) => Some((int, term, hup)),
-        _ => None,
-    }
-}
-
-/// Turns SIGINT, SIGTERM and SIGHUP into stop requests: the first stops gracefully, a second
-/// one kills.
-async fn forward_stop_signals(
-    handlers: Option<StopSignals>,
-    stop: mpsc::UnboundedSender<StopReason>,
-    ui: Ui,
-) {
-    let Some((mut int, mut term, mut hup)) = handlers else {
-        return;
-    };
-    let mut count = 0;
-    loop {
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
-            _ = hup.recv() => {}
-        }
-        count += 1;
-        ui.status(if count == 1 {
-            "stopping the session (again to kill it)…"
-        } else {
-            "killing the session…"
-        });
-        if stop.send(StopReason::User).is_err() {
-            return;
-        }
-    }
-}
-
-/// Grace periods can be shortened through the environment (documented for tests and CI).
-pub(super) fn timeouts_from_env() -> Result<Timeouts, CommandError> {
-    let mut timeouts = Timeouts::default();
-    if let Some(grace) = crate::config::env_millis("CMS_INTERRUPT_GRACE_MS")? {
-        timeouts.interrupt_grace = grace;
-    }
-    if let Some(grace) = crate::config::env_millis("CMS_EXIT_GRACE_MS")? {
-        timeouts.exit_grace = grace;
-    }
-    Ok(timeouts)
-}
-
-/// Renders events as compact progress lines on stderr.
-struct Progress<'a> {
-    ui: &'a Ui,
-    reader: Reader,
-    warned_malformed: bool,
-    /// At a terminal, tool lines carry a running cost; in logs one line per event is enough.
-    show_ledger: bool,
-}
-
-impl<'a> Progress<'a> {
-    fn new(ui: &'a Ui, worktree: &'a std::path::Path) -> Progress<'a> {
-        Progress {
-            ui,
-            reader: Reader::new(worktree),
-            warned_malformed: false,
-            show_ledger: std::io::stderr().is_terminal(),
-        }
-    }
-
-    fn line(&self, marker: &str, text: &str, ledger: &Ledger) {
-        let s = &self.ui.err;
-        if self.show_ledger {
-            self.ui.status(&format!(
-                "  {} {text} {}",
-                s.dim.apply_to(marker),
-                s.dim
-                    .apply_to(format!("[{}]", report::format_cost(ledger.cost_usd)))
-            ));
-        } else {
-            self.ui
-                .status(&format!("  {} {text}", s.dim.apply_to(marker)));
-        }
-    }
-
-    fn event(&mut self, event: &Event, ledger: &Ledger) {
-        let s = &self.ui.err;
-        if let Event::Malformed(_) = event {
-            if !self.warned_malformed {
-                self.warned_malformed = true;
-                self.ui.warn(
-                    "claude printed a line that is not stream-json; it is kept in the transcript",
-                );
-            }
-            return;
-        }
-        // The live view shows what claude does and what failed; `cms logs` shows the rest.
-        for entry in self.reader.entries(event) {
-            match &entry {
-                Entry::Session { .. } => self.ui.status(&format!(
-                    "  {} {}",
-                    s.dim.apply_to(entry.marker()),
-                    entry.line()
-                )),
-                Entry::ApiRetry { .. }
-                | Entry::ToolCall { .. }
-                | Entry::ToolResult { is_error: true, .. } => {
-                    self.line(entry.marker(), &entry.line(), ledger);
-                }
-                _ => {}
-            }
-        }
     }
 }

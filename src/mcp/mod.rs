@@ -11,4 +11,3 @@ mod server;
 mod tools;
 
 pub use server::serve;
-pub use tools::HandOff;

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::args::*;
-use super::tools::{Caller, HandOff, Tools};
+use super::tools::{Caller, Tools};
 use crate::error::{CommandError, ErrorKind};
 use crate::workspace::Workspace;
 
@@ -30,9 +30,9 @@ Every result is the task as `cms show --json` prints it.";
 
 /// Serves MCP on stdin and stdout until the client leaves. Refuses to start outside a git
 /// repository: the server only ever acts on the one it was started in.
-pub fn serve(cwd: PathBuf, hand_off: HandOff) -> Result<(), CommandError> {
+pub fn serve(cwd: PathBuf) -> Result<(), CommandError> {
     Workspace::discover(&cwd)?;
-    let tools = Arc::new(Tools::new(cwd, hand_off));
+    let tools = Arc::new(Tools::new(cwd));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -17,11 +17,6 @@ use crate::store::{PermissionAnswer, TaskName, TaskRecord};
 use crate::task::{self, ContinueOptions, MergeOptions, Started, TaskOptions};
 use crate::workspace::Workspace;
 
-/// Hands a started task to a background supervisor (`cli/supervise.rs`), asking for
-/// permissions when the flag says so; passed in by `cli/mcp.rs` so that this layer does not
-/// depend on the command line's.
-pub type HandOff = fn(&Workspace, Started, bool) -> Result<(), CommandError>;
-
 /// How long `task_wait` waits when no timeout is given: below the patience of MCP clients,
 /// which give up on a silent call, and a parent can always wait again.
 const DEFAULT_WAIT: Duration = Duration::from_secs(600);
@@ -37,7 +32,6 @@ const DEFAULT_PATCH_BYTES: usize = 40_000;
 pub struct Tools {
     /// The directory `cms mcp` was started in; every call opens the repository there.
     cwd: PathBuf,
-    hand_off: HandOff,
     /// Tasks this server started or continued, for `[mcp] max_running`. Held across a start
     /// so two starts cannot both pass the count.
     ours: Mutex<Vec<TaskName>>,
@@ -51,10 +45,9 @@ pub struct Caller<'a> {
 }
 
 impl Tools {
-    pub fn new(cwd: PathBuf, hand_off: HandOff) -> Tools {
+    pub fn new(cwd: PathBuf) -> Tools {
         Tools {
             cwd,
-            hand_off,
             ours: Mutex::new(Vec::new()),
         }
     }
@@ -161,7 +154,7 @@ impl Tools {
         caps::running(caps, ours.len())?;
         let started = begin()?;
         let name = started.record.name.clone();
-        (self.hand_off)(ws, started, true)?;
+        task::hand_off(ws, started, true)?;
         ours.push(name.clone());
         Ok(name)
     }

@@ -101,6 +101,11 @@ impl TaskName {
     pub fn branch(&self) -> String {
         format!("cms/{}", self.0)
     }
+
+    /// The ref that keeps the task's tip from before its last `cms continue --rebase`.
+    pub fn rebased_ref(&self) -> String {
+        format!("refs/cms/rebased/{}", self.0)
+    }
 }
 
 impl std::str::FromStr for TaskName {

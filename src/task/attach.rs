@@ -12,9 +12,11 @@ use crate::session::{self, Ledger, Spawn, StopReason, Timeouts};
 use crate::store::{Status, TaskRecord};
 use crate::workspace::Workspace;
 
+use super::error::TaskError;
 use super::finish::{Ending, finish_as};
 use super::run::{collect_blocked, session_args, session_env, session_sandbox, take_back};
-use super::*;
+use super::started::Started;
+use super::watched::Watched;
 
 /// How often the transcript is read for the live cost and turns: often enough that a limit
 /// stops the session within a reply or so, cheap enough to go unnoticed.

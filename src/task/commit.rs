@@ -2,11 +2,12 @@
 //! user's own edits there), then checking the task's whole change again, so `merge` sees
 //! exactly what it would merge.
 
+use super::error::TaskError;
+use super::finish::describe_violations;
+use super::open::{current_violations, ensure_not_running, ensure_on_branch, task_git};
 use crate::git::Oid;
 use crate::store::{Status, TaskName, TaskRecord};
 use crate::workspace::{Workspace, commit_task_work};
-
-use super::*;
 
 /// The message of `cms commit` when none is given.
 pub const DEFAULT_MESSAGE: &str = "cms: work left uncommitted in the task's worktree";

@@ -8,10 +8,13 @@
 //! ([`finish_pending_discards`]), so no command ever sees a task whose record says it is open
 //! while its worktree or branch is already gone.
 
+use super::error::TaskError;
+use super::open::{
+    committed_unmerged_files, delete_task_branch, ensure_not_running, is_tampered, open_for_change,
+    plan_checkout_removal, remove_planned_worktree, remove_tampered_checkout, unmerged_files,
+};
 use crate::store::{Status, StoreError, TaskName, TaskRecord};
 use crate::workspace::Workspace;
-
-use super::*;
 
 /// A task checked for discarding, with what it would lose.
 #[derive(Debug, Clone)]

@@ -34,6 +34,34 @@ pub enum TaskError {
     #[error("cms attach needs a terminal, and its stdin or stdout is not one")]
     NotATerminal(TaskName),
 
+    #[error("cannot write the supervisor's log {}", path.display())]
+    SupervisorLog {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("cannot start a background supervisor")]
+    SpawnSupervisor(#[source] std::io::Error),
+
+    #[error("cms could not hand the task to a background supervisor")]
+    NotTakenOver { log: PathBuf },
+
+    #[error("the hand-off to this supervisor is not readable")]
+    BadHandoff(#[source] serde_json::Error),
+
+    #[error("task '{0}' was not handed to this supervisor")]
+    NotHandedOver(TaskName),
+
+    #[error("cannot start the runtime that supervises the session")]
+    Runtime(#[source] std::io::Error),
+
+    #[error("{0}")]
+    AttemptName(#[source] crate::store::InvalidName),
+
+    #[error("--each found no prompt")]
+    NoPrompts,
+
     #[error("task '{0}' already exists")]
     NameTaken(TaskName),
 

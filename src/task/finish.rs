@@ -9,8 +9,9 @@ use crate::session::{Ledger, StopReason, TurnOutcome};
 use crate::store::{Status, TaskRecord};
 use crate::workspace::Workspace;
 
-use super::watched::check_surroundings;
-use super::*;
+use super::error::TaskError;
+use super::rules::{RuleScope, rules_for};
+use super::watched::{Watched, check_surroundings};
 
 /// Commits the worktree, checks what the session changed, and saves the task's final state.
 pub(super) fn finish(

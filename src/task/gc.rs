@@ -27,10 +27,13 @@ use crate::git;
 use crate::store::{Status, TaskName, TaskRecord};
 use crate::workspace::Workspace;
 
+use super::error::TaskError;
+use super::open::{
+    delete_task_branch, is_tampered, plan_checkout_removal, remove_planned_worktree, unmerged_files,
+};
 use super::worktrees::{ClassifiedWorktree, WorktreeKind, classify_worktrees};
 
 mod store;
-use super::*;
 
 /// Why gc leaves a worktree whose git admin dir is not git's own: removing it through git would
 /// follow what the session planted.

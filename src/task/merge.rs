@@ -12,13 +12,13 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::error::TaskError;
+use super::open::{current_violations, ensure_on_branch, open_for_change, task_git};
 use crate::git::merge::{ApplyState, MergeKind, MergeMessages, MergeMode, MergePlan};
 use crate::git::{self, GitError, Oid};
 use crate::report;
 use crate::store::{MergeInfo, Status, TaskName, TaskRecord};
 use crate::workspace::Workspace;
-
-use super::*;
 
 /// What the user asked of a merge.
 #[derive(Debug, Clone)]

@@ -4,12 +4,13 @@
 
 use std::path::PathBuf;
 
+use super::error::TaskError;
+use super::rules::{RuleScope, rules_for};
+use super::start::lock_reason;
 use crate::git::{self, Oid};
 use crate::safety::{self};
 use crate::store::{TaskName, TaskRecord};
 use crate::workspace::Workspace;
-
-use super::*;
 
 /// Opens a task for a command that changes it (`merge`, `discard`): it must exist, not be
 /// running, and not be merged or discarded already.
@@ -301,10 +302,7 @@ pub(super) fn delete_task_branch(ws: &Workspace, record: &TaskRecord) -> Result<
         git::worktree::delete_branch(&ws.repo.common_dir, &record.branch)?;
     }
     // The tip kept from before a `--rebase` goes with the task.
-    let _ = git::merge::delete_ref(
-        &ws.repo.common_dir,
-        &super::resume::rebased_ref(&record.name),
-    );
+    let _ = git::merge::delete_ref(&ws.repo.common_dir, &record.name.rebased_ref());
     Ok(())
 }
 

@@ -19,11 +19,10 @@
 
 use std::path::{Path, PathBuf};
 
+use super::error::TaskError;
 use crate::config::Config;
 use crate::git::{self, Oid};
 use crate::workspace::Workspace;
-
-use super::*;
 
 /// The lock reason of a pooled worktree.
 pub const POOL_REASON: &str = "cms pool";

@@ -5,12 +5,11 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use super::error::TaskError;
 use crate::config::Config;
 use crate::git;
 use crate::safety::Rules;
 use crate::workspace::Workspace;
-
-use super::*;
 
 /// The file listing, in gitignore syntax, the ignored files a new worktree gets a copy of (as
 /// Claude Code's own worktrees do).

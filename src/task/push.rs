@@ -4,12 +4,12 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use super::error::TaskError;
+use super::open::open_for_change;
 use crate::git::{self, Oid};
 use crate::report;
 use crate::store::{PushInfo, TaskName, TaskRecord};
 use crate::workspace::Workspace;
-
-use super::*;
 
 /// What the user asked of a push.
 #[derive(Debug, Clone, Default)]

@@ -3,13 +3,15 @@
 
 use std::time::Duration;
 
+use super::error::TaskError;
+use super::open::{ensure_not_running, ensure_on_branch, task_git};
+use super::start::sandbox_plan;
+use super::started::Started;
 use crate::git::{self, Oid};
 use crate::safety::sandbox::SandboxMode;
 use crate::session::{self, Preset};
 use crate::store::{LimitSettings, Rebase, Status, TaskName, TaskRecord, now_rfc3339};
 use crate::workspace::Workspace;
-
-use super::*;
 
 /// What the user asked a follow-up to do.
 #[derive(Debug, Clone)]
@@ -106,13 +108,8 @@ fn rebase_target(ws: &Workspace, record: &TaskRecord) -> Result<(String, Oid), T
     Ok((branch, tip))
 }
 
-/// The ref that keeps a rebased task's previous tip.
-pub fn rebased_ref(name: &TaskName) -> String {
-    format!("refs/cms/rebased/{name}")
-}
-
 /// Moves the running task's work onto `tip` of `onto` (see [`git::merge::squash_onto`]),
-/// keeping its previous tip under [`rebased_ref`], and says in the message what the agent
+/// keeping its previous tip under [`TaskName::rebased_ref`], and says in the message what the agent
 /// must resolve.
 fn rebase(
     ws: &Workspace,
@@ -124,7 +121,7 @@ fn rebase(
     let from = ws.repo.branch_tip(&record.branch)?;
     git::merge::set_ref(
         &ws.repo.common_dir,
-        &rebased_ref(&record.name),
+        &record.name.rebased_ref(),
         from,
         "cms: the task's tip before its rebase",
     )?;

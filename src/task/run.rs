@@ -5,6 +5,12 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
+use super::error::TaskError;
+use super::finish::finish;
+use super::open::task_git;
+use super::start::undo_start;
+use super::started::Started;
+use super::watched::Watched;
 use crate::git::{self};
 use crate::safety::sandbox::{self};
 use crate::safety::{self, LimitKind, LimitState};
@@ -13,8 +19,6 @@ use crate::session::{
 };
 use crate::store::TaskRecord;
 use crate::workspace::Workspace;
-
-use super::*;
 
 /// How the supervisor should behave.
 pub struct RunOptions {
@@ -438,10 +442,7 @@ pub(super) fn take_back(ws: &Workspace, record: &TaskRecord, resumed_from: &Opti
                 if let Ok(task) = task_git(ws, record) {
                     let _ = git::merge::undo_squash_onto(&task, rebase.from);
                 }
-                let _ = git::merge::delete_ref(
-                    &ws.repo.common_dir,
-                    &super::resume::rebased_ref(&record.name),
-                );
+                let _ = git::merge::delete_ref(&ws.repo.common_dir, &record.name.rebased_ref());
             }
             let previous = previous.clone();
             let _ = ws.store.rewrite(&record.name, |_| previous);

@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use super::error::TaskError;
+use super::rules::{RuleScope, rules_for};
+use super::started::{Started, TaskOptions};
 use crate::config::Limits;
 use crate::git::{self};
 use crate::safety::LimitState;
@@ -9,8 +12,6 @@ use crate::safety::sandbox::{self, SandboxMode};
 use crate::session::{self};
 use crate::store::{Safety, Status, TaskName, TaskRecord, now_rfc3339};
 use crate::workspace::Workspace;
-
-use super::*;
 
 /// Creates the task's branch, worktree and record. Fails without leaving any of them behind.
 pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, TaskError> {

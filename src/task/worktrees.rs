@@ -3,10 +3,9 @@
 
 use std::path::PathBuf;
 
+use super::start::lock_reason;
 use crate::git::{self, worktree::WorktreeEntry};
 use crate::store::TaskName;
-
-use super::*;
 
 /// What a linked worktree of the repository is to cms.
 #[derive(Debug, Clone)]

@@ -1,0 +1,202 @@
+//! Running a started task from the command line: in the foreground (`cms task`, `cms
+//! continue`, the background supervisor) with live progress on stderr and its outcome printed
+//! at the end, or handed to a background supervisor (`--detach`). The engine is
+//! `task::run_foreground` and `task::hand_off`; this file only shows what they report.
+
+use std::io::IsTerminal;
+
+use super::CommandContext;
+use crate::error::{CommandError, exit_code};
+use crate::report;
+use crate::session::protocol::Event;
+use crate::session::{Ledger, Timeouts};
+use crate::store::Status;
+use crate::task::{self, Foreground, Observer, RunOptions, Started, Stopping};
+use crate::transcript::{Entry, Reader};
+use crate::ui::Ui;
+use crate::workspace::Workspace;
+
+/// Runs a started task's session in the foreground (progress on stderr, Ctrl-C stops it) and
+/// prints its outcome; the exit code says how it ended. Shared by `task`, `continue` and the
+/// background supervisor (`verb` names which in the first line).
+pub(super) fn supervise(
+    ctx: &CommandContext,
+    ws: &Workspace,
+    started: Started,
+    timeouts: Timeouts,
+    verb: &str,
+    ask: bool,
+) -> Result<u8, CommandError> {
+    let ui = &ctx.ui;
+    let notify = ws
+        .config(Some(started.record.base))
+        .ok()
+        .and_then(|c| c.notify);
+    if let Some(warning) = &started.sandbox_warning {
+        ui.warn(warning);
+    }
+    super::trust::warn_untrusted(ctx, ws, started.record.base);
+    announce(ui, verb, &started);
+    let worktree = started.record.worktree.clone();
+    let ask = ask.then(|| super::answer::prompts(ui, &started.record, notify));
+    let mut progress = Progress::new(ui, &worktree);
+    let record = task::run_foreground(
+        ws,
+        started,
+        Foreground::Headless(RunOptions { timeouts, ask }),
+        &mut progress,
+    )?;
+    Ok(report_outcome(ctx, ws, &record))
+}
+
+/// The first line of a foreground run: what runs, on which branch, where.
+pub(super) fn announce(ui: &Ui, verb: &str, started: &Started) {
+    let s = &ui.err;
+    ui.status(&format!(
+        "{} {} on {} in {}",
+        s.bold.apply_to(verb),
+        s.name.apply_to(&started.record.name),
+        started.record.branch,
+        s.dim.apply_to(started.record.worktree.display())
+    ));
+}
+
+/// Hands `started` to a new background supervisor and reports the task as started.
+pub(super) fn launch(
+    ctx: &CommandContext,
+    ws: &Workspace,
+    started: Started,
+    ask: bool,
+) -> Result<u8, CommandError> {
+    let name = started.record.name.clone();
+    if let Some(warning) = &started.sandbox_warning {
+        ctx.ui.warn(warning);
+    }
+    super::trust::warn_untrusted(ctx, ws, started.record.base);
+    task::hand_off(ws, started, ask)?;
+    let record = ws.task(&name)?;
+    if ctx.ui.json {
+        ctx.ui.print_json(&report::task_json(&record));
+    } else {
+        ctx.ui.println(name.as_str());
+        ctx.ui.status(&format!(
+            "running in the background; `cms wait {name}` waits for it, `cms show {name}` \
+             shows it, `cms abort {name}` stops it"
+        ));
+    }
+    Ok(exit_code::OK)
+}
+
+/// Notifies, prints the task's final record (JSON or a summary), and returns the exit code its
+/// status gives. Shared by `task`, `continue` and `attach`.
+pub(super) fn report_outcome(
+    ctx: &CommandContext,
+    ws: &Workspace,
+    record: &crate::store::TaskRecord,
+) -> u8 {
+    let ui = &ctx.ui;
+    let record = record.clone();
+    let json = report::task_json(&record);
+    let notify = ws.config(Some(record.base)).ok().and_then(|c| c.notify);
+    if let Some(command) = &notify
+        && let Err(why) = task::notify(command, &record, &json)
+    {
+        ui.warn(&format!("notify.command: {why}"));
+    }
+    if ui.json {
+        ui.print_json(&json);
+    } else {
+        ui.println(&report::summary(&ui.out, &record));
+    }
+    match record.status {
+        Status::Completed => exit_code::OK,
+        Status::Aborted => exit_code::INTERRUPTED,
+        _ => exit_code::TASK_NOT_COMPLETED,
+    }
+}
+
+/// Grace periods can be shortened through the environment (documented for tests and CI).
+pub(super) fn timeouts_from_env() -> Result<Timeouts, CommandError> {
+    let mut timeouts = Timeouts::default();
+    if let Some(grace) = crate::config::env_millis("CMS_INTERRUPT_GRACE_MS")? {
+        timeouts.interrupt_grace = grace;
+    }
+    if let Some(grace) = crate::config::env_millis("CMS_EXIT_GRACE_MS")? {
+        timeouts.exit_grace = grace;
+    }
+    Ok(timeouts)
+}
+
+/// Renders events as compact progress lines on stderr.
+struct Progress<'a> {
+    ui: &'a Ui,
+    reader: Reader,
+    warned_malformed: bool,
+    /// At a terminal, tool lines carry a running cost; in logs one line per event is enough.
+    show_ledger: bool,
+}
+
+impl<'a> Progress<'a> {
+    fn new(ui: &'a Ui, worktree: &'a std::path::Path) -> Progress<'a> {
+        Progress {
+            ui,
+            reader: Reader::new(worktree),
+            warned_malformed: false,
+            show_ledger: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn line(&self, marker: &str, text: &str, ledger: &Ledger) {
+        let s = &self.ui.err;
+        if self.show_ledger {
+            self.ui.status(&format!(
+                "  {} {text} {}",
+                s.dim.apply_to(marker),
+                s.dim
+                    .apply_to(format!("[{}]", report::format_cost(ledger.cost_usd)))
+            ));
+        } else {
+            self.ui
+                .status(&format!("  {} {text}", s.dim.apply_to(marker)));
+        }
+    }
+}
+
+impl Observer for Progress<'_> {
+    fn stopping(&mut self, how: Stopping) {
+        self.ui.status(match how {
+            Stopping::Early => "stopping the session…",
+            Stopping::Graceful => "stopping the session (again to kill it)…",
+            Stopping::Kill => "killing the session…",
+        });
+    }
+
+    fn event(&mut self, event: &Event, ledger: &Ledger) {
+        let s = &self.ui.err;
+        if let Event::Malformed(_) = event {
+            if !self.warned_malformed {
+                self.warned_malformed = true;
+                self.ui.warn(
+                    "claude printed a line that is not stream-json; it is kept in the transcript",
+                );
+            }
+            return;
+        }
+        // The live view shows what claude does and what failed; `cms logs` shows the rest.
+        for entry in self.reader.entries(event) {
+            match &entry {
+                Entry::Session { .. } => self.ui.status(&format!(
+                    "  {} {}",
+                    s.dim.apply_to(entry.marker()),
+                    entry.line()
+                )),
+                Entry::ApiRetry { .. }
+                | Entry::ToolCall { .. }
+                | Entry::ToolResult { is_error: true, .. } => {
+                    self.line(entry.marker(), &entry.line(), ledger);
+                }
+                _ => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Running a started task's session in this process to its end, with the stop signals of a
+//! foreground run: what `cms task`, `cms continue`, `cms attach` and a background supervisor
+//! share. Front ends hear of the run through an [`Observer`], as nextest's runner reports to
+//! its reporter; they print, the engine decides.
+
+use std::cell::RefCell;
+
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::mpsc;
+
+use super::attach::run_attached;
+use super::error::TaskError;
+use super::handoff::stop_requested_early;
+use super::run::{RunOptions, abandon, run};
+use super::started::Started;
+use crate::session::protocol::Event;
+use crate::session::{Ledger, StopReason, Timeouts};
+use crate::store::{PendingPermission, TaskName, TaskRecord};
+
+/// Which way a stop request is going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopping {
+    /// A stop that came before the run's own handlers: the session is stopped gracefully.
+    Early,
+    /// The first stop signal: the session is stopped gracefully; another one kills it.
+    Graceful,
+    /// A second stop signal: the session is killed.
+    Kill,
+}
+
+/// What a run tells its front end. Every method has a default that ignores it, so a front end
+/// implements only what it shows.
+pub trait Observer {
+    /// An event of the session, with the ledger as it stands after it.
+    fn event(&mut self, _event: &Event, _ledger: &Ledger) {}
+    /// A stop request was heard.
+    fn stopping(&mut self, _how: Stopping) {}
+    /// A fan-out handed a task to its background supervisor; `sandbox_warning` says why its
+    /// Bash runs unsandboxed, if it does.
+    fn started(&mut self, _name: &TaskName, _sandbox_warning: Option<&str>) {}
+    /// A task of a fan-out waits on a permission answer (once for each prompt).
+    fn asks(&mut self, _record: &TaskRecord, _pending: &PendingPermission) {}
+}
+
+/// An observer that shows nothing.
+pub struct Quiet;
+
+impl Observer for Quiet {}
+
+/// How the session runs.
+pub enum Foreground {
+    /// Headless (`claude -p`): SIGINT, SIGTERM and SIGHUP stop it, the first gracefully, a
+    /// second one by killing it.
+    Headless(RunOptions),
+    /// Interactive at the user's terminal (`cms attach`): the terminal's Ctrl-C and Ctrl-\
+    /// reach cms too (it shares claude's process group) and are claude's to handle; SIGTERM
+    /// and SIGHUP (`cms abort`, a closed terminal) stop the session.
+    Attached(Timeouts),
+}
+
+/// Runs `started`'s session here to its end and returns the task's final record.
+pub fn run_foreground(
+    ws: &crate::workspace::Workspace,
+    started: Started,
+    how: Foreground,
+    observer: &mut dyn Observer,
+) -> Result<TaskRecord, TaskError> {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            abandon(ws, &started);
+            return Err(TaskError::Runtime(err));
+        }
+    };
+    let observer = RefCell::new(observer);
+    runtime.block_on(async {
+        let (stop_tx, stop_rx) = mpsc::unbounded_channel();
+        // Registered before anything runs, so no stop request can fall between two handlers.
+        let attached = matches!(how, Foreground::Attached(_));
+        let handlers = stop_signals(attached);
+        // A stop that reached a background supervisor before these handlers existed.
+        if stop_requested_early() {
+            observer.borrow_mut().stopping(Stopping::Early);
+            let _ = stop_tx.send(StopReason::User);
+        }
+        let signals = forward_stop_signals(handlers, stop_tx, &observer);
+        let session = async {
+            match how {
+                Foreground::Headless(opts) => {
+                    run(ws, started, opts, stop_rx, |event, ledger| {
+                        observer.borrow_mut().event(event, ledger);
+                    })
+                    .await
+                }
+                Foreground::Attached(timeouts) => {
+                    run_attached(ws, started, timeouts, stop_rx).await
+                }
+            }
+        };
+        tokio::select! {
+            result = session => result,
+            never = signals => match never {},
+        }
+    })
+}
+
+/// The handlers of a run, in place from the moment this returns: SIGINT, SIGTERM, SIGHUP and,
+/// attached, SIGQUIT (caught only so that it does not end cms).
+struct StopSignals {
+    int: Signal,
+    term: Signal,
+    hup: Signal,
+    quit: Option<Signal>,
+    attached: bool,
+}
+
+fn stop_signals(attached: bool) -> Option<StopSignals> {
+    Some(StopSignals {
+        int: signal(SignalKind::interrupt()).ok()?,
+        term: signal(SignalKind::terminate()).ok()?,
+        hup: signal(SignalKind::hangup()).ok()?,
+        quit: if attached {
+            Some(signal(SignalKind::quit()).ok()?)
+        } else {
+            None
+        },
+        attached,
+    })
+}
+
+/// Turns stop signals into stop requests until the run ends (it never returns on its own).
+async fn forward_stop_signals(
+    handlers: Option<StopSignals>,
+    stop: mpsc::UnboundedSender<StopReason>,
+    observer: &RefCell<&mut dyn Observer>,
+) -> std::convert::Infallible {
+    if let Some(mut handlers) = handlers {
+        let mut count = 0;
+        loop {
+            let by_terminal = tokio::select! {
+                _ = handlers.int.recv() => true,
+                _ = async {
+                    match handlers.quit.as_mut() {
+                        Some(quit) => quit.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => true,
+                _ = handlers.term.recv() => false,
+                _ = handlers.hup.recv() => false,
+            };
+            // Attached, the terminal's keys are claude's own.
+            if handlers.attached && by_terminal {
+                continue;
+            }
+            count += 1;
+            if !handlers.attached {
+                observer.borrow_mut().stopping(if count == 1 {
+                    Stopping::Graceful
+                } else {
+                    Stopping::Kill
+                });
+            }
+            if stop.send(StopReason::User).is_err() {
+                break;
+            }
+        }
+    }
+    std::future::pending().await
+}

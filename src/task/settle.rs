@@ -1,0 +1,22 @@
+//! Settling what dead or killed cms processes left before a command looks at the repository.
+
+use super::discard::finish_pending_discards;
+use super::merge::recover;
+use crate::workspace::Workspace;
+
+/// Settles tasks whose supervisor died (`interrupted`, their leftovers committed), discards
+/// and merges a crash interrupted. Returns a line for each thing settled, for the user.
+pub fn settle(ws: &Workspace) -> Vec<String> {
+    ws.reconcile_running();
+    let mut lines = Vec::new();
+    for (name, outcome) in finish_pending_discards(ws) {
+        lines.push(match outcome {
+            Ok(()) => {
+                format!("finished discarding task '{name}', which an interrupted cms left halfway")
+            }
+            Err(err) => format!("could not finish the interrupted discard of task '{name}': {err}"),
+        });
+    }
+    lines.extend(recover(ws));
+    lines
+}
