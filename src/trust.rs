@@ -12,11 +12,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::git::{self, Oid};
-use crate::workspace::Workspace;
+use crate::git::{self, Oid, Repo};
 
 /// The files at the top of the repository that are its settings.
-pub const SETTINGS_FILES: &[&str] = &[".cms.toml", ".worktreeinclude", ".mcp.json"];
+pub const SETTINGS_FILES: &[&str] = &[".cms.toml", WORKTREE_INCLUDE, ".mcp.json"];
+
+/// The file listing, in gitignore syntax, the ignored files a new worktree gets a copy of (as
+/// Claude Code's own worktrees do).
+pub const WORKTREE_INCLUDE: &str = ".worktreeinclude";
 /// The folder whose every file is a setting (Claude Code's project settings, agents, skills,
 /// commands).
 pub const SETTINGS_DIR: &str = ".claude";
@@ -124,8 +127,8 @@ fn record_path(common_dir: &Path) -> PathBuf {
 }
 
 /// The user's trust in the repository of `ws`.
-pub fn load(ws: &Workspace) -> Result<Trust, TrustError> {
-    let path = record_path(&ws.repo.common_dir);
+pub fn load(repo: &Repo) -> Result<Trust, TrustError> {
+    let path = record_path(&repo.common_dir);
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Trust::default()),
@@ -139,9 +142,9 @@ pub fn load(ws: &Workspace) -> Result<Trust, TrustError> {
 }
 
 /// The repository's settings files now: the main checkout's if it has one, else HEAD's.
-pub fn current(ws: &Workspace) -> Result<Current, TrustError> {
+pub fn current(repo: &Repo) -> Result<Current, TrustError> {
     let mut files = BTreeMap::new();
-    let source = match ws.main_checkout() {
+    let source = match repo.main_checkout() {
         Some(dir) => {
             for name in SETTINGS_FILES {
                 if let Some(bytes) = read_entry(&dir.join(name))? {
@@ -169,10 +172,10 @@ pub fn current(ws: &Workspace) -> Result<Current, TrustError> {
             Source::Checkout(dir)
         }
         None => {
-            let head = ws.repo.head().ok().map(|h| h.oid());
+            let head = repo.head().ok().map(|h| h.oid());
             if let Some(head) = head {
                 for name in SETTINGS_FILES.iter().chain([&SETTINGS_DIR]) {
-                    for (path, bytes) in ws.repo.files_at_commit(head, name) {
+                    for (path, bytes) in repo.files_at_commit(head, name) {
                         files.insert(path, git::blob_id(&bytes));
                     }
                 }
@@ -225,15 +228,15 @@ pub fn changes(trust: &Trust, current: &Current) -> Changes {
 }
 
 /// Trusts the repository's current settings files (replacing what was trusted before).
-pub fn trust(ws: &Workspace) -> Result<(TrustRecord, Current), TrustError> {
-    let current = current(ws)?;
+pub fn trust(repo: &Repo) -> Result<(TrustRecord, Current), TrustError> {
+    let current = current(repo)?;
     let record = TrustRecord {
         version: RECORD_VERSION,
-        repository: git::canonical(&ws.repo.common_dir),
+        repository: git::canonical(&repo.common_dir),
         trusted_at: crate::store::now_rfc3339(),
         files: current.files.clone(),
     };
-    let path = record_path(&ws.repo.common_dir);
+    let path = record_path(&repo.common_dir);
     let write = |source| TrustError::Write {
         path: path.clone(),
         source,
@@ -249,8 +252,8 @@ pub fn trust(ws: &Workspace) -> Result<(TrustRecord, Current), TrustError> {
 }
 
 /// Forgets what the user trusted of the repository; whether anything was.
-pub fn revoke(ws: &Workspace) -> Result<bool, TrustError> {
-    let path = record_path(&ws.repo.common_dir);
+pub fn revoke(repo: &Repo) -> Result<bool, TrustError> {
+    let path = record_path(&repo.common_dir);
     match std::fs::remove_file(&path) {
         Ok(()) => Ok(true),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(false),

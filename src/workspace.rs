@@ -157,7 +157,7 @@ impl Workspace {
     /// trusts that exact file (`cms trust`) it can only tighten, and an untrusted
     /// `.worktreeinclude` is not used: `config.untrusted` says what was left out.
     pub fn config(&self, base: Option<Oid>) -> Result<Config, WorkspaceError> {
-        let trust = crate::trust::load(self)?;
+        let trust = crate::trust::load(&self.repo)?;
         let main_file = self.main_checkout().map(|dir| dir.join(".cms.toml"));
         let mut config = if let Some(path) = main_file.as_ref().filter(|p| p.is_file()) {
             let text =
@@ -183,9 +183,9 @@ impl Workspace {
         };
         let include = self
             .main_checkout()
-            .and_then(|dir| std::fs::read(dir.join(crate::task::WORKTREE_INCLUDE)).ok());
+            .and_then(|dir| std::fs::read(dir.join(crate::trust::WORKTREE_INCLUDE)).ok());
         if let Some(bytes) = include {
-            config.worktree.include_file = trust.covers(crate::task::WORKTREE_INCLUDE, &bytes);
+            config.worktree.include_file = trust.covers(crate::trust::WORKTREE_INCLUDE, &bytes);
             let says_something = String::from_utf8_lossy(&bytes)
                 .lines()
                 .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
@@ -193,9 +193,9 @@ impl Workspace {
                 let untrusted = &mut config.untrusted;
                 untrusted
                     .ignored
-                    .push(crate::task::WORKTREE_INCLUDE.to_owned());
+                    .push(crate::trust::WORKTREE_INCLUDE.to_owned());
                 if untrusted.source.is_empty() {
-                    untrusted.source = crate::task::WORKTREE_INCLUDE.to_owned();
+                    untrusted.source = crate::trust::WORKTREE_INCLUDE.to_owned();
                 }
             }
         }
@@ -219,8 +219,7 @@ impl Workspace {
 
     /// The repository's main work tree: the parent of the common `.git` directory.
     pub fn main_checkout(&self) -> Option<PathBuf> {
-        let common = &self.repo.common_dir;
-        (common.file_name()? == ".git").then(|| common.parent().map(Path::to_owned))?
+        self.repo.main_checkout()
     }
 
     /// The folder holding this repository's task worktrees: `<root>/<repo>-<id>`, where the id

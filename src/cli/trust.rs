@@ -34,7 +34,7 @@ pub fn cmd_trust(ctx: &CommandContext, args: TrustArgs) -> Result<u8, CommandErr
     let ws = ctx.workspace()?;
     let ui = &ctx.ui;
     if args.revoke {
-        let revoked = trust::revoke(&ws)?;
+        let revoked = trust::revoke(&ws.repo)?;
         if ui.json {
             ui.print_json(&json!({"version": JSON_VERSION, "revoked": revoked}));
         } else if revoked {
@@ -45,7 +45,7 @@ pub fn cmd_trust(ctx: &CommandContext, args: TrustArgs) -> Result<u8, CommandErr
         return Ok(exit_code::OK);
     }
     if !args.show {
-        trust::trust(&ws)?;
+        trust::trust(&ws.repo)?;
     }
     let (trust, current) = state(&ws)?;
     let changes = trust::changes(&trust, &current);
@@ -61,7 +61,7 @@ pub fn cmd_trust(ctx: &CommandContext, args: TrustArgs) -> Result<u8, CommandErr
 
 /// What is trusted and what the settings files are now.
 pub(super) fn state(ws: &Workspace) -> Result<(Trust, Current), CommandError> {
-    Ok((trust::load(ws)?, trust::current(ws)?))
+    Ok((trust::load(&ws.repo)?, trust::current(&ws.repo)?))
 }
 
 /// Whether the repository's settings files are all trusted as they are.

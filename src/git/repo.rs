@@ -47,6 +47,13 @@ impl std::fmt::Debug for Repo {
 }
 
 impl Repo {
+    /// The main checkout's folder: the parent of a `.git` common dir; none for a bare
+    /// repository or a git dir kept elsewhere.
+    pub fn main_checkout(&self) -> Option<PathBuf> {
+        let common = &self.common_dir;
+        (common.file_name()? == ".git").then(|| common.parent().map(Path::to_owned))?
+    }
+
     /// Finds the repository containing `dir`, refusing bare repositories.
     pub fn discover(dir: &Path) -> Result<Repo, GitError> {
         let repo = Repository::discover(dir).map_err(|err| match err.code() {

@@ -50,7 +50,6 @@ pub use open::{
     ensure_not_running, ensure_on_branch, files_missing_from, is_tampered, open_for_change,
     plan_checkout_removal, remove_task_checkout, task_git, unmerged_files, violations_in,
 };
-pub use prepare::WORKTREE_INCLUDE;
 pub use push::{PushOptions, push};
 pub use resume::{ATTACH_MESSAGE, ContinueOptions, resume, resume_attached};
 pub use rules::{RuleScope, rules_for};

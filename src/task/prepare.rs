@@ -11,10 +11,6 @@ use crate::git;
 use crate::safety::Rules;
 use crate::workspace::Workspace;
 
-/// The file listing, in gitignore syntax, the ignored files a new worktree gets a copy of (as
-/// Claude Code's own worktrees do).
-pub const WORKTREE_INCLUDE: &str = ".worktreeinclude";
-
 /// Copies into `worktree` the main checkout's ignored files that `.worktreeinclude` or
 /// `[worktree] copy` name (a wholly ignored folder whole). Nothing in the worktree is
 /// overwritten. Copies share their blocks with the original where the filesystem can
@@ -29,7 +25,9 @@ pub fn copy_included(
     };
     // An untrusted `.worktreeinclude` could hand every task the user's ignored secrets.
     let include = match config.worktree.include_file {
-        true => std::fs::read_to_string(main.join(WORKTREE_INCLUDE)).unwrap_or_default(),
+        true => {
+            std::fs::read_to_string(main.join(crate::trust::WORKTREE_INCLUDE)).unwrap_or_default()
+        }
         false => String::new(),
     };
     let mut globs: Vec<String> = include

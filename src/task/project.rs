@@ -49,7 +49,7 @@ const AGENT_LISTS: &[&str] = &["tools", "disallowedTools", "skills"];
 const MAX_INSTRUCTIONS: usize = 100 * 1024;
 
 fn trust(ws: &Workspace) -> Result<Trust, TaskError> {
-    crate::trust::load(ws).map_err(|err| TaskError::Workspace(WorkspaceError::Trust(err)))
+    crate::trust::load(&ws.repo).map_err(|err| TaskError::Workspace(WorkspaceError::Trust(err)))
 }
 
 /// claude's flags for the repository's Claude Code files: none of the worktree's, the trusted
