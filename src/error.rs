@@ -328,7 +328,7 @@ impl Hinted for crate::task::TaskError {
                     "wait for it to end (`cms wait {name}`), or stop it with `cms abort {name}`"
                 )
             }
-            E::Closed { name, status } if *status == crate::store::Status::Merged => {
+            E::Closed { name, status } if *status == crate::vocab::Status::Merged => {
                 format!("nothing was changed; `cms show {name}` says where it was merged")
             }
             E::Closed { .. } => "`cms list --all` shows closed tasks".into(),

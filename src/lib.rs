@@ -4,7 +4,8 @@
 //! Map: `cli` parses and dispatches; `task` runs a task's life (start, supervise, finish);
 //! `session` owns claude processes and the stream-json protocol; `git` is the only code that
 //! touches git; `store` keeps task records under the git common dir; `safety` holds limits and
-//! protected paths; `hooks` installs the git hooks that run `cms check`; `workspace` ties a
+//! protected paths; `vocab` holds the types they share (status, violations, limits, presets);
+//! `hooks` installs the git hooks that run `cms check`; `workspace` ties a
 //! repo to its store; `report` renders tasks; `fault` kills the process at a step (tests only);
 //! `mcp` is the MCP server for parent agents; `tui` is `cms top`'s live dashboard; `transcript` turns claude's events into the readable lines of progress and `cms logs`; `ui` writes to the terminal; `config` layers
 //! settings; `trust` records which of a repository's own settings files the user trusts.
@@ -26,4 +27,5 @@ pub mod transcript;
 pub mod trust;
 pub mod tui;
 pub mod ui;
+pub mod vocab;
 pub mod workspace;

@@ -5,8 +5,9 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::git::FileChange;
-use crate::store::{Status, TaskRecord};
+use crate::store::TaskRecord;
 use crate::ui::Styles;
+use crate::vocab::Status;
 
 /// Version of the JSON shapes cms prints; bumped on incompatible changes.
 pub const JSON_VERSION: u32 = 1;
@@ -218,7 +219,7 @@ pub fn limits_line(record: &TaskRecord) -> Option<String> {
         limits.max_cost_usd,
         limits.max_turns,
         humantime::format_duration(std::time::Duration::from_secs(
-            limits.max_duration_ms / 1000
+            limits.max_duration.as_secs()
         ))
     ))
 }

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use crate::config::{Config, ConfigError, RepoConfigSource};
 use crate::git::{GitError, Oid, Repo};
 use crate::session::{kill_session, supervisor_alive};
-use crate::store::{Status, Store, StoreError, TaskName, TaskRecord};
+use crate::store::{Store, StoreError, TaskName, TaskRecord};
+use crate::vocab::Status;
 
 /// What can go wrong opening a repository's tasks or their configuration.
 #[derive(Debug, thiserror::Error)]

@@ -6,8 +6,9 @@ use serde_json::Value;
 use super::CommandContext;
 use crate::error::{CommandError, exit_code};
 use crate::report;
-use crate::store::{Status, TaskName};
+use crate::store::TaskName;
 use crate::task;
+use crate::vocab::Status;
 
 /// Abort running tasks: interrupt each session, then kill it if it does not stop
 ///

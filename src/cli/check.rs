@@ -11,8 +11,9 @@ use crate::error::{CommandError, ErrorKind, exit_code};
 use crate::git::{Oid, Repo};
 use crate::report::JSON_VERSION;
 use crate::safety::check::{add_new, check_range};
-use crate::store::{TaskName, Violation};
+use crate::store::TaskName;
 use crate::task::{RuleScope, current_violations, rules_for};
+use crate::vocab::Violation;
 
 /// Check changes against the protected paths, for git hooks and scripts
 ///

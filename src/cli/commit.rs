@@ -6,8 +6,9 @@ use clap::builder::NonEmptyStringValueParser;
 use super::CommandContext;
 use crate::error::{CommandError, exit_code};
 use crate::report;
-use crate::store::{Status, TaskName};
+use crate::store::TaskName;
 use crate::task::commit_task;
+use crate::vocab::Status;
 
 /// Commit what is uncommitted in a task's worktree
 ///

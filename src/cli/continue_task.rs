@@ -6,9 +6,9 @@ use super::CommandContext;
 use super::run::{launch, supervise, timeouts_from_env};
 use super::task::{SessionArgs, parse_preset};
 use crate::error::CommandError;
-use crate::session::Preset;
 use crate::store::TaskName;
 use crate::task::{self, ContinueOptions};
+use crate::vocab::Preset;
 
 /// Continue a task: send <MESSAGE> to its claude session, in its worktree
 ///

@@ -6,9 +6,10 @@ use serde_json::Value;
 use super::CommandContext;
 use crate::error::{CommandError, exit_code};
 use crate::report;
-use crate::store::{PendingPermission, Status, TaskName, TaskRecord};
+use crate::store::{PendingPermission, TaskName, TaskRecord};
 use crate::task::{self, Observer, TaskOptions};
 use crate::ui::Ui;
+use crate::vocab::Status;
 use crate::workspace::Workspace;
 
 /// Runs the fan-out, then prints every task (or, detached, their names) and returns the exit

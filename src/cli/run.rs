@@ -10,10 +10,10 @@ use crate::error::{CommandError, exit_code};
 use crate::report;
 use crate::session::protocol::Event;
 use crate::session::{Ledger, Timeouts};
-use crate::store::Status;
 use crate::task::{self, Foreground, Observer, RunOptions, Started, Stopping};
 use crate::transcript::{Entry, Reader};
 use crate::ui::Ui;
+use crate::vocab::Status;
 use crate::workspace::Workspace;
 
 /// Runs a started task's session in the foreground (progress on stderr, Ctrl-C stops it) and

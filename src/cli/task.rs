@@ -8,9 +8,9 @@ use super::CommandContext;
 use super::run::{supervise, timeouts_from_env};
 use crate::error::{CommandError, ErrorKind};
 use crate::safety::sandbox::SandboxMode;
-use crate::session::Preset;
 use crate::store::TaskName;
 use crate::task::{self, TaskOptions};
+use crate::vocab::Preset;
 
 /// Start a task: a branch, a worktree and a claude session doing <PROMPT>
 ///

@@ -8,8 +8,9 @@ use serde_json::Value;
 use super::CommandContext;
 use crate::error::{CommandError, exit_code};
 use crate::report;
-use crate::store::{Status, TaskName, TaskRecord};
+use crate::store::{TaskName, TaskRecord};
 use crate::task;
+use crate::vocab::Status;
 
 /// Wait for tasks to end
 ///

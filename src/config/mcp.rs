@@ -1,6 +1,6 @@
 //! `[mcp]`: the caps on what a parent agent may ask of `cms mcp`, and how each layer sets them.
 
-use crate::session::Preset;
+use crate::vocab::Preset;
 
 use super::{
     Config, ConfigError, Limits, McpLayer, parse_cost, parse_duration, parse_preset, parse_turns,

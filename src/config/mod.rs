@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::safety::sandbox::SandboxMode;
-use crate::session::Preset;
+use crate::vocab::{Limits, Preset};
 
 mod mcp;
 mod untrusted;
@@ -210,8 +210,6 @@ pub struct WorktreeSettings {
     /// The size of each running task's block of ports (`CMS_PORT` is its first); 0 for none.
     pub ports: u16,
 }
-
-pub use crate::safety::limits::Limits;
 
 /// Where the repository's `.cms.toml` was found, for error messages.
 pub struct RepoConfigSource<'a> {

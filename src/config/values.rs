@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::ConfigError;
-use crate::session::Preset;
+use crate::vocab::Preset;
 
 /// Parses a duration as the configuration and flags accept it: `300s`, `10m`, `1h30m`, or
 /// a plain number of seconds.

@@ -5,7 +5,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::session::Preset;
+use crate::vocab::Preset;
 
 /// A preset, as the command line names it.
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use crate::config::{Limits, McpCaps, parse_cost, parse_duration, parse_turns};
+use crate::config::{McpCaps, parse_cost, parse_duration, parse_turns};
 use crate::error::{CommandError, ErrorKind};
-use crate::session::Preset;
+use crate::vocab::{Limits, Preset};
 
 use super::args::LimitArgs;
 
@@ -130,7 +130,7 @@ pub fn grant(caps: &McpCaps, tool: &str, sandboxed: bool, how: &str) -> Result<(
 ///
 /// [`bash_auto_allowed`]: crate::safety::sandbox::bash_auto_allowed
 pub fn permits(cap: Preset, tool: &str, sandboxed: bool) -> bool {
-    use crate::session::preset::{EDIT_TOOLS, READ_TOOLS, REVIEW_TOOLS};
+    use crate::vocab::{EDIT_TOOLS, READ_TOOLS, REVIEW_TOOLS};
     if cap == Preset::Full {
         return true;
     }

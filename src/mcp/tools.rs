@@ -107,15 +107,7 @@ impl Tools {
         let record = ws.task(&name)?;
         let config = ws.config(Some(record.base))?;
         // The task's own limits are the defaults, lowered to the caps like a new task's.
-        let own = record
-            .safety
-            .limits
-            .as_ref()
-            .map_or(config.limits, |l| crate::config::Limits {
-                max_cost_usd: l.max_cost_usd,
-                max_turns: l.max_turns,
-                max_duration: Duration::from_millis(l.max_duration_ms),
-            });
+        let own = record.safety.limits.unwrap_or(config.limits);
         let limits = caps::limits(&config.mcp, &own, &args.limits)?;
         let preset = caps::preset(&config.mcp, record.preset, args.preset.map(Into::into))?;
         // As the follow-up will run: in the sandbox unless the configuration or this machine

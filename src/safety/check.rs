@@ -3,13 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use super::kind;
 use super::paths::{Rules, check_relative, normalize};
 use crate::git::objects::LooseObjectBackup;
 use crate::git::snapshot::{MODE_SUBMODULE, MODE_SYMLINK};
 use crate::git::state::{self, Fingerprint};
 use crate::git::{self, GitError, Oid, Repo, TreeChange};
-use crate::store::Violation;
+use crate::vocab::{Violation, ViolationKind};
 
 mod refs;
 
@@ -58,7 +57,7 @@ pub fn check_changes(changes: &[TreeChange], rules: &Rules) -> Vec<Violation> {
             if mode == MODE_SUBMODULE {
                 if let Some(glob) = rules.protecting_under(path) {
                     violations.push(Violation {
-                        kind: kind::SUBMODULE.into(),
+                        kind: ViolationKind::Submodule,
                         path: path.to_owned(),
                         detail: format!(
                             "submodule {path} {what}; its files are protected by '{glob}'"
@@ -77,7 +76,7 @@ pub fn check_changes(changes: &[TreeChange], rules: &Rules) -> Vec<Violation> {
             && let Some(problem) = symlink_problem(path, target, rules)
         {
             violations.push(Violation {
-                kind: kind::SYMLINK.into(),
+                kind: ViolationKind::Symlink,
                 path: path.clone(),
                 detail: format!("symlink {path} -> {target} {problem}"),
             });
@@ -299,7 +298,7 @@ impl Baseline {
                 changes,
                 &objects.join(&id[..2]),
                 Violation {
-                    kind: kind::GIT_OBJECT.into(),
+                    kind: ViolationKind::GitObject,
                     path: id.clone(),
                     detail: format!(
                         "git object {id} was deleted while the task ran (the loose-object \
@@ -322,7 +321,7 @@ impl Baseline {
         for path in state::differences(&self.metadata, &metadata) {
             let own = path.starts_with(".git (worktree link)") || path.starts_with("worktrees/");
             let violation = Violation {
-                kind: kind::GIT_METADATA.into(),
+                kind: ViolationKind::GitMetadata,
                 path: path.to_owned(),
                 detail: format!(
                     "git metadata {path} changed while the task ran; it can run code or \
@@ -342,7 +341,7 @@ impl Baseline {
         let main_state = state::main_worktree_state(common);
         for path in state::differences(&self.main_state, &main_state) {
             let warning = Violation {
-                kind: kind::GIT_METADATA.into(),
+                kind: ViolationKind::GitMetadata,
                 path: path.to_owned(),
                 detail: format!(
                     "{path} in the git dir changed while the task ran; it decides what git does \
@@ -364,7 +363,7 @@ impl Baseline {
             Err(_) => {}
             Ok(Some(head)) if head == own => {}
             Ok(head) => changes.violations.push(Violation {
-                kind: kind::TASK_HEAD.into(),
+                kind: ViolationKind::TaskHead,
                 path: head.clone().unwrap_or_else(|| "HEAD".to_owned()),
                 detail: match head {
                     Some(other) => format!(
@@ -383,7 +382,7 @@ impl Baseline {
                 Ok(after) => after,
                 Err(err) => {
                     changes.warnings.push(Violation {
-                        kind: kind::MAIN_CHECKOUT.into(),
+                        kind: ViolationKind::MainCheckout,
                         path: checkout.display().to_string(),
                         detail: format!(
                             "cms could not read {} after the task: {err}",
@@ -411,7 +410,7 @@ impl Baseline {
                     changes,
                     &at,
                     Violation {
-                        kind: kind::MAIN_CHECKOUT.into(),
+                        kind: ViolationKind::MainCheckout,
                         path: shown.display().to_string(),
                         detail: format!(
                             "{} changed in your checkout {} while the task ran",
@@ -434,7 +433,7 @@ impl Baseline {
                     changes,
                     &shown,
                     Violation {
-                        kind: kind::OTHER_TASK.into(),
+                        kind: ViolationKind::OtherTask,
                         path: shown.display().to_string(),
                         detail: format!(
                             "{path} changed in task '{}''s worktree, which was not running",
@@ -513,7 +512,7 @@ mod tests {
         // Unsandboxed, a change outside the task is a warning that says so.
         let mut changes = Changes::default();
         let change = Violation {
-            kind: kind::MAIN_CHECKOUT.into(),
+            kind: ViolationKind::MainCheckout,
             path: ".env".into(),
             detail: ".env changed".into(),
         };

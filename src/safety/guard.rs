@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::paths::{Rules, check_write};
-use crate::store::Violation;
+use crate::vocab::{Violation, ViolationKind};
 
 /// The tools whose calls the hook sees: every built-in tool that writes a file by path.
 pub const WRITE_TOOLS_MATCHER: &str = "Write|Edit|MultiEdit|NotebookEdit";
@@ -32,7 +32,7 @@ pub fn verdict(
         Some(path) => check_write(worktree, path, rules),
         // A write tool without a path is a shape cms does not know: refuse rather than guess.
         None => Some(Violation {
-            kind: super::kind::PROTECTED_PATH.into(),
+            kind: ViolationKind::ProtectedPath,
             path: String::new(),
             detail: format!("cms could not tell which file this {tool_name} call writes"),
         }),
@@ -53,9 +53,9 @@ pub fn deny_output(reason: &str) -> Value {
 
 /// The message the agent gets for a denied write: what was refused and what to do instead.
 pub fn reason_for(violation: &Violation) -> String {
-    let advice = match violation.kind.as_str() {
-        super::kind::OUTSIDE_WORKTREE => "work only inside your current directory",
-        super::kind::GIT_METADATA => "leave git's own files alone",
+    let advice = match violation.kind {
+        ViolationKind::OutsideWorktree => "work only inside your current directory",
+        ViolationKind::GitMetadata => "leave git's own files alone",
         _ => "leave this path unchanged, or tell the user it needs changing and why",
     };
     format!("cms denied this write: {}; {advice}.", violation.detail)

@@ -4,47 +4,11 @@
 use std::time::Duration;
 
 use crate::session::Ledger;
-use crate::store::{LimitSettings, Status};
+use crate::vocab::{LimitKind, Limits};
 
 /// The smallest cost limit: claude's `--max-budget-usd` must be above zero, and a limit
 /// smaller than a hundredth of a cent could not pay for one API message anyway.
 pub const MIN_COST_USD: f64 = 0.0001;
-
-/// What a task may spend, summed across every claude process that serves it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Limits {
-    pub max_cost_usd: f64,
-    pub max_turns: u32,
-    pub max_duration: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_cost_usd: 2.0,
-            max_turns: 50,
-            max_duration: Duration::from_secs(300),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LimitKind {
-    Cost,
-    Turns,
-    Duration,
-}
-
-impl LimitKind {
-    /// The status a task ends in when it crosses this limit.
-    pub fn status(self) -> Status {
-        match self {
-            LimitKind::Cost => Status::CostExceeded,
-            LimitKind::Turns => Status::TurnsExceeded,
-            LimitKind::Duration => Status::DurationExceeded,
-        }
-    }
-}
 
 /// The limits of one task and what it had used before the current process.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,23 +26,9 @@ impl LimitState {
         }
     }
 
-    pub fn from_settings(settings: &LimitSettings, used_before_ms: u64) -> LimitState {
-        LimitState::new(
-            Limits {
-                max_cost_usd: settings.max_cost_usd,
-                max_turns: settings.max_turns,
-                max_duration: Duration::from_millis(settings.max_duration_ms),
-            },
-            Duration::from_millis(used_before_ms),
-        )
-    }
-
-    pub fn settings(&self) -> LimitSettings {
-        LimitSettings {
-            max_cost_usd: self.limits.max_cost_usd,
-            max_turns: self.limits.max_turns,
-            max_duration_ms: self.limits.max_duration.as_millis() as u64,
-        }
+    /// The limits recorded for a task whose earlier processes ran for `duration_ms`.
+    pub fn recorded(limits: Limits, duration_ms: u64) -> LimitState {
+        LimitState::new(limits, Duration::from_millis(duration_ms))
     }
 
     /// The wall time the current process may still use.

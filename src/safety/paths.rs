@@ -10,8 +10,7 @@ use std::path::{Component, Path, PathBuf};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
-use super::kind;
-use crate::store::Violation;
+use crate::vocab::{Violation, ViolationKind};
 
 /// Always protected, whatever the configuration says: the agent must not be able to loosen
 /// its own rules (`.cms.toml`), plant what Claude Code runs or loads (everything under
@@ -220,7 +219,7 @@ pub fn check_write(worktree: &Path, path: &str, rules: &Rules) -> Option<Violati
     for candidate in [&lexical_path, &real_path] {
         let Ok(relative) = candidate.strip_prefix(worktree) else {
             return Some(Violation {
-                kind: kind::OUTSIDE_WORKTREE.into(),
+                kind: ViolationKind::OutsideWorktree,
                 path: candidate.display().to_string(),
                 detail: format!(
                     "{} is outside the task's worktree {}; write only inside it",
@@ -241,14 +240,14 @@ pub fn check_write(worktree: &Path, path: &str, rules: &Rules) -> Option<Violati
 pub fn check_relative(relative: &str, rules: &Rules) -> Option<Violation> {
     let Some(normal) = normalize(relative) else {
         return Some(Violation {
-            kind: kind::OUTSIDE_WORKTREE.into(),
+            kind: ViolationKind::OutsideWorktree,
             path: relative.to_owned(),
             detail: format!("{relative} climbs out of the repository"),
         });
     };
     if normal.split('/').any(|c| c == ".git") {
         return Some(Violation {
-            kind: kind::GIT_METADATA.into(),
+            kind: ViolationKind::GitMetadata,
             path: normal.clone(),
             detail: format!(
                 "{normal} is git metadata; changing it could redirect the repository or run code"
@@ -256,7 +255,7 @@ pub fn check_relative(relative: &str, rules: &Rules) -> Option<Violation> {
         });
     }
     rules.protecting(&normal).map(|glob| Violation {
-        kind: kind::PROTECTED_PATH.into(),
+        kind: ViolationKind::ProtectedPath,
         path: normal.clone(),
         detail: format!("{normal} is protected by '{glob}'"),
     })
@@ -346,7 +345,7 @@ mod tests {
         std::fs::create_dir_all(worktree.join("infra")).unwrap();
         std::os::unix::fs::symlink("../infra", worktree.join("docs/inner")).unwrap();
         let r = rules(&["infra/**"]);
-        let verdict = |path: &str| check_write(&worktree, path, &r).map(|v| v.kind);
+        let verdict = |path: &str| check_write(&worktree, path, &r).map(|v| v.kind.to_string());
         assert_eq!(verdict("src/a.rs"), None);
         assert_eq!(
             verdict(&worktree.join("src/a.rs").display().to_string()),

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::session::Preset;
+use crate::vocab::Preset;
 
 /// `[safety] sandbox`, `CMS_SANDBOX`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -25,7 +25,7 @@ use super::protocol::{
     Event, PermissionDecision, PermissionRequest, ResultEvent, control_error_line, interrupt_line,
     permission_response_line, user_message_line,
 };
-use crate::safety::LimitKind;
+use crate::vocab::LimitKind;
 
 /// How many of claude's last stderr lines are kept for error messages.
 const STDERR_TAIL: usize = 20;

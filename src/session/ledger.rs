@@ -14,9 +14,8 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::pricing::{estimate_tokens, price_of};
-use super::protocol::{
-    AssistantEvent, ContentBlock, Event, PermissionDenial, ResultEvent, SystemEvent, Usage,
-};
+use super::protocol::{AssistantEvent, ContentBlock, Event, ResultEvent, SystemEvent, Usage};
+use crate::vocab::PermissionDenial;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Ledger {

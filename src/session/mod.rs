@@ -6,7 +6,6 @@ pub mod interactive;
 pub mod keeper;
 mod ledger;
 mod pids;
-pub(crate) mod preset;
 pub mod pricing;
 mod process;
 pub mod protocol;
@@ -17,7 +16,6 @@ use std::path::PathBuf;
 
 pub use driver::{Logs, Permissions, StopReason, Timeouts, TurnOutcome, Watch, run_turn};
 pub use ledger::{Ledger, describe_tool_input, first_line};
-pub use preset::Preset;
 pub use process::{
     Claude, Spawn, TOKEN_VAR, current_supervisor, find_claude, kill_session, signal_supervisor,
     spawn_interactive, supervisor_alive, supervisor_of,

@@ -22,7 +22,7 @@ use tokio::process::{Child, Command};
 
 use super::SessionError;
 use super::pids;
-use crate::store::Supervisor;
+use crate::vocab::Supervisor;
 
 /// The variable that marks every process of one supervisor's session.
 pub const TOKEN_VAR: &str = "CMS_SESSION_TOKEN";

@@ -9,6 +9,8 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::vocab::PermissionDenial;
+
 /// One line of claude's stdout.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -178,15 +180,6 @@ pub struct ResultEvent {
     pub terminal_reason: Option<String>,
     #[serde(default)]
     pub usage: Option<Usage>,
-}
-
-#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
-pub struct PermissionDenial {
-    pub tool_name: String,
-    #[serde(default)]
-    pub tool_use_id: Option<String>,
-    #[serde(default)]
-    pub tool_input: Value,
 }
 
 /// A request from claude to the host (with `--permission-prompt-tool stdio`).

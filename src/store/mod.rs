@@ -7,7 +7,6 @@ mod record;
 pub use files::{Archived, DiscardMark, Store, StoreError, write_atomic};
 pub use name::{InvalidName, MAX_NAME_LEN, TaskName};
 pub use record::{
-    Answered, Attempt, Blocked, LimitSettings, MergeInfo, PendingPermission, PermissionAnswer,
-    PushInfo, RECORD_VERSION, Rebase, Safety, Status, Supervisor, TaskRecord, Violation,
-    now_rfc3339,
+    Answered, Attempt, Blocked, MergeInfo, PendingPermission, PermissionAnswer, PushInfo,
+    RECORD_VERSION, Rebase, Safety, TaskRecord, now_rfc3339,
 };

@@ -5,86 +5,17 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::git::{FileChange, Oid};
-use crate::session::Preset;
-use crate::session::protocol::PermissionDenial;
 use crate::store::TaskName;
+use crate::vocab::{Limits, PermissionDenial, Preset, Status, Supervisor, Violation};
 
 /// Bumped whenever a change to [`TaskRecord`] would confuse an older cms (2: the `waiting`
 /// status and its `pending` prompt).
 pub const RECORD_VERSION: u32 = 2;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Running,
-    /// Running, and paused on a permission prompt only the user can answer (`pending`).
-    Waiting,
-    Completed,
-    NeedsInput,
-    Failed,
-    CostExceeded,
-    TurnsExceeded,
-    DurationExceeded,
-    ProtectedPath,
-    Interrupted,
-    Aborted,
-    Merged,
-    Discarded,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Running => "running",
-            Status::Waiting => "waiting",
-            Status::Completed => "completed",
-            Status::NeedsInput => "needs_input",
-            Status::Failed => "failed",
-            Status::CostExceeded => "cost_exceeded",
-            Status::TurnsExceeded => "turns_exceeded",
-            Status::DurationExceeded => "duration_exceeded",
-            Status::ProtectedPath => "protected_path",
-            Status::Interrupted => "interrupted",
-            Status::Aborted => "aborted",
-            Status::Merged => "merged",
-            Status::Discarded => "discarded",
-        }
-    }
-
-    /// A supervisor owns the task and its session is alive (running or waiting for an answer).
-    pub fn is_live(self) -> bool {
-        matches!(self, Status::Running | Status::Waiting)
-    }
-
-    /// Merged and discarded tasks are history: hidden from `list` unless `--all`.
-    pub fn is_closed(self) -> bool {
-        matches!(self, Status::Merged | Status::Discarded)
-    }
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The process that owns a running task; a record whose supervisor is gone was interrupted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Supervisor {
-    pub pid: u32,
-    /// Process start time (clock ticks since boot on Linux), so a reused pid is not mistaken
-    /// for the supervisor.
-    pub start_time: u64,
-    /// The value of `CMS_SESSION_TOKEN` in every process of its session, so they can be found
-    /// and killed if the supervisor dies; 0 in records from before tokens.
-    #[serde(default)]
-    pub token: u64,
-}
-
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Safety {
     /// The limits in force, summed across every process of the task.
-    pub limits: Option<LimitSettings>,
+    pub limits: Option<Limits>,
     /// The protected-path globs in force, the always-protected ones included.
     #[serde(default)]
     pub protected: Vec<String>,
@@ -123,13 +54,6 @@ pub struct Answered {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct LimitSettings {
-    pub max_cost_usd: f64,
-    pub max_turns: u32,
-    pub max_duration_ms: u64,
-}
-
 /// A tool call cms's PreToolUse hook denied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Blocked {
@@ -137,13 +61,6 @@ pub struct Blocked {
     pub tool_use_id: Option<String>,
     #[serde(flatten)]
     pub violation: Violation,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Violation {
-    pub kind: String,
-    pub path: String,
-    pub detail: String,
 }
 
 /// Where a merged task went.
@@ -283,6 +200,7 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocab::ViolationKind;
 
     /// A record as cms wrote it before names, presets and ids were typed.
     const OLD_RECORD: &str = r#"{
@@ -333,6 +251,46 @@ mod tests {
         let warnings = saved["safety"].as_object_mut().unwrap().remove("warnings");
         assert_eq!(warnings, Some(serde_json::json!([])));
         assert_eq!(saved, original);
+    }
+
+    #[test]
+    fn a_records_violations_and_limits_are_saved_back_byte_for_byte() {
+        // As cms writes them: every field in order; the last warning's kind is one a newer cms
+        // might write, kept as written.
+        let safety = concat!(
+            r#"{"limits":{"max_cost_usd":0.5,"max_turns":10,"max_duration_ms":300500},"#,
+            r#""protected":[".env"],"#,
+            r#""violations":[{"kind":"protected_path","path":".env","detail":"changed"},"#,
+            r#"{"kind":"git_admin","path":"wt","detail":"renamed"}],"#,
+            r#""warnings":[{"kind":"git_ref","path":"refs/heads/x","detail":"created"},"#,
+            r#"{"kind":"future_rule","path":"p","detail":"d"}],"#,
+            r#""blocked":[{"tool_name":"Write","tool_use_id":"t-1","kind":"outside_worktree","#,
+            r#""path":"/etc/x","detail":"outside"}],"#,
+            r#""sandboxed":true}"#
+        );
+        let start = OLD_RECORD.find(r#""safety": "#).unwrap();
+        let end = OLD_RECORD.find(r#""error": "#).unwrap();
+        let text = format!(
+            r#"{}"safety": {safety}, {}"#,
+            &OLD_RECORD[..start],
+            &OLD_RECORD[end..]
+        );
+        let record: TaskRecord = serde_json::from_str(&text).unwrap();
+        let kinds: Vec<_> = record.safety.violations.iter().map(|v| &v.kind).collect();
+        assert_eq!(
+            kinds,
+            [&ViolationKind::ProtectedPath, &ViolationKind::GitAdmin]
+        );
+        assert_eq!(
+            record.safety.warnings[1].kind,
+            ViolationKind::Other("future_rule".to_owned())
+        );
+        let limits = record.safety.limits.unwrap();
+        assert_eq!(
+            limits.max_duration,
+            std::time::Duration::from_millis(300_500)
+        );
+        assert_eq!(serde_json::to_string(&record.safety).unwrap(), safety);
     }
 
     #[test]

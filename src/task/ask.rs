@@ -19,8 +19,9 @@ use crate::safety::{self, Rules};
 use crate::session::Permissions;
 use crate::session::protocol::{PermissionDecision, PermissionRequest};
 use crate::store::{
-    Answered, PendingPermission, PermissionAnswer, Status, Store, TaskName, TaskRecord, now_rfc3339,
+    Answered, PendingPermission, PermissionAnswer, Store, TaskName, TaskRecord, now_rfc3339,
 };
+use crate::vocab::{Status, ViolationKind};
 
 use super::TaskError;
 
@@ -58,7 +59,7 @@ struct Shared {
     name: TaskName,
     worktree: PathBuf,
     rules: Option<Rules>,
-    preset: crate::session::Preset,
+    preset: crate::vocab::Preset,
     sandboxed: bool,
     on_prompt: OnPrompt,
     notify: Option<Vec<String>>,
@@ -160,8 +161,8 @@ impl Shared {
                     &request.tool_name,
                     &request.input,
                 ),
-                None => Some(crate::store::Violation {
-                    kind: safety::kind::PROTECTED_PATH.into(),
+                None => Some(crate::vocab::Violation {
+                    kind: ViolationKind::ProtectedPath,
                     path: String::new(),
                     detail: "the task's protected-path globs do not parse".into(),
                 }),

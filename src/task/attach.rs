@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::safety::{LimitKind, LimitState};
+use crate::safety::LimitState;
 use crate::session::interactive::{TranscriptFollower, project_dir};
 use crate::session::{self, Ledger, Spawn, StopReason, Timeouts};
-use crate::store::{Status, TaskRecord};
+use crate::store::TaskRecord;
+use crate::vocab::{LimitKind, Status};
 use crate::workspace::Workspace;
 
 use super::error::TaskError;
@@ -75,7 +76,7 @@ pub async fn run_attached(
     let limits = record
         .safety
         .limits
-        .map(|l| LimitState::from_settings(&l, record.duration_ms));
+        .map(|l| LimitState::recorded(l, record.duration_ms));
     let mut ledger = Ledger::resume(record.cost_usd, record.turns, record.tools_used.clone());
     ledger.session_id = record.session_id.clone();
     // A session in which claude says nothing keeps the task's last response.

@@ -6,7 +6,8 @@ use super::error::TaskError;
 use super::finish::describe_violations;
 use super::open::{current_violations, ensure_not_running, ensure_on_branch, task_git};
 use crate::git::Oid;
-use crate::store::{Status, TaskName, TaskRecord};
+use crate::store::{TaskName, TaskRecord};
+use crate::vocab::Status;
 use crate::workspace::{Workspace, commit_task_work};
 
 /// The message of `cms commit` when none is given.

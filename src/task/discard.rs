@@ -13,7 +13,8 @@ use super::open::{
     committed_unmerged_files, delete_task_branch, ensure_not_running, is_tampered, open_for_change,
     plan_checkout_removal, remove_planned_worktree, remove_tampered_checkout, unmerged_files,
 };
-use crate::store::{Status, StoreError, TaskName, TaskRecord};
+use crate::store::{StoreError, TaskName, TaskRecord};
+use crate::vocab::Status;
 use crate::workspace::Workspace;
 
 /// A task checked for discarding, with what it would lose.

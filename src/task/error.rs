@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use crate::git::GitError;
 use crate::session::SessionError;
-use crate::store::{Status, StoreError, TaskName};
+use crate::store::{StoreError, TaskName};
+use crate::vocab::Status;
 use crate::workspace::WorkspaceError;
 
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,8 @@ use std::time::Duration;
 use crate::git::{self};
 use crate::safety::{self, LimitState};
 use crate::session::{Ledger, StopReason, TurnOutcome};
-use crate::store::{Status, TaskRecord};
+use crate::store::TaskRecord;
+use crate::vocab::{Status, ViolationKind};
 use crate::workspace::Workspace;
 
 use super::error::TaskError;
@@ -58,7 +59,7 @@ pub(super) fn finish_as(
         stopped,
     } = ending;
     if let (Some(StopReason::Limit(kind)), Some(settings)) = (stopped, record.safety.limits) {
-        let state = LimitState::from_settings(&settings, record.duration_ms);
+        let state = LimitState::recorded(settings, record.duration_ms);
         error = Some(safety::limits::describe(kind, &state, ledger, elapsed));
     }
     let session = ledger.session_id.clone().unwrap_or_default();
@@ -95,11 +96,11 @@ pub(super) fn finish_as(
     };
     // Everything the session did is committed, so base..head is the whole change.
     let rules = rules_for(ws, RuleScope::Session(&record))?;
-    let mut violations: Vec<crate::store::Violation> = admin_violation.into_iter().collect();
+    let mut violations: Vec<crate::vocab::Violation> = admin_violation.into_iter().collect();
     // After the admin dir's check, which reports the task's own entry made a symlink.
     for link in git::worktree::unlink_planted_links(&ws.repo.common_dir) {
-        violations.push(crate::store::Violation {
-            kind: safety::kind::GIT_ADMIN.into(),
+        violations.push(crate::vocab::Violation {
+            kind: ViolationKind::GitAdmin,
             path: link.display().to_string(),
             detail: format!(
                 "a symlink {} was planted among git's worktree admin dirs; `git worktree prune` \
@@ -209,7 +210,7 @@ fn admin_after(
     ws: &Workspace,
     record: &TaskRecord,
     watched: &Watched,
-) -> Result<git::TaskGit, crate::store::Violation> {
+) -> Result<git::TaskGit, crate::vocab::Violation> {
     let now = match &watched.task {
         Ok(before) => before.reopen(),
         Err(_) => git::TaskGit::open(&ws.repo.common_dir, &record.worktree),
@@ -223,8 +224,8 @@ fn admin_after(
             Ok(before) => before.admin_dir().to_owned(),
             Err(_) => record.worktree.join(".git"),
         };
-        crate::store::Violation {
-            kind: safety::kind::GIT_ADMIN.into(),
+        crate::vocab::Violation {
+            kind: ViolationKind::GitAdmin,
             path: path.display().to_string(),
             detail: format!(
                 "the task's git admin dir was tampered with while it ran ({what}); cms ran no git \
@@ -235,9 +236,9 @@ fn admin_after(
 }
 
 /// The error a task with violations records: the first one, and how many there are.
-pub(super) fn describe_violations(violations: &[crate::store::Violation]) -> Option<String> {
+pub(super) fn describe_violations(violations: &[crate::vocab::Violation]) -> Option<String> {
     let first = &violations.first()?.detail;
-    let what = if violations.iter().all(|v| safety::is_path_kind(&v.kind)) {
+    let what = if violations.iter().all(|v| v.kind.is_path()) {
         "protected-path violation"
     } else {
         "safety violation"
@@ -371,7 +372,7 @@ mod tests {
         let mut outcome = ended("interrupt.jsonl", 1);
         outcome.stopped = Some(StopReason::User);
         assert_eq!(status_of(&outcome).0, Status::Aborted);
-        outcome.stopped = Some(StopReason::Limit(crate::safety::LimitKind::Duration));
+        outcome.stopped = Some(StopReason::Limit(crate::vocab::LimitKind::Duration));
         assert_eq!(status_of(&outcome).0, Status::DurationExceeded);
     }
 

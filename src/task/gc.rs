@@ -24,7 +24,8 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::git;
-use crate::store::{Status, TaskName, TaskRecord};
+use crate::store::{TaskName, TaskRecord};
+use crate::vocab::Status;
 use crate::workspace::Workspace;
 
 use super::error::TaskError;

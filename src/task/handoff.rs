@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 use super::error::TaskError;
 use super::run::abandon;
 use super::started::Started;
-use crate::store::{Supervisor, TaskName, TaskRecord};
+use crate::store::{TaskName, TaskRecord};
+use crate::vocab::Supervisor;
 use crate::workspace::Workspace;
 
 /// What the handing process writes the background supervisor on its stdin.

@@ -17,7 +17,8 @@ use super::open::{current_violations, ensure_on_branch, open_for_change, task_gi
 use crate::git::merge::{ApplyState, MergeKind, MergeMessages, MergeMode, MergePlan};
 use crate::git::{self, GitError, Oid};
 use crate::report;
-use crate::store::{MergeInfo, Status, TaskName, TaskRecord};
+use crate::store::{MergeInfo, TaskName, TaskRecord};
+use crate::vocab::Status;
 use crate::workspace::Workspace;
 
 /// What the user asked of a merge.

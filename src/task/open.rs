@@ -10,6 +10,7 @@ use super::start::lock_reason;
 use crate::git::{self, Oid};
 use crate::safety::{self};
 use crate::store::{TaskName, TaskRecord};
+use crate::vocab::ViolationKind;
 use crate::workspace::Workspace;
 
 /// Opens a task for a command that changes it (`merge`, `discard`): it must exist, not be
@@ -82,12 +83,12 @@ pub(super) fn remove_tampered_checkout(
 }
 
 /// The `git_admin` violation recorded on a task, if it has one.
-pub fn admin_violation(record: &TaskRecord) -> Option<&crate::store::Violation> {
+pub fn admin_violation(record: &TaskRecord) -> Option<&crate::vocab::Violation> {
     record
         .safety
         .violations
         .iter()
-        .find(|v| v.kind == safety::kind::GIT_ADMIN)
+        .find(|v| v.kind == ViolationKind::GitAdmin)
 }
 
 /// The two ends of a task's change: the point it forked from its base, and its current state
@@ -122,7 +123,7 @@ pub fn change_range(ws: &Workspace, record: &TaskRecord) -> Result<(Oid, Oid), T
 pub fn current_violations(
     ws: &Workspace,
     record: &TaskRecord,
-) -> Result<Vec<crate::store::Violation>, TaskError> {
+) -> Result<Vec<crate::vocab::Violation>, TaskError> {
     let (from, to) = change_range(ws, record)?;
     violations_in(ws, record, from, to)
 }
@@ -134,7 +135,7 @@ pub fn violations_in(
     record: &TaskRecord,
     from: Oid,
     to: Oid,
-) -> Result<Vec<crate::store::Violation>, TaskError> {
+) -> Result<Vec<crate::vocab::Violation>, TaskError> {
     let rules = rules_for(ws, RuleScope::Change(record))?;
     let mut violations = record.safety.violations.clone();
     safety::check::add_new(

@@ -285,7 +285,7 @@ fn clean_epoch(ws: &Workspace) -> Option<u64> {
     {
         let supervisor = std::fs::read_to_string(entry.path())
             .ok()
-            .and_then(|text| serde_json::from_str::<crate::store::Supervisor>(&text).ok());
+            .and_then(|text| serde_json::from_str::<crate::vocab::Supervisor>(&text).ok());
         match supervisor {
             Some(s) if crate::session::supervisor_alive(&s) => running = true,
             // Unreadable: being written, or damaged; either way not known to have ended.

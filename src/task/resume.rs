@@ -9,8 +9,9 @@ use super::start::sandbox_plan;
 use super::started::Started;
 use crate::git::{self, Oid};
 use crate::safety::sandbox::SandboxMode;
-use crate::session::{self, Preset};
-use crate::store::{LimitSettings, Rebase, Status, TaskName, TaskRecord, now_rfc3339};
+use crate::session;
+use crate::store::{Rebase, TaskName, TaskRecord, now_rfc3339};
+use crate::vocab::{Limits, Preset, Status};
 use crate::workspace::Workspace;
 
 /// What the user asked a follow-up to do.
@@ -252,16 +253,13 @@ fn check_can_continue(ws: &Workspace, record: &TaskRecord, action: &str) -> Resu
 }
 
 /// The task's recorded limits.
-fn limits_of(record: &TaskRecord) -> LimitSettings {
+fn limits_of(record: &TaskRecord) -> Limits {
     // A record from before limits were recorded gets the defaults, as a new task would.
-    record.safety.limits.unwrap_or_else(|| {
-        crate::safety::LimitState::new(crate::safety::limits::Limits::default(), Duration::ZERO)
-            .settings()
-    })
+    record.safety.limits.unwrap_or_default()
 }
 
 /// The task's limits with the ones given on the command line in their place.
-fn raised_limits(record: &TaskRecord, opts: &ContinueOptions) -> LimitSettings {
+fn raised_limits(record: &TaskRecord, opts: &ContinueOptions) -> Limits {
     let mut limits = limits_of(record);
     if let Some(cost) = opts.max_cost_usd {
         limits.max_cost_usd = cost;
@@ -270,14 +268,14 @@ fn raised_limits(record: &TaskRecord, opts: &ContinueOptions) -> LimitSettings {
         limits.max_turns = turns;
     }
     if let Some(duration) = opts.max_duration {
-        limits.max_duration_ms = duration.as_millis() as u64;
+        limits.max_duration = duration;
     }
     limits
 }
 
 /// A task that has used up a limit gets no new process until the limit is raised: claude
 /// would be started only to be stopped at once, or worse, paid for a turn past the limit.
-fn check_limits_left(record: &TaskRecord, limits: &LimitSettings) -> Result<(), TaskError> {
+fn check_limits_left(record: &TaskRecord, limits: &Limits) -> Result<(), TaskError> {
     let used_up = |limit: &'static str, used: String, allowed: String, flag: &'static str| {
         Err(TaskError::LimitUsedUp {
             name: record.name.clone(),
@@ -303,11 +301,11 @@ fn check_limits_left(record: &TaskRecord, limits: &LimitSettings) -> Result<(), 
             "--max-turns",
         );
     }
-    if record.duration_ms >= limits.max_duration_ms {
+    if u128::from(record.duration_ms) >= limits.max_duration.as_millis() {
         return used_up(
             "time",
             humantime::format_duration(Duration::from_secs(record.duration_ms / 1000)).to_string(),
-            humantime::format_duration(Duration::from_secs(limits.max_duration_ms / 1000))
+            humantime::format_duration(Duration::from_secs(limits.max_duration.as_secs()))
                 .to_string(),
             "--max-duration",
         );

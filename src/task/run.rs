@@ -13,7 +13,7 @@ use super::started::Started;
 use super::watched::Watched;
 use crate::git::{self};
 use crate::safety::sandbox::{self};
-use crate::safety::{self, LimitKind, LimitState};
+use crate::safety::{self, LimitState};
 use crate::session::{
     self, Ledger, Spawn, StopReason, Timeouts, TurnOutcome, Watch, protocol::Event,
 };
@@ -96,7 +96,7 @@ pub async fn run(
     let limits = record
         .safety
         .limits
-        .map(|l| LimitState::from_settings(&l, record.duration_ms));
+        .map(|l| LimitState::recorded(l, record.duration_ms));
     let mut ledger = Ledger::resume(record.cost_usd, record.turns, record.tools_used.clone());
     if let Some(limits) = &limits {
         args.extend(limits.claude_args(&ledger));
@@ -145,7 +145,7 @@ pub async fn run(
             Box::new(move |ledger: &Ledger| limits.crossed(ledger).map(StopReason::Limit));
         watch.deadline = Some((
             tokio::time::Instant::now() + limits.time_left(),
-            StopReason::Limit(LimitKind::Duration),
+            StopReason::Limit(crate::vocab::LimitKind::Duration),
         ));
     }
     let asking = run_opts.ask.map(|opts| {
@@ -423,7 +423,7 @@ fn setup_failed(
     let name = record.name.clone();
     Ok(ws.store.rewrite(&name, |_| {
         let mut failed = record;
-        failed.status = crate::store::Status::Failed;
+        failed.status = crate::vocab::Status::Failed;
         failed.error = Some(error);
         failed.supervisor = None;
         failed

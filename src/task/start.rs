@@ -1,16 +1,13 @@
 //! Starting a task: its name, worktree, branch and record, all made or none.
 
-use std::time::Duration;
-
 use super::error::TaskError;
 use super::rules::{RuleScope, rules_for};
 use super::started::{Started, TaskOptions};
-use crate::config::Limits;
 use crate::git::{self};
-use crate::safety::LimitState;
 use crate::safety::sandbox::{self, SandboxMode};
 use crate::session::{self};
-use crate::store::{Safety, Status, TaskName, TaskRecord, now_rfc3339};
+use crate::store::{Safety, TaskName, TaskRecord, now_rfc3339};
+use crate::vocab::{Limits, Status};
 use crate::workspace::Workspace;
 
 /// Creates the task's branch, worktree and record. Fails without leaving any of them behind.
@@ -93,7 +90,7 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, TaskError> {
             files_changed: Vec::new(),
             permission_denials: Vec::new(),
             safety: Safety {
-                limits: Some(LimitState::new(limits, Duration::ZERO).settings()),
+                limits: Some(limits),
                 protected: rules.globs().to_vec(),
                 sandboxed,
                 ..Safety::default()

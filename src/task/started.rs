@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::safety::sandbox::SandboxMode;
-use crate::session::Preset;
 use crate::store::{Attempt, TaskName, TaskRecord};
+use crate::vocab::Preset;
 
 /// What the user asked for.
 #[derive(Debug, Clone, Default)]

@@ -5,7 +5,8 @@ use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use super::TaskError;
-use crate::store::{Status, TaskRecord};
+use crate::store::TaskRecord;
+use crate::vocab::Status;
 use crate::workspace::Workspace;
 
 /// How often the records are read again.

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use crate::git::{self};
 use crate::safety::{self};
 use crate::store::{TaskName, TaskRecord};
+use crate::vocab::ViolationKind;
 use crate::workspace::Workspace;
 
 use super::TaskError;
@@ -128,8 +129,8 @@ pub(super) fn check_surroundings(
                 baseline.elsewhere(
                     &mut changes,
                     &path,
-                    crate::store::Violation {
-                        kind: safety::kind::TASK_RECORD.into(),
+                    crate::vocab::Violation {
+                        kind: ViolationKind::TaskRecord,
                         path: path.display().to_string(),
                         detail: format!(
                             "task '{}''s record changed while this task ran; cms left it as it \
@@ -164,13 +165,13 @@ pub(super) fn check_surroundings(
 /// How the task's record on disk differs from the one its supervisor holds, in what only cms
 /// may set: the record lives in the repository's git dir, which the agent's git commands can
 /// write, and a record with looser limits or fewer protected paths must not be believed.
-fn record_tampering(ws: &Workspace, record: &TaskRecord) -> Vec<crate::store::Violation> {
+fn record_tampering(ws: &Workspace, record: &TaskRecord) -> Vec<crate::vocab::Violation> {
     let path = ws.store.record_path(&record.name);
     let on_disk = match ws.store.load(&record.name) {
         Ok(on_disk) => on_disk,
         Err(err) => {
-            return vec![crate::store::Violation {
-                kind: safety::kind::TASK_RECORD.into(),
+            return vec![crate::vocab::Violation {
+                kind: ViolationKind::TaskRecord,
                 path: path.display().to_string(),
                 detail: format!("the task's record became unreadable while it ran: {err}"),
             }];
@@ -216,8 +217,8 @@ fn record_tampering(ws: &Workspace, record: &TaskRecord) -> Vec<crate::store::Vi
     if fields.is_empty() {
         return Vec::new();
     }
-    vec![crate::store::Violation {
-        kind: safety::kind::TASK_RECORD.into(),
+    vec![crate::vocab::Violation {
+        kind: ViolationKind::TaskRecord,
         path: path.display().to_string(),
         detail: format!(
             "the task's record was changed while it ran ({}); cms kept the settings the task \

@@ -5,7 +5,8 @@ use std::time::SystemTime;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use crate::store::{Status, TaskName, TaskRecord};
+use crate::store::{TaskName, TaskRecord};
+use crate::vocab::Status;
 
 /// Which tasks the list shows; `f` cycles through them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,8 @@ use serde_json::json;
 
 use super::app::{Action, App, Filter, InputFor, Mode};
 use super::ui;
-use crate::store::{Status, TaskName, TaskRecord};
+use crate::store::{TaskName, TaskRecord};
+use crate::vocab::Status;
 
 /// 2026-03-01T12:00:00Z, the clock every test reads.
 fn now() -> SystemTime {

@@ -11,7 +11,8 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Sparkline, Table, T
 
 use super::app::{App, InputFor, Mode};
 use crate::report;
-use crate::store::{Status, TaskRecord};
+use crate::store::TaskRecord;
+use crate::vocab::Status;
 
 /// The symbol and colour of a status, so it reads at a glance and without colour too.
 pub fn status_look(status: Status) -> (&'static str, Color) {

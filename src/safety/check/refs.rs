@@ -4,8 +4,7 @@
 
 use super::{Baseline, Changes, TaskNow, abbrev, unsandboxed};
 use crate::git::state::{self, Fingerprint};
-use crate::safety::kind;
-use crate::store::Violation;
+use crate::vocab::{Violation, ViolationKind};
 
 impl Baseline {
     /// Compares the refs. The task's own branch may move. Sandboxed, the task could only
@@ -22,7 +21,7 @@ impl Baseline {
             Ok(after) => after,
             Err(err) => {
                 changes.warnings.push(Violation {
-                    kind: kind::GIT_REF.into(),
+                    kind: ViolationKind::GitRef,
                     path: "refs".to_owned(),
                     detail: format!("cms could not list the refs after the task: {err}"),
                 });
@@ -65,12 +64,12 @@ impl Baseline {
                 (None, None) => continue,
             };
             let kind = if task.is_some() {
-                kind::OTHER_TASK
+                ViolationKind::OtherTask
             } else {
-                kind::GIT_REF
+                ViolationKind::GitRef
             };
             let entry = |detail: String| Violation {
-                kind: kind.into(),
+                kind,
                 path: name.to_owned(),
                 detail,
             };
@@ -152,7 +151,7 @@ impl Baseline {
             };
             let short = name.strip_prefix("refs/heads/").unwrap_or(name);
             changes.violations.push(Violation {
-                kind: kind::GIT_REF.into(),
+                kind: ViolationKind::GitRef,
                 path: name.clone(),
                 detail: format!(
                     "{short} reads {} again though git moved it to {} while the task ran; it \

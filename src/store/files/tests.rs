@@ -1,7 +1,8 @@
 //! The store's files: records, archives, locks and atomic writes.
 
 use super::*;
-use crate::store::record::{Safety, Status};
+use crate::store::record::Safety;
+use crate::vocab::Status;
 
 fn n(name: &str) -> TaskName {
     TaskName::parse(name).unwrap()
@@ -19,7 +20,7 @@ fn record(name: &str) -> TaskRecord {
         base_branch: Some("main".into()),
         session_id: None,
         model: None,
-        preset: crate::session::Preset::Edit,
+        preset: crate::vocab::Preset::Edit,
         cost_usd: 0.0,
         turns: 0,
         duration_ms: 0,

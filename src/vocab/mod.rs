@@ -1,0 +1,16 @@
+//! The shared vocabulary: the plain types that the store, sessions, safety checks and front
+//! ends all speak (a task's status, its supervisor, a violation, limits, a preset, a permission
+//! denial). It imports no other cms module, so every module can depend on it without a circle.
+
+mod limits;
+mod permission;
+mod preset;
+mod status;
+mod violation;
+
+pub use limits::{LimitKind, Limits};
+pub use permission::PermissionDenial;
+pub use preset::Preset;
+pub(crate) use preset::{EDIT_TOOLS, READ_TOOLS, REVIEW_TOOLS};
+pub use status::{Status, Supervisor};
+pub use violation::{Violation, ViolationKind};
