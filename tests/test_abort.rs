@@ -2,21 +2,14 @@
 //! committed, and no process of its session left.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{TestEnv, wait_bounded};
-
-const LIMIT: Duration = Duration::from_secs(60);
+use crate::common::{LIMIT, TestEnv, eventually, wait_bounded};
 
 /// Polls until `path` exists.
 fn wait_for_file(path: &Path) {
-    let start = Instant::now();
-    while !path.exists() {
-        assert!(start.elapsed() < LIMIT, "{} never appeared", path.display());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(&format!("{} to appear", path.display()), || path.exists());
 }
 
 /// Processes whose command line holds `marker`.
@@ -69,16 +62,14 @@ fn abort_of_a_task_that_is_not_running_is_refused_and_touches_nothing() {
     env.cms(&["abort"]).code(2);
 }
 
-use crate::common::fake_api::{CWD, FakeApi, Reply};
-use crate::test_real_claude::{RUN_LIMIT, real_claude, real_env};
+use crate::common::fake_api::{CWD, Reply};
+use crate::common::real::{RUN_LIMIT, real_scenario};
 
 #[test]
 fn real_claude_abort_while_a_bash_tool_sleeps_leaves_no_process_and_ends_aborted() {
-    let Some(claude) = real_claude("real_claude_abort_while_a_bash_tool_sleeps") else {
+    let Some((api, env)) = real_scenario("real_claude_abort_while_a_bash_tool_sleeps") else {
         return;
     };
-    let api = FakeApi::start();
-    let env = real_env(&claude, &api);
     let marker = format!("1000.{}", std::process::id() % 100_000 + 7);
     api.route(
         "[abort]",
@@ -93,16 +84,13 @@ fn real_claude_abort_while_a_bash_tool_sleeps_leaves_no_process_and_ends_aborted
     );
     let supervisor = env.spawn_cms(&["task", "[abort] wait", "-n", "stuck", "-p", "full"]);
     // The worktree is known once the record is; the tool's file says the sleep is running.
-    let start = Instant::now();
-    let started = loop {
+    let started = eventually("the task to start", || {
         let show = env.cms(&["show", "stuck", "--json"]);
-        if show.code == 0 {
+        (show.code == 0).then(|| {
             let worktree = show.json()["worktree"].as_str().unwrap().to_owned();
-            break Path::new(&worktree).join("started");
-        }
-        assert!(start.elapsed() < RUN_LIMIT, "the task never started");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+            Path::new(&worktree).join("started")
+        })
+    });
     wait_for_file(&started);
     let run = env.cms(&["abort", "stuck", "--json"]);
     run.success();

@@ -2,14 +2,10 @@
 //! or `cms deny` answers from any process, or its time limit ends it; without asking, a
 //! denied tool ends the task `needs_input`.
 
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
 
 use crate::common::terminal::Terminal;
-use crate::common::{Background, TestEnv, wait_bounded};
-
-const LIMIT: Duration = Duration::from_secs(60);
+use crate::common::{Background, LIMIT, TestEnv, eventually, wait_bounded};
 
 /// A repository whose tasks run in `review`, where Bash is a tool claude must ask for (a
 /// sandboxed `edit` task runs any Bash without asking).
@@ -254,11 +250,9 @@ fn the_notify_command_hears_when_a_task_starts_waiting_and_when_it_ends() {
     env.steps(json!([asks_bash("echo ok > ran.txt")]));
     env.cms(&["task", "-d", "x", "-n", "t"]).success();
     let told = |what: &str| {
-        let start = Instant::now();
-        while !std::fs::read_to_string(&out).is_ok_and(|t| t.contains(what)) {
-            assert!(start.elapsed() < LIMIT, "never told {what:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        eventually(&format!("the notifier to be told {what:?}"), || {
+            std::fs::read_to_string(&out).is_ok_and(|t| t.contains(what))
+        });
     };
     told("t waiting");
     env.cms(&["allow", "t"]).success();
@@ -282,11 +276,9 @@ fn a_fan_out_asks_by_default_and_says_which_attempt_waits() {
     // prompt answered before it looks was never the user's to answer.
     for name in ["pair-1", "pair-2"] {
         let told = format!("{name} asks for Bash echo \"$CMS_TASK\" > who.txt");
-        let start = Instant::now();
-        while !std::fs::read_to_string(&said).is_ok_and(|t| t.contains(&told)) {
-            assert!(start.elapsed() < LIMIT, "never told {told:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        eventually(&format!("the fan-out to tell {told:?}"), || {
+            std::fs::read_to_string(&said).is_ok_and(|t| t.contains(&told))
+        });
     }
     env.cms(&["allow", "pair-1"]).success();
     env.cms(&["deny", "pair-2"]).success();
@@ -359,7 +351,7 @@ mod real {
 
     use super::{LIMIT, show};
     use crate::common::fake_api::{FakeApi, Reply};
-    use crate::test_real_claude::{real_claude, real_env, tool_results};
+    use crate::common::real::{real_claude, real_env, tool_results};
 
     /// A read-only task (Bash is not allowed without asking) whose agent runs `command`.
     fn asking_task(test: &str, command: &str) -> Option<(FakeApi, crate::common::TestEnv)> {

@@ -3,15 +3,11 @@
 //! interactive mode through it, synchronizing on what the screen shows.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::TestEnv;
 use crate::common::terminal::Terminal;
-
-/// Generous: CI machines are slow and run tests side by side.
-const LIMIT: Duration = Duration::from_secs(60);
+use crate::common::{TestEnv, eventually};
 
 fn show(env: &TestEnv, name: &str) -> Value {
     let run = env.cms(&["show", name, "--json"]);
@@ -34,6 +30,20 @@ fn attachable(env: &TestEnv, task_args: &[&str], attached_turns: Value) -> Value
 
 fn ready(term: &Terminal, task: &Value) {
     term.wait_for(&format!("session {}", task["session_id"].as_str().unwrap()));
+}
+
+/// An `attachable` task `t` attached at a terminal, once its session is ready: the task as it
+/// was before, and the terminal. `None` where tmux is missing.
+fn attached(
+    env: &TestEnv,
+    test: &str,
+    task_args: &[&str],
+    attached_turns: Value,
+) -> Option<(Value, Terminal)> {
+    let task = attachable(env, task_args, attached_turns);
+    let term = Terminal::run(env, test, &["attach", "t"])?;
+    ready(&term, &task);
+    Some((task, term))
 }
 
 #[test]
@@ -114,11 +124,9 @@ fn an_attached_session_gets_ports_of_its_own_as_a_headless_one_does() {
     env.private_tmpdir();
     env.write(".cms.toml", "[worktree]\nports = 3\n");
     env.trust();
-    let before = attachable(&env, &[], json!([]));
-    let Some(term) = Terminal::run(&env, "attach_ports", &["attach", "t"]) else {
+    let Some((_before, term)) = attached(&env, "attach_ports", &[], json!([])) else {
         return;
     };
-    ready(&term, &before);
     term.type_line("/exit");
     let (code, screen) = term.wait_exit();
     assert_eq!(code, 0, "{screen}");
@@ -166,15 +174,11 @@ fn attach_refuses_unknown_merged_and_running_tasks_at_a_terminal() {
 
     env.steps(json!([{"sleep_ms": 60000}]));
     let _busy = env.spawn_cms(&["task", "x", "-n", "busy"]);
-    let start = Instant::now();
-    while !env
-        .cms(&["show", "busy", "--json"])
-        .stdout
-        .contains("\"running\"")
-    {
-        assert!(start.elapsed() < LIMIT, "the task never ran");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually("the task to run", || {
+        env.cms(&["show", "busy", "--json"])
+            .stdout
+            .contains("\"running\"")
+    });
     let before = show(&env, "busy");
     refused_at_a_terminal(&env, "attach_refuses", "busy", "still running");
     assert_eq!(show(&env, "busy")["supervisor"], before["supervisor"]);
@@ -184,15 +188,14 @@ fn attach_refuses_unknown_merged_and_running_tasks_at_a_terminal() {
 #[test]
 fn a_write_to_a_protected_path_during_attach_is_blocked_by_the_hook() {
     let env = TestEnv::new();
-    let task = attachable(
+    let Some((task, term)) = attached(
         &env,
+        "attach_protected",
         &["--protect", "secret/**"],
         json!([{"steps": [{"write": {"path": "secret/key.txt", "content": "k\n"}}], "result": "tried"}]),
-    );
-    let Some(term) = Terminal::run(&env, "attach_protected", &["attach", "t"]) else {
+    ) else {
         return;
     };
-    ready(&term, &task);
     term.type_line("write the key");
     term.wait_for("● tried");
     term.type_line("/exit");
@@ -211,15 +214,14 @@ fn a_write_to_a_protected_path_during_attach_is_blocked_by_the_hook() {
 fn the_time_limit_ends_an_attached_session_and_keeps_its_work() {
     let mut env = TestEnv::new();
     env.set_env("CMS_INTERRUPT_GRACE_MS", "200");
-    let task = attachable(
+    let Some((_task, term)) = attached(
         &env,
+        "attach_time_limit",
         &["--max-duration", "5s"],
         json!([{"steps": [{"write": {"path": "b.txt", "content": "b\n"}}], "result": "b is written"}]),
-    );
-    let Some(term) = Terminal::run(&env, "attach_time_limit", &["attach", "t"]) else {
+    ) else {
         return;
     };
-    ready(&term, &task);
     term.type_line("write b");
     term.wait_for("● b is written");
     // Nothing more is typed: the limit, not the user, ends the session.
@@ -239,15 +241,14 @@ fn the_cost_limit_stops_an_attached_session_from_its_transcript() {
     env.set_env("CMS_INTERRUPT_GRACE_MS", "200");
     // The first session's two responses cost $0.0075 each at the fake's usage, so the
     // attached turn's first response crosses $0.02.
-    let task = attachable(
+    let Some((_task, term)) = attached(
         &env,
+        "attach_cost_limit",
         &["--max-cost", "0.02"],
         json!([{"steps": [{"text": "one"}, {"sleep_ms": 60000}], "result": "never"}]),
-    );
-    let Some(term) = Terminal::run(&env, "attach_cost_limit", &["attach", "t"]) else {
+    ) else {
         return;
     };
-    ready(&term, &task);
     term.type_line("spend");
     let (code, screen) = term.wait_exit();
     assert_eq!(code, 3, "{screen}");
@@ -259,18 +260,17 @@ fn the_cost_limit_stops_an_attached_session_from_its_transcript() {
 #[test]
 fn ctrl_c_at_the_terminal_interrupts_claudes_turn_and_leaves_the_session_to_the_user() {
     let env = TestEnv::new();
-    let task = attachable(
+    let Some((_task, term)) = attached(
         &env,
+        "attach_ctrl_c",
         &[],
         json!([
             {"steps": [{"text": "working"}, {"sleep_ms": 60000}], "result": "never"},
             {"steps": [{"write": {"path": "b.txt", "content": "b\n"}}], "result": "b is written"},
         ]),
-    );
-    let Some(term) = Terminal::run(&env, "attach_ctrl_c", &["attach", "t"]) else {
+    ) else {
         return;
     };
-    ready(&term, &task);
     term.type_line("work");
     term.wait_for("● working");
     term.tmux(&["send-keys", "C-c"]);
@@ -290,15 +290,14 @@ fn ctrl_c_at_the_terminal_interrupts_claudes_turn_and_leaves_the_session_to_the_
 fn abort_stops_an_attached_session_and_keeps_its_work() {
     let mut env = TestEnv::new();
     env.set_env("CMS_INTERRUPT_GRACE_MS", "200");
-    let task = attachable(
+    let Some((_task, term)) = attached(
         &env,
+        "attach_abort",
         &[],
         json!([{"steps": [{"write": {"path": "b.txt", "content": "b\n"}}], "result": "b is written"}]),
-    );
-    let Some(term) = Terminal::run(&env, "attach_abort", &["attach", "t"]) else {
+    ) else {
         return;
     };
-    ready(&term, &task);
     term.type_line("write b");
     term.wait_for("● b is written");
     env.cms(&["abort", "t"]).success();
@@ -313,15 +312,14 @@ fn abort_stops_an_attached_session_and_keeps_its_work() {
 fn nothing_an_attached_session_started_outlives_it() {
     let env = TestEnv::new();
     let detached = crate::test_processes::Detached::new(&env.root);
-    let task = attachable(
+    let Some((_task, term)) = attached(
         &env,
+        "attach_processes",
         &[],
         json!([{"steps": [{"bash": detached.command()}], "result": "started them"}]),
-    );
-    let Some(term) = Terminal::run(&env, "attach_processes", &["attach", "t"]) else {
+    ) else {
         return;
     };
-    ready(&term, &task);
     term.type_line("start sleepers");
     term.wait_for("● started them");
     assert_eq!(detached.running().len(), 3);
@@ -347,17 +345,23 @@ fn skip_first_run_dialogs(env: &TestEnv, worktree: &str) {
     std::fs::write(&path, config.to_string()).unwrap();
 }
 
-#[test]
-fn real_claude_attach_runs_the_real_cli_at_the_terminal_and_records_its_work() {
-    use crate::common::fake_api::{COST_PER_REPLY, CWD, FakeApi, Reply};
-    use crate::test_real_claude::{RUN_LIMIT, real_claude, real_env, task_json};
-    let Some(claude) = real_claude("real_claude_attach") else {
-        return;
-    };
-    let api = FakeApi::start();
-    let env = real_env(&claude, &api);
+/// A real-CLI task started with `task_args` whose first session only answered, attached at a
+/// terminal where the user asked for b.txt and claude wrote it: where the real attach tests
+/// start. `interrupt_grace_ms` sets `CMS_INTERRUPT_GRACE_MS`. `None` when the test is skipped.
+fn real_attached(
+    test: &str,
+    key: &str,
+    task_args: &[&str],
+    interrupt_grace_ms: Option<&str>,
+) -> Option<(crate::common::fake_api::FakeApi, TestEnv, Value, Terminal)> {
+    use crate::common::fake_api::{CWD, Reply};
+    use crate::common::real::{real_scenario, real_task};
+    let (api, mut env) = real_scenario(test)?;
+    if let Some(grace) = interrupt_grace_ms {
+        env.set_env("CMS_INTERRUPT_GRACE_MS", grace);
+    }
     api.route(
-        "[attach]",
+        key,
         vec![
             Reply::text("First session done."),
             Reply::tool(
@@ -367,27 +371,30 @@ fn real_claude_attach_runs_the_real_cli_at_the_terminal_and_records_its_work() {
             Reply::text("b is written"),
         ],
     );
-    let run = env.cms_bounded(
-        &[
-            "task",
-            "--json",
-            "[attach] start",
-            "-n",
-            "t",
-            "--preset",
-            "edit",
-        ],
-        RUN_LIMIT,
-    );
-    let before = task_json(&run);
+    let prompt = format!("{key} start");
+    let mut args = vec![prompt.as_str()];
+    args.extend_from_slice(task_args);
+    let (run, before) = real_task(&env, &args);
     run.success();
     skip_first_run_dialogs(&env, before["worktree"].as_str().unwrap());
-    let Some(term) = Terminal::run(&env, "real_claude_attach", &["attach", "t"]) else {
-        return;
-    };
+    let term = Terminal::run(&env, test, &["attach", "t"])?;
     term.wait_for("First session done.");
     term.type_line("now write b");
     term.wait_for("b is written");
+    Some((api, env, before, term))
+}
+
+#[test]
+fn real_claude_attach_runs_the_real_cli_at_the_terminal_and_records_its_work() {
+    use crate::common::fake_api::COST_PER_REPLY;
+    let Some((api, env, before, term)) = real_attached(
+        "real_claude_attach",
+        "[attach]",
+        &["-n", "t", "--preset", "edit"],
+        None,
+    ) else {
+        return;
+    };
     term.type_line("/exit");
     let (code, screen) = term.wait_exit();
     assert_eq!(code, 0, "{screen}");
@@ -414,48 +421,15 @@ fn real_claude_attach_runs_the_real_cli_at_the_terminal_and_records_its_work() {
 
 #[test]
 fn real_claude_attach_time_limit_interrupts_and_ends_the_real_cli_keeping_its_work() {
-    use crate::common::fake_api::{CWD, FakeApi, Reply};
-    use crate::test_real_claude::{RUN_LIMIT, real_claude, real_env, task_json};
-    let Some(claude) = real_claude("real_claude_attach_time_limit") else {
-        return;
-    };
-    let api = FakeApi::start();
-    let mut env = real_env(&claude, &api);
-    env.set_env("CMS_INTERRUPT_GRACE_MS", "1000");
-    api.route(
+    // Ended by its limit: cms interrupts claude and gives it a second to go.
+    let Some((_api, env, _before, term)) = real_attached(
+        "real_claude_attach_time_limit",
         "[limit]",
-        vec![
-            Reply::text("First session done."),
-            Reply::tool(
-                "Write",
-                json!({"file_path": format!("{CWD}/b.txt"), "content": "b\n"}),
-            ),
-            Reply::text("b is written"),
-        ],
-    );
-    let run = env.cms_bounded(
-        &[
-            "task",
-            "--json",
-            "[limit] start",
-            "-n",
-            "t",
-            "--preset",
-            "edit",
-            "--max-duration",
-            "10s",
-        ],
-        RUN_LIMIT,
-    );
-    let before = task_json(&run);
-    run.success();
-    skip_first_run_dialogs(&env, before["worktree"].as_str().unwrap());
-    let Some(term) = Terminal::run(&env, "real_claude_attach_time_limit", &["attach", "t"]) else {
+        &["-n", "t", "--preset", "edit", "--max-duration", "10s"],
+        Some("1000"),
+    ) else {
         return;
     };
-    term.wait_for("First session done.");
-    term.type_line("now write b");
-    term.wait_for("b is written");
     // Nothing more is typed: the limit ends the session.
     let (code, screen) = term.wait_exit();
     assert_eq!(code, 3, "{screen}");
@@ -496,11 +470,9 @@ fn an_attach_whose_claude_fails_to_start_puts_the_task_back_as_it_was() {
 #[test]
 fn an_attach_the_user_leaves_at_once_keeps_the_task_as_it_was() {
     let env = TestEnv::new();
-    let before = attachable(&env, &[], json!([]));
-    let Some(term) = Terminal::run(&env, "attach_leave", &["attach", "t"]) else {
+    let Some((before, term)) = attached(&env, "attach_leave", &[], json!([])) else {
         return;
     };
-    ready(&term, &before);
     term.type_line("/exit");
     let (code, screen) = term.wait_exit();
     assert_eq!(code, 0, "{screen}");
@@ -563,7 +535,7 @@ fn transcript_of(config_dir: &Path, task: &Value) -> PathBuf {
 #[test]
 fn real_claude_and_the_fake_write_the_session_transcript_cms_follows_alike() {
     use crate::common::fake_api::{FakeApi, Reply};
-    use crate::test_real_claude::{RUN_LIMIT, real_claude, real_env};
+    use crate::common::real::{RUN_LIMIT, real_claude, real_env};
     let Some(claude) = real_claude("real_claude_and_the_fake_write_the_session_transcript") else {
         return;
     };
@@ -592,19 +564,18 @@ fn the_turn_limit_stops_an_attached_session_from_its_transcript() {
     env.set_env("CMS_INTERRUPT_GRACE_MS", "200");
     // The first session took two turns; the attached one's first reply is the third and last
     // allowed, and it asks for a tool, whose result would need a fourth.
-    let task = attachable(
+    let Some((_task, term)) = attached(
         &env,
+        "attach_turn_limit",
         &["--max-turns", "3"],
         json!([{"steps": [
             {"text": "one"},
             {"write": {"path": "b.txt", "content": "b\n"}},
             {"sleep_ms": 60000},
         ], "result": "never"}]),
-    );
-    let Some(term) = Terminal::run(&env, "attach_turn_limit", &["attach", "t"]) else {
+    ) else {
         return;
     };
-    ready(&term, &task);
     term.type_line("go on");
     let (code, screen) = term.wait_exit();
     assert_eq!(code, 3, "{screen}");

@@ -192,18 +192,13 @@ fn an_interrupted_task_can_be_continued_to_completion() {
     );
     let child = env.spawn_cms(&["task", "x", "-n", "crashed"]);
     // Wait until the session is recorded and its first write landed, then kill cms.
-    let start = std::time::Instant::now();
-    loop {
+    crate::common::eventually("the task to get going", || {
         let run = env.cms(&["show", "crashed", "--json"]);
-        if run.code == 0 && run.json()["session_id"].is_string() {
+        run.code == 0 && run.json()["session_id"].is_string() && {
             let worktree = run.json()["worktree"].as_str().unwrap().to_owned();
-            if std::path::Path::new(&worktree).join("a.txt").exists() {
-                break;
-            }
+            std::path::Path::new(&worktree).join("a.txt").exists()
         }
-        assert!(start.elapsed().as_secs() < 60, "the task never got going");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    });
     // SAFETY: kill(2) has no memory-safety preconditions.
     unsafe {
         libc::kill(child.id() as libc::pid_t, libc::SIGKILL);
@@ -230,16 +225,14 @@ fn an_interrupted_task_can_be_continued_to_completion() {
     assert_eq!(env.git(&["show", "cms/crashed:b.txt"]), "b");
 }
 
-use crate::common::fake_api::{CWD, FakeApi, Reply};
-use crate::test_real_claude::{RUN_LIMIT, real_claude, real_env, task_json, transcript};
+use crate::common::fake_api::{CWD, Reply};
+use crate::common::real::{RUN_LIMIT, real_scenario, task_json, transcript};
 
 #[test]
 fn real_claude_continue_resumes_the_session_and_an_allowed_tool_then_runs() {
-    let Some(claude) = real_claude("real_claude_continue_resumes_the_session") else {
+    let Some((api, env)) = real_scenario("real_claude_continue_resumes_the_session") else {
         return;
     };
-    let api = FakeApi::start();
-    let env = real_env(&claude, &api);
     let touch = || {
         Reply::tool(
             "Bash",

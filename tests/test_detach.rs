@@ -1,14 +1,10 @@
 //! `--detach`: tasks supervised in the background, followed with `wait`, `show` and `abort`,
 //! and recovered with `continue` when their supervisor is killed.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
+use std::path::Path;
 
-use crate::common::TestEnv;
-
-pub(crate) const LIMIT: Duration = Duration::from_secs(60);
+use crate::common::{TestEnv, eventually, until_ended};
 
 /// Steps that wait until `gate` exists, then write done.txt.
 fn gated(gate: &Path) -> Value {
@@ -69,11 +65,9 @@ fn a_killed_detached_supervisor_leaves_the_task_interrupted_and_continue_finishe
     env.script(json!({"turns": [{"steps": gated(&gate)}, {"steps": [{"write": {"path": "b.txt", "content": "b\n"}}]}]}));
     env.cms(&["task", "-d", "x", "-n", "orphan"]).success();
     // Once the session is under way, kill its supervisor outright.
-    let start = Instant::now();
-    while record(&env, "orphan")["session_id"].is_null() {
-        assert!(start.elapsed() < LIMIT, "the session never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually("the session to start", || {
+        !record(&env, "orphan")["session_id"].is_null()
+    });
     let pid = record(&env, "orphan")["supervisor"]["pid"]
         .as_u64()
         .unwrap();
@@ -81,11 +75,7 @@ fn a_killed_detached_supervisor_leaves_the_task_interrupted_and_continue_finishe
     unsafe {
         libc::kill(pid as libc::pid_t, libc::SIGKILL);
     }
-    let start = Instant::now();
-    while !crate::common::process_ended(pid) {
-        assert!(start.elapsed() < LIMIT, "the supervisor did not die");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    until_ended(pid, "the supervisor");
     let list = env.cms(&["list", "--json"]);
     list.success();
     assert_eq!(list.json()[0]["status"], "interrupted");
@@ -115,17 +105,16 @@ fn list_shows_a_running_tasks_live_turns_and_cost() {
     ]));
     env.cms(&["task", "-d", "x", "-n", "live"]).success();
     // The Bash call is the second paid message: the list shows it while it runs.
-    let start = Instant::now();
-    let task = loop {
+    let task = eventually("live turns in the list", || {
         let list = env.cms(&["list", "--json"]);
         list.success();
         let task = list.json()[0].clone();
         if task["turns"].as_u64().unwrap_or(0) >= 2 {
-            break task;
+            Ok(task)
+        } else {
+            Err(format!("{task:#}"))
         }
-        assert!(start.elapsed() < LIMIT, "no live turns in {task:#}");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    });
     assert_eq!(task["status"], "running");
     assert!(task["cost_usd"].as_f64().unwrap() > 0.0, "{task:#}");
     // What a running task refuses says how to end it from here: it has no terminal.
@@ -151,22 +140,20 @@ mod real {
     //! supervisor and continued, and fanned out.
 
     use std::path::Path;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use serde_json::json;
 
-    use super::{LIMIT, record, status};
+    use super::{record, status};
     use crate::common::fake_api::{CWD, FakeApi, Reply};
-    use crate::common::wait_bounded;
-    use crate::test_real_claude::{RUN_LIMIT, real_claude, real_env};
+    use crate::common::real::{RUN_LIMIT, real_claude, real_env, real_scenario};
+    use crate::common::{eventually, until_ended, wait_bounded};
 
     #[test]
     fn real_claude_detached_task_is_followed_by_logs_and_wait_to_completion() {
-        let Some(claude) = real_claude("real_claude_detached_task_is_followed") else {
+        let Some((api, env)) = real_scenario("real_claude_detached_task_is_followed") else {
             return;
         };
-        let api = FakeApi::start();
-        let env = real_env(&claude, &api);
         api.route(
             "[bg]",
             vec![
@@ -218,15 +205,13 @@ mod real {
         env.cms(&["task", "-d", "-p", "full", "[orphan] work", "-n", "orphan"])
             .success();
         // Kill the supervisor once the Bash tool has written its file and sleeps.
-        let start = Instant::now();
         let tree = record(&env, "orphan")["worktree"]
             .as_str()
             .unwrap()
             .to_owned();
-        while !Path::new(&tree).join("one.txt").exists() {
-            assert!(start.elapsed() < LIMIT, "the Bash tool never ran");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        eventually("the Bash tool to run", || {
+            Path::new(&tree).join("one.txt").exists()
+        });
         let pid = record(&env, "orphan")["supervisor"]["pid"]
             .as_u64()
             .unwrap();
@@ -234,10 +219,7 @@ mod real {
         unsafe {
             libc::kill(pid as libc::pid_t, libc::SIGKILL);
         }
-        while !crate::common::process_ended(pid) {
-            assert!(start.elapsed() < LIMIT, "the supervisor did not die");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        until_ended(pid, "the supervisor");
         assert_eq!(status(&env, "orphan"), "interrupted");
         // What the session left uncommitted was committed by the command that noticed.
         assert!(
@@ -254,11 +236,9 @@ mod real {
 
     #[test]
     fn real_claude_three_attempts_each_complete_in_their_own_worktree() {
-        let Some(claude) = real_claude("real_claude_three_attempts") else {
+        let Some((api, env)) = real_scenario("real_claude_three_attempts") else {
             return;
         };
-        let api = FakeApi::start();
-        let env = real_env(&claude, &api);
         api.route(
             "[try]",
             vec![
@@ -301,11 +281,9 @@ fn a_killed_sandboxed_session_leaves_no_placeholder_in_the_work_cms_commits() {
     env.steps(gated(&gate));
     env.cms(&["task", "-d", "--sandbox", "required", "x", "-n", "t"])
         .success();
-    let start = Instant::now();
-    while record(&env, "t")["session_id"].is_null() {
-        assert!(start.elapsed() < LIMIT, "the session never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually("the session to start", || {
+        !record(&env, "t")["session_id"].is_null()
+    });
     // What Claude Code's sandbox leaves on the host while a Bash command runs: empty mount
     // points for the dotfiles it guards. Beside them, a real file the agent wrote.
     let worktree = std::path::PathBuf::from(record(&env, "t")["worktree"].as_str().unwrap());
@@ -319,10 +297,7 @@ fn a_killed_sandboxed_session_leaves_no_placeholder_in_the_work_cms_commits() {
     unsafe {
         libc::kill(pid as libc::pid_t, libc::SIGKILL);
     }
-    while !crate::common::process_ended(pid) {
-        assert!(start.elapsed() < LIMIT, "the supervisor did not die");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    until_ended(pid, "the supervisor");
     let task = env.cms(&["show", "t", "--json"]).json();
     assert_eq!(task["status"], "interrupted", "{task:#}");
     assert_eq!(task["safety"]["violations"], json!([]));

@@ -18,17 +18,7 @@ fn names(tasks: &Value) -> Vec<String> {
 fn attempts_run_independent_tasks_named_after_one_base() {
     let env = TestEnv::new();
     env.steps(json!([{"bash": "echo \"$CMS_TASK\" > who.txt"}]));
-    let run = env.cms(&[
-        "task",
-        "--json",
-        "write who",
-        "--attempts",
-        "3",
-        "-n",
-        "try",
-    ]);
-    run.success();
-    let tasks = run.json();
+    let tasks = env.task_ok(&["write who", "--attempts", "3", "-n", "try"]);
     assert_eq!(names(&tasks), ["try-1", "try-2", "try-3"]);
     for task in tasks.as_array().unwrap() {
         assert_eq!(task["status"], "completed", "{task:#}");
@@ -99,16 +89,7 @@ fn each_runs_one_task_per_line_never_more_than_jobs_at_once() {
         "# the backlog\nfix the parser\n\nadd a test\nupdate the docs\nrename the flag\n",
     )
     .unwrap();
-    let run = env.cms(&[
-        "task",
-        "--json",
-        "--each",
-        file.to_str().unwrap(),
-        "--jobs",
-        "2",
-    ]);
-    run.success();
-    let tasks = run.json();
+    let tasks = env.task_ok(&["--each", file.to_str().unwrap(), "--jobs", "2"]);
     assert_eq!(
         names(&tasks),
         [
@@ -207,8 +188,7 @@ fn ctrl_c_during_a_fan_out_stops_every_running_task_and_exits_130() {
     ]));
     let fan = env.spawn_cms(&["task", "x", "--attempts", "2", "-n", "pair"]);
     // Both running, each past its first write.
-    let start = std::time::Instant::now();
-    loop {
+    crate::common::eventually("both attempts to get going", || {
         let list = env.cms(&["list", "--json"]);
         let busy = list
             .json()
@@ -220,15 +200,8 @@ fn ctrl_c_during_a_fan_out_stops_every_running_task_and_exits_130() {
                     .count()
             })
             .unwrap_or(0);
-        if busy == 2 {
-            break;
-        }
-        assert!(
-            start.elapsed().as_secs() < 60,
-            "the attempts never got going"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+        busy == 2
+    });
     // SAFETY: kill(2) has no memory-safety preconditions.
     unsafe {
         libc::kill(fan.id() as libc::pid_t, libc::SIGINT);

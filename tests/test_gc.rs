@@ -17,12 +17,8 @@ fn worktree(task: &Value) -> PathBuf {
 }
 
 fn has_branch(env: &TestEnv, branch: &str) -> bool {
-    env.git_ok(&[
-        "rev-parse",
-        "--verify",
-        "-q",
-        &format!("refs/heads/{branch}"),
-    ])
+    let name = format!("refs/heads/{branch}");
+    env.git_ok(&["rev-parse", "--verify", "-q", &name])
 }
 
 fn status(env: &TestEnv, name: &str) -> String {
@@ -378,7 +374,7 @@ fn commit_commits_edits_left_in_a_killed_tasks_worktree_and_merge_then_takes_the
     ]));
     let cms = env.spawn_cms(&["task", "slow", "-n", "killed"]);
     let worktrees = env.home.join(".local/share/cms/worktrees");
-    crate::test_processes::wait_for("the task's first write", || walk_for(&worktrees, "a.txt"));
+    crate::common::eventually("the task's first write", || walk_for(&worktrees, "a.txt"));
     // Dropping it SIGKILLs cms (and reaps it); its keeper then kills claude.
     drop(cms);
     // The next command settles the dead task, committing what its session wrote.
@@ -486,7 +482,7 @@ fn gc_never_touches_a_running_task() {
     ]));
     env.cms(&["task", "-d", "x", "-n", "busy"]).success();
     let backups = store(&env).join("object-backup");
-    crate::test_processes::wait_for("the session's object copy", || {
+    crate::common::eventually("the session's object copy", || {
         walk_for(&store(&env).join("logs"), "busy.jsonl") && backups.is_dir()
     });
     let before = everything(&env);
@@ -561,18 +557,23 @@ fn gc_removes_the_skills_and_commands_exported_for_a_task_that_is_not_running() 
     assert_eq!(status(&env, "t"), "completed");
 }
 
-#[test]
-fn answering_no_to_discard_at_a_terminal_says_the_task_was_kept_and_keeps_it() {
+/// Task `t`, unmerged, and `cms discard t` at a terminal answered with `answer`: the task as it
+/// was, the exit code and the last screen. `None` where tmux is missing.
+fn discard_answered(test: &str, answer: &str) -> Option<(TestEnv, Value, i32, String)> {
     let env = TestEnv::new();
     let task = task_writing(&env, "t", "a.txt", "a\n");
-    let Some(term) =
-        crate::common::terminal::Terminal::run(&env, "discard_answered_no", &["discard", "t"])
-    else {
+    let term = crate::common::terminal::Terminal::run(&env, test, &["discard", "t"])?;
+    term.wait_for("Discard them? [y/N]");
+    term.type_line(answer);
+    let (code, screen) = term.wait_exit();
+    Some((env, task, code, screen))
+}
+
+#[test]
+fn answering_no_to_discard_at_a_terminal_says_the_task_was_kept_and_keeps_it() {
+    let Some((env, task, code, screen)) = discard_answered("discard_answered_no", "n") else {
         return;
     };
-    term.wait_for("Discard them? [y/N]");
-    term.type_line("n");
-    let (code, screen) = term.wait_exit();
     assert_eq!(code, 1, "{screen}");
     assert!(
         screen.contains("Kept task 't': nothing was discarded."),
@@ -586,16 +587,9 @@ fn answering_no_to_discard_at_a_terminal_says_the_task_was_kept_and_keeps_it() {
 
 #[test]
 fn answering_yes_to_discard_at_a_terminal_discards_the_unmerged_task() {
-    let env = TestEnv::new();
-    let task = task_writing(&env, "t", "a.txt", "a\n");
-    let Some(term) =
-        crate::common::terminal::Terminal::run(&env, "discard_answered_yes", &["discard", "t"])
-    else {
+    let Some((env, task, code, screen)) = discard_answered("discard_answered_yes", "y") else {
         return;
     };
-    term.wait_for("Discard them? [y/N]");
-    term.type_line("y");
-    let (code, screen) = term.wait_exit();
     assert_eq!(code, 0, "{screen}");
     assert!(screen.contains("Discarded t"), "{screen}");
     assert!(!worktree(&task).exists());

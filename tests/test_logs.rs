@@ -2,13 +2,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{TestEnv, sample, wait_bounded};
-
-const LIMIT: Duration = Duration::from_secs(60);
+use crate::common::{LIMIT, TestEnv, eventually, sample, wait_bounded};
 
 fn transcript(env: &TestEnv, name: &str) -> PathBuf {
     env.common_dir().join(format!("cms/logs/{name}.jsonl"))
@@ -231,12 +228,7 @@ impl Follower {
 
     /// Waits for it to exit by itself.
     fn wait(&mut self) -> i32 {
-        let mut code = None;
-        wait_for(|| {
-            code = self.exited();
-            code.is_some()
-        });
-        code.unwrap()
+        eventually("the follower to exit", || self.exited())
     }
 }
 
@@ -246,15 +238,6 @@ impl Drop for Follower {
             let _ = child.kill();
             let _ = child.wait();
         }
-    }
-}
-
-/// Polls a condition that another process makes true; fails after the limit.
-fn wait_for(mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + LIMIT;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -268,7 +251,7 @@ fn gated_task(env: &TestEnv, name: &str, gate: &Path) -> crate::common::Backgrou
     ]));
     let task = env.spawn_cms(&["task", "--json", "slow", "-n", name]);
     let record = env.common_dir().join(format!("cms/tasks/{name}.json"));
-    wait_for(|| record.exists());
+    eventually("the task's record", || record.exists());
     task
 }
 
@@ -278,9 +261,13 @@ fn logs_follow_prints_lines_as_they_come_and_exits_when_the_task_ends() {
     let gate = env.root.join("gate");
     let task = gated_task(&env, "live", &gate);
     let mut follower = Follower::start(&env, "live");
-    wait_for(|| follower.output().contains("● Write a.txt"));
+    eventually("the follower to print the write", || {
+        follower.output().contains("● Write a.txt")
+    });
     // The task cannot end before the gate opens, so neither can the follower.
-    wait_for(|| follower.output().contains("● Bash while"));
+    eventually("the follower to print the Bash call", || {
+        follower.output().contains("● Bash while")
+    });
     assert_eq!(follower.exited(), None);
     assert!(
         !follower.output().contains("b.txt"),
@@ -310,7 +297,9 @@ fn logs_follow_stops_with_130_on_ctrl_c() {
     let gate = env.root.join("gate");
     let task = gated_task(&env, "held", &gate);
     let mut follower = Follower::start(&env, "held");
-    wait_for(|| follower.output().contains("● Bash while"));
+    eventually("the follower to print the Bash call", || {
+        follower.output().contains("● Bash while")
+    });
     let pid = follower.child.as_ref().unwrap().id();
     // SAFETY: kill(2) on a child we own and have not reaped.
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGINT) }, 0);
@@ -321,13 +310,12 @@ fn logs_follow_stops_with_130_on_ctrl_c() {
 
 #[test]
 fn real_claude_logs_show_each_tool_call_of_a_real_session() {
-    use crate::common::fake_api::{CWD, FakeApi, Reply};
-    use crate::test_real_claude::{RUN_LIMIT, real_claude, real_env};
-    let Some(claude) = real_claude("real_claude_logs_show_each_tool_call_of_a_real_session") else {
+    use crate::common::fake_api::{CWD, Reply};
+    use crate::common::real::{RUN_LIMIT, real_scenario};
+    let Some((api, env)) = real_scenario("real_claude_logs_show_each_tool_call_of_a_real_session")
+    else {
         return;
     };
-    let api = FakeApi::start();
-    let env = real_env(&claude, &api);
     api.route(
         "[logs]",
         vec![

@@ -1,13 +1,9 @@
 //! The warm pool: tasks take worktrees checked out ahead of time, the pool refills itself,
 //! and nothing of the pool is ever mistaken for a task's or the user's.
 
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
 
-use crate::common::TestEnv;
-
-const LIMIT: Duration = Duration::from_secs(60);
+use crate::common::{LIMIT, TestEnv, eventually};
 
 fn pool(env: &TestEnv) -> Vec<Value> {
     let run = env.cms(&["pool", "status", "--json"]);
@@ -18,15 +14,14 @@ fn pool(env: &TestEnv) -> Vec<Value> {
 /// Waits until `n` worktrees wait in the pool (the refill runs in the background).
 #[track_caller]
 fn until_pool_has(env: &TestEnv, n: usize) -> Vec<Value> {
-    let start = Instant::now();
-    loop {
+    eventually(&format!("the pool to hold {n}"), || {
         let now = pool(env);
         if now.len() == n {
-            return now;
+            Ok(now)
+        } else {
+            Err(format!("{now:?}"))
         }
-        assert!(start.elapsed() < LIMIT, "the pool never held {n}: {now:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    })
 }
 
 #[test]
@@ -186,11 +181,9 @@ fn while_an_unsandboxed_task_runs_the_pool_neither_hands_out_nor_warms() {
     let running = env.spawn_cms(&["task", "wait", "-n", "slow", "--sandbox", "off"]);
     env.until_status("slow", "running");
     let markers = env.common_dir().join("cms/pool/unsandboxed");
-    let start = Instant::now();
-    while std::fs::read_dir(&markers).map_or(true, |mut d| d.next().is_none()) {
-        assert!(start.elapsed() < LIMIT, "the session never marked itself");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually("the session to mark itself", || {
+        std::fs::read_dir(&markers).is_ok_and(|mut d| d.next().is_some())
+    });
     // Warm adds nothing (and drops the worktree the session could reach).
     let warm = env.cms(&["pool", "warm", "1", "--json"]);
     assert_eq!(warm.json(), json!({"added": 0, "waiting": 0}));

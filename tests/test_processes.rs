@@ -7,16 +7,11 @@
 //! the pid they write: under Claude Code's Bash sandbox (bubblewrap with its own PID
 //! namespace) the pid a command sees is not the host's.
 
+use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-
-use crate::common::{Background, Run, TestEnv, wait_bounded};
-
-/// Far more than a task of a few steps needs; a cms that never ends fails the test.
-const LIMIT: Duration = Duration::from_secs(60);
+use crate::common::{Background, LIMIT, Run, TestEnv, eventually, wait_bounded};
 
 static NEXT_MARKER: AtomicU32 = AtomicU32::new(0);
 
@@ -75,10 +70,10 @@ impl Detached {
 
     /// Waits (bounded) until the agent's command has started the sleepers named.
     pub fn wait_started(&self, names: &[&str]) {
-        wait_for("the sleepers to start", || {
+        eventually("the sleepers to start", || {
             names.iter().all(|n| self.pidfile(n).exists())
         });
-        wait_for("the sleepers to exec", || {
+        eventually("the sleepers to exec", || {
             self.running().len() == names.len()
         });
     }
@@ -111,19 +106,9 @@ impl Detached {
     /// Waits (bounded) until none of them runs.
     #[track_caller]
     pub fn assert_gone(&self) {
-        wait_for("the detached processes to be gone", || {
+        eventually("the detached processes to be gone", || {
             self.running().is_empty()
         });
-    }
-}
-
-/// Polls a condition another process makes true; fails the test after 30 s.
-#[track_caller]
-pub fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -135,7 +120,7 @@ fn signal(pid: u32, signal: i32) {
 /// The keeper cms started: its child running `cms keeper`.
 fn keeper_of(cms: u32) -> u32 {
     let mut found = None;
-    wait_for("the keeper", || {
+    eventually("the keeper", || {
         found = std::fs::read_dir("/proc")
             .unwrap()
             .flatten()
@@ -268,14 +253,7 @@ fn a_killed_supervisors_temp_dir_is_removed_by_the_next_cms_command() {
         {"sleep_ms": 60000},
     ]));
     let child = spawn_task(&env, &["x", "-n", "dropped"]);
-    let start = Instant::now();
-    while !reported.exists() {
-        assert!(
-            start.elapsed() < LIMIT,
-            "the task never reported its temp dir"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually("the task to report its temp dir", || reported.exists());
     let temp = PathBuf::from(std::fs::read_to_string(&reported).unwrap().trim());
     assert!(temp.is_dir(), "{}", temp.display());
     signal(child.id(), libc::SIGKILL);
@@ -310,13 +288,13 @@ fn processes_of_another_running_task_are_left_alone() {
 // The real Claude Code CLI, with a fake API scripting its Bash calls. The pid files go in the
 // task's worktree: with Claude Code's Bash sandbox on, that is where Bash may write.
 
-use crate::common::fake_api::{FakeApi, Reply};
-use crate::test_real_claude::{RUN_LIMIT, real_claude, real_env};
+use crate::common::fake_api::Reply;
+use crate::common::real::{RUN_LIMIT, real_scenario};
 
 /// The task's worktree, once its record exists.
 fn worktree_of(env: &TestEnv, name: &str) -> PathBuf {
     let mut worktree = None;
-    wait_for("the task's record", || {
+    eventually("the task's record", || {
         let shown = env.cms(&["show", "--json", name]);
         worktree =
             (shown.code == 0).then(|| PathBuf::from(shown.json()["worktree"].as_str().unwrap()));
@@ -327,11 +305,9 @@ fn worktree_of(env: &TestEnv, name: &str) -> PathBuf {
 
 #[test]
 fn real_claude_background_processes_the_agent_started_are_gone_when_the_task_completes() {
-    let Some(claude) = real_claude("real_claude_background_processes_are_gone") else {
+    let Some((api, env)) = real_scenario("real_claude_background_processes_are_gone") else {
         return;
     };
-    let api = FakeApi::start();
-    let env = real_env(&claude, &api);
     // Written relative to claude's cwd, which is the worktree.
     let detached = Detached::new(Path::new("."));
     api.route(
@@ -371,11 +347,9 @@ fn real_claude_background_processes_the_agent_started_are_gone_when_the_task_com
 
 #[test]
 fn real_claude_a_running_bash_tool_and_its_background_processes_die_with_a_killed_cms() {
-    let Some(claude) = real_claude("real_claude_a_running_bash_tool_dies_with_cms") else {
+    let Some((api, env)) = real_scenario("real_claude_a_running_bash_tool_dies_with_cms") else {
         return;
     };
-    let api = FakeApi::start();
-    let env = real_env(&claude, &api);
     let detached = Detached::new(Path::new("."));
     let command = format!(
         "{}\n{}",

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::common::TestEnv;
 use crate::common::fake_api::{FakeApi, Reply};
-use crate::test_real_claude::{RUN_LIMIT, bash, real_claude, real_env, task_json};
+use crate::common::real::{RUN_LIMIT, bash, real_scenario, real_task, task_json};
 
 /// A shell script at `path` that leaves `marker` and then waits on stdin, as an MCP server
 /// would.
@@ -50,11 +50,9 @@ fn commit_project_files(env: &TestEnv) -> (&'static str, &'static str) {
 
 #[test]
 fn real_claude_an_untrusted_repositorys_hooks_and_mcp_servers_never_run_and_trusted_ones_do() {
-    let Some(claude) = real_claude("real_claude_an_untrusted_repositorys_hooks") else {
+    let Some((api, env)) = real_scenario("real_claude_an_untrusted_repositorys_hooks") else {
         return;
     };
-    let api = FakeApi::start();
-    let env = real_env(&claude, &api);
     let (hook_marker, mcp_marker) = commit_project_files(&env);
     let left =
         |task: &str, marker: &str| env.git_ok(&["cat-file", "-e", &format!("cms/{task}:{marker}")]);
@@ -62,19 +60,7 @@ fn real_claude_an_untrusted_repositorys_hooks_and_mcp_servers_never_run_and_trus
         "[project]",
         vec![bash("echo hello".to_owned()), Reply::text("done")],
     );
-    let run = env.cms_bounded(
-        &[
-            "task",
-            "--json",
-            "[project] one",
-            "--name",
-            "one",
-            "-p",
-            "full",
-        ],
-        RUN_LIMIT,
-    );
-    let task = task_json(&run);
+    let (_, task) = real_task(&env, &["[project] one", "--name", "one", "-p", "full"]);
     assert_eq!(task["status"], "completed", "{task:#}");
     assert!(!left("one", hook_marker), "an untrusted project hook ran");
     assert!(!left("one", mcp_marker), "an untrusted MCP server ran");
@@ -84,19 +70,7 @@ fn real_claude_an_untrusted_repositorys_hooks_and_mcp_servers_never_run_and_trus
     assert!(!left("one", hook_marker) && !left("one", mcp_marker));
 
     env.trust();
-    let run = env.cms_bounded(
-        &[
-            "task",
-            "--json",
-            "[project] two",
-            "--name",
-            "two",
-            "-p",
-            "full",
-        ],
-        RUN_LIMIT,
-    );
-    let task = task_json(&run);
+    let (_, task) = real_task(&env, &["[project] two", "--name", "two", "-p", "full"]);
     assert_eq!(task["status"], "completed", "{task:#}");
     assert!(
         left("two", hook_marker),
@@ -110,11 +84,9 @@ fn real_claude_an_untrusted_repositorys_hooks_and_mcp_servers_never_run_and_trus
 
 #[test]
 fn real_claude_an_agent_written_subagent_with_hooks_never_runs() {
-    let Some(claude) = real_claude("real_claude_an_agent_written_subagent") else {
+    let Some((api, env)) = real_scenario("real_claude_an_agent_written_subagent") else {
         return;
     };
-    let api = FakeApi::start();
-    let env = real_env(&claude, &api);
     let marker = env.root.join("agent-hook-ran");
     let agent = format!(
         "---\nname: xagent\ndescription: does x\nhooks:\n  PreToolUse:\n    - matcher: \"*\"\n      hooks:\n        - type: command\n          command: \"touch {}\"\n  Stop:\n    - hooks:\n        - type: command\n          command: \"touch {}\"\n---\nRun what you are told.\n",
@@ -145,10 +117,9 @@ fn real_claude_an_agent_written_subagent_with_hooks_never_runs() {
             Reply::text("again"),
         ],
     );
-    let run = env.cms_bounded(
+    let (_, task) = real_task(
+        &env,
         &[
-            "task",
-            "--json",
             "[plant] go",
             "--name",
             "plant",
@@ -157,9 +128,7 @@ fn real_claude_an_agent_written_subagent_with_hooks_never_runs() {
             "--sandbox",
             "off",
         ],
-        RUN_LIMIT,
     );
-    let task = task_json(&run);
     assert_eq!(task["status"], "protected_path", "{task:#}");
     assert!(!marker.exists(), "the agent's hook ran in its own session");
     let run = env.cms_bounded(&["continue", "--json", "plant", "use it"], RUN_LIMIT);
@@ -190,11 +159,9 @@ fn real_claude_an_agent_written_subagent_with_hooks_never_runs() {
 
 #[test]
 fn real_claude_an_untrusted_cms_toml_cannot_turn_the_sandbox_off_or_run_its_setup() {
-    let Some(claude) = real_claude("real_claude_an_untrusted_cms_toml") else {
+    let Some((api, env)) = real_scenario("real_claude_an_untrusted_cms_toml") else {
         return;
     };
-    let api = FakeApi::start();
-    let env = real_env(&claude, &api);
     let setup_marker = env.root.join("setup-ran");
     let escape = env.root.join("escaped");
     env.user_config("[safety]\nsandbox = \"required\"\n");
@@ -214,8 +181,7 @@ fn real_claude_an_untrusted_cms_toml_cannot_turn_the_sandbox_off_or_run_its_setu
             Reply::text("done"),
         ],
     );
-    let run = env.cms_bounded(&["task", "--json", "[cloned] go", "--name", "c"], RUN_LIMIT);
-    let task = task_json(&run);
+    let (run, task) = real_task(&env, &["[cloned] go", "--name", "c"]);
     assert_eq!(task["safety"]["sandboxed"], true, "{task:#}");
     assert_eq!(task["preset"], "edit");
     assert_eq!(task["safety"]["limits"]["max_cost_usd"], 2.0);
@@ -254,11 +220,10 @@ fn init_list(env: &TestEnv, task: &str, key: &str) -> Vec<Vec<String>> {
 
 #[test]
 fn real_claude_a_trusted_repositorys_committed_agents_load_and_a_task_written_one_never_does() {
-    let Some(claude) = real_claude("real_claude_a_trusted_repositorys_committed_agents") else {
+    let Some((api, env)) = real_scenario("real_claude_a_trusted_repositorys_committed_agents")
+    else {
         return;
     };
-    let api = FakeApi::start();
-    let env = real_env(&claude, &api);
     let agent = |name: &str| {
         format!(
             "---\nname: {name}\ndescription: Reviews code\ntools: Read, Grep\n---\nYou review.\n"
@@ -307,11 +272,9 @@ fn real_claude_a_trusted_repositorys_committed_agents_load_and_a_task_written_on
 
 #[test]
 fn real_claude_a_trusted_agents_frontmatter_hooks_run_inside_the_boundary() {
-    let Some(claude) = real_claude("real_claude_a_trusted_agents_frontmatter_hooks") else {
+    let Some((api, env)) = real_scenario("real_claude_a_trusted_agents_frontmatter_hooks") else {
         return;
     };
-    let api = FakeApi::start();
-    let env = real_env(&claude, &api);
     let escape = env.root.join("agent-hook-escaped");
     // The hook leaves a marker in the worktree (committed to the task's branch) and tries one
     // outside it, which the outer boundary must stop.
@@ -336,19 +299,7 @@ fn real_claude_a_trusted_agents_frontmatter_hooks_run_inside_the_boundary() {
             Reply::text("called"),
         ],
     );
-    let run = env.cms_bounded(
-        &[
-            "task",
-            "--json",
-            "[call] go",
-            "--name",
-            "call",
-            "-p",
-            "full",
-        ],
-        RUN_LIMIT,
-    );
-    let task = task_json(&run);
+    let (_, task) = real_task(&env, &["[call] go", "--name", "call", "-p", "full"]);
     assert_eq!(task["status"], "completed", "{task:#}");
     assert!(
         env.git_ok(&["cat-file", "-e", "cms/call:agent-hook-ran"]),
@@ -363,11 +314,10 @@ fn real_claude_a_trusted_agents_frontmatter_hooks_run_inside_the_boundary() {
 #[test]
 fn real_claude_a_trusted_repositorys_committed_skills_and_commands_load_as_project_and_a_task_written_one_never_does()
  {
-    let Some(claude) = real_claude("real_claude_a_trusted_repositorys_committed_skills") else {
+    let Some((api, env)) = real_scenario("real_claude_a_trusted_repositorys_committed_skills")
+    else {
         return;
     };
-    let api = FakeApi::start();
-    let env = real_env(&claude, &api);
     let command = "---\ndescription: says hello\n---\nSay hello.\n";
     env.write(".claude/commands/hello.md", command);
     env.write(

@@ -141,16 +141,13 @@ fn completions_print_a_script_that_calls_this_cms_back() {
 mod real {
     //! `cms setup --scope user` through the real Claude Code CLI, which owns that file.
 
-    use crate::common::fake_api::FakeApi;
-    use crate::test_real_claude::{real_claude, real_env};
+    use crate::common::real::real_scenario;
 
     #[test]
     fn real_claude_setup_user_twice_leaves_one_entry_and_uninstall_removes_it() {
-        let Some(claude) = real_claude("real_claude_setup_user") else {
+        let Some((_api, env)) = real_scenario("real_claude_setup_user") else {
             return;
         };
-        let api = FakeApi::start();
-        let env = real_env(&claude, &api);
         let config = env.home.join(".claude/.claude.json");
         let servers = || -> serde_json::Value {
             let text = std::fs::read_to_string(&config).unwrap_or_else(|_| "{}".into());

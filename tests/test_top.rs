@@ -1,14 +1,10 @@
 //! `cms top` at a real terminal (tmux): it shows detached tasks started by other cms
 //! processes, answers a waiting one with a key, and follows it live until it completes.
 
-use std::time::{Duration, Instant};
-
 use serde_json::json;
 
 use crate::common::terminal::Terminal;
-use crate::common::{CMS, TestEnv};
-
-const LIMIT: Duration = Duration::from_secs(60);
+use crate::common::{CMS, TestEnv, eventually, until_ended};
 
 /// `cms top` in an 80×24 terminal, or `None` (the test skipped) without tmux.
 fn top(env: &TestEnv, test: &str) -> Option<Terminal> {
@@ -118,14 +114,9 @@ fn top_continues_a_task_with_a_message_typed_in_place() {
     term.wait_for("message to t:");
     term.type_text("now b too");
     term.key("Enter");
-    let start = Instant::now();
-    while !env.git_ok(&["cat-file", "-e", "cms/t:b.txt"]) {
-        assert!(
-            start.elapsed() < LIMIT,
-            "the follow-up never committed b.txt"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually("the follow-up to commit b.txt", || {
+        env.git_ok(&["cat-file", "-e", "cms/t:b.txt"])
+    });
     env.until_status("t", "completed");
     term.wait_for("✓ completed");
 }
@@ -167,14 +158,7 @@ fn top_exits_when_its_terminal_goes_away() {
         return;
     };
     term.close();
-    let start = Instant::now();
-    while !crate::common::process_ended(pid) {
-        assert!(
-            start.elapsed() < LIMIT,
-            "cms top (pid {pid}) outlived its terminal"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    until_ended(pid, "cms top, its terminal closed,");
 }
 
 #[test]

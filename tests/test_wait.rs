@@ -1,13 +1,10 @@
 //! `cms wait`: blocking until tasks started elsewhere end, with `task`'s exit codes.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::{Background, TestEnv, wait_bounded};
-
-const LIMIT: Duration = Duration::from_secs(60);
+use crate::common::{Background, LIMIT, TestEnv, eventually, wait_bounded};
 
 /// Starts a task whose session waits until `gate` exists, and returns once its record does.
 fn gated_task(env: &TestEnv, name: &str, gate: &Path) -> Background {
@@ -15,11 +12,9 @@ fn gated_task(env: &TestEnv, name: &str, gate: &Path) -> Background {
         {"bash": format!("until [ -e {} ]; do sleep 0.02; done; echo done > done.txt", gate.display())},
     ]));
     let task = env.spawn_cms(&["task", "x", "-n", name]);
-    let start = Instant::now();
-    while env.cms(&["show", name]).code != 0 {
-        assert!(start.elapsed() < LIMIT, "task {name} never appeared");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(&format!("task {name} to appear"), || {
+        env.cms(&["show", name]).code == 0
+    });
     task
 }
 

@@ -1,13 +1,9 @@
 //! Ready-to-run worktrees: the ignored files a task needs are copied in, the project's setup
 //! runs before the agent, and each running task gets ports of its own.
 
-use std::time::{Duration, Instant};
-
 use serde_json::json;
 
-use crate::common::TestEnv;
-
-const LIMIT: Duration = Duration::from_secs(60);
+use crate::common::{LIMIT, TestEnv, eventually};
 
 /// A repository whose main checkout has ignored files: `.env`, `.env.local`, `secrets/`,
 /// `build/` and a `config/` folder with one local file.
@@ -125,24 +121,19 @@ fn each_running_task_gets_a_block_of_ports_no_other_running_task_holds() {
     env.cms(&["task", "-d", "x", "-n", "a"]).success();
     env.cms(&["task", "-d", "x", "-n", "b"]).success();
     let port_of = |name: &str| {
-        let start = Instant::now();
-        loop {
+        eventually(&format!("task {name} to write its port"), || {
             let worktree = env.cms(&["show", name, "--json"]).json()["worktree"]
                 .as_str()
                 .unwrap()
                 .to_owned();
-            if let Ok(text) =
-                std::fs::read_to_string(std::path::Path::new(&worktree).join("port.txt"))
-            {
-                let words: Vec<u16> = text
-                    .split_whitespace()
-                    .map(|w| w.parse().unwrap())
-                    .collect();
-                return words;
-            }
-            assert!(start.elapsed() < LIMIT, "task {name} never wrote its port");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            let text =
+                std::fs::read_to_string(std::path::Path::new(&worktree).join("port.txt")).ok()?;
+            let words: Vec<u16> = text
+                .split_whitespace()
+                .map(|w| w.parse().unwrap())
+                .collect();
+            Some(words)
+        })
     };
     let (a, b) = (port_of("a"), port_of("b"));
     assert_eq!(a[1], 5);

@@ -2,12 +2,16 @@
 //! run `cms` and `git` in them with a scrubbed environment.
 
 pub mod fake_api;
+pub mod poll;
+pub mod real;
 pub mod terminal;
+
+pub use poll::{LIMIT, eventually};
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -345,11 +349,10 @@ impl TestEnv {
             .collect()
     }
 
-    /// Polls `show` until the task is in `status` (a minute at most), and returns its JSON.
+    /// Polls `show` until the task is in `status`, and returns its JSON.
     #[track_caller]
     pub fn until_status(&self, name: &str, status: &str) -> Value {
-        let start = Instant::now();
-        loop {
+        eventually(&format!("task {name} to become {status}"), || {
             // A task started in the background may not have its record yet.
             let run = self.cms(&["show", name, "--json"]);
             let task = if run.code == 0 {
@@ -358,22 +361,26 @@ impl TestEnv {
                 Value::Null
             };
             if task["status"] == status {
-                return task;
+                Ok(task)
+            } else {
+                Err(format!("{task:#}"))
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "task {name} never became {status}: {task:#}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        })
     }
 
     /// Runs a task expected to succeed and returns its JSON.
+    #[track_caller]
     pub fn task_ok(&self, args: &[&str]) -> Value {
+        self.task_ending(0, args)
+    }
+
+    /// Runs `cms task --json <args>`, expecting exit code `code`, and returns the task's JSON.
+    #[track_caller]
+    pub fn task_ending(&self, code: i32, args: &[&str]) -> Value {
         let mut full = vec!["task", "--json"];
         full.extend_from_slice(args);
         let run = self.cms(&full);
-        run.success();
+        run.code(code);
         run.json()
     }
 }
@@ -434,6 +441,12 @@ pub fn process_ended(pid: u64) -> bool {
     })
 }
 
+/// Waits until process `pid` has ended (see [`process_ended`]).
+#[track_caller]
+pub fn until_ended(pid: u64, what: &str) {
+    eventually(&format!("{what} (pid {pid}) to end"), || process_ended(pid));
+}
+
 /// Waits for a background process, killing it and failing the test when it has not ended
 /// within `limit`: a hung claude must fail the suite, not stall it.
 pub fn wait_bounded(mut process: Background, limit: Duration) -> Run {
@@ -449,21 +462,14 @@ pub fn wait_bounded(mut process: Background, limit: Duration) -> Run {
     };
     let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
     let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            // Its pipes closed with it (claude dies with cms), so its output so far is there.
-            panic!(
-                "the command did not finish within {limit:?} and was killed; its stderr:\n{}",
-                stderr.join().unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Ok(status) = poll::within(limit, || child.try_wait().unwrap()) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        // Its pipes closed with it (claude dies with cms), so its output so far is there.
+        panic!(
+            "the command did not finish within {limit:?} and was killed; its stderr:\n{}",
+            stderr.join().unwrap()
+        );
     };
     Run {
         code: status.code().unwrap_or(-1),

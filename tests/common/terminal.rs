@@ -2,14 +2,9 @@
 //! server of the test's own running one command line with the test's environment, read back
 //! with `capture-pane` and typed into with `send-keys`.
 
+use super::{TestEnv, eventually};
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
-
-use super::TestEnv;
-
-/// Generous: CI machines are slow and run tests side by side.
-const LIMIT: Duration = Duration::from_secs(60);
 
 /// A detached tmux session, on a server of its own, running one command line. The pane stays
 /// after the command ends, so its last screen can still be read.
@@ -157,35 +152,26 @@ impl Terminal {
     /// Waits until the screen shows `needle` at least `times` times, and returns the screen.
     #[track_caller]
     pub fn wait_for_times(&self, needle: &str, times: usize) -> String {
-        let start = Instant::now();
-        loop {
-            let screen = self.screen();
-            if screen.matches(needle).count() >= times {
-                return screen;
-            }
-            assert!(
-                start.elapsed() < LIMIT,
-                "the terminal never showed {needle:?} {times} time(s):\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        eventually(
+            &format!("the terminal to show {needle:?} {times} time(s)"),
+            || {
+                let screen = self.screen();
+                if screen.matches(needle).count() >= times {
+                    Ok(screen)
+                } else {
+                    Err(screen)
+                }
+            },
+        )
     }
 
     /// Waits for the command to end and returns its exit code and the last screen.
     #[track_caller]
     pub fn wait_exit(&self) -> (i32, String) {
-        let start = Instant::now();
-        loop {
-            if let Ok(code) = std::fs::read_to_string(&self.exit_file) {
-                return (code.trim().parse().unwrap(), self.screen());
-            }
-            assert!(
-                start.elapsed() < LIMIT,
-                "the command never ended:\n{}",
-                self.screen()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let code = eventually("the command to end", || {
+            std::fs::read_to_string(&self.exit_file).map_err(|_| self.screen())
+        });
+        (code.trim().parse().unwrap(), self.screen())
     }
 
     /// Ends the terminal as closing its window would: the server and the pane's terminal go.

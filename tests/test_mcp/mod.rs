@@ -3,9 +3,11 @@
 //! permission prompts, diffs, merges, discards and aborts them, within the `[mcp]` caps, and
 //! gets the command line's JSON or its errors as tool errors.
 
+mod caps;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rmcp::model::{CallToolRequestParams, CallToolResult, ProgressNotificationParam};
 use rmcp::service::{NotificationContext, RunningService};
@@ -13,9 +15,7 @@ use rmcp::transport::TokioChildProcess;
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{Value, json};
 
-use crate::common::TestEnv;
-
-const LIMIT: Duration = Duration::from_secs(60);
+use crate::common::{LIMIT, TestEnv, eventually};
 
 /// The parent's side: records the progress notifications it gets.
 #[derive(Clone, Default)]
@@ -105,18 +105,14 @@ impl Mcp {
     /// Polls `task_status` until the task is in `status`.
     #[track_caller]
     fn until_status(&self, name: &str, status: &str) -> Value {
-        let start = Instant::now();
-        loop {
+        eventually(&format!("task {name} to become {status}"), || {
             let task = self.ok("task_status", json!({"task": name}));
             if task["status"] == status {
-                return task;
+                Ok(task)
+            } else {
+                Err(format!("{task:#}"))
             }
-            assert!(
-                start.elapsed() < LIMIT,
-                "task {name} never became {status}: {task:#}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        })
     }
 }
 
@@ -200,11 +196,15 @@ fn a_task_started_through_mcp_runs_detached_is_waited_for_with_progress_diffed_a
             async move { peer.call_tool(params).await }
         });
         // The wait reports where the task is while it runs; only then may it end.
-        let start = Instant::now();
-        while mcp.progress.lock().unwrap().is_empty() {
-            assert!(start.elapsed() < LIMIT, "no progress while waiting");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        // Polled here, not with `eventually`: the notifications arrive on this runtime's one
+        // thread, which a blocking poll would hold.
+        tokio::time::timeout(LIMIT, async {
+            while mcp.progress.lock().unwrap().is_empty() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("timed out waiting for progress while waiting");
         std::fs::write(&gate, "").unwrap();
         tokio::time::timeout(LIMIT, call)
             .await
@@ -323,132 +323,6 @@ fn a_denial_through_task_answer_reaches_the_agent_with_its_message_and_is_audite
 }
 
 #[test]
-fn mcp_caps_refuse_raised_limits_higher_presets_and_more_running_tasks() {
-    let env = TestEnv::new();
-    env.user_config(
-        "[mcp]\nmax_cost = 1\nmax_turns = 5\nmax_duration = \"5m\"\nmax_preset = \"review\"\nmax_running = 1\n",
-    );
-    // The repository's file loosens its limits and tries to raise the caps: only the caps'
-    // lowering could count, and it lowers nothing here.
-    env.write(
-        ".cms.toml",
-        "[limits]\nmax_cost = 10\n[mcp]\nmax_cost = 50\nmax_running = 8\nmax_preset = \"full\"\n",
-    );
-    env.commit_all("config");
-    // Even trusted, a repository only ever lowers the caps.
-    env.trust();
-    env.steps(json!([{"ask": {"bash": "true"}}]));
-    let mcp = Mcp::start(&env);
-    for (args, needle) in [
-        (
-            json!({"prompt": "x", "max_cost": 1.5}),
-            "max_cost $1.5 is above this server's cap of $1",
-        ),
-        (
-            json!({"prompt": "x", "max_turns": 6}),
-            "max_turns 6 is above this server's cap of 5",
-        ),
-        (
-            json!({"prompt": "x", "max_duration": "6m"}),
-            "max_duration 6m is above this server's cap of 300s",
-        ),
-        (
-            json!({"prompt": "x", "preset": "edit"}),
-            "preset edit is above this server's cap",
-        ),
-    ] {
-        let (text, json) = mcp.err("task_start", args);
-        assert!(text.contains(needle), "{text}");
-        assert!(text.contains("[mcp]"), "{text}");
-        assert_eq!(json["exit_code"], 1);
-    }
-    // Refused starts leave nothing behind.
-    assert_eq!(env.branches(), ["main"]);
-
-    let first = mcp.ok(
-        "task_start",
-        json!({"prompt": "x", "name": "first", "max_turns": 3}),
-    );
-    assert_eq!(
-        first["preset"], "review",
-        "the configured edit is lowered to the cap"
-    );
-    assert_eq!(first["safety"]["limits"]["max_cost_usd"], 1.0);
-    assert_eq!(first["safety"]["limits"]["max_turns"], 3);
-    assert_eq!(first["safety"]["limits"]["max_duration_ms"], 300_000);
-    mcp.until_status("first", "waiting");
-    let (text, _) = mcp.err("task_start", json!({"prompt": "y", "name": "second"}));
-    assert!(text.contains("max_running = 1"), "{text}");
-    assert!(text.contains("task_abort"), "{text}");
-
-    let aborted = mcp.ok("task_abort", json!({"tasks": ["first"]}));
-    assert_eq!(aborted["tasks"][0]["status"], "aborted", "{aborted:#}");
-    let second = mcp.ok("task_start", json!({"prompt": "y", "name": "second"}));
-    assert_eq!(second["name"], "second");
-}
-
-#[test]
-fn cms_mcp_never_runs_an_untrusted_setup_or_merge_check() {
-    let env = TestEnv::new();
-    let setup = env.root.join("setup-ran");
-    let check = env.root.join("check-ran");
-    env.write(
-        ".cms.toml",
-        &format!(
-            "[worktree]\nsetup = [\"touch {}\"]\n[merge]\ncheck = [\"touch {}\"]\n",
-            setup.display(),
-            check.display()
-        ),
-    );
-    env.commit_all("config");
-    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
-    let mcp = Mcp::start(&env);
-    mcp.ok("task_start", json!({"prompt": "write a", "name": "t"}));
-    mcp.until_status("t", "completed");
-    assert!(!setup.exists(), "an untrusted setup ran");
-    let (text, _) = mcp.err("task_merge", json!({"task": "t"}));
-    assert!(text.contains("not trusted"), "{text}");
-    assert!(!check.exists(), "an untrusted merge check ran");
-    assert!(!env.repo.join("a.txt").exists());
-}
-
-#[test]
-fn a_follow_up_through_mcp_stays_within_the_caps() {
-    let env = TestEnv::new();
-    env.user_config("[mcp]\nmax_turns = 20\n");
-    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
-    let mcp = Mcp::start(&env);
-    let done = mcp.ok(
-        "task_start",
-        json!({"prompt": "x", "name": "f", "wait": true}),
-    );
-    assert_eq!(done["status"], "completed", "{done:#}");
-    let (text, _) = mcp.err(
-        "task_continue",
-        json!({"task": "f", "message": "more", "max_turns": 21}),
-    );
-    assert!(text.contains("max_turns 21 is above"), "{text}");
-    let (text, _) = mcp.err(
-        "task_continue",
-        json!({"task": "f", "message": "more", "preset": "full"}),
-    );
-    assert!(text.contains("preset full is above"), "{text}");
-    // An allowed tool is a value of claude's --allowedTools, never a flag of its own.
-    let (text, _) = mcp.err(
-        "task_continue",
-        json!({"task": "f", "message": "more", "allow": ["--dangerously-skip-permissions"]}),
-    );
-    assert!(text.contains("invalid allow"), "{text}");
-    let again = mcp.ok(
-        "task_continue",
-        json!({"task": "f", "message": "more", "max_turns": 10, "wait": true}),
-    );
-    assert_eq!(again["status"], "completed", "{again:#}");
-    assert_eq!(again["safety"]["limits"]["max_turns"], 10);
-    assert!(again["turns"].as_u64().unwrap() > done["turns"].as_u64().unwrap());
-}
-
-#[test]
 fn bad_arguments_are_tool_errors_and_the_server_goes_on() {
     let env = TestEnv::new();
     let mcp = Mcp::start(&env);
@@ -550,8 +424,8 @@ fn task_discard_through_mcp_refuses_unmerged_work_without_force() {
 #[test]
 fn real_claude_as_the_parent_starts_a_task_through_cms_mcp_and_reads_its_status() {
     use crate::common::fake_api::{CWD, FakeApi, Reply};
+    use crate::common::real::{RUN_LIMIT, real_claude, real_env};
     use crate::common::{Background, CMS, wait_bounded};
-    use crate::test_real_claude::{RUN_LIMIT, real_claude, real_env};
 
     let Some(claude) =
         real_claude("real_claude_as_the_parent_starts_a_task_through_cms_mcp_and_reads_its_status")
@@ -700,135 +574,12 @@ fn a_server_whose_client_leaves_mid_wait_exits_and_its_tasks_run_on() {
     assert_eq!(progress["method"], "notifications/progress", "{progress}");
     assert_eq!(progress["params"]["progressToken"], "w");
     drop(stdin);
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = server.0.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > Duration::from_secs(10) {
-            panic!("cms mcp did not exit after its client left");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = eventually("cms mcp to exit after its client left", || {
+        server.0.try_wait().unwrap()
+    });
     assert!(status.success(), "{status}");
     // The task is detached: it runs on without the server, until stopped.
     let run = env.cms(&["show", "t", "--json"]);
     assert_eq!(run.json()["status"], "running");
     env.cms(&["abort", "t"]).success();
-}
-
-#[test]
-fn tools_granted_through_allow_or_an_always_answer_stay_within_max_preset() {
-    let env = TestEnv::new();
-    env.user_config("[mcp]\nmax_preset = \"review\"\n");
-    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
-    let mcp = Mcp::start(&env);
-    let done = mcp.ok(
-        "task_start",
-        json!({"prompt": "x", "name": "f", "wait": true}),
-    );
-    assert_eq!(done["status"], "completed", "{done:#}");
-    for tool in [
-        "Write",
-        "Bash",
-        "Bash(rm:*)",
-        "Bash(git diff-tree:*)",
-        "mcp__db__drop",
-    ] {
-        let (text, json) = mcp.err(
-            "task_continue",
-            json!({"task": "f", "message": "more", "allow": [tool]}),
-        );
-        assert!(
-            text.contains(&format!(
-                "allow {tool} is above this server's cap ([mcp] max_preset = \"review\")"
-            )),
-            "{text}"
-        );
-        assert!(
-            text.contains("[mcp]") && text.contains("task_answer"),
-            "{text}"
-        );
-        assert_eq!(json["exit_code"], 1);
-    }
-    // Refused, the follow-ups never ran and granted nothing.
-    let shown = mcp.ok("task_status", json!({"task": "f"}));
-    assert_eq!(shown["turns"], done["turns"]);
-    assert!(
-        shown["safety"]["allowed"]
-            .as_array()
-            .is_none_or(Vec::is_empty),
-        "{shown:#}"
-    );
-    // What review itself runs without asking is within it.
-    let again = mcp.ok(
-        "task_continue",
-        json!({"task": "f", "message": "more", "allow": ["Bash(git log --oneline:*)", "Read"], "wait": true}),
-    );
-    assert_eq!(again["status"], "completed", "{again:#}");
-
-    // An always answer grants the waiting tool for good: Bash is beyond review.
-    env.steps(json!([{"ask": {"bash": "echo ok > ran.txt"}}]));
-    let waiting = mcp.ok(
-        "task_start",
-        json!({"prompt": "run it", "name": "w", "wait": true}),
-    );
-    assert_eq!(waiting["pending"]["tool_name"], "Bash", "{waiting:#}");
-    let (text, _) = mcp.err(
-        "task_answer",
-        json!({"task": "w", "allow": true, "always": true}),
-    );
-    assert!(
-        text.contains(
-            "an always answer for Bash is above this server's cap ([mcp] max_preset = \"review\")"
-        ),
-        "{text}"
-    );
-    // Still waiting, and a one-call answer is the parent's to give.
-    assert_eq!(
-        mcp.ok("task_status", json!({"task": "w"}))["status"],
-        "waiting"
-    );
-    mcp.ok("task_answer", json!({"task": "w", "allow": true}));
-    let done = &mcp.ok("task_wait", json!({"tasks": ["w"]}))["tasks"][0];
-    assert_eq!(done["status"], "completed", "{done:#}");
-    assert!(
-        done["safety"]["allowed"]
-            .as_array()
-            .is_none_or(Vec::is_empty),
-        "{done:#}"
-    );
-}
-
-#[test]
-fn under_max_preset_edit_bash_may_be_granted_only_to_a_sandboxed_session() {
-    let env = TestEnv::new();
-    env.user_config("[mcp]\nmax_preset = \"edit\"\n[safety]\nsandbox = \"off\"\n");
-    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
-    let mcp = Mcp::start(&env);
-    let done = mcp.ok(
-        "task_start",
-        json!({"prompt": "x", "name": "f", "wait": true}),
-    );
-    assert_eq!(done["status"], "completed", "{done:#}");
-    // Unsandboxed, edit asks for every Bash command: granting one is beyond it.
-    for tool in ["Bash", "Bash(rm:*)"] {
-        let (text, _) = mcp.err(
-            "task_continue",
-            json!({"task": "f", "message": "more", "allow": [tool]}),
-        );
-        assert!(
-            text.contains(&format!(
-                "allow {tool} is above this server's cap ([mcp] max_preset = \"edit\")"
-            )),
-            "{text}"
-        );
-        assert!(text.contains("Bash only in the sandbox"), "{text}");
-    }
-    // Edits are edit's own.
-    let again = mcp.ok(
-        "task_continue",
-        json!({"task": "f", "message": "more", "allow": ["Write"], "wait": true}),
-    );
-    assert_eq!(again["status"], "completed", "{again:#}");
 }
