@@ -354,7 +354,7 @@ fn real_attached(
     task_args: &[&str],
     interrupt_grace_ms: Option<&str>,
 ) -> Option<(crate::common::fake_api::FakeApi, TestEnv, Value, Terminal)> {
-    use crate::common::fake_api::{CWD, Reply};
+    use crate::common::fake_api::Reply;
     use crate::common::real::{real_scenario, real_task};
     let (api, mut env) = real_scenario(test)?;
     if let Some(grace) = interrupt_grace_ms {
@@ -364,10 +364,7 @@ fn real_attached(
         key,
         vec![
             Reply::text("First session done."),
-            Reply::tool(
-                "Write",
-                json!({"file_path": format!("{CWD}/b.txt"), "content": "b\n"}),
-            ),
+            Reply::write("b.txt", "b\n"),
             Reply::text("b is written"),
         ],
     );

@@ -145,7 +145,7 @@ mod real {
     use serde_json::json;
 
     use super::{record, status};
-    use crate::common::fake_api::{CWD, FakeApi, Reply};
+    use crate::common::fake_api::{FakeApi, Reply};
     use crate::common::real::{RUN_LIMIT, real_claude, real_env, real_scenario};
     use crate::common::{eventually, until_ended, wait_bounded};
 
@@ -157,11 +157,7 @@ mod real {
         api.route(
             "[bg]",
             vec![
-                Reply::tool(
-                    "Write",
-                    json!({"file_path": format!("{CWD}/bg.txt"), "content": "bg\n"}),
-                )
-                .delayed(Duration::from_millis(500)),
+                Reply::write("bg.txt", "bg\n").delayed(Duration::from_millis(500)),
                 Reply::text("written in the background"),
             ],
         );
@@ -195,10 +191,7 @@ mod real {
                     "Bash",
                     json!({"command": "echo one > one.txt && sleep 300", "description": "Work"}),
                 ),
-                Reply::tool(
-                    "Write",
-                    json!({"file_path": format!("{CWD}/two.txt"), "content": "two\n"}),
-                ),
+                Reply::write("two.txt", "two\n"),
                 Reply::text("finished"),
             ],
         );
@@ -241,13 +234,7 @@ mod real {
         };
         api.route(
             "[try]",
-            vec![
-                Reply::tool(
-                    "Write",
-                    json!({"file_path": format!("{CWD}/try.txt"), "content": "tried\n"}),
-                ),
-                Reply::text("tried"),
-            ],
+            vec![Reply::write("try.txt", "tried\n"), Reply::text("tried")],
         );
         let run = env.cms_bounded(
             &[

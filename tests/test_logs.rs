@@ -310,7 +310,7 @@ fn logs_follow_stops_with_130_on_ctrl_c() {
 
 #[test]
 fn real_claude_logs_show_each_tool_call_of_a_real_session() {
-    use crate::common::fake_api::{CWD, Reply};
+    use crate::common::fake_api::Reply;
     use crate::common::real::{RUN_LIMIT, real_scenario};
     let Some((api, env)) = real_scenario("real_claude_logs_show_each_tool_call_of_a_real_session")
     else {
@@ -319,11 +319,7 @@ fn real_claude_logs_show_each_tool_call_of_a_real_session() {
     api.route(
         "[logs]",
         vec![
-            Reply::tool(
-                "Write",
-                json!({"file_path": format!("{CWD}/a.txt"), "content": "a\n"}),
-            )
-            .preceded_by_text("Writing a.txt."),
+            Reply::write("a.txt", "a\n").preceded_by_text("Writing a.txt."),
             Reply::tool(
                 "Bash",
                 json!({"command": "echo hi > b.txt", "description": "Write b.txt"}),

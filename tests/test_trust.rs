@@ -246,10 +246,10 @@ fn untrusted_merge_check_refuses_with_a_hint() {
 #[test]
 fn untrusted_worktreeinclude_and_copy_hand_no_ignored_files_to_a_task() {
     let env = TestEnv::new();
-    env.write(".gitignore", ".env\nconfig/\n");
-    env.commit_all("ignore");
-    env.write(".env", "TOKEN=1\n");
-    env.write("config/local.json", "{}\n");
+    env.ignored(
+        ".env\nconfig/\n",
+        &[(".env", "TOKEN=1\n"), ("config/local.json", "{}\n")],
+    );
     env.write(".worktreeinclude", ".env\n");
     env.write(".cms.toml", "[worktree]\ncopy = [\"config/local.json\"]\n");
     env.steps(json!([{"bash": "ls -A .env config > seen.txt 2>&1; true"}]));

@@ -8,14 +8,17 @@ use crate::common::{LIMIT, TestEnv, eventually};
 /// A repository whose main checkout has ignored files: `.env`, `.env.local`, `secrets/`,
 /// `build/` and a `config/` folder with one local file.
 fn with_ignored_files(env: &TestEnv) {
-    env.write(".gitignore", ".env*\nsecrets/\nbuild/\nconfig/\n");
-    env.commit_all("ignore");
-    env.write(".env", "TOKEN=1\n");
-    env.write(".env.local", "LOCAL=1\n");
-    env.write("secrets/key.pem", "KEY\n");
-    env.write("build/out.bin", "BIN\n");
-    env.write("config/local.json", "{}\n");
-    env.write("config/other.json", "{}\n");
+    env.ignored(
+        ".env*\nsecrets/\nbuild/\nconfig/\n",
+        &[
+            (".env", "TOKEN=1\n"),
+            (".env.local", "LOCAL=1\n"),
+            ("secrets/key.pem", "KEY\n"),
+            ("build/out.bin", "BIN\n"),
+            ("config/local.json", "{}\n"),
+            ("config/other.json", "{}\n"),
+        ],
+    );
 }
 
 /// What the agent found in its worktree, as it wrote it to `seen.txt`.
@@ -62,8 +65,7 @@ fn new_worktrees_get_the_ignored_files_worktreeinclude_and_copy_name() {
 #[test]
 fn setup_runs_in_the_new_worktree_before_the_agent_with_the_tasks_environment() {
     let env = TestEnv::new();
-    env.write(".gitignore", "deps/\n");
-    env.commit_all("ignore");
+    env.ignored("deps/\n", &[]);
     env.write(
         ".cms.toml",
         "[worktree]\nsetup = [\"mkdir -p deps && echo \\\"$CMS_TASK $CMS_TASK_BRANCH\\\" > deps/ready\", \"test -f deps/ready\"]\n",
@@ -155,9 +157,10 @@ fn each_running_task_gets_a_block_of_ports_no_other_running_task_holds() {
 fn linked_paths_point_into_the_main_checkout_and_are_never_committed() {
     let env = TestEnv::new();
     // `node_modules/` ignores folders only: a symlink of that name is not ignored by git.
-    env.write(".gitignore", "node_modules/\n");
-    env.commit_all("ignore");
-    env.write("node_modules/left-pad/index.js", "module.exports = 1;\n");
+    env.ignored(
+        "node_modules/\n",
+        &[("node_modules/left-pad/index.js", "module.exports = 1;\n")],
+    );
     env.write(
         ".cms.toml",
         "[worktree]\nlink = [\"node_modules\", \"./missing\"]\n",

@@ -69,6 +69,14 @@ impl Reply {
         }])
     }
 
+    /// A Write of `content` to `path` in the conversation's working directory.
+    pub fn write(path: &str, content: &str) -> Reply {
+        Reply::tool(
+            "Write",
+            json!({"file_path": format!("{CWD}/{path}"), "content": content}),
+        )
+    }
+
     /// An HTTP error with the API's JSON error body. The CLI retries it unless told otherwise
     /// (`CLAUDE_CODE_MAX_RETRIES`), and each retry gets this same reply.
     pub fn error(status: u16, message: &str) -> Reply {

@@ -278,6 +278,16 @@ impl TestEnv {
         std::fs::write(path, content).unwrap();
     }
 
+    /// Commits a `.gitignore` of `patterns`, then writes `files` (path, content), which it
+    /// ignores, into the checkout.
+    pub fn ignored(&self, patterns: &str, files: &[(&str, &str)]) {
+        self.write(".gitignore", patterns);
+        self.commit_all("ignore");
+        for (path, content) in files {
+            self.write(path, content);
+        }
+    }
+
     pub fn read(&self, path: &str) -> String {
         std::fs::read_to_string(self.repo.join(path)).unwrap()
     }

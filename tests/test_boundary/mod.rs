@@ -286,10 +286,10 @@ fn checkout_detach_is_a_violation() {
 #[test]
 fn unsandboxed_overwriting_ignored_files_in_the_main_checkout_is_a_warning() {
     let env = TestEnv::new();
-    env.write(".gitignore", ".env\ntarget/\n");
-    env.commit_all("ignore");
-    env.write(".env", "SECRET=1\n");
-    env.write("target/debug/app", "binary\n");
+    env.ignored(
+        ".env\ntarget/\n",
+        &[(".env", "SECRET=1\n"), ("target/debug/app", "binary\n")],
+    );
     let main = env.repo.display().to_string();
     let (run, task) = unsandboxed_attack(
         &env,
@@ -433,10 +433,10 @@ fn unsandboxed_editing_or_deleting_another_tasks_record_is_a_warning_and_is_not_
 #[test]
 fn benign_session_beside_other_tasks_and_ignored_files_is_not_flagged() {
     let env = TestEnv::new();
-    env.write(".gitignore", ".env\ntarget/\n");
-    env.commit_all("ignore");
-    env.write(".env", "SECRET=1\n");
-    env.write("target/app", "binary\n");
+    env.ignored(
+        ".env\ntarget/\n",
+        &[(".env", "SECRET=1\n"), ("target/app", "binary\n")],
+    );
     victim(&env);
     let (run, task) = attack(
         &env,

@@ -128,6 +128,20 @@ impl Rig {
         fs::read_to_string(self.path(relative)).ok()
     }
 
+    /// A rig whose hook `name` runs `body` before every file-editing tool, and its run of one
+    /// Write of a.txt: the rig, the hook's command and the run, which must succeed.
+    fn write_a_txt_with_hook(name: &str, body: &str) -> (Rig, String, Stream) {
+        let rig = Rig::new();
+        let hook = rig.hook(name, body);
+        let stream = rig
+            .run(
+                &settings(json!([entry(Some(WRITE_TOOLS), &[&hook])])),
+                json!([{"write": {"path": "a.txt", "content": "a\n"}}]),
+            )
+            .success();
+        (rig, hook, stream)
+    }
+
     /// A one-turn run of `steps` in bypassPermissions mode with these settings.
     fn run(&self, settings: &str, steps: Value) -> Stream {
         self.run_with(
@@ -376,14 +390,7 @@ fn fake_claude_runs_a_tool_its_pre_tool_use_hook_allows_or_leaves_undecided() {
         ("empty_json", "echo '{}'".to_owned()),
     ];
     for (name, body) in bodies {
-        let rig = Rig::new();
-        let hook = rig.hook(name, &body);
-        let stream = rig
-            .run(
-                &settings(json!([entry(Some(WRITE_TOOLS), &[&hook])])),
-                json!([{"write": {"path": "a.txt", "content": "a\n"}}]),
-            )
-            .success();
+        let (rig, _, stream) = Rig::write_a_txt_with_hook(name, &body);
         assert_eq!(rig.inputs(name).len(), 1, "{name}");
         assert_eq!(rig.file("a.txt").as_deref(), Some("a\n"), "{name}");
         assert!(!stream.0.stdout.contains(r#""is_error":true"#), "{name}");
@@ -406,14 +413,7 @@ fn fake_claude_runs_a_tool_whose_pre_tool_use_hook_fails_without_exit_2() {
         ("killed", "kill -9 $$"),
     ];
     for (name, body) in bodies {
-        let rig = Rig::new();
-        let hook = rig.hook(name, body);
-        let stream = rig
-            .run(
-                &settings(json!([entry(Some(WRITE_TOOLS), &[&hook])])),
-                json!([{"write": {"path": "a.txt", "content": "a\n"}}]),
-            )
-            .success();
+        let (rig, _, stream) = Rig::write_a_txt_with_hook(name, body);
         assert_eq!(rig.inputs(name).len(), 1, "{name}");
         assert_eq!(rig.file("a.txt").as_deref(), Some("a\n"), "{name}");
         assert!(stream.denied_tools().is_empty(), "{name}");
@@ -442,14 +442,7 @@ fn fake_claude_blocks_a_tool_whose_pre_tool_use_hook_exits_2_with_its_stderr() {
         ("no_reason", "exit 2", "No stderr output"),
     ];
     for (name, body, shown) in cases {
-        let rig = Rig::new();
-        let hook = rig.hook(name, body);
-        let stream = rig
-            .run(
-                &settings(json!([entry(Some(WRITE_TOOLS), &[&hook])])),
-                json!([{"write": {"path": "a.txt", "content": "a\n"}}]),
-            )
-            .success();
+        let (rig, hook, stream) = Rig::write_a_txt_with_hook(name, body);
         let id = &stream.tool_use_ids()[0];
         let line = stream.result_for(id);
         let content = format!("PreToolUse:Write hook error: [{hook}]: {shown}");

@@ -1,10 +1,24 @@
 //! The `[mcp]` caps: a parent agent cannot raise limits, presets or running tasks beyond them,
 //! through a start, a follow-up or an answer to a prompt, nor run an untrusted setup or check.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::Mcp;
 use crate::common::TestEnv;
+
+/// `cms mcp` under the `[mcp]` caps of `config`, and the task `f` it started, which wrote a.txt
+/// and completed.
+fn mcp_with_a_finished_task(env: &TestEnv, config: &str) -> (Mcp, Value) {
+    env.user_config(config);
+    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    let mcp = Mcp::start(env);
+    let done = mcp.ok(
+        "task_start",
+        json!({"prompt": "x", "name": "f", "wait": true}),
+    );
+    assert_eq!(done["status"], "completed", "{done:#}");
+    (mcp, done)
+}
 
 #[test]
 fn mcp_caps_refuse_raised_limits_higher_presets_and_more_running_tasks() {
@@ -99,14 +113,7 @@ fn cms_mcp_never_runs_an_untrusted_setup_or_merge_check() {
 #[test]
 fn a_follow_up_through_mcp_stays_within_the_caps() {
     let env = TestEnv::new();
-    env.user_config("[mcp]\nmax_turns = 20\n");
-    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
-    let mcp = Mcp::start(&env);
-    let done = mcp.ok(
-        "task_start",
-        json!({"prompt": "x", "name": "f", "wait": true}),
-    );
-    assert_eq!(done["status"], "completed", "{done:#}");
+    let (mcp, done) = mcp_with_a_finished_task(&env, "[mcp]\nmax_turns = 20\n");
     let (text, _) = mcp.err(
         "task_continue",
         json!({"task": "f", "message": "more", "max_turns": 21}),
@@ -135,14 +142,7 @@ fn a_follow_up_through_mcp_stays_within_the_caps() {
 #[test]
 fn tools_granted_through_allow_or_an_always_answer_stay_within_max_preset() {
     let env = TestEnv::new();
-    env.user_config("[mcp]\nmax_preset = \"review\"\n");
-    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
-    let mcp = Mcp::start(&env);
-    let done = mcp.ok(
-        "task_start",
-        json!({"prompt": "x", "name": "f", "wait": true}),
-    );
-    assert_eq!(done["status"], "completed", "{done:#}");
+    let (mcp, done) = mcp_with_a_finished_task(&env, "[mcp]\nmax_preset = \"review\"\n");
     for tool in [
         "Write",
         "Bash",
@@ -218,14 +218,10 @@ fn tools_granted_through_allow_or_an_always_answer_stay_within_max_preset() {
 #[test]
 fn under_max_preset_edit_bash_may_be_granted_only_to_a_sandboxed_session() {
     let env = TestEnv::new();
-    env.user_config("[mcp]\nmax_preset = \"edit\"\n[safety]\nsandbox = \"off\"\n");
-    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
-    let mcp = Mcp::start(&env);
-    let done = mcp.ok(
-        "task_start",
-        json!({"prompt": "x", "name": "f", "wait": true}),
+    let (mcp, _) = mcp_with_a_finished_task(
+        &env,
+        "[mcp]\nmax_preset = \"edit\"\n[safety]\nsandbox = \"off\"\n",
     );
-    assert_eq!(done["status"], "completed", "{done:#}");
     // Unsandboxed, edit asks for every Bash command: granting one is beyond it.
     for tool in ["Bash", "Bash(rm:*)"] {
         let (text, _) = mcp.err(

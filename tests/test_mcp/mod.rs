@@ -423,7 +423,7 @@ fn task_discard_through_mcp_refuses_unmerged_work_without_force() {
 /// under a background supervisor, runs against the same fake API on its own route.
 #[test]
 fn real_claude_as_the_parent_starts_a_task_through_cms_mcp_and_reads_its_status() {
-    use crate::common::fake_api::{CWD, FakeApi, Reply};
+    use crate::common::fake_api::{FakeApi, Reply};
     use crate::common::real::{RUN_LIMIT, real_claude, real_env};
     use crate::common::{Background, CMS, wait_bounded};
 
@@ -448,10 +448,7 @@ fn real_claude_as_the_parent_starts_a_task_through_cms_mcp_and_reads_its_status(
     api.route(
         "[mcp-child]",
         vec![
-            Reply::tool(
-                "Write",
-                json!({"file_path": format!("{CWD}/c.txt"), "content": "c\n"}),
-            ),
+            Reply::write("c.txt", "c\n"),
             Reply::text("c.txt is written"),
         ],
     );

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::common::fake_api::{CWD, FakeApi, Reply};
+use crate::common::fake_api::{FakeApi, Reply};
 use crate::common::real::{
     RUN_LIMIT, claude_env, last_result, names, real_claude, real_env, real_scenario, real_task,
     say, transcript,
@@ -34,18 +34,12 @@ fn real_claude_writes_to_protected_paths_or_outside_the_worktree_are_denied_befo
     api.route(
         "[guard]",
         vec![
-            Reply::tool(
-                "Write",
-                json!({"file_path": format!("{CWD}/infra/new.tf"), "content": "hacked\n"}),
-            ),
+            Reply::write("infra/new.tf", "hacked\n"),
             Reply::tool(
                 "Write",
                 json!({"file_path": outside.display().to_string(), "content": "escaped\n"}),
             ),
-            Reply::tool(
-                "Write",
-                json!({"file_path": format!("{CWD}/src/ok.txt"), "content": "fine\n"}),
-            ),
+            Reply::write("src/ok.txt", "fine\n"),
             Reply::text("Wrote what I was allowed to."),
         ],
     );
@@ -209,16 +203,7 @@ fn real_claude_and_the_fake_answer_pre_tool_use_hooks_alike() {
         ),
     ];
     for (key, body) in &cases {
-        api.route(
-            key,
-            vec![
-                Reply::tool(
-                    "Write",
-                    json!({"file_path": format!("{CWD}/a.txt"), "content": "a\n"}),
-                ),
-                Reply::text("done"),
-            ],
-        );
+        api.route(key, vec![Reply::write("a.txt", "a\n"), Reply::text("done")]);
         // The hook reads its input first, as cms's does, so neither claude writes to a closed pipe.
         let command = format!("cat >/dev/null; {body}");
         let settings = json!({"hooks": {"PreToolUse": [
@@ -254,13 +239,7 @@ fn real_claude_blocks_a_write_when_the_pre_tool_use_hook_panics() {
     env.set_env("CMS_TEST_PANIC", "guard");
     api.route(
         "[panic]",
-        vec![
-            Reply::tool(
-                "Write",
-                json!({"file_path": format!("{CWD}/fine.txt"), "content": "fine\n"}),
-            ),
-            Reply::text("done"),
-        ],
+        vec![Reply::write("fine.txt", "fine\n"), Reply::text("done")],
     );
     let (_, task) = real_task(&env, &["[panic] write", "-n", "panic"]);
     let worktree = PathBuf::from(task["worktree"].as_str().unwrap());

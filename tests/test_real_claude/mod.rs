@@ -33,10 +33,7 @@ fn real_claude_task_commits_exactly_its_tool_changes_and_records_the_clis_cost()
     api.route(
         "[tools]",
         vec![
-            Reply::tool(
-                "Write",
-                json!({"file_path": format!("{CWD}/src/new.txt"), "content": "made by Write\n"}),
-            )
+            Reply::write("src/new.txt", "made by Write\n")
             .preceded_by_text("Making the changes."),
             // Edit refuses a file the session has not read.
             Reply::tool("Read", json!({"file_path": format!("{CWD}/edit.txt")})),
@@ -117,10 +114,7 @@ fn real_claude_read_only_task_ends_needs_input_listing_the_denied_tools() {
         "[look]",
         vec![
             Reply::tool("Read", json!({"file_path": format!("{CWD}/README.md")})),
-            Reply::tool(
-                "Write",
-                json!({"file_path": format!("{CWD}/notes.txt"), "content": "notes\n"}),
-            ),
+            Reply::write("notes.txt", "notes\n"),
             Reply::tool(
                 "Bash",
                 json!({"command": format!("touch {CWD}/touched.txt"), "description": "Touch a file"}),
@@ -353,10 +347,7 @@ fn real_claude_duration_limit_interrupts_a_slow_reply_and_keeps_the_work_done() 
     api.route(
         "[slow]",
         vec![
-            Reply::tool(
-                "Write",
-                json!({"file_path": format!("{CWD}/early.txt"), "content": "early\n"}),
-            ),
+            Reply::write("early.txt", "early\n"),
             Reply::text("too late").delayed(Duration::from_secs(50)),
         ],
     );

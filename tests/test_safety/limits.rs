@@ -1,10 +1,16 @@
 //! Limits that stop a task and keep its work: cost, turns and time, where they come from, how
 //! bad values are refused, and how a stopped task records what it paid.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::common::TestEnv;
-use serde_json::Value;
+
+/// The task ended `status`, its error saying `why`.
+#[track_caller]
+fn stopped(task: &Value, status: &str, why: &str) {
+    assert_eq!(task["status"], status, "{task:#}");
+    assert!(task["error"].as_str().unwrap().contains(why), "{task:#}");
+}
 
 #[test]
 fn cost_limit_stops_the_task_keeps_its_worktree_and_commits_what_it_did() {
@@ -21,11 +27,7 @@ fn cost_limit_stops_the_task_keeps_its_worktree_and_commits_what_it_did() {
         ], "result": "done"}]
     }));
     let task = env.task_ending(3, &["spend", "--name", "spend", "--max-cost", "1.2"]);
-    assert_eq!(task["status"], "cost_exceeded", "{task:#}");
-    assert!(
-        task["error"].as_str().unwrap().contains("cost limit"),
-        "{task:#}"
-    );
+    stopped(&task, "cost_exceeded", "cost limit");
     assert!(task["cost_usd"].as_f64().unwrap() < 2.0, "{task:#}");
     assert_eq!(task["safety"]["limits"]["max_cost_usd"], 1.2);
     let worktree = std::path::Path::new(task["worktree"].as_str().unwrap());
@@ -45,11 +47,7 @@ fn turn_limit_stops_the_task_before_it_pays_for_another_turn() {
         {"write": {"path": "four.txt", "content": "4\n"}},
     ]));
     let task = env.task_ending(3, &["work", "--name", "turns", "--max-turns", "2"]);
-    assert_eq!(task["status"], "turns_exceeded", "{task:#}");
-    assert!(
-        task["error"].as_str().unwrap().contains("turn limit of 2"),
-        "{task:#}"
-    );
+    stopped(&task, "turns_exceeded", "turn limit of 2");
     // Two API messages paid for (1000 in / 100 out each on opus), not a third.
     assert!(
         (task["cost_usd"].as_f64().unwrap() - 0.015).abs() < 1e-9,
@@ -74,11 +72,7 @@ fn duration_limit_stops_a_slow_task_and_keeps_its_work() {
         {"write": {"path": "late.txt", "content": "late\n"}},
     ]));
     let task = env.task_ending(3, &["slow", "--name", "slow", "--max-duration", "1s"]);
-    assert_eq!(task["status"], "duration_exceeded", "{task:#}");
-    assert!(
-        task["error"].as_str().unwrap().contains("time limit"),
-        "{task:#}"
-    );
+    stopped(&task, "duration_exceeded", "time limit");
     assert_eq!(
         env.tree_files("cms/slow"),
         [
