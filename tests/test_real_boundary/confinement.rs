@@ -41,7 +41,7 @@ fn real_claude_files_an_unsandboxed_task_plants_in_the_pool_never_reach_a_sandbo
         .api
         .route("[planter]", vec![bash(plant), Reply::text("done")]);
     let (_, planter) = real_task(
-        &env,
+        env,
         &[
             "[planter] plant",
             "--name",

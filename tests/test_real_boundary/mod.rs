@@ -365,7 +365,7 @@ fn real_claude_editing_its_own_record_is_prevented_by_the_sandbox_and_the_hook_k
             Reply::text("done"),
         ],
     );
-    let (run, task) = real_task(&env, &["[forger] try", "--name", "forger", "-p", "full"]);
+    let (run, task) = real_task(env, &["[forger] try", "--name", "forger", "-p", "full"]);
     assert_eq!(task["safety"]["sandboxed"], true, "{task:#}");
     let attack = Attack {
         results: tool_results(env, "forger"),
