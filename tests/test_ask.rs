@@ -325,8 +325,7 @@ fn a_foreground_task_at_a_terminal_asks_inline_and_takes_the_answer_typed_there(
     term.type_line("n not that one");
     term.wait_for_times(prompt, 3);
     term.type_line("a");
-    let (code, screen) = term.wait_exit();
-    assert_eq!(code, 0, "{screen}");
+    term.exits_with(0);
     let task = show(&env, "tty");
     assert_eq!(task["status"], "completed");
     assert_eq!(env.git(&["show", "cms/tty:one.txt"]), "1");

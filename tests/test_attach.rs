@@ -64,8 +64,7 @@ fn attach_commits_the_interactive_work_on_the_branch_and_adds_up_the_record() {
     term.type_line("write b");
     term.wait_for("● b is written");
     term.type_line("/exit");
-    let (code, screen) = term.wait_exit();
-    assert_eq!(code, 0, "{screen}");
+    let screen = term.exits_with(0);
 
     let after = show(&env, "t");
     assert_eq!(after["status"], "completed");
@@ -128,8 +127,7 @@ fn an_attached_session_gets_ports_of_its_own_as_a_headless_one_does() {
         return;
     };
     term.type_line("/exit");
-    let (code, screen) = term.wait_exit();
-    assert_eq!(code, 0, "{screen}");
+    term.exits_with(0);
     let calls = env.claude_invocations();
     let (headless, attached) = (&calls[0]["env"], &calls[calls.len() - 1]["env"]);
     assert_eq!(attached["CMS_PORTS"], "3");
@@ -156,8 +154,7 @@ fn refused_at_a_terminal(env: &TestEnv, test: &str, task: &str, needle: &str) {
     let Some(term) = Terminal::run(env, test, &["attach", task]) else {
         return;
     };
-    let (code, screen) = term.wait_exit();
-    assert_eq!(code, 1, "{screen}");
+    let screen = term.exits_with(1);
     assert!(screen.contains(needle), "{screen}");
     assert!(screen.contains("hint:"), "{screen}");
 }
@@ -199,8 +196,7 @@ fn a_write_to_a_protected_path_during_attach_is_blocked_by_the_hook() {
     term.type_line("write the key");
     term.wait_for("● tried");
     term.type_line("/exit");
-    let (code, screen) = term.wait_exit();
-    assert_eq!(code, 0, "{screen}");
+    let screen = term.exits_with(0);
     // The hook refused the write before it happened, and claude was told why.
     assert!(screen.contains("protected"), "{screen}");
     let worktree = Path::new(task["worktree"].as_str().unwrap());
@@ -225,8 +221,7 @@ fn the_time_limit_ends_an_attached_session_and_keeps_its_work() {
     term.type_line("write b");
     term.wait_for("● b is written");
     // Nothing more is typed: the limit, not the user, ends the session.
-    let (code, screen) = term.wait_exit();
-    assert_eq!(code, 3, "{screen}");
+    term.exits_with(3);
     let after = show(&env, "t");
     assert_eq!(after["status"], "duration_exceeded");
     assert!(after["error"].as_str().unwrap().contains("time limit"));
@@ -250,8 +245,7 @@ fn the_cost_limit_stops_an_attached_session_from_its_transcript() {
         return;
     };
     term.type_line("spend");
-    let (code, screen) = term.wait_exit();
-    assert_eq!(code, 3, "{screen}");
+    term.exits_with(3);
     let after = show(&env, "t");
     assert_eq!(after["status"], "cost_exceeded", "{after}");
     assert!(after["cost_usd"].as_f64().unwrap() >= 0.02);
@@ -280,8 +274,7 @@ fn ctrl_c_at_the_terminal_interrupts_claudes_turn_and_leaves_the_session_to_the_
     term.type_line("write b");
     term.wait_for("● b is written");
     term.type_line("/exit");
-    let (code, screen) = term.wait_exit();
-    assert_eq!(code, 0, "{screen}");
+    term.exits_with(0);
     assert_eq!(show(&env, "t")["status"], "completed");
     assert_eq!(env.git(&["show", "cms/t:b.txt"]), "b");
 }
@@ -301,8 +294,7 @@ fn abort_stops_an_attached_session_and_keeps_its_work() {
     term.type_line("write b");
     term.wait_for("● b is written");
     env.cms(&["abort", "t"]).success();
-    let (code, screen) = term.wait_exit();
-    assert_eq!(code, 130, "{screen}");
+    term.exits_with(130);
     let after = show(&env, "t");
     assert_eq!(after["status"], "aborted");
     assert_eq!(env.git(&["show", "cms/t:b.txt"]), "b");
@@ -324,8 +316,7 @@ fn nothing_an_attached_session_started_outlives_it() {
     term.wait_for("● started them");
     assert_eq!(detached.running().len(), 3);
     term.type_line("/exit");
-    let (code, screen) = term.wait_exit();
-    assert_eq!(code, 0, "{screen}");
+    term.exits_with(0);
     detached.assert_started_and_gone();
 }
 
@@ -393,8 +384,7 @@ fn real_claude_attach_runs_the_real_cli_at_the_terminal_and_records_its_work() {
         return;
     };
     term.type_line("/exit");
-    let (code, screen) = term.wait_exit();
-    assert_eq!(code, 0, "{screen}");
+    let screen = term.exits_with(0);
     let after = show(&env, "t");
     assert_eq!(after["status"], "completed", "{screen}");
     assert_eq!(env.git(&["show", "cms/t:b.txt"]), "b");
@@ -428,8 +418,7 @@ fn real_claude_attach_time_limit_interrupts_and_ends_the_real_cli_keeping_its_wo
         return;
     };
     // Nothing more is typed: the limit ends the session.
-    let (code, screen) = term.wait_exit();
-    assert_eq!(code, 3, "{screen}");
+    let screen = term.exits_with(3);
     let after = show(&env, "t");
     assert_eq!(after["status"], "duration_exceeded", "{screen}");
     assert_eq!(env.git(&["show", "cms/t:b.txt"]), "b");
@@ -452,8 +441,7 @@ fn an_attach_whose_claude_fails_to_start_puts_the_task_back_as_it_was() {
     let Some(term) = Terminal::run(&env, "attach_failed_start", &["attach", "t"]) else {
         return;
     };
-    let (code, screen) = term.wait_exit();
-    assert_eq!(code, 1, "{screen}");
+    let screen = term.exits_with(1);
     // claude's own message is on the terminal, and cms says what became of the task.
     assert!(screen.contains("No conversation found"), "{screen}");
     assert!(screen.contains("before its session began"), "{screen}");
@@ -471,8 +459,7 @@ fn an_attach_the_user_leaves_at_once_keeps_the_task_as_it_was() {
         return;
     };
     term.type_line("/exit");
-    let (code, screen) = term.wait_exit();
-    assert_eq!(code, 0, "{screen}");
+    term.exits_with(0);
     let after = show(&env, "t");
     assert_eq!(after["status"], "completed");
     for field in [
@@ -574,8 +561,7 @@ fn the_turn_limit_stops_an_attached_session_from_its_transcript() {
         return;
     };
     term.type_line("go on");
-    let (code, screen) = term.wait_exit();
-    assert_eq!(code, 3, "{screen}");
+    term.exits_with(3);
     let after = show(&env, "t");
     assert_eq!(after["status"], "turns_exceeded", "{after}");
     assert_eq!(after["turns"], 3);

@@ -1,10 +1,21 @@
 //! `--detach`: tasks supervised in the background, followed with `wait`, `show` and `abort`,
 //! and recovered with `continue` when their supervisor is killed.
 
-use serde_json::{Value, json};
 use std::path::Path;
 
+use serde_json::{Value, json};
+
 use crate::common::{TestEnv, eventually, until_ended};
+
+/// Kills task `name`'s supervisor outright and waits until it is gone.
+fn kill_supervisor(env: &TestEnv, name: &str) {
+    let pid = record(env, name)["supervisor"]["pid"].as_u64().unwrap();
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+    until_ended(pid, "the supervisor");
+}
 
 /// Steps that wait until `gate` exists, then write done.txt.
 fn gated(gate: &Path) -> Value {
@@ -68,14 +79,7 @@ fn a_killed_detached_supervisor_leaves_the_task_interrupted_and_continue_finishe
     eventually("the session to start", || {
         !record(&env, "orphan")["session_id"].is_null()
     });
-    let pid = record(&env, "orphan")["supervisor"]["pid"]
-        .as_u64()
-        .unwrap();
-    // SAFETY: kill(2) has no memory-safety preconditions.
-    unsafe {
-        libc::kill(pid as libc::pid_t, libc::SIGKILL);
-    }
-    until_ended(pid, "the supervisor");
+    kill_supervisor(&env, "orphan");
     let list = env.cms(&["list", "--json"]);
     list.success();
     assert_eq!(list.json()[0]["status"], "interrupted");
@@ -144,10 +148,10 @@ mod real {
 
     use serde_json::json;
 
-    use super::{record, status};
+    use super::{kill_supervisor, record, status};
     use crate::common::fake_api::{FakeApi, Reply};
     use crate::common::real::{RUN_LIMIT, real_claude, real_env, real_scenario};
-    use crate::common::{eventually, until_ended, wait_bounded};
+    use crate::common::{eventually, wait_bounded};
 
     #[test]
     fn real_claude_detached_task_is_followed_by_logs_and_wait_to_completion() {
@@ -205,14 +209,7 @@ mod real {
         eventually("the Bash tool to run", || {
             Path::new(&tree).join("one.txt").exists()
         });
-        let pid = record(&env, "orphan")["supervisor"]["pid"]
-            .as_u64()
-            .unwrap();
-        // SAFETY: kill(2) has no memory-safety preconditions.
-        unsafe {
-            libc::kill(pid as libc::pid_t, libc::SIGKILL);
-        }
-        until_ended(pid, "the supervisor");
+        kill_supervisor(&env, "orphan");
         assert_eq!(status(&env, "orphan"), "interrupted");
         // What the session left uncommitted was committed by the command that noticed.
         assert!(
@@ -279,12 +276,7 @@ fn a_killed_sandboxed_session_leaves_no_placeholder_in_the_work_cms_commits() {
     std::fs::create_dir(worktree.join(".vscode")).unwrap();
     std::fs::create_dir(worktree.join(".idea")).unwrap();
     std::fs::write(worktree.join(".idea/settings.xml"), "<x/>\n").unwrap();
-    let pid = record(&env, "t")["supervisor"]["pid"].as_u64().unwrap();
-    // SAFETY: kill(2) has no memory-safety preconditions.
-    unsafe {
-        libc::kill(pid as libc::pid_t, libc::SIGKILL);
-    }
-    until_ended(pid, "the supervisor");
+    kill_supervisor(&env, "t");
     let task = env.cms(&["show", "t", "--json"]).json();
     assert_eq!(task["status"], "interrupted", "{task:#}");
     assert_eq!(task["safety"]["violations"], json!([]));

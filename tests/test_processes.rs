@@ -7,9 +7,10 @@
 //! the pid they write: under Claude Code's Bash sandbox (bubblewrap with its own PID
 //! namespace) the pid a command sees is not the host's.
 
-use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::{Value, json};
 
 use crate::common::{Background, LIMIT, Run, TestEnv, eventually, wait_bounded};
 

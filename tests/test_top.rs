@@ -144,8 +144,7 @@ fn top_restores_the_terminal_and_exits_130_on_sigterm() {
     };
     // SAFETY: kill(2) has no memory-safety preconditions.
     assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) }, 0);
-    let (code, screen) = term.wait_exit();
-    assert_eq!(code, 130, "{screen}");
+    let screen = term.exits_with(130);
     assert!(!screen.contains("No tasks yet"), "{screen}");
 }
 

@@ -2,9 +2,10 @@
 //! server of the test's own running one command line with the test's environment, read back
 //! with `capture-pane` and typed into with `send-keys`.
 
-use super::{TestEnv, eventually};
 use std::path::PathBuf;
 use std::process::Command;
+
+use super::{TestEnv, eventually};
 
 /// A detached tmux session, on a server of its own, running one command line. The pane stays
 /// after the command ends, so its last screen can still be read.
@@ -172,6 +173,15 @@ impl Terminal {
             std::fs::read_to_string(&self.exit_file).map_err(|_| self.screen())
         });
         (code.trim().parse().unwrap(), self.screen())
+    }
+
+    /// Waits for the command to end, which must be with exit code `code`, and returns the last
+    /// screen.
+    #[track_caller]
+    pub fn exits_with(&self, code: i32) -> String {
+        let (ended, screen) = self.wait_exit();
+        assert_eq!(ended, code, "{screen}");
+        screen
     }
 
     /// Ends the terminal as closing its window would: the server and the pane's terminal go.

@@ -99,8 +99,7 @@ fn admin_swap_never_runs_the_payload(swap: AdminSwap) {
         AdminSwap::Symlink => "admin_swap_symlink",
     };
     if let Some(term) = Terminal::run(&env, test, &["attach", "swapper"]) {
-        let (code, screen) = term.wait_exit();
-        assert_eq!(code, 1, "{screen}");
+        let screen = term.exits_with(1);
         assert!(screen.contains("admin dir was tampered with"), "{screen}");
         assert!(!marker.exists(), "cms attach ran the payload");
     }

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::task_writing;
+use super::{task_beside_the_users_edit, task_writing};
 use crate::common::TestEnv;
 
 /// The main checkout holds its HEAD and the user's unrelated edit, nothing else: the index is
@@ -25,12 +25,7 @@ fn checkout_is_head_plus_the_users_edit(env: &TestEnv, round: usize) {
 #[test]
 fn two_concurrent_merges_of_one_task_merge_it_once_and_leave_the_checkout_at_head() {
     for round in 0..4 {
-        let env = TestEnv::new();
-        env.write("mine.txt", "committed\n");
-        env.commit_all("mine");
-        task_writing(&env, "t", "new.txt", "new\n");
-        env.write("mine.txt", "the user's edit\n");
-        let before = env.git(&["rev-parse", "main"]);
+        let (env, before) = task_beside_the_users_edit();
         // Fast-forward in one, squash in the other: whichever wins, the other's plan is stale.
         let runs: Vec<_> = [&["merge", "t", "--ff"][..], &["merge", "t"][..]]
             .into_iter()

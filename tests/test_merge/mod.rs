@@ -12,6 +12,18 @@ fn task_writing(env: &TestEnv, name: &str, path: &str, content: &str) -> serde_j
     env.task_ok(&["change", "-n", name])
 }
 
+/// A task `t` that wrote new.txt, beside the user's uncommitted edit of mine.txt in the main
+/// checkout; and main's tip.
+fn task_beside_the_users_edit() -> (TestEnv, String) {
+    let env = TestEnv::new();
+    env.write("mine.txt", "committed\n");
+    env.commit_all("mine");
+    task_writing(&env, "t", "new.txt", "new\n");
+    env.write("mine.txt", "the user's edit\n");
+    let before = env.git(&["rev-parse", "main"]);
+    (env, before)
+}
+
 /// A completed task `name` that edits `c.txt`, which the user then changes on main too: its
 /// merge conflicts.
 fn conflicting_task(env: &TestEnv, name: &str) {
@@ -474,12 +486,7 @@ fn merging_three_tasks_stops_at_the_first_conflict() {
 #[test]
 fn merge_survives_a_kill_at_every_step() {
     for step in 1.. {
-        let env = TestEnv::new();
-        env.write("mine.txt", "committed\n");
-        env.commit_all("mine");
-        task_writing(&env, "t", "new.txt", "new\n");
-        env.write("mine.txt", "the user's edit\n");
-        let before = env.git(&["rev-parse", "main"]);
+        let (env, before) = task_beside_the_users_edit();
         let run = crate::common::Run::from(
             env.cms_command(&env.repo, &["merge", "t"])
                 .env("CMS_TEST_KILL_AT", step.to_string())

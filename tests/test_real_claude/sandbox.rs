@@ -3,6 +3,8 @@
 //! without asking, and a cargo home or a host the user lists is reached only then.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -11,10 +13,7 @@ use crate::common::real::{
     RUN_LIMIT, bash, names, real_claude, real_env, real_scenario, real_task, task_json,
     tool_results,
 };
-use crate::common::wait_bounded;
-use crate::common::{Run, TestEnv};
-use std::process::Command;
-use std::time::Duration;
+use crate::common::{Run, TestEnv, wait_bounded};
 
 #[test]
 fn real_claude_sandboxed_bash_writes_only_in_its_worktree_and_temp_dir() {
