@@ -54,6 +54,15 @@ fn not_blamed(run: &Run, task: &Value) {
     assert_eq!(task["safety"]["violations"], json!([]), "{task:#}");
 }
 
+/// Each of `expected` (`kind path`) is among the task's warnings.
+#[track_caller]
+fn warned(task: &Value, expected: impl IntoIterator<Item = String>) {
+    let found = warnings(task);
+    for warning in expected {
+        assert!(found.contains(&warning), "{warning} not in {found:?}");
+    }
+}
+
 /// A completed task `other` that wrote `other.txt`: the victim.
 fn victim(env: &TestEnv) -> Value {
     env.steps(json!([{"write": {"path": "other.txt", "content": "mine\n"}}]));
@@ -191,13 +200,11 @@ fn unsandboxed_new_branches_tags_and_a_moved_user_branch_are_warnings() {
         json!([{"bash": "git branch sneaky && git tag -a v9 -m v9 && echo x > x.txt && git add x.txt && git commit -qm x && git update-ref refs/heads/main HEAD"}]),
     );
     not_blamed(&run, &task);
-    let found = warnings(&task);
-    for name in ["refs/heads/sneaky", "refs/tags/v9", "refs/heads/main"] {
-        assert!(
-            found.contains(&format!("git_ref {name}")),
-            "{name}: {found:?}"
-        );
-    }
+    warned(
+        &task,
+        ["refs/heads/sneaky", "refs/tags/v9", "refs/heads/main"]
+            .map(|name| format!("git_ref {name}")),
+    );
     assert_ne!(env.git(&["rev-parse", "main"]), main_before);
 }
 
@@ -303,19 +310,15 @@ fn unsandboxed_overwriting_ignored_files_in_the_main_checkout_is_a_warning() {
         ]),
     );
     not_blamed(&run, &task);
-    let found = warnings(&task);
-    for path in [".env", "target/debug/app", "target/new-file"] {
-        assert!(
-            found.contains(&format!("main_checkout {main}/{path}")),
-            "{path} not in {found:?}"
-        );
-    }
-    for path in ["hooks/post-merge", "config"] {
-        assert!(
-            found.contains(&format!("git_metadata {path}")),
-            "{path} not in {found:?}"
-        );
-    }
+    let in_checkout = [".env", "target/debug/app", "target/new-file"];
+    warned(
+        &task,
+        in_checkout.map(|path| format!("main_checkout {main}/{path}")),
+    );
+    warned(
+        &task,
+        ["hooks/post-merge", "config"].map(|path| format!("git_metadata {path}")),
+    );
     // `show` and the end summary list them.
     let shown = env.cms(&["show", "attacker"]);
     assert!(
@@ -329,7 +332,7 @@ fn unsandboxed_overwriting_ignored_files_in_the_main_checkout_is_a_warning() {
     let listed = env.cms(&["list", "--json"]).json();
     assert_eq!(
         listed[0]["safety"]["warnings"].as_array().unwrap().len(),
-        found.len()
+        warnings(&task).len()
     );
 }
 
@@ -540,13 +543,11 @@ fn unsandboxed_a_hook_planted_in_a_submodules_git_dir_is_a_warning() {
         )}]),
     );
     not_blamed(&run, &task);
-    let found = warnings(&task);
-    for path in ["modules/lib/hooks/post-checkout", "modules/lib/config"] {
-        assert!(
-            found.contains(&format!("git_metadata {path}")),
-            "{path} not in {found:?}"
-        );
-    }
+    warned(
+        &task,
+        ["modules/lib/hooks/post-checkout", "modules/lib/config"]
+            .map(|path| format!("git_metadata {path}")),
+    );
 }
 
 #[test]
@@ -586,13 +587,10 @@ fn a_merge_or_rebase_state_planted_for_the_main_checkout_is_a_warning() {
         )}]),
     );
     not_blamed(&run, &task);
-    let found = warnings(&task);
-    for path in ["MERGE_HEAD", "rebase-merge/git-rebase-todo"] {
-        assert!(
-            found.contains(&format!("git_metadata {path}")),
-            "{path} not in {found:?}"
-        );
-    }
+    warned(
+        &task,
+        ["MERGE_HEAD", "rebase-merge/git-rebase-todo"].map(|path| format!("git_metadata {path}")),
+    );
     let shown = env.cms(&["show", "planter"]);
     assert!(shown.stdout.contains("MERGE_HEAD"), "{}", shown.stdout);
 }
