@@ -1,7 +1,7 @@
 //! Claude Code's Bash sandbox as cms asks for it: the `sandbox` settings each preset and each
 //! `[safety] sandbox` mode give claude, refusing or warning where the machine has no sandbox,
 //! the task's own temp dir, and what `show` and `doctor` say. The real CLI's side of it is in
-//! test_real_claude.rs.
+//! test_real_claude::sandbox.
 //!
 //! These tests expect bubblewrap and socat installed (`.ci/run` installs them); the ones about a
 //! machine without them take `bwrap` off PATH.

@@ -44,7 +44,7 @@ fn protected_repo() -> TestEnv {
 }
 
 // Hooks, git config and the user's checkout, which the sandbox keeps out of a task's reach, are
-// tried in test_boundary.rs, as an unsandboxed task.
+// tried in test_boundary, as an unsandboxed task.
 #[test]
 fn bypass_corpus_every_trick_to_change_a_protected_path_is_caught() {
     let env = protected_repo();
