@@ -43,6 +43,14 @@ pub(crate) fn arena(test: &str) -> Option<Arena> {
     Some(Arena { api, env })
 }
 
+/// An arena with the victim task `other` made, and its state, which the attack must leave.
+fn arena_with_victim(test: &str) -> Option<(Arena, VictimState)> {
+    let arena = arena(test)?;
+    arena.victim();
+    let before = arena.victim_state();
+    Some((arena, before))
+}
+
 impl Arena {
     /// A completed task `other` that wrote `other.txt`, made with the fake claude: only the
     /// attacker needs the real CLI.
@@ -171,11 +179,11 @@ impl Attack {
 
 #[test]
 fn real_claude_bash_write_and_commit_into_another_tasks_worktree_is_prevented_by_the_sandbox() {
-    let Some(arena) = arena("real_claude_bash_write_and_commit_into_another_tasks_worktree") else {
+    let Some((arena, before)) =
+        arena_with_victim("real_claude_bash_write_and_commit_into_another_tasks_worktree")
+    else {
         return;
     };
-    arena.victim();
-    let before = arena.victim_state();
     let attack = arena.attack(
         "attacker",
         &[
@@ -195,11 +203,10 @@ fn real_claude_bash_write_and_commit_into_another_tasks_worktree_is_prevented_by
 
 #[test]
 fn real_claude_deleting_another_tasks_branch_is_prevented_by_the_sandbox() {
-    let Some(arena) = arena("real_claude_deleting_another_tasks_branch") else {
+    let Some((arena, before)) = arena_with_victim("real_claude_deleting_another_tasks_branch")
+    else {
         return;
     };
-    arena.victim();
-    let before = arena.victim_state();
     let attack = arena.attack(
         "attacker",
         &["git update-ref -d refs/heads/cms/other".to_owned()],
@@ -212,11 +219,9 @@ fn real_claude_deleting_another_tasks_branch_is_prevented_by_the_sandbox() {
 
 #[test]
 fn real_claude_moving_another_tasks_branch_is_prevented_by_the_sandbox() {
-    let Some(arena) = arena("real_claude_moving_another_tasks_branch") else {
+    let Some((arena, before)) = arena_with_victim("real_claude_moving_another_tasks_branch") else {
         return;
     };
-    arena.victim();
-    let before = arena.victim_state();
     let attack = arena.attack(
         "attacker",
         &["git update-ref refs/heads/cms/other main".to_owned()],
@@ -400,11 +405,10 @@ fn real_claude_editing_its_own_record_is_prevented_by_the_sandbox_and_the_hook_k
 
 #[test]
 fn real_claude_editing_another_tasks_record_is_prevented_by_the_sandbox() {
-    let Some(arena) = arena("real_claude_editing_another_tasks_record") else {
+    let Some((arena, before)) = arena_with_victim("real_claude_editing_another_tasks_record")
+    else {
         return;
     };
-    arena.victim();
-    let before = arena.victim_state();
     let record = arena.env.common_dir().join("cms/tasks/other.json");
     let record = record.display().to_string();
     let attack = arena.attack(
@@ -473,11 +477,11 @@ fn real_claude_benign_session_beside_other_tasks_and_ignored_files_is_not_flagge
 
 #[test]
 fn real_claude_deleting_another_tasks_loose_objects_is_caught_and_the_objects_are_put_back() {
-    let Some(arena) = arena("real_claude_deleting_another_tasks_loose_objects") else {
+    let Some((arena, before)) =
+        arena_with_victim("real_claude_deleting_another_tasks_loose_objects")
+    else {
         return;
     };
-    arena.victim();
-    let before = arena.victim_state();
     let commit = arena.env.git(&["rev-parse", "cms/other"]);
     let objects = arena.env.common_dir().join("objects");
     let object = objects.join(&commit[..2]).join(&commit[2..]);
