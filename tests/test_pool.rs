@@ -114,11 +114,7 @@ fn pool_warm_without_a_size_says_how_to_give_one() {
 #[test]
 fn files_an_unsandboxed_task_plants_in_the_pool_never_reach_the_next_task() {
     let env = TestEnv::new();
-    env.cms(&["pool", "warm", "2"]).success();
-    let pool_dir = std::path::Path::new(pool(&env)[0]["path"].as_str().unwrap())
-        .parent()
-        .unwrap()
-        .to_owned();
+    let pool_dir = env.warmed_pool("2");
     // Unsandboxed, the agent's Bash runs as the user: it writes into the waiting worktrees
     // (the one it did not take), a new file and a tracked one.
     env.steps(json!([{"bash": format!(
@@ -201,11 +197,7 @@ fn while_an_unsandboxed_task_runs_the_pool_neither_hands_out_nor_warms() {
 #[test]
 fn a_pooled_worktree_whose_git_admin_dir_was_written_is_never_handed_out() {
     let env = TestEnv::new();
-    env.cms(&["pool", "warm", "2"]).success();
-    let pool_dir = std::path::Path::new(pool(&env)[0]["path"].as_str().unwrap())
-        .parent()
-        .unwrap()
-        .to_owned();
+    let pool_dir = env.warmed_pool("2");
     // A sandboxed session can write the common dir's objects and the admin dir of a worktree
     // warmed after its sandbox was set up: it stages a file there, hidden from `git add` by
     // skip-worktree, so that the task handed this worktree would commit it.

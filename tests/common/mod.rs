@@ -278,6 +278,17 @@ impl TestEnv {
         std::fs::write(path, content).unwrap();
     }
 
+    /// Warms the pool to `size` worktrees (`cms pool warm`) and returns the folder they wait in.
+    pub fn warmed_pool(&self, size: &str) -> PathBuf {
+        self.cms(&["pool", "warm", size]).success();
+        let status = self.cms(&["pool", "status", "--json"]);
+        status.success();
+        Path::new(status.json()[0]["path"].as_str().unwrap())
+            .parent()
+            .unwrap()
+            .to_owned()
+    }
+
     /// Commits a `.gitignore` of `patterns`, then writes `files` (path, content), which it
     /// ignores, into the checkout.
     pub fn ignored(&self, patterns: &str, files: &[(&str, &str)]) {

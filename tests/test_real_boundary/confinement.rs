@@ -4,24 +4,14 @@
 //! judged, a hook and an MCP server of the user's settings, which the outer boundary around the
 //! whole session keeps from writing outside.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
 use super::{Arena, Attack, arena};
 use crate::common::fake_api::Reply;
 use crate::common::real::{RUN_LIMIT, bash, real_task, task_json, tool_results};
-use crate::common::{TestEnv, wait_bounded};
-
-/// Warms the pool to `size` worktrees and returns the folder they wait in.
-fn warmed_pool(env: &TestEnv, size: &str) -> PathBuf {
-    env.cms(&["pool", "warm", size]).success();
-    let listed = env.cms(&["pool", "status", "--json"]).json();
-    Path::new(listed[0]["path"].as_str().unwrap())
-        .parent()
-        .unwrap()
-        .to_owned()
-}
+use crate::common::wait_bounded;
 
 #[test]
 fn real_claude_files_an_unsandboxed_task_plants_in_the_pool_never_reach_a_sandboxed_task() {
@@ -30,7 +20,7 @@ fn real_claude_files_an_unsandboxed_task_plants_in_the_pool_never_reach_a_sandbo
     };
     let env = &arena.env;
     const MARKER: &str = "planted-in-the-pool-7d41";
-    let pool_dir = warmed_pool(env, "2");
+    let pool_dir = env.warmed_pool("2");
     // The user's own --sandbox off task: its Bash runs as the user and writes the waiting
     // worktree it did not take, a new file and a tracked one.
     let plant = format!(
@@ -94,7 +84,7 @@ fn real_claude_a_sandboxed_task_staging_a_file_in_a_pooled_worktrees_admin_dir_n
     let env = &arena.env;
     const MARKER: &str = "staged-in-the-pool-admin-5c2e";
     // Warmed once to learn where the pool lives; the attacker's start takes that one.
-    let pool_dir = warmed_pool(env, "1");
+    let pool_dir = env.warmed_pool("1");
     let gate = env.root.join("gate");
     let wait = format!(
         "until [ -e {} ]; do sleep 0.05; done; echo rc=$?",
