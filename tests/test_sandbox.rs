@@ -31,6 +31,20 @@ fn path_without_bwrap(env: &TestEnv) -> String {
     bin.display().to_string()
 }
 
+/// A repository whose cms runs on a machine without bubblewrap ([`path_without_bwrap`]); with
+/// `required`, its `.cms.toml` (committed) requires the sandbox and claude's script is empty.
+fn without_bwrap(required: bool) -> TestEnv {
+    let mut env = TestEnv::new();
+    let path = path_without_bwrap(&env);
+    env.set_env("PATH", &path);
+    if required {
+        env.write(".cms.toml", "[safety]\nsandbox = \"required\"\n");
+        env.commit_all("require the sandbox");
+        env.steps(json!([]));
+    }
+    env
+}
+
 fn which(tool: &str) -> PathBuf {
     std::env::var_os("PATH")
         .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
@@ -129,12 +143,7 @@ fn show_says_the_task_ran_sandboxed() {
 
 #[test]
 fn required_sandbox_without_bubblewrap_refuses_to_start_and_makes_nothing() {
-    let mut env = TestEnv::new();
-    let path = path_without_bwrap(&env);
-    env.set_env("PATH", &path);
-    env.write(".cms.toml", "[safety]\nsandbox = \"required\"\n");
-    env.commit_all("require the sandbox");
-    env.steps(json!([]));
+    let env = without_bwrap(true);
     let run = env.cms(&["task", "go", "--name", "boxed"]);
     run.code(1)
         .one_line_error_with_hint("the Bash sandbox is required but unavailable");
@@ -152,9 +161,7 @@ fn required_sandbox_without_bubblewrap_refuses_to_start_and_makes_nothing() {
 
 #[test]
 fn auto_sandbox_without_bubblewrap_warns_once_and_runs_unsandboxed() {
-    let mut env = TestEnv::new();
-    let path = path_without_bwrap(&env);
-    env.set_env("PATH", &path);
+    let env = without_bwrap(false);
     env.steps(json!([]));
     let run = env.cms(&["task", "--json", "go", "--name", "open"]);
     run.success();
@@ -229,9 +236,7 @@ fn doctor_says_whether_the_sandbox_is_available_and_why_not() {
     assert_eq!(check["available"], true);
     assert_eq!(check["mode"], "auto");
 
-    let mut env = TestEnv::new();
-    let path = path_without_bwrap(&env);
-    env.set_env("PATH", &path);
+    let mut env = without_bwrap(false);
     let doctor = env.cms(&["doctor", "--json"]).json();
     let check = &doctor["checks"]["sandbox"];
     assert_eq!(check["status"], "warning", "{check:#}");
@@ -264,12 +269,7 @@ fn doctor_says_whether_the_sandbox_is_available_and_why_not() {
 
 #[test]
 fn sandbox_flag_overrides_the_configuration_and_the_environment() {
-    let mut env = TestEnv::new();
-    let path = path_without_bwrap(&env);
-    env.set_env("PATH", &path);
-    env.write(".cms.toml", "[safety]\nsandbox = \"required\"\n");
-    env.commit_all("require the sandbox");
-    env.steps(json!([]));
+    let mut env = without_bwrap(true);
     let task = env.task_ok(&["go", "--name", "open", "--sandbox", "off"]);
     assert_eq!(task["safety"]["sandboxed"], false);
     env.set_env("CMS_SANDBOX", "off");
