@@ -46,11 +46,7 @@ fn new_worktrees_get_the_ignored_files_worktreeinclude_and_copy_name() {
     );
     assert!(seen.ends_with("TOKEN=1"), "{seen}");
     // Copied, never committed: they stay ignored in the worktree.
-    let files: Vec<String> = env
-        .tree_files("cms/t")
-        .into_iter()
-        .map(|(p, _)| p)
-        .collect();
+    let files: Vec<String> = env.tree_paths("cms/t");
     assert!(
         !files
             .iter()
@@ -173,11 +169,7 @@ fn linked_paths_point_into_the_main_checkout_and_are_never_committed() {
     let link = std::fs::read_link(worktree.join("node_modules")).unwrap();
     assert_eq!(link, env.repo.join("node_modules"));
     assert!(seen(&env, "t").starts_with("module.exports = 1;"));
-    let files: Vec<String> = env
-        .tree_files("cms/t")
-        .into_iter()
-        .map(|(p, _)| p)
-        .collect();
+    let files: Vec<String> = env.tree_paths("cms/t");
     assert!(
         !files.iter().any(|f| f.starts_with("node_modules")),
         "{files:?}"

@@ -359,6 +359,12 @@ impl TestEnv {
             .collect()
     }
 
+    /// Paths of a commit's tree.
+    pub fn tree_paths(&self, rev: &str) -> Vec<String> {
+        let listed = self.git(&["ls-tree", "-r", "--name-only", rev]);
+        listed.lines().map(str::to_owned).collect()
+    }
+
     /// Files of a commit's tree with their contents.
     pub fn tree_files(&self, rev: &str) -> Vec<(String, String)> {
         self.git(&["ls-tree", "-r", "--name-only", rev])

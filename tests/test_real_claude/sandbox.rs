@@ -120,11 +120,7 @@ fn real_claude_sandboxed_bash_writes_only_in_its_worktree_and_temp_dir() {
     assert_eq!(task["safety"]["violations"], json!([]));
     let log = env.git(&["log", "--format=%s", "cms/box"]);
     assert!(log.lines().any(|l| l == "agent commit"), "{log}");
-    let files: Vec<String> = env
-        .tree_files("cms/box")
-        .into_iter()
-        .map(|(p, _)| p)
-        .collect();
+    let files: Vec<String> = env.tree_paths("cms/box");
     assert_eq!(
         files,
         ["README.md", "agent.txt", "from-tmp.txt", "inside.txt"]

@@ -256,11 +256,7 @@ fn task_runs_from_a_subdirectory_and_from_a_linked_worktree() {
         .map(|t| t["name"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(names, ["sub", "feat"]);
-    let files: Vec<String> = env
-        .tree_files("cms/feat")
-        .into_iter()
-        .map(|(p, _)| p)
-        .collect();
+    let files: Vec<String> = env.tree_paths("cms/feat");
     assert_eq!(
         files,
         ["README.md", "feature.txt", "more.txt", "sub/dir/file.txt"]
