@@ -141,6 +141,19 @@ fn keeper_of(cms: u32) -> u32 {
     found.unwrap()
 }
 
+/// Task `name` (prompt `x`), started in the background, whose Bash has left the detached
+/// processes running every way and now sleeps.
+fn detached_then_asleep(env: &TestEnv, name: &str) -> (Detached, Background) {
+    let detached = Detached::new(&env.root);
+    env.steps(json!([
+        {"bash": detached.command()},
+        {"sleep_ms": 60000},
+    ]));
+    let child = spawn_task(env, &["x", "-n", name]);
+    detached.wait_started(&WAYS);
+    (detached, child)
+}
+
 /// Starts `cms task --json <args>` without waiting.
 fn spawn_task(env: &TestEnv, args: &[&str]) -> Background {
     let mut full = vec!["task", "--json"];
@@ -188,13 +201,7 @@ fn background_processes_are_gone_when_the_task_hits_its_turn_limit() {
 #[test]
 fn background_processes_are_gone_after_ctrl_c() {
     let env = TestEnv::new();
-    let detached = Detached::new(&env.root);
-    env.steps(json!([
-        {"bash": detached.command()},
-        {"sleep_ms": 60000},
-    ]));
-    let child = spawn_task(&env, &["x", "-n", "stopped"]);
-    detached.wait_started(&WAYS);
+    let (detached, child) = detached_then_asleep(&env, "stopped");
     signal(child.id(), libc::SIGINT);
     let run = wait_bounded(child, LIMIT);
     run.code(130);
@@ -222,13 +229,7 @@ fn killing_cms_with_sigkill_kills_the_running_bash_tool_and_its_background_proce
 #[test]
 fn processes_that_outlive_a_killed_keeper_are_killed_by_the_next_cms_command() {
     let env = TestEnv::new();
-    let detached = Detached::new(&env.root);
-    env.steps(json!([
-        {"bash": detached.command()},
-        {"sleep_ms": 60000},
-    ]));
-    let child = spawn_task(&env, &["x", "-n", "orphaned"]);
-    detached.wait_started(&WAYS);
+    let (detached, child) = detached_then_asleep(&env, "orphaned");
     let cms = child.id();
     let keeper = keeper_of(cms);
     // Stopped first, so that cms cannot clean up when it sees its keeper die.
@@ -269,13 +270,7 @@ fn a_killed_supervisors_temp_dir_is_removed_by_the_next_cms_command() {
 #[test]
 fn processes_of_another_running_task_are_left_alone() {
     let env = TestEnv::new();
-    let detached = Detached::new(&env.root);
-    env.steps(json!([
-        {"bash": detached.command()},
-        {"sleep_ms": 60000},
-    ]));
-    let child = spawn_task(&env, &["x", "-n", "alive"]);
-    detached.wait_started(&WAYS);
+    let (detached, child) = detached_then_asleep(&env, "alive");
     // Other cms commands (and a finished task) see a live supervisor and touch nothing.
     env.cms(&["list"]).success();
     std::fs::remove_file(&env.script).unwrap();
