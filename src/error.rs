@@ -117,6 +117,22 @@ impl CommandError {
         self.kind.exit_code()
     }
 
+    /// The `error:`, `caused by:` and `hint:` lines people read, in `styles`.
+    pub fn lines(&self, styles: &crate::report::Styles) -> Vec<String> {
+        let mut lines = vec![format!(
+            "{} {}",
+            styles.bad.apply_to("error:"),
+            self.message
+        )];
+        for cause in &self.causes {
+            lines.push(format!("{} {cause}", styles.dim.apply_to("caused by:")));
+        }
+        for hint in &self.hints {
+            lines.push(format!("{} {hint}", styles.name.apply_to("hint:")));
+        }
+        lines
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         let mut json = serde_json::json!({
             "error": {

@@ -2,15 +2,65 @@
 
 use std::path::Path;
 
+use console::Style;
 use serde_json::{Value, json};
 
 use crate::git::FileChange;
-use crate::store::TaskRecord;
-use crate::ui::Styles;
+use crate::git::merge::MergePlan;
+use crate::store::{TaskName, TaskRecord};
 use crate::vocab::Status;
 
 /// Version of the JSON shapes cms prints; bumped on incompatible changes.
 pub const JSON_VERSION: u32 = 1;
+
+/// The styles cms uses; all plain when colors are off.
+#[derive(Debug, Clone)]
+pub struct Styles {
+    pub bold: Style,
+    pub dim: Style,
+    pub good: Style,
+    pub bad: Style,
+    pub warn: Style,
+    pub name: Style,
+}
+
+impl Styles {
+    /// The colours cms uses, for stdout ([`Styles::for_stderr`] makes those for stderr).
+    pub fn colored() -> Styles {
+        Styles {
+            bold: Style::new().bold(),
+            dim: Style::new().dim(),
+            good: Style::new().green(),
+            bad: Style::new().red(),
+            warn: Style::new().yellow(),
+            name: Style::new().cyan(),
+        }
+    }
+
+    /// Styles that add nothing, for a front end that colours by other means (`cms top`).
+    pub fn plain() -> Styles {
+        let none = Style::new;
+        Styles {
+            bold: none(),
+            dim: none(),
+            good: none(),
+            bad: none(),
+            warn: none(),
+            name: none(),
+        }
+    }
+
+    pub fn for_stderr(self) -> Styles {
+        Styles {
+            bold: self.bold.for_stderr(),
+            dim: self.dim.for_stderr(),
+            good: self.good.for_stderr(),
+            bad: self.bad.for_stderr(),
+            warn: self.warn.for_stderr(),
+            name: self.name.for_stderr(),
+        }
+    }
+}
 
 /// Whether a task's session can take a follow-up.
 pub fn can_continue(record: &TaskRecord) -> bool {
@@ -179,6 +229,69 @@ pub fn summary(styles: &Styles, record: &TaskRecord) -> String {
         lines.extend(next.into_iter().map(|c| format!("  {c}")));
     }
     lines.join("\n")
+}
+
+/// `cms merge`'s line for a task it merged: how, into what, and what else it did.
+pub fn merge_summary(
+    styles: &Styles,
+    name: &TaskName,
+    plan: &MergePlan,
+    checks: usize,
+    removed: bool,
+) -> String {
+    let short = &plan.new_tip.to_string()[..12];
+    let how = plan.kind.as_str().replace('_', "-");
+    let mut text = format!(
+        "Merged {} into {} ({how}, {short}).",
+        styles.name.apply_to(name),
+        styles.bold.apply_to(&plan.target_branch)
+    );
+    if checks > 0 {
+        text.push_str(&format!(" {checks} check(s) passed."));
+    }
+    if plan.checkout.is_some() {
+        text.push_str(" Its checkout was updated.");
+    }
+    if removed {
+        text.push_str(" Removed the task's worktree and branch.");
+    }
+    text
+}
+
+/// The warning when a merge stands but its task's worktree or branch could not be removed.
+pub fn not_removed_warning(err: &dyn std::fmt::Display) -> String {
+    format!("merged, but could not remove the task's worktree or branch: {err}")
+}
+
+/// `cms abort`'s line for a task it asked to stop: its status now, and why.
+pub fn abort_line(styles: &Styles, record: &TaskRecord) -> String {
+    format!(
+        "{} {}: {}",
+        styles.name.apply_to(&record.name),
+        record.status,
+        match record.status {
+            Status::Running | Status::Waiting => {
+                "still running; its supervisor did not stop".to_owned()
+            }
+            _ => record.error.clone().unwrap_or_else(|| "stopped".to_owned()),
+        }
+    )
+}
+
+/// `cms discard`'s line for a task it discarded.
+pub fn discarded_line(styles: &Styles, name: &TaskName) -> String {
+    format!(
+        "Discarded {}: removed its worktree and branch.",
+        styles.name.apply_to(name)
+    )
+}
+
+/// The warning when a discarded task's session had switched to a branch of its own.
+pub fn stray_branch_warning(stray: &str) -> String {
+    format!(
+        "its session had switched to branch '{stray}', which cms did not make and kept; \
+         `git branch -D {stray}` deletes it"
+    )
 }
 
 /// One line per violation, per warning (a change while the task ran that it may not have

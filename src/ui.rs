@@ -2,7 +2,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use console::Style;
+pub use crate::report::Styles;
 
 /// `--color` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -10,41 +10,6 @@ pub enum ColorChoice {
     Auto,
     Always,
     Never,
-}
-
-/// The styles cms uses; all plain when colors are off.
-#[derive(Debug, Clone)]
-pub struct Styles {
-    pub bold: Style,
-    pub dim: Style,
-    pub good: Style,
-    pub bad: Style,
-    pub warn: Style,
-    pub name: Style,
-}
-
-impl Styles {
-    fn new() -> Styles {
-        Styles {
-            bold: Style::new().bold(),
-            dim: Style::new().dim(),
-            good: Style::new().green(),
-            bad: Style::new().red(),
-            warn: Style::new().yellow(),
-            name: Style::new().cyan(),
-        }
-    }
-
-    fn for_stderr(self) -> Styles {
-        Styles {
-            bold: self.bold.for_stderr(),
-            dim: self.dim.for_stderr(),
-            good: self.good.for_stderr(),
-            bad: self.bad.for_stderr(),
-            warn: self.warn.for_stderr(),
-            name: self.name.for_stderr(),
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -78,8 +43,8 @@ impl Ui {
         Ui {
             json,
             color,
-            out: Styles::new(),
-            err: Styles::new().for_stderr(),
+            out: Styles::colored(),
+            err: Styles::colored().for_stderr(),
         }
     }
 

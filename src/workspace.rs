@@ -218,6 +218,14 @@ impl Workspace {
         Ok(config)
     }
 
+    /// One line on what an untrusted repository's settings asked for that cms ignores for
+    /// tasks based on `base`; `None` when nothing was ignored.
+    pub fn untrusted_warning(&self, base: Oid) -> Option<String> {
+        self.config(Some(base))
+            .ok()
+            .and_then(|c| c.untrusted.warning())
+    }
+
     /// The repository's main work tree: the parent of the common `.git` directory.
     pub fn main_checkout(&self) -> Option<PathBuf> {
         self.repo.main_checkout()

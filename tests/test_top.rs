@@ -97,6 +97,41 @@ fn top_starts_a_task_typed_in_place_shows_its_diff_and_merges_it_after_a_yes() {
 }
 
 #[test]
+fn top_keeps_what_worktree_setup_and_merge_checks_print_off_its_screen() {
+    let env = TestEnv::new();
+    env.write(
+        ".cms.toml",
+        "[worktree]\nsetup = [\"echo SETUP-OUT; echo SETUP-ERR >&2\"]\n\
+         [merge]\ncheck = [\"echo CHECK-OUT; echo CHECK-ERR >&2\"]\n",
+    );
+    env.trust();
+    env.steps(json!([{"write": {"path": "new.txt", "content": "new\n"}}]));
+    let Some(term) = Terminal::run_in(&env, "top_quiet_commands", (200, 50), &["top"]) else {
+        return;
+    };
+    term.wait_for("No tasks yet");
+    term.key("n");
+    term.type_text("add new file");
+    term.key("Enter");
+    let screen = term.wait_for("✓ completed");
+    assert!(!screen.contains("SETUP-"), "{screen}");
+    let name = env.cms(&["list", "--json"]).json()[0]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    term.key("m");
+    term.wait_for(&format!("Merge task '{name}' into main?"));
+    term.key("y");
+    let screen = term.wait_for("1 check(s) passed.");
+    assert!(
+        screen.contains(&format!("Merged {name} into main")),
+        "{screen}"
+    );
+    assert!(!screen.contains("CHECK-"), "{screen}");
+    assert_eq!(env.git(&["show", "main:new.txt"]), "new");
+}
+
+#[test]
 fn top_continues_a_task_with_a_message_typed_in_place() {
     let env = TestEnv::new();
     env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));

@@ -8,7 +8,6 @@ use crate::error::{CommandError, exit_code};
 use crate::report;
 use crate::store::TaskName;
 use crate::task;
-use crate::vocab::Status;
 
 /// Abort running tasks: interrupt each session, then kill it if it does not stop
 ///
@@ -33,17 +32,7 @@ pub fn cmd_abort(ctx: &CommandContext, args: AbortArgs) -> Result<u8, CommandErr
         ui.print_json(&Value::Array(ended.iter().map(report::task_json).collect()));
     } else {
         for record in &ended {
-            ui.println(&format!(
-                "{} {}: {}",
-                ui.out.name.apply_to(&record.name),
-                record.status,
-                match record.status {
-                    Status::Running | Status::Waiting => {
-                        "still running; its supervisor did not stop".to_owned()
-                    }
-                    _ => record.error.clone().unwrap_or_else(|| "stopped".to_owned()),
-                }
-            ));
+            ui.println(&report::abort_line(&ui.out, record));
         }
     }
     Ok(if ended.iter().all(|r| !r.status.is_live()) {

@@ -60,15 +60,10 @@ pub fn cmd_discard(ctx: &CommandContext, args: DiscardArgs) -> Result<u8, Comman
     for plan in &plans {
         let discarded = discard(&ws, plan, args.force)?;
         if !ctx.ui.json {
-            ctx.ui.println(&format!(
-                "Discarded {}: removed its worktree and branch.",
-                ctx.ui.out.name.apply_to(&discarded.record.name)
-            ));
+            ctx.ui
+                .println(&report::discarded_line(&ctx.ui.out, &discarded.record.name));
             if let Some(stray) = &discarded.stray {
-                ctx.ui.warn(&format!(
-                    "its session had switched to branch '{stray}', which cms did not make and \
-                     kept; `git branch -D {stray}` deletes it"
-                ));
+                ctx.ui.warn(&report::stray_branch_warning(stray));
             }
         }
         done.push(discarded);

@@ -102,7 +102,7 @@ fn pre_tool_use(
     std::io::stdin()
         .read_to_string(&mut text)
         .map_err(|err| format!("reading the hook input failed: {err}"))?;
-    super::panic::test_panic_point("guard");
+    crate::fault::test_panic_point("guard");
     let input: Value =
         serde_json::from_str(&text).map_err(|err| format!("the hook input is not JSON: {err}"))?;
     let tool_name = input["tool_name"].as_str().unwrap_or_default().to_owned();

@@ -114,7 +114,13 @@ pub fn cmd_merge(ctx: &CommandContext, args: MergeArgs) -> Result<u8, CommandErr
             value["merge"]["checks"] = json!(merged.checks);
             done.push(value);
         } else {
-            ui.println(&summary(ctx, &merged, removed));
+            ui.println(&report::merge_summary(
+                &ui.out,
+                &merged.record.name,
+                &merged.plan,
+                merged.checks.len(),
+                removed,
+            ));
         }
     }
     if ui.json {
@@ -135,32 +141,8 @@ fn remove_checkout(
     match remove_task_checkout(ws, &merged.record, false) {
         Ok(_) => true,
         Err(err) => {
-            ctx.ui.warn(&format!(
-                "merged, but could not remove the task's worktree or branch: {err}"
-            ));
+            ctx.ui.warn(&report::not_removed_warning(&err));
             false
         }
     }
-}
-
-fn summary(ctx: &CommandContext, merged: &Merged, removed: bool) -> String {
-    let s = &ctx.ui.out;
-    let plan = &merged.plan;
-    let short = &plan.new_tip.to_string()[..12];
-    let how = plan.kind.as_str().replace('_', "-");
-    let mut text = format!(
-        "Merged {} into {} ({how}, {short}).",
-        s.name.apply_to(&merged.record.name),
-        s.bold.apply_to(&plan.target_branch)
-    );
-    if !merged.checks.is_empty() {
-        text.push_str(&format!(" {} check(s) passed.", merged.checks.len()));
-    }
-    if plan.checkout.is_some() {
-        text.push_str(" Its checkout was updated.");
-    }
-    if removed {
-        text.push_str(" Removed the task's worktree and branch.");
-    }
-    text
 }

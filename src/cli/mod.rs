@@ -239,7 +239,7 @@ pub fn run(cli: Cli) -> u8 {
         }
     };
     let ctx = CommandContext { ui, cwd };
-    panic::test_panic_point("run");
+    crate::fault::test_panic_point("run");
     let result = match cli.command {
         Command::Task(args) => task::cmd_task(&ctx, args),
         Command::Continue(args) => continue_task::cmd_continue(&ctx, args),
@@ -279,15 +279,7 @@ pub fn run(cli: Cli) -> u8 {
 /// Prints an error as `error:`, `caused by:` and `hint:` lines on stderr (and as JSON on stdout
 /// with `--json`), returning its exit code.
 pub fn report_error(ui: &Ui, err: CommandError) -> u8 {
-    let styles = &ui.err;
-    let mut text = format!("{} {}", styles.bad.apply_to("error:"), err.message);
-    for cause in &err.causes {
-        text.push_str(&format!("\n{} {cause}", styles.dim.apply_to("caused by:")));
-    }
-    for hint in &err.hints {
-        text.push_str(&format!("\n{} {hint}", styles.name.apply_to("hint:")));
-    }
-    ui.status(&text);
+    ui.status(&err.lines(&ui.err).join("\n"));
     if ui.json {
         ui.print_json(&err.to_json());
     }

@@ -56,15 +56,3 @@ pub fn exit_code_on_panic(code: u8) {
 pub fn json_on_panic() {
     JSON.store(true, Ordering::SeqCst);
 }
-
-/// Panics when the test suite asks for a panic at `point` (`CMS_TEST_PANIC=<point>`), so the
-/// tests can show what a panic does there. Only in builds with the `test-fakes` feature, which
-/// only the test suite enables: an installed cms cannot be made to panic this way.
-pub fn test_panic_point(point: &str) {
-    #[cfg(feature = "test-fakes")]
-    if std::env::var("CMS_TEST_PANIC").is_ok_and(|p| p == point) {
-        panic!("CMS_TEST_PANIC asked for a panic at '{point}'");
-    }
-    #[cfg(not(feature = "test-fakes"))]
-    let _ = point;
-}

@@ -126,11 +126,7 @@ pub(super) fn status_lines(trust: &Trust, current: &Current, changes: &Changes) 
 /// Warns, in one line, about what an untrusted repository's settings asked for that cms
 /// ignored for tasks based on `base`.
 pub(super) fn warn_untrusted(ctx: &CommandContext, ws: &Workspace, base: crate::git::Oid) {
-    if let Some(warning) = ws
-        .config(Some(base))
-        .ok()
-        .and_then(|c| c.untrusted.warning())
-    {
+    if let Some(warning) = ws.untrusted_warning(base) {
         ctx.ui.warn(&warning);
     }
 }

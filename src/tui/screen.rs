@@ -48,8 +48,8 @@ pub enum Ended {
     Terminated,
 }
 
-/// Runs the dashboard until the user quits. `exe` is this cms, run for the actions whose logic
-/// lives in its subcommands; `cwd` is where they run.
+/// Runs the dashboard until the user quits. `exe` is this cms, run for attach; `cwd` is where
+/// the actions run, as their cms commands would.
 pub fn run(ws: &Workspace, exe: &Path, cwd: &Path) -> io::Result<Ended> {
     let handler = on_terminate as extern "C" fn(libc::c_int) as libc::sighandler_t;
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe; a handler is
@@ -64,7 +64,7 @@ pub fn run(ws: &Workspace, exe: &Path, cwd: &Path) -> io::Result<Ended> {
         .unwrap_or_else(|| "repository".to_owned());
     let mut app = App::new(title, SystemTime::now());
     let mut tail = LogTail::default();
-    let runner = Runner::new(exe.to_owned(), cwd.to_owned());
+    let runner = Runner::new(cwd.to_owned());
     let mut terminal = ratatui::try_init()?;
     let _restore = Restore;
     watch_for_hangup();
@@ -100,7 +100,7 @@ pub fn run(ws: &Workspace, exe: &Path, cwd: &Path) -> io::Result<Ended> {
                 dirty = true;
                 // Read again before drawing: a new selection needs its own log at once.
                 last_read = None;
-                crate::cli::panic::test_panic_point("top-key");
+                crate::fault::test_panic_point("top-key");
                 match app.key(key) {
                     Some(Action::Quit) => return Ok(Ended::Quit),
                     Some(Action::Attach(name)) => {
@@ -137,7 +137,7 @@ fn terminal_gone() -> bool {
 /// terminal's end of input as "no key yet" and retries at once inside `event::poll`, which
 /// then never returns, so the loop cannot be relied on to notice: this thread first asks it
 /// to end, and exits for it if it has not within a second. Nothing is left to restore on a
-/// terminal that is gone; the actions' children (cms commands) finish on their own.
+/// terminal that is gone; the actions under way finish first.
 fn watch_for_hangup() {
     std::thread::spawn(|| {
         loop {
@@ -145,6 +145,7 @@ fn watch_for_hangup() {
             if terminal_gone() {
                 TERMINATED.store(true, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_secs(1));
+                super::actions::finish_under_way();
                 std::process::exit(i32::from(crate::error::exit_code::INTERRUPTED));
             }
         }
@@ -195,6 +196,12 @@ fn refresh(ws: &Workspace, app: &mut App, tail: &mut LogTail, watch: &mut Watch)
 }
 
 /// Leaves the screen for `cms attach <name>` at the terminal, and comes back when it ends.
+///
+/// The one action still run as a child cms: an attached run in this process would install
+/// its stop-signal handlers (tokio's, which stay registered for the life of the process) over
+/// the dashboard's own SIGTERM and SIGHUP handling, and hand the terminal's foreground group
+/// back and forth, while the action threads and the hangup watch go on; a child gets all of
+/// that fresh and leaves nothing behind when it ends.
 fn attach(
     terminal: &mut DefaultTerminal,
     exe: &Path,

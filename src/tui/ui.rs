@@ -275,7 +275,7 @@ fn draw_detail(frame: &mut Frame, area: Rect, app: &App) {
             Span::styled(error.clone(), Style::new().fg(Color::Red)),
         ]));
     }
-    let plain = plain_styles();
+    let plain = report::Styles::plain();
     let files = report::file_lines(&plain, &r.files_changed);
     lines.push(Line::from(vec![
         label("files"),
@@ -443,17 +443,4 @@ fn draw_diff(frame: &mut Frame, area: Rect, name: &str, lines: &[String], scroll
         })
         .collect();
     frame.render_widget(Paragraph::new(text).block(block), area);
-}
-
-/// Styles that add nothing: ratatui does the colouring, so report's text must come plain.
-fn plain_styles() -> crate::ui::Styles {
-    let none = console::Style::new;
-    crate::ui::Styles {
-        bold: none(),
-        dim: none(),
-        good: none(),
-        bad: none(),
-        warn: none(),
-        name: none(),
-    }
 }
