@@ -196,6 +196,7 @@ fn perform(
             let lines = text.lines().map(str::to_owned).collect();
             return Ok(Outcome::Diff { name, lines });
         }
+        // Never sent here: `Runner::start` answers at once, and attach and quit are the loop's.
         Action::Answer { .. } | Action::Attach(_) | Action::Quit => Vec::new(),
     };
     Ok(Outcome::Report {
