@@ -117,14 +117,7 @@ pub(super) fn report_outcome(
 
 /// Grace periods can be shortened through the environment (documented for tests and CI).
 pub(super) fn timeouts_from_env() -> Result<Timeouts, CommandError> {
-    let mut timeouts = Timeouts::default();
-    if let Some(grace) = crate::config::env_millis("CMS_INTERRUPT_GRACE_MS")? {
-        timeouts.interrupt_grace = grace;
-    }
-    if let Some(grace) = crate::config::env_millis("CMS_EXIT_GRACE_MS")? {
-        timeouts.exit_grace = grace;
-    }
-    Ok(timeouts)
+    Ok(crate::config::env_timeouts()?)
 }
 
 /// Renders events as compact progress lines on stderr.

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::ConfigError;
+use crate::session::Timeouts;
 use crate::vocab::Preset;
 
 /// Parses a duration as the configuration and flags accept it: `300s`, `10m`, `1h30m`, or
@@ -63,4 +64,17 @@ pub fn env_millis(key: &'static str) -> Result<Option<Duration>, ConfigError> {
             reason: "expected a whole number of milliseconds, such as 2000".into(),
         }),
     }
+}
+
+/// A session's grace periods, as `CMS_INTERRUPT_GRACE_MS` and `CMS_EXIT_GRACE_MS` shorten them
+/// (documented for tests and CI).
+pub fn env_timeouts() -> Result<Timeouts, ConfigError> {
+    let mut timeouts = Timeouts::default();
+    if let Some(grace) = env_millis("CMS_INTERRUPT_GRACE_MS")? {
+        timeouts.interrupt_grace = grace;
+    }
+    if let Some(grace) = env_millis("CMS_EXIT_GRACE_MS")? {
+        timeouts.exit_grace = grace;
+    }
+    Ok(timeouts)
 }

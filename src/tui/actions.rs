@@ -169,6 +169,8 @@ fn perform(
             vec![report::discarded_line(&plain, &discarded.record.name)]
         }
         Action::Continue { name, message } => {
+            // Before anything is made, as `cms continue` checks them.
+            crate::config::env_timeouts()?;
             let opts = ContinueOptions {
                 name,
                 message,
@@ -183,6 +185,7 @@ fn perform(
             launch(ws, task::resume(ws, &opts)?, stderr)?
         }
         Action::NewTask { prompt } => {
+            crate::config::env_timeouts()?;
             let opts = TaskOptions {
                 prompt,
                 ..TaskOptions::default()
