@@ -18,6 +18,7 @@ mod test_fanout;
 mod test_gc;
 mod test_hooks;
 mod test_inspect;
+mod test_layering;
 mod test_logs;
 mod test_mcp;
 mod test_merge;
