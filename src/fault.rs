@@ -24,10 +24,7 @@ pub fn step(name: &str) {
         let passed = PASSED.fetch_add(1, Ordering::SeqCst) + 1;
         if passed == kill_at {
             eprintln!("cms: CMS_TEST_KILL_AT={kill_at}: killed at step '{name}'");
-            // SAFETY: raising a signal on ourselves has no memory-safety preconditions.
-            unsafe {
-                libc::raise(libc::SIGKILL);
-            }
+            crate::platform::process::kill_self();
         }
     }
     #[cfg(not(feature = "test-fakes"))]

@@ -7,9 +7,13 @@
 //! protected paths; `vocab` holds the types they share (status, violations, limits, presets);
 //! `hooks` installs the git hooks that run `cms check`; `workspace` ties a
 //! repo to its store; `report` renders tasks; `fault` kills the process at a step (tests only);
-//! `mcp` is the MCP server for parent agents; `tui` is `cms top`'s live dashboard; `transcript` turns claude's events into the readable lines of progress and `cms logs`; `ui` writes to the terminal; `config` layers
+//! `mcp` is the MCP server for parent agents; `platform` makes every syscall and handles every signal; `tui` is `cms top`'s live dashboard; `transcript` turns claude's events into the readable lines of progress and `cms logs`; `ui` writes to the terminal; `config` layers
 //! settings; `trust` records which of a repository's own settings files the user trusts.
 //! docs/architecture.md explains the design.
+
+// Syscalls and signals go through `platform`, the one module allowed `unsafe` (on its
+// narrowest items, each with a `SAFETY:` note).
+#![deny(unsafe_code)]
 
 pub mod cli;
 pub mod config;
@@ -18,6 +22,7 @@ pub mod fault;
 pub mod git;
 pub mod hooks;
 pub mod mcp;
+pub mod platform;
 pub mod report;
 pub mod safety;
 pub mod session;

@@ -49,7 +49,7 @@ impl Hook {
     /// The script for this hook, running the cms at `cms` unless `CMS_HOOK_BIN` says otherwise.
     pub fn script(self, cms: &Path) -> String {
         self.template()
-            .replace(CMS_PLACEHOLDER, &shell_quote(&cms.to_string_lossy()))
+            .replace(CMS_PLACEHOLDER, &sh_word(&cms.to_string_lossy()))
     }
 
     fn path(self, dir: &Path) -> PathBuf {
@@ -417,9 +417,14 @@ fn write_hook(path: &Path, content: &[u8], replace: bool) -> std::io::Result<()>
     persisted.map(drop).map_err(|err| err.error)
 }
 
-/// Quotes `text` as one word for POSIX sh.
-fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
+/// `text` as one word for POSIX sh.
+fn sh_word(text: &str) -> String {
+    // shlex refuses a NUL byte unless told otherwise; a path holds none.
+    shlex::Quoter::new()
+        .allow_nul(true)
+        .quote(text)
+        .expect("shlex refuses only NUL, which is allowed here")
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -433,8 +438,17 @@ mod tests {
             assert!(script.starts_with("#!/bin/sh\n"), "{}", hook.name());
             assert_eq!(script.lines().nth(1), Some(MARKER), "{}", hook.name());
             assert!(!script.contains(CMS_PLACEHOLDER), "{}", hook.name());
-            assert!(
-                script.contains(r"installed='/opt/it'\''s here/cms'"),
+            let installed = script
+                .lines()
+                .find_map(|line| line.strip_prefix("installed="))
+                .unwrap();
+            let out = std::process::Command::new("sh")
+                .args(["-c", &format!("printf %s {installed}")])
+                .output()
+                .unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                "/opt/it's here/cms",
                 "{}",
                 hook.name()
             );
@@ -456,7 +470,7 @@ mod tests {
     #[test]
     fn shell_quoting_survives_quotes_and_spaces() {
         let out = std::process::Command::new("sh")
-            .args(["-c", &format!("printf %s {}", shell_quote("a 'b' $c"))])
+            .args(["-c", &format!("printf %s {}", sh_word("a 'b' $c"))])
             .output()
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "a 'b' $c");

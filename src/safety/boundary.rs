@@ -155,8 +155,7 @@ pub fn unprivileged() -> &'static [&'static str] {
 }
 
 fn is_root() -> bool {
-    // SAFETY: geteuid(2) has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    crate::platform::process::is_root()
 }
 
 /// Whether Claude Code's Bash sandbox must be told it is nested (`enableWeakerNestedSandbox`):

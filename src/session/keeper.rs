@@ -30,28 +30,30 @@ mod linux {
     use std::ffi::OsString;
     use std::io;
     use std::os::fd::RawFd;
-    use std::os::unix::process::CommandExt;
     use std::process::{Command, ExitStatus};
 
+    use crate::platform::fds::{self, Lifeline};
+    use crate::platform::signals::SignalFd;
+    use crate::platform::{Signal, process, spawn};
     use crate::session::pids::{self, ProcStat};
 
     /// The signals that ask the keeper to end the session now, plus SIGCHLD. Blocked and read
     /// from a signalfd, so none is lost between two polls.
-    const SIGNALS: [i32; 6] = [
-        libc::SIGCHLD,
-        libc::SIGTERM,
-        libc::SIGINT,
-        libc::SIGHUP,
-        libc::SIGQUIT,
-        libc::SIGUSR1,
+    const SIGNALS: [Signal; 6] = [
+        Signal::Chld,
+        Signal::Term,
+        Signal::Int,
+        Signal::Hup,
+        Signal::Quit,
+        Signal::Usr1,
     ];
 
     /// The signals that end the session: SIGINT only when no terminal user shares the
     /// keeper's process group (see the module docs).
     fn ends_session(signal: i32, interactive: bool) -> bool {
-        match signal {
-            libc::SIGTERM | libc::SIGHUP => true,
-            libc::SIGINT => !interactive,
+        match Signal::from_raw(signal) {
+            Some(Signal::Term | Signal::Hup) => true,
+            Some(Signal::Int) => !interactive,
             _ => false,
         }
     }
@@ -64,53 +66,33 @@ mod linux {
         args: &[OsString],
         interactive: bool,
     ) -> io::Result<ExitStatus> {
-        // SAFETY: prctl and fcntl with integer arguments on this process and one of its fds.
-        unsafe {
-            if libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // claude and the agent's tools must not hold the lifeline.
-            if libc::fcntl(lifeline, libc::F_SETFD, libc::FD_CLOEXEC) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
+        process::become_subreaper()?;
+        // claude and the agent's tools must not hold the lifeline.
+        let lifeline = Lifeline::adopt(lifeline)?;
         let signals = SignalFd::block(&SIGNALS)?;
         let keeper = std::process::id();
         let claude = spawn_ready(program, args, keeper)?;
-        release_stdio();
+        // The keeper's own stdin and stdout are claude's pipes; holding them would keep the
+        // supervisor from seeing claude's output end. stderr stays, for the keeper's own errors.
+        fds::release_stdio();
         let mut status = None;
         loop {
-            let mut fds = [
-                libc::pollfd {
-                    fd: lifeline,
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: signals.fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            // SAFETY: two valid pollfds.
-            let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-            if ready < 0 {
-                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
+            let (lifeline_ready, signalled) = match fds::wait_readable(&lifeline, &signals) {
+                Ok(ready) => ready,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            if lifeline_ready && lifeline.closed() {
                 break;
             }
-            if fds[0].revents != 0 && lifeline_closed(lifeline) {
-                break;
-            }
-            if fds[1].revents != 0 {
+            if signalled {
                 let received = signals.drain();
                 let stop = received.iter().any(|s| ends_session(*s, interactive));
                 reap_ready(claude, &mut status);
-                if status.is_none() && received.contains(&libc::SIGUSR1) {
-                    // SAFETY: kill(2) on our own child, not reaped yet (status is none), so
-                    // its pid cannot name anyone else.
-                    unsafe { libc::kill(claude, libc::SIGINT) };
+                if status.is_none() && received.contains(&Signal::Usr1.raw()) {
+                    // Our own child, not reaped yet (status is none), so its pid cannot name
+                    // anyone else.
+                    process::kill(claude, Signal::Int);
                 }
                 if stop || status.is_some() {
                     break;
@@ -119,7 +101,7 @@ mod linux {
         }
         end_everything(claude, &mut status);
         Ok(std::os::unix::process::ExitStatusExt::from_raw(
-            status.unwrap_or(libc::SIGKILL),
+            status.unwrap_or(Signal::Kill.raw()),
         ))
     }
 
@@ -136,7 +118,7 @@ mod linux {
     /// boundary first says it got there (a byte on a pipe, from a shell that then execs
     /// claude); a bubblewrap that exits without saying so never started claude, read no input
     /// and wrote no output, and is reaped and started again.
-    fn spawn_ready(program: &OsString, args: &[OsString], keeper: u32) -> io::Result<libc::pid_t> {
+    fn spawn_ready(program: &OsString, args: &[OsString], keeper: u32) -> io::Result<u32> {
         let boundary = std::path::Path::new(program)
             .file_name()
             .is_some_and(|name| name == "bwrap")
@@ -164,9 +146,8 @@ mod linux {
                 return Ok(pid);
             }
             attempt += 1;
-            let mut raw = 0;
-            // SAFETY: waitpid on our own child, which has exited or is exiting.
-            unsafe { libc::waitpid(pid, &mut raw, 0) };
+            // Our own child, which has exited or is exiting.
+            process::reap(pid);
         }
     }
 
@@ -190,74 +171,19 @@ mod linux {
         args: &[OsString],
         keeper: u32,
         keep_fd: Option<RawFd>,
-    ) -> io::Result<libc::pid_t> {
+    ) -> io::Result<u32> {
         let mut cmd = Command::new(program);
         cmd.args(args);
-        // SAFETY: prctl, getppid, sigemptyset, pthread_sigmask, fcntl and dup2 are async-signal-safe and touch
-        // only the child.
-        unsafe {
-            cmd.pre_exec(move || {
-                // claude dies with the keeper (it is single-threaded, so its one thread is the
-                // parent thread PR_SET_PDEATHSIG watches).
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::getppid() as u32 != keeper {
-                    libc::_exit(137);
-                }
-                // std already resets the mask in the child; this does not depend on it.
-                let mut set: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut set);
-                libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-                // At a fixed, single-digit number: sh's redirections take no other.
-                if let Some(fd) = keep_fd {
-                    let kept = if fd == READY_FD {
-                        libc::fcntl(fd, libc::F_SETFD, 0)
-                    } else {
-                        libc::dup2(fd, READY_FD)
-                    };
-                    if kept < 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
-        }
+        // claude dies with the keeper. The ready descriptor goes at a fixed, single-digit
+        // number: sh's redirections take no other.
+        spawn::as_keeper_child(&mut cmd, keeper, keep_fd, READY_FD);
         let child = cmd.spawn()?;
-        Ok(child.id() as libc::pid_t)
-    }
-
-    /// The keeper's own stdin and stdout are claude's pipes; holding them would keep the
-    /// supervisor from seeing claude's output end. stderr stays, for the keeper's own errors.
-    fn release_stdio() {
-        // SAFETY: open and dup2 on this process's own descriptors.
-        unsafe {
-            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
-            if null >= 0 {
-                libc::dup2(null, 0);
-                libc::dup2(null, 1);
-                libc::close(null);
-            }
-        }
-    }
-
-    /// True when the supervisor's end is gone (end of file or an error); data is ignored.
-    fn lifeline_closed(fd: RawFd) -> bool {
-        let mut buf = [0u8; 64];
-        // SAFETY: reading into a local buffer of the given size.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        n == 0 || (n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted)
+        Ok(child.id())
     }
 
     /// Reaps every child that has exited, noting claude's status.
-    fn reap_ready(claude: libc::pid_t, status: &mut Option<i32>) {
-        loop {
-            let mut raw = 0;
-            // SAFETY: waitpid on any child of ours, without blocking.
-            let pid = unsafe { libc::waitpid(-1, &mut raw, libc::WNOHANG) };
-            if pid <= 0 {
-                return;
-            }
+    fn reap_ready(claude: u32, status: &mut Option<i32>) {
+        while let Some((pid, raw)) = process::reap_any_ended() {
             if pid == claude {
                 *status = Some(raw);
             }
@@ -267,19 +193,15 @@ mod linux {
     /// Kills every descendant and reaps until the keeper has no child left. Orphans of killed
     /// processes are adopted by the keeper (it is their subreaper), so each reaping round walks
     /// the tree again and kills what has appeared.
-    fn end_everything(claude: libc::pid_t, status: &mut Option<i32>) {
+    fn end_everything(claude: u32, status: &mut Option<i32>) {
         loop {
             kill_descendants();
-            let mut raw = 0;
-            // SAFETY: waitpid on any child of ours.
-            let pid = unsafe { libc::waitpid(-1, &mut raw, 0) };
-            if pid < 0 {
-                match io::Error::last_os_error().raw_os_error() {
-                    Some(libc::EINTR) => continue,
-                    // ECHILD: nobody left.
-                    _ => return,
-                }
-            }
+            let (pid, raw) = match process::reap_any() {
+                Ok(reaped) => reaped,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                // ECHILD: nobody left.
+                Err(_) => return,
+            };
             if pid == claude {
                 *status = Some(raw);
             }
@@ -317,12 +239,12 @@ mod linux {
             };
             match pids::pin(pid, same) {
                 Ok(Some(pinned)) => {
-                    pinned.signal(libc::SIGKILL);
+                    pinned.signal(Signal::Kill);
                 }
                 Ok(None) => {}
                 Err(_) if seen.ppid == keeper => {
-                    // SAFETY: kill(2) on an unreaped child of ours (see above).
-                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                    // An unreaped child of ours (see above).
+                    process::kill(pid, Signal::Kill);
                 }
                 Err(_) => {}
             }
@@ -346,47 +268,6 @@ mod linux {
             }
         }
         out
-    }
-
-    /// Blocked signals delivered through a file descriptor.
-    struct SignalFd {
-        fd: RawFd,
-    }
-
-    impl SignalFd {
-        fn block(signals: &[i32]) -> io::Result<SignalFd> {
-            // SAFETY: a sigset filled in place, then handed to sigprocmask and signalfd.
-            unsafe {
-                let mut set: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut set);
-                for signal in signals {
-                    libc::sigaddset(&mut set, *signal);
-                }
-                if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
-                if fd < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(SignalFd { fd })
-            }
-        }
-
-        /// The signals pending on the descriptor.
-        fn drain(&self) -> Vec<i32> {
-            let mut out = Vec::new();
-            loop {
-                // SAFETY: reading one signalfd_siginfo into a zeroed local of its size.
-                let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-                let size = std::mem::size_of::<libc::signalfd_siginfo>();
-                let n = unsafe { libc::read(self.fd, (&raw mut info).cast(), size) };
-                if n != size as isize {
-                    return out;
-                }
-                out.push(info.ssi_signo as i32);
-            }
-        }
     }
 
     #[cfg(test)]
@@ -426,22 +307,7 @@ mod linux {
 pub fn exit_like(status: std::process::ExitStatus) -> ! {
     use std::os::unix::process::ExitStatusExt;
     if let Some(signal) = status.signal() {
-        // SAFETY: resetting this process's disposition and mask for one signal, then raising
-        // it; all plain libc calls on the current process.
-        unsafe {
-            let no_core = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            libc::setrlimit(libc::RLIMIT_CORE, &no_core);
-            libc::signal(signal, libc::SIG_DFL);
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, signal);
-            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-            libc::raise(signal);
-        }
-        std::process::exit(128 + signal);
+        crate::platform::signals::die_by(signal);
     }
     std::process::exit(status.code().unwrap_or(1));
 }

@@ -13,9 +13,12 @@
 #[cfg(target_os = "linux")]
 use std::io;
 #[cfg(target_os = "linux")]
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-#[cfg(target_os = "linux")]
 use std::time::Duration;
+
+#[cfg(target_os = "linux")]
+use crate::platform::Signal;
+#[cfg(target_os = "linux")]
+pub use crate::platform::process::Pidfd as Pinned;
 
 /// The fields of `/proc/<pid>/stat` cms uses.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
@@ -66,62 +69,16 @@ pub fn environ_has(pid: u32, entry: &str) -> bool {
         .is_ok_and(|bytes| bytes.split(|b| *b == 0).any(|e| e == entry.as_bytes()))
 }
 
-/// A process pinned by a pidfd: signals sent through it reach that process or nobody.
-#[cfg(target_os = "linux")]
-#[derive(Debug)]
-pub struct Pinned(OwnedFd);
-
 /// Opens a pidfd on `pid` and returns it if `is_it(pid)`, evaluated after the pidfd exists,
 /// says this is the process meant (see the module docs for why that order is safe).
 /// `Ok(None)`: no such process, or not the one meant. `Err` with `ENOSYS`: the kernel has no
 /// pidfds (before Linux 5.3).
 #[cfg(target_os = "linux")]
 pub fn pin(pid: u32, is_it: impl FnOnce(u32) -> bool) -> io::Result<Option<Pinned>> {
-    let Ok(raw) = libc::pid_t::try_from(pid) else {
+    let Some(pinned) = Pinned::open(pid)? else {
         return Ok(None);
     };
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, raw, 0) };
-    if fd < 0 {
-        let err = io::Error::last_os_error();
-        return match err.raw_os_error() {
-            Some(libc::ESRCH) => Ok(None),
-            _ => Err(err),
-        };
-    }
-    // SAFETY: the syscall returned a new file descriptor that nothing else owns.
-    let pinned = Pinned(unsafe { OwnedFd::from_raw_fd(fd as i32) });
     Ok(is_it(pid).then_some(pinned))
-}
-
-#[cfg(target_os = "linux")]
-impl Pinned {
-    /// Sends `signal`; false when the process has already been reaped.
-    pub fn signal(&self, signal: i32) -> bool {
-        // SAFETY: pidfd_send_signal with a valid pidfd, no siginfo and no flags.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.0.as_raw_fd(),
-                signal,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
-        rc == 0
-    }
-
-    /// Waits up to `timeout` for the process to exit (a pidfd becomes readable then).
-    pub fn wait_exit(&self, timeout: Duration) -> bool {
-        let mut fds = [libc::pollfd {
-            fd: self.0.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: one valid pollfd.
-        unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) > 0 }
-    }
 }
 
 /// Kills every process whose environment carries `entry` (a session's token), except this
@@ -137,7 +94,7 @@ pub fn kill_tagged(entry: &str) -> usize {
             .into_iter()
             .filter(|pid| *pid != me && environ_has(*pid, entry))
             .filter_map(|pid| pin(pid, |pid| environ_has(pid, entry)).ok().flatten())
-            .filter(|pinned| pinned.signal(libc::SIGKILL))
+            .filter(|pinned| pinned.signal(Signal::Kill))
             .collect();
         if victims.is_empty() {
             break;
@@ -193,16 +150,16 @@ mod tests {
         let pinned = pin(pid, |p| stat(p).is_some_and(|s| s.start_time == start))
             .unwrap()
             .expect("the check passes for the process itself");
-        assert!(pinned.signal(libc::SIGKILL));
+        assert!(pinned.signal(Signal::Kill));
         assert!(pinned.wait_exit(Duration::from_secs(20)));
         let status = child.wait().unwrap();
         assert_eq!(
             std::os::unix::process::ExitStatusExt::signal(&status),
-            Some(libc::SIGKILL)
+            Some(Signal::Kill.raw())
         );
         // Reaped: the pidfd names a process that no longer exists, so nothing is signalled,
         // whoever has the pid now.
-        assert!(!pinned.signal(libc::SIGKILL));
+        assert!(!pinned.signal(Signal::Kill));
     }
 
     #[test]
@@ -224,7 +181,7 @@ mod tests {
         let status = tagged.wait().unwrap();
         assert_eq!(
             std::os::unix::process::ExitStatusExt::signal(&status),
-            Some(libc::SIGKILL)
+            Some(Signal::Kill.raw())
         );
         assert!(
             other.try_wait().unwrap().is_none(),

@@ -22,6 +22,7 @@ use tokio::process::{Child, Command};
 
 use super::SessionError;
 use super::pids;
+use crate::platform::{self, Signal};
 use crate::vocab::Supervisor;
 
 /// The variable that marks every process of one supervisor's session.
@@ -79,8 +80,7 @@ impl Claude {
         if let Some(pid) = self.child.id() {
             // claude is not reaped yet (tokio forgets the pid when it reaps), so its process
             // group still exists and its id cannot name anyone else's group.
-            // SAFETY: killpg(2) has no memory-safety preconditions.
-            unsafe { libc::killpg(pid as libc::pid_t, libc::SIGKILL) };
+            platform::process::kill_group(pid, Signal::Kill);
             let _ = self.child.start_kill();
         }
     }
@@ -94,11 +94,10 @@ impl Claude {
         // The keeper on Linux, claude itself elsewhere: our own unreaped child either way
         // (tokio forgets the pid once it reaps), so the pid cannot name another process.
         #[cfg(target_os = "linux")]
-        let signal = libc::SIGUSR1;
+        let signal = Signal::Usr1;
         #[cfg(not(target_os = "linux"))]
-        let signal = libc::SIGINT;
-        // SAFETY: kill(2) has no memory-safety preconditions.
-        unsafe { libc::kill(pid as libc::pid_t, signal) };
+        let signal = Signal::Int;
+        platform::process::kill(pid, signal);
     }
 
     /// Once the waited-for process has exited: kills any process still carrying the session's
@@ -149,15 +148,7 @@ fn spawn_with(spec: Spawn<'_>, interactive: bool) -> Result<Claude, SessionError
             .args(&spec.boundary)
             .arg(spec.bin)
             .args(&spec.args);
-        // SAFETY: fcntl is async-signal-safe and changes only the child's copy of the fd.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        platform::spawn::keep_open(cmd.as_std_mut(), fd);
         // The reader stays open here until the keeper has been spawned with it.
         (cmd, (reader, writer))
     };
@@ -269,8 +260,12 @@ pub fn supervisor_of(pid: u32, token: u64) -> Option<Supervisor> {
 }
 
 /// Sends `signal` to a task's supervisor, pinned by a pidfd and checked by its start time so a
-/// reused pid is never signalled. False when the supervisor is gone (or is not that process).
-pub fn signal_supervisor(supervisor: &Supervisor, signal: i32) -> bool {
+/// reused pid is never signalled. False when the supervisor is gone (or is not that process,
+/// or `signal` is a number cms does not send).
+pub fn signal_supervisor(supervisor: &Supervisor, signal: impl TryInto<Signal>) -> bool {
+    let Ok(signal) = signal.try_into() else {
+        return false;
+    };
     #[cfg(target_os = "linux")]
     {
         let same =
@@ -282,9 +277,7 @@ pub fn signal_supervisor(supervisor: &Supervisor, signal: i32) -> bool {
             Err(_) => {}
         }
     }
-    // SAFETY: kill(2) has no memory-safety preconditions.
-    supervisor_alive(supervisor)
-        && unsafe { libc::kill(supervisor.pid as libc::pid_t, signal) == 0 }
+    supervisor_alive(supervisor) && platform::process::kill(supervisor.pid, signal)
 }
 
 /// Whether a recorded supervisor is still running (and is the same process, not a reused pid).
@@ -295,10 +288,7 @@ pub fn supervisor_alive(supervisor: &Supervisor) -> bool {
             !stat.zombie && (supervisor.start_time == 0 || stat.start_time == supervisor.start_time)
         }
         // Where /proc is missing, fall back to asking the kernel whether the pid exists.
-        None if !Path::new("/proc/self/stat").exists() => {
-            // SAFETY: signal 0 only checks for existence.
-            unsafe { libc::kill(supervisor.pid as libc::pid_t, 0) == 0 }
-        }
+        None if !Path::new("/proc/self/stat").exists() => platform::process::exists(supervisor.pid),
         None => false,
     }
 }

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::TaskError;
+use crate::platform::Signal;
 use crate::session::{Timeouts, signal_supervisor};
 use crate::store::{TaskName, TaskRecord};
 use crate::workspace::Workspace;
@@ -34,7 +35,7 @@ pub fn abort(ws: &Workspace, records: &[TaskRecord]) -> Vec<TaskRecord> {
     // The first signal interrupts; the supervisor kills the session itself after its grace.
     for record in records {
         if let Some(supervisor) = &record.supervisor {
-            signal_supervisor(supervisor, libc::SIGTERM);
+            signal_supervisor(supervisor, Signal::Term);
         }
     }
     let patience = grace.interrupt_grace + grace.exit_grace + Duration::from_secs(20);
@@ -46,7 +47,7 @@ pub fn abort(ws: &Workspace, records: &[TaskRecord]) -> Vec<TaskRecord> {
     // A second signal makes a supervisor kill its session at once.
     for record in &stuck {
         if let Some(supervisor) = &record.supervisor {
-            signal_supervisor(supervisor, libc::SIGTERM);
+            signal_supervisor(supervisor, Signal::Term);
         }
     }
     wait_until_ended(ws, records, Duration::from_secs(30))

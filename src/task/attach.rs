@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use crate::platform::terminal::SavedTerminal;
 use crate::safety::LimitState;
 use crate::session::interactive::{TranscriptFollower, project_dir};
 use crate::session::{self, Ledger, Spawn, StopReason, Timeouts};
@@ -83,7 +84,8 @@ pub async fn run_attached(
     ledger.response = record.response.clone();
     let mut follower =
         TranscriptFollower::new(project_dir(&record.worktree, record.session_id.as_deref()));
-    let terminal = Terminal::save();
+    // The terminal's settings as they were before claude took it over.
+    let terminal = SavedTerminal::save();
     let spec = Spawn {
         bin: &claude,
         args,
@@ -151,7 +153,8 @@ pub async fn run_attached(
     let elapsed = clock.elapsed();
     child.sweep();
     collect_blocked(ws, &record);
-    // A killed claude cannot put the terminal back as it found it.
+    // A killed claude cannot put the terminal back as it found it. cms is in the terminal's
+    // foreground process group (claude shared it), so this raises no SIGTTOU.
     terminal.restore();
     let status = status.map_err(session::SessionError::Wait)?;
     follower.poll(&mut ledger);
@@ -236,26 +239,5 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-/// The terminal's settings as they were before claude took it over.
-struct Terminal(Option<libc::termios>);
-
-impl Terminal {
-    fn save() -> Terminal {
-        // SAFETY: tcgetattr fills the zeroed termios owned by this frame.
-        unsafe {
-            let mut saved: libc::termios = std::mem::zeroed();
-            Terminal((libc::tcgetattr(0, &mut saved) == 0).then_some(saved))
-        }
-    }
-
-    fn restore(&self) {
-        if let Some(saved) = &self.0 {
-            // SAFETY: tcsetattr reads the termios it is given. cms is in the terminal's
-            // foreground process group (claude shared it), so this raises no SIGTTOU.
-            unsafe { libc::tcsetattr(0, libc::TCSADRAIN, saved) };
-        }
     }
 }

@@ -360,13 +360,7 @@ fn refill_in(checkout: &Path) {
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    // SAFETY: setsid is async-signal-safe and only affects the child.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-            libc::setsid();
-            Ok(())
-        });
-    }
+    crate::platform::spawn::in_new_session(&mut cmd);
     if let Ok(mut child) = cmd.spawn() {
         // Reaped by a thread, so it never lingers as a zombie of a long-lived supervisor.
         std::thread::spawn(move || child.wait());

@@ -194,8 +194,7 @@ fn lock_port(dir: &Path, port: u16) -> Option<fd_lock::RwLock<File>> {
 /// Where the machine's cms processes keep their port locks (per user: the lock files must be
 /// writable by whoever runs cms; ports in use by anyone are seen by the bind test).
 fn ports_dir() -> PathBuf {
-    // SAFETY: getuid has no preconditions.
-    let uid = unsafe { libc::getuid() };
+    let uid = crate::platform::process::uid();
     std::env::temp_dir().join(format!("cms-ports-{uid}"))
 }
 

@@ -513,24 +513,22 @@ fn agent_git_env(
 /// checked against the task's protected paths and worktree before it runs, in every preset.
 fn hook_settings(ws: &Workspace, record: &TaskRecord) -> Result<serde_json::Value, TaskError> {
     let exe = std::env::current_exe().map_err(TaskError::OwnPath)?;
-    let command = [
-        shell_quote(&exe.display().to_string()),
+    let words = [
+        exe.display().to_string(),
         "guard".to_owned(),
         "pre-tool-use".to_owned(),
         "--repo".to_owned(),
-        shell_quote(&ws.repo.common_dir.display().to_string()),
+        ws.repo.common_dir.display().to_string(),
         "--task".to_owned(),
-        shell_quote(record.name.as_str()),
+        record.name.as_str().to_owned(),
         // The hook judges by these, not by the record: the record lives in the repository's
         // git dir, which the agent's own git commands can write.
         "--worktree".to_owned(),
-        shell_quote(&record.worktree.display().to_string()),
+        record.worktree.display().to_string(),
         "--blocked-to".to_owned(),
-        shell_quote(
-            &safety::boundary::blocked_file(&session_temp_dir(record))
-                .display()
-                .to_string(),
-        ),
+        safety::boundary::blocked_file(&session_temp_dir(record))
+            .display()
+            .to_string(),
     ]
     .into_iter()
     .chain(
@@ -538,10 +536,10 @@ fn hook_settings(ws: &Workspace, record: &TaskRecord) -> Result<serde_json::Valu
             .safety
             .protected
             .iter()
-            .flat_map(|glob| ["--protect".to_owned(), shell_quote(glob)]),
+            .flat_map(|glob| ["--protect".to_owned(), glob.clone()]),
     )
-    .collect::<Vec<_>>()
-    .join(" ");
+    .collect::<Vec<_>>();
+    let command = sh_command(&words);
     let settings = serde_json::json!({
         "hooks": {
             "PreToolUse": [{
@@ -553,9 +551,14 @@ fn hook_settings(ws: &Workspace, record: &TaskRecord) -> Result<serde_json::Valu
     Ok(settings)
 }
 
-/// Quotes a word for `sh`, which runs claude's hook commands.
-fn shell_quote(word: &str) -> String {
-    format!("'{}'", word.replace('\'', "'\\''"))
+/// The command line that makes `sh`, which runs claude's hook commands, run `words`.
+fn sh_command(words: &[String]) -> String {
+    // shlex refuses a NUL byte unless told otherwise; sh would never see one anyway (an
+    // argument ends there), so this joining cannot fail.
+    shlex::Quoter::new()
+        .allow_nul(true)
+        .join(words.iter().map(String::as_str))
+        .expect("shlex refuses only NUL, which is allowed here")
 }
 
 fn failed_start_error(outcome: &TurnOutcome, claude: &std::path::Path) -> TaskError {
@@ -588,21 +591,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shell_quoted_words_reach_the_command_unchanged() {
-        for word in [
+    fn hook_command_words_reach_the_command_unchanged() {
+        let words = [
             "plain",
             "with space",
             "it's",
             "$HOME `id` \"q\"",
             "a'b'c",
             "",
-        ] {
-            let out = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(format!("printf %s {}", shell_quote(word)))
-                .output()
-                .unwrap();
-            assert_eq!(String::from_utf8(out.stdout).unwrap(), word);
-        }
+            "*.{rs,toml}",
+            "!x ~y #z",
+        ];
+        let mut line = vec!["printf".to_owned(), "%s\\0".to_owned()];
+        line.extend(words.iter().map(|w| (*w).to_owned()));
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(sh_command(&line))
+            .output()
+            .unwrap();
+        let printed = String::from_utf8(out.stdout).unwrap();
+        let printed: Vec<&str> = printed.split_terminator('\0').collect();
+        assert_eq!(printed, words);
     }
 }

@@ -4,6 +4,7 @@
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use ratatui::DefaultTerminal;
@@ -15,6 +16,9 @@ use super::actions::{Outcome, Runner};
 use super::app::{Action, App};
 use super::log::LogTail;
 use super::ui;
+use crate::platform::Signal;
+use crate::platform::signals::{IgnoreInterrupts, set_flag_on};
+use crate::platform::terminal::stdin_hung_up;
 use crate::workspace::Workspace;
 
 /// How often the store is read again: a few times a second is live enough, and reading a few
@@ -33,11 +37,7 @@ impl Drop for Restore {
 
 /// Set by SIGTERM or SIGHUP (`kill`, a closed terminal) or by the hangup watch; the loop then
 /// ends as a quit does, so the terminal is restored.
-static TERMINATED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_terminate(_: libc::c_int) {
-    TERMINATED.store(true, Ordering::SeqCst);
-}
+static TERMINATED: LazyLock<Arc<AtomicBool>> = LazyLock::new(Arc::default);
 
 /// How the dashboard ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,13 +51,7 @@ pub enum Ended {
 /// Runs the dashboard until the user quits. `exe` is this cms, run for attach; `cwd` is where
 /// the actions run, as their cms commands would.
 pub fn run(ws: &Workspace, exe: &Path, cwd: &Path) -> io::Result<Ended> {
-    let handler = on_terminate as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe; a handler is
-    // reset at exec, so the commands the dashboard runs keep the default.
-    unsafe {
-        libc::signal(libc::SIGTERM, handler);
-        libc::signal(libc::SIGHUP, handler);
-    }
+    set_flag_on(&[Signal::Term, Signal::Hup], &TERMINATED)?;
     let title = ws
         .main_checkout()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
@@ -119,20 +113,6 @@ pub fn run(ws: &Workspace, exe: &Path, cwd: &Path) -> io::Result<Ended> {
     }
 }
 
-/// Whether the terminal hung up (its window closed, its tmux server killed): the kernel sends
-/// SIGHUP only to a terminal's session leader, so this is how the others learn of it.
-fn terminal_gone() -> bool {
-    let mut fds = [libc::pollfd {
-        fd: libc::STDIN_FILENO,
-        events: 0,
-        revents: 0,
-    }];
-    // SAFETY: one valid pollfd, a zero timeout; the call only fills in `revents`. With no
-    // events asked for it consumes nothing and reports only a hangup or an error.
-    let ready = unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) };
-    ready > 0 && fds[0].revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
-}
-
 /// Ends the process soon after its terminal hangs up. crossterm (0.28 and 0.29) reads a dead
 /// terminal's end of input as "no key yet" and retries at once inside `event::poll`, which
 /// then never returns, so the loop cannot be relied on to notice: this thread first asks it
@@ -142,7 +122,9 @@ fn watch_for_hangup() {
     std::thread::spawn(|| {
         loop {
             std::thread::sleep(POLL);
-            if terminal_gone() {
+            // The kernel sends SIGHUP only to a terminal's session leader, so this is how the
+            // others learn that it hung up.
+            if stdin_hung_up() {
                 TERMINATED.store(true, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_secs(1));
                 super::actions::finish_under_way();
@@ -213,7 +195,7 @@ fn attach(
     let status = {
         // The terminal's Ctrl-C goes to the whole foreground group, this process too; while
         // the session runs it is claude's (and `cms attach`'s) to handle, not a reason to quit.
-        let _ignore = IgnoreInterrupts::new();
+        let _ignore = IgnoreInterrupts::start();
         std::process::Command::new(exe)
             .args(["attach", name.as_str()])
             .current_dir(cwd)
@@ -236,37 +218,4 @@ fn attach(
         ),
     }
     Ok(())
-}
-
-/// While alive, SIGINT and SIGQUIT reach a handler that does nothing. A handler (unlike
-/// ignoring them) is reset at exec, so the child still gets the signals as usual.
-struct IgnoreInterrupts {
-    old: [libc::sighandler_t; 2],
-}
-
-extern "C" fn do_nothing(_: libc::c_int) {}
-
-impl IgnoreInterrupts {
-    fn new() -> IgnoreInterrupts {
-        let handler = do_nothing as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        // SAFETY: installs a handler that does nothing (async-signal-safe); the old ones are
-        // put back on drop.
-        let old = unsafe {
-            [
-                libc::signal(libc::SIGINT, handler),
-                libc::signal(libc::SIGQUIT, handler),
-            ]
-        };
-        IgnoreInterrupts { old }
-    }
-}
-
-impl Drop for IgnoreInterrupts {
-    fn drop(&mut self) {
-        // SAFETY: puts back the handlers `new` replaced.
-        unsafe {
-            libc::signal(libc::SIGINT, self.old[0]);
-            libc::signal(libc::SIGQUIT, self.old[1]);
-        }
-    }
 }

@@ -163,7 +163,10 @@ fn hooks_install_writes_executable_pre_commit_and_pre_push_scripts_naming_this_c
         let script = read(&path);
         assert!(script.starts_with("#!/bin/sh\n"), "{script}");
         assert!(
-            script.contains(&format!("installed='{}'", cms.display())),
+            script.contains(&format!(
+                "installed={}",
+                shlex::try_quote(&cms.display().to_string()).unwrap()
+            )),
             "{script}"
         );
         assert_eq!(mode(&path), 0o755, "{name}");
