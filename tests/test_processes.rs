@@ -453,7 +453,10 @@ fn keeper_around_a_flaky_bwrap(dir: &Path, fails: u32) -> i32 {
         .stdin(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // `wait` would close the child's stdin first, and with it the lifeline.
+    let lifeline = keeper.stdin.take();
     let status = keeper.wait().unwrap();
+    drop(lifeline);
     status.code().unwrap_or(-1)
 }
 
