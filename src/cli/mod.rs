@@ -26,9 +26,6 @@ mod push;
 mod run;
 mod setup;
 mod show;
-// Its stop-signal handler and hand-off are still hand-written (libc); they move to task/ on
-// `platform::signals` and `platform::spawn`, and this allowance goes with them.
-#[allow(unsafe_code)]
 mod supervise;
 mod task;
 mod top;

@@ -260,12 +260,8 @@ pub fn supervisor_of(pid: u32, token: u64) -> Option<Supervisor> {
 }
 
 /// Sends `signal` to a task's supervisor, pinned by a pidfd and checked by its start time so a
-/// reused pid is never signalled. False when the supervisor is gone (or is not that process,
-/// or `signal` is a number cms does not send).
-pub fn signal_supervisor(supervisor: &Supervisor, signal: impl TryInto<Signal>) -> bool {
-    let Ok(signal) = signal.try_into() else {
-        return false;
-    };
+/// reused pid is never signalled. False when the supervisor is gone (or is not that process).
+pub fn signal_supervisor(supervisor: &Supervisor, signal: Signal) -> bool {
     #[cfg(target_os = "linux")]
     {
         let same =

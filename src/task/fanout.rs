@@ -10,6 +10,7 @@ use super::foreground::Observer;
 use super::handoff::{hand_off, remember_stop_signals, stop_requested_early};
 use super::start::start;
 use super::started::TaskOptions;
+use crate::platform::Signal;
 use crate::session::signal_supervisor;
 use crate::store::{Attempt, TaskName, TaskRecord};
 use crate::workspace::Workspace;
@@ -104,7 +105,7 @@ pub fn run_many(
                 if let Ok(record) = ws.task(name)
                     && let Some(supervisor) = record.supervisor
                 {
-                    signal_supervisor(&supervisor, libc::SIGTERM);
+                    signal_supervisor(&supervisor, Signal::Term);
                 }
             }
         }

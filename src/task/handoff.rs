@@ -14,7 +14,6 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -38,30 +37,10 @@ struct Handoff {
     from: Supervisor,
 }
 
-/// Set by a stop signal (SIGINT, SIGTERM, SIGHUP) once [`remember_stop_signals`] ran: in a
-/// background supervisor, one that came before the session's own handlers; in a fan-out, the
-/// user's Ctrl-C.
-static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn remember_stop(_signal: libc::c_int) {
-    STOP_REQUESTED.store(true, Ordering::SeqCst);
-}
-
-/// From now on a stop signal is remembered (see [`stop_requested_early`]), not fatal.
-pub fn remember_stop_signals() {
-    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe {
-            libc::signal(signal, remember_stop as *const () as libc::sighandler_t);
-        }
-    }
-}
-
-/// Whether a stop signal came since [`remember_stop_signals`] (for a supervisor: before the
-/// session's own signal handlers were in place).
-pub fn stop_requested_early() -> bool {
-    STOP_REQUESTED.load(Ordering::SeqCst)
-}
+/// A stop signal (SIGINT, SIGTERM, SIGHUP) is remembered once [`remember_stop_signals`] ran:
+/// in a background supervisor, one that came before the session's own handlers; in a fan-out,
+/// the user's Ctrl-C.
+pub use crate::platform::signals::{remember_stop_signals, stop_requested as stop_requested_early};
 
 /// How long the handing process waits for the background supervisor to take the task over.
 const TAKE_OVER_WAIT: Duration = Duration::from_secs(30);
@@ -95,16 +74,8 @@ pub fn hand_off(ws: &Workspace, started: Started, ask: bool) -> Result<(), TaskE
         .stdin(std::process::Stdio::piped())
         .stdout(log.0)
         .stderr(log.1);
-    // SAFETY: setsid is async-signal-safe and only affects the child.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-            // No terminal: closing the user's shell must not stop the task.
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    // No terminal: closing the user's shell must not stop the task.
+    crate::platform::spawn::in_new_session(&mut cmd);
     let mut child = cmd
         .spawn()
         .map_err(|err| fail(TaskError::SpawnSupervisor(err)))?;
