@@ -2,7 +2,7 @@
 //! and the wait for either the lifeline or a signal.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// The read end of the lifeline pipe, adopted from the descriptor number the supervisor
 /// passed on the command line.
@@ -14,16 +14,15 @@ impl Lifeline {
     #[allow(unsafe_code)]
     pub fn adopt(fd: RawFd) -> io::Result<Lifeline> {
         if fd < 0 {
-            return Err(io::Error::from_raw_os_error(
-                rustix::io::Errno::BADF.raw_os_error(),
-            ));
+            return Err(rustix::io::Errno::BADF.into());
         }
-        // SAFETY: only checked to be open before it is owned: the borrow ends here.
+        // SAFETY: borrowed for one fcntl that only asks whether `fd` is open; the borrow ends
+        // with the call.
         rustix::io::fcntl_getfd(unsafe { BorrowedFd::borrow_raw(fd) })?;
         // SAFETY: `cms keeper` is started only by the supervisor (session::process), with the
         // lifeline open at this number and left open across exec for it; it is open (checked
         // above), and nothing else in this process knows it, so this is its only owner.
-        let owned = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
         rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC)?;
         Ok(Lifeline(owned))
     }

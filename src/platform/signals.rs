@@ -3,6 +3,7 @@
 //! dying of the signal a child died of.
 
 use std::io;
+#[cfg(target_os = "linux")]
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};

@@ -4,6 +4,7 @@
 //! Each closure below runs in the forked child, where only async-signal-safe calls are
 //! allowed: rustix's calls are plain syscalls that neither allocate nor lock.
 
+#[cfg(target_os = "linux")]
 use std::io;
 use std::os::fd::RawFd;
 use std::os::unix::process::CommandExt;
