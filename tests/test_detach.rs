@@ -52,10 +52,17 @@ fn a_detached_task_returns_at_once_and_runs_in_the_background_to_completion() {
     waited.success();
     assert_eq!(status(&env, "bg"), "completed");
     assert_eq!(env.git(&["show", "cms/bg:done.txt"]), "done");
-    // Its progress and summary are kept in the store.
+    // Its progress and summary are kept in the store. The supervisor writes its summary after
+    // the final record `cms wait` returns on, so the log may lag the record by a moment.
     let log = env.common_dir().join("cms/logs/bg.supervisor.log");
-    let log = std::fs::read_to_string(log).unwrap();
-    assert!(log.contains("completed"), "{log}");
+    eventually("the supervisor's summary in its log", || {
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        if log.contains("completed") {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    });
 }
 
 #[test]
