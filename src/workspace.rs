@@ -158,7 +158,15 @@ impl Workspace {
     /// trusts that exact file (`cms trust`) it can only tighten, and an untrusted
     /// `.worktreeinclude` is not used: `config.untrusted` says what was left out.
     pub fn config(&self, base: Option<Oid>) -> Result<Config, WorkspaceError> {
-        let trust = crate::trust::load(&self.repo)?;
+        self.config_trusting(&crate::trust::load(&self.repo)?, base)
+    }
+
+    /// [`Workspace::config`] with the user's trust already read, for a task that keeps both.
+    pub fn config_trusting(
+        &self,
+        trust: &crate::trust::Trust,
+        base: Option<Oid>,
+    ) -> Result<Config, WorkspaceError> {
         let main_file = self.main_checkout().map(|dir| dir.join(".cms.toml"));
         let mut config = if let Some(path) = main_file.as_ref().filter(|p| p.is_file()) {
             let text =

@@ -41,11 +41,12 @@ pub fn cmd_attach(ctx: &CommandContext, args: AttachArgs) -> Result<u8, CommandE
         ctx.ui.warn(warning);
     }
     announce(&ctx.ui, "attach", &started);
+    let notify = started.settings.config.notify.clone();
     let record = task::run_foreground(
         &ws,
         started,
         Foreground::Attached(timeouts),
         &mut task::Quiet,
     )?;
-    Ok(report_outcome(ctx, &ws, &record))
+    Ok(report_outcome(ctx, notify.as_deref(), &record))
 }

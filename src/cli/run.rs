@@ -28,17 +28,14 @@ pub(super) fn supervise(
     ask: bool,
 ) -> Result<u8, CommandError> {
     let ui = &ctx.ui;
-    let notify = ws
-        .config(Some(started.record.base))
-        .ok()
-        .and_then(|c| c.notify);
+    let notify = started.settings.config.notify.clone();
     if let Some(warning) = &started.sandbox_warning {
         ui.warn(warning);
     }
-    super::trust::warn_untrusted(ctx, ws, started.record.base);
+    super::trust::warn_untrusted_in(ctx, &started.settings.config);
     announce(ui, verb, &started);
     let worktree = started.record.worktree.clone();
-    let ask = ask.then(|| super::answer::prompts(ui, &started.record, notify));
+    let ask = ask.then(|| super::answer::prompts(ui, &started.record, notify.clone()));
     let mut progress = Progress::new(ui, &worktree);
     let record = task::run_foreground(
         ws,
@@ -46,7 +43,7 @@ pub(super) fn supervise(
         Foreground::Headless(RunOptions { timeouts, ask }),
         &mut progress,
     )?;
-    Ok(report_outcome(ctx, ws, &record))
+    Ok(report_outcome(ctx, notify.as_deref(), &record))
 }
 
 /// The first line of a foreground run: what runs, on which branch, where.
@@ -72,7 +69,7 @@ pub(super) fn launch(
     if let Some(warning) = &started.sandbox_warning {
         ctx.ui.warn(warning);
     }
-    super::trust::warn_untrusted(ctx, ws, started.record.base);
+    super::trust::warn_untrusted_in(ctx, &started.settings.config);
     task::hand_off(ws, started, ask)?;
     let record = ws.task(&name)?;
     if ctx.ui.json {
@@ -87,18 +84,18 @@ pub(super) fn launch(
     Ok(exit_code::OK)
 }
 
-/// Notifies, prints the task's final record (JSON or a summary), and returns the exit code its
-/// status gives. Shared by `task`, `continue` and `attach`.
+/// Notifies (`notify`: `[notify] command` as the task's start read it), prints the task's final
+/// record (JSON or a summary), and returns the exit code its status gives. Shared by `task`,
+/// `continue` and `attach`.
 pub(super) fn report_outcome(
     ctx: &CommandContext,
-    ws: &Workspace,
+    notify: Option<&[String]>,
     record: &crate::store::TaskRecord,
 ) -> u8 {
     let ui = &ctx.ui;
     let record = record.clone();
     let json = report::task_json(&record);
-    let notify = ws.config(Some(record.base)).ok().and_then(|c| c.notify);
-    if let Some(command) = &notify
+    if let Some(command) = notify
         && let Err(why) = task::notify(command, &record, &json)
     {
         ui.warn(&format!("notify.command: {why}"));

@@ -130,3 +130,10 @@ pub(super) fn warn_untrusted(ctx: &CommandContext, ws: &Workspace, base: crate::
         ctx.ui.warn(&warning);
     }
 }
+
+/// [`warn_untrusted`] for a configuration already read (a started task's).
+pub(super) fn warn_untrusted_in(ctx: &CommandContext, config: &crate::config::Config) {
+    if let Some(warning) = config.untrusted.warning() {
+        ctx.ui.warn(&warning);
+    }
+}

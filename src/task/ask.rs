@@ -21,7 +21,7 @@ use crate::session::protocol::{PermissionDecision, PermissionRequest};
 use crate::store::{
     Answered, PendingPermission, PermissionAnswer, Store, TaskName, TaskRecord, now_rfc3339,
 };
-use crate::vocab::{Status, ViolationKind};
+use crate::vocab::Status;
 
 use super::TaskError;
 
@@ -58,7 +58,7 @@ struct Shared {
     store: Store,
     name: TaskName,
     worktree: PathBuf,
-    rules: Option<Rules>,
+    rules: Arc<Rules>,
     preset: crate::vocab::Preset,
     sandboxed: bool,
     on_prompt: OnPrompt,
@@ -85,20 +85,21 @@ pub struct Asked {
     pub answered: Vec<Answered>,
 }
 
-/// Starts answering the permission prompts of `record`'s session. Must be called inside the
-/// session's tokio runtime.
+/// Starts answering the permission prompts of `record`'s session, whose protected paths are
+/// `rules`. Must be called inside the session's tokio runtime.
 pub fn start(
     store: &Store,
     record: &TaskRecord,
     opts: AskOptions,
+    rules: &Arc<Rules>,
 ) -> (Permissions<'static>, Asking) {
     let (answers_tx, answers_rx) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         store: store.clone(),
         name: record.name.clone(),
         worktree: record.worktree.clone(),
-        // The same globs the write guard enforces; unparsable globs deny every write below.
-        rules: Rules::new(&record.safety.protected).ok(),
+        // The same globs the write guard enforces.
+        rules: Arc::clone(rules),
         preset: record.preset,
         sandboxed: record.safety.sandboxed,
         on_prompt: opts.on_prompt,
@@ -154,19 +155,12 @@ impl Shared {
         if is_write {
             // The guard hook has already judged this call; judging again costs nothing and
             // does not depend on claude running the hook.
-            let denied = match &self.rules {
-                Some(rules) => safety::guard::verdict(
-                    &self.worktree,
-                    rules,
-                    &request.tool_name,
-                    &request.input,
-                ),
-                None => Some(crate::vocab::Violation {
-                    kind: ViolationKind::ProtectedPath,
-                    path: String::new(),
-                    detail: "the task's protected-path globs do not parse".into(),
-                }),
-            };
+            let denied = safety::guard::verdict(
+                &self.worktree,
+                &self.rules,
+                &request.tool_name,
+                &request.input,
+            );
             if let Some(violation) = denied {
                 let reason = safety::guard::reason_for(&violation);
                 return Some((PermissionDecision::Deny(reason), BY_POLICY));

@@ -38,18 +38,19 @@ pub async fn run_attached(
         claude,
         message,
         resumed_from,
+        settings: task_settings,
         ..
     } = started;
     let abandon = |record: &TaskRecord| take_back(ws, record, &resumed_from);
     let mut args = session_args(&record, true);
     let prepared = session_env(ws, &record).and_then(|(temp, mut env)| {
-        let config = ws.config(Some(record.base))?;
+        let config = &task_settings.config;
         // Ports of its own, as a headless session gets, for as long as this one runs.
         let ports = super::prepare::reserve_ports(config.worktree.ports);
         env.extend(ports.iter().flat_map(|block| block.env()));
-        let sandbox = session_sandbox(ws, &record, &config)?;
-        let project = super::project::claude_args(ws, &record)?;
-        let watched = Watched::capture(ws, &record, sandbox.deny)?;
+        let sandbox = session_sandbox(ws, &record, config, &task_settings.trust)?;
+        let project = super::project::claude_args(ws, &record, &task_settings.trust);
+        let watched = Watched::capture(ws, &record, sandbox.deny, &task_settings.rules)?;
         // As a headless session's (see `run`): the pool hands out nothing it could reach.
         let unsandboxed = (!record.safety.sandboxed)
             .then(|| super::pool::Unsandboxed::begin(ws, &record, config.pool_size > 0));

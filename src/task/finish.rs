@@ -11,7 +11,6 @@ use crate::vocab::{Status, ViolationKind};
 use crate::workspace::Workspace;
 
 use super::error::TaskError;
-use super::rules::{RuleScope, rules_for};
 use super::watched::{Watched, check_surroundings};
 
 /// Commits the worktree, checks what the session changed, and saves the task's final state.
@@ -95,7 +94,6 @@ pub(super) fn finish_as(
         None => Vec::new(),
     };
     // Everything the session did is committed, so base..head is the whole change.
-    let rules = rules_for(ws, RuleScope::Session(&record))?;
     let mut violations: Vec<crate::vocab::Violation> = admin_violation.into_iter().collect();
     // After the admin dir's check, which reports the task's own entry made a symlink.
     for link in git::worktree::unlink_planted_links(&ws.repo.common_dir) {
@@ -110,7 +108,12 @@ pub(super) fn finish_as(
         });
     }
     if let Some(head) = head {
-        violations.extend(safety::check::check_range(&ws.repo, base, head, &rules)?);
+        violations.extend(safety::check::check_range(
+            &ws.repo,
+            base,
+            head,
+            &watched.rules,
+        )?);
     }
     let around = check_surroundings(ws, &record, watched)?;
     violations.extend(around.violations);

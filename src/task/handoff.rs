@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::error::TaskError;
-use super::run::abandon;
+use super::run::{abandon, take_back};
+use super::settings::Settings;
 use super::started::Started;
 use crate::store::{TaskName, TaskRecord};
 use crate::vocab::Supervisor;
@@ -159,12 +160,22 @@ pub fn take_over(
         ws.store.save(&mut record)?;
         Ok(record)
     })??;
+    // Read again in this process, which runs every step after the start.
+    let settings = match Settings::for_session(ws, &record, record.base) {
+        Ok(settings) => settings,
+        Err(err) => {
+            // As a session that cannot begin: the start is taken back.
+            take_back(ws, &record, &handoff.resumed_from);
+            return Err(err);
+        }
+    };
     let started = Started {
         record,
         claude: handoff.claude,
         sandbox_warning: None,
         message: handoff.message,
         resumed_from: handoff.resumed_from,
+        settings,
     };
     Ok((started, handoff.ask))
 }

@@ -15,9 +15,7 @@ use serde_json::Value;
 
 use crate::store::TaskRecord;
 use crate::trust::Trust;
-use crate::workspace::{Workspace, WorkspaceError};
-
-use super::TaskError;
+use crate::workspace::Workspace;
 
 /// The project's settings file, read from the base commit when trusted.
 const PROJECT_SETTINGS: &str = ".claude/settings.json";
@@ -48,31 +46,27 @@ const AGENT_LISTS: &[&str] = &["tools", "disallowedTools", "skills"];
 /// What `--append-system-prompt` may carry: one argument must stay under Linux's 128 KiB.
 const MAX_INSTRUCTIONS: usize = 100 * 1024;
 
-fn trust(ws: &Workspace) -> Result<Trust, TaskError> {
-    crate::trust::load(&ws.repo).map_err(|err| TaskError::Workspace(WorkspaceError::Trust(err)))
-}
-
 /// claude's flags for the repository's Claude Code files: none of the worktree's, the trusted
-/// MCP servers of the base commit, and the worktree's instructions.
-pub(super) fn claude_args(ws: &Workspace, record: &TaskRecord) -> Result<Vec<String>, TaskError> {
-    let trust = trust(ws)?;
+/// MCP servers of the base commit, and the worktree's instructions. `trust` is the user's, as
+/// the task's start read it.
+pub(super) fn claude_args(ws: &Workspace, record: &TaskRecord, trust: &Trust) -> Vec<String> {
     let mut args = vec!["--setting-sources".to_owned(), "user".to_owned()];
-    if let Some(servers) = trusted_json(ws, record, &trust, PROJECT_MCP) {
+    if let Some(servers) = trusted_json(ws, record, trust, PROJECT_MCP) {
         // `--mcp-config` takes several values: the `=` form and the flag after it end them.
         args.push(format!("--mcp-config={servers}"));
     }
     args.push("--strict-mcp-config".to_owned());
-    if let Some(agents) = trusted_agents(ws, record, &trust) {
+    if let Some(agents) = trusted_agents(ws, record, trust) {
         args.push(format!("--agents={agents}"));
     }
-    if let Some(dir) = trusted_plugin(ws, record, &trust) {
+    if let Some(dir) = trusted_plugin(ws, record, trust) {
         args.push(format!("--plugin-dir={}", dir.display()));
     }
     if let Some(text) = instructions(&record.worktree) {
         // The `=` form, so a file that starts with `-` is not read as a flag.
         args.push(format!("--append-system-prompt={text}"));
     }
-    Ok(args)
+    args
 }
 
 /// cms's own `--settings` with the project's trusted settings of the base commit under them:
@@ -81,13 +75,13 @@ pub(super) fn claude_args(ws: &Workspace, record: &TaskRecord) -> Result<Vec<Str
 pub(super) fn with_project_settings(
     ws: &Workspace,
     record: &TaskRecord,
+    trust: &Trust,
     ours: Value,
-) -> Result<Value, TaskError> {
-    let trust = trust(ws)?;
-    let Some(Value::Object(project)) = trusted_json(ws, record, &trust, PROJECT_SETTINGS) else {
-        return Ok(ours);
+) -> Value {
+    let Some(Value::Object(project)) = trusted_json(ws, record, trust, PROJECT_SETTINGS) else {
+        return ours;
     };
-    Ok(merge_settings(project, ours))
+    merge_settings(project, ours)
 }
 
 /// The project's settings with cms's over them: hooks add up, cms's first; every other key of

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::error::TaskError;
 use super::open::{ensure_not_running, ensure_on_branch, task_git};
+use super::settings::Settings;
 use super::start::sandbox_plan;
 use super::started::Started;
 use crate::git::{self, Oid};
@@ -44,7 +45,10 @@ pub fn resume(ws: &Workspace, opts: &ContinueOptions) -> Result<Started, TaskErr
         true => Some(rebase_target(ws, &record)?),
         false => None,
     };
-    let config = ws.config(Some(record.base))?;
+    // Read at the base the session will start from, which a `--rebase` moves.
+    let base = onto.as_ref().map_or(record.base, |(_, tip)| *tip);
+    let settings = Settings::for_session(ws, &record, base)?;
+    let config = &settings.config;
     let claude = session::find_claude(&config.claude_bin)?;
     let (sandboxed, sandbox_warning) = sandbox_plan(opts.sandbox.unwrap_or(config.sandbox))?;
     let limits = raised_limits(&record, opts);
@@ -77,6 +81,7 @@ pub fn resume(ws: &Workspace, opts: &ContinueOptions) -> Result<Started, TaskErr
         sandbox_warning,
         message,
         resumed_from: Some(previous),
+        settings,
     })
 }
 
@@ -181,9 +186,9 @@ fn rebase(
 pub fn resume_attached(ws: &Workspace, name: &TaskName) -> Result<Started, TaskError> {
     let record = ws.task(name)?;
     check_can_continue(ws, &record, "attach")?;
-    let config = ws.config(Some(record.base))?;
-    let claude = session::find_claude(&config.claude_bin)?;
-    let (sandboxed, sandbox_warning) = sandbox_plan(config.sandbox)?;
+    let settings = Settings::for_session(ws, &record, record.base)?;
+    let claude = session::find_claude(&settings.config.claude_bin)?;
+    let (sandboxed, sandbox_warning) = sandbox_plan(settings.config.sandbox)?;
     let limits = limits_of(&record);
     check_limits_left(&record, &limits)?;
     let (record, previous) = take_over(ws, &record, "attach", |current| {
@@ -196,6 +201,7 @@ pub fn resume_attached(ws: &Workspace, name: &TaskName) -> Result<Started, TaskE
         sandbox_warning,
         message: ATTACH_MESSAGE.to_owned(),
         resumed_from: Some(previous),
+        settings,
     })
 }
 

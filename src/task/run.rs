@@ -42,17 +42,12 @@ pub async fn run(
         claude,
         message,
         resumed_from,
+        settings,
         ..
     } = started;
     // Whatever fails before the session began takes back what this start made.
     let abandon = |ws: &Workspace, record: &TaskRecord| take_back(ws, record, &resumed_from);
-    let config = match ws.config(Some(record.base)) {
-        Ok(config) => config,
-        Err(err) => {
-            abandon(ws, &record);
-            return Err(err.into());
-        }
-    };
+    let (config, trust) = (&settings.config, &settings.trust);
     // Unsandboxed, it can write the pool's waiting worktrees: none warmed before it ends is
     // handed out (see `pool`).
     let _unsandboxed = (!record.safety.sandboxed)
@@ -114,9 +109,9 @@ pub async fn run(
         }
     };
     let (mut sandbox_deny, boundary) =
-        match session_sandbox(ws, &record, &config).and_then(|sandbox| {
-            let project = super::project::claude_args(ws, &record)?;
-            Ok((sandbox, project))
+        match session_sandbox(ws, &record, config, trust).map(|sandbox| {
+            let project = super::project::claude_args(ws, &record, trust);
+            (sandbox, project)
         }) {
             Ok((sandbox, project)) => {
                 args.extend(["--settings".to_owned(), sandbox.settings]);
@@ -149,7 +144,7 @@ pub async fn run(
         ));
     }
     let asking = run_opts.ask.map(|opts| {
-        let (permissions, asking) = super::ask::start(&ws.store, &record, opts);
+        let (permissions, asking) = super::ask::start(&ws.store, &record, opts, &settings.rules);
         watch.permissions = Some(permissions);
         asking
     });
@@ -165,7 +160,7 @@ pub async fn run(
         spec,
         &message,
         || {
-            let captured = Watched::capture(ws, &record, sandbox_deny.take());
+            let captured = Watched::capture(ws, &record, sandbox_deny.take(), &settings.rules);
             let ok = captured.is_ok();
             watched = Some(captured);
             ok
@@ -309,6 +304,7 @@ pub(super) fn session_sandbox(
     ws: &Workspace,
     record: &TaskRecord,
     config: &crate::config::Config,
+    trust: &crate::trust::Trust,
 ) -> Result<SessionSandbox, TaskError> {
     // The admin dir as cms verified it, never as the worktree's `.git` link says.
     let task = task_git(ws, record)?;
@@ -334,7 +330,7 @@ pub(super) fn session_sandbox(
             boundary = session_boundary(ws, record, &private_dir, &deny, writable);
         }
     }
-    let settings = super::project::with_project_settings(ws, record, settings)?;
+    let settings = super::project::with_project_settings(ws, record, trust, settings);
     Ok(SessionSandbox {
         settings: settings.to_string(),
         deny: record.safety.sandboxed.then_some(deny),

@@ -1,7 +1,7 @@
 //! Starting a task: its name, worktree, branch and record, all made or none.
 
 use super::error::TaskError;
-use super::rules::{RuleScope, rules_for};
+use super::settings::Settings;
 use super::started::{Started, TaskOptions};
 use crate::git::{self};
 use crate::safety::sandbox::{self, SandboxMode};
@@ -21,7 +21,8 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, TaskError> {
         Some(rev) => ws.repo.resolve(rev)?,
         None => (head.oid(), head.branch().map(str::to_owned)),
     };
-    let config = ws.config(Some(base))?;
+    let settings = Settings::for_start(ws, base, &opts.protect)?;
+    let config = &settings.config;
     let preset = match opts.preset {
         Some(preset) => preset,
         None => config.preset,
@@ -31,19 +32,13 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, TaskError> {
         max_turns: opts.max_turns.unwrap_or(config.limits.max_turns),
         max_duration: opts.max_duration.unwrap_or(config.limits.max_duration),
     };
-    let rules = rules_for(
-        ws,
-        RuleScope::Start {
-            config: &config,
-            extra: &opts.protect,
-        },
-    )?;
     // Before anything is made: a missing claude must not leave a worktree behind.
     let claude = session::find_claude(&config.claude_bin)?;
     let (sandboxed, sandbox_warning) = sandbox_plan(opts.sandbox.unwrap_or(config.sandbox))?;
-    let worktrees = ws.worktrees_dir(&config)?;
+    let worktrees = ws.worktrees_dir(config)?;
 
     ws.store.with_refs_lock(|| {
+        let config = &settings.config;
         let name = pick_name(ws, opts, prompt, &worktrees)?;
         let worktree = worktrees.join(name.as_str());
         let branch = name.branch();
@@ -59,8 +54,8 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, TaskError> {
             git::worktree::add(&ws.repo.common_dir, &worktree, &branch, base, &reason)?;
         }
         // Ready to run: the ignored files it needs, before anything else sees it.
-        let furnished = super::prepare::copy_included(ws, &config, &worktree)
-            .and_then(|_| super::prepare::link_shared(ws, &config, &worktree));
+        let furnished = super::prepare::copy_included(ws, config, &worktree)
+            .and_then(|_| super::prepare::link_shared(ws, config, &worktree));
         let links = match furnished {
             Ok(links) => links,
             Err(err) => {
@@ -91,7 +86,7 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, TaskError> {
             permission_denials: Vec::new(),
             safety: Safety {
                 limits: Some(limits),
-                protected: rules.globs().to_vec(),
+                protected: settings.rules.globs().to_vec(),
                 sandboxed,
                 ..Safety::default()
             },
@@ -121,6 +116,7 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, TaskError> {
             claude,
             sandbox_warning,
             resumed_from: None,
+            settings,
         })
     })?
 }

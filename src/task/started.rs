@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::settings::Settings;
 use crate::safety::sandbox::SandboxMode;
 use crate::store::{Attempt, TaskName, TaskRecord};
 use crate::vocab::Preset;
@@ -37,4 +38,6 @@ pub struct Started {
     /// For a follow-up (`cms continue`), the record as it was before, which a failed start
     /// puts back; a new task's failed start removes everything instead.
     pub resumed_from: Option<TaskRecord>,
+    /// The configuration, trust and protected paths, read once for all the steps to come.
+    pub settings: Settings,
 }

@@ -3,9 +3,10 @@
 //! have made the change.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::git::{self};
-use crate::safety::{self};
+use crate::safety::{self, Rules};
 use crate::store::{TaskName, TaskRecord};
 use crate::vocab::ViolationKind;
 use crate::workspace::Workspace;
@@ -19,21 +20,25 @@ pub(super) struct Watched {
     pub(super) quiet_records: Vec<TaskRecord>,
     /// The task's git, its admin dir as it was before the session.
     pub(super) task: Result<git::TaskGit, git::GitError>,
+    /// The protected paths, compiled when the task started: what its change is judged by.
+    pub(super) rules: Arc<Rules>,
 }
 
 impl Watched {
     /// `sandbox_deny` is what the task's Bash sandbox denied, as claude was given it (`None`:
-    /// unsandboxed).
+    /// unsandboxed); `rules` are the task's protected paths.
     pub(super) fn capture(
         ws: &Workspace,
         record: &TaskRecord,
         sandbox_deny: Option<Vec<PathBuf>>,
+        rules: &Arc<Rules>,
     ) -> Result<Watched, TaskError> {
         let (around, quiet_records) = surroundings(ws, record, sandbox_deny)?;
         Ok(Watched {
             baseline: safety::check::Baseline::capture(around)?,
             quiet_records,
             task: git::TaskGit::open(&ws.repo.common_dir, &record.worktree),
+            rules: Arc::clone(rules),
         })
     }
 }

@@ -254,7 +254,7 @@ fn launch(
 ) -> Result<Vec<String>, CommandError> {
     let name = started.record.name.clone();
     stderr.extend(started.sandbox_warning.clone().map(warning));
-    stderr.extend(ws.untrusted_warning(started.record.base).map(warning));
+    stderr.extend(started.settings.config.untrusted.warning().map(warning));
     task::hand_off(ws, started, true)?;
     ws.task(&name)?;
     Ok(vec![name.to_string()])
