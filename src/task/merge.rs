@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::error::TaskError;
-use super::open::{current_violations, ensure_on_branch, open_for_change, task_git};
+use super::open::{change_range, ensure_on_branch, open_for_change, task_git, violations_under};
+use crate::config::Config;
 use crate::git::merge::{ApplyState, MergeKind, MergeMessages, MergeMode, MergePlan};
 use crate::git::{self, GitError, Oid};
 use crate::report;
@@ -96,7 +97,7 @@ fn merge_into(
     // Read again under the lock: the merge it waited for may have been of this very task.
     let record = open_for_change(ws, name, "merge")?;
     let target = target.to_owned();
-    let task_tip = ready_to_leave(ws, &record, opts.allow_protected)?;
+    let (task_tip, config) = ready_to_leave(ws, &record, opts.allow_protected)?;
     let mut plan = git::merge::plan(&ws.repo, &target, task_tip, opts.mode, &messages(&record))
         .map_err(|err| match err {
             GitError::MergeConflict { files } => TaskError::Conflict {
@@ -106,17 +107,16 @@ fn merge_into(
             },
             other => other.into(),
         })?;
-    let checks = match ws.config(Some(record.base)) {
+    let checks = match config {
         // Merging unchecked what the project means to check would be a silent loosening.
-        Ok(config) if opts.check && !config.untrusted.checks.is_empty() => {
+        config if opts.check && !config.untrusted.checks.is_empty() => {
             return Err(TaskError::UntrustedCheck {
                 name: record.name.clone(),
                 checks: config.untrusted.checks,
             });
         }
-        Ok(config) if opts.check => config.merge_checks,
-        Ok(_) => Vec::new(),
-        Err(err) => return Err(err.into()),
+        config if opts.check => config.merge_checks,
+        _ => Vec::new(),
     };
     let ran = prepare(ws, &record, &mut plan, opts, &checks, task_tip, on_check)?;
     crate::fault::step("merge:prepared");
@@ -165,12 +165,13 @@ fn merge_into(
 
 /// What a task's work must be before it leaves its worktree (merged or pushed): on its
 /// branch, all committed, its conflicts resolved, and clear of protected paths unless
-/// allowed. Returns the branch's tip.
+/// allowed. Returns the branch's tip and the repository's configuration at the task's base,
+/// which the protected paths were read from.
 pub(super) fn ready_to_leave(
     ws: &Workspace,
     record: &TaskRecord,
     allow_protected: bool,
-) -> Result<Oid, TaskError> {
+) -> Result<(Oid, Config), TaskError> {
     ensure_on_branch(ws, record)?;
     let tip = ws
         .repo
@@ -191,7 +192,10 @@ pub(super) fn ready_to_leave(
             files: rebase.unresolved.clone(),
         });
     }
-    let violations = current_violations(ws, record)?;
+    // As `current_violations`, with the configuration kept for the merge's checks.
+    let (from, to) = change_range(ws, record)?;
+    let config = ws.config(Some(record.base))?;
+    let violations = violations_under(ws, record, &config, from, to)?;
     if !violations.is_empty() && !allow_protected {
         return Err(TaskError::Protected {
             name: record.name.clone(),
@@ -200,7 +204,7 @@ pub(super) fn ready_to_leave(
             first: violations[0].detail.clone(),
         });
     }
-    Ok(tip)
+    Ok((tip, config))
 }
 
 /// Makes the merge's commit through the repository's hooks and runs the checks on the

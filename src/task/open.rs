@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use super::error::TaskError;
 use super::rules::{RuleScope, rules_for};
 use super::start::lock_reason;
+use crate::config::Config;
 use crate::git::{self, Oid};
 use crate::safety::{self};
 use crate::store::{TaskName, TaskRecord};
@@ -136,7 +137,18 @@ pub fn violations_in(
     from: Oid,
     to: Oid,
 ) -> Result<Vec<crate::vocab::Violation>, TaskError> {
-    let rules = rules_for(ws, RuleScope::Change(record))?;
+    violations_under(ws, record, &ws.config(Some(record.base))?, from, to)
+}
+
+/// [`violations_in`] under the repository's configuration at the task's base, already read.
+pub(super) fn violations_under(
+    ws: &Workspace,
+    record: &TaskRecord,
+    config: &Config,
+    from: Oid,
+    to: Oid,
+) -> Result<Vec<crate::vocab::Violation>, TaskError> {
+    let rules = rules_for(ws, RuleScope::Change { record, config })?;
     let mut violations = record.safety.violations.clone();
     safety::check::add_new(
         &mut violations,

@@ -24,7 +24,7 @@ pub struct PushOptions {
 /// Pushes the task's branch as `opts` says and records where it went.
 pub fn push(ws: &Workspace, name: &TaskName, opts: &PushOptions) -> Result<TaskRecord, TaskError> {
     let record = open_for_change(ws, name, "push")?;
-    let tip = super::merge::ready_to_leave(ws, &record, opts.allow_protected)?;
+    let (tip, _) = super::merge::ready_to_leave(ws, &record, opts.allow_protected)?;
     let checkout = &ws.repo.checkout;
     let remote = match &opts.remote {
         Some(remote) => remote.clone(),

@@ -20,9 +20,12 @@ pub enum RuleScope<'a> {
     /// same session is judged the same way whatever the configuration became meanwhile.
     Session(&'a TaskRecord),
     /// A finished task's change about to be merged (or checked with `check --task`): its
-    /// recorded globs and the repository's configuration as it is now, since what lands in
-    /// the branch must satisfy both.
-    Change(&'a TaskRecord),
+    /// recorded globs and the repository's configuration as it is now (`config`, read at the
+    /// task's base), since what lands in the branch must satisfy both.
+    Change {
+        record: &'a TaskRecord,
+        config: &'a Config,
+    },
     /// Changes made in the current checkout (`cms check` from a git hook): the configuration
     /// at HEAD, plus the task's own globs when the checkout is a task's worktree.
     Checkout,
@@ -36,10 +39,9 @@ pub fn rules_for(ws: &Workspace, scope: RuleScope<'_>) -> Result<Rules, TaskErro
             config.protected.iter().chain(extra).cloned().collect()
         }
         RuleScope::Session(record) => record.safety.protected.clone(),
-        RuleScope::Change(record) => {
-            let config = ws.config(Some(record.base))?;
+        RuleScope::Change { record, config } => {
             let mut globs = record.safety.protected.clone();
-            globs.extend(config.protected);
+            globs.extend(config.protected.iter().cloned());
             globs
         }
         RuleScope::Checkout => {
