@@ -59,6 +59,28 @@ fn new_worktrees_get_the_ignored_files_worktreeinclude_and_copy_name() {
 }
 
 #[test]
+fn a_worktree_gets_only_the_ignored_files_worktreeinclude_names_not_claudes_local_settings() {
+    let env = TestEnv::new();
+    env.ignored(
+        ".env\n.claude/settings.local.json\n.mcp.json\n",
+        &[
+            (".env", "TOKEN=1\n"),
+            (".claude/settings.local.json", "{}\n"),
+            (".mcp.json", "{}\n"),
+        ],
+    );
+    env.write(".worktreeinclude", ".env\n");
+    env.trust();
+    env.steps(json!([{"bash": "ls -A .env .claude .mcp.json > seen.txt 2>&1; true"}]));
+    env.task_ok(&["look", "-n", "t"]);
+    let seen = seen(&env, "t");
+    assert!(seen.lines().any(|l| l == ".env"), "{seen}");
+    // Protected paths are not copied for being protected: .worktreeinclude names what is.
+    assert!(seen.contains("'.claude': No such file"), "{seen}");
+    assert!(seen.contains("'.mcp.json': No such file"), "{seen}");
+}
+
+#[test]
 fn setup_runs_in_the_new_worktree_before_the_agent_with_the_tasks_environment() {
     let env = TestEnv::new();
     env.ignored("deps/\n", &[]);

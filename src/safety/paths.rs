@@ -35,11 +35,17 @@ pub struct Rules {
 
 /// Checks that a glob compiles, for configuration and flags.
 pub fn validate_glob(glob: &str) -> Result<(), String> {
-    let variants = expand(glob)?;
-    for variant in variants {
-        compile(&variant)?;
-    }
-    Ok(())
+    glob_patterns(glob).map(drop)
+}
+
+/// The compiled patterns one glob stands for under the conventions above (gitignore
+/// anchoring, everything below what it matches): `.worktreeinclude`'s matcher is written the
+/// same way.
+pub fn glob_patterns(glob: &str) -> Result<Vec<globset::Glob>, String> {
+    expand(glob)?
+        .iter()
+        .map(|pattern| compile(pattern))
+        .collect()
 }
 
 impl Rules {

@@ -16,6 +16,7 @@ mod finish;
 mod foreground;
 mod gc;
 mod handoff;
+mod include;
 mod merge;
 mod notify;
 mod open;

@@ -6,9 +6,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::error::TaskError;
+use super::include::Included;
 use crate::config::Config;
 use crate::git;
-use crate::safety::Rules;
 use crate::workspace::Workspace;
 
 /// Copies into `worktree` the main checkout's ignored files that `.worktreeinclude` or
@@ -30,22 +30,16 @@ pub fn copy_included(
         }
         false => String::new(),
     };
-    let mut globs: Vec<String> = include
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(str::to_owned)
-        .collect();
-    globs.extend(config.worktree.copy.iter().cloned());
-    if globs.is_empty() {
+    let included =
+        Included::new(&include, &config.worktree.copy).map_err(TaskError::InvalidGlob)?;
+    if included.is_empty() {
         return Ok(Vec::new());
     }
-    let rules = Rules::new(&globs).map_err(TaskError::InvalidGlob)?;
     let mut copied = Vec::new();
     let mut pending = git::worktree::ignored_entries(&main, None)?;
     while let Some(entry) = pending.pop() {
         let path = entry.trim_end_matches('/');
-        if rules.protecting(path).is_some() {
+        if included.includes(path) {
             let from = main.join(path);
             let to = worktree.join(path);
             if to.symlink_metadata().is_err() {
@@ -55,7 +49,7 @@ pub fn copy_included(
                 })?;
                 copied.push(path.to_owned());
             }
-        } else if entry.ends_with('/') && globs.iter().any(|g| reaches_into(g, path)) {
+        } else if entry.ends_with('/') && included.reaches_into(path) {
             // A glob names something inside this ignored folder: look inside it.
             pending.extend(
                 git::worktree::ignored_entries(&main, Some(&entry))?
@@ -66,12 +60,6 @@ pub fn copy_included(
     }
     copied.sort();
     Ok(copied)
-}
-
-/// Whether `glob` could match something below the folder `dir`.
-fn reaches_into(glob: &str, dir: &str) -> bool {
-    let glob = glob.trim_start_matches('/');
-    glob.starts_with(&format!("{dir}/")) || glob.starts_with("**")
 }
 
 /// Copies a file, symlink or folder, keeping modes.
