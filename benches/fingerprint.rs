@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cms::safety::check::{Baseline, Surroundings};
+use cms::bench::{Baseline, Surroundings};
 
 fn git(dir: &Path, args: &[&str]) {
     // No background `gc --auto`: the explicit `git gc` below would collide with it.

@@ -30,7 +30,6 @@ pub mod exit_code {
 pub enum ErrorKind {
     User,
     Usage,
-    TaskNotCompleted,
     Interrupted,
     Internal,
 }
@@ -40,7 +39,6 @@ impl ErrorKind {
         match self {
             ErrorKind::User => exit_code::ERROR,
             ErrorKind::Usage => exit_code::USAGE,
-            ErrorKind::TaskNotCompleted => exit_code::TASK_NOT_COMPLETED,
             ErrorKind::Interrupted => exit_code::INTERRUPTED,
             ErrorKind::Internal => exit_code::INTERNAL,
         }
@@ -50,7 +48,6 @@ impl ErrorKind {
         match self {
             ErrorKind::User => "error",
             ErrorKind::Usage => "usage",
-            ErrorKind::TaskNotCompleted => "task_not_completed",
             ErrorKind::Interrupted => "interrupted",
             ErrorKind::Internal => "internal",
         }

@@ -15,22 +15,30 @@
 // narrowest items, each with a `SAFETY:` note).
 #![deny(unsafe_code)]
 
-pub mod cli;
-pub mod config;
-pub mod error;
-pub mod fault;
-pub mod git;
-pub mod hooks;
-pub mod mcp;
-pub mod platform;
-pub mod report;
-pub mod safety;
-pub mod session;
-pub mod store;
-pub mod task;
-pub mod transcript;
-pub mod trust;
-pub mod tui;
-pub mod ui;
-pub mod vocab;
-pub mod workspace;
+pub(crate) mod cli;
+pub(crate) mod config;
+pub(crate) mod error;
+pub(crate) mod fault;
+pub(crate) mod git;
+pub(crate) mod hooks;
+pub(crate) mod mcp;
+pub(crate) mod platform;
+pub(crate) mod report;
+pub(crate) mod safety;
+pub(crate) mod session;
+pub(crate) mod store;
+pub(crate) mod task;
+pub(crate) mod transcript;
+pub(crate) mod trust;
+pub(crate) mod tui;
+pub(crate) mod ui;
+pub(crate) mod vocab;
+pub(crate) mod workspace;
+
+pub use cli::main;
+
+/// What the benches measure, and nothing else of the crate: every module is `pub(crate)`.
+#[doc(hidden)]
+pub mod bench {
+    pub use crate::safety::check::{Baseline, Surroundings};
+}

@@ -446,7 +446,8 @@ pub fn relative(text: &str, worktree: &Path) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{format_bytes, format_cost, format_duration_ms, relative};
+    use std::path::Path;
 
     #[test]
     fn durations_read_naturally() {

@@ -157,6 +157,7 @@ impl Entry {
     }
 
     /// Whether the entry reports something that went wrong.
+    #[cfg(test)]
     pub fn is_error(&self) -> bool {
         match self {
             Entry::ToolResult { is_error, .. } | Entry::Result { is_error, .. } => *is_error,
@@ -292,7 +293,7 @@ fn result_text(content: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{Entry, Event, Reader};
 
     fn read_sample(name: &str, worktree: &str) -> Vec<Entry> {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -263,7 +263,8 @@ pub fn revoke(repo: &Repo) -> Result<bool, TrustError> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{Changes, Current, Source, Trust, TrustRecord, changes, git};
+    use std::path::PathBuf;
 
     fn current(files: &[(&str, &str)]) -> Current {
         Current {

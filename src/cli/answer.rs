@@ -193,7 +193,7 @@ fn parse_typed(line: &str) -> Option<PermissionAnswer> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::parse_typed;
 
     #[test]
     fn typed_answers_read_as_the_prompt_offers() {

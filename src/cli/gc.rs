@@ -126,7 +126,7 @@ fn print_report(ctx: &CommandContext, report: &GcReport) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::parse_age;
 
     #[test]
     fn ages_accept_plain_seconds_units_and_zero() {

@@ -288,6 +288,20 @@ pub fn report_error(ui: &Ui, err: CommandError) -> u8 {
 
 /// Answers a shell's completion request (`COMPLETE=<shell>` in the environment) and exits;
 /// does nothing otherwise.
+/// The `cms` binary: answers the shell's completion requests, parses, runs, and exits with
+/// the code the command returned.
+pub fn main() -> std::process::ExitCode {
+    panic::install();
+    // `COMPLETE=<shell> cms -- <words>` is the shell asking for completions (see `cms
+    // completions`); it answers and exits before anything else runs.
+    complete_from_env();
+    let code = match parse(std::env::args_os().collect()) {
+        Ok(cli) => run(cli),
+        Err(code) => code,
+    };
+    std::process::ExitCode::from(code)
+}
+
 pub fn complete_from_env() {
     use clap::CommandFactory;
     clap_complete::CompleteEnv::with_factory(Cli::command).complete();
@@ -305,7 +319,7 @@ pub fn parse_task_name(text: &str) -> Result<crate::store::TaskName, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::Cli;
     use clap::CommandFactory;
 
     #[test]

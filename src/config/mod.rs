@@ -15,10 +15,9 @@ mod mcp;
 mod untrusted;
 mod values;
 
-pub use crate::safety::limits::MIN_COST_USD;
-pub use mcp::{DEFAULT_MCP_MAX_RUNNING, McpCaps};
+pub use mcp::McpCaps;
 pub use untrusted::Untrusted;
-pub use values::{env_millis, env_timeouts, parse_cost, parse_duration, parse_preset, parse_turns};
+pub use values::{env_timeouts, parse_cost, parse_duration, parse_preset, parse_turns};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -1,8 +1,14 @@
 //! The layers of settings, their values and their refusals.
 
-use std::time::Duration;
+use super::{
+    Config, ConfigError, Limits, McpCaps, Preset, SandboxMode, Untrusted, WorktreeSettings,
+    data_home, expand_home, parse_cost, parse_duration, parse_turns, user_config_path,
+};
+use std::path::{Path, PathBuf};
 
-use super::*;
+use super::mcp::DEFAULT_MCP_MAX_RUNNING;
+use crate::safety::limits::MIN_COST_USD;
+use std::time::Duration;
 
 fn base() -> Config {
     Config {

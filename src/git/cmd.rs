@@ -148,7 +148,7 @@ pub fn parse_version(text: &str) -> Option<(u32, u32)> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::parse_version;
 
     #[test]
     fn version_parsing_handles_vendor_suffixes() {

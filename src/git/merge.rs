@@ -560,7 +560,7 @@ fn signature(raw: &git2::Repository) -> Result<Signature<'static>, GitError> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{is_dir_entry_over, paths_in_read_tree_error};
 
     #[test]
     fn read_tree_errors_name_their_files() {

@@ -18,9 +18,9 @@ mod task_git;
 mod test_support;
 pub mod worktree;
 
-pub use cmd::{MIN_GIT_VERSION, REPO_ENV_VARS, check_version, version};
+pub use cmd::{MIN_GIT_VERSION, REPO_ENV_VARS, version};
 pub use error::GitError;
 pub use git2::Oid;
-pub use repo::{EMPTY_TREE, Head, Repo, blob_id, canonical};
+pub use repo::{Repo, blob_id, canonical};
 pub use snapshot::{DiffFormat, FileChange, TreeChange};
 pub use task_git::TaskGit;

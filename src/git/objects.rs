@@ -90,12 +90,9 @@ impl LooseObjectBackup {
     }
 
     /// How many loose objects the backup holds.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.names.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
     }
 }
 
@@ -138,7 +135,7 @@ impl Drop for LooseObjectBackup {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{LooseObjectBackup, restore_leftover};
 
     #[test]
     fn deleted_loose_objects_come_back_and_the_backup_goes_with_it() {

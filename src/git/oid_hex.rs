@@ -46,7 +46,7 @@ pub mod option {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::Oid;
 
     #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
     struct Ids {

@@ -84,11 +84,6 @@ impl Repo {
         })
     }
 
-    /// Opens the repository whose store lives in `common_dir`, as seen from `checkout`.
-    pub fn open(checkout: &Path) -> Result<Repo, GitError> {
-        Self::discover(checkout)
-    }
-
     pub fn raw(&self) -> &Repository {
         &self.repo
     }
@@ -245,11 +240,6 @@ impl Repo {
             .map(|n| n.to_string_lossy().trim_end_matches(".git").to_owned())
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "repo".to_owned())
-    }
-
-    /// Whether a ref name is acceptable to git (`refs/heads/cms/<name>` for task names).
-    pub fn is_valid_ref_name(name: &str) -> bool {
-        git2::Reference::is_valid_name(name)
     }
 
     /// A file's text as committed, if the commit has it and it is UTF-8.

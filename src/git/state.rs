@@ -303,7 +303,7 @@ pub fn differences<'a>(before: &'a Fingerprint, after: &'a Fingerprint) -> Vec<&
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{checkout_state, differences};
     use crate::git::test_support::git_ok as git;
 
     #[test]

@@ -347,8 +347,9 @@ fn read_path_file(file: &Path, base: &Path) -> Option<PathBuf> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{GitError, TaskGit, canonical, nested_commit};
     use crate::git::test_support::git_ok;
+    use std::path::{Path, PathBuf};
 
     /// A repository with a linked worktree `wt` (admin dir `worktrees/wt`).
     fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {

@@ -311,7 +311,8 @@ pub fn switch_to_new_branch(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::parse_porcelain;
+    use std::path::PathBuf;
 
     #[test]
     fn porcelain_parsing_reads_every_kind_of_entry() {

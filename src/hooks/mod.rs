@@ -429,7 +429,8 @@ fn sh_word(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{CMS_PLACEHOLDER, Hook, MARKER, sh_word};
+    use std::path::Path;
 
     #[test]
     fn every_script_carries_the_marker_and_the_cms_path() {

@@ -207,7 +207,9 @@ fn seconds(duration: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::Preset;
+    use super::{ErrorKind, LimitArgs, Limits, McpCaps, grant, limits, permits, preset, running};
+    use std::time::Duration;
 
     fn caps() -> McpCaps {
         McpCaps {
@@ -299,7 +301,7 @@ mod tests {
 
     #[test]
     fn grants_are_within_a_cap_only_when_a_preset_at_or_below_it_permits_them() {
-        use Preset::*;
+        use Preset::{Edit, Full, Plan, ReadOnly, Review};
         for (cap, tool, sandboxed, within) in [
             (ReadOnly, "Read", false, true),
             (ReadOnly, "Read(//etc/**)", false, true),

@@ -32,6 +32,7 @@ pub fn kill(target: u32, signal: Signal) -> bool {
 }
 
 /// Sends `signal` to the process group `group` (killpg(2)); false if it failed.
+#[cfg(not(target_os = "linux"))]
 pub fn kill_group(group: u32, signal: Signal) -> bool {
     pid(group).is_some_and(|p| rustix::process::kill_process_group(p, signal.rustix()).is_ok())
 }

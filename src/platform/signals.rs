@@ -197,7 +197,7 @@ impl AsFd for SignalFd {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::Signal;
 
     #[test]
     fn every_signal_round_trips_through_its_number() {

@@ -188,7 +188,7 @@ pub fn read_blocked(file: &Path) -> Vec<crate::store::Blocked> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{Writable, command};
 
     #[test]
     fn the_boundary_binds_the_task_writable_and_the_denied_git_paths_back_read_only() {

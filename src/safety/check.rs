@@ -458,7 +458,11 @@ fn abbrev(oid: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{
+        Baseline, Changes, MODE_SUBMODULE, MODE_SYMLINK, Rules, Surroundings, TreeChange,
+        Violation, ViolationKind, check_changes,
+    };
+    use std::path::PathBuf;
 
     fn change(status: &'static str, old: Option<&str>, new: Option<&str>) -> TreeChange {
         TreeChange {

@@ -269,7 +269,7 @@ pub fn check_relative(relative: &str, rules: &Rules) -> Option<Violation> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{Rules, check_relative, check_write, normalize, validate_glob};
 
     fn rules(globs: &[&str]) -> Rules {
         Rules::new(globs).unwrap()

@@ -399,7 +399,12 @@ pub fn temp_dir_for(task: &str, token: u64) -> std::path::PathBuf {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{
+        Preset, SandboxMode, UNSANDBOXED_REFUSAL, agent_excludes, bash_policy, bash_rule,
+        git_deny_write, settings, validate_host, widen,
+    };
+    use serde_json::json;
+    use std::path::Path;
 
     #[test]
     fn modes_round_trip() {

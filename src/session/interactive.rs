@@ -191,8 +191,9 @@ fn collect_jsonl(dir: &Path, depth: u32, out: &mut Vec<PathBuf>) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{Ledger, TranscriptFollower, project_dir};
     use std::io::Write;
+    use std::path::Path;
 
     fn assistant(session: &str, id: &str, text: &str, sidechain: bool) -> String {
         serde_json::json!({

@@ -272,7 +272,8 @@ mod linux {
 
     #[cfg(test)]
     mod tests {
-        use super::*;
+        use super::{ProcStat, descendants};
+        use std::collections::HashMap;
 
         fn stat(ppid: u32) -> ProcStat {
             ProcStat {

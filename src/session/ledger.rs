@@ -245,7 +245,7 @@ pub fn first_line(text: &str, max_chars: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{Event, Ledger, describe_tool_input};
 
     fn feed(ledger: &mut Ledger, sample: &str) {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

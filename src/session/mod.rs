@@ -17,8 +17,8 @@ use std::path::PathBuf;
 pub use driver::{Logs, Permissions, StopReason, Timeouts, TurnOutcome, Watch, run_turn};
 pub use ledger::{Ledger, describe_tool_input, first_line};
 pub use process::{
-    Claude, Spawn, TOKEN_VAR, current_supervisor, find_claude, kill_session, signal_supervisor,
-    spawn_interactive, supervisor_alive, supervisor_of,
+    Spawn, current_supervisor, find_claude, kill_session, signal_supervisor, spawn_interactive,
+    supervisor_alive,
 };
 
 #[derive(Debug, thiserror::Error)]

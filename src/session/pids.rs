@@ -116,8 +116,9 @@ pub fn kill_tagged(_entry: &str) -> usize {
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
-    use super::*;
+    use super::{Signal, environ_has, kill_tagged, parse_stat, pin, stat};
     use std::process::{Command, Stdio};
+    use std::time::Duration;
 
     fn sleeper() -> std::process::Child {
         Command::new("sleep")

@@ -65,7 +65,7 @@ pub fn estimate_tokens(text: &str) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{HAIKU, OPUS, SONNET, Usage, price_of};
 
     #[test]
     fn output_counts_at_the_edge_of_u64_are_priced_without_overflowing() {

@@ -248,17 +248,6 @@ pub fn current_supervisor() -> Supervisor {
     }
 }
 
-/// The identity of another process that is to supervise a task (a detached supervisor), with
-/// the session token it inherits; `None` if it is already gone.
-pub fn supervisor_of(pid: u32, token: u64) -> Option<Supervisor> {
-    let stat = pids::stat(pid)?;
-    Some(Supervisor {
-        pid,
-        start_time: stat.start_time,
-        token,
-    })
-}
-
 /// Sends `signal` to a task's supervisor, pinned by a pidfd and checked by its start time so a
 /// reused pid is never signalled. False when the supervisor is gone (or is not that process).
 pub fn signal_supervisor(supervisor: &Supervisor, signal: Signal) -> bool {
@@ -291,7 +280,7 @@ pub fn supervisor_alive(supervisor: &Supervisor) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{Supervisor, current_supervisor, find_claude, pids, supervisor_alive};
 
     #[test]
     fn a_supervisor_that_exited_but_was_not_reaped_is_not_alive() {

@@ -13,6 +13,10 @@ use crate::vocab::PermissionDenial;
 
 /// One line of claude's stdout.
 #[derive(Debug, Clone, PartialEq)]
+#[expect(
+    clippy::enum_variant_names,
+    reason = "each variant is named after claude's own `type`, `stream_event` included"
+)]
 pub enum Event {
     System(SystemEvent),
     Assistant(AssistantEvent),
@@ -262,17 +266,6 @@ impl Event {
         };
         typed.unwrap_or(Event::Other(value))
     }
-
-    /// The session id the line carries, if any.
-    pub fn session_id(&self) -> Option<&str> {
-        match self {
-            Event::System(SystemEvent::Init(init)) => Some(&init.session_id),
-            Event::Assistant(a) => a.session_id.as_deref(),
-            Event::User(u) => u.session_id.as_deref(),
-            Event::Result(r) => r.session_id.as_deref(),
-            _ => None,
-        }
-    }
 }
 
 fn from_value<T: serde::de::DeserializeOwned>(value: &Value) -> Option<T> {
@@ -356,7 +349,11 @@ pub fn control_error_line(request_id: &str, message: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{
+        ContentBlock, Event, PermissionDecision, PermissionRequest, ResultEvent, SystemEvent,
+        interrupt_line, permission_response_line, user_message_line,
+    };
+    use serde_json::Value;
     use std::path::Path;
 
     fn samples_dir() -> std::path::PathBuf {

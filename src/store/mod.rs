@@ -4,8 +4,8 @@ mod files;
 mod name;
 mod record;
 
-pub use files::{Archived, DiscardMark, Store, StoreError, write_atomic};
-pub use name::{InvalidName, MAX_NAME_LEN, TaskName};
+pub use files::{Store, StoreError, write_atomic};
+pub use name::{InvalidName, TaskName};
 pub use record::{
     Answered, Attempt, Blocked, MergeInfo, PendingPermission, PermissionAnswer, PushInfo,
     RECORD_VERSION, Rebase, Safety, TaskRecord, now_rfc3339,

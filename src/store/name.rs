@@ -157,7 +157,7 @@ impl fmt::Display for TaskName {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::TaskName;
 
     #[test]
     fn slugs_are_short_lowercase_words() {

@@ -199,7 +199,7 @@ pub fn now_rfc3339() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{Preset, TaskRecord};
     use crate::vocab::ViolationKind;
 
     /// A record as cms wrote it before names, presets and ids were typed.

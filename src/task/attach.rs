@@ -16,7 +16,8 @@ use crate::workspace::Workspace;
 
 use super::error::TaskError;
 use super::finish::{Ending, finish_as};
-use super::run::{collect_blocked, session_args, session_env, session_sandbox, take_back};
+use super::run::{collect_blocked, take_back};
+use super::session::{session_args, session_env, session_sandbox};
 use super::started::Started;
 use super::watched::Watched;
 

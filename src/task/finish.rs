@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::git::{self};
+use crate::git;
 use crate::safety::{self, LimitState};
 use crate::session::{Ledger, StopReason, TurnOutcome};
 use crate::store::TaskRecord;
@@ -311,7 +311,7 @@ fn has_conflict_markers(text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{Status, StopReason, TurnOutcome, has_conflict_markers, status_of};
     use crate::session::protocol::{Event, ResultEvent};
 
     /// The `result` line of a recorded real session.

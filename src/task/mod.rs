@@ -27,6 +27,7 @@ mod push;
 mod resume;
 mod rules;
 mod run;
+mod session;
 mod settings;
 mod settle;
 mod shell;
@@ -37,26 +38,21 @@ mod watched;
 mod worktrees;
 
 pub use abort::{abort, running_tasks};
-pub use ask::{AskOptions, DEFAULT_DENIAL, Delivered, answer_and_deliver, answer_prompt};
-pub use commit::{Committed, commit_task};
-pub use discard::{DiscardPlan, Discarded, discard, finish_pending_discards, plan_discard};
+pub use ask::{AskOptions, Delivered, answer_and_deliver, answer_prompt};
+pub use commit::commit_task;
+pub use discard::{DiscardPlan, discard, plan_discard};
 pub use error::TaskError;
-pub use fanout::{FanOut, attempts, each, run_many};
+pub use fanout::{attempts, each, run_many};
 pub use foreground::{Foreground, Observer, Quiet, Stopping, run_foreground};
 pub use gc::{DEFAULT_KEEP, GcOptions, GcReport, gc};
 pub use handoff::{hand_off, remember_stop_signals, take_over};
 pub use merge::{MergeOptions, Merged, merge};
 pub use notify::notify;
-pub use open::{
-    CheckoutRemoval, admin_violation, change_range, committed_unmerged_files, current_violations,
-    ensure_not_running, ensure_on_branch, files_missing_from, is_tampered, open_for_change,
-    plan_checkout_removal, remove_task_checkout, task_git, unmerged_files, violations_in,
-};
+pub use open::{change_range, current_violations, remove_task_checkout, violations_in};
 pub use push::{PushOptions, push};
-pub use resume::{ATTACH_MESSAGE, ContinueOptions, resume, resume_attached};
+pub use resume::{ContinueOptions, resume, resume_attached};
 pub use rules::{RuleScope, rules_for};
-pub use run::{RunOptions, abandon};
-pub use settings::Settings;
+pub use run::RunOptions;
 pub use settle::settle;
 pub use start::start;
 pub use started::{Started, TaskOptions};

@@ -210,7 +210,7 @@ pub fn run_setup(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{PortBlock, reserve_ports};
 
     #[test]
     fn port_blocks_of_different_sizes_never_share_a_port() {

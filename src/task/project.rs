@@ -316,7 +316,8 @@ fn read_inside(root: &Path, path: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{agent, instructions, merge_settings};
+    use serde_json::Value;
 
     #[test]
     fn project_settings_cannot_drop_cms_guard_or_sandbox() {

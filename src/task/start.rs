@@ -3,7 +3,7 @@
 use super::error::TaskError;
 use super::settings::Settings;
 use super::started::{Started, TaskOptions};
-use crate::git::{self};
+use crate::git;
 use crate::safety::sandbox::{self, SandboxMode};
 use crate::session::{self};
 use crate::store::{Safety, TaskName, TaskRecord, now_rfc3339};
@@ -195,7 +195,7 @@ pub(super) fn undo_start(ws: &Workspace, record: &TaskRecord) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{SandboxMode, lock_reason, sandbox, sandbox_plan};
 
     #[test]
     fn sandbox_off_is_never_sandboxed_and_never_warns() {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::git::{self};
+use crate::git;
 use crate::safety::{self, Rules};
 use crate::store::{TaskName, TaskRecord};
 use crate::vocab::ViolationKind;

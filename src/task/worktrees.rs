@@ -66,7 +66,8 @@ pub fn classify_worktrees(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{TaskName, WorktreeEntry, WorktreeKind, classify_worktrees};
+    use std::path::PathBuf;
 
     fn entry(path: &str, lock_reason: Option<&str>) -> WorktreeEntry {
         WorktreeEntry {

@@ -62,7 +62,8 @@ impl LimitKind {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::Limits;
+    use std::time::Duration;
 
     #[test]
     fn limits_are_stored_with_the_wall_time_in_milliseconds() {

@@ -101,7 +101,7 @@ impl fmt::Display for Preset {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::Preset;
 
     #[test]
     fn every_preset_name_round_trips() {

@@ -124,7 +124,7 @@ impl<'de> Deserialize<'de> for ViolationKind {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{Violation, ViolationKind};
 
     #[test]
     fn every_kind_is_stored_as_its_snake_case_name_and_read_back() {

@@ -44,7 +44,7 @@ pub fn structured_patch(old: &str, new: &str) -> Json {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::structured_patch;
 
     #[test]
     fn an_edited_line_gives_the_hunk_the_real_cli_recorded() {

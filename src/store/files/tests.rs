@@ -1,8 +1,14 @@
 //! The store's files: records, archives, locks and atomic writes.
 
-use super::*;
 use crate::store::record::Safety;
+use std::io::Write;
+
+use super::{
+    RECORD_VERSION, Store, StoreError, TaskName, TaskRecord, merge_lock_file, now_rfc3339,
+};
 use crate::vocab::Status;
+use std::fs;
+use std::path::{Path, PathBuf};
 
 fn n(name: &str) -> TaskName {
     TaskName::parse(name).unwrap()

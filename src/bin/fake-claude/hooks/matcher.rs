@@ -273,7 +273,7 @@ fn perl_class(perl: &ast::ClassPerl) -> ClassUnicode {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::Matcher;
 
     fn matches(matcher: Option<&str>, tool: &str) -> bool {
         Matcher::new(matcher).unwrap().matches(tool)
