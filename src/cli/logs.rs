@@ -9,6 +9,7 @@ use clap::Args;
 
 use super::CommandContext;
 use crate::error::{CommandError, ErrorKind, exit_code};
+use crate::platform::signals::{Listener, Signal};
 use crate::session::protocol::Event;
 use crate::store::{TaskName, TaskRecord};
 use crate::transcript::{Entry, Reader};
@@ -84,8 +85,7 @@ async fn follow(
     mut log: Option<File>,
     out: &mut Output<'_>,
 ) -> Result<u8, CommandError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt())
+    let mut interrupt = Listener::new(&[Signal::Int])
         .map_err(|err| CommandError::from_error(ErrorKind::Internal, &err))?;
     let mut shown_prompt: Option<String> = None;
     loop {

@@ -1,4 +1,5 @@
-//! Signals: the few cms sends or handles, by name; flags that a handler sets; a guard that
+//! Signals: the few cms sends or handles, by name; async handlers for tokio code; flags that a
+//! handler sets; a guard that
 //! keeps the terminal's interrupts off cms while a child has them; the keeper's signalfd; and
 //! dying of the signal a child died of.
 
@@ -62,6 +63,40 @@ impl Signal {
             Signal::Term => R::TERM,
             Signal::Chld => R::CHILD,
         }
+    }
+}
+
+/// Async handlers for some signals, for code running in a tokio runtime: in place from the
+/// moment [`Listener::new`] returns, so no signal can fall between two handlers, and for the
+/// rest of the process (tokio never puts the default action back).
+pub struct Listener {
+    streams: Vec<(Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Listener {
+    /// Handles `signals` from now on. Call it inside a tokio runtime.
+    pub fn new(signals: &[Signal]) -> io::Result<Listener> {
+        let streams = signals
+            .iter()
+            .map(|signal| {
+                let kind = tokio::signal::unix::SignalKind::from_raw(signal.raw());
+                Ok((*signal, tokio::signal::unix::signal(kind)?))
+            })
+            .collect::<io::Result<_>>()?;
+        Ok(Listener { streams })
+    }
+
+    /// The next of the signals to come.
+    pub async fn recv(&mut self) -> Signal {
+        std::future::poll_fn(|cx| {
+            for (signal, stream) in &mut self.streams {
+                if stream.poll_recv(cx).is_ready() {
+                    return std::task::Poll::Ready(*signal);
+                }
+            }
+            std::task::Poll::Pending
+        })
+        .await
     }
 }
 

@@ -5,7 +5,6 @@
 
 use std::cell::RefCell;
 
-use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 
 use super::attach::run_attached;
@@ -13,6 +12,7 @@ use super::error::TaskError;
 use super::handoff::stop_requested_early;
 use super::run::{RunOptions, abandon, run};
 use super::started::Started;
+use crate::platform::signals::{Listener, Signal};
 use crate::session::protocol::Event;
 use crate::session::{Ledger, StopReason, Timeouts};
 use crate::store::{PendingPermission, TaskName, TaskRecord};
@@ -86,7 +86,7 @@ pub fn run_foreground(
             observer.borrow_mut().stopping(Stopping::Early);
             let _ = stop_tx.send(StopReason::User);
         }
-        let signals = forward_stop_signals(handlers, stop_tx, &observer);
+        let signals = forward_stop_signals(handlers, attached, stop_tx, &observer);
         let session = async {
             match how {
                 Foreground::Headless(opts) => {
@@ -107,56 +107,34 @@ pub fn run_foreground(
     })
 }
 
-/// The handlers of a run, in place from the moment this returns: SIGINT, SIGTERM, SIGHUP and,
-/// attached, SIGQUIT (caught only so that it does not end cms).
-struct StopSignals {
-    int: Signal,
-    term: Signal,
-    hup: Signal,
-    quit: Option<Signal>,
-    attached: bool,
-}
-
-fn stop_signals(attached: bool) -> Option<StopSignals> {
-    Some(StopSignals {
-        int: signal(SignalKind::interrupt()).ok()?,
-        term: signal(SignalKind::terminate()).ok()?,
-        hup: signal(SignalKind::hangup()).ok()?,
-        quit: if attached {
-            Some(signal(SignalKind::quit()).ok()?)
-        } else {
-            None
-        },
-        attached,
-    })
+/// The signals a run handles: SIGINT, SIGTERM, SIGHUP and, attached, SIGQUIT (caught only so
+/// that it does not end cms).
+fn stop_signals(attached: bool) -> Option<Listener> {
+    let signals: &[Signal] = if attached {
+        &[Signal::Int, Signal::Quit, Signal::Term, Signal::Hup]
+    } else {
+        &[Signal::Int, Signal::Term, Signal::Hup]
+    };
+    Listener::new(signals).ok()
 }
 
 /// Turns stop signals into stop requests until the run ends (it never returns on its own).
 async fn forward_stop_signals(
-    handlers: Option<StopSignals>,
+    handlers: Option<Listener>,
+    attached: bool,
     stop: mpsc::UnboundedSender<StopReason>,
     observer: &RefCell<&mut dyn Observer>,
 ) -> std::convert::Infallible {
     if let Some(mut handlers) = handlers {
         let mut count = 0;
         loop {
-            let by_terminal = tokio::select! {
-                _ = handlers.int.recv() => true,
-                _ = async {
-                    match handlers.quit.as_mut() {
-                        Some(quit) => quit.recv().await,
-                        None => std::future::pending().await,
-                    }
-                } => true,
-                _ = handlers.term.recv() => false,
-                _ = handlers.hup.recv() => false,
-            };
+            let signal = handlers.recv().await;
             // Attached, the terminal's keys are claude's own.
-            if handlers.attached && by_terminal {
+            if attached && matches!(signal, Signal::Int | Signal::Quit) {
                 continue;
             }
             count += 1;
-            if !handlers.attached {
+            if !attached {
                 observer.borrow_mut().stopping(if count == 1 {
                     Stopping::Graceful
                 } else {
