@@ -109,42 +109,42 @@ fn pending_text(pending: &PendingPermission, record: &TaskRecord) -> String {
     }
 }
 
-/// How a supervisor shows the prompts its task waits on: asked inline when it runs at a
-/// terminal, otherwise one line saying how to answer.
-pub(super) fn prompts(ui: &Ui, record: &TaskRecord, notify: Option<Vec<String>>) -> AskOptions {
-    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    let shown_ui = ui.clone();
-    let name = record.name.clone();
-    let shown_record = record.clone();
-    let on_prompt = Box::new(move |pending: Option<&PendingPermission>| {
-        let Some(pending) = pending else {
-            return;
-        };
-        let s = &shown_ui.err;
-        let what = pending_text(pending, &shown_record);
-        let why = pending
-            .description
-            .as_deref()
-            .filter(|d| !what.contains(*d))
-            .map(|d| format!(" ({d})"))
-            .unwrap_or_default();
-        shown_ui.status(&format!("  {} {what}{why}", s.warn.apply_to("?")));
-        if interactive {
-            shown_ui.status(&format!(
-                "    allow it? [y]es, [n]o [why], [a]lways {} (or `cms allow {name}` elsewhere)",
-                pending.tool_name
-            ));
-        } else {
-            shown_ui.status(&format!(
-                "    waiting: `cms allow {name}` or `cms deny {name} [MESSAGE]` answers it"
-            ));
-        }
-    });
-    let typed = interactive.then(|| typed_answers(ui.clone()));
+/// Whether a supervisor asks its prompts inline: at a terminal, someone can type the answer.
+pub(super) fn asks_inline() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// How a supervisor's prompts are answered besides `cms allow`/`cms deny`: typed at its
+/// terminal when it runs at one.
+pub(super) fn answers(ui: &Ui, notify: Option<Vec<String>>) -> AskOptions {
     AskOptions {
-        on_prompt,
-        typed,
+        typed: asks_inline().then(|| typed_answers(ui.clone())),
         notify,
+    }
+}
+
+/// Shows a prompt the supervised task waits on: asked inline when it runs at a terminal,
+/// otherwise one line saying how to answer.
+pub(super) fn show_prompt(ui: &Ui, record: &TaskRecord, pending: &PendingPermission) {
+    let s = &ui.err;
+    let name = &record.name;
+    let what = pending_text(pending, record);
+    let why = pending
+        .description
+        .as_deref()
+        .filter(|d| !what.contains(*d))
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default();
+    ui.status(&format!("  {} {what}{why}", s.warn.apply_to("?")));
+    if asks_inline() {
+        ui.status(&format!(
+            "    allow it? [y]es, [n]o [why], [a]lways {} (or `cms allow {name}` elsewhere)",
+            pending.tool_name
+        ));
+    } else {
+        ui.status(&format!(
+            "    waiting: `cms allow {name}` or `cms deny {name} [MESSAGE]` answers it"
+        ));
     }
 }
 

@@ -10,6 +10,7 @@ use crate::error::{CommandError, exit_code};
 use crate::report;
 use crate::session::protocol::Event;
 use crate::session::{Ledger, Timeouts};
+use crate::store::{PendingPermission, TaskRecord};
 use crate::task::{self, Foreground, Observer, RunOptions, Started, Stopping};
 use crate::transcript::{Entry, Reader};
 use crate::ui::Ui;
@@ -35,7 +36,7 @@ pub(super) fn supervise(
     super::trust::warn_untrusted_in(ctx, &started.settings.config);
     announce(ui, verb, &started);
     let worktree = started.record.worktree.clone();
-    let ask = ask.then(|| super::answer::prompts(ui, &started.record, notify.clone()));
+    let ask = ask.then(|| super::answer::answers(ui, notify.clone()));
     let mut progress = Progress::new(ui, &worktree);
     let record = task::run_foreground(
         ws,
@@ -90,7 +91,7 @@ pub(super) fn launch(
 pub(super) fn report_outcome(
     ctx: &CommandContext,
     notify: Option<&[String]>,
-    record: &crate::store::TaskRecord,
+    record: &TaskRecord,
 ) -> u8 {
     let ui = &ctx.ui;
     let record = record.clone();
@@ -153,6 +154,10 @@ impl<'a> Progress<'a> {
 }
 
 impl Observer for Progress<'_> {
+    fn asks(&mut self, record: &TaskRecord, pending: &PendingPermission) {
+        super::answer::show_prompt(self.ui, record, pending);
+    }
+
     fn stopping(&mut self, how: Stopping) {
         self.ui.status(match how {
             Stopping::Early => "stopping the session…",

@@ -39,9 +39,9 @@ pub const DEFAULT_DENIAL: &str =
 /// Shows the prompt a task now waits on (`Some`), or that it waits no more (`None`).
 pub type OnPrompt = Box<dyn Fn(Option<&PendingPermission>) + Send + Sync>;
 
-/// How a session's permission prompts reach the user.
+/// How a session's permission prompts are answered besides `cms allow`/`cms deny` (they are
+/// shown through the run's `Observer`).
 pub struct AskOptions {
-    pub on_prompt: OnPrompt,
     /// Answers typed at the supervisor's terminal, each for the prompt shown last.
     pub typed: Option<mpsc::UnboundedReceiver<PermissionAnswer>>,
     /// `[notify] command`, run whenever the task starts waiting.
@@ -91,6 +91,7 @@ pub fn start(
     store: &Store,
     record: &TaskRecord,
     opts: AskOptions,
+    on_prompt: OnPrompt,
     rules: &Arc<Rules>,
 ) -> (Permissions<'static>, Asking) {
     let (answers_tx, answers_rx) = mpsc::unbounded_channel();
@@ -102,7 +103,7 @@ pub fn start(
         rules: Arc::clone(rules),
         preset: record.preset,
         sandboxed: record.safety.sandboxed,
-        on_prompt: opts.on_prompt,
+        on_prompt,
         notify: opts.notify,
         state: Mutex::new(State {
             always: record.safety.allowed.iter().cloned().collect(),

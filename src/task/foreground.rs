@@ -38,7 +38,8 @@ pub trait Observer {
     /// A fan-out handed a task to its background supervisor; `sandbox_warning` says why its
     /// Bash runs unsandboxed, if it does.
     fn started(&mut self, _name: &TaskName, _sandbox_warning: Option<&str>) {}
-    /// A task of a fan-out waits on a permission answer (once for each prompt).
+    /// The task waits on a permission answer: in a foreground run that asks, each time the
+    /// prompt is (re)written; in a fan-out, once for each prompt of each task.
     fn asks(&mut self, _record: &TaskRecord, _pending: &PendingPermission) {}
 }
 
@@ -87,23 +88,39 @@ pub fn run_foreground(
             let _ = stop_tx.send(StopReason::User);
         }
         let signals = forward_stop_signals(handlers, attached, stop_tx, &observer);
+        // The prompts come from the task that answers them, off this one: a channel brings
+        // them here, where the observer is.
+        let (prompt_tx, mut prompt_rx) = mpsc::unbounded_channel();
+        let record = started.record.clone();
+        let prompts = forward_prompts(&record, &mut prompt_rx, &observer);
+        let on_prompt = Box::new(move |pending: Option<&PendingPermission>| {
+            if let Some(pending) = pending {
+                let _ = prompt_tx.send(pending.clone());
+            }
+        });
         let session = async {
             match how {
                 Foreground::Headless(opts) => {
-                    run(ws, started, opts, stop_rx, |event, ledger| {
+                    let on_event = |event: &Event, ledger: &Ledger| {
                         observer.borrow_mut().event(event, ledger);
-                    })
-                    .await
+                    };
+                    run(ws, started, opts, stop_rx, on_event, on_prompt).await
                 }
                 Foreground::Attached(timeouts) => {
                     run_attached(ws, started, timeouts, stop_rx).await
                 }
             }
         };
-        tokio::select! {
+        let result = tokio::select! {
             result = session => result,
             never = signals => match never {},
+            never = prompts => match never {},
+        };
+        // A prompt sent as the session ended is still shown.
+        while let Ok(pending) = prompt_rx.try_recv() {
+            observer.borrow_mut().asks(&record, &pending);
         }
+        result
     })
 }
 
@@ -116,6 +133,19 @@ fn stop_signals(attached: bool) -> Option<Listener> {
         &[Signal::Int, Signal::Term, Signal::Hup]
     };
     Listener::new(signals).ok()
+}
+
+/// Shows the observer each prompt the task waits on, until the run ends (it never returns on
+/// its own).
+async fn forward_prompts(
+    record: &TaskRecord,
+    prompts: &mut mpsc::UnboundedReceiver<PendingPermission>,
+    observer: &RefCell<&mut dyn Observer>,
+) -> std::convert::Infallible {
+    while let Some(pending) = prompts.recv().await {
+        observer.borrow_mut().asks(record, &pending);
+    }
+    std::future::pending().await
 }
 
 /// Turns stop signals into stop requests until the run ends (it never returns on its own).

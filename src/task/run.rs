@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
+use super::ask::OnPrompt;
 use super::error::TaskError;
 use super::finish::finish;
 use super::open::task_git;
@@ -30,13 +31,15 @@ pub struct RunOptions {
 }
 
 /// Runs the task's session to its end and records the outcome. `on_event` sees every event
-/// (for progress output); `stop` carries the user's stop requests.
+/// (for progress output), `on_prompt` every prompt the task waits on (with `ask`); `stop`
+/// carries the user's stop requests.
 pub async fn run(
     ws: &Workspace,
     started: Started,
     run_opts: RunOptions,
     stop: mpsc::UnboundedReceiver<StopReason>,
     mut on_event: impl FnMut(&Event, &Ledger),
+    on_prompt: OnPrompt,
 ) -> Result<TaskRecord, TaskError> {
     let Started {
         mut record,
@@ -145,7 +148,8 @@ pub async fn run(
         ));
     }
     let asking = run_opts.ask.map(|opts| {
-        let (permissions, asking) = super::ask::start(&ws.store, &record, opts, &settings.rules);
+        let (permissions, asking) =
+            super::ask::start(&ws.store, &record, opts, on_prompt, &settings.rules);
         watch.permissions = Some(permissions);
         asking
     });
