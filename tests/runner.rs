@@ -11,6 +11,7 @@ mod test_boundary;
 mod test_check;
 mod test_continue;
 mod test_detach;
+mod test_docs;
 mod test_doctor;
 mod test_errors;
 mod test_fake_claude;
