@@ -167,14 +167,29 @@ impl Workspace {
         trust: &crate::trust::Trust,
         base: Option<Oid>,
     ) -> Result<Config, WorkspaceError> {
+        let mut layers = self.config_layers(trust, base)?;
+        Ok(layers
+            .pop()
+            .expect("the built-in defaults are a layer")
+            .config)
+    }
+
+    /// The configuration as each layer leaves it, lowest first (see [`Config::load_layers`]);
+    /// the last one, the effective configuration, also says what an untrusted repository's
+    /// files asked for that was left out.
+    pub fn config_layers(
+        &self,
+        trust: &crate::trust::Trust,
+        base: Option<Oid>,
+    ) -> Result<Vec<crate::config::LayerConfig>, WorkspaceError> {
         let main_file = self.main_checkout().map(|dir| dir.join(".cms.toml"));
-        let mut config = if let Some(path) = main_file.as_ref().filter(|p| p.is_file()) {
+        let mut layers = if let Some(path) = main_file.as_ref().filter(|p| p.is_file()) {
             let text =
                 std::fs::read_to_string(path).map_err(|source| WorkspaceError::ReadConfig {
                     path: path.clone(),
                     source,
                 })?;
-            Config::load(Some(RepoConfigSource {
+            Config::load_layers(Some(RepoConfigSource {
                 text: &text,
                 name: path.display().to_string(),
                 trusted: trust.covers(".cms.toml", text.as_bytes()),
@@ -182,14 +197,18 @@ impl Workspace {
         } else if let Some(base) = base
             && let Some(text) = self.repo.file_at_commit(base, ".cms.toml")
         {
-            Config::load(Some(RepoConfigSource {
+            Config::load_layers(Some(RepoConfigSource {
                 text: &text,
                 name: format!(".cms.toml at {}", &base.to_string()[..12]),
                 trusted: trust.covers(".cms.toml", text.as_bytes()),
             }))?
         } else {
-            Config::load(None)?
+            Config::load_layers(None)?
         };
+        let config = &mut layers
+            .last_mut()
+            .expect("the built-in defaults are a layer")
+            .config;
         let include = self
             .main_checkout()
             .and_then(|dir| std::fs::read(dir.join(crate::trust::WORKTREE_INCLUDE)).ok());
@@ -223,7 +242,7 @@ impl Workspace {
                 }
             }
         }
-        Ok(config)
+        Ok(layers)
     }
 
     /// One line on what an untrusted repository's settings asked for that cms ignores for

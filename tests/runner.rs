@@ -9,6 +9,7 @@ mod test_ask;
 mod test_attach;
 mod test_boundary;
 mod test_check;
+mod test_config;
 mod test_continue;
 mod test_detach;
 mod test_docs;

@@ -6,6 +6,7 @@ mod attach;
 mod check;
 mod commit;
 mod completions;
+mod config;
 mod continue_task;
 mod diff;
 mod discard;
@@ -90,6 +91,7 @@ pub enum Command {
     Check(check::CheckArgs),
     Doctor(doctor::DoctorArgs),
     Trust(trust::TrustArgs),
+    Config(config::ConfigArgs),
     Hooks(hooks::HooksArgs),
     Setup(setup::SetupArgs),
     Completions(completions::CompletionsArgs),
@@ -263,6 +265,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Check(args) => check::cmd_check(&ctx, args),
         Command::Doctor(args) => doctor::cmd_doctor(&ctx, args),
         Command::Trust(args) => trust::cmd_trust(&ctx, args),
+        Command::Config(args) => config::cmd_config(&ctx, args),
         Command::Guard(args) => guard::cmd_guard(&ctx, args),
         Command::Hooks(args) => hooks::cmd_hooks(&ctx, args),
         Command::Setup(args) => setup::cmd_setup(&ctx, args),

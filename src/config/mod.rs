@@ -11,10 +11,12 @@ use serde::Deserialize;
 use crate::safety::sandbox::SandboxMode;
 use crate::vocab::{Limits, Preset};
 
+mod entries;
 mod mcp;
 mod untrusted;
 mod values;
 
+pub use entries::toml_like;
 pub use mcp::McpCaps;
 pub use untrusted::Untrusted;
 pub use values::{env_timeouts, parse_cost, parse_duration, parse_preset, parse_turns};
@@ -210,6 +212,13 @@ pub struct WorktreeSettings {
     pub ports: u16,
 }
 
+/// The configuration as one layer left it, and where that layer comes from.
+#[derive(Debug, Clone)]
+pub struct LayerConfig {
+    pub source: String,
+    pub config: Config,
+}
+
 /// Where the repository's `.cms.toml` was found, for error messages.
 pub struct RepoConfigSource<'a> {
     pub text: &'a str,
@@ -223,6 +232,19 @@ impl Config {
     /// Builds the configuration from the environment, the user's file and an optional
     /// repository file.
     pub fn load(repo_file: Option<RepoConfigSource<'_>>) -> Result<Config, ConfigError> {
+        let mut layers = Config::load_layers(repo_file)?;
+        Ok(layers
+            .pop()
+            .expect("the built-in defaults are a layer")
+            .config)
+    }
+
+    /// The configuration as each layer leaves it, lowest first (built-in defaults, the user's
+    /// file, the repository's file, the environment), for `cms config` to say where each value
+    /// comes from; the last is the effective configuration.
+    pub fn load_layers(
+        repo_file: Option<RepoConfigSource<'_>>,
+    ) -> Result<Vec<LayerConfig>, ConfigError> {
         let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
         let home = env("HOME").map(PathBuf::from);
         let mut config = Config {
@@ -244,13 +266,29 @@ impl Config {
             pool_size: 0,
             untrusted: Untrusted::default(),
         };
+        let mut layers = vec![LayerConfig {
+            source: "built-in default".to_owned(),
+            config: config.clone(),
+        }];
         if let Some(path) = user_config_path(env("XDG_CONFIG_HOME"), home.as_deref())
             && let Some(text) = read_optional(&path)?
         {
             config.apply(&text, &path.display().to_string(), None)?;
+            layers.push(LayerConfig {
+                source: path.display().to_string(),
+                config: config.clone(),
+            });
         }
         if let Some(source) = repo_file {
             config.apply(source.text, &source.name, Some(source.trusted))?;
+            layers.push(LayerConfig {
+                source: if source.trusted {
+                    source.name.clone()
+                } else {
+                    format!("{} (untrusted: only tightens)", source.name)
+                },
+                config: config.clone(),
+            });
         }
         if let Some(bin) = env("CMS_CLAUDE_BIN") {
             config.claude_bin = bin;
@@ -285,7 +323,18 @@ impl Config {
             config.limits.max_duration =
                 parse_duration(&duration).map_err(|r| from_env("CMS_MAX_DURATION", duration, r))?;
         }
-        Ok(config)
+        if config
+            != layers
+                .last()
+                .expect("the built-in defaults are a layer")
+                .config
+        {
+            layers.push(LayerConfig {
+                source: "environment (CMS_*)".to_owned(),
+                config,
+            });
+        }
+        Ok(layers)
     }
 
     /// Merges one file over the settings so far. A repository's file (`repository` is

@@ -331,3 +331,21 @@ fn the_users_writable_folders_and_hosts_add_up_and_an_untrusted_repositorys_are_
         );
     }
 }
+
+#[test]
+fn every_entry_of_cms_config_names_a_key_of_the_files_once() {
+    let entries = base().entries();
+    let keys: Vec<&str> = entries.iter().map(|(key, _)| *key).collect();
+    for key in [
+        "claude.bin",
+        "limits.max_cost",
+        "safety.protected",
+        "worktree.ports",
+    ] {
+        assert!(keys.contains(&key), "{key} missing from {keys:?}");
+    }
+    let mut unique = keys.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), keys.len(), "a key twice in {keys:?}");
+}
