@@ -219,13 +219,13 @@ fn a_mistyped_task_name_gets_the_closest_name_as_a_hint_and_a_far_one_none() {
     env.steps(serde_json::json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
     env.task_ok(&["fix a typo", "-n", "fix-a-typo-in-contributing"]);
     for cmd in ["show", "diff", "merge", "continue"] {
-        let mut args = vec![cmd, "fix-a-typo-in-contributin"];
+        let mut args = vec![cmd, "fix-a-typo-in-contributign"];
         if cmd == "continue" {
             args.push("go on");
         }
         let run = env.cms(&args);
         run.code(1)
-            .one_line_error_with_hint("no task named 'fix-a-typo-in-contributin'");
+            .one_line_error_with_hint("no task named 'fix-a-typo-in-contributign'");
         assert!(
             run.stderr
                 .contains("hint: did you mean 'fix-a-typo-in-contributing'?"),
@@ -236,6 +236,39 @@ fn a_mistyped_task_name_gets_the_closest_name_as_a_hint_and_a_far_one_none() {
     let far = env.cms(&["show", "zzz"]);
     far.code(1);
     assert!(!far.stderr.contains("did you mean"), "{}", far.stderr);
+}
+
+#[test]
+fn a_unique_prefix_of_a_task_name_stands_for_the_task_except_where_work_would_go() {
+    let env = TestEnv::new();
+    env.steps(serde_json::json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    env.task_ok(&["fix a typo", "-n", "fix-a-typo-in-contributing"]);
+    env.task_ok(&["fix auth", "-n", "fix-auth"]);
+    let show = env.cms(&["show", "fix-a-typo", "--json"]);
+    show.success();
+    assert_eq!(show.json()["name"], "fix-a-typo-in-contributing");
+    assert!(
+        show.stderr
+            .contains("'fix-a-typo' is task 'fix-a-typo-in-contributing'"),
+        "{}",
+        show.stderr
+    );
+    // Two tasks start with "fix-a": neither is taken for the other.
+    env.cms(&["show", "fix-a"])
+        .code(1)
+        .one_line_error_with_hint("no task named 'fix-a'");
+    // Removing or publishing work takes the whole name only.
+    for cmd in ["discard", "merge", "push"] {
+        env.cms(&[cmd, "fix-au"])
+            .code(1)
+            .one_line_error_with_hint("no task named 'fix-au'");
+    }
+    assert!(
+        env.cms(&["show", "fix-auth"])
+            .success()
+            .stdout
+            .contains("fix-auth")
+    );
 }
 
 #[test]

@@ -19,7 +19,7 @@ use crate::task;
 #[derive(Debug, Args)]
 pub struct AbortArgs {
     /// The tasks to stop
-    #[arg(required = true, value_parser = super::parse_task_name, add = super::completes_tasks())]
+    #[arg(required = true, value_parser = super::parse_existing_task, add = super::completes_tasks())]
     pub tasks: Vec<TaskName>,
 }
 

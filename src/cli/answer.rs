@@ -21,7 +21,7 @@ use crate::ui::Ui;
 #[derive(Debug, Args)]
 pub struct AllowArgs {
     /// The waiting task
-    #[arg(value_parser = super::parse_task_name, add = super::completes_tasks())]
+    #[arg(value_parser = super::parse_existing_task, add = super::completes_tasks())]
     pub task: TaskName,
 
     /// Allow this tool for the rest of the task, without asking again
@@ -35,7 +35,7 @@ pub struct AllowArgs {
 #[derive(Debug, Args)]
 pub struct DenyArgs {
     /// The waiting task
-    #[arg(value_parser = super::parse_task_name, add = super::completes_tasks())]
+    #[arg(value_parser = super::parse_existing_task, add = super::completes_tasks())]
     pub task: TaskName,
 
     /// What the agent is told, e.g. "use the test script instead"

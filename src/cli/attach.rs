@@ -25,7 +25,7 @@ use crate::task::{self, Foreground, TaskError};
 #[derive(Debug, Args)]
 pub struct AttachArgs {
     /// The task to attach to
-    #[arg(value_parser = super::parse_task_name, add = super::completes_tasks())]
+    #[arg(value_parser = super::parse_existing_task, add = super::completes_tasks())]
     pub task: TaskName,
 }
 

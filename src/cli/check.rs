@@ -34,7 +34,7 @@ pub struct CheckArgs {
     pub staged: bool,
 
     /// Check a task's change, uncommitted work in its worktree included
-    #[arg(long, value_name = "TASK", value_parser = super::parse_task_name, add = super::completes_tasks())]
+    #[arg(long, value_name = "TASK", value_parser = super::parse_existing_task, add = super::completes_tasks())]
     pub task: Option<TaskName>,
 }
 

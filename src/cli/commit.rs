@@ -18,7 +18,7 @@ use crate::vocab::Status;
 #[derive(Debug, Args)]
 pub struct CommitArgs {
     /// The task's name
-    #[arg(value_parser = super::parse_task_name, add = super::completes_tasks())]
+    #[arg(value_parser = super::parse_existing_task, add = super::completes_tasks())]
     pub task: TaskName,
 
     /// The commit message

@@ -20,7 +20,7 @@ use crate::vocab::Preset;
 #[derive(Debug, Args)]
 pub struct ContinueArgs {
     /// The task to continue
-    #[arg(value_parser = super::parse_task_name, add = super::completes_tasks())]
+    #[arg(value_parser = super::parse_existing_task, add = super::completes_tasks())]
     pub task: TaskName,
 
     /// What the task should do now (optional with --rebase)

@@ -19,7 +19,7 @@ use crate::task::change_range;
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// The task's name
-    #[arg(value_parser = super::parse_task_name, add = super::completes_tasks())]
+    #[arg(value_parser = super::parse_existing_task, add = super::completes_tasks())]
     pub task: crate::store::TaskName,
 
     /// Show a diffstat instead of the patch

@@ -29,7 +29,7 @@ const POLL: Duration = Duration::from_millis(200);
 #[derive(Debug, Args)]
 pub struct LogsArgs {
     /// The task's name
-    #[arg(value_parser = super::parse_task_name, add = super::completes_tasks())]
+    #[arg(value_parser = super::parse_existing_task, add = super::completes_tasks())]
     pub task: TaskName,
 
     /// Keep printing new lines while the task runs; exits by itself when it has ended

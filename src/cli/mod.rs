@@ -320,6 +320,25 @@ pub fn parse_task_name(text: &str) -> Result<crate::store::TaskName, String> {
     crate::store::TaskName::parse(text).map_err(|err| err.reason.to_owned())
 }
 
+/// Parses a `<TASK>` argument naming a task that exists: where no task has that name but one
+/// task's name starts with it, that task is meant (said on stderr), as git takes a unique
+/// prefix of a commit id. Commands that remove or publish work (`discard`, `merge`, `push`)
+/// take whole names only. Anything else is left for the command to refuse, with its hint.
+pub fn parse_existing_task(text: &str) -> Result<crate::store::TaskName, String> {
+    let typed = parse_task_name(text)?;
+    let resolved = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| Workspace::discover(&cwd).ok())
+        .and_then(|ws| ws.store.unique_prefix_match(&typed));
+    match resolved {
+        Some(name) => {
+            eprintln!("'{typed}' is task '{name}', the only one whose name starts so");
+            Ok(name)
+        }
+        None => Ok(typed),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Cli;

@@ -11,7 +11,7 @@ use crate::session::describe_tool_input;
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// The task's name
-    #[arg(value_parser = super::parse_task_name, add = super::completes_tasks())]
+    #[arg(value_parser = super::parse_existing_task, add = super::completes_tasks())]
     pub task: crate::store::TaskName,
 }
 

@@ -21,7 +21,7 @@ use crate::vocab::Status;
 #[derive(Debug, Args)]
 pub struct WaitArgs {
     /// The tasks to wait for
-    #[arg(required = true, value_parser = super::parse_task_name, add = super::completes_tasks())]
+    #[arg(required = true, value_parser = super::parse_existing_task, add = super::completes_tasks())]
     pub tasks: Vec<TaskName>,
 
     /// Return as soon as one of them has ended

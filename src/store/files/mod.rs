@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use super::name::TaskName;
 use super::record::{RECORD_VERSION, TaskRecord, now_rfc3339};
 
+mod lookup;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("no task named '{name}'")]
@@ -144,22 +146,6 @@ impl Store {
             Err(err) => return Err(io_err(&path)(err)),
         };
         parse_record(name.as_str(), &text)
-    }
-
-    /// The task name closest to `typed` (Jaro-Winkler, as clap suggests subcommands), if one
-    /// is close enough to be what was meant; read from the records folder's file names only.
-    fn closest_name(&self, typed: &str) -> Option<String> {
-        let entries = fs::read_dir(self.tasks_dir()).ok()?;
-        entries
-            .flatten()
-            .filter_map(|e| {
-                let file = e.file_name().into_string().ok()?;
-                file.strip_suffix(".json").map(str::to_owned)
-            })
-            .map(|name| (strsim::jaro_winkler(typed, &name), name))
-            .filter(|(score, _)| *score > 0.8)
-            .max_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(_, name)| name)
     }
 
     /// Every readable record, sorted by creation time; unreadable ones are returned apart so
