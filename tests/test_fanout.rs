@@ -214,3 +214,50 @@ fn ctrl_c_during_a_fan_out_stops_every_running_task_and_exits_130() {
         assert_eq!(env.git(&["show", &format!("cms/{name}:a.txt")]), "a");
     }
 }
+
+#[test]
+fn attempts_say_each_ending_as_it_comes_and_what_to_do_next() {
+    let env = TestEnv::new();
+    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    let run = env.cms(&["task", "write a", "--attempts", "2", "-n", "try"]);
+    run.success();
+    for name in ["try-1", "try-2"] {
+        // Said on stderr while the others may still run, and listed at the end on stdout.
+        assert!(
+            run.stderr.contains(&format!("{name} completed")),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stdout.contains(&format!("cms diff {name}")),
+            "{}",
+            run.stdout
+        );
+    }
+    assert!(run.stdout.contains("next:"), "{}", run.stdout);
+    assert!(run.stdout.contains("cms merge <TASK>"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("cms discard <TASK>..."),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn each_suggests_merging_the_tasks_that_completed_with_changes() {
+    let env = TestEnv::new();
+    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    let file = env.root.join("prompts.txt");
+    std::fs::write(&file, "first thing\nsecond thing\n").unwrap();
+    let run = env.cms(&["task", "--each", file.to_str().unwrap()]);
+    run.success();
+    assert!(
+        run.stdout.contains("cms merge first-thing second-thing"),
+        "{}",
+        run.stdout
+    );
+    // --json prints the tasks only, as before.
+    let json = env.cms(&["task", "--json", "--each", file.to_str().unwrap()]);
+    json.success();
+    assert!(json.json().is_array());
+}

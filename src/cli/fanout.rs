@@ -28,6 +28,17 @@ pub(super) fn run_many(
     }
     let fan_out = task::run_many(ws, specs, jobs, detach, ask, &mut Lines(&ctx.ui));
     report_all(ctx, &fan_out.tasks, detach);
+    if !detach && !ctx.ui.json {
+        let next = next_commands(&fan_out.tasks);
+        if !next.is_empty() {
+            ctx.ui.println("");
+            ctx.ui
+                .println(&ctx.ui.out.dim.apply_to("next:").to_string());
+            for line in next {
+                ctx.ui.println(&format!("  {line}"));
+            }
+        }
+    }
     if let Some(err) = fan_out.failure {
         return Err(err.into());
     }
@@ -53,6 +64,16 @@ impl Observer for Lines<'_> {
         self.0.status(&format!("started {name}"));
     }
 
+    fn ended(&mut self, record: &TaskRecord) {
+        self.0.status(&format!(
+            "{} {} {} {} file(s)",
+            record.name,
+            record.status,
+            report::format_cost(record.cost_usd),
+            record.files_changed.len()
+        ));
+    }
+
     fn asks(&mut self, record: &TaskRecord, _pending: &PendingPermission) {
         // The fan-out waits on every task, so the user must hear of one that waits on them.
         if let Some(what) = report::pending_line(record) {
@@ -62,6 +83,29 @@ impl Observer for Lines<'_> {
             ));
         }
     }
+}
+
+/// What to do with the tasks of a fan-out once they ended: attempts of one prompt are
+/// compared, one kept and the rest dropped; independent tasks that completed are merged.
+fn next_commands(records: &[TaskRecord]) -> Vec<String> {
+    let completed: Vec<&str> = records
+        .iter()
+        .filter(|r| r.status == Status::Completed && !r.files_changed.is_empty())
+        .map(|r| r.name.as_str())
+        .collect();
+    if completed.is_empty() {
+        return Vec::new();
+    }
+    if records.iter().any(|r| r.attempt.is_some()) {
+        let mut lines: Vec<String> = completed
+            .iter()
+            .map(|name| format!("cms diff {name}"))
+            .collect();
+        lines.push("cms merge <TASK>         the attempt to keep".to_owned());
+        lines.push("cms discard <TASK>...    the others".to_owned());
+        return lines;
+    }
+    vec![format!("cms merge {}", completed.join(" "))]
 }
 
 fn report_all(ctx: &CommandContext, records: &[TaskRecord], detach: bool) {

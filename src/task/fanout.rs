@@ -139,7 +139,11 @@ pub fn run_many(
                 announced.push(pending.request_id.clone());
                 observer.asks(&record, pending);
             }
-            record.status.is_live()
+            let live = record.status.is_live();
+            if !live {
+                observer.ended(&record);
+            }
+            live
         });
         let nothing_to_start = failure.is_some() || stopped || pending.len() == 0;
         if running.is_empty() && nothing_to_start {

@@ -38,6 +38,8 @@ pub trait Observer {
     /// A fan-out handed a task to its background supervisor; `sandbox_warning` says why its
     /// Bash runs unsandboxed, if it does.
     fn started(&mut self, _name: &TaskName, _sandbox_warning: Option<&str>) {}
+    /// A task of a fan-out ended (its record as it ended).
+    fn ended(&mut self, _record: &TaskRecord) {}
     /// The task waits on a permission answer: in a foreground run that asks, each time the
     /// prompt is (re)written; in a fan-out, once for each prompt of each task.
     fn asks(&mut self, _record: &TaskRecord, _pending: &PendingPermission) {}
