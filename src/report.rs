@@ -137,13 +137,32 @@ pub fn format_duration_ms(ms: u64) -> String {
 
 /// `$0.0123 · 5 turns · 12.3s`
 pub fn ledger_line(record: &TaskRecord) -> String {
+    ledger_line_at(record, std::time::SystemTime::now())
+}
+
+/// `ledger_line` with a live task's elapsed time measured at `now`.
+pub fn ledger_line_at(record: &TaskRecord, now: std::time::SystemTime) -> String {
     format!(
         "{} · {} turn{} · {}",
         format_cost(record.cost_usd),
         record.turns,
         if record.turns == 1 { "" } else { "s" },
-        format_duration_ms(record.duration_ms)
+        format_duration_ms(elapsed_ms(record, now))
     )
+}
+
+/// A task's elapsed time, the one figure every view shows: a live task's own duration is
+/// only written when its session ends, so while it is live it is measured from its start.
+pub fn elapsed_ms(record: &TaskRecord, now: std::time::SystemTime) -> u64 {
+    if record.status.is_live()
+        && let Ok(start) = humantime::parse_rfc3339(&record.created_at)
+    {
+        let live = now.duration_since(start).unwrap_or_default().as_millis();
+        return u64::try_from(live)
+            .unwrap_or(u64::MAX)
+            .max(record.duration_ms);
+    }
+    record.duration_ms
 }
 
 fn status_letter(change: &FileChange) -> &'static str {
@@ -200,12 +219,11 @@ pub fn summary(styles: &Styles, record: &TaskRecord) -> String {
         lines.push(format!("  {} {error}", styles.bad.apply_to("error:")));
     }
     for denial in &record.permission_denials {
-        let detail = crate::session::describe_tool_input(&denial.tool_name, &denial.tool_input);
+        let detail = tool_detail(&denial.tool_name, &denial.tool_input, &record.worktree);
         lines.push(format!(
-            "  {} {} {}",
+            "  {} {} {detail}",
             styles.warn.apply_to("denied:"),
             denial.tool_name,
-            relative(&detail, &record.worktree)
         ));
     }
     lines.extend(
@@ -340,8 +358,7 @@ pub fn limits_line(record: &TaskRecord) -> Option<String> {
 /// The prompt a waiting task is paused on, for people: the tool and what it would do.
 pub fn pending_line(record: &TaskRecord) -> Option<String> {
     let pending = record.pending.as_ref()?;
-    let what = crate::session::describe_tool_input(&pending.tool_name, &pending.input);
-    let what = relative(&what, &record.worktree);
+    let what = tool_detail(&pending.tool_name, &pending.input, &record.worktree);
     let mut line = if what.is_empty() {
         pending.tool_name.clone()
     } else {
@@ -438,6 +455,25 @@ pub fn format_bytes(bytes: u64) -> String {
     format!("{size:.1} {}", UNITS[unit])
 }
 
+/// A model's name for people: claude's `[1m]` suffix (the 1M-token context window) reads as
+/// a stray escape code, so it is said in words; JSON keeps claude's exact string.
+pub fn model_label(model: Option<&str>) -> String {
+    match model {
+        None => "default model".to_owned(),
+        Some(model) => match model.strip_suffix("[1m]") {
+            Some(name) => format!("{name} (1M context)"),
+            None => model.to_owned(),
+        },
+    }
+}
+
+/// What a tool call acts on, on one line for people: made relative to the worktree first, so
+/// a deep path is shortened by the worktree's prefix and never cut mid-name.
+pub fn tool_detail(name: &str, input: &serde_json::Value, worktree: &Path) -> String {
+    let whole = relative(&crate::session::tool_input_text(name, input), worktree);
+    crate::session::shorten_tool_input(name, &whole)
+}
+
 /// Shows paths inside the worktree relative to it, which is how the user thinks of them.
 pub fn relative(text: &str, worktree: &Path) -> String {
     let prefix = format!("{}/", worktree.display());
@@ -463,6 +499,19 @@ mod tests {
         assert_eq!(format_bytes(1536), "1.5 KiB");
         assert_eq!(format_bytes(3 * 1024 * 1024), "3.0 MiB");
         assert_eq!(format_bytes(5 * 1024 * 1024 * 1024 * 1024), "5120.0 GiB");
+    }
+
+    #[test]
+    fn a_models_1m_suffix_is_said_in_words() {
+        assert_eq!(
+            super::model_label(Some("claude-opus-4-8[1m]")),
+            "claude-opus-4-8 (1M context)"
+        );
+        assert_eq!(
+            super::model_label(Some("claude-sonnet-4-6")),
+            "claude-sonnet-4-6"
+        );
+        assert_eq!(super::model_label(None), "default model");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::report;
 use crate::session::protocol::{ContentBlock, Event, SystemEvent, UserContent};
-use crate::session::{describe_tool_input, first_line};
+use crate::session::{first_line, shorten_tool_input, tool_input_text};
 
 /// Longest line of a text or tool result in the readable view.
 const LINE_CHARS: usize = 100;
@@ -35,7 +35,8 @@ pub enum Entry {
     ToolCall {
         tool: String,
         tool_use_id: String,
-        /// What the call acts on: a path, a command's first line, a pattern.
+        /// What the call acts on, whole (a path relative to the worktree, a command, a
+        /// pattern); `line` shortens a long command for the one-line view.
         input: String,
     },
     ToolResult {
@@ -95,7 +96,7 @@ impl Entry {
         match self {
             Entry::Session { session_id, model } => format!(
                 "session {session_id} · {}",
-                model.as_deref().unwrap_or("default model")
+                report::model_label(model.as_deref())
             ),
             Entry::ApiRetry {
                 attempt,
@@ -120,16 +121,22 @@ impl Entry {
                 }
             }
             Entry::ToolCall { tool, input, .. } if input.is_empty() => tool.clone(),
-            Entry::ToolCall { tool, input, .. } => format!("{tool} {input}"),
+            Entry::ToolCall { tool, input, .. } => {
+                format!("{tool} {}", shorten_tool_input(tool, input))
+            }
             Entry::ToolResult { tool, text, .. } => match tool {
                 Some(tool) if text.is_empty() => tool.clone(),
                 Some(tool) => format!("{tool}: {text}"),
                 None => text.clone(),
             },
             Entry::Asks { tool, input, .. } if input.is_empty() => format!("asks for {tool}"),
-            Entry::Asks { tool, input, .. } => format!("asks for {tool} {input}"),
+            Entry::Asks { tool, input, .. } => {
+                format!("asks for {tool} {}", shorten_tool_input(tool, input))
+            }
             Entry::Denied { tool, input, .. } if input.is_empty() => format!("denied {tool}"),
-            Entry::Denied { tool, input, .. } => format!("denied {tool} {input}"),
+            Entry::Denied { tool, input, .. } => {
+                format!("denied {tool} {}", shorten_tool_input(tool, input))
+            }
             Entry::Result {
                 subtype,
                 is_error,
@@ -217,7 +224,7 @@ impl Reader {
                             entries.push(Entry::ToolCall {
                                 tool: name.clone(),
                                 tool_use_id: id.clone(),
-                                input: self.relative(&describe_tool_input(name, input)),
+                                input: self.relative(&tool_input_text(name, input)),
                             });
                         }
                         _ => {}
@@ -247,8 +254,7 @@ impl Reader {
             Event::ControlRequest(request) => {
                 if let Some(prompt) = request.permission() {
                     entries.push(Entry::Asks {
-                        input: self
-                            .relative(&describe_tool_input(&prompt.tool_name, &prompt.input)),
+                        input: self.relative(&tool_input_text(&prompt.tool_name, &prompt.input)),
                         tool: prompt.tool_name,
                         tool_use_id: prompt.tool_use_id,
                     });
@@ -260,7 +266,7 @@ impl Reader {
                         tool: denial.tool_name.clone(),
                         tool_use_id: denial.tool_use_id.clone(),
                         input: self
-                            .relative(&describe_tool_input(&denial.tool_name, &denial.tool_input)),
+                            .relative(&tool_input_text(&denial.tool_name, &denial.tool_input)),
                     });
                 }
                 entries.push(Entry::Result {
@@ -413,5 +419,32 @@ mod tests {
             text: "first\nsecond\nthird\n".into(),
         };
         assert_eq!(entry.line(), "first (+2 lines)");
+    }
+
+    #[test]
+    fn a_deep_path_is_made_relative_whole_and_never_cut() {
+        let worktree = format!("/home/user/{}work/task", "deep/".repeat(20));
+        let relative = format!("{}notes.md", "doc/chapter/".repeat(6));
+        let path = format!("{worktree}/{relative}");
+        assert!(path.len() > 100 && relative.len() < 100, "{path}");
+        let command = format!("cat {path} {}", "&& echo more ".repeat(12));
+        let line = serde_json::json!({"type": "assistant", "message": {"id": "m1",
+            "role": "assistant", "model": "claude-opus-4-8", "content": [
+            {"type": "tool_use", "id": "t1", "name": "Write",
+             "input": {"file_path": path, "content": "x"}},
+            {"type": "tool_use", "id": "t2", "name": "Bash", "input": {"command": command}}]}});
+        let entries = Reader::new(&worktree).entries(&Event::parse(&line.to_string()));
+        assert_eq!(entries[0].line(), format!("Write {relative}"));
+        let json = serde_json::to_value(&entries).unwrap();
+        assert_eq!(json[0]["input"], relative.as_str());
+        // A long command is shortened for the line at a word, and whole in JSON.
+        let whole = command.replace(&format!("{worktree}/"), "");
+        assert_eq!(json[1]["input"], whole.as_str());
+        let shown = entries[1].line();
+        assert!(
+            shown.chars().count() <= 105 && shown.ends_with("more …"),
+            "{shown}"
+        );
+        assert!(shown.contains(&relative), "{shown}");
     }
 }

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::common::TestEnv;
+use crate::common::{LIMIT, TestEnv, eventually, wait_bounded};
 
 #[test]
 fn list_shows_open_tasks_and_all_includes_closed_ones() {
@@ -56,6 +56,55 @@ fn show_prints_prompt_status_ledger_and_files() {
             run.stdout
         );
     }
+}
+
+#[test]
+fn the_1m_context_suffix_is_said_in_words_to_people_and_kept_exact_in_json() {
+    let env = TestEnv::new();
+    // The fake claude reports claude's default model, `claude-opus-4-8[1m]`.
+    let run = env.cms(&["task", "say done", "-n", "wide"]);
+    run.success();
+    let readable = "claude-opus-4-8 (1M context)";
+    assert!(run.stderr.contains(readable), "{}", run.stderr);
+    let shown = env.cms(&["show", "wide"]);
+    assert!(shown.stdout.contains(readable), "{}", shown.stdout);
+    let logs = env.cms(&["logs", "wide"]);
+    assert!(logs.stdout.contains(readable), "{}", logs.stdout);
+    for text in [&run.stderr, &shown.stdout, &logs.stdout] {
+        assert!(!text.contains("[1m]"), "{text}");
+    }
+    let json = env.cms(&["show", "--json", "wide"]).json();
+    assert_eq!(json["model"], "claude-opus-4-8[1m]");
+}
+
+#[test]
+fn show_of_a_running_task_counts_its_elapsed_time() {
+    let env = TestEnv::new();
+    let gate = env.repo.parent().unwrap().join("gate");
+    env.steps(json!([
+        {"bash": format!("while [ ! -e '{}' ]; do sleep 0.02; done", gate.display())},
+    ]));
+    let task = env.spawn_cms(&["task", "--json", "wait for the gate", "-n", "busy"]);
+    let record = env.common_dir().join("cms/tasks/busy.json");
+    eventually("the task's record", || record.exists());
+    // While it runs, its ledger line moves on from 0.0s (the record's own duration is only
+    // written when the session ends).
+    let line = eventually("an elapsed time above zero", || {
+        let run = env.cms(&["show", "busy"]);
+        let line = run
+            .stdout
+            .lines()
+            .find(|l| l.contains("ledger"))
+            .map(str::to_owned);
+        line.filter(|l| !l.ends_with(" 0.0s"))
+    });
+    assert_eq!(
+        env.cms(&["show", "--json", "busy"]).json()["status"],
+        "running"
+    );
+    assert!(line.contains(" turn"), "{line}");
+    std::fs::write(&gate, "").unwrap();
+    wait_bounded(task, LIMIT).success();
 }
 
 #[test]

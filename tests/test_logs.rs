@@ -71,6 +71,33 @@ fn logs_show_one_line_per_text_tool_call_result_denial_and_result() {
 }
 
 #[test]
+fn a_deep_path_shows_whole_and_relative_in_logs_and_logs_json() {
+    let env = TestEnv::new();
+    let relative = format!("{}handbook-chapter-one.md", "documentation/".repeat(4));
+    env.steps(json!([{"write": {"path": relative, "content": "deep\n"}}]));
+    env.task_ok(&["write deep", "-n", "deep"]);
+    let worktree = env.cms(&["show", "--json", "deep"]).json()["worktree"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The bug this guards against cut the absolute path at 100 characters before making it
+    // relative, which left the relative path cut mid-name.
+    assert!(format!("{worktree}/{relative}").chars().count() > 100);
+    let run = env.cms(&["logs", "deep"]);
+    run.success();
+    let call = format!("● Write {relative}");
+    assert!(run.stdout.lines().any(|l| l == call), "{}", run.stdout);
+    let json = env.cms(&["logs", "deep", "--json"]);
+    let events: Vec<Value> = json
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let call = events.iter().find(|e| e["kind"] == "tool_call").unwrap();
+    assert_eq!(call["input"], relative.as_str());
+}
+
+#[test]
 fn logs_raw_prints_the_stored_transcript_byte_for_byte() {
     let env = TestEnv::new();
     eventful_task(&env, "raw");

@@ -100,8 +100,7 @@ fn answer_and_report(
 
 /// "Bash: touch x", the way the prompt is shown everywhere.
 fn pending_text(pending: &PendingPermission, record: &TaskRecord) -> String {
-    let what = crate::session::describe_tool_input(&pending.tool_name, &pending.input);
-    let what = report::relative(&what, &record.worktree);
+    let what = report::tool_detail(&pending.tool_name, &pending.input, &record.worktree);
     if what.is_empty() {
         pending.tool_name.clone()
     } else {

@@ -123,7 +123,9 @@ struct Progress<'a> {
     ui: &'a Ui,
     reader: Reader,
     warned_malformed: bool,
-    /// At a terminal, tool lines carry a running cost; in logs one line per event is enough.
+    /// At a terminal, tool lines carry the running cost (the live estimate `list` shows, since
+    /// claude's own figure comes only with a turn's result); in logs one line per event is
+    /// enough.
     show_ledger: bool,
 }
 
@@ -144,7 +146,7 @@ impl<'a> Progress<'a> {
                 "  {} {text} {}",
                 s.dim.apply_to(marker),
                 s.dim
-                    .apply_to(format!("[{}]", report::format_cost(ledger.cost_usd)))
+                    .apply_to(format!("[{}]", report::format_cost(ledger.live_cost_usd())))
             ));
         } else {
             self.ui

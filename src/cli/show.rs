@@ -5,7 +5,6 @@ use clap::Args;
 use super::CommandContext;
 use crate::error::{CommandError, exit_code};
 use crate::report;
-use crate::session::describe_tool_input;
 
 /// Show one task: prompt, status, ledger, response and the files it changed
 #[derive(Debug, Args)]
@@ -73,7 +72,7 @@ pub fn cmd_show(ctx: &CommandContext, args: ShowArgs) -> Result<u8, CommandError
         format!(
             "{} · {} · preset {}",
             record.session_id.as_deref().unwrap_or("-"),
-            record.model.as_deref().unwrap_or("default model"),
+            report::model_label(record.model.as_deref()),
             record.preset
         ),
     ));
@@ -100,15 +99,8 @@ pub fn cmd_show(ctx: &CommandContext, args: ShowArgs) -> Result<u8, CommandError
         lines.push(field("error", s.bad.apply_to(error).to_string()));
     }
     for denial in &record.permission_denials {
-        let detail = describe_tool_input(&denial.tool_name, &denial.tool_input);
-        lines.push(field(
-            "denied",
-            format!(
-                "{} {}",
-                denial.tool_name,
-                report::relative(&detail, &record.worktree)
-            ),
-        ));
+        let detail = report::tool_detail(&denial.tool_name, &denial.tool_input, &record.worktree);
+        lines.push(field("denied", format!("{} {detail}", denial.tool_name)));
     }
     for line in report::safety_lines(s, &record) {
         lines.push(format!("{:>9}  {line}", ""));

@@ -217,8 +217,8 @@ impl Ledger {
     }
 }
 
-/// A one-line description of a tool call for progress output: the path or command it acts on.
-pub fn describe_tool_input(name: &str, input: &Value) -> String {
+/// What a tool call acts on, whole: the path, command, pattern or URL of its input.
+pub fn tool_input_text(name: &str, input: &Value) -> String {
     let field = |key: &str| input.get(key).and_then(Value::as_str);
     let text = match name {
         "Bash" => field("command"),
@@ -230,7 +230,19 @@ pub fn describe_tool_input(name: &str, input: &Value) -> String {
         "Task" | "Agent" => field("description"),
         _ => None,
     };
-    first_line(text.unwrap_or_default(), 100)
+    text.unwrap_or_default().to_owned()
+}
+
+/// `text` (what a `name` call acts on, as `tool_input_text` gives it) on one line: a path
+/// whole, since a path cut mid-name names another file; anything else its first line, cut
+/// at a word if it is long.
+pub fn shorten_tool_input(name: &str, text: &str) -> String {
+    match name {
+        "Read" | "Write" | "Edit" | "MultiEdit" | "NotebookEdit" => {
+            text.lines().next().unwrap_or_default().to_owned()
+        }
+        _ => first_line_at_word(text, 100),
+    }
 }
 
 /// The first line of `text`, cut to `max_chars` with an ellipsis, for one-line displays.
@@ -243,9 +255,27 @@ pub fn first_line(text: &str, max_chars: usize) -> String {
     format!("{cut}…")
 }
 
+/// Like `first_line`, but a long line is cut at the last space that keeps it within
+/// `max_chars` (mid-word only when a single word is that long), so no word is half shown.
+pub fn first_line_at_word(text: &str, max_chars: usize) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    if line.chars().count() <= max_chars {
+        return line.to_owned();
+    }
+    let cut: String = line.chars().take(max_chars - 1).collect();
+    match cut.rfind(' ') {
+        Some(space) if space > 0 => format!("{} …", cut[..space].trim_end()),
+        _ => format!("{cut}…"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Event, Ledger, describe_tool_input};
+    use super::{Event, Ledger, shorten_tool_input, tool_input_text};
+
+    fn describe_tool_input(name: &str, input: &serde_json::Value) -> String {
+        shorten_tool_input(name, &tool_input_text(name, input))
+    }
 
     fn feed(ledger: &mut Ledger, sample: &str) {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -389,8 +419,17 @@ mod tests {
     fn tool_descriptions_are_one_short_line() {
         let input = serde_json::json!({"command": "cargo test\n--all", "description": "x"});
         assert_eq!(describe_tool_input("Bash", &input), "cargo test");
-        let long = serde_json::json!({"file_path": "a".repeat(300)});
-        assert_eq!(describe_tool_input("Write", &long).chars().count(), 100);
+        let long = serde_json::json!({"command": "a".repeat(300)});
+        assert_eq!(describe_tool_input("Bash", &long).chars().count(), 100);
+        let path = format!("/{}/file.rs", "dir/".repeat(60));
+        let deep = serde_json::json!({"file_path": path});
+        assert_eq!(describe_tool_input("Write", &deep), path);
+        let words = serde_json::json!({"command": format!("{} tail", "word ".repeat(30))});
+        let line = describe_tool_input("Bash", &words);
+        assert!(
+            line.ends_with("word …") && line.chars().count() <= 100,
+            "{line}"
+        );
         assert_eq!(describe_tool_input("Mystery", &input), "");
     }
 }

@@ -15,7 +15,7 @@ mod stream_properties;
 use std::path::PathBuf;
 
 pub use driver::{Logs, Permissions, StopReason, Timeouts, TurnOutcome, Watch, run_turn};
-pub use ledger::{Ledger, describe_tool_input, first_line};
+pub use ledger::{Ledger, first_line, shorten_tool_input, tool_input_text};
 pub use process::{
     Spawn, current_supervisor, find_claude, kill_session, signal_supervisor, spawn_interactive,
     supervisor_alive,

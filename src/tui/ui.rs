@@ -1,7 +1,7 @@
 //! Drawing the dashboard: the task list, the selected task's detail, the spend footer and the
 //! help bar, in whatever size the terminal has (80×24 at least).
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -130,17 +130,7 @@ fn gauge(used: f64, limit: Option<f64>, width: usize, text: String) -> String {
 }
 
 fn elapsed(record: &TaskRecord, now: SystemTime) -> String {
-    // A live task's own duration is only written when a session ends: measure from its start.
-    if record.status.is_live()
-        && let Ok(start) = humantime::parse_rfc3339(&record.created_at)
-    {
-        let ms = now
-            .duration_since(start)
-            .unwrap_or(Duration::ZERO)
-            .as_millis();
-        return report::format_duration_ms(ms as u64);
-    }
-    report::format_duration_ms(record.duration_ms)
+    report::format_duration_ms(report::elapsed_ms(record, now))
 }
 
 fn draw_list(frame: &mut Frame, area: Rect, app: &App) {
@@ -252,7 +242,7 @@ fn draw_detail(frame: &mut Frame, area: Rect, app: &App) {
             format!("{symbol} {}", r.status.as_str()),
             Style::new().fg(colour),
         ),
-        Span::styled(format!("  {}", report::ledger_line(r)), dim),
+        Span::styled(format!("  {}", report::ledger_line_at(r, app.now)), dim),
     ]));
     let prompt = r.prompt.lines().next().unwrap_or_default();
     lines.push(Line::from(vec![

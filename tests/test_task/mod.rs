@@ -1,6 +1,7 @@
 //! `cms task`: worktrees, sessions, commits and recorded outcomes.
 
 mod endings;
+mod progress;
 
 use serde_json::json;
 
