@@ -24,6 +24,7 @@ mod test_layering;
 mod test_logs;
 mod test_mcp;
 mod test_merge;
+mod test_path;
 mod test_pool;
 mod test_processes;
 mod test_push;

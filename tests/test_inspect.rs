@@ -502,3 +502,50 @@ fn diff_base_shows_what_the_target_changed() {
         .code(1)
         .one_line_error_with_hint("detached HEAD");
 }
+
+#[test]
+fn list_shows_each_tasks_age_and_a_total_cost_line() {
+    let env = TestEnv::new();
+    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    let one = env.task_ok(&["first task", "-n", "one"]);
+    let two = env.task_ok(&["second task", "-n", "two"]);
+    let run = env.cms(&["list"]);
+    run.success();
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(lines[0].contains("AGE"), "{}", run.stdout);
+    // Just started: an age in seconds (or minutes on a slow machine).
+    for line in &lines[1..3] {
+        let age = line.split_whitespace().nth(2).unwrap();
+        assert!(
+            age.ends_with('s') || age.ends_with('m'),
+            "{age:?} in {}",
+            run.stdout
+        );
+    }
+    let total = one["cost_usd"].as_f64().unwrap() + two["cost_usd"].as_f64().unwrap();
+    let last = lines.last().unwrap();
+    assert!(last.starts_with("total"), "{}", run.stdout);
+    assert!(last.contains(&format!("${total:.4}")), "{last}");
+    assert!(last.contains("(2 tasks)"), "{last}");
+}
+
+#[test]
+fn list_shows_how_far_the_base_branch_moved_on_since_a_task_started() {
+    let env = TestEnv::new();
+    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    env.task_ok(&["x", "-n", "lagging"]);
+    let behind = |env: &TestEnv| {
+        let run = env.cms(&["list"]);
+        run.success();
+        let header = run.stdout.lines().next().unwrap();
+        let column = header.find("BEHIND").unwrap() + "BEHIND".len();
+        let row = run.stdout.lines().nth(1).unwrap();
+        row[..column].split_whitespace().last().unwrap().to_owned()
+    };
+    assert_eq!(behind(&env), "0");
+    for n in 1..=2 {
+        env.write("user.txt", &format!("{n}\n"));
+        env.commit_all("user work");
+    }
+    assert_eq!(behind(&env), "2");
+}

@@ -11,6 +11,11 @@ use crate::store::TaskRecord;
 ///
 /// Merged and discarded tasks are hidden unless --all is given; --all also lists the
 /// archived ones (closed tasks whose name was used again), marked as such.
+///
+/// AGE is the time since the task was created; BEHIND, how many commits its base branch
+/// gained since the task forked from it (or was rebased onto it: `cms continue TASK
+/// --rebase`), blank for closed tasks and tasks started from a detached HEAD. A last line
+/// totals the cost of the tasks listed.
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Include merged and discarded tasks
@@ -58,6 +63,7 @@ pub fn cmd_list(ctx: &CommandContext, args: ListArgs) -> Result<u8, CommandError
         return Ok(exit_code::OK);
     }
     let s = &ui.out;
+    let now = std::time::SystemTime::now();
     let rows = rows(&records);
     let name_width = rows
         .iter()
@@ -68,8 +74,8 @@ pub fn cmd_list(ctx: &CommandContext, args: ListArgs) -> Result<u8, CommandError
     let mut out = format!(
         "{}\n",
         s.bold.apply_to(format!(
-            "{:name_width$}  {:17}  {:>9}  {:>5}  {:>5}  PROMPT",
-            "NAME", "STATUS", "COST", "TURNS", "FILES"
+            "{:name_width$}  {:17}  {:>4}  {:>9}  {:>5}  {:>5}  {:>6}  PROMPT",
+            "NAME", "STATUS", "AGE", "COST", "TURNS", "FILES", "BEHIND"
         ))
     );
     let pad = |text: String| {
@@ -84,15 +90,21 @@ pub fn cmd_list(ctx: &CommandContext, args: ListArgs) -> Result<u8, CommandError
                 let prompt = cut(&first_line_of(&members[0].prompt));
                 let status = format!("{:17}", format!("{} attempts", members.len()));
                 out.push_str(&format!(
-                    "{}  {}  {:>9}  {:>5}  {:>5}  {prompt}\n",
+                    "{}  {}  {:>4}  {:>9}  {:>5}  {:>5}  {:>6}  {prompt}\n",
                     s.name.apply_to(pad(group.clone())),
                     s.dim.apply_to(status),
+                    age(&members[0].created_at, now),
                     report::format_cost(cost),
                     turns,
                     "",
+                    "",
                 ));
             }
-            Row::Task { record: r, .. } => {
+            Row::Task {
+                record: r,
+                archived,
+                ..
+            } => {
                 // A waiting task's prompt matters less than what it waits for; an attempt's
                 // prompt is its group's.
                 let prompt = match report::pending_line(r) {
@@ -102,12 +114,14 @@ pub fn cmd_list(ctx: &CommandContext, args: ListArgs) -> Result<u8, CommandError
                 };
                 let status = format!("{:17}", r.status.as_str());
                 let line = format!(
-                    "{}  {}  {:>9}  {:>5}  {:>5}  {}",
+                    "{}  {}  {:>4}  {:>9}  {:>5}  {:>5}  {:>6}  {}",
                     s.name.apply_to(pad(row.label())),
                     report::status_style(s, r.status).apply_to(status),
+                    age(&r.created_at, now),
                     report::format_cost(r.cost_usd),
                     r.turns,
                     r.files_changed.len(),
+                    behind(&ws, r, *archived),
                     cut(&prompt),
                 );
                 out.push_str(line.trim_end());
@@ -115,8 +129,54 @@ pub fn cmd_list(ctx: &CommandContext, args: ListArgs) -> Result<u8, CommandError
             }
         }
     }
+    let total: f64 = records.iter().map(|(r, _)| r.cost_usd).sum();
+    let count = records.len();
+    out.push_str(&format!(
+        "{}\n",
+        s.dim.apply_to(format!(
+            "{:name_width$}  {:17}  {:>4}  {:>9}  ({count} task{})",
+            "total",
+            "",
+            "",
+            report::format_cost(total),
+            if count == 1 { "" } else { "s" },
+        ))
+    ));
     ui.print(&out);
     Ok(exit_code::OK)
+}
+
+/// Time since `created_at`, short: `45s`, `3m`, `2h`, `5d`.
+fn age(created_at: &str, now: std::time::SystemTime) -> String {
+    let Some(secs) = humantime::parse_rfc3339(created_at)
+        .ok()
+        .and_then(|t| now.duration_since(t).ok())
+        .map(|d| d.as_secs())
+    else {
+        return "-".to_owned();
+    };
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m", secs / 60),
+        3600..86400 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86400),
+    }
+}
+
+/// How many commits the task's base branch gained since the task forked (or was rebased onto
+/// it), blank where that cannot be told: a closed or archived task (its branch may be gone or
+/// the name reused), a task started from a detached HEAD, a branch deleted by hand.
+fn behind(ws: &crate::workspace::Workspace, record: &TaskRecord, archived: bool) -> String {
+    let Some(base) = record.base_branch.as_deref() else {
+        return String::new();
+    };
+    if archived || record.status.is_closed() {
+        return String::new();
+    }
+    ws.repo
+        .commits_behind(&record.branch, base)
+        .map(|n| n.to_string())
+        .unwrap_or_default()
 }
 
 /// A line of the table: a task, or the heading of a group of attempts (listed right after it,

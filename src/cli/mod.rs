@@ -21,16 +21,19 @@ mod logs;
 mod mcp;
 mod merge;
 pub mod panic;
+mod path;
 mod pool;
 
 mod push;
 mod run;
 mod setup;
+mod shell_init;
 mod show;
 mod supervise;
 mod task;
 mod top;
 mod trust;
+mod version;
 mod wait;
 
 use std::path::PathBuf;
@@ -47,7 +50,13 @@ use crate::workspace::Workspace;
 /// claude session there, and ends with a commit of what it changed. Your own checkout is
 /// never touched until you `cms merge`.
 #[derive(Debug, Parser)]
-#[command(name = "cms", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "cms",
+    version = version::short(),
+    long_version = version::long(),
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -78,6 +87,7 @@ pub enum Command {
     Deny(answer::DenyArgs),
     List(list::ListArgs),
     Show(show::ShowArgs),
+    Path(path::PathArgs),
     Logs(logs::LogsArgs),
     Mcp(mcp::McpArgs),
     Top(top::TopArgs),
@@ -95,6 +105,7 @@ pub enum Command {
     Hooks(hooks::HooksArgs),
     Setup(setup::SetupArgs),
     Completions(completions::CompletionsArgs),
+    ShellInit(shell_init::ShellInitArgs),
     #[command(hide = true)]
     Guard(guard::GuardArgs),
     #[command(hide = true)]
@@ -253,6 +264,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Supervise(args) => supervise::cmd_supervise(&ctx, args),
         Command::List(args) => list::cmd_list(&ctx, args),
         Command::Show(args) => show::cmd_show(&ctx, args),
+        Command::Path(args) => path::cmd_path(&ctx, args),
         Command::Logs(args) => logs::cmd_logs(&ctx, args),
         Command::Mcp(args) => mcp::cmd_mcp(&ctx, args),
         Command::Top(args) => top::cmd_top(&ctx, args),
@@ -271,6 +283,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Setup(args) => setup::cmd_setup(&ctx, args),
         Command::Pool(args) => pool::cmd_pool(&ctx, args),
         Command::Completions(args) => completions::cmd_completions(&ctx, args),
+        Command::ShellInit(args) => shell_init::cmd_shell_init(&ctx, args),
         Command::Keeper(args) => keeper::cmd_keeper(&ctx, args),
     };
     match result {

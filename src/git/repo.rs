@@ -211,6 +211,16 @@ impl Repo {
             .map_err(GitError::libgit2("walk the commit graph"))
     }
 
+    /// How many commits `base` has that `branch` lacks: how far the base branch moved on
+    /// since `branch` forked from it (or was last rebased onto it).
+    pub fn commits_behind(&self, branch: &str, base: &str) -> Result<usize, GitError> {
+        let (_, behind) = self
+            .repo
+            .graph_ahead_behind(self.branch_tip(branch)?, self.branch_tip(base)?)
+            .map_err(GitError::libgit2("walk the commit graph"))?;
+        Ok(behind)
+    }
+
     pub fn merge_base(&self, a: Oid, b: Oid) -> Result<Oid, GitError> {
         self.repo
             .merge_base(a, b)
