@@ -23,6 +23,16 @@ fn watch(file: Option<String>) {
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    // Run again when HEAD moves or the index changes (a commit, a checkout, `git add`), in
+    // any repository around, even before it tracks this file. An edit alone rebuilds the
+    // crate but not this script, so the `-dirty` mark is as fresh as the last of those; the
+    // commit id always is.
+    watch(git(&["rev-parse", "--git-path", "HEAD"]));
+    watch(git(&["rev-parse", "--git-path", "index"]));
+    watch(git(&["rev-parse", "--git-path", "packed-refs"]));
+    if let Some(head_ref) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        watch(git(&["rev-parse", "--git-path", &head_ref]));
+    }
     // A package unpacked inside some other repository (a home directory kept in git) is not a
     // checkout of cms: only a repository that tracks this very file is.
     let ours = git(&["ls-files", "--error-unmatch", "build.rs"]).is_some();
@@ -37,15 +47,6 @@ fn main() {
         // Untracked files count too: a new module left out of a commit changes the build.
         if git(&["status", "--porcelain"]).is_some_and(|s| !s.is_empty()) {
             dirty = "-dirty";
-        }
-        // Run again when HEAD moves or the index changes (a commit, a checkout, `git add`).
-        // An edit alone rebuilds the crate but not this script, so the `-dirty` mark is as
-        // fresh as the last of those; the commit id always is.
-        watch(git(&["rev-parse", "--git-path", "HEAD"]));
-        watch(git(&["rev-parse", "--git-path", "index"]));
-        watch(git(&["rev-parse", "--git-path", "packed-refs"]));
-        if let Some(head_ref) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            watch(git(&["rev-parse", "--git-path", &head_ref]));
         }
     }
     println!("cargo:rustc-env=CMS_GIT_COMMIT={commit}{dirty}");
