@@ -42,7 +42,8 @@ pub fn exists(target: u32) -> bool {
     pid(target).is_some_and(|p| rustix::process::test_kill_process(p).is_ok())
 }
 
-/// Kills this process at once: SIGKILL, no unwinding, no cleanup.
+/// Kills this process at once: SIGKILL, no unwinding, no cleanup (the tests' fault points).
+#[cfg(feature = "test-fakes")]
 pub fn kill_self() {
     let _ = rustix::process::kill_process(rustix::process::getpid(), Signal::Kill.rustix());
 }
