@@ -80,6 +80,8 @@ fn top_starts_a_task_typed_in_place_shows_its_diff_and_merges_it_after_a_yes() {
     term.key("n");
     term.type_text("add new file");
     term.key("Enter");
+    term.wait_for("Start a task with this prompt?");
+    term.key("y");
     term.wait_for("✓ completed");
     let tasks = env.cms(&["list", "--json"]);
     let name = tasks.json()[0]["name"].as_str().unwrap().to_owned();
@@ -113,6 +115,8 @@ fn top_keeps_what_worktree_setup_and_merge_checks_print_off_its_screen() {
     term.key("n");
     term.type_text("add new file");
     term.key("Enter");
+    term.wait_for("Start a task with this prompt?");
+    term.key("y");
     let screen = term.wait_for("✓ completed");
     assert!(!screen.contains("SETUP-"), "{screen}");
     let name = env.cms(&["list", "--json"]).json()[0]["name"]
@@ -129,6 +133,47 @@ fn top_keeps_what_worktree_setup_and_merge_checks_print_off_its_screen() {
     );
     assert!(!screen.contains("CHECK-"), "{screen}");
     assert_eq!(env.git(&["show", "main:new.txt"]), "new");
+}
+
+#[test]
+fn top_denies_a_waiting_task_with_the_reason_typed_in_place() {
+    let env = TestEnv::new();
+    let Some((term, _)) = top_over_a_waiting_task(&env, "top_denies") else {
+        return;
+    };
+    term.key("d");
+    term.wait_for("reason for task 't' (Enter for none):");
+    // Letters that are keys in the list (n starts a task, q quits) are the reason's here.
+    term.type_text("not now, quietly");
+    term.key("Enter");
+    term.wait_for("denied Bash for t");
+    let task = env.until_status("t", "completed");
+    let answered = &task["safety"]["answered"][0];
+    assert_eq!(answered["message"], "not now, quietly");
+    assert_eq!(answered["allow"], false);
+    assert!(!env.git_ok(&["cat-file", "-e", "cms/t:ran.txt"]));
+    assert_eq!(
+        env.cms(&["list", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn top_shows_why_an_attach_failed() {
+    let env = TestEnv::new();
+    let Some((term, _)) = top_over_a_waiting_task(&env, "top_attach_fails") else {
+        return;
+    };
+    // A waiting task is still running: cms attach refuses it before starting claude.
+    term.key("t");
+    let screen = term.wait_for("cms attach t ended with exit status: 1");
+    assert!(screen.contains("error: task 't' is"), "{screen}");
+    assert!(screen.contains("hint:"), "{screen}");
+    assert_eq!(env.until_status("t", "waiting")["status"], "waiting");
 }
 
 #[test]

@@ -30,6 +30,19 @@ pub struct AttachArgs {
 }
 
 pub fn cmd_attach(ctx: &CommandContext, args: AttachArgs) -> Result<u8, CommandError> {
+    let result = attach(ctx, args);
+    // `cms top` redraws the screen these lines go to: they are written where it asked too.
+    if let Err(err) = &result
+        && let Some(path) =
+            std::env::var_os(crate::tui::ATTACH_ERRORS_ENV).filter(|p| !p.is_empty())
+    {
+        let lines = err.lines(&crate::report::Styles::plain());
+        let _ = std::fs::write(path, lines.join("\n") + "\n");
+    }
+    result
+}
+
+fn attach(ctx: &CommandContext, args: AttachArgs) -> Result<u8, CommandError> {
     // Before anything is opened: an interactive claude without a terminal would hang or fail.
     if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
         return Err(TaskError::NotATerminal(args.task).into());

@@ -63,11 +63,18 @@ impl Runner {
                 request_id,
                 allow,
                 always,
+                message,
             } => {
                 // Only writes the answer into the record: quick enough to do here.
+                let answer = PermissionAnswer {
+                    allow,
+                    always,
+                    message,
+                    by: format!("cms top (pid {})", std::process::id()),
+                };
                 let _ = self
                     .done_tx
-                    .send(answer(store, &name, &request_id, allow, always));
+                    .send(answer_prompt(store, &name, &request_id, answer));
             }
             Action::Attach(_) | Action::Quit => {}
             action => {
@@ -89,13 +96,13 @@ impl Drop for Runner {
     }
 }
 
-fn answer(store: &Store, name: &TaskName, request_id: &str, allow: bool, always: bool) -> Outcome {
-    let answer = PermissionAnswer {
-        allow,
-        always,
-        message: None,
-        by: format!("cms top (pid {})", std::process::id()),
-    };
+fn answer_prompt(
+    store: &Store,
+    name: &TaskName,
+    request_id: &str,
+    answer: PermissionAnswer,
+) -> Outcome {
+    let (allow, always) = (answer.allow, answer.always);
     match crate::task::answer_prompt(store, name, Some(request_id), answer) {
         Ok(pending) => {
             let verb = match (allow, always) {

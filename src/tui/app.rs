@@ -66,6 +66,8 @@ pub enum Action {
         request_id: String,
         allow: bool,
         always: bool,
+        /// Why it was denied, told to the agent.
+        message: Option<String>,
     },
     Abort(TaskName),
     Merge(TaskName),
@@ -87,6 +89,11 @@ pub enum Action {
 pub enum InputFor {
     Continue(TaskName),
     NewTask,
+    /// The reason for denying the prompt `request_id`, which may be left empty.
+    Deny {
+        name: TaskName,
+        request_id: String,
+    },
 }
 
 /// What the keys act on at the moment.
@@ -152,7 +159,8 @@ impl App {
     }
 
     /// The tasks the list shows, in its order: waiting tasks first (they need the user), then
-    /// by creation, oldest first, as `cms list`.
+    /// running ones (they move), then the rest; within each, by creation, oldest first, as
+    /// `cms list`.
     pub fn visible(&self) -> Vec<&TaskRecord> {
         let mut shown: Vec<&TaskRecord> = self
             .tasks
@@ -160,8 +168,12 @@ impl App {
             .filter(|r| self.filter.admits(r.status))
             .collect();
         shown.sort_by(|a, b| {
-            let waiting = |r: &TaskRecord| r.status != Status::Waiting;
-            (waiting(a), &a.created_at, &a.name).cmp(&(waiting(b), &b.created_at, &b.name))
+            let group = |r: &TaskRecord| match r.status {
+                Status::Waiting => 0,
+                Status::Running => 1,
+                _ => 2,
+            };
+            (group(a), &a.created_at, &a.name).cmp(&(group(b), &b.created_at, &b.name))
         });
         shown
     }
@@ -297,11 +309,21 @@ impl App {
                     );
                     return None;
                 };
+                let request_id = pending.request_id.clone();
+                if c == 'd' {
+                    // A reason typed after the key must not be read as keys.
+                    self.mode = Mode::Input {
+                        purpose: InputFor::Deny { name, request_id },
+                        text: String::new(),
+                    };
+                    return None;
+                }
                 Some(Action::Answer {
-                    request_id: pending.request_id.clone(),
+                    request_id,
                     name,
-                    allow: c != 'd',
+                    allow: true,
                     always: c == 'A',
+                    message: None,
                 })
             }
             'c' => {
@@ -341,18 +363,32 @@ impl App {
             KeyCode::Esc => return None,
             KeyCode::Enter => {
                 let line = text.trim().to_owned();
+                if let InputFor::Deny { name, request_id } = purpose {
+                    return Some(Action::Answer {
+                        name,
+                        request_id,
+                        allow: false,
+                        always: false,
+                        message: Some(line).filter(|l| !l.is_empty()),
+                    });
+                }
                 if line.is_empty() {
                     // An empty message or prompt would be refused anyway; keep the field open.
                     self.mode = Mode::Input { purpose, text };
                     return None;
                 }
-                return Some(match purpose {
-                    InputFor::Continue(name) => Action::Continue {
+                return match purpose {
+                    InputFor::Continue(name) => Some(Action::Continue {
                         name,
                         message: line,
-                    },
-                    InputFor::NewTask => Action::NewTask { prompt: line },
-                });
+                    }),
+                    // A task costs money: asked once more, as merge, discard and abort are.
+                    InputFor::NewTask => self.confirm(
+                        "Start a task with this prompt?".to_owned(),
+                        Action::NewTask { prompt: line },
+                    ),
+                    InputFor::Deny { .. } => None,
+                };
             }
             KeyCode::Backspace => {
                 text.pop();

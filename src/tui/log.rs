@@ -74,3 +74,28 @@ impl LogTail {
         self.lines.len() != before || extra > 0
     }
 }
+
+/// `text` as the terminal will show it: tabs expanded to the next multiple of 8 columns and
+/// other control characters dropped. ratatui counts a tab or an escape as one column (or
+/// none) while the terminal moves the cursor further, so cells it believes it drew keep
+/// what was there before.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut column = 0;
+    for c in text.chars() {
+        if c == '\t' {
+            let to = (column / 8 + 1) * 8;
+            out.extend(std::iter::repeat_n(' ', to - column));
+            column = to;
+        } else if c == '\n' {
+            // One row per line here: a line break inside one reads as a space.
+            out.push(' ');
+            column += 1;
+        } else if !c.is_control() {
+            out.push(c);
+            let mut buf = [0; 4];
+            column += ratatui::text::Span::raw(&*c.encode_utf8(&mut buf)).width();
+        }
+    }
+    out
+}

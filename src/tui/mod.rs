@@ -7,7 +7,7 @@ mod log;
 mod screen;
 pub mod ui;
 
-pub use screen::{Ended, run};
+pub use screen::{ATTACH_ERRORS_ENV, Ended, run};
 
 #[cfg(test)]
 mod tests;

@@ -98,7 +98,7 @@ pub fn run(ws: &Workspace, exe: &Path, cwd: &Path) -> io::Result<Ended> {
                 match app.key(key) {
                     Some(Action::Quit) => return Ok(Ended::Quit),
                     Some(Action::Attach(name)) => {
-                        attach(&mut terminal, exe, cwd, &name, &mut app)?;
+                        attach(&mut terminal, ws, exe, cwd, &name, &mut app)?;
                     }
                     Some(action) => {
                         app.message = None;
@@ -177,6 +177,11 @@ fn refresh(ws: &Workspace, app: &mut App, tail: &mut LogTail, watch: &mut Watch)
     changed || before_live
 }
 
+/// Where the child `cms attach` also writes its `error:` and `hint:` lines, which it prints on
+/// the screen the dashboard redraws. Only cms's own lines: its stderr is not captured, as
+/// claude inherits it and an interactive claude keeps all three of its streams at the terminal.
+pub const ATTACH_ERRORS_ENV: &str = "CMS_TOP_ATTACH_ERRORS";
+
 /// Leaves the screen for `cms attach <name>` at the terminal, and comes back when it ends.
 ///
 /// The one action still run as a child cms: an attached run in this process would install
@@ -186,11 +191,14 @@ fn refresh(ws: &Workspace, app: &mut App, tail: &mut LogTail, watch: &mut Watch)
 /// that fresh and leaves nothing behind when it ends.
 fn attach(
     terminal: &mut DefaultTerminal,
+    ws: &Workspace,
     exe: &Path,
     cwd: &Path,
     name: &crate::store::TaskName,
     app: &mut App,
 ) -> io::Result<()> {
+    // The child's error lines, which it prints on the screen the dashboard is about to redraw.
+    let errors = tempfile::NamedTempFile::new()?;
     ratatui::try_restore()?;
     let status = {
         // The terminal's Ctrl-C goes to the whole foreground group, this process too; while
@@ -199,6 +207,7 @@ fn attach(
         std::process::Command::new(exe)
             .args(["attach", name.as_str()])
             .current_dir(cwd)
+            .env(ATTACH_ERRORS_ENV, errors.path())
             .status()
     };
     enable_raw_mode()?;
@@ -206,12 +215,19 @@ fn attach(
     terminal.clear()?;
     match status {
         Ok(status) if status.success() => app.report(false, vec![format!("attach {name} ended.")]),
-        Ok(status) => app.report(
-            true,
-            vec![format!(
-                "cms attach {name} ended with {status}; `cms show {name}` says why"
-            )],
-        ),
+        Ok(status) => {
+            let mut lines = vec![format!("cms attach {name} ended with {status}")];
+            let said = std::fs::read_to_string(errors.path()).unwrap_or_default();
+            lines.extend(said.lines().map(str::to_owned));
+            if lines.len() == 1 {
+                // It ran the session, which ended short of completed: the record says how.
+                if let Ok(record) = ws.task(name) {
+                    let why = record.error.map(|e| format!(": {e}")).unwrap_or_default();
+                    lines.push(format!("task '{name}' is {}{why}", record.status));
+                }
+            }
+            app.report(true, lines);
+        }
         Err(err) => app.report(
             true,
             vec![format!("error: could not run cms attach: {err}")],

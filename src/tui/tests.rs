@@ -9,6 +9,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde_json::json;
 
 use super::app::{Action, App, Filter, InputFor, Mode};
+use super::log::printable;
 use super::ui;
 use crate::store::{TaskName, TaskRecord};
 use crate::vocab::Status;
@@ -136,6 +137,61 @@ fn waiting_tasks_are_listed_first_and_selected_first() {
 }
 
 #[test]
+fn running_tasks_come_after_waiting_ones_and_before_the_rest() {
+    let mut app = app_with(every_status());
+    app.tasks
+        .push(record("late-run", Status::Running, 1, 0.01, 1));
+    app.tasks.push(waiting("second-wait"));
+    app.filter = Filter::All;
+    let names: Vec<&str> = app.visible().iter().map(|r| r.name.as_str()).collect();
+    // Each group oldest first: `waiting` is 3 minutes old everywhere.
+    assert_eq!(
+        names[..4],
+        ["run-tests", "second-wait", "add-login", "late-run"]
+    );
+    let rest = &app.visible()[4..];
+    assert!(rest.iter().all(|r| !r.status.is_live()));
+    assert!(rest.windows(2).all(|w| w[0].created_at <= w[1].created_at));
+}
+
+#[test]
+fn the_header_stays_in_place_when_the_filter_matches_nothing() {
+    for width in [80, 160] {
+        let header = |app: &App| {
+            let text = screen(app, width, 24);
+            text.lines()
+                .find(|l| l.contains("STATUS"))
+                .unwrap()
+                .to_owned()
+        };
+        let mut app = app_with(vec![record("fix-typo", Status::Completed, 1, 0.1, 1)]);
+        let with_rows = header(&app);
+        app.filter = Filter::Waiting;
+        app.set_tasks(app.tasks.clone());
+        assert!(app.visible().is_empty());
+        assert_eq!(header(&app), with_rows, "{width} columns");
+    }
+}
+
+#[test]
+fn the_log_tail_and_the_prompt_are_drawn_as_the_terminal_shows_them() {
+    assert_eq!(printable("a\tb"), "a       b");
+    assert_eq!(printable("✓ Read:\t1\tfixed"), "✓ Read: 1       fixed");
+    assert_eq!(printable("12345678\tx"), "12345678        x");
+    // Wide characters take two columns.
+    assert_eq!(printable("日本\tx"), "日本    x");
+    assert_eq!(printable("red \u{1b}[31mtext\r\u{7}"), "red [31mtext");
+    assert_eq!(printable("two\nlines"), "two lines");
+
+    let mut app = app_with(vec![record("fix-typo", Status::Completed, 1, 0.1, 1)]);
+    app.tasks[0].prompt = "fix\tthe tabs".into();
+    app.log_tail = vec!["  ✓ Read: 1\tfixed\t[package]".into()];
+    let text = screen(&app, 160, 24);
+    assert!(text.contains("fix     the tabs"), "{text}");
+    assert!(!text.contains('\t'), "{text}");
+}
+
+#[test]
 fn the_selection_follows_its_task_when_the_store_changes() {
     let mut app = app_with(every_status());
     press(&mut app, KeyCode::Down);
@@ -151,16 +207,69 @@ fn the_selection_follows_its_task_when_the_store_changes() {
 fn allow_always_and_deny_answer_the_prompt_on_screen_and_only_that_one() {
     let mut app = app_with(every_status());
     for (key, allow, always) in [('a', true, false), ('A', true, true), ('d', false, false)] {
+        let mut action = press(&mut app, KeyCode::Char(key));
+        if key == 'd' {
+            // Deny asks for a reason first; Enter alone gives none.
+            assert_eq!(action, None);
+            action = press(&mut app, KeyCode::Enter);
+        }
         assert_eq!(
-            press(&mut app, KeyCode::Char(key)),
+            action,
             Some(Action::Answer {
                 name: name("run-tests"),
                 request_id: "req-1".into(),
                 allow,
                 always,
+                message: None,
             })
         );
     }
+}
+
+#[test]
+fn deny_sends_the_reason_typed_in_place_and_escape_answers_nothing() {
+    let mut app = app_with(every_status());
+    assert_eq!(press(&mut app, KeyCode::Char('d')), None);
+    assert_eq!(
+        app.mode,
+        Mode::Input {
+            purpose: InputFor::Deny {
+                name: name("run-tests"),
+                request_id: "req-1".into()
+            },
+            text: String::new()
+        }
+    );
+    // The reason's letters are text, not keys: no `n`ew task, no `q`uit.
+    type_text(&mut app, "no network, use the mock");
+    assert_eq!(
+        press(&mut app, KeyCode::Enter),
+        Some(Action::Answer {
+            name: name("run-tests"),
+            request_id: "req-1".into(),
+            allow: false,
+            always: false,
+            message: Some("no network, use the mock".into()),
+        })
+    );
+    assert_eq!(app.mode, Mode::Browse);
+    press(&mut app, KeyCode::Char('d'));
+    type_text(&mut app, "never mind");
+    assert_eq!(press(&mut app, KeyCode::Esc), None);
+    assert_eq!(app.mode, Mode::Browse);
+    assert!(screen(&app, 80, 24).contains("d deny"));
+}
+
+#[test]
+fn deny_shows_what_the_reason_is_for() {
+    let mut app = app_with(every_status());
+    press(&mut app, KeyCode::Char('d'));
+    type_text(&mut app, "why");
+    let text = screen(&app, 80, 24);
+    assert!(
+        text.contains("reason for task 'run-tests' (Enter for none): why"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -222,7 +331,7 @@ fn continue_sends_the_message_typed_in_place() {
 }
 
 #[test]
-fn a_new_task_needs_a_prompt_and_escape_cancels_it() {
+fn a_new_task_needs_a_prompt_and_a_yes_and_escape_cancels_it() {
     let mut app = app_with(Vec::new());
     press(&mut app, KeyCode::Char('n'));
     assert_eq!(press(&mut app, KeyCode::Enter), None);
@@ -231,12 +340,32 @@ fn a_new_task_needs_a_prompt_and_escape_cancels_it() {
         "empty prompt kept the field open"
     );
     type_text(&mut app, "add a readme");
+    assert_eq!(press(&mut app, KeyCode::Enter), None);
     assert_eq!(
-        press(&mut app, KeyCode::Enter),
+        app.mode,
+        Mode::Confirm {
+            question: "Start a task with this prompt?".into(),
+            action: Action::NewTask {
+                prompt: "add a readme".into()
+            }
+        }
+    );
+    assert!(screen(&app, 80, 24).contains("Start a task with this prompt?"));
+    // Keys other than an answer leave the question up.
+    assert_eq!(press(&mut app, KeyCode::Char('m')), None);
+    assert_eq!(
+        press(&mut app, KeyCode::Char('y')),
         Some(Action::NewTask {
             prompt: "add a readme".into()
         })
     );
+    assert_eq!(app.mode, Mode::Browse);
+    // A no starts nothing.
+    press(&mut app, KeyCode::Char('n'));
+    type_text(&mut app, "add a readme");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(press(&mut app, KeyCode::Char('n')), None);
+    assert_eq!(app.mode, Mode::Browse);
     press(&mut app, KeyCode::Char('n'));
     type_text(&mut app, "never mind");
     assert_eq!(press(&mut app, KeyCode::Esc), None);

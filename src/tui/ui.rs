@@ -7,9 +7,12 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Sparkline, Table, TableState, Wrap};
+use ratatui::widgets::{
+    Block, Borders, Cell, HighlightSpacing, Paragraph, Row, Sparkline, Table, TableState, Wrap,
+};
 
 use super::app::{App, InputFor, Mode};
+use super::log::printable;
 use crate::report;
 use crate::store::TaskRecord;
 use crate::vocab::Status;
@@ -84,7 +87,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         let lines: Vec<Line> = m
             .lines
             .iter()
-            .map(|l| Line::styled(l.clone(), style))
+            .map(|l| Line::styled(printable(l), style))
             .collect();
         frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), message);
     }
@@ -174,7 +177,7 @@ fn draw_list(frame: &mut Frame, area: Rect, app: &App) {
                     Some(what) => format!("asks for {what}"),
                     None => r.prompt.lines().next().unwrap_or_default().to_owned(),
                 };
-                cells.push(Cell::from(prompt));
+                cells.push(Cell::from(printable(&prompt)));
             }
             let mut row = Row::new(cells);
             if r.status == Status::Waiting {
@@ -183,8 +186,9 @@ fn draw_list(frame: &mut Frame, area: Rect, app: &App) {
             row
         })
         .collect();
+    // Of every task, not only those shown, so a filter does not move the columns.
     let longest_name = app
-        .visible()
+        .tasks
         .iter()
         .map(|r| r.name.as_str().chars().count())
         .max()
@@ -213,7 +217,9 @@ fn draw_list(frame: &mut Frame, area: Rect, app: &App) {
         .header(header)
         .block(Block::new().borders(Borders::TOP).title(" tasks "))
         .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
-        .highlight_symbol("›");
+        .highlight_symbol("›")
+        // The symbol's column even with no row selected (no row shown), so the header stays.
+        .highlight_spacing(HighlightSpacing::Always);
     let mut state = TableState::default().with_selected(app.selected_index());
     frame.render_stateful_widget(table, area, &mut state);
 }
@@ -247,13 +253,13 @@ fn draw_detail(frame: &mut Frame, area: Rect, app: &App) {
     let prompt = r.prompt.lines().next().unwrap_or_default();
     lines.push(Line::from(vec![
         label("prompt"),
-        Span::raw(prompt.to_owned()),
+        Span::raw(printable(prompt)),
     ]));
     if let Some(what) = report::pending_line(r) {
         lines.push(Line::from(vec![
             label("asks"),
             Span::styled(
-                what,
+                printable(&what),
                 Style::new().fg(Color::Magenta).add_modifier(Modifier::BOLD),
             ),
             Span::styled("  a allow · A always · d deny", dim),
@@ -262,7 +268,7 @@ fn draw_detail(frame: &mut Frame, area: Rect, app: &App) {
     if let Some(error) = &r.error {
         lines.push(Line::from(vec![
             label("error"),
-            Span::styled(error.clone(), Style::new().fg(Color::Red)),
+            Span::styled(printable(error), Style::new().fg(Color::Red)),
         ]));
     }
     let plain = report::Styles::plain();
@@ -289,7 +295,7 @@ fn draw_detail(frame: &mut Frame, area: Rect, app: &App) {
     let start = app.log_tail.len().saturating_sub(tail_room);
     let tail: Vec<Line> = app.log_tail[start..]
         .iter()
-        .map(|l| Line::styled(l.clone(), dim))
+        .map(|l| Line::styled(printable(l), dim))
         .collect();
     frame.render_widget(Paragraph::new(tail), log);
 }
@@ -388,6 +394,9 @@ fn draw_help(frame: &mut Frame, area: Rect, app: &App) {
             let what = match purpose {
                 InputFor::Continue(name) => format!("message to {name}: "),
                 InputFor::NewTask => "new task: ".to_owned(),
+                InputFor::Deny { name, .. } => {
+                    format!("reason for task '{name}' (Enter for none): ")
+                }
             };
             lines.push(Line::from(vec![
                 Span::styled(what, key),
@@ -429,7 +438,7 @@ fn draw_diff(frame: &mut Frame, area: Rect, name: &str, lines: &[String], scroll
                 Some('@') => Color::Cyan,
                 _ => Color::Reset,
             };
-            Line::styled(l.clone(), Style::new().fg(colour))
+            Line::styled(printable(l), Style::new().fg(colour))
         })
         .collect();
     frame.render_widget(Paragraph::new(text).block(block), area);
