@@ -9,12 +9,13 @@ use crate::error::{CommandError, ErrorKind, exit_code};
 
 /// Watch and steer this repository's tasks in a live full-screen dashboard
 ///
-/// Lists the tasks (waiting ones first, then running ones) with their status, turns and cost against their
-/// limits, time and files changed, and shows the selected task's prompt, pending permission
-/// request, diff stat and live log. Keys answer a waiting task (a allow, A allow always,
-/// d deny, with a reason typed in place), continue it (c), abort it (x), merge (m) or discard (D) it after asking, show its
-/// diff (v), attach to it (t), start a new detached task after asking (n), filter by status (f) and quit
-/// (q or Ctrl-C); each does what the matching cms command does. Works beside any other cms
+/// Lists the tasks (waiting ones first, then running ones) with their status, turns and cost
+/// against their limits, time and files changed, and shows the selected task's prompt, pending
+/// permission request, diff stat and live log. Keys answer a waiting task (a allow, A allow
+/// always, d deny, with a reason typed in place), continue it (c), abort it (x), merge (m) or
+/// discard (D) it after asking, show its diff (v), attach to it (t), start a new detached task
+/// after asking (n), filter by status (f) and quit (q or Ctrl-C); each does what the matching
+/// cms command does. Works beside any other cms
 /// process, detached tasks included.
 ///
 /// Needs a terminal; scripts use `cms list` and `cms show`. Exit codes: 0 on quit, 1 outside
