@@ -15,8 +15,7 @@ use crate::error::{CommandError, ErrorKind, exit_code};
 /// always, d deny, with a reason typed in place), continue it (c), abort it (x), merge (m) or
 /// discard (D) it after asking, show its diff (v), attach to it (t), start a new detached task
 /// after asking (n), filter by status (f) and quit (q or Ctrl-C); each does what the matching
-/// cms command does. Works beside any other cms
-/// process, detached tasks included.
+/// cms command does. Works beside any other cms process, detached tasks included.
 ///
 /// Needs a terminal; scripts use `cms list` and `cms show`. Exit codes: 0 on quit, 1 outside
 /// a repository or when the terminal fails, 2 when not at a terminal, 130 after SIGTERM or
