@@ -70,17 +70,53 @@ def strip_tests(text):
 
 
 def strip_comments(text):
-    text = re.sub(r"//[^\n]*", "", text)
-    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
-    # String literals may hold `crate::` in messages; drop their contents.
-    text = re.sub(r'"(?:\\.|[^"\\])*"', '""', text)
-    return text
+    """Drops comments and the contents of string and char literals (a message may name
+    `crate::`), lexing as Rust does: escapes, raw strings, and lifetimes told from chars."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if text.startswith("//", i):
+            i = text.find("\n", i)
+            i = n if i < 0 else i
+        elif text.startswith("/*", i):
+            depth, i = 1, i + 2
+            while i < n and depth:
+                if text.startswith("/*", i):
+                    depth, i = depth + 1, i + 2
+                elif text.startswith("*/", i):
+                    depth, i = depth - 1, i + 2
+                else:
+                    i += 1
+        elif c == "r" and re.match(r'r#*"', text[i:]) and not (i and (text[i - 1].isalnum() or text[i - 1] == "_")):
+            hashes = re.match(r'r(#*)"', text[i:]).group(1)
+            close = '"' + hashes
+            j = text.find(close, i + 2 + len(hashes))
+            out.append('""')
+            i = n if j < 0 else j + len(close)
+        elif c == '"':
+            i += 1
+            while i < n and text[i] != '"':
+                i += 2 if text[i] == "\\" else 1
+            out.append('""')
+            i += 1
+        elif c == "'":
+            m = re.match(r"'(\\(?:u\{[0-9a-fA-F]+\}|x[0-9a-fA-F]{2}|.)|[^\\'])'", text[i:], re.S)
+            if m:
+                out.append("' '")
+                i += m.end()
+            else:
+                out.append(c)
+                i += 1
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
 
 
 def expand_use_tree(tree):
     """`a::{b, c::{d, self}}` -> [[a,b],[a,c,d],[a,c]]."""
+    tree = re.sub(r"\s+as\s+\w+", "", tree)
     tree = re.sub(r"\s+", "", tree)
-    tree = re.sub(r"\bas\w+", "", tree.replace("as", " as ")).replace(" ", "")
     results = []
 
     def split_top(s):
