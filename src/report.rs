@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::git::FileChange;
 use crate::git::merge::MergePlan;
-use crate::store::{TaskName, TaskRecord};
+use crate::store::{NothingToMerge, TaskName, TaskRecord};
 use crate::vocab::Status;
 
 /// Version of the JSON shapes cms prints; bumped on incompatible changes.
@@ -249,25 +249,37 @@ pub fn summary(styles: &Styles, record: &TaskRecord) -> String {
     lines.join("\n")
 }
 
-/// `cms merge`'s line for a task it merged: how, into what, and what else it did.
+/// `cms merge`'s line for a task it merged: how, into what, and what else it did; or, when
+/// the target already had the task's change, that there was nothing to merge.
 pub fn merge_summary(
     styles: &Styles,
-    name: &TaskName,
+    record: &TaskRecord,
     plan: &MergePlan,
     checks: usize,
     removed: bool,
 ) -> String {
-    let short = &plan.new_tip.to_string()[..12];
-    let how = plan.kind.as_str().replace('_', "-");
-    let mut text = format!(
-        "Merged {} into {} ({how}, {short}).",
-        styles.name.apply_to(name),
-        styles.bold.apply_to(&plan.target_branch)
-    );
+    let name = styles.name.apply_to(&record.name);
+    let target = styles.bold.apply_to(&plan.target_branch);
+    let nothing = record.merge.as_ref().and_then(|m| m.nothing_to_merge);
+    let mut text = match nothing {
+        Some(NothingToMerge::AlreadyInTarget) => format!(
+            "Nothing to merge: task '{name}''s change is already in {target}; no commit made, \
+             the task is recorded as merged."
+        ),
+        Some(NothingToMerge::NoChanges) => format!(
+            "Nothing to merge: task '{name}' changed nothing; no commit made, the task is \
+             recorded as merged."
+        ),
+        None => {
+            let short = &plan.new_tip.to_string()[..12];
+            let how = plan.kind.as_str().replace('_', "-");
+            format!("Merged {name} into {target} ({how}, {short}).")
+        }
+    };
     if checks > 0 {
         text.push_str(&format!(" {checks} check(s) passed."));
     }
-    if plan.checkout.is_some() {
+    if plan.checkout.is_some() && plan.new_tip != plan.old_tip {
         text.push_str(" Its checkout was updated.");
     }
     if removed {

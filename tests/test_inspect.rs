@@ -549,3 +549,45 @@ fn list_shows_how_far_the_base_branch_moved_on_since_a_task_started() {
     }
     assert_eq!(behind(&env), "2");
 }
+
+#[test]
+fn diff_base_with_the_target_unchanged_says_so_and_prints_nothing() {
+    let env = TestEnv::new();
+    env.steps(json!([{"write": {"path": "task.txt", "content": "task\n"}}]));
+    env.task_ok(&["x", "-n", "still"]);
+    let run = env.cms(&["diff", "still", "--base"]);
+    run.success();
+    assert_eq!(run.stdout, "");
+    assert_eq!(
+        run.stderr,
+        "main has not changed since task 'still' started from it\n"
+    );
+}
+
+#[test]
+fn diff_json_from_is_the_fork_commit_and_to_the_worktree_snapshot_or_last_commit() {
+    let env = TestEnv::new();
+    let fork = env.git(&["rev-parse", "main"]);
+    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    let task = env.task_ok(&["x", "-n", "ends"]);
+    let worktree = std::path::PathBuf::from(task["worktree"].as_str().unwrap());
+    std::fs::write(worktree.join("loose.txt"), "not committed\n").unwrap();
+    let value = env.cms(&["diff", "ends", "--json"]).json();
+    assert_eq!(value["from"], fork.as_str());
+    let to = value["to"].as_str().unwrap();
+    // A tree of the worktree as it is, uncommitted work included, as README says.
+    assert_eq!(env.git(&["cat-file", "-t", to]), "tree");
+    assert_eq!(
+        env.git(&["diff", "--name-only", &fork, to]),
+        "a.txt\nloose.txt"
+    );
+    // Without its worktree, the task's last commit.
+    std::fs::remove_file(worktree.join("loose.txt")).unwrap();
+    env.cms(&["merge", "ends"]).success();
+    let value = env.cms(&["diff", "ends", "--json"]).json();
+    assert_eq!(value["to"], task["head"]);
+    assert_eq!(
+        env.git(&["cat-file", "-t", value["to"].as_str().unwrap()]),
+        "commit"
+    );
+}

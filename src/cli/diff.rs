@@ -15,7 +15,13 @@ use crate::task::change_range;
 /// checked against the protected paths as `cms check --task` would: what it touches is said
 /// after the diff (in `violations` with --json); the exit code stays 0. With --base, the diff
 /// is what the branch the task merges into changed since the task forked from it: what the
-/// task's change will be merged onto.
+/// task's change will be merged onto; when it has not changed, that is said on stderr.
+///
+/// With --json, `from` is the commit the task forked from (where its branch and its base
+/// branch meet) and `to` the other end: the id of a git tree snapshotting the task's worktree,
+/// uncommitted work included, while the worktree exists (`git diff <from> <to>` shows the
+/// same), else the task's last commit; with --base, `to` is the target branch's tip commit and
+/// `target` its name.
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// The task's name
@@ -81,6 +87,16 @@ pub fn cmd_diff(ctx: &CommandContext, args: DiffArgs) -> Result<u8, CommandError
             value["patch"] = json!(git::snapshot::diff_text(&ws.repo.checkout, from, to)?);
         }
         ctx.ui.print_json(&value);
+        return Ok(exit_code::OK);
+    }
+    if let Some(branch) = &target
+        && ws.repo.tree_of(from)? == ws.repo.tree_of(to)?
+    {
+        // An empty diff would read as a failure to look; say what it means.
+        ctx.ui.status(&format!(
+            "{branch} has not changed since task '{}' started from it",
+            record.name
+        ));
         return Ok(exit_code::OK);
     }
     let format = if args.stat {

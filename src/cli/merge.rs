@@ -116,7 +116,7 @@ pub fn cmd_merge(ctx: &CommandContext, args: MergeArgs) -> Result<u8, CommandErr
         } else {
             ui.println(&report::merge_summary(
                 &ui.out,
-                &merged.record.name,
+                &merged.record,
                 &merged.plan,
                 merged.checks.len(),
                 removed,

@@ -128,8 +128,10 @@ impl CmsServer {
 }
 
 /// A failure as the parent reads it: the CLI's error lines as text, its JSON error as
-/// structured content.
+/// structured content, the hints naming tools where the CLI's name commands.
 fn tool_error(err: CommandError) -> CallToolResult {
+    // Hints naming `cms` commands are for a person at a terminal; the parent calls tools.
+    let err = super::hints::for_agent(err);
     let mut text = format!("error: {}", err.message);
     for cause in &err.causes {
         text.push_str(&format!("\ncaused by: {cause}"));

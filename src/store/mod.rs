@@ -7,6 +7,6 @@ mod record;
 pub use files::{Store, StoreError, write_atomic};
 pub use name::{InvalidName, TaskName};
 pub use record::{
-    Answered, Attempt, Blocked, MergeInfo, PendingPermission, PermissionAnswer, PushInfo,
-    RECORD_VERSION, Rebase, Safety, TaskRecord, now_rfc3339,
+    Answered, Attempt, Blocked, MergeInfo, NothingToMerge, PendingPermission, PermissionAnswer,
+    PushInfo, RECORD_VERSION, Rebase, Safety, TaskRecord, now_rfc3339,
 };

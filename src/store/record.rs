@@ -70,6 +70,21 @@ pub struct MergeInfo {
     #[serde(with = "crate::git::oid_hex")]
     pub commit: Oid,
     pub kind: String,
+    /// Set when the merge made no commit because the target already held the task's change
+    /// (`commit` is then the target's tip, which did not move).
+    #[serde(default)]
+    pub nothing_to_merge: Option<NothingToMerge>,
+}
+
+/// Why a merge had nothing to bring into its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NothingToMerge {
+    /// The task changed files, and the target has them as the merge would make them (the
+    /// user merged or cherry-picked it already).
+    AlreadyInTarget,
+    /// The task's commits change nothing.
+    NoChanges,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::git::merge::{ApplyState, MergeKind, MergeMessages, MergeMode, MergePlan};
 use crate::git::{self, GitError, Oid};
 use crate::report;
-use crate::store::{MergeInfo, TaskName, TaskRecord};
+use crate::store::{MergeInfo, NothingToMerge, TaskName, TaskRecord};
 use crate::vocab::Status;
 use crate::workspace::Workspace;
 
@@ -107,7 +107,14 @@ fn merge_into(
             },
             other => other.into(),
         })?;
+    let nothing = nothing_to_merge(ws, &record, &plan, task_tip)?;
+    if nothing.is_some() {
+        // The target stays as it is: no commit, nothing to check.
+        plan.kind = MergeKind::UpToDate;
+        plan.new_tip = plan.old_tip;
+    }
     let checks = match config {
+        _ if nothing.is_some() => Vec::new(),
         // Merging unchecked what the project means to check would be a silent loosening.
         config if opts.check && !config.untrusted.checks.is_empty() => {
             return Err(TaskError::UntrustedCheck {
@@ -135,6 +142,17 @@ fn merge_into(
                     status: now.status,
                 });
             }
+            if let Some(why) = nothing {
+                return Ok(ws.store.update(&record.name, |r| {
+                    r.status = Status::Merged;
+                    r.merge = Some(MergeInfo {
+                        into: target.clone(),
+                        commit: plan.old_tip,
+                        kind: MergeKind::UpToDate.as_str().to_owned(),
+                        nothing_to_merge: Some(why),
+                    });
+                })?);
+            }
             let journal = Journal {
                 task: record.name.clone(),
                 target: target.clone(),
@@ -161,6 +179,32 @@ fn merge_into(
         plan,
         checks: ran,
     })
+}
+
+/// Whether merging as `plan` says would leave the target's files as they are, and why: the
+/// task's commits change nothing, or the target already has what they change (merged or
+/// cherry-picked by hand). Such a merge makes no commit and moves nothing.
+fn nothing_to_merge(
+    ws: &Workspace,
+    record: &TaskRecord,
+    plan: &MergePlan,
+    task_tip: Oid,
+) -> Result<Option<NothingToMerge>, TaskError> {
+    let target_tree = ws.repo.tree_of(plan.old_tip)?;
+    if ws.repo.tree_of(plan.new_tip)? != target_tree {
+        return Ok(None);
+    }
+    let forked = ws
+        .repo
+        .merge_base(record.base, task_tip)
+        .unwrap_or(record.base);
+    Ok(Some(
+        if ws.repo.tree_of(task_tip)? == ws.repo.tree_of(forked)? {
+            NothingToMerge::NoChanges
+        } else {
+            NothingToMerge::AlreadyInTarget
+        },
+    ))
 }
 
 /// What a task's work must be before it leaves its worktree (merged or pushed): on its
@@ -300,6 +344,7 @@ fn mark_merged(ws: &Workspace, journal: &Journal) -> Result<TaskRecord, TaskErro
             into: journal.target.clone(),
             commit: journal.new_tip,
             kind: journal.kind.clone(),
+            nothing_to_merge: None,
         });
     })?)
 }

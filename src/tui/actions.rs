@@ -244,7 +244,7 @@ fn merge(
     };
     Ok(report::merge_summary(
         &Styles::plain(),
-        &merged.record.name,
+        &merged.record,
         &merged.plan,
         merged.checks.len(),
         removed,

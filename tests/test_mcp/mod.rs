@@ -3,6 +3,7 @@
 //! permission prompts, diffs, merges, discards and aborts them, within the `[mcp]` caps, and
 //! gets the command line's JSON or its errors as tool errors.
 
+mod agent;
 mod caps;
 
 use std::path::Path;
@@ -362,10 +363,15 @@ fn bad_arguments_are_tool_errors_and_the_server_goes_on() {
         assert!(text.contains(needle), "{tool} {args}: {text}");
         assert!(json["error"]["message"].is_string(), "{json:#}");
     }
-    // The empty prompt's error is the command line's, hint and all.
-    let cli = env.cms(&["task", " ", "--json"]);
+    // The empty prompt's error is the command line's, its hint naming the tool.
+    let cli = env.cms(&["task", " ", "--json"]).json();
     let (_, json) = mcp.err("task_start", json!({"prompt": " "}));
-    assert_eq!(json["error"], cli.json()["error"]);
+    assert_eq!(json["error"]["message"], cli["error"]["message"]);
+    assert_eq!(json["error"]["kind"], cli["error"]["kind"]);
+    assert_eq!(
+        json["error"]["hints"],
+        json!([r#"say what the task should do: `task_start {"prompt":"fix the login bug"}`"#])
+    );
     assert_eq!(env.branches(), ["main"]);
     assert_eq!(mcp.ok("task_list", json!({}))["tasks"], json!([]));
 }

@@ -1,6 +1,7 @@
 //! `cms merge`: the task's change lands on its base branch; the user's work is never lost.
 
 mod concurrent;
+mod nothing;
 mod rebase;
 
 use serde_json::json;
