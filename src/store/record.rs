@@ -266,7 +266,10 @@ mod tests {
         let warnings = saved["safety"].as_object_mut().unwrap().remove("warnings");
         assert_eq!(warnings, Some(serde_json::json!([])));
         // Nor of a merge that had nothing to merge, which came last: theirs had something.
-        let nothing = saved["merge"].as_object_mut().unwrap().remove("nothing_to_merge");
+        let nothing = saved["merge"]
+            .as_object_mut()
+            .unwrap()
+            .remove("nothing_to_merge");
         assert_eq!(nothing, Some(serde_json::Value::Null));
         assert_eq!(saved, original);
     }
