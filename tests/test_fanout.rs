@@ -263,3 +263,39 @@ fn each_suggests_merging_the_tasks_that_completed_with_changes() {
     json.success();
     assert!(json.json().is_array());
 }
+
+#[test]
+fn diff_of_two_attempts_shows_one_against_the_other() {
+    let env = TestEnv::new();
+    env.steps(json!([{"bash": "echo \"$CMS_TASK\" > who.txt && echo same > same.txt"}]));
+    env.task_ok(&["write who", "--attempts", "2", "-n", "try"]);
+    let run = env.cms(&["diff", "try-1", "try-2"]);
+    run.success();
+    assert!(run.stdout.contains("-try-1"), "{}", run.stdout);
+    assert!(run.stdout.contains("+try-2"), "{}", run.stdout);
+    // What both attempts wrote alike is not part of the comparison.
+    assert!(!run.stdout.contains("same.txt"), "{}", run.stdout);
+    let json = env.cms(&["diff", "try-1", "try-2", "--json"]);
+    json.success();
+    let value = json.json();
+    assert_eq!(value["task"], "try-1");
+    assert_eq!(value["other"], "try-2");
+    let files: Vec<&str> = value["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, ["who.txt"]);
+    // A task against itself holds the same files: said, not an empty page.
+    let same = env.cms(&["diff", "try-1", "try-1"]);
+    same.success();
+    assert!(same.stdout.is_empty(), "{}", same.stdout);
+    assert!(
+        same.stderr.contains("hold the same files"),
+        "{}",
+        same.stderr
+    );
+    // --base compares a task with its target, not with another task.
+    env.cms(&["diff", "try-1", "try-2", "--base"]).code(2);
+}

@@ -28,6 +28,12 @@ pub struct DiffArgs {
     #[arg(value_parser = super::parse_existing_task, add = super::completes_tasks())]
     pub task: crate::store::TaskName,
 
+    /// Compare with another task instead: what OTHER's work has that TASK's has not (two
+    /// attempts side by side)
+    #[arg(value_parser = super::parse_existing_task, add = super::completes_tasks(),
+          conflicts_with = "base")]
+    pub other: Option<crate::store::TaskName>,
+
     /// Show a diffstat instead of the patch
     #[arg(long, conflicts_with = "name_only")]
     pub stat: bool,
@@ -42,6 +48,9 @@ pub struct DiffArgs {
 }
 
 pub fn cmd_diff(ctx: &CommandContext, args: DiffArgs) -> Result<u8, CommandError> {
+    if let Some(other) = &args.other {
+        return diff_tasks(ctx, &args, other);
+    }
     let ws = ctx.workspace()?;
     let record = ws.task(&args.task)?;
     let (from, mut to) = change_range(&ws, &record)?;
@@ -128,5 +137,50 @@ pub fn cmd_diff(ctx: &CommandContext, args: DiffArgs) -> Result<u8, CommandError
             ui.err.name.apply_to("hint:")
         ));
     }
+    Ok(exit_code::OK)
+}
+
+/// `cms diff A B`: the work of task B against the work of task A, each as `cms diff` shows it
+/// (uncommitted work in its worktree included), whatever commits each started from.
+fn diff_tasks(
+    ctx: &CommandContext,
+    args: &DiffArgs,
+    other: &crate::store::TaskName,
+) -> Result<u8, CommandError> {
+    let ws = ctx.workspace()?;
+    let first = ws.task(&args.task)?;
+    let second = ws.task(other)?;
+    let (_, from) = change_range(&ws, &first)?;
+    let (_, to) = change_range(&ws, &second)?;
+    if ctx.ui.json {
+        let mut value = json!({
+            "version": crate::report::JSON_VERSION,
+            "task": first.name,
+            "other": second.name,
+            "from": from.to_string(),
+            "to": to.to_string(),
+            "files": git::snapshot::changed_files(&ws.repo, from, to)?,
+        });
+        if !args.stat && !args.name_only {
+            value["patch"] = json!(git::snapshot::diff_text(&ws.repo.checkout, from, to)?);
+        }
+        ctx.ui.print_json(&value);
+        return Ok(exit_code::OK);
+    }
+    if ws.repo.tree_of(from)? == ws.repo.tree_of(to)? {
+        ctx.ui.status(&format!(
+            "tasks '{}' and '{}' hold the same files",
+            first.name, second.name
+        ));
+        return Ok(exit_code::OK);
+    }
+    let format = if args.stat {
+        DiffFormat::Stat
+    } else if args.name_only {
+        DiffFormat::NameOnly
+    } else {
+        DiffFormat::Patch
+    };
+    git::snapshot::show_diff(&ws.repo.checkout, from, to, format, ctx.ui.color_override())?;
     Ok(exit_code::OK)
 }
