@@ -237,6 +237,11 @@ fn attempts_say_each_ending_as_it_comes_and_what_to_do_next() {
         );
     }
     assert!(run.stdout.contains("next:"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("cms diff try-1 try-2"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("cms merge <TASK>"), "{}", run.stdout);
     assert!(
         run.stdout.contains("cms discard <TASK>..."),

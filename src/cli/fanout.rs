@@ -101,6 +101,11 @@ fn next_commands(records: &[TaskRecord]) -> Vec<String> {
             .iter()
             .map(|name| format!("cms diff {name}"))
             .collect();
+        if let [first, second, ..] = completed.as_slice() {
+            lines.push(format!(
+                "cms diff {first} {second}    two of them side by side"
+            ));
+        }
         lines.push("cms merge <TASK>         the attempt to keep".to_owned());
         lines.push("cms discard <TASK>...    the others".to_owned());
         return lines;
