@@ -44,6 +44,8 @@ pub(super) fn supervise(
         Foreground::Headless(RunOptions { timeouts, ask }),
         &mut progress,
     )?;
+    // The spinner goes before the outcome is printed.
+    drop(progress);
     Ok(report_outcome(ctx, notify.as_deref(), &record))
 }
 
@@ -127,15 +129,46 @@ struct Progress<'a> {
     /// claude's own figure comes only with a turn's result); in logs one line per event is
     /// enough.
     show_ledger: bool,
+    /// At a terminal, between two events: a spinner with the time since the last one, so a
+    /// long tool call or a long think still shows life. Cleared before any line is printed.
+    spinner: Option<indicatif::ProgressBar>,
+}
+
+impl Drop for Progress<'_> {
+    fn drop(&mut self) {
+        self.clear_spinner();
+    }
 }
 
 impl<'a> Progress<'a> {
+    fn clear_spinner(&mut self) {
+        if let Some(spinner) = self.spinner.take() {
+            spinner.finish_and_clear();
+        }
+    }
+
+    /// Shows `what` is under way, with a spinner and the time since it began.
+    fn spin(&mut self, what: String) {
+        if !self.show_ledger {
+            return;
+        }
+        let spinner = indicatif::ProgressBar::new_spinner();
+        if let Ok(style) = indicatif::ProgressStyle::with_template("    {spinner} {msg} {elapsed}")
+        {
+            spinner.set_style(style);
+        }
+        spinner.set_message(what);
+        spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+        self.spinner = Some(spinner);
+    }
+
     fn new(ui: &'a Ui, worktree: &'a std::path::Path) -> Progress<'a> {
         Progress {
             ui,
             reader: Reader::new(worktree),
             warned_malformed: false,
             show_ledger: std::io::stderr().is_terminal(),
+            spinner: None,
         }
     }
 
@@ -157,10 +190,12 @@ impl<'a> Progress<'a> {
 
 impl Observer for Progress<'_> {
     fn asks(&mut self, record: &TaskRecord, pending: &PendingPermission) {
+        self.clear_spinner();
         super::answer::show_prompt(self.ui, record, pending);
     }
 
     fn stopping(&mut self, how: Stopping) {
+        self.clear_spinner();
         self.ui.status(match how {
             Stopping::Early => "stopping the session…",
             Stopping::Graceful => "stopping the session (again to kill it)…",
@@ -169,6 +204,7 @@ impl Observer for Progress<'_> {
     }
 
     fn event(&mut self, event: &Event, ledger: &Ledger) {
+        self.clear_spinner();
         let s = &self.ui.err;
         if let Event::Malformed(_) = event {
             if !self.warned_malformed {
@@ -180,7 +216,13 @@ impl Observer for Progress<'_> {
             return;
         }
         // The live view shows what claude does and what failed; `cms logs` shows the rest.
+        let mut under_way = None;
         for entry in self.reader.entries(event) {
+            under_way = Some(match &entry {
+                Entry::ToolCall { tool, .. } => format!("running {tool}"),
+                Entry::Result { .. } => String::new(),
+                _ => "claude is working".to_owned(),
+            });
             match &entry {
                 Entry::Session { .. } => self.ui.status(&format!(
                     "  {} {}",
@@ -194,6 +236,9 @@ impl Observer for Progress<'_> {
                 }
                 _ => {}
             }
+        }
+        if let Some(what) = under_way.filter(|w| !w.is_empty()) {
+            self.spin(what);
         }
     }
 }
