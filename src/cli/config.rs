@@ -1,7 +1,7 @@
 //! `cms config`: the effective configuration here, each value with the layer it comes from.
 
 use clap::Args;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::CommandContext;
 use crate::config::{LayerConfig, toml_like};
@@ -18,22 +18,11 @@ use crate::report::JSON_VERSION;
 pub struct ConfigArgs {}
 
 /// Where `key`'s value comes from: the layer that set it last (for lists that add up, every
-/// layer that changed it).
-fn source_of(key: &str, layers: &[LayerConfig]) -> String {
-    let values: Vec<serde_json::Value> = layers
-        .iter()
-        .map(|layer| {
-            layer
-                .config
-                .entries()
-                .into_iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| v)
-                .unwrap_or_default()
-        })
-        .collect();
+/// layer that changed it). `entries` holds each layer's entries, in the layers' order.
+fn source_of(key: &str, layers: &[LayerConfig], entries: &[Vec<(&str, Value)>]) -> String {
+    let value_in = |i: usize| entries[i].iter().find(|(k, _)| *k == key).map(|(_, v)| v);
     let changed: Vec<&str> = (1..layers.len())
-        .filter(|&i| values[i] != values[i - 1])
+        .filter(|&i| value_in(i) != value_in(i - 1))
         .map(|i| layers[i].source.as_str())
         .collect();
     let adds_up = matches!(
@@ -56,10 +45,12 @@ pub fn cmd_config(ctx: &CommandContext, _args: ConfigArgs) -> Result<u8, Command
         .last()
         .expect("the built-in defaults are a layer")
         .config;
-    let rows: Vec<(&str, serde_json::Value, String)> = effective
+    // Each layer's entries once, not once for every key.
+    let entries: Vec<Vec<(&str, Value)>> = layers.iter().map(|l| l.config.entries()).collect();
+    let rows: Vec<(&str, Value, String)> = effective
         .entries()
         .into_iter()
-        .map(|(key, value)| (key, value, source_of(key, &layers)))
+        .map(|(key, value)| (key, value, source_of(key, &layers, &entries)))
         .collect();
     let ui = &ctx.ui;
     if ui.json {

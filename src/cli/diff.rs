@@ -47,6 +47,19 @@ pub struct DiffArgs {
     pub base: bool,
 }
 
+impl DiffArgs {
+    /// What of the change the flags ask to see.
+    fn format(&self) -> DiffFormat {
+        if self.stat {
+            DiffFormat::Stat
+        } else if self.name_only {
+            DiffFormat::NameOnly
+        } else {
+            DiffFormat::Patch
+        }
+    }
+}
+
 pub fn cmd_diff(ctx: &CommandContext, args: DiffArgs) -> Result<u8, CommandError> {
     if let Some(other) = &args.other {
         return diff_tasks(ctx, &args, other);
@@ -108,14 +121,13 @@ pub fn cmd_diff(ctx: &CommandContext, args: DiffArgs) -> Result<u8, CommandError
         ));
         return Ok(exit_code::OK);
     }
-    let format = if args.stat {
-        DiffFormat::Stat
-    } else if args.name_only {
-        DiffFormat::NameOnly
-    } else {
-        DiffFormat::Patch
-    };
-    git::snapshot::show_diff(&ws.repo.checkout, from, to, format, ctx.ui.color_override())?;
+    git::snapshot::show_diff(
+        &ws.repo.checkout,
+        from,
+        to,
+        args.format(),
+        ctx.ui.color_override(),
+    )?;
     // After the diff, so that a pager does not hide it.
     if let Some(violations) = violations.filter(|v| !v.is_empty()) {
         let ui = &ctx.ui;
@@ -174,13 +186,12 @@ fn diff_tasks(
         ));
         return Ok(exit_code::OK);
     }
-    let format = if args.stat {
-        DiffFormat::Stat
-    } else if args.name_only {
-        DiffFormat::NameOnly
-    } else {
-        DiffFormat::Patch
-    };
-    git::snapshot::show_diff(&ws.repo.checkout, from, to, format, ctx.ui.color_override())?;
+    git::snapshot::show_diff(
+        &ws.repo.checkout,
+        from,
+        to,
+        args.format(),
+        ctx.ui.color_override(),
+    )?;
     Ok(exit_code::OK)
 }
