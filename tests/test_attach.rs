@@ -374,7 +374,7 @@ fn real_attached(
 
 #[test]
 fn real_claude_attach_runs_the_real_cli_at_the_terminal_and_records_its_work() {
-    use crate::common::fake_api::COST_PER_REPLY;
+    use crate::common::real::reply_cost;
     let Some((api, env, before, term)) = real_attached(
         "real_claude_attach",
         "[attach]",
@@ -395,7 +395,7 @@ fn real_claude_attach_runs_the_real_cli_at_the_terminal_and_records_its_work() {
     // The two replies of the attached session, priced from claude's transcript at the fake
     // API's fixed usage, on top of the first session's claude-reported cost.
     let added = after["cost_usd"].as_f64().unwrap() - before["cost_usd"].as_f64().unwrap();
-    assert!((added - 2.0 * COST_PER_REPLY).abs() < 1e-9, "{added}");
+    assert!((added - 2.0 * reply_cost()).abs() < 1e-9, "{added}");
     assert_eq!(after["turns"], before["turns"].as_u64().unwrap() + 2);
     // The real CLI resumes the same session rather than forking it.
     assert_eq!(after["session_id"], before["session_id"]);

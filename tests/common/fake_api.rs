@@ -23,9 +23,24 @@ use serde_json::{Value, json};
 /// Token usage reported for every scripted reply, so every reply costs the same.
 pub const INPUT_TOKENS: u64 = 1000;
 pub const OUTPUT_TOKENS: u64 = 100;
-/// What claude charges for one reply at that usage with its default model (`claude-opus-4-8`):
-/// $5 per million input tokens and $25 per million output tokens.
-pub const COST_PER_REPLY: f64 = 0.0075;
+
+/// What claude charges for one reply at that usage with `model`, at the prices the CLI itself
+/// applied when run against this API (tests/fixtures/claude-protocol/PROTOCOL.md, "Cost"):
+/// these are claude's figures, not cms's pricing table, so they check that table.
+pub fn cost_per_reply(model: &str) -> f64 {
+    // US dollars per million input and output tokens.
+    let (input, output) = match model {
+        // The default model of Claude Code 2.1.197.
+        "claude-opus-4-8" => (5.0, 25.0),
+        // The default model of Claude Code 2.1.332.
+        "claude-opus-5-5" => (4.0, 20.0),
+        other => panic!(
+            "fake API: no known price for {other}; run the CLI against this API and read \
+             its total_cost_usd (PROTOCOL.md, Cost)"
+        ),
+    };
+    (INPUT_TOKENS as f64 * input + OUTPUT_TOKENS as f64 * output) / 1_000_000.0
+}
 
 /// Stands for the conversation's working directory in scripted tool inputs: tools want
 /// absolute paths, and only the request's system prompt knows the worktree claude runs in.
@@ -268,7 +283,7 @@ async fn messages(State(shared): State<Shared>, body: Bytes) -> Response {
         .to_owned();
     let stream = request["stream"].as_bool().unwrap_or(false);
     let system = system_text(&request);
-    let cwd = working_directory(&system);
+    let cwd = working_directory(&system).or_else(|| working_directory(&message_texts(&request)));
     // The CLI marks a subagent's requests in the billing line at the top of the system prompt.
     let subagent = system.contains("cc_is_subagent=true");
     let reply_index = request["messages"]
@@ -360,7 +375,9 @@ fn system_text(request: &Value) -> String {
 }
 
 /// The working directory the system prompt names: on a ` - Primary working directory: <path>`
-/// line for the main conversation, a `Working directory: <path>` line for a subagent.
+/// line for the main conversation, a `Working directory: <path>` line for a subagent. Claude
+/// Code 2.1.197 puts it in the request's `system`; 2.1.332 moved that environment section into
+/// a `role: "system"` message, so the messages are searched when `system` has none.
 fn working_directory(system: &str) -> Option<String> {
     system.lines().find_map(|line| {
         let line = line.trim_start();
@@ -368,6 +385,20 @@ fn working_directory(system: &str) -> Option<String> {
             .or_else(|| line.strip_prefix("Working directory: "))
             .map(|path| path.trim().to_owned())
     })
+}
+
+/// The text of every message's text blocks, in order, joined by lines.
+fn message_texts(request: &Value) -> String {
+    request["messages"]
+        .as_array()
+        .map(|messages| {
+            messages
+                .iter()
+                .map(|m| user_text(Some(m)))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
 }
 
 /// The text of the conversation's first user message: what identifies the conversation.

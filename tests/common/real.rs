@@ -18,6 +18,14 @@ use super::{Run, TestEnv};
 /// The release `.ci/run` installs; keep in step with it and with `cms doctor`'s tested versions.
 pub const PINNED_VERSION: &str = "2.1.197";
 
+/// The default model of each Claude Code release the tests know (the one `.ci/run` pins and the
+/// newest one it verifies): what a task runs on when it names no model, and so what its
+/// replies cost ([`super::fake_api::cost_per_reply`]).
+const DEFAULT_MODELS: &[(&str, &str)] = &[
+    ("2.1.197", "claude-opus-4-8"),
+    ("2.1.332", "claude-opus-5-5"),
+];
+
 /// A run of about a second gets the one generous limit of the tests' waits.
 pub const RUN_LIMIT: Duration = crate::common::LIMIT;
 
@@ -94,6 +102,44 @@ pub fn real_claude(test: &str) -> Option<PathBuf> {
          CMS_REAL_CLAUDE_BIN to a claude binary, or set CMS_SKIP_REAL_CLAUDE=1 to skip these tests",
         install_dir().display()
     );
+}
+
+/// The version of the claude the tests run (`2.1.197`), asked of the binary once.
+pub fn claude_version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        let claude = locate_claude().unwrap_or_else(|why| panic!("{why}"));
+        let output = std::process::Command::new(&claude)
+            .arg("--version")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("{}: {e}", claude.display()));
+        let text = String::from_utf8_lossy(&output.stdout);
+        text.split_whitespace()
+            .next()
+            .unwrap_or_else(|| panic!("`{} --version` printed {text:?}", claude.display()))
+            .to_owned()
+    })
+}
+
+/// The model the claude under test uses when none is named.
+pub fn default_model() -> &'static str {
+    let version = claude_version();
+    DEFAULT_MODELS
+        .iter()
+        .find(|(known, _)| *known == version)
+        .map(|(_, model)| *model)
+        .unwrap_or_else(|| {
+            panic!(
+                "the tests do not know Claude Code {version}'s default model: add it to \
+                 DEFAULT_MODELS in tests/common/real.rs (system/init's `model` names it)"
+            )
+        })
+}
+
+/// What one scripted reply costs on the default model of the claude under test.
+pub fn reply_cost() -> f64 {
+    super::fake_api::cost_per_reply(default_model())
 }
 
 /// A repository whose cms runs the real claude against `api`, offline and out of the real home.

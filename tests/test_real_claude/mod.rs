@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::fake_api::{COST_PER_REPLY, CWD, FakeApi, Reply};
+use crate::common::fake_api::{CWD, FakeApi, Reply};
 use crate::common::real::{
-    PINNED_VERSION, RUN_LIMIT, assert_cost, last_result, names, real_claude, real_env,
-    real_scenario, real_task, task_json, transcript,
+    RUN_LIMIT, assert_cost, claude_version, default_model, last_result, names, real_claude,
+    real_env, real_scenario, real_task, reply_cost, task_json, transcript,
 };
 use crate::common::wait_bounded;
 
@@ -90,7 +90,7 @@ fn real_claude_task_commits_exactly_its_tool_changes_and_records_the_clis_cost()
         &task["cost_usd"],
         result["total_cost_usd"].as_f64().unwrap(),
     );
-    assert_cost(&task["cost_usd"], 5.0 * COST_PER_REPLY);
+    assert_cost(&task["cost_usd"], 5.0 * reply_cost());
     assert_eq!(task["turns"], result["num_turns"]);
     assert_eq!(task["session_id"], result["session_id"]);
 
@@ -100,8 +100,8 @@ fn real_claude_task_commits_exactly_its_tool_changes_and_records_the_clis_cost()
     assert_eq!(indexes, [0, 1, 2, 3, 4]);
     for request in &requests {
         assert_eq!(request.cwd.as_deref(), task["worktree"].as_str());
-        // COST_PER_REPLY is priced for the CLI's default model.
-        assert_eq!(request.model, "claude-opus-4-8");
+        // reply_cost() is priced for the CLI's default model.
+        assert_eq!(request.model, default_model());
     }
 }
 
@@ -273,7 +273,7 @@ fn real_claude_parallel_tasks_against_one_api_do_not_mix() {
             ]
         );
         // A subagent's usage is part of its parent process's cost.
-        assert_cost(&task["cost_usd"], f64::from(replies) * COST_PER_REPLY);
+        assert_cost(&task["cost_usd"], f64::from(replies) * reply_cost());
         for route in routes {
             let requests = api.requests_for(route);
             assert_eq!(requests.len(), 2, "{route}: {requests:?}");
@@ -287,8 +287,8 @@ fn real_claude_parallel_tasks_against_one_api_do_not_mix() {
 }
 
 #[test]
-fn real_claude_doctor_finds_the_pinned_cli_and_accepts_its_version() {
-    let Some(claude) = real_claude("real_claude_doctor_finds_the_pinned_cli") else {
+fn real_claude_doctor_finds_the_cli_and_accepts_its_tested_version() {
+    let Some(claude) = real_claude("real_claude_doctor_finds_the_cli") else {
         return;
     };
     let api = FakeApi::start();
@@ -298,7 +298,8 @@ fn real_claude_doctor_finds_the_pinned_cli_and_accepts_its_version() {
     let doctor = run.json();
     let check = &doctor["checks"]["claude"];
     assert_eq!(check["status"], "ok", "{doctor:#}");
-    assert_eq!(check["version"], PINNED_VERSION);
+    // Every version the tests run against is one doctor accepts as tested.
+    assert_eq!(check["version"], claude_version());
     assert_eq!(check["path"], claude.display().to_string());
     assert_eq!(check["source"], "CMS_CLAUDE_BIN");
 }
@@ -323,15 +324,15 @@ fn real_claude_cost_limit_stops_the_task_before_the_next_reply_and_keeps_its_wor
             Reply::text("done"),
         ],
     );
-    // Each reply costs COST_PER_REPLY; the second one crosses the limit.
-    let limit = format!("{}", 1.5 * COST_PER_REPLY);
+    // Each reply costs reply_cost(); the second one crosses the limit.
+    let limit = format!("{}", 1.5 * reply_cost());
     let (run, task) = real_task(
         &env,
         &["[spend] write", "--name", "spend", "--max-cost", &limit],
     );
     run.code(3);
     assert_eq!(task["status"], "cost_exceeded", "{task:#}");
-    assert_cost(&task["cost_usd"], 2.0 * COST_PER_REPLY);
+    assert_cost(&task["cost_usd"], 2.0 * reply_cost());
     assert_eq!(api.requests_for("[spend]").len(), 2);
     let worktree = PathBuf::from(task["worktree"].as_str().unwrap());
     assert!(worktree.is_dir());
