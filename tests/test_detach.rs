@@ -283,6 +283,11 @@ fn a_killed_sandboxed_session_leaves_no_placeholder_in_the_work_cms_commits() {
     std::fs::create_dir(worktree.join(".vscode")).unwrap();
     std::fs::create_dir(worktree.join(".idea")).unwrap();
     std::fs::write(worktree.join(".idea/settings.xml"), "<x/>\n").unwrap();
+    // Claude Code 2.1.332 guards the files of `.claude/` one by one, and keeps a scratch
+    // folder there.
+    std::fs::create_dir_all(worktree.join(".claude/agents")).unwrap();
+    std::fs::create_dir_all(worktree.join(".claude/.cc-writes")).unwrap();
+    std::fs::write(worktree.join(".claude/settings.json"), "").unwrap();
     kill_supervisor(&env, "t");
     let task = env.cms(&["show", "t", "--json"]).json();
     assert_eq!(task["status"], "interrupted", "{task:#}");
@@ -295,4 +300,5 @@ fn a_killed_sandboxed_session_leaves_no_placeholder_in_the_work_cms_commits() {
         assert!(!worktree.join(placeholder).exists());
     }
     assert!(!worktree.join(".vscode").exists());
+    assert!(!worktree.join(".claude").exists());
 }

@@ -137,11 +137,30 @@ pub const PLACEHOLDERS: &[&str] = &[
     ".zshrc",
 ];
 
-/// Removes the empty mount points a killed sandboxed session left at the top of `worktree`:
-/// the placeholders that are empty files or folders and that git does not track (a real
+/// The placeholders inside `.claude/`: Claude Code 2.1.332 guards these one by one rather than
+/// the whole folder (and keeps its own scratch folder `.cc-writes` there, left empty after
+/// every run). Removed before `.claude` itself, which is then empty.
+pub const CLAUDE_DIR_PLACEHOLDERS: &[&str] = &[
+    ".claude/.cc-writes",
+    ".claude/agents",
+    ".claude/commands",
+    ".claude/hooks",
+    ".claude/launch.json",
+    ".claude/loop.md",
+    ".claude/output-styles",
+    ".claude/routines",
+    ".claude/scheduled_tasks.json",
+    ".claude/settings.json",
+    ".claude/settings.local.json",
+    ".claude/skills",
+    ".claude/workflows",
+];
+
+/// Removes the empty mount points a killed sandboxed session left in `worktree`: the
+/// placeholders that are empty files or folders and that git does not track (a real
 /// `.vscode/` of the project, or one the agent wrote something into, stays).
 pub fn remove_leftover_placeholders(task: &crate::git::TaskGit) {
-    for name in PLACEHOLDERS {
+    for name in CLAUDE_DIR_PLACEHOLDERS.iter().chain(PLACEHOLDERS) {
         let path = task.worktree().join(name);
         let Ok(meta) = std::fs::symlink_metadata(&path) else {
             continue;
