@@ -519,7 +519,7 @@ fn transcript_of(config_dir: &Path, task: &Value) -> PathBuf {
 #[test]
 fn real_claude_and_the_fake_write_the_session_transcript_cms_follows_alike() {
     use crate::common::fake_api::{FakeApi, Reply};
-    use crate::common::real::{RUN_LIMIT, real_claude, real_env};
+    use crate::common::real::{RUN_LIMIT, default_model, real_claude, real_env};
     let Some(claude) = real_claude("real_claude_and_the_fake_write_the_session_transcript") else {
         return;
     };
@@ -536,7 +536,7 @@ fn real_claude_and_the_fake_write_the_session_transcript_cms_follows_alike() {
         "usage": {"input_tokens": 1000, "output_tokens": 100},
         "turns": [{"result": "done"}],
     }));
-    let task = fake.task_ok(&["go", "-n", "t", "--model", "claude-opus-4-8"]);
+    let task = fake.task_ok(&["go", "-n", "t", "--model", default_model()]);
     let fake_lines = assistant_lines(&transcript_of(&fake.home.join(".claude"), &task));
     assert_eq!(fake_lines, real_lines);
     assert_eq!(real_lines.len(), 1);

@@ -202,6 +202,11 @@ mod real {
                     "Bash",
                     json!({"command": "echo one > one.txt && sleep 300", "description": "Work"}),
                 ),
+                // The continuation's first reply: claude resumes a conversation killed mid-tool
+                // with one assistant message (2.1.197 drops the interrupted call and adds "No
+                // response requested.") or two (2.1.332 keeps the call, with a result saying it
+                // was interrupted), so it asks for reply 1 or 2, and both write two.txt.
+                Reply::write("two.txt", "two\n"),
                 Reply::write("two.txt", "two\n"),
                 Reply::text("finished"),
             ],

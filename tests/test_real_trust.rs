@@ -96,7 +96,7 @@ fn real_claude_an_agent_written_subagent_with_hooks_never_runs() {
     let call_agent = || {
         Reply::tool(
             "Agent",
-            json!({"subagent_type": "xagent", "prompt": "[sub] run it", "description": "x"}),
+            json!({"subagent_type": "xagent", "prompt": "[sub] run it", "description": "x", "run_in_background": false}),
         )
     };
     api.route(
@@ -294,7 +294,7 @@ fn real_claude_a_trusted_agents_frontmatter_hooks_run_inside_the_boundary() {
         vec![
             Reply::tool(
                 "Agent",
-                json!({"subagent_type": "xagent", "prompt": "[sub] run it", "description": "x"}),
+                json!({"subagent_type": "xagent", "prompt": "[sub] run it", "description": "x", "run_in_background": false}),
             ),
             Reply::text("called"),
         ],

@@ -294,7 +294,9 @@ fn real_admin_swap_is_prevented(test: &str, swap: crate::test_boundary::admin::A
         &[crate::test_boundary::admin::admin_swap(swap, &marker)],
         &[],
     );
-    attack.refused(0, "Device or resource busy");
+    // 2.1.197 mounts the admin dir (a mount point cannot be renamed); 2.1.332 also leaves its
+    // parent `worktrees/` read-only.
+    attack.refused_with_one_of(0, &["Device or resource busy", "Read-only file system"]);
     assert!(!marker.exists(), "the session's end ran the payload");
     // What it planted before the refusal (links out of the repository) is its change, and
     // flagged as such; its admin dir is intact.
@@ -355,9 +357,10 @@ fn real_claude_planting_a_symlink_among_the_admin_dirs_is_caught_and_no_prune_fo
     let objects = env.common_dir().join("objects").join(&commit[..2]);
     let object = objects.join(&commit[2..]);
     assert!(object.is_file(), "{}", object.display());
-    // The sandbox lets a session add entries to worktrees/ (denying the folder would make its
-    // own admin dir read-only too): a symlink to a folder whose `gitdir` names nothing is one
-    // `git worktree prune` would empty, here the folder of HEAD's loose object.
+    // Claude Code 2.1.197's sandbox lets a session add entries to worktrees/ (denying the folder
+    // would make its own admin dir read-only too): a symlink to a folder whose `gitdir` names
+    // nothing is one `git worktree prune` would empty, here the folder of HEAD's loose object.
+    // 2.1.332's refuses the new entry outright.
     let attack = arena.attack(
         "planter",
         &[format!(
@@ -367,9 +370,13 @@ fn real_claude_planting_a_symlink_among_the_admin_dirs_is_caught_and_no_prune_fo
         )],
         &[],
     );
-    attack.ran(0);
     let link = env.common_dir().join("worktrees/evil");
-    attack.caught(&format!("git_admin {}", link.display()));
+    if attack.results[0].contains("Read-only file system") {
+        attack.refused(0, "Read-only file system");
+    } else {
+        attack.ran(0);
+        attack.caught(&format!("git_admin {}", link.display()));
+    }
     assert!(link.symlink_metadata().is_err(), "the link is still there");
     env.cms(&["discard", "planter"]).success();
     env.cms(&["gc"]).success();

@@ -128,6 +128,18 @@ impl Attack {
         );
     }
 
+    /// The sandbox refused call `i` with one of `errors` (Claude Code releases differ in how
+    /// they keep a path from being written), and the call failed.
+    #[track_caller]
+    pub(crate) fn refused_with_one_of(&self, i: usize, errors: &[&str]) {
+        let result = &self.results[i];
+        let error = errors
+            .iter()
+            .find(|e| result.contains(**e))
+            .unwrap_or_else(|| panic!("call {i}: none of {errors:?} in {result}"));
+        self.refused(i, error);
+    }
+
     /// File-editing call `i` failed on the boundary's read-only file system, and the session
     /// went on.
     #[track_caller]

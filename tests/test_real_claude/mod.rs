@@ -215,13 +215,16 @@ fn real_claude_parallel_tasks_against_one_api_do_not_mix() {
     };
     // Held back so both sessions are mid-conversation at the same time.
     let held = Duration::from_millis(300);
-    // alpha hands its write to a subagent, whose conversation starts afresh inside alpha's.
+    // alpha hands its write to a subagent, whose conversation starts afresh inside alpha's. In
+    // the foreground, as Claude Code 2.1.197 always ran one: 2.1.332 runs it in the background
+    // unless told otherwise, and then asks the model once more when the subagent's report
+    // comes back.
     api.route(
         "[alpha]",
         vec![
             Reply::tool(
                 "Agent",
-                json!({"description": "Write alpha", "prompt": "[alpha-sub] write alpha.txt", "subagent_type": "general-purpose"}),
+                json!({"description": "Write alpha", "prompt": "[alpha-sub] write alpha.txt", "subagent_type": "general-purpose", "run_in_background": false}),
             )
             .delayed(held),
             Reply::text("alpha done"),

@@ -416,6 +416,11 @@ fn real_claude_sandboxed_bash_reaches_a_host_only_once_the_user_lists_it() {
         assert_eq!(task["status"], "completed", "{task:#}");
         results.extend(tool_results(&env, name));
     }
-    // The proxy refuses a host nobody listed, and lets a listed one through.
-    assert_eq!(results, ["code=403rc=0", "code=200rc=0"]);
+    // The proxy refuses a host nobody listed, and lets a listed one through. (2.1.332 adds a
+    // `<sandbox_violations>` note naming the refused host after the command's output.)
+    let outputs: Vec<&str> = results
+        .iter()
+        .map(|r| r.split("\n<sandbox_violations>").next().unwrap())
+        .collect();
+    assert_eq!(outputs, ["code=403rc=0", "code=200rc=0"]);
 }

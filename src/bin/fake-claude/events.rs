@@ -2,10 +2,10 @@
 
 use serde_json::Value;
 
-use crate::VERSION;
 use crate::ids::{config_dir, millis, project_dir_name, timestamp, uuid_v4};
 use crate::output::{Json, Obj, result_usage};
 use crate::session::{ApiResponse, Outcome, Session, TurnState};
+use crate::version;
 
 /// There is no API behind the fake, so each response is said to have taken this long.
 const NOMINAL_API_MS: u64 = 25;
@@ -93,7 +93,7 @@ impl Session {
             .field("permissionMode", &self.permission_mode)
             .field("slash_commands", slash_commands)
             .field("apiKeySource", "ANTHROPIC_API_KEY")
-            .field("claude_code_version", VERSION)
+            .field("claude_code_version", version())
             .field("output_style", "default")
             .field("agents", AGENTS)
             .field("skills", SKILLS)

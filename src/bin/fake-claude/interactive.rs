@@ -36,7 +36,7 @@ pub fn serve(mut session: Session, script: &Script, resumed: bool) -> ! {
     }
     say(&format!(
         "fake-claude {} · session {}",
-        crate::VERSION,
+        crate::version(),
         session.session_id
     ));
     let lines = read_lines();

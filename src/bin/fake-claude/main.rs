@@ -40,7 +40,29 @@ use crate::script::load_script;
 use crate::session::{Session, TurnEnd};
 use crate::signals::install_signal_handlers;
 
-const VERSION: &str = "2.1.197";
+/// The Claude Code releases whose behaviour the fake imitates where they differ; the first is
+/// the default.
+const VERSIONS: &[&str] = &["2.1.197", "2.1.332"];
+
+/// The release the fake plays: `FAKE_CLAUDE_VERSION`, so a test comparing it with a real CLI
+/// can ask for that CLI's version, or else the first of [`VERSIONS`].
+fn version() -> &'static str {
+    static CHOSEN: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    CHOSEN.get_or_init(|| match std::env::var("FAKE_CLAUDE_VERSION") {
+        Err(_) => VERSIONS[0],
+        Ok(wanted) => VERSIONS.iter().find(|v| **v == wanted).unwrap_or_else(|| {
+            script_error(&format!(
+                "FAKE_CLAUDE_VERSION={wanted} is not one of {}",
+                VERSIONS.join(", ")
+            ))
+        }),
+    })
+}
+
+/// Whether the fake plays Claude Code 2.1.332 (or later), not 2.1.197.
+fn since_2_1_332() -> bool {
+    version() != VERSIONS[0]
+}
 
 fn main() {
     let args: Vec<String> = std::env::args_os()
@@ -49,7 +71,7 @@ fn main() {
     log_invocation(&args);
     let opts = Options::parse(args.get(1..).unwrap_or_default());
     if opts.version {
-        println!("{VERSION} (Claude Code)");
+        println!("{} (Claude Code)", version());
         return;
     }
 

@@ -11,8 +11,8 @@ use std::sync::{Mutex, OnceLock};
 
 use serde_json::{Value, json};
 
-use crate::VERSION;
 use crate::ids::{config_dir, project_dir_name, timestamp, uuid_v4};
+use crate::version;
 
 struct Transcript {
     path: PathBuf,
@@ -77,7 +77,7 @@ pub fn record(event: &str) {
         "timestamp": timestamp(),
         "cwd": t.cwd,
         "sessionId": t.session_id,
-        "version": VERSION,
+        "version": version(),
     });
     *last = Some(uuid);
     let written = OpenOptions::new()

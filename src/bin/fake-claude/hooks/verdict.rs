@@ -14,6 +14,10 @@ pub enum HookVerdict {
 /// the CLI's schema is a non-blocking error. Exit code 2 adds a blocking error with the hook's
 /// stderr unless the JSON gave one. Then a `deny` wins, then a blocking error, then an `ask`
 /// (which, with nobody to ask in -p mode, blocks too); otherwise the tool runs.
+///
+/// 2.1.332 differs twice (checked the same way): exit code 2 blocks even when the JSON fails
+/// the schema, and a `deny`'s reason reaches the model as a hook error
+/// (`PreToolUse:<tool> hook error: <reason>`).
 pub fn hook_verdict(
     tool: &str,
     command: &str,
@@ -26,6 +30,7 @@ pub fn hook_verdict(
         mut blocking_error,
         decision_reason,
     }) = parse_hook_output(stdout)
+        .or_else(|| (code == 2 && crate::since_2_1_332()).then(HookOutput::default))
     else {
         return HookVerdict::Proceed;
     };
@@ -38,9 +43,13 @@ pub fn hook_verdict(
         blocking_error = Some(format!("[{command}]: {stderr}"));
     }
     match (behavior, blocking_error) {
-        (Some(Behavior::Deny), _) => HookVerdict::Deny(
-            decision_reason.unwrap_or_else(|| format!("Hook PreToolUse:{tool} denied this tool")),
-        ),
+        (Some(Behavior::Deny), _) => HookVerdict::Deny(match decision_reason {
+            Some(reason) if crate::since_2_1_332() => {
+                format!("PreToolUse:{tool} hook error: {reason}")
+            }
+            Some(reason) => reason,
+            None => format!("Hook PreToolUse:{tool} denied this tool"),
+        }),
         (_, Some(error)) => HookVerdict::Deny(format!("PreToolUse:{tool} hook error: {error}")),
         (Some(Behavior::Ask), None) => HookVerdict::Deny(decision_reason.unwrap_or_else(|| {
             format!("Hook PreToolUse:{tool} asked for confirmation for this tool")
