@@ -302,8 +302,14 @@ mod tests {
     use super::{Entry, Event, Reader};
 
     fn read_sample(name: &str, worktree: &str) -> Vec<Entry> {
+        read_sample_of("samples", name, worktree)
+    }
+
+    /// `folder`: `samples` (2.1.197), or the folder of a later release's samples.
+    fn read_sample_of(folder: &str, name: &str, worktree: &str) -> Vec<Entry> {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/claude-protocol/samples")
+            .join("tests/fixtures/claude-protocol")
+            .join(folder)
             .join(name);
         let mut reader = Reader::new(worktree);
         std::fs::read_to_string(path)
@@ -339,6 +345,33 @@ mod tests {
         assert!(lines.contains(&"› I'll create hello.txt.".to_owned()));
         let last = lines.last().unwrap();
         assert!(last.starts_with("■ result success · $0.4971 · "), "{last}");
+    }
+
+    #[test]
+    fn claude_2_1_332s_tool_calls_read_as_2_1_197s_do() {
+        let entries = read_sample_of("2.1.332", "tools_bypass.jsonl", "/tmp/cc-332/tools_bypass");
+        let lines: Vec<String> = entries
+            .iter()
+            .map(|e| format!("{} {}", e.marker(), e.line()))
+            .collect();
+        let calls: Vec<&String> = lines.iter().filter(|l| l.starts_with('●')).collect();
+        assert_eq!(
+            calls,
+            [
+                "● Write hello.txt",
+                "● Read existing.txt",
+                "● Edit existing.txt",
+                "● Bash echo bash-ran > bash.txt && rm gone.txt"
+            ]
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("✓ Write: File created successfully at: hello.txt (file")),
+            "{lines:#?}"
+        );
+        let last = lines.last().unwrap();
+        assert!(last.starts_with("■ result success · $0.0300 · "), "{last}");
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The ledger: what a task's sessions cost and did, summed across every claude process.
 //!
-//! claude reports `total_cost_usd` cumulatively per process (a `--resume` process starts again
-//! from zero), so the ledger adds each result's increase over the previous result of the same
-//! process rather than the raw figure.
+//! claude reports `total_cost_usd` cumulatively per process, so the ledger adds each result's
+//! increase over the previous result of the same process rather than the raw figure. A
+//! `--resume` process of Claude Code 2.1.197 starts again from zero; one of 2.1.332 starts from
+//! the session's earlier cost, but says what each result added
+//! (`model_usage_since_last_result`), which the ledger then takes instead.
 //!
 //! Between results the ledger also keeps a live estimate, so limits can be enforced while a
 //! turn runs: each new API message is priced from its token usage and the model's price (the
@@ -191,10 +193,10 @@ impl Ledger {
         // Guard against a process whose counter went backwards (it never should): count the
         // whole figure then, rather than a negative cost. A negative figure costs nothing.
         let total = result.total_cost_usd.max(0.0);
-        let increase = if total >= self.process_cost {
-            total - self.process_cost
-        } else {
-            total
+        let increase = match result.cost_since_last_result() {
+            Some(added) => added.max(0.0),
+            None if total >= self.process_cost => total - self.process_cost,
+            None => total,
         };
         self.cost_usd += increase;
         self.process_cost = total;
@@ -278,8 +280,14 @@ mod tests {
     }
 
     fn feed(ledger: &mut Ledger, sample: &str) {
+        feed_from(ledger, "samples", sample);
+    }
+
+    /// `folder`: `samples` (Claude Code 2.1.197) or a later release's folder beside it.
+    fn feed_from(ledger: &mut Ledger, folder: &str, sample: &str) {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/claude-protocol/samples")
+            .join("tests/fixtures/claude-protocol")
+            .join(folder)
             .join(sample);
         for line in std::fs::read_to_string(path).unwrap().lines() {
             ledger.observe(&Event::parse(line));
@@ -314,6 +322,33 @@ mod tests {
         feed(&mut ledger, "resume_second.jsonl");
         let resumed = ledger.last_result.clone().unwrap().total_cost_usd;
         assert!((ledger.cost_usd - (last + resumed)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_2_1_332_resume_that_starts_from_the_sessions_earlier_cost_is_counted_once() {
+        let mut ledger = Ledger::default();
+        ledger.start_process();
+        feed_from(&mut ledger, "2.1.332", "resume_first.jsonl");
+        assert!((ledger.cost_usd - 0.012).abs() < 1e-9);
+        // Two more replies at 0.006, though the resumed process's total_cost_usd says 0.024.
+        ledger.start_process();
+        feed_from(&mut ledger, "2.1.332", "resume_second.jsonl");
+        assert_eq!(ledger.last_result.as_ref().unwrap().total_cost_usd, 0.024);
+        assert!(
+            (ledger.cost_usd - 0.024).abs() < 1e-9,
+            "{}",
+            ledger.cost_usd
+        );
+        // A live process's results each add what they say they added.
+        let mut ledger = Ledger::default();
+        ledger.start_process();
+        feed_from(&mut ledger, "2.1.332", "multiturn_live.jsonl");
+        assert!(
+            (ledger.cost_usd - 0.012).abs() < 1e-9,
+            "{}",
+            ledger.cost_usd
+        );
+        assert_eq!(ledger.turns, 2);
     }
 
     #[test]

@@ -184,6 +184,27 @@ pub struct ResultEvent {
     pub terminal_reason: Option<String>,
     #[serde(default)]
     pub usage: Option<Usage>,
+    /// What the API calls since the previous result cost, per model (Claude Code 2.1.332 on).
+    #[serde(default)]
+    pub model_usage_since_last_result: Option<std::collections::BTreeMap<String, ModelCost>>,
+}
+
+/// One model's figures in a result's per-model usage; only the cost matters to cms.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ModelCost {
+    #[serde(rename = "costUSD", default)]
+    pub cost_usd: f64,
+}
+
+impl ResultEvent {
+    /// The cost of this process's API calls since its previous result, where claude says it
+    /// (2.1.332 on). Needed because 2.1.332's `total_cost_usd` in a `--resume` process starts
+    /// from the session's earlier cost, where 2.1.197's starts from zero.
+    pub fn cost_since_last_result(&self) -> Option<f64> {
+        self.model_usage_since_last_result
+            .as_ref()
+            .map(|models| models.values().map(|m| m.cost_usd).sum())
+    }
 }
 
 /// A request from claude to the host (with `--permission-prompt-tool stdio`).
@@ -360,14 +381,31 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude-protocol/samples")
     }
 
+    /// Every recorded sample: 2.1.197's in `samples/`, and those of each later release in a
+    /// folder named after it beside that one.
     fn sample_files() -> Vec<std::path::PathBuf> {
-        let mut files: Vec<_> = std::fs::read_dir(samples_dir())
-            .expect("the protocol samples are copied into tests/fixtures")
+        let mut files: Vec<_> = std::fs::read_dir(samples_dir().parent().unwrap())
+            .unwrap()
             .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir())
+            .flat_map(|dir| {
+                std::fs::read_dir(dir)
+                    .expect("the protocol samples are copied into tests/fixtures")
+                    .map(|e| e.unwrap().path())
+            })
             .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
             .collect();
         files.sort();
         files
+    }
+
+    #[test]
+    fn the_samples_of_the_newest_tested_release_are_among_those_parsed() {
+        let files = sample_files();
+        for sample in ["plain", "tools_bypass", "resume_first", "resume_second"] {
+            let name = format!("2.1.332/{sample}.jsonl");
+            assert!(files.iter().any(|f| f.ends_with(&name)), "{name}");
+        }
     }
 
     #[test]

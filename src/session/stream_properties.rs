@@ -11,14 +11,18 @@ use serde_json::Value;
 use super::ledger::Ledger;
 use super::protocol::Event;
 
-/// Every line of every recorded sample of the real CLI.
+/// Every line of every recorded sample of the real CLI, of every release recorded (`samples/`
+/// and the folders named after later releases).
 fn sample_lines() -> &'static [String] {
     static LINES: OnceLock<Vec<String>> = OnceLock::new();
     LINES.get_or_init(|| {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/claude-protocol/samples");
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .expect("the samples directory")
+        let root =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude-protocol");
+        let mut files: Vec<_> = std::fs::read_dir(&root)
+            .expect("the fixtures directory")
+            .map(|entry| entry.expect("a directory entry").path())
+            .filter(|path| path.is_dir())
+            .flat_map(|dir| std::fs::read_dir(dir).expect("a samples directory"))
             .map(|entry| entry.expect("a directory entry").path())
             .filter(|path| path.extension().is_some_and(|ext| ext == "jsonl"))
             .collect();

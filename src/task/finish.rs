@@ -314,10 +314,16 @@ mod tests {
     use super::{Status, StopReason, TurnOutcome, has_conflict_markers, status_of};
     use crate::session::protocol::{Event, ResultEvent};
 
-    /// The `result` line of a recorded real session.
+    /// The `result` line of a recorded real session (of Claude Code 2.1.197).
     fn recorded_result(sample: &str) -> ResultEvent {
+        recorded_result_of("samples", sample)
+    }
+
+    /// `folder`: `samples`, or the folder of a later release's samples.
+    fn recorded_result_of(folder: &str, sample: &str) -> ResultEvent {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/claude-protocol/samples")
+            .join("tests/fixtures/claude-protocol")
+            .join(folder)
             .join(sample);
         let text = std::fs::read_to_string(path).unwrap();
         text.lines()
@@ -347,6 +353,31 @@ mod tests {
         let (status, error) = status_of(&ended("permission_denied.jsonl", 0));
         assert_eq!(status, Status::NeedsInput);
         assert_eq!(error, None);
+    }
+
+    #[test]
+    fn claude_2_1_332s_endings_get_the_same_statuses() {
+        let ended = |sample: &str, exit_code: i32| TurnOutcome {
+            started: true,
+            result: Some(recorded_result_of("2.1.332", sample)),
+            exit_code: Some(exit_code),
+            ..TurnOutcome::default()
+        };
+        assert_eq!(
+            status_of(&ended("tools_bypass.jsonl", 0)).0,
+            Status::Completed
+        );
+        assert_eq!(
+            status_of(&ended("permission_denied.jsonl", 0)).0,
+            Status::NeedsInput
+        );
+        let (status, error) = status_of(&ended("api_error_500.jsonl", 1));
+        assert_eq!(status, Status::Failed);
+        assert!(error.unwrap().contains("500"));
+        assert_eq!(
+            status_of(&ended("max_turns.jsonl", 1)).0,
+            Status::TurnsExceeded
+        );
     }
 
     #[test]
