@@ -97,9 +97,32 @@ fn doctor_warns_about_an_untested_claude_version_without_failing() {
     let claude = &json["checks"]["claude"];
     assert_eq!(claude["status"], "warning");
     assert_eq!(claude["version"], "9.9.9");
-    assert_eq!(claude["tested_versions"], serde_json::json!(["2.1.197"]));
+    assert_eq!(
+        claude["tested_versions"],
+        serde_json::json!(["2.1.197", "2.1.332"])
+    );
     assert!(claude["message"].as_str().unwrap().contains("not tested"));
-    assert!(claude["hint"].as_str().unwrap().contains("2.1.197"));
+    // The hint names the newest tested version, the one a user would install.
+    assert!(claude["hint"].as_str().unwrap().contains("2.1.332"));
+}
+
+#[test]
+fn doctor_accepts_both_the_pinned_and_the_newest_tested_claude_version() {
+    for version in ["2.1.197", "2.1.332"] {
+        let mut env = TestEnv::new();
+        let claude = script_claude(&env, &format!("echo '{version} (Claude Code)'"));
+        env.set_env("CMS_CLAUDE_BIN", claude.to_str().unwrap());
+        let run = env.cms(&["doctor", "--json"]);
+        run.success();
+        let check = &run.json()["checks"]["claude"];
+        assert_eq!(check["status"], "ok", "{version}: {check:#}");
+        assert_eq!(check["version"], version);
+        assert!(check["hint"].is_null(), "{version}: {check:#}");
+        assert!(
+            !check["message"].as_str().unwrap().contains("not tested"),
+            "{version}: {check:#}"
+        );
+    }
 }
 
 #[test]

@@ -116,7 +116,8 @@ fn version_names_the_crate_version_the_commit_and_the_tested_claude_code() {
     let head = String::from_utf8(head.stdout).unwrap();
     assert!(first.contains(head.trim()), "{first} lacks {head}");
     assert!(
-        run.stdout.contains("tested with Claude Code 2.1.197"),
+        run.stdout
+            .contains("tested with Claude Code 2.1.197, 2.1.332"),
         "{}",
         run.stdout
     );

@@ -18,10 +18,11 @@ use crate::session::find_claude;
 use crate::workspace::Workspace;
 use std::path::PathBuf;
 
-/// The Claude Code versions the test suite's `real_claude_` tests ran against; `.ci/run`
-/// installs the first one. claude's stream-json output changes between versions, so any other
-/// version gets a warning.
-pub const TESTED_CLAUDE_VERSIONS: &[&str] = &["2.1.197"];
+/// The Claude Code versions the test suite's `real_claude_` tests ran against, oldest first:
+/// `.ci/run` runs the whole suite against the first (pinned) one and the `real_claude_` tests
+/// again against the last, the newest verified. claude's stream-json output changes between
+/// versions, so any other version gets a warning.
+pub const TESTED_CLAUDE_VERSIONS: &[&str] = &["2.1.197", "2.1.332"];
 
 /// `claude --version` answers in well under a second; a claude that hangs must not hang doctor.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(15);
@@ -398,7 +399,7 @@ fn check_claude(bin: &str) -> Check {
         .hint(format!(
             "it may work; if tasks misbehave, install a tested version \
              (npm install -g @anthropic-ai/claude-code@{})",
-            TESTED_CLAUDE_VERSIONS[0]
+            TESTED_CLAUDE_VERSIONS[TESTED_CLAUDE_VERSIONS.len() - 1]
         ))
         .detail("version", version)
     }
