@@ -7,7 +7,7 @@
 //! protected paths; `vocab` holds the types they share (status, violations, limits, presets);
 //! `hooks` installs the git hooks that run `cms check`; `workspace` ties a
 //! repo to its store; `report` renders tasks; `fault` kills the process at a step (tests only);
-//! `mcp` is the MCP server for parent agents; `platform` makes every syscall and handles every signal; `tui` is `cms top`'s live dashboard; `transcript` turns claude's events into the readable lines of progress and `cms logs`; `ui` writes to the terminal; `config` layers
+//! `mcp` is the MCP server for parent agents; `runner` talks to where tasks run off this machine (a Ray cluster); `platform` makes every syscall and handles every signal; `tui` is `cms top`'s live dashboard; `transcript` turns claude's events into the readable lines of progress and `cms logs`; `ui` writes to the terminal; `config` layers
 //! settings; `trust` records which of a repository's own settings files the user trusts.
 //! docs/architecture.md explains the design.
 
@@ -24,6 +24,7 @@ pub(crate) mod hooks;
 pub(crate) mod mcp;
 pub(crate) mod platform;
 pub(crate) mod report;
+pub(crate) mod runner;
 pub(crate) mod safety;
 pub(crate) mod session;
 pub(crate) mod store;

@@ -22,6 +22,7 @@ impl Config {
             ("claude.bin", json!(self.claude_bin)),
             ("task.model", json!(self.model)),
             ("task.preset", json!(self.preset.as_str())),
+            ("task.runner", json!(self.runner)),
             (
                 "worktrees.root",
                 json!(self.worktrees_root.display().to_string()),
@@ -46,7 +47,32 @@ impl Config {
             ("worktree.setup", json!(w.setup)),
             ("worktree.setup_counts", json!(w.setup_counts)),
             ("worktree.ports", json!(w.ports)),
+            ("runners", self.runners_entry()),
         ]
+    }
+}
+
+impl Config {
+    /// `[runners]` as one table of tables; `env` holds the variables' names, never values.
+    fn runners_entry(&self) -> Value {
+        let runners: serde_json::Map<String, Value> = self
+            .runners
+            .iter()
+            .map(|(name, r)| {
+                let entry = json!({
+                    "kind": r.kind.as_str(),
+                    "address": r.address,
+                    "remote": r.remote,
+                    "env": r.env,
+                    "cpus": r.cpus,
+                    "memory": r.memory,
+                    "cms": r.cms,
+                    "claude": r.claude,
+                });
+                (name.clone(), entry)
+            })
+            .collect();
+        Value::Object(runners)
     }
 }
 
@@ -58,6 +84,19 @@ pub fn toml_like(value: &Value) -> String {
         Value::Array(items) => {
             let items: Vec<String> = items.iter().map(toml_like).collect();
             format!("[{}]", items.join(", "))
+        }
+        // An inline table, its unset keys left out.
+        Value::Object(entries) => {
+            let entries: Vec<String> = entries
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| format!("{k} = {}", toml_like(v)))
+                .collect();
+            if entries.is_empty() {
+                "{}".to_owned()
+            } else {
+                format!("{{ {} }}", entries.join(", "))
+            }
         }
         other => other.to_string(),
     }

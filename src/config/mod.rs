@@ -4,15 +4,18 @@
 //! Unknown keys are errors that name their file: in a tool that enforces safety settings, a
 //! misspelt key silently ignored is worse than a refusal.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::runner::RunnerConfig;
 use crate::safety::sandbox::SandboxMode;
 use crate::vocab::{Limits, Preset};
 
 mod entries;
 mod mcp;
+mod runners;
 mod untrusted;
 mod values;
 
@@ -49,6 +52,24 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
+    /// A repository's file names where tasks run, which only the user's configuration may.
+    #[error(
+        "{source_name} sets {key}: only your user configuration may say where tasks run, since a \
+         runner is where the repository's code and your credentials are sent"
+    )]
+    UserOnly {
+        key: &'static str,
+        source_name: String,
+    },
+    /// A `[runners.NAME]` setting the runner cannot use.
+    #[error("invalid value '{value}' for runners.{runner}.{key} in {source_name}: {reason}")]
+    Runner {
+        runner: String,
+        key: &'static str,
+        value: String,
+        source_name: String,
+        reason: String,
+    },
 }
 
 /// One configuration file's contents; every field optional so layers can be merged.
@@ -75,6 +96,9 @@ struct Layer {
     worktree: WorktreeLayer,
     #[serde(default)]
     pool: PoolLayer,
+    /// `[runners.NAME]`: where tasks may run off this machine (the user's file only).
+    #[serde(default)]
+    runners: BTreeMap<String, runners::RunnerLayer>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -124,6 +148,8 @@ struct ClaudeLayer {
 struct TaskLayer {
     model: Option<String>,
     preset: Option<String>,
+    /// The runner `cms task` uses without `--on` (the user's file only).
+    runner: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -195,6 +221,11 @@ pub struct Config {
     pub pool_size: usize,
     /// What an untrusted repository's settings asked for that cms did not apply.
     pub untrusted: Untrusted,
+    /// `[runners.NAME]` of the user's file: where tasks may run off this machine.
+    pub runners: BTreeMap<String, RunnerConfig>,
+    /// `[task] runner` or `CMS_RUNNER`: the runner tasks use unless told otherwise; always a
+    /// key of `runners`.
+    pub runner: Option<String>,
 }
 
 /// `[worktree]`: what a new worktree gets before its agent starts.
@@ -265,6 +296,8 @@ impl Config {
             worktree: WorktreeSettings::default(),
             pool_size: 0,
             untrusted: Untrusted::default(),
+            runners: BTreeMap::new(),
+            runner: None,
         };
         let mut layers = vec![LayerConfig {
             source: "built-in default".to_owned(),
@@ -323,6 +356,13 @@ impl Config {
             config.limits.max_duration =
                 parse_duration(&duration).map_err(|r| from_env("CMS_MAX_DURATION", duration, r))?;
         }
+        if let Some(runner) = env("CMS_RUNNER") {
+            config.runner = Some(
+                config
+                    .known_runner(&runner)
+                    .map_err(|r| from_env("CMS_RUNNER", runner, r))?,
+            );
+        }
         if config
             != layers
                 .last()
@@ -352,6 +392,26 @@ impl Config {
             source_name: source_name.to_owned(),
             source,
         })?;
+        if from_repository {
+            // Trusted or not: a repository never says where its code and the user's
+            // credentials go.
+            let key = if !layer.runners.is_empty() {
+                Some("[runners]")
+            } else if layer.task.runner.is_some() {
+                Some("task.runner")
+            } else {
+                None
+            };
+            if let Some(key) = key {
+                return Err(ConfigError::UserOnly {
+                    key,
+                    source_name: source_name.to_owned(),
+                });
+            }
+        } else {
+            let runners = std::mem::take(&mut layer.runners);
+            self.apply_runners(runners, layer.task.runner.take(), source_name)?;
+        }
         if repository == Some(false) {
             self.restrict(&mut layer, source_name);
         }

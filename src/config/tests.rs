@@ -10,7 +10,7 @@ use super::mcp::DEFAULT_MCP_MAX_RUNNING;
 use crate::safety::limits::MIN_COST_USD;
 use std::time::Duration;
 
-fn base() -> Config {
+pub(super) fn base() -> Config {
     Config {
         claude_bin: "claude".into(),
         model: None,
@@ -27,6 +27,8 @@ fn base() -> Config {
         worktree: WorktreeSettings::default(),
         pool_size: 0,
         untrusted: Untrusted::default(),
+        runners: Default::default(),
+        runner: None,
     }
 }
 
