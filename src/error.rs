@@ -512,6 +512,31 @@ impl From<crate::trust::TrustError> for CommandError {
     }
 }
 
+impl Hinted for crate::runner::RunnerError {
+    fn hint(&self) -> Option<String> {
+        use crate::runner::RunnerError as E;
+        Some(match self {
+            E::Unreachable { .. } => "check the runner's address in your configuration and that                  the Ray head's dashboard port answers from here (`cms doctor` checks every                  runner); nothing was started"
+                .into(),
+            E::Address { .. } => {
+                "give the Ray Jobs API as http(s)://HOST:PORT in [runners.NAME] address".into()
+            }
+            E::UnknownJob { .. } => {
+                "the cluster no longer knows the job (deleted, or the head restarted)".into()
+            }
+            E::Refused { .. } | E::Protocol { .. } => {
+                "`cms doctor` checks the runner; the head's dashboard shows the job".into()
+            }
+            E::Package { .. } => {
+                "cms uploads its own binary to the cluster unless [runners.NAME] cms names                  one installed on the workers"
+                    .into()
+            }
+        })
+    }
+}
+
+from_hinted!(crate::runner::RunnerError);
+
 impl From<crate::config::ConfigError> for CommandError {
     fn from(err: crate::config::ConfigError) -> Self {
         match &err {

@@ -194,3 +194,98 @@ fn doctor_prints_the_version_git_reports() {
             .contains(&version)
     );
 }
+
+#[test]
+fn ray_doctor_checks_each_runners_api_ray_version_and_remote() {
+    let Some(head) =
+        crate::common::ray::ray_head("ray_doctor_checks_each_runners_api_ray_version_and_remote")
+    else {
+        return;
+    };
+    let mut env = TestEnv::new();
+    let remote = env.root.join("remote.git");
+    env.git(&["init", "-q", "--bare", remote.to_str().unwrap()]);
+    env.user_config(&format!(
+        "{}[task]\nrunner = \"lab\"\n",
+        head.runner_toml(
+            "lab",
+            &remote,
+            "env = [\"CMS_TEST_RUNNER_TOKEN\"]\ncpus = 0.5"
+        )
+    ));
+    env.set_env("CMS_TEST_RUNNER_TOKEN", "sk-doctor-never-shown");
+    let run = env.cms(&["doctor"]);
+    run.success();
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("runner.lab"))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(line.starts_with("ok"), "{head}: {}", run.stdout);
+    assert!(
+        line.contains(&format!(
+            "Ray {} at {}",
+            crate::common::ray::PINNED_VERSION,
+            head.address
+        )),
+        "{line}"
+    );
+    assert!(line.contains("answers"), "{line}");
+    let run = env.cms(&["doctor", "--json"]);
+    run.success();
+    let lab = &checks_of(&run)["runner.lab"];
+    assert_eq!(lab["status"], "ok", "{lab:#}");
+    assert_eq!(lab["ray_version"], crate::common::ray::PINNED_VERSION);
+    assert_eq!(lab["remote_reachable"], true);
+    assert_eq!(lab["default"], true);
+    assert_eq!(lab["env"], serde_json::json!(["CMS_TEST_RUNNER_TOKEN"]));
+    assert_eq!(lab["env_missing"], serde_json::json!([]));
+    assert_eq!(
+        lab["cms"],
+        Value::Null,
+        "no cms on the workers: this one is uploaded"
+    );
+    assert_eq!(lab["cpus"], 0.5);
+    for output in [&run.stdout, &run.stderr] {
+        assert!(!output.contains("sk-doctor-never-shown"), "{output}");
+    }
+}
+
+#[test]
+fn doctor_fails_a_runner_it_cannot_reach_naming_what_and_how_to_fix_it() {
+    let env = TestEnv::new();
+    // A port nothing listens on: refused at once, no time spent waiting.
+    let port = crate::common::ray::free_port();
+    env.user_config(&format!(
+        "[runners.far]\nkind = \"ray\"\naddress = \"http://127.0.0.1:{port}\"\n\
+         remote = \"{}\"\nenv = [\"CMS_TEST_UNSET_TOKEN\"]\ncms = \"/usr/local/bin/cms\"\n",
+        env.root.join("no-such-remote.git").display()
+    ));
+    let run = env.cms(&["doctor"]);
+    run.code(1);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    let at = lines.iter().position(|l| l.contains("runner.far")).unwrap();
+    assert!(lines[at].starts_with("failed"), "{}", run.stdout);
+    assert!(
+        lines[at].contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        lines[at]
+    );
+    assert!(lines[at + 1].contains("hint:"), "{}", run.stdout);
+    let run = env.cms(&["doctor", "--json"]);
+    run.code(1);
+    let far = &checks_of(&run)["runner.far"];
+    assert_eq!(far["status"], "failed", "{far:#}");
+    assert_eq!(far["api_reachable"], false);
+    assert_eq!(far["ray_version"], Value::Null);
+    assert_eq!(far["remote_reachable"], false);
+    assert_eq!(
+        far["env_missing"],
+        serde_json::json!(["CMS_TEST_UNSET_TOKEN"])
+    );
+    assert_eq!(far["cms"], "/usr/local/bin/cms");
+    assert!(
+        far["hint"].as_str().unwrap().contains("[runners.far]"),
+        "{far:#}"
+    );
+}

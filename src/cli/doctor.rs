@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::error::{CommandError, exit_code};
 use crate::git::{self, GitError};
 use crate::report::JSON_VERSION;
+use crate::runner::{RayClient, RunnerConfig};
 use crate::safety::sandbox::{self, SandboxMode};
 use crate::session::find_claude;
 use crate::workspace::Workspace;
@@ -52,7 +53,8 @@ impl Level {
 }
 
 struct Check {
-    name: &'static str,
+    /// `claude`, `git`, ...; `runner.NAME` for each runner.
+    name: String,
     level: Level,
     message: String,
     hint: Option<String>,
@@ -61,9 +63,9 @@ struct Check {
 }
 
 impl Check {
-    fn new(name: &'static str, level: Level, message: impl Into<String>) -> Check {
+    fn new(name: &str, level: Level, message: impl Into<String>) -> Check {
         Check {
-            name,
+            name: name.to_owned(),
             level,
             message: message.into(),
             hint: None,
@@ -105,6 +107,15 @@ pub fn cmd_doctor(ctx: &CommandContext, _args: DoctorArgs) -> Result<u8, Command
         (Err(_), Ok(config)) => Ok((config.writable.clone(), config.hosts.clone())),
         (_, Err(_)) => Ok(Default::default()),
     };
+    let runners = config.as_ref().map_or_else(
+        |_| Vec::new(),
+        |c| {
+            c.runners
+                .iter()
+                .map(|(name, r)| check_runner(name, r, c.runner.as_deref() == Some(name), &ctx.cwd))
+                .collect()
+        },
+    );
     let (config_check, claude_bin) = match config {
         Ok(config) => {
             let check = Check::new(
@@ -144,6 +155,7 @@ pub fn cmd_doctor(ctx: &CommandContext, _args: DoctorArgs) -> Result<u8, Command
     if let Ok(ws) = &workspace {
         checks.push(check_trust(ws));
     }
+    checks.extend(runners);
     let ok = checks.iter().all(|c| c.level != Level::Failed);
 
     let ui = &ctx.ui;
@@ -156,7 +168,7 @@ pub fn cmd_doctor(ctx: &CommandContext, _args: DoctorArgs) -> Result<u8, Command
                 entry.insert("message".into(), c.message.clone().into());
                 entry.insert("hint".into(), c.hint.clone().into());
                 entry.extend(c.details.clone());
-                (c.name.to_owned(), Value::Object(entry))
+                (c.name.clone(), Value::Object(entry))
             })
             .collect();
         ui.print_json(&json!({"version": JSON_VERSION, "ok": ok, "checks": entries}));
@@ -446,4 +458,101 @@ fn run_version(path: &Path) -> Result<String, String> {
         }
         first_line(&output.stdout).ok_or_else(|| "it printed nothing".to_owned())
     })
+}
+
+/// `git ls-remote` of a runner's remote gets this long; ssh's own connect timeout is minutes.
+const REMOTE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A runner: its Jobs API answers (and with which Ray), its remote answers from here, and what
+/// it runs on the workers. The variables it hands to jobs are named, never shown.
+fn check_runner(name: &str, runner: &RunnerConfig, default: bool, cwd: &Path) -> Check {
+    let key = format!("runner.{name}");
+    let missing: Vec<&str> = runner
+        .env
+        .iter()
+        .map(String::as_str)
+        .filter(|var| std::env::var_os(var).is_none_or(|v| v.is_empty()))
+        .collect();
+    let cms = match &runner.cms {
+        Some(path) => format!("cms {path} on the workers"),
+        None => "this cms uploaded with each job".to_owned(),
+    };
+    let version = RayClient::new(&runner.address).and_then(|client| client.version());
+    // From the repository when there is one, so a relative path means what it means to a task.
+    let remote = crate::git::probe::remote_answers(cwd, &runner.remote, REMOTE_TIMEOUT);
+    let mut problems: Vec<(Level, String, String)> = Vec::new();
+    let api = match &version {
+        Ok(version) => format!("Ray {version} at {}", runner.address),
+        Err(err) => {
+            let hint = format!(
+                "check [runners.{name}] address: the Ray head's dashboard port must answer from \
+                 here (`ray status` on the head says whether it runs)"
+            );
+            problems.push((Level::Failed, err.to_string(), hint));
+            format!("no answer at {}", runner.address)
+        }
+    };
+    let reach = match &remote {
+        Ok(()) => format!("remote {} answers", runner.remote),
+        Err(why) => {
+            problems.push((
+                Level::Failed,
+                format!("remote {} does not answer: {why}", runner.remote),
+                format!(
+                    "`git ls-remote {}` must work from here and from the workers (ssh keys, \
+                     credentials, the URL in [runners.{name}] remote)",
+                    runner.remote
+                ),
+            ));
+            format!("remote {} does not answer", runner.remote)
+        }
+    };
+    if !missing.is_empty() {
+        problems.push((
+            Level::Warning,
+            format!("not set here: {}", missing.join(", ")),
+            format!(
+                "jobs get these variables from the environment cms starts in; set them \
+                 or take them out of [runners.{name}] env"
+            ),
+        ));
+    }
+    let level = problems
+        .iter()
+        .map(|(level, ..)| *level)
+        .max_by_key(|level| match level {
+            Level::Ok => 0,
+            Level::Warning => 1,
+            Level::Failed => 2,
+        })
+        .unwrap_or(Level::Ok);
+    let mut message = format!(
+        "{api}; {reach}; {cms}; claude {} on the workers",
+        runner.claude
+    );
+    if let Some((_, first, _)) = problems.first() {
+        message = format!("{first}; {message}");
+    }
+    let mut check = Check::new(&key, level, message)
+        .detail("runner", name)
+        .detail("kind", runner.kind.as_str())
+        .detail("default", default)
+        .detail("address", runner.address.clone())
+        .detail("ray_version", version.as_ref().ok().cloned())
+        .detail("api_reachable", version.is_ok())
+        .detail("remote", runner.remote.clone())
+        .detail("remote_reachable", remote.is_ok())
+        .detail("cms", runner.cms.clone())
+        .detail("claude", runner.claude.clone())
+        .detail("env", runner.env.clone())
+        .detail(
+            "env_missing",
+            missing.iter().map(|v| v.to_string()).collect::<Vec<_>>(),
+        )
+        .detail("cpus", runner.cpus)
+        .detail("memory", runner.memory);
+    if let Some((_, _, hint)) = problems.into_iter().next() {
+        check = check.hint(hint);
+    }
+    check
 }

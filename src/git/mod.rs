@@ -8,6 +8,7 @@ pub mod hooks;
 pub mod merge;
 pub mod objects;
 pub mod oid_hex;
+pub mod probe;
 pub mod remote;
 mod repo;
 pub mod scratch;

@@ -284,7 +284,8 @@ impl RayClient {
     }
 
     /// Asks Ray to stop the job (`POST /api/jobs/<id>/stop`), which ends its entrypoint's
-    /// process group; `false` when it had already ended.
+    /// process group (SIGTERM, then SIGKILL); Ray's `stopped` answer, `true` even for a job
+    /// that has just ended, so [`RayClient::status`] says how it ended.
     pub fn stop(&self, id: &str) -> Result<bool, RunnerError> {
         let action = format!("stop job {id}");
         let answer = self.job_request("POST", id, "/stop", &action)?;

@@ -3,6 +3,7 @@
 
 pub mod fake_api;
 pub mod poll;
+pub mod ray;
 pub mod real;
 pub mod terminal;
 
