@@ -2,7 +2,7 @@
 
 use crate::config::tests::base;
 use crate::config::{Config, ConfigError, toml_like};
-use crate::runner::{RunnerConfig, RunnerKind, parse_memory};
+use crate::runner::{RunnerConfig, RunnerKind};
 
 const LAB: &str = r#"
 [runners.lab]
@@ -180,17 +180,4 @@ fn cms_config_shows_runners_with_the_names_of_their_variables() {
         ),
         "{}"
     );
-}
-
-#[test]
-fn memory_takes_bytes_or_a_unit() {
-    assert_eq!(parse_memory("1024"), Ok(1024));
-    assert_eq!(parse_memory("512MB"), Ok(512_000_000));
-    assert_eq!(parse_memory("512M"), Ok(512_000_000));
-    assert_eq!(parse_memory("4GiB"), Ok(4 << 30));
-    assert_eq!(parse_memory("1.5 Gi"), Ok(3 << 29));
-    assert_eq!(parse_memory("2kib"), Ok(2048));
-    for bad in ["", "GiB", "4 parsecs", "-1", "0", "1e3"] {
-        assert!(parse_memory(bad).is_err(), "{bad}");
-    }
 }
