@@ -124,7 +124,8 @@ fn remote_refs(env: &TestEnv, url: &str, job: &str) -> BTreeMap<String, String> 
 fn out_files(env: &TestEnv, url: &str, job: &str) -> BTreeMap<String, Vec<u8>> {
     let refs = format!("+refs/cms/jobs/{job}/*:refs/cms/jobs/{job}/*");
     fetch(&env.repo, url, &[&refs]).unwrap();
-    let out = remote_refs(env, url, job)["out"].clone();
+    // As fetched: the worker may push a newer one meanwhile.
+    let out = env.git(&["rev-parse", &job_ref(job, "out")]);
     read_commit_files(&env.repo, git2::Oid::from_str(&out).unwrap()).unwrap()
 }
 
