@@ -456,6 +456,7 @@ struct Seen {
     log_offset: u64,
     partial: Vec<u8>,
     record: Option<(Status, Option<crate::store::PendingPermission>, f64)>,
+    /// The status of the last `out` pushed.
     status: Option<Status>,
     control_oid: Option<Oid>,
     control: Control,
@@ -506,28 +507,30 @@ impl Follower<'_> {
     }
 
     /// Says the record when its status, prompt or cost changed, and pushes `out` when its
-    /// status did (unless the session is over: the worker's last push follows).
+    /// status did (unless the session is over: the worker's last push follows). Nothing is
+    /// said or pushed before claude printed its first line: a claude that never starts is the
+    /// worker's error, with nothing half-made on the remote.
     fn mirror(&self, seen: &mut Seen, record: &TaskRecord, push: bool) {
-        let key = (record.status, record.pending.clone(), record.cost_usd);
-        if seen.record.as_ref() == Some(&key) {
+        if seen.log_offset == 0 {
             return;
         }
-        seen.record = Some(key);
-        (self.emit)(&WireLine::Record(Box::new(record.clone())));
-        if seen.status == Some(record.status) {
+        let key = (record.status, record.pending.clone(), record.cost_usd);
+        if seen.record.as_ref() != Some(&key) {
+            seen.record = Some(key);
+            (self.emit)(&WireLine::Record(Box::new(record.clone())));
+        }
+        if !push || seen.status == Some(record.status) {
             return;
         }
         seen.status = Some(record.status);
-        if push
-            && let Err(err) = push_results(
-                &self.store,
-                &self.repo_dir,
-                self.remote,
-                self.job,
-                record,
-                None,
-            )
-        {
+        if let Err(err) = push_results(
+            &self.store,
+            &self.repo_dir,
+            self.remote,
+            self.job,
+            record,
+            None,
+        ) {
             // The session goes on; the next status change or the end pushes again.
             eprintln!("cms worker: warning: could not push the task's state: {err}");
         }
