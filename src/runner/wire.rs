@@ -20,8 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::git::{Oid, oid_hex};
 use crate::store::{TaskName, TaskRecord};
-use crate::trust::TrustRecord;
-use crate::vocab::{Limits, Preset, Status};
+use crate::vocab::{Limits, Preset, Status, TrustRecord};
 
 /// What starts every wire line a worker prints.
 pub const WORKER_PREFIX: &str = "cms-worker ";
