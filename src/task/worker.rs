@@ -87,6 +87,7 @@ pub fn run_worker(
     if !valid_job_id(job) {
         return Err(WorkerError::BadJobId(job.to_owned()));
     }
+    let remote = &absolute_path_url(remote);
     let scratch = tempfile::Builder::new()
         .prefix("cms-worker-")
         .tempdir()
@@ -189,6 +190,16 @@ pub fn run_worker(
     drop(ws);
     drop(scratch);
     Ok(end)
+}
+
+/// `url` as git must be given it from the scratch repository: a relative path to a
+/// repository here, as a job may be given, made absolute; anything else as it is.
+fn absolute_path_url(url: &str) -> String {
+    let path = Path::new(url);
+    if url.contains("://") || path.is_absolute() || !path.exists() {
+        return url.to_owned();
+    }
+    std::path::absolute(path).map_or_else(|_| url.to_owned(), |p| p.display().to_string())
 }
 
 /// What the `in` commit holds.
@@ -621,7 +632,24 @@ impl Follower<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::session_file_name;
+    use super::{absolute_path_url, session_file_name};
+
+    #[test]
+    fn a_relative_path_to_a_repository_here_becomes_absolute_and_urls_stay() {
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(
+            absolute_path_url("src"),
+            here.join("src").display().to_string()
+        );
+        for url in [
+            "git@example.com:team/app.git",
+            "https://example.com/app.git",
+            "/srv/app.git",
+            "no-such-folder/app.git",
+        ] {
+            assert_eq!(absolute_path_url(url), url);
+        }
+    }
 
     #[test]
     fn only_a_plain_session_id_names_a_file() {
