@@ -355,6 +355,56 @@ fn sigterm_as_rays_job_stop_sends_it_ends_the_task_aborted_with_no_process_left(
 }
 
 #[test]
+fn sigterm_to_the_worker_and_every_process_under_it_ends_the_task_aborted_too() {
+    // A job stop may also reach the worker's children (the keeper, claude): the keeper then
+    // ends the session at once, and the worker's own stop still ends the task as an abort.
+    let (env, url) = worker_env();
+    let (job, worker, pid) = long_job(&env, &url, "all-terminated");
+    let mut everyone = vec![worker.id()];
+    everyone.extend(descendants(worker.id()));
+    assert!(everyone.contains(&(pid as u32)), "{everyone:?}");
+    for process in everyone {
+        signal(process, libc::SIGTERM);
+    }
+    let run = crate::common::wait_bounded(worker, LIMIT);
+    assert_stopped_as_abort_leaves_it(&env, &url, &job, &run, pid);
+}
+
+/// Every process under `pid`, from /proc's parent links.
+fn descendants(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| {
+            let child: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let parent = stat
+                .rsplit(')')
+                .next()?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some((child, parent))
+        })
+        .collect();
+    let mut found = vec![pid];
+    let mut at = 0;
+    while at < found.len() {
+        let parent = found[at];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
+        at += 1;
+    }
+    found.remove(0);
+    found
+}
+
+#[test]
 fn a_killed_worker_leaves_no_session_running_and_its_last_state_on_the_remote() {
     let (env, url) = worker_env();
     let (job, worker, pid) = long_job(&env, &url, "killed");
