@@ -360,11 +360,12 @@ fn sigterm_to_the_worker_and_every_process_under_it_ends_the_task_aborted_too() 
     // ends the session at once, and the worker's own stop still ends the task as an abort.
     let (env, url) = worker_env();
     let (job, worker, pid) = long_job(&env, &url, "all-terminated");
-    let mut everyone = vec![worker.id()];
-    everyone.extend(descendants(worker.id()));
-    assert!(everyone.contains(&(pid as u32)), "{everyone:?}");
-    for process in everyone {
-        signal(process, libc::SIGTERM);
+    let under = descendants(worker.id());
+    assert!(under.contains(&(pid as u32)), "{under:?}");
+    signal(worker.id(), libc::SIGTERM);
+    for process in under {
+        // SAFETY: kill(2); a short-lived process (a git command) may have ended already.
+        unsafe { libc::kill(process as i32, libc::SIGTERM) };
     }
     let run = crate::common::wait_bounded(worker, LIMIT);
     assert_stopped_as_abort_leaves_it(&env, &url, &job, &run, pid);

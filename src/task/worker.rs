@@ -163,7 +163,8 @@ pub fn run_worker(
             prepared,
             Foreground::Headless(RunOptions { timeouts, ask }),
             &mut Quiet,
-        );
+        )
+        .and_then(|record| stopped_all_the_same(&ws, record));
         done.store(true, Ordering::SeqCst);
         let _ = following.join();
         result
@@ -200,6 +201,20 @@ fn absolute_path_url(url: &str) -> String {
         return url.to_owned();
     }
     std::path::absolute(path).map_or_else(|_| url.to_owned(), |p| p.display().to_string())
+}
+
+/// The task's final record, `aborted` if a stop was asked of the worker (SIGTERM, or the
+/// control's `stop`) while the session ended of itself. A job stop may signal every process
+/// under the worker: the keeper then ends claude at once, and the session can end before the
+/// worker's own stop request is seen; the user still stopped the task.
+fn stopped_all_the_same(ws: &Workspace, record: TaskRecord) -> Result<TaskRecord, TaskError> {
+    if record.status != Status::Failed || !super::handoff::stop_requested_early() {
+        return Ok(record);
+    }
+    Ok(ws.store.update(&record.name, |r| {
+        r.status = Status::Aborted;
+        r.error = Some("stopped by the user".to_owned());
+    })?)
 }
 
 /// What the `in` commit holds.
