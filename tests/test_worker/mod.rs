@@ -5,7 +5,6 @@
 //! paths), prints wire lines, obeys the control ref and SIGTERM, and pushes its results.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde_json::{Value, json};
 
@@ -14,6 +13,9 @@ use cms::transport::{
 };
 
 use crate::common::{Background, FAKE_CLAUDE, LIMIT, Run, TestEnv, eventually, process_ended};
+
+mod real;
+mod stop;
 
 /// A test repository with a bare repository beside it as the runner's remote, and a
 /// TMPDIR of its own (where the worker makes its scratch repository).
@@ -298,130 +300,6 @@ fn a_prompt_waits_until_the_control_ref_answers_it_and_the_task_goes_on() {
     assert_eq!(env.git(&["show", &format!("{branch}:ran.txt")]), "ok");
 }
 
-/// A job whose claude works for a minute; returns it with its running worker once claude has
-/// started and the worker pushed the running record.
-fn long_job(env: &TestEnv, url: &str, task: &str) -> (String, Background, u64) {
-    env.steps(json!([
-        {"write": {"path": "early.txt", "content": "before the stop\n"}},
-        {"sleep_ms": 60000},
-    ]));
-    let job = submit(env, url, &spec(env, task), None);
-    let worker = spawn_worker(env, url, &job);
-    eventually("the worker to push its running record", || {
-        remote_refs(env, url, &job).contains_key("out")
-    });
-    let pid = eventually("claude to start", || claude_pids(env).pop());
-    // Its session is under way once its first write is in the worker's worktree.
-    let worktree = out_record(env, url, &job)["worktree"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    eventually("claude's first write", || {
-        Path::new(&worktree).join("early.txt").exists()
-    });
-    (job, worker, pid)
-}
-
-/// How a local `cms abort` leaves a task.
-fn assert_stopped_as_abort_leaves_it(env: &TestEnv, url: &str, job: &str, run: &Run, pid: u64) {
-    run.success();
-    let lines = wire(run);
-    assert_eq!(
-        lines.last().unwrap()["end"],
-        json!({"status": "aborted", "error": "stopped by the user"})
-    );
-    assert_eq!(out_record(env, url, job)["status"], "aborted");
-    assert!(remote_refs(env, url, job).contains_key("branch"));
-    assert!(process_ended(pid), "claude (pid {pid}) still runs");
-    assert_eq!(scratch_left(env), Vec::<String>::new());
-}
-
-#[test]
-fn a_stop_in_the_control_ref_ends_the_task_aborted_with_no_process_left() {
-    let (env, url) = worker_env();
-    let (job, worker, pid) = long_job(&env, &url, "stopped");
-    control(&env, &url, &job, &json!({"stop": true, "answers": []}));
-    let run = crate::common::wait_bounded(worker, LIMIT);
-    assert_stopped_as_abort_leaves_it(&env, &url, &job, &run, pid);
-}
-
-#[test]
-fn sigterm_as_rays_job_stop_sends_it_ends_the_task_aborted_with_no_process_left() {
-    let (env, url) = worker_env();
-    let (job, worker, pid) = long_job(&env, &url, "terminated");
-    signal(worker.id(), libc::SIGTERM);
-    let run = crate::common::wait_bounded(worker, LIMIT);
-    assert_stopped_as_abort_leaves_it(&env, &url, &job, &run, pid);
-}
-
-#[test]
-fn sigterm_to_the_worker_and_every_process_under_it_ends_the_task_aborted_too() {
-    // A job stop may also reach the worker's children (the keeper, claude): the keeper then
-    // ends the session at once, and the worker's own stop still ends the task as an abort.
-    let (env, url) = worker_env();
-    let (job, worker, pid) = long_job(&env, &url, "all-terminated");
-    let under = descendants(worker.id());
-    assert!(under.contains(&(pid as u32)), "{under:?}");
-    signal(worker.id(), libc::SIGTERM);
-    for process in under {
-        // SAFETY: kill(2); a short-lived process (a git command) may have ended already.
-        unsafe { libc::kill(process as i32, libc::SIGTERM) };
-    }
-    let run = crate::common::wait_bounded(worker, LIMIT);
-    assert_stopped_as_abort_leaves_it(&env, &url, &job, &run, pid);
-}
-
-/// Every process under `pid`, from /proc's parent links.
-fn descendants(pid: u32) -> Vec<u32> {
-    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|entry| {
-            let child: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-            let parent = stat
-                .rsplit(')')
-                .next()?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            Some((child, parent))
-        })
-        .collect();
-    let mut found = vec![pid];
-    let mut at = 0;
-    while at < found.len() {
-        let parent = found[at];
-        found.extend(
-            parents
-                .iter()
-                .filter(|(_, p)| *p == parent)
-                .map(|(c, _)| *c),
-        );
-        at += 1;
-    }
-    found.remove(0);
-    found
-}
-
-#[test]
-fn a_killed_worker_leaves_no_session_running_and_its_last_state_on_the_remote() {
-    let (env, url) = worker_env();
-    let (job, worker, pid) = long_job(&env, &url, "killed");
-    signal(worker.id(), libc::SIGKILL);
-    // The keeper's lifeline: claude dies with the worker.
-    crate::common::until_ended(pid, "claude");
-    drop(worker);
-    assert_eq!(out_record(&env, &url, &job)["status"], "running");
-    assert!(!remote_refs(&env, &url, &job).contains_key("branch"));
-}
-
-fn signal(pid: u32, signal: i32) {
-    // SAFETY: kill(2) on a child of this test, which has not been waited for yet.
-    assert_eq!(unsafe { libc::kill(pid as i32, signal) }, 0, "kill {pid}");
-}
-
 #[test]
 fn a_follow_up_resumes_the_session_from_the_shipped_session_file() {
     let (env, url) = worker_env();
@@ -583,107 +461,5 @@ fn a_protected_path_and_the_turn_limit_hold_on_the_worker() {
     assert!(
         files.contains("one.txt") && !files.contains("four.txt"),
         "{files}"
-    );
-}
-
-/// A worker repository whose jobs run the real claude against a fake API of their own;
-/// `None` when the real CLI tests are skipped.
-fn real_worker_env(
-    test: &str,
-) -> Option<(crate::common::fake_api::FakeApi, TestEnv, String, String)> {
-    use crate::common::real::{claude_env, real_claude};
-    let claude = real_claude(test)?;
-    let api = crate::common::fake_api::FakeApi::start();
-    let (mut env, url) = worker_env();
-    // Every process of the session inside the outer boundary, as on a real worker.
-    env.set_env("CMS_BOUNDARY", "on");
-    for (key, value) in claude_env(&api, &env.home.join(".claude")) {
-        env.set_env(key, &value);
-    }
-    Some((api, env, url, claude.display().to_string()))
-}
-
-#[test]
-fn real_claude_completes_a_task_through_cms_worker() {
-    use crate::common::fake_api::Reply;
-    let Some((api, env, url, claude)) =
-        real_worker_env("real_claude_completes_a_task_through_cms_worker")
-    else {
-        return;
-    };
-    // Replies go by the assistant messages a request already holds: the follow-up's come
-    // after the first session's only if it resumed that conversation.
-    api.route(
-        "[worker]",
-        vec![
-            Reply::write("made.txt", "by the real claude\n"),
-            Reply::text("Made it."),
-            Reply::write("more.txt", "followed up\n"),
-            Reply::text("Followed up."),
-        ],
-    );
-    let mut spec = spec(&env, "real");
-    spec["prompt"] = json!("[worker] make the file");
-    spec["message"] = json!("[worker] make the file");
-    spec["claude"] = json!(claude);
-    let job = submit(&env, &url, &spec, None);
-    let run = run_worker(&env, &url, &job);
-    run.success();
-    let lines = wire(&run);
-    assert_eq!(
-        lines.last().unwrap()["end"],
-        json!({"status": "completed", "error": null}),
-        "{}",
-        run.stderr
-    );
-    let claude_lines: Vec<Value> = lines
-        .iter()
-        .filter_map(|l| l["claude"].as_str())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(claude_lines[0]["subtype"], "init");
-    assert_eq!(claude_lines.last().unwrap()["type"], "result");
-    let out = out_files(&env, &url, &job);
-    let record: Value = serde_json::from_slice(&out["record.json"]).unwrap();
-    assert_eq!(record["response"], "Made it.");
-    assert_eq!(record["safety"]["sandboxed"], true);
-    let session_id = record["session_id"].as_str().unwrap().to_owned();
-    let session = String::from_utf8(out["session.jsonl"].clone()).unwrap();
-    assert!(session.contains(&session_id));
-    let branch = remote_refs(&env, &url, &job)["branch"].clone();
-    assert_eq!(
-        env.git(&["show", &format!("{branch}:made.txt")]),
-        "by the real claude"
-    );
-
-    // A follow-up on a fresh scratch repository and worktree resumes that conversation from
-    // the session file alone: the API gets the first session's messages, and its replies go
-    // on from there (claude says "No conversation found" and fails otherwise).
-    let mut follow_up = spec.clone();
-    follow_up["message"] = json!("now one more file");
-    follow_up["start"] = json!(branch);
-    follow_up["resume"] = json!(session_id);
-    follow_up["record"] = record;
-    let job = submit(&env, &url, &follow_up, Some(&out["session.jsonl"]));
-    let run = run_worker(&env, &url, &job);
-    run.success();
-    assert_eq!(
-        wire(&run).last().unwrap()["end"]["status"],
-        "completed",
-        "{}\n{}",
-        run.stdout,
-        run.stderr
-    );
-    let after = out_record(&env, &url, &job);
-    assert_eq!(after["response"], "Followed up.");
-    assert_eq!(after["session_id"], session_id.as_str());
-    let tip = remote_refs(&env, &url, &job)["branch"].clone();
-    assert_eq!(
-        env.git(&["show", &format!("{tip}:more.txt")]),
-        "followed up"
-    );
-    assert_eq!(
-        env.git(&["show", &format!("{tip}:made.txt")]),
-        "by the real claude"
     );
 }
