@@ -107,11 +107,16 @@ pub fn ls_remote(
     url: &str,
     pattern: &str,
 ) -> Result<Vec<(Oid, String)>, GitError> {
+    let patterns: &[&str] = if pattern.is_empty() { &[] } else { &[pattern] };
+    list(dir, url, patterns)
+}
+
+/// The refs at `url` matching any of `patterns` (all of them without one).
+fn list(dir: Option<&Path>, url: &str, patterns: &[&str]) -> Result<Vec<(Oid, String)>, GitError> {
     let mut cmd = git(dir.unwrap_or(Path::new("/")));
-    cmd.args(["ls-remote", "--refs", "--"]).arg(url);
-    if !pattern.is_empty() {
-        cmd.arg(pattern);
-    }
+    cmd.args(["ls-remote", "--refs", "--"])
+        .arg(url)
+        .args(patterns);
     let out = run(cmd).map_err(|err| redacted(err, url))?;
     let text = String::from_utf8_lossy(&out);
     let mut refs = Vec::new();
@@ -130,7 +135,8 @@ pub fn delete_remote_refs(dir: &Path, url: &str, refs: &[&str]) -> Result<(), Gi
     if refs.is_empty() {
         return Ok(());
     }
-    let present: Vec<String> = ls_remote(Some(dir), url, "")?
+    // Listed by their full names, which match only themselves.
+    let present: Vec<String> = list(Some(dir), url, refs)?
         .into_iter()
         .map(|(_, name)| name)
         .filter(|name| refs.contains(&name.as_str()))
