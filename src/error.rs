@@ -477,6 +477,40 @@ impl From<crate::task::TaskError> for CommandError {
     }
 }
 
+impl From<crate::task::WorkerError> for CommandError {
+    fn from(err: crate::task::WorkerError) -> Self {
+        use crate::task::WorkerError as E;
+        let hint = match &err {
+            E::Task(_) | E::Config(_) => None,
+            E::BadJobId(_) => Some("`cms worker` is run by a runner's job (`cms task --on`)"),
+            E::Scratch(_) => {
+                Some("the worker makes its repository under $TMPDIR; check that it is writable")
+            }
+            E::Fetch { .. } => Some(
+                "check that the worker reaches the runner's remote (ssh keys, credential \
+                 helper) and that the job was submitted by `cms task --on`",
+            ),
+            E::BadSpec { .. } => {
+                Some("the job was written by another cms version or damaged; run the task again")
+            }
+            E::Push { .. } => Some("check that the worker may push to the runner's remote"),
+        };
+        match err {
+            E::Task(err) => err.into(),
+            E::Config(err) => err.into(),
+            err => {
+                let kind = match err {
+                    E::BadJobId(_) => ErrorKind::Usage,
+                    _ => ErrorKind::User,
+                };
+                let mut this = CommandError::from_error(kind, &err);
+                this.hints.extend(hint.map(str::to_owned));
+                this
+            }
+        }
+    }
+}
+
 impl From<crate::workspace::WorkspaceError> for CommandError {
     fn from(err: crate::workspace::WorkspaceError) -> Self {
         use crate::workspace::WorkspaceError as E;

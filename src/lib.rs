@@ -43,3 +43,25 @@ pub use cli::main;
 pub mod bench {
     pub use crate::safety::check::{Baseline, Surroundings};
 }
+
+/// What the worker's tests (`tests/test_worker.rs`) drive `cms worker` with, and nothing else
+/// of the crate: the git transport and the wire format, as the local side uses them.
+#[doc(hidden)]
+pub mod transport {
+    pub use crate::git::remote::{
+        delete_remote_refs, fetch, files_commit, ls_remote, push, read_commit_files,
+    };
+
+    /// A wire line of a job's log as JSON (`None` for any other line), read by the parser the
+    /// local side uses.
+    pub fn parse_wire_line(line: &str) -> Option<serde_json::Value> {
+        crate::runner::wire::parse_line(line)
+            .map(|line| serde_json::to_value(line).expect("wire lines serialize"))
+    }
+
+    /// A new job id for task `task` (a valid task name).
+    pub fn new_job_id(task: &str) -> String {
+        let task = crate::store::TaskName::parse(task).expect("a valid task name");
+        crate::runner::wire::new_job_id(&task)
+    }
+}

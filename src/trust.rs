@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::git::{self, Oid, Repo};
 
@@ -48,16 +48,7 @@ pub enum TrustError {
     },
 }
 
-/// What the user trusted of one repository, and when.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrustRecord {
-    pub version: u32,
-    /// The repository's git common dir.
-    pub repository: PathBuf,
-    pub trusted_at: String,
-    /// Each trusted file's path and the git blob id of its bytes.
-    pub files: BTreeMap<String, String>,
-}
+pub use crate::vocab::TrustRecord;
 
 /// The user's trust in one repository: what it trusted, if anything.
 #[derive(Debug, Clone, Default)]

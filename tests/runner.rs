@@ -38,6 +38,7 @@ mod test_task;
 mod test_top;
 mod test_trust;
 mod test_wait;
+mod test_worker;
 mod test_worktree;
 
 /// A test file no `mod` line names is never compiled, so its tests would silently never run:

@@ -35,6 +35,7 @@ mod top;
 mod trust;
 mod version;
 mod wait;
+mod worker;
 
 use std::path::PathBuf;
 
@@ -112,6 +113,8 @@ pub enum Command {
     Keeper(keeper::KeeperArgs),
     #[command(hide = true)]
     Supervise(supervise::SuperviseArgs),
+    #[command(hide = true)]
+    Worker(worker::WorkerArgs),
 }
 
 /// What every command gets: output, and the directory it was started in.
@@ -285,6 +288,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Completions(args) => completions::cmd_completions(&ctx, args),
         Command::ShellInit(args) => shell_init::cmd_shell_init(&ctx, args),
         Command::Keeper(args) => keeper::cmd_keeper(&ctx, args),
+        Command::Worker(args) => worker::cmd_worker(&ctx, args),
     };
     match result {
         Ok(code) => code,

@@ -4,6 +4,7 @@
 // The jobs half of the client serves the local follower (task::remote), built alongside.
 #[allow(dead_code)]
 pub mod ray;
+pub mod wire;
 
 #[allow(unused_imports)]
 pub use ray::{JobSpec, JobState, JobStatus, RayClient};

@@ -35,6 +35,7 @@ mod start;
 mod started;
 mod wait;
 mod watched;
+mod worker;
 mod worktrees;
 
 pub use abort::{abort, running_tasks};
@@ -57,3 +58,4 @@ pub use settle::settle;
 pub use start::start;
 pub use started::{Started, TaskOptions};
 pub use wait::{settled, timed_out, wait_until_settled};
+pub use worker::{WorkerError, run_worker};

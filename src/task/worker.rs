@@ -1,0 +1,679 @@
+//! A task's session run for a job on another machine (`cms worker`, which a runner's job
+//! runs): the worker fetches the job's refs from the runner's git remote into a scratch
+//! repository, makes the task's worktree at the job's start commit and runs the session
+//! exactly as a local task runs (`run_foreground`, with the spec's settings instead of a
+//! configuration and trust of its own, the sandbox required), and pushes what it did back.
+//!
+//! While the session runs, a follower thread reads the store as any cms command would: every
+//! new line of claude's transcript and every change of the record's status, prompt or cost
+//! becomes a [`WireLine`] for the job's log, and each status change pushes the `out` commit,
+//! so a worker that dies leaves its last state on the remote. The same thread polls the
+//! `control` ref and acts on it as `cms allow`/`cms deny` (the record's answer) and `cms abort`
+//! (SIGTERM to this process, the supervisor) do locally. At the end the worker pushes `out`
+//! and the task's branch, and says so.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::ask::{AskOptions, answer_prompt};
+use super::error::TaskError;
+use super::foreground::{Foreground, Quiet, run_foreground};
+use super::rules::{RuleScope, rules_for};
+use super::run::RunOptions;
+use super::settings::Settings;
+use super::start::{lock_reason, sandbox_plan};
+use super::started::Started;
+use crate::config::{Config, ConfigError};
+use crate::git::{self, GitError, Oid};
+use crate::platform::Signal;
+use crate::runner::wire::{
+    CONTROL_FILE, Control, End, JobRef, LOG_FILE, Pushed, RECORD_FILE, SESSION_FILE, SPEC_FILE,
+    SPEC_VERSION, STDERR_FILE, Spec, WireLine, job_ref, valid_job_id,
+};
+use crate::safety::sandbox::SandboxMode;
+use crate::session::{self, Timeouts};
+use crate::store::{PermissionAnswer, Safety, Store, TaskName, TaskRecord, now_rfc3339};
+use crate::trust::Trust;
+use crate::vocab::Status;
+use crate::workspace::Workspace;
+
+/// How often the follower reads the transcript and the record.
+const FOLLOW_POLL: Duration = Duration::from_millis(100);
+/// How often the `control` ref is looked at while a prompt waits for its answer, and otherwise.
+const CONTROL_POLL_WAITING: Duration = Duration::from_secs(1);
+const CONTROL_POLL: Duration = Duration::from_secs(2);
+
+/// Why a worker could not run its job's task (the task's own ending is not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("'{0}' is not a job id")]
+    BadJobId(String),
+    #[error("failed to make the worker's scratch repository")]
+    Scratch(#[source] std::io::Error),
+    #[error("could not fetch job {job} from {remote}")]
+    Fetch {
+        job: String,
+        remote: String,
+        #[source]
+        source: GitError,
+    },
+    #[error("job {job}'s spec is not usable: {reason}")]
+    BadSpec { job: String, reason: String },
+    #[error("could not push job {job}'s results to {remote}")]
+    Push {
+        job: String,
+        remote: String,
+        #[source]
+        source: GitError,
+    },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Task(#[from] TaskError),
+}
+
+/// Runs job `job`'s task with `remote` as the transport, telling `emit` each wire line (from
+/// more than one thread, never at once), and returns how the task ended once its results are
+/// pushed.
+pub fn run_worker(
+    remote: &str,
+    job: &str,
+    timeouts: Timeouts,
+    emit: &(dyn Fn(&WireLine) + Sync),
+) -> Result<End, WorkerError> {
+    if !valid_job_id(job) {
+        return Err(WorkerError::BadJobId(job.to_owned()));
+    }
+    let remote = &absolute_path_url(remote);
+    let scratch = tempfile::Builder::new()
+        .prefix("cms-worker-")
+        .tempdir()
+        .map_err(WorkerError::Scratch)?;
+    let root = git::canonical(scratch.path());
+    let repo_dir = root.join("repo");
+    let fetch_failed = |source| WorkerError::Fetch {
+        job: job.to_owned(),
+        remote: git::remote::redact_url(remote),
+        source,
+    };
+    git::remote::init_repository(&repo_dir).map_err(TaskError::from)?;
+    let wanted = [JobRef::Start, JobRef::In].map(|which| {
+        let name = job_ref(job, which);
+        format!("+{name}:{name}")
+    });
+    let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    git::remote::fetch(&repo_dir, remote, &wanted).map_err(fetch_failed)?;
+    let ws = Workspace::discover(&repo_dir).map_err(TaskError::from)?;
+    let job_in = ws
+        .repo
+        .resolve(&job_ref(job, JobRef::In))
+        .map_err(TaskError::from)?
+        .0;
+    let start = ws
+        .repo
+        .resolve(&job_ref(job, JobRef::Start))
+        .map_err(TaskError::from)?
+        .0;
+    let input = read_input(&repo_dir, job, job_in)?;
+    let spec = &input.spec;
+    let bad = |reason: String| WorkerError::BadSpec {
+        job: job.to_owned(),
+        reason,
+    };
+    if spec.start != start {
+        return Err(bad(format!(
+            "it starts at {} but the job's start ref is {start}",
+            spec.start
+        )));
+    }
+    if !ws.repo.is_ancestor(spec.base, start).unwrap_or(false) {
+        return Err(bad(format!(
+            "its base {} is not in the start commit's history",
+            spec.base
+        )));
+    }
+
+    let prepared =
+        prepare(&ws, &root, spec, input.session.as_deref()).map_err(|err| match err {
+            Prepared::Spec(reason) => bad(reason),
+            Prepared::Failed(err) => err,
+        })?;
+    let name = prepared.record.name.clone();
+    let ask = spec.ask.then_some(AskOptions {
+        typed: None,
+        notify: None,
+    });
+    let done = AtomicBool::new(false);
+    let follower = Follower {
+        store: ws.store.clone(),
+        repo_dir: repo_dir.clone(),
+        remote,
+        job,
+        name: name.clone(),
+        done: &done,
+        emit,
+    };
+    let result = std::thread::scope(|scope| {
+        let following = scope.spawn(|| follower.run());
+        let result = run_foreground(
+            &ws,
+            prepared,
+            Foreground::Headless(RunOptions { timeouts, ask }),
+            &mut Quiet,
+        )
+        .and_then(|record| stopped_all_the_same(&ws, record));
+        done.store(true, Ordering::SeqCst);
+        let _ = following.join();
+        result
+    });
+    let record = result?;
+    let tip = ws
+        .repo
+        .branch_tip(&record.branch)
+        .map_err(TaskError::from)?;
+    let out =
+        push_results(&ws.store, &repo_dir, remote, job, &record, Some(tip)).map_err(|source| {
+            WorkerError::Push {
+                job: job.to_owned(),
+                remote: git::remote::redact_url(remote),
+                source,
+            }
+        })?;
+    emit(&WireLine::Pushed(Pushed { out, branch: tip }));
+    let end = End {
+        status: record.status,
+        error: record.error.clone(),
+    };
+    emit(&WireLine::End(end.clone()));
+    drop(ws);
+    drop(scratch);
+    Ok(end)
+}
+
+/// `url` as git must be given it from the scratch repository: a relative path to a
+/// repository here, as a job may be given, made absolute; anything else as it is.
+fn absolute_path_url(url: &str) -> String {
+    let path = Path::new(url);
+    if url.contains("://") || path.is_absolute() || !path.exists() {
+        return url.to_owned();
+    }
+    std::path::absolute(path).map_or_else(|_| url.to_owned(), |p| p.display().to_string())
+}
+
+/// The task's final record, `aborted` if a stop was asked of the worker (SIGTERM, or the
+/// control's `stop`) while the session ended of itself. A job stop may signal every process
+/// under the worker: the keeper then ends claude at once, and the session can end before the
+/// worker's own stop request is seen; the user still stopped the task.
+fn stopped_all_the_same(ws: &Workspace, record: TaskRecord) -> Result<TaskRecord, TaskError> {
+    if record.status != Status::Failed || !super::handoff::stop_requested_early() {
+        return Ok(record);
+    }
+    Ok(ws.store.update(&record.name, |r| {
+        r.status = Status::Aborted;
+        r.error = Some("stopped by the user".to_owned());
+    })?)
+}
+
+/// What the `in` commit holds.
+struct Input {
+    spec: Spec,
+    session: Option<Vec<u8>>,
+}
+
+fn read_input(repo_dir: &Path, job: &str, commit: Oid) -> Result<Input, WorkerError> {
+    let bad = |reason: String| WorkerError::BadSpec {
+        job: job.to_owned(),
+        reason,
+    };
+    let mut files = git::remote::read_commit_files(repo_dir, commit).map_err(TaskError::from)?;
+    let text = files
+        .remove(SPEC_FILE)
+        .ok_or_else(|| bad(format!("the job's input has no {SPEC_FILE}")))?;
+    // The version first, so a newer spec says so rather than failing on a field.
+    let version = serde_json::from_slice::<serde_json::Value>(&text)
+        .map_err(|err| bad(format!("{SPEC_FILE} is not JSON ({err})")))?
+        .get("version")
+        .and_then(serde_json::Value::as_u64);
+    if version != Some(u64::from(SPEC_VERSION)) {
+        return Err(bad(format!(
+            "{SPEC_FILE} is version {}, and this cms reads version {SPEC_VERSION}",
+            version.map_or("(none)".to_owned(), |v| v.to_string())
+        )));
+    }
+    let spec: Spec = serde_json::from_slice(&text)
+        .map_err(|err| bad(format!("{SPEC_FILE} is not a job spec ({err})")))?;
+    Ok(Input {
+        spec,
+        session: files.remove(SESSION_FILE),
+    })
+}
+
+/// Why the task could not be made ready: the spec asks for something impossible, or a step
+/// failed.
+enum Prepared {
+    Spec(String),
+    Failed(WorkerError),
+}
+
+impl<E: Into<TaskError>> From<E> for Prepared {
+    fn from(err: E) -> Self {
+        Prepared::Failed(WorkerError::Task(err.into()))
+    }
+}
+
+/// Makes the task's worktree at the spec's start, its record and its settings, and for a
+/// follow-up puts the session file where claude looks for it. Nothing is taken back on
+/// failure: the scratch repository goes as a whole.
+fn prepare(
+    ws: &Workspace,
+    root: &Path,
+    spec: &Spec,
+    session: Option<&[u8]>,
+) -> Result<Started, Prepared> {
+    // The built-in defaults (the first layer), with everything the local start decided: the
+    // worker's own configuration has no say in how the task runs.
+    let mut config = Config::load_layers(None)
+        .map_err(|err| Prepared::Failed(err.into()))?
+        .swap_remove(0)
+        .config;
+    config.claude_bin = spec.claude.clone();
+    config.model = spec.model.clone();
+    config.preset = spec.preset;
+    config.limits = spec.limits;
+    config.protected = spec.protected.clone();
+    config.hosts = spec.hosts.clone();
+    config.sandbox = SandboxMode::Required;
+    config.worktrees_root = root.join("worktrees");
+    let claude = session::find_claude(&config.claude_bin)?;
+    let (sandboxed, _) = sandbox_plan(config.sandbox)?;
+
+    let name = spec.task.clone();
+    let branch = name.branch();
+    let worktrees = ws.worktrees_dir(&config)?;
+    std::fs::create_dir_all(&worktrees).map_err(|source| TaskError::WorktreesFolder {
+        path: worktrees.clone(),
+        source,
+    })?;
+    let worktree = worktrees.join(name.as_str());
+    git::worktree::add(
+        &ws.repo.common_dir,
+        &worktree,
+        &branch,
+        spec.start,
+        &lock_reason(name.as_str()),
+    )?;
+    let worktree = git::canonical(&worktree);
+    let now = now_rfc3339();
+    let supervisor = Some(session::current_supervisor());
+    let (mut record, resumed_from) = match (&spec.resume, &spec.record) {
+        (None, None) => (
+            TaskRecord {
+                version: crate::store::RECORD_VERSION,
+                name: name.clone(),
+                status: Status::Running,
+                prompt: spec.prompt.clone(),
+                branch,
+                worktree: worktree.clone(),
+                base: spec.base,
+                base_branch: None,
+                session_id: None,
+                model: spec.model.clone(),
+                preset: spec.preset,
+                cost_usd: 0.0,
+                turns: 0,
+                duration_ms: 0,
+                response: None,
+                tools_used: Vec::new(),
+                files_changed: Vec::new(),
+                permission_denials: Vec::new(),
+                safety: Safety {
+                    limits: Some(spec.limits),
+                    protected: spec.protected.clone(),
+                    sandboxed,
+                    ..Safety::default()
+                },
+                error: None,
+                head: None,
+                merge: None,
+                supervisor,
+                attempt: None,
+                rebase: None,
+                push: None,
+                links: Vec::new(),
+                pending: None,
+                created_at: now.clone(),
+                updated_at: now,
+            },
+            None,
+        ),
+        (Some(session_id), Some(so_far)) => {
+            if so_far.name != name {
+                return Err(Prepared::Spec(format!(
+                    "its record is task '{}', not '{name}'",
+                    so_far.name
+                )));
+            }
+            let Some(session) = session else {
+                return Err(Prepared::Spec(format!(
+                    "it resumes session {session_id} but the job's input has no {SESSION_FILE}"
+                )));
+            };
+            let file = session_file_name(session_id)
+                .ok_or_else(|| Prepared::Spec(format!("'{session_id}' is not a session id")))?;
+            // Where claude looks for the session it resumes: the project folder named after
+            // this worktree.
+            let dir = session::interactive::project_dir(&worktree, None);
+            std::fs::create_dir_all(&dir)
+                .and_then(|()| std::fs::write(dir.join(file), session))
+                .map_err(|source| TaskError::TempDir { dir, source })?;
+            let mut previous = so_far.clone();
+            previous.worktree = worktree.clone();
+            let mut record = previous.clone();
+            // As a local follow-up's take-over: running under this process, the counts
+            // carried over, the limits (sums over sessions) the follow-up's.
+            record.status = Status::Running;
+            record.error = None;
+            record.permission_denials.clear();
+            record.pending = None;
+            record.base = spec.base;
+            record.session_id = Some(session_id.clone());
+            record.preset = spec.preset;
+            record.model = spec.model.clone().or(record.model);
+            record.safety.limits = Some(spec.limits);
+            record.safety.protected = spec.protected.clone();
+            record.safety.sandboxed = sandboxed;
+            record.supervisor = supervisor;
+            record.updated_at = now;
+            (record, Some(previous))
+        }
+        _ => {
+            return Err(Prepared::Spec(
+                "a follow-up needs both the session to resume and the record so far".to_owned(),
+            ));
+        }
+    };
+    ws.store.create(&mut record)?;
+    let rules = rules_for(ws, RuleScope::Session(&record))?;
+    let settings = Settings {
+        config,
+        trust: Trust {
+            record: spec.trust.clone(),
+        },
+        rules: std::sync::Arc::new(rules),
+    };
+    Ok(Started {
+        record,
+        claude,
+        sandbox_warning: None,
+        message: spec.message.clone(),
+        resumed_from,
+        settings,
+    })
+}
+
+/// `<id>.jsonl`, for a session id that is a plain file name.
+fn session_file_name(id: &str) -> Option<String> {
+    let plain = !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+    plain.then(|| format!("{id}.jsonl"))
+}
+
+/// claude's session file for `record`, if it has one yet.
+fn session_bytes(record: &TaskRecord) -> Option<Vec<u8>> {
+    let id = record.session_id.as_deref()?;
+    let file = session_file_name(id)?;
+    std::fs::read(session::interactive::project_dir(&record.worktree, Some(id)).join(file)).ok()
+}
+
+/// Writes the `out` commit (the record, the transcript, claude's stderr and session file) and
+/// pushes it, with the task's branch tip `branch` when given; returns the `out` commit.
+fn push_results(
+    store: &Store,
+    repo_dir: &Path,
+    remote: &str,
+    job: &str,
+    record: &TaskRecord,
+    branch: Option<Oid>,
+) -> Result<Oid, GitError> {
+    let json = serde_json::to_vec_pretty(record).expect("records serialize");
+    let log = std::fs::read(store.log_path(&record.name)).unwrap_or_default();
+    let stderr = std::fs::read(store.stderr_path(&record.name)).unwrap_or_default();
+    let session = session_bytes(record);
+    let mut files: Vec<(&str, &[u8])> = vec![
+        (RECORD_FILE, &json),
+        (LOG_FILE, &log),
+        (STDERR_FILE, &stderr),
+    ];
+    if let Some(session) = &session {
+        files.push((SESSION_FILE, session));
+    }
+    let out = git::remote::files_commit(repo_dir, &files, &[])?;
+    let out_hex = out.to_string();
+    let out_ref = job_ref(job, JobRef::Out);
+    let branch_hex = branch.map(|tip| tip.to_string());
+    let branch_ref = job_ref(job, JobRef::Branch);
+    let mut refs = vec![(out_hex.as_str(), out_ref.as_str())];
+    if let Some(tip) = &branch_hex {
+        refs.push((tip.as_str(), branch_ref.as_str()));
+    }
+    git::remote::push(repo_dir, remote, &refs, true)?;
+    Ok(out)
+}
+
+/// The follower thread's state (see the module's documentation).
+struct Follower<'a> {
+    store: Store,
+    repo_dir: PathBuf,
+    remote: &'a str,
+    job: &'a str,
+    name: TaskName,
+    done: &'a AtomicBool,
+    emit: &'a (dyn Fn(&WireLine) + Sync),
+}
+
+/// What the follower has seen and done so far.
+#[derive(Default)]
+struct Seen {
+    log_offset: u64,
+    partial: Vec<u8>,
+    record: Option<(Status, Option<crate::store::PendingPermission>, f64)>,
+    /// The status of the last `out` pushed.
+    status: Option<Status>,
+    control_oid: Option<Oid>,
+    control: Control,
+    next_control: Option<Instant>,
+    stop_sent: bool,
+    answered: BTreeSet<String>,
+}
+
+impl Follower<'_> {
+    fn run(&self) {
+        let mut seen = Seen::default();
+        loop {
+            // Read after the flag, so the last pass sees everything the session wrote.
+            let last = self.done.load(Ordering::SeqCst);
+            self.tail_log(&mut seen);
+            let record = self.store.load(&self.name).ok();
+            if let Some(record) = &record {
+                self.mirror(&mut seen, record, !last);
+            }
+            if last {
+                return;
+            }
+            if let Some(record) = &record {
+                self.control(&mut seen, record);
+            }
+            std::thread::sleep(FOLLOW_POLL);
+        }
+    }
+
+    /// Says every complete line claude's transcript gained.
+    fn tail_log(&self, seen: &mut Seen) {
+        let Ok(mut file) = std::fs::File::open(self.store.log_path(&self.name)) else {
+            return;
+        };
+        let mut bytes = Vec::new();
+        if file.seek(SeekFrom::Start(seen.log_offset)).is_err()
+            || file.read_to_end(&mut bytes).is_err()
+        {
+            return;
+        }
+        seen.log_offset += bytes.len() as u64;
+        seen.partial.extend_from_slice(&bytes);
+        while let Some(end) = seen.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = seen.partial.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line[..end]).into_owned();
+            (self.emit)(&WireLine::Claude(line));
+        }
+    }
+
+    /// Says the record when its status, prompt or cost changed, and pushes `out` when its
+    /// status did (unless the session is over: the worker's last push follows). Nothing is
+    /// said or pushed before claude printed its first line: a claude that never starts is the
+    /// worker's error, with nothing half-made on the remote.
+    fn mirror(&self, seen: &mut Seen, record: &TaskRecord, push: bool) {
+        if seen.log_offset == 0 {
+            return;
+        }
+        let key = (record.status, record.pending.clone(), record.cost_usd);
+        if seen.record.as_ref() != Some(&key) {
+            seen.record = Some(key);
+            (self.emit)(&WireLine::Record(Box::new(record.clone())));
+        }
+        if !push || seen.status == Some(record.status) {
+            return;
+        }
+        seen.status = Some(record.status);
+        if let Err(err) = push_results(
+            &self.store,
+            &self.repo_dir,
+            self.remote,
+            self.job,
+            record,
+            None,
+        ) {
+            // The session goes on; the next status change or the end pushes again.
+            eprintln!("cms worker: warning: could not push the task's state: {err}");
+        }
+    }
+
+    /// Reads the `control` ref when it is due, and acts on what it asks.
+    fn control(&self, seen: &mut Seen, record: &TaskRecord) {
+        let now = Instant::now();
+        if seen.next_control.is_none_or(|due| now >= due) {
+            let waiting = record.status == Status::Waiting;
+            seen.next_control = Some(
+                now + if waiting {
+                    CONTROL_POLL_WAITING
+                } else {
+                    CONTROL_POLL
+                },
+            );
+            match self.read_control(seen.control_oid) {
+                Ok(Some((oid, control))) => {
+                    seen.control_oid = Some(oid);
+                    seen.control = control;
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    eprintln!("cms worker: warning: could not read the job's control: {err}")
+                }
+            }
+        }
+        if seen.control.stop && !seen.stop_sent {
+            // As `cms abort` does: the supervisor (this process) stops the session gracefully.
+            if let Some(supervisor) = &record.supervisor {
+                seen.stop_sent = session::signal_supervisor(supervisor, Signal::Term);
+            }
+        }
+        let Some(pending) = record
+            .pending
+            .as_ref()
+            .filter(|p| record.status == Status::Waiting && p.answer.is_none())
+        else {
+            return;
+        };
+        if seen.answered.contains(&pending.request_id) {
+            return;
+        }
+        let Some(answer) = seen
+            .control
+            .answers
+            .iter()
+            .find(|a| a.request_id == pending.request_id)
+        else {
+            return;
+        };
+        let answer = PermissionAnswer {
+            allow: answer.allow,
+            always: answer.always,
+            message: answer.message.clone(),
+            by: answer.by.clone(),
+        };
+        // As `cms allow`/`cms deny` answer: into the record, for the session to pass on.
+        if answer_prompt(&self.store, &self.name, Some(&pending.request_id), answer).is_ok() {
+            seen.answered.insert(pending.request_id.clone());
+        }
+    }
+
+    /// The control at the remote when it is not `known` any more.
+    fn read_control(&self, known: Option<Oid>) -> Result<Option<(Oid, Control)>, String> {
+        let name = job_ref(self.job, JobRef::Control);
+        let listed = git::remote::ls_remote(Some(&self.repo_dir), self.remote, &name)
+            .map_err(|err| err.to_string())?;
+        let Some((oid, _)) = listed.into_iter().find(|(_, n)| *n == name) else {
+            return Ok(None);
+        };
+        if Some(oid) == known {
+            return Ok(None);
+        }
+        git::remote::fetch(&self.repo_dir, self.remote, &[&format!("+{name}:{name}")])
+            .map_err(|err| err.to_string())?;
+        let files =
+            git::remote::read_commit_files(&self.repo_dir, oid).map_err(|err| err.to_string())?;
+        let text = files
+            .get(CONTROL_FILE)
+            .ok_or_else(|| format!("the control commit has no {CONTROL_FILE}"))?;
+        let control =
+            serde_json::from_slice(text).map_err(|err| format!("{CONTROL_FILE}: {err}"))?;
+        Ok(Some((oid, control)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{absolute_path_url, session_file_name};
+
+    #[test]
+    fn a_relative_path_to_a_repository_here_becomes_absolute_and_urls_stay() {
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(
+            absolute_path_url("src"),
+            here.join("src").display().to_string()
+        );
+        for url in [
+            "git@example.com:team/app.git",
+            "https://example.com/app.git",
+            "/srv/app.git",
+            "no-such-folder/app.git",
+        ] {
+            assert_eq!(absolute_path_url(url), url);
+        }
+    }
+
+    #[test]
+    fn only_a_plain_session_id_names_a_file() {
+        assert_eq!(
+            session_file_name("0b7c6a1e-1f2a-4c3b-9d8e-000000000001").as_deref(),
+            Some("0b7c6a1e-1f2a-4c3b-9d8e-000000000001.jsonl")
+        );
+        for bad in ["", "../x", "a/b", "a.b", "x\n"] {
+            assert_eq!(session_file_name(bad), None, "{bad:?}");
+        }
+    }
+}
