@@ -135,7 +135,8 @@ pub fn delete_remote_refs(dir: &Path, url: &str, refs: &[&str]) -> Result<(), Gi
     if refs.is_empty() {
         return Ok(());
     }
-    // Listed by their full names, which match only themselves.
+    // Only the refs named are listed (git matches a pattern against any tail of a name, so
+    // the names are compared again).
     let present: Vec<String> = list(Some(dir), url, refs)?
         .into_iter()
         .map(|(_, name)| name)
