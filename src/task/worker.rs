@@ -139,7 +139,7 @@ pub fn run_worker(
     let prepared =
         prepare(&ws, &root, spec, input.session.as_deref()).map_err(|err| match err {
             Prepared::Spec(reason) => bad(reason),
-            Prepared::Failed(err) => err,
+            Prepared::Failed(err) => *err,
         })?;
     let name = prepared.record.name.clone();
     let ask = spec.ask.then_some(AskOptions {
@@ -255,12 +255,13 @@ fn read_input(repo_dir: &Path, job: &str, commit: Oid) -> Result<Input, WorkerEr
 /// failed.
 enum Prepared {
     Spec(String),
-    Failed(WorkerError),
+    // Boxed: a task error is large, and this is only the rare way out.
+    Failed(Box<WorkerError>),
 }
 
 impl<E: Into<TaskError>> From<E> for Prepared {
     fn from(err: E) -> Self {
-        Prepared::Failed(WorkerError::Task(err.into()))
+        Prepared::Failed(Box::new(WorkerError::Task(err.into())))
     }
 }
 
@@ -276,7 +277,7 @@ fn prepare(
     // The built-in defaults (the first layer), with everything the local start decided: the
     // worker's own configuration has no say in how the task runs.
     let mut config = Config::load_layers(None)
-        .map_err(|err| Prepared::Failed(err.into()))?
+        .map_err(|err| Prepared::Failed(Box::new(err.into())))?
         .swap_remove(0)
         .config;
     config.claude_bin = spec.claude.clone();
