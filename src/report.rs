@@ -99,6 +99,7 @@ pub fn task_json(record: &TaskRecord) -> Value {
         "error": record.error,
         "merge": record.merge,
         "pending": record.pending,
+        "stopped_commands": record.stopped_commands,
         "attempt": record.attempt,
         "rebase": record.rebase,
         "push": record.push,
@@ -224,6 +225,13 @@ pub fn summary(styles: &Styles, record: &TaskRecord) -> String {
             "  {} {} {detail}",
             styles.warn.apply_to("denied:"),
             denial.tool_name,
+        ));
+    }
+    for command in &record.stopped_commands {
+        lines.push(format!(
+            "  {} {}",
+            styles.warn.apply_to("stopped:"),
+            command.label()
         ));
     }
     lines.extend(
@@ -412,7 +420,10 @@ pub fn next_commands(record: &TaskRecord) -> Vec<String> {
                     .collect();
                 tools.dedup();
                 let allow: String = tools.iter().map(|t| format!(" --allow {t}")).collect();
-                Some(format!("cms continue {name} \"<MESSAGE>\"{allow}"))
+                Some(format!(
+                    "cms continue {name} \"<MESSAGE>\"{allow}{}",
+                    used_up_flags(record)
+                ))
             }
             Status::CostExceeded => Some(format!(
                 "cms continue {name} \"<MESSAGE>\" --max-cost <USD>"
@@ -431,6 +442,25 @@ pub fn next_commands(record: &TaskRecord) -> Vec<String> {
         next.splice(0..0, follow_up);
     }
     next
+}
+
+/// The `--max-*` flags a follow-up needs for the limits the task has used up (a task whose
+/// background commands were stopped at its time limit has none of it left).
+fn used_up_flags(record: &TaskRecord) -> String {
+    let Some(limits) = record.safety.limits else {
+        return String::new();
+    };
+    let mut flags = String::new();
+    if record.cost_usd >= limits.max_cost_usd {
+        flags.push_str(" --max-cost <USD>");
+    }
+    if record.turns >= limits.max_turns {
+        flags.push_str(" --max-turns <N>");
+    }
+    if u128::from(record.duration_ms) >= limits.max_duration.as_millis() {
+        flags.push_str(" --max-duration <DURATION>");
+    }
+    flags
 }
 
 /// What to do with the change a task made.

@@ -102,6 +102,16 @@ pub fn cmd_show(ctx: &CommandContext, args: ShowArgs) -> Result<u8, CommandError
         let detail = report::tool_detail(&denial.tool_name, &denial.tool_input, &record.worktree);
         lines.push(field("denied", format!("{} {detail}", denial.tool_name)));
     }
+    for command in &record.stopped_commands {
+        lines.push(field("stopped", command.label()));
+    }
+    // Work cut short is picked up by a follow-up: say which.
+    if let Some(next) = report::next_commands(&record)
+        .into_iter()
+        .find(|c| !record.stopped_commands.is_empty() && c.starts_with("cms continue"))
+    {
+        lines.push(field("next", next));
+    }
     for line in report::safety_lines(s, &record) {
         lines.push(format!("{:>9}  {line}", ""));
     }

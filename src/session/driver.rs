@@ -19,13 +19,14 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::SessionError;
+use super::background::{Background, Change};
 use super::ledger::Ledger;
 use super::process::{Spawn, spawn};
 use super::protocol::{
     Event, PermissionDecision, PermissionRequest, ResultEvent, control_error_line, interrupt_line,
-    permission_response_line, user_message_line,
+    permission_response_line, stop_task_line, user_message_line,
 };
-use crate::vocab::LimitKind;
+use crate::vocab::{LimitKind, StoppedCommand};
 
 /// How many of claude's last stderr lines are kept for error messages.
 const STDERR_TAIL: usize = 20;
@@ -118,6 +119,12 @@ pub struct TurnOutcome {
     pub killed: bool,
     pub malformed_lines: usize,
     pub stderr_tail: Vec<String>,
+    /// Background commands the agent started that cms stopped, or that were still running when
+    /// claude ended: work cut short, which the agent was never told the end of.
+    pub stopped_commands: Vec<StoppedCommand>,
+    /// Whether cms's stop came between turns: claude's last turn had ended with its `result`
+    /// and only background commands were left running.
+    pub stopped_between_turns: bool,
 }
 
 impl TurnOutcome {
@@ -201,6 +208,18 @@ pub async fn run_turn(
     };
     // Prompts claude is waiting on, answered when their answer comes (or the session stops).
     let mut pending: Vec<PermissionRequest> = Vec::new();
+    // Background commands: claude kills the ones still running 5 s after its stdin closes, and
+    // the model never hears of it. So stdin stays open after a `result` while one runs: when it
+    // ends claude reports it to the model in a turn of its own, which is waited for too.
+    let mut background = Background::default();
+    let mut in_turn = true;
+    // A command ended between turns: claude owes the turn that reports it, which starts
+    // (`system/init`) well before this moment, or is not waited for any longer.
+    let mut report_due: Option<Instant> = None;
+    // stdin was closed because the session is over (or being stopped).
+    let mut closed = false;
+    // The background commands cut short, by id.
+    let mut cut: Vec<String> = Vec::new();
     loop {
         buf.clear();
         let mut requested: Option<StopReason> = None;
@@ -223,15 +242,35 @@ pub async fn run_turn(
                 let event = Event::parse(line);
                 ledger.observe(&event);
                 match &event {
-                    Event::System(super::protocol::SystemEvent::Init(_)) => outcome.started = true,
+                    Event::System(super::protocol::SystemEvent::Init(_)) => {
+                        outcome.started = true;
+                        if !in_turn {
+                            // claude's own turn, reporting a background command to the model:
+                            // it runs under the same watch as the first, however long it takes.
+                            in_turn = true;
+                            report_due = None;
+                            if closed && outcome.stopped.is_none() {
+                                deadline = None;
+                            }
+                        }
+                    }
                     Event::Malformed(_) => outcome.malformed_lines += 1,
                     Event::Result(result) => {
                         outcome.result = Some(result.clone());
-                        // One message per process: closing stdin tells claude to exit.
-                        stdin = None;
-                        deadline.get_or_insert(Instant::now() + timeouts.exit_grace);
+                        in_turn = false;
+                        report_due = None;
+                        if closed {
+                            deadline.get_or_insert(Instant::now() + timeouts.exit_grace);
+                        }
                     }
                     _ => {}
+                }
+                if let Some((id, Change::Ended { reported })) = background.observe(&event) {
+                    if !reported && (outcome.stopped.is_some() || closed) && !cut.contains(&id) {
+                        cut.push(id);
+                    } else if reported && !in_turn {
+                        report_due = Some(Instant::now() + timeouts.exit_grace);
+                    }
                 }
                 on_event(&event, ledger);
                 if let Event::ControlRequest(request) = &event {
@@ -261,8 +300,9 @@ pub async fn run_turn(
                     }
                 }
                 // Decided on the event itself, not on timing, so the same events always end
-                // the task the same way.
-                if outcome.stopped.is_none() && outcome.result.is_none() {
+                // the task the same way. Between turns only a background command still to be
+                // reported would spend more.
+                if outcome.stopped.is_none() && !closed && (in_turn || background.any_running()) {
                     requested = (watch.check)(ledger);
                 }
             }
@@ -284,15 +324,33 @@ pub async fn run_turn(
                 }
             }
             () = sleep_until(watch.deadline.map(|(at, _)| at)),
-                if watch.deadline.is_some() && outcome.stopped.is_none() && outcome.result.is_none() =>
+                if watch.deadline.is_some() && outcome.stopped.is_none() && !closed =>
             {
                 requested = watch.deadline.take().map(|(_, reason)| reason);
+            }
+            () = sleep_until(report_due), if report_due.is_some() => {
+                // claude did not start the turn: stdin closing still makes it report what
+                // ended before it exits.
+                report_due = None;
             }
             () = sleep_until(deadline), if deadline.is_some() => {
                 claude.kill_tree();
                 outcome.killed = true;
                 deadline = None;
             }
+        }
+        // Between turns with nothing left running nor to report, the session is over: closing
+        // stdin tells claude to exit. A stopped session's commands are stopped first.
+        if requested.is_none()
+            && !in_turn
+            && !closed
+            && outcome.result.is_some()
+            && (outcome.stopped.is_some() || (!background.any_running() && report_due.is_none()))
+        {
+            stop_background(&mut stdin, &background, &mut cut).await;
+            stdin = None;
+            closed = true;
+            deadline.get_or_insert(Instant::now() + timeouts.exit_grace);
         }
         let Some(reason) = requested else {
             continue;
@@ -304,7 +362,17 @@ pub async fn run_turn(
             send_line(&mut stdin, &permission_response_line(&prompt, &deny)).await;
         }
         interrupts += 1;
-        let graceful = interrupts == 1 && outcome.result.is_none();
+        if interrupts == 1 && !in_turn && !closed {
+            // Between turns there is no turn to interrupt: only the background commands the
+            // last one left, stopped at once.
+            outcome.stopped_between_turns = true;
+            stop_background(&mut stdin, &background, &mut cut).await;
+            stdin = None;
+            closed = true;
+            deadline = Some(Instant::now() + timeouts.exit_grace);
+            continue;
+        }
+        let graceful = interrupts == 1 && in_turn;
         let sent = graceful
             && send_line(
                 &mut stdin,
@@ -335,7 +403,36 @@ pub async fn run_turn(
     outcome.exit_code = status.code();
     outcome.signal = std::os::unix::process::ExitStatusExt::signal(&status);
     outcome.stderr_tail = stderr_task.await.unwrap_or_default();
+    // Whatever claude never saw end died with the session (the keeper killed it).
+    for command in background.running() {
+        if !cut.contains(&command.id) {
+            cut.push(command.id.clone());
+        }
+    }
+    outcome.stopped_commands = cut
+        .iter()
+        .filter_map(|id| background.get(id))
+        .map(|command| command.stopped())
+        .collect();
     Ok(outcome)
+}
+
+/// Asks claude to stop every background command still running (`stop_task`: killed at once,
+/// and no turn reports it) and counts them as cut. One claude cannot stop dies with the
+/// session when claude exits.
+async fn stop_background(
+    stdin: &mut Option<tokio::process::ChildStdin>,
+    background: &Background,
+    cut: &mut Vec<String>,
+) {
+    for command in background.running() {
+        if cut.contains(&command.id) {
+            continue;
+        }
+        cut.push(command.id.clone());
+        let request = format!("cms_stop_{}", command.id);
+        send_line(stdin, &stop_task_line(&request, &command.id)).await;
+    }
 }
 
 /// Writes one line to claude's stdin; a failed write means claude is gone (its exit says why),

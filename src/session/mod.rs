@@ -1,6 +1,7 @@
 //! Claude processes: the stream-json protocol, spawning, driving a turn, stopping (the keeper
 //! and the process identity it relies on), the ledger.
 
+mod background;
 mod driver;
 pub mod interactive;
 pub mod keeper;

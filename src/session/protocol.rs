@@ -337,6 +337,17 @@ pub fn interrupt_line(request_id: &str) -> String {
     .to_string()
 }
 
+/// The stdin line that stops one of claude's background tasks (a Bash `run_in_background`
+/// command) at once, by the `task_id` of its `system/task_started`.
+pub fn stop_task_line(request_id: &str, task_id: &str) -> String {
+    json!({
+        "type": "control_request",
+        "request_id": request_id,
+        "request": {"subtype": "stop_task", "task_id": task_id},
+    })
+    .to_string()
+}
+
 /// The stdin line that answers a `can_use_tool` request. An allow repeats the tool's input
 /// (`updatedInput` is required), so the call runs exactly as claude asked.
 pub fn permission_response_line(
@@ -435,11 +446,21 @@ mod tests {
         }
     }
 
+    /// After the last turn's `result` only a background command's end (`system/task_*`) or
+    /// the answer to a `stop_task` may come (`samples/background_*`).
     #[test]
     fn every_sample_turn_ends_with_a_result_carrying_its_session() {
         for file in sample_files() {
             let text = std::fs::read_to_string(&file).unwrap();
-            let last = text.lines().rfind(|l| !l.is_empty()).unwrap();
+            let mut lines = text.lines().filter(|l| !l.is_empty()).rev();
+            let last = lines
+                .find(|l| {
+                    !matches!(
+                        Event::parse(l),
+                        Event::System(SystemEvent::Other { .. }) | Event::ControlResponse(_)
+                    )
+                })
+                .unwrap();
             match Event::parse(last) {
                 Event::Result(r) => assert!(r.session_id.is_some(), "{}", file.display()),
                 other => panic!("{}: last line is {other:?}", file.display()),

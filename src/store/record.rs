@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::git::{FileChange, Oid};
 use crate::store::TaskName;
-use crate::vocab::{Limits, PermissionDenial, Preset, Status, Supervisor, Violation};
+use crate::vocab::{
+    Limits, PermissionDenial, Preset, Status, StoppedCommand, Supervisor, Violation,
+};
 
 /// Bumped whenever a change to [`TaskRecord`] would confuse an older cms (2: the `waiting`
 /// status and its `pending` prompt).
@@ -134,6 +136,10 @@ pub struct TaskRecord {
     /// The permission prompt a `waiting` task is paused on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<PendingPermission>,
+    /// Background commands the agent left running that its last session had to stop (or
+    /// that died with it): their work was cut short, so the task ended `needs_input`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stopped_commands: Vec<StoppedCommand>,
     pub created_at: String,
     pub updated_at: String,
 }

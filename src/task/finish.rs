@@ -23,13 +23,42 @@ pub(super) fn finish(
     watched: &Watched,
     elapsed: Duration,
 ) -> Result<TaskRecord, TaskError> {
-    let (status, error) = status_of(outcome);
+    let (mut status, mut error) = status_of(outcome);
+    let mut stopped = outcome.stopped;
+    let mut record = record;
+    record.stopped_commands = outcome.stopped_commands.clone();
+    // A turn that ended well is no success while work it started was cut short.
+    if !record.stopped_commands.is_empty() && status == Status::Completed {
+        status = Status::NeedsInput;
+        let why = match (stopped.take(), record.safety.limits) {
+            (Some(StopReason::Limit(kind)), Some(settings)) => {
+                let state = LimitState::recorded(settings, record.duration_ms);
+                safety::limits::describe(kind, &state, ledger, elapsed)
+            }
+            _ => "the session ended".to_owned(),
+        };
+        error = Some(cut_short(&record.stopped_commands, &why));
+    }
     let ending = Ending {
         status,
         error,
-        stopped: outcome.stopped,
+        stopped,
     };
     finish_as(ws, record, message, ledger, ending, watched, elapsed)
+}
+
+/// The error of a task whose background commands were stopped: why, and which.
+fn cut_short(commands: &[crate::vocab::StoppedCommand], why: &str) -> String {
+    let which: Vec<String> = commands.iter().map(|c| c.label()).collect();
+    let (count, them) = match commands.len() {
+        1 => ("1 background command was".to_owned(), "it"),
+        n => (format!("{n} background commands were"), "them"),
+    };
+    format!(
+        "{count} still running when the agent's session had to end ({why}), so cms stopped {them} \
+         before its end was reported: {}",
+        which.join("; ")
+    )
 }
 
 /// How a session ended, as the finish starts from: the status its process's ending gives
@@ -182,7 +211,8 @@ pub(super) fn finish_as(
             .cloned()
             .collect();
         let unresolved = r.rebase.as_ref().is_some_and(|b| !b.unresolved.is_empty());
-        let status = if status == Status::NeedsInput && denials.is_empty() && !unresolved {
+        let cut = !r.stopped_commands.is_empty();
+        let status = if status == Status::NeedsInput && denials.is_empty() && !unresolved && !cut {
             Status::Completed
         } else {
             status
@@ -259,7 +289,11 @@ fn status_of(outcome: &TurnOutcome) -> (Status, Option<String>) {
             return (Status::Aborted, Some("stopped by the user".to_owned()));
         }
         // The finish describes the limit with the figures it was crossed at.
-        Some(StopReason::Limit(kind)) => return (kind.status(), None),
+        // Between turns a limit stopped only background commands: the finish says which.
+        Some(StopReason::Limit(kind)) if !outcome.stopped_between_turns => {
+            return (kind.status(), None);
+        }
+        Some(StopReason::Limit(_)) => {}
         None => {}
     }
     let Some(result) = &outcome.result else {

@@ -227,6 +227,7 @@ fn take_over(
         current.status = Status::Running;
         current.error = None;
         current.permission_denials.clear();
+        current.stopped_commands.clear();
         adjust(&mut current);
         current.supervisor = Some(session::current_supervisor());
         current.updated_at = now_rfc3339();

@@ -99,6 +99,7 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, TaskError> {
             push: None,
             links,
             pending: None,
+            stopped_commands: Vec::new(),
             created_at: now.clone(),
             updated_at: now,
         };

@@ -2,6 +2,7 @@
 //! ends all speak (a task's status, its supervisor, a violation, limits, a preset, a permission
 //! denial, a trust record). It imports no other cms module, so every module can depend on it without a circle.
 
+mod background;
 mod limits;
 mod permission;
 mod preset;
@@ -9,6 +10,7 @@ mod status;
 mod trust_record;
 mod violation;
 
+pub use background::StoppedCommand;
 pub use limits::{LimitKind, Limits};
 pub use permission::PermissionDenial;
 pub use preset::Preset;

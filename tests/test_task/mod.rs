@@ -1,5 +1,6 @@
 //! `cms task`: worktrees, sessions, commits and recorded outcomes.
 
+mod background;
 mod endings;
 mod progress;
 

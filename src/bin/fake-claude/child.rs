@@ -93,7 +93,7 @@ pub fn in_own_session(cmd: &mut Command) -> &mut Command {
     }
 }
 
-fn kill_group(leader: u32) {
+pub fn kill_group(leader: u32) {
     let Ok(pgid) = libc::pid_t::try_from(leader) else {
         return;
     };

@@ -29,6 +29,8 @@ pub struct Inbox {
     pub pending_turns: usize,
     /// The host's answers to our control requests (`response` objects), by request id.
     pub responses: Vec<Value>,
+    /// `stop_task` requests (request id, task id), answered between turns.
+    pub stop_requests: Vec<(String, String)>,
 }
 
 impl Inbox {
@@ -56,6 +58,7 @@ impl Inbox {
             messages: Some(receiver),
             pending_turns: 0,
             responses: Vec::new(),
+            stop_requests: Vec::new(),
         }
     }
 
@@ -64,6 +67,7 @@ impl Inbox {
             messages: None,
             pending_turns: 0,
             responses: Vec::new(),
+            stop_requests: Vec::new(),
         }
     }
 
@@ -118,6 +122,14 @@ impl Inbox {
             // Messages sent while a turn runs simply wait for their own turn.
             Some("user") => {
                 self.pending_turns += 1;
+                false
+            }
+            Some("control_request") if message["request"]["subtype"] == "stop_task" => {
+                let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+                self.stop_requests.push((
+                    text(&message["request_id"]),
+                    text(&message["request"]["task_id"]),
+                ));
                 false
             }
             Some("control_request") => {

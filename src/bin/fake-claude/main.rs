@@ -7,6 +7,7 @@
 //! `../shared/claude-protocol`), so a mistake in cms's parser cannot be mirrored here and go
 //! unnoticed.
 
+mod background;
 mod child;
 mod ends;
 mod events;

@@ -118,16 +118,29 @@ pub enum BashStep {
     Detailed {
         command: String,
         description: Option<String>,
+        #[serde(default)]
+        run_in_background: bool,
     },
 }
 
 impl BashStep {
+    pub fn in_background(&self) -> bool {
+        matches!(
+            self,
+            BashStep::Detailed {
+                run_in_background: true,
+                ..
+            }
+        )
+    }
+
     pub fn parts(&self) -> (&str, &str) {
         match self {
             BashStep::Command(command) => (command, "Run shell command"),
             BashStep::Detailed {
                 command,
                 description,
+                ..
             } => (
                 command,
                 description.as_deref().unwrap_or("Run shell command"),

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process;
 use std::time::{Duration, Instant};
 
+use crate::background::Job;
 use crate::hooks::HookGroup;
 use crate::ids::{random_hex, uuid_v4};
 use crate::inbox::{Abort, Inbox, POLL};
@@ -93,6 +94,8 @@ pub struct Session {
     /// `--permission-prompt-tool stdio`: permission prompts go to the host.
     pub prompt_stdio: bool,
     pub allowed_tools: Vec<String>,
+    /// Background Bash commands still running.
+    pub jobs: Vec<Job>,
 }
 
 impl Session {
@@ -131,28 +134,47 @@ impl Session {
             inbox,
             prompt_stdio: opts.permission_prompt_tool.as_deref() == Some("stdio"),
             allowed_tools: opts.allowed_tools.clone(),
+            jobs: Vec::new(),
         }
     }
 
-    /// The stream-json loop: one turn per user message, until stdin closes.
+    /// The stream-json loop: one turn per user message, and one per background command that
+    /// ends between turns (reporting it), until stdin closes.
     pub fn serve(mut self, script: &Script) -> ! {
         let mut answered = 0;
+        let mut closed_at: Option<Instant> = None;
         loop {
-            if self.inbox.pending_turns > 0 {
+            for (request_id, task_id) in std::mem::take(&mut self.inbox.stop_requests) {
+                self.stop_job(&request_id, &task_id);
+            }
+            let ended = if self.inbox.pending_turns > 0 {
                 self.inbox.pending_turns -= 1;
-                if let TurnEnd::Exit(code) = self.run_turn(script, script.resume_offset + answered)
-                {
-                    process::exit(code);
+                None
+            } else {
+                let ended = match closed_at {
+                    Some(since) => self.wind_down(since),
+                    None => self.ended_job(),
+                };
+                match ended {
+                    Some(ended) => Some(ended),
+                    None if closed_at.is_some() => process::exit(0),
+                    None => {
+                        if self.inbox.is_closed() {
+                            closed_at = Some(Instant::now());
+                        } else if let Some(Abort::Sigint) = self.inbox.poll(POLL * 5) {
+                            process::exit(1);
+                        }
+                        continue;
+                    }
                 }
-                answered += 1;
-                continue;
+            };
+            if let Some(ended) = &ended {
+                self.report_end(ended);
             }
-            if self.inbox.is_closed() {
-                process::exit(0);
+            if let TurnEnd::Exit(code) = self.run_turn(script, script.resume_offset + answered) {
+                process::exit(code);
             }
-            if let Some(Abort::Sigint) = self.inbox.poll(POLL * 5) {
-                process::exit(1);
-            }
+            answered += 1;
         }
     }
 
@@ -219,7 +241,11 @@ impl Session {
             } => self.edit_step(st, path, old, new, *replace_all),
             Step::Bash(bash) => {
                 let (command, description) = bash.parts();
-                self.bash_step(st, command, description)
+                if bash.in_background() {
+                    self.background_bash_step(st, command, description)
+                } else {
+                    self.bash_step(st, command, description)
+                }
             }
             Step::Delete(path) => {
                 let command = format!("rm -f -- '{}'", path.replace('\'', r"'\''"));

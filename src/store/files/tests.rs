@@ -44,6 +44,7 @@ fn record(name: &str) -> TaskRecord {
         push: None,
         links: Vec::new(),
         pending: None,
+        stopped_commands: Vec::new(),
         created_at: now_rfc3339(),
         updated_at: String::new(),
     }
