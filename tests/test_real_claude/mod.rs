@@ -5,6 +5,7 @@
 //! it is kept offline is `common::real`; protected paths are `hooks`, the Bash sandbox
 //! `sandbox`.
 
+mod background;
 mod hooks;
 mod sandbox;
 
