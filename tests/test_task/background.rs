@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::common::{TestEnv, process_ended, until_ended};
+use crate::common::{LIMIT, TestEnv, eventually, process_ended, until_ended, wait_bounded};
 
 #[test]
 fn background_command_that_outlives_the_turn_is_waited_for_and_reported_back() {
@@ -21,6 +21,8 @@ fn background_command_that_outlives_the_turn_is_waited_for_and_reported_back() {
     let task = env.task_ok(&["build it", "-n", "late", "--preset", "full"]);
     assert_eq!(task["status"], "completed", "{task:#}");
     assert_eq!(task["response"], "The build finished and wrote late.txt.");
+    // The report turn is paid and counted like any: two API replies, then one more.
+    assert_eq!(task["turns"], 3, "{task:#}");
     assert_eq!(env.git(&["show", "cms/late:late.txt"]), "built");
     assert_eq!(task["stopped_commands"], json!([]));
     let log = std::fs::read_to_string(env.common_dir().join("cms/logs/late.jsonl")).unwrap();
@@ -107,4 +109,49 @@ fn background_command_left_running_is_named_in_the_outcome_line_with_a_hint_to_c
         run.stdout
     );
     assert!(run.stdout.contains("cms continue watch"), "{}", run.stdout);
+}
+
+#[test]
+fn background_command_running_when_the_user_aborts_between_turns_is_stopped_and_named() {
+    let env = TestEnv::new();
+    // A command line no other test's process has, to find this one's.
+    let marker = format!("1000.{}", std::process::id());
+    env.script(json!({"turns": [
+        {"steps": [{"bash": {
+            "command": format!("sleep {marker}"),
+            "description": "serve the docs",
+            "run_in_background": true
+        }}], "result": "Serving."}
+    ]}));
+    let supervisor = env.spawn_cms(&["task", "serve", "-n", "serve"]);
+    // The agent's turn is over while its command runs on.
+    let log = env.common_dir().join("cms/logs/serve.jsonl");
+    eventually("the first turn's result", || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains(r#""type":"result""#))
+    });
+    assert!(!running_with(&format!("sleep {marker}")).is_empty());
+    let run = env.cms(&["abort", "serve", "--json"]);
+    run.success();
+    assert_eq!(run.json()[0]["status"], "aborted", "{}", run.stdout);
+    wait_bounded(supervisor, LIMIT).code(130);
+    let task = env.cms(&["show", "serve", "--json"]).json();
+    assert_eq!(
+        task["stopped_commands"][0]["description"], "serve the docs",
+        "{task:#}"
+    );
+    assert!(running_with(&format!("sleep {marker}")).is_empty());
+}
+
+/// Processes whose command line holds `marker`.
+fn running_with(marker: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+                && !process_ended(u64::from(*pid))
+        })
+        .collect()
 }
