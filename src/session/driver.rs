@@ -302,7 +302,7 @@ pub async fn run_turn(
                 // Decided on the event itself, not on timing, so the same events always end
                 // the task the same way. Between turns only a background command still to be
                 // reported would spend more.
-                if outcome.stopped.is_none() && !closed && (in_turn || background.any_running()) {
+                if outcome.stopped.is_none() && (in_turn || (!closed && background.any_running())) {
                     requested = (watch.check)(ledger);
                 }
             }
@@ -324,7 +324,7 @@ pub async fn run_turn(
                 }
             }
             () = sleep_until(watch.deadline.map(|(at, _)| at)),
-                if watch.deadline.is_some() && outcome.stopped.is_none() && !closed =>
+                if watch.deadline.is_some() && outcome.stopped.is_none() && (in_turn || !closed) =>
             {
                 requested = watch.deadline.take().map(|(_, reason)| reason);
             }

@@ -2,6 +2,7 @@
 //! hooks given with `--settings`. The expected lines are the real CLI 2.1.197's, as captured
 //! (see "Hooks" in docs/fake-claude.md), so these tests pin the fake to them.
 
+mod background;
 mod hook_io;
 
 use std::fs;
