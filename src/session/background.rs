@@ -144,7 +144,7 @@ mod tests {
 
     fn follow(sample: &str) -> (Background, Vec<(String, Change)>) {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/claude-protocol/samples")
+            .join("tests/fixtures/claude-protocol")
             .join(sample);
         let mut background = Background::default();
         let changes = std::fs::read_to_string(path)
@@ -157,7 +157,7 @@ mod tests {
 
     #[test]
     fn a_command_that_ends_between_turns_is_followed_from_start_to_report() {
-        let (background, changes) = follow("background_reported.jsonl");
+        let (background, changes) = follow("samples/background_reported.jsonl");
         let kinds: Vec<_> = changes.iter().map(|(_, c)| c.clone()).collect();
         assert_eq!(kinds, [Change::Started, Change::Ended { reported: true }]);
         let command = background.get(&changes[0].0).unwrap();
@@ -174,7 +174,7 @@ mod tests {
 
     #[test]
     fn a_command_that_ends_during_a_turn_is_seen_ending_by_its_update_alone() {
-        let (background, changes) = follow("background_mid_turn.jsonl");
+        let (background, changes) = follow("samples/background_mid_turn.jsonl");
         assert_eq!(changes.len(), 2);
         assert_eq!(changes[1].1, Change::Ended { reported: true });
         assert!(!background.any_running());
@@ -182,7 +182,11 @@ mod tests {
 
     #[test]
     fn a_command_killed_at_the_wind_down_or_stopped_is_not_reported_to_the_model() {
-        for sample in ["background_cut_at_exit.jsonl", "background_stop_task.jsonl"] {
+        for sample in [
+            "samples/background_cut_at_exit.jsonl",
+            "samples/background_stop_task.jsonl",
+            "2.1.332/background_stop_task.jsonl",
+        ] {
             let (background, changes) = follow(sample);
             assert_eq!(changes[1].1, Change::Ended { reported: false }, "{sample}");
             assert_eq!(
@@ -193,8 +197,25 @@ mod tests {
     }
 
     #[test]
+    fn claude_2_1_332_reports_a_command_alike_whether_or_not_its_stdin_closed() {
+        for sample in [
+            "2.1.332/background_reported.jsonl",
+            "2.1.332/background_waited_after_close.jsonl",
+        ] {
+            let (background, changes) = follow(sample);
+            let kinds: Vec<_> = changes.iter().map(|(_, c)| c.clone()).collect();
+            assert_eq!(
+                kinds,
+                [Change::Started, Change::Ended { reported: true }],
+                "{sample}"
+            );
+            assert!(!background.any_running());
+        }
+    }
+
+    #[test]
     fn a_failing_command_is_reported_too() {
-        let (_, changes) = follow("background_failed.jsonl");
+        let (_, changes) = follow("samples/background_failed.jsonl");
         assert_eq!(changes[1].1, Change::Ended { reported: true });
     }
 }
