@@ -1,6 +1,6 @@
-//! The commands an agent left running in the background (Bash `run_in_background`, or any
-//! other of claude's background tasks), followed through claude's `task_*` events, so a
-//! session is never ended as if its work were done while one still runs unseen.
+//! The commands an agent left running in the background (Bash `run_in_background`, or a
+//! subagent or workflow claude runs in the background), followed through claude's `task_*`
+//! events, so a session is never ended as if its work were done while one still runs unseen.
 //!
 //! claude 2.1.197 (`tests/fixtures/claude-protocol/PROTOCOL.md`, "Background commands")
 //! prints `system/task_started` when one starts and `system/task_updated` with a final status,
@@ -80,7 +80,12 @@ impl Background {
         let id = text(raw, "task_id")?;
         match subtype {
             "task_started" => {
-                if self.commands.iter().any(|c| c.id == id) {
+                // Work of this session on this machine, which its end cuts: not a remote
+                // session's, nor a teammate's.
+                let local = text(raw, "task_type").is_none_or(|t| {
+                    matches!(t.as_str(), "local_bash" | "local_agent" | "local_workflow")
+                });
+                if !local || self.commands.iter().any(|c| c.id == id) {
                     return None;
                 }
                 let tool_use_id = text(raw, "tool_use_id");
