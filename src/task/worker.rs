@@ -345,6 +345,7 @@ fn prepare(
                 push: None,
                 links: Vec::new(),
                 pending: None,
+                stopped_commands: Vec::new(),
                 created_at: now.clone(),
                 updated_at: now,
             },
@@ -378,6 +379,7 @@ fn prepare(
             record.status = Status::Running;
             record.error = None;
             record.permission_denials.clear();
+            record.stopped_commands.clear();
             record.pending = None;
             record.base = spec.base;
             record.session_id = Some(session_id.clone());
