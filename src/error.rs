@@ -399,6 +399,23 @@ impl Hinted for crate::task::TaskError {
                 checks.join("; ")
             ),
             E::ChangedDuringMerge(_) => "run the merge again".into(),
+            E::UnknownRunner { known, .. } if known.is_empty() => {
+                "define one as [runners.<NAME>] in your configuration (`cms config` shows where \
+                 it is), or run the task here without --on"
+                    .into()
+            }
+            E::UnknownRunner { known, .. } => format!(
+                "the runners in your configuration: {}; `--on local` runs the task here",
+                known.join(", ")
+            ),
+            E::AttachRemote { name, .. } => format!(
+                "`cms continue {name} <MESSAGE>` follows it up on its runner; `cms logs {name}` \
+                 shows its session"
+            ),
+            E::Runner { runner, .. } => format!(
+                "`cms doctor` checks runner '{runner}'; nothing was made (`--on local` runs the \
+                 task here)"
+            ),
             E::CopyIncluded { .. } => {
                 "check .worktreeinclude and [worktree] copy; nothing was made".into()
             }

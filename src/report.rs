@@ -103,6 +103,12 @@ pub fn task_json(record: &TaskRecord) -> Value {
         "attempt": record.attempt,
         "rebase": record.rebase,
         "push": record.push,
+        "remote": record.remote.as_ref().map(|run| json!({
+            "runner": run.runner,
+            "job": run.job,
+            "address": run.address,
+            "remote": crate::git::remote::redact_url(&run.remote),
+        })),
         "links": record.links,
         "created_at": record.created_at,
         "updated_at": record.updated_at,

@@ -76,8 +76,11 @@ impl Workspace {
     }
 
     fn reconcile(&self, record: TaskRecord) -> TaskRecord {
-        let orphaned =
-            record.status.is_live() && record.supervisor.is_some_and(|s| !supervisor_alive(&s));
+        // A remote task's job runs on, whoever follows it: `task::settle` stops it and brings
+        // its results home.
+        let orphaned = record.status.is_live()
+            && record.remote.is_none()
+            && record.supervisor.is_some_and(|s| !supervisor_alive(&s));
         if !orphaned {
             return record;
         }

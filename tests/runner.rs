@@ -28,6 +28,7 @@ mod test_path;
 mod test_pool;
 mod test_processes;
 mod test_push;
+mod test_ray;
 mod test_real_boundary;
 mod test_real_claude;
 mod test_real_trust;

@@ -5,24 +5,11 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::common::{LIMIT, TestEnv, eventually, wait_bounded};
+use crate::common::{LIMIT, TestEnv, eventually, running_with, wait_bounded};
 
 /// Polls until `path` exists.
 fn wait_for_file(path: &Path) {
     eventually(&format!("{} to appear", path.display()), || path.exists());
-}
-
-/// Processes whose command line holds `marker`.
-fn running_with(marker: &str) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
-        })
-        .collect()
 }
 
 #[test]

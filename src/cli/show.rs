@@ -76,6 +76,13 @@ pub fn cmd_show(ctx: &CommandContext, args: ShowArgs) -> Result<u8, CommandError
             record.preset
         ),
     ));
+    if let Some(run) = &record.remote {
+        let job = run.job.as_deref().unwrap_or("not submitted");
+        lines.push(field(
+            "runner",
+            format!("{} · job {job} · {}", run.runner, run.address),
+        ));
+    }
     lines.push(field("ledger", report::ledger_line(&record)));
     if let Some(limits) = report::limits_line(&record) {
         lines.push(field("limits", limits));

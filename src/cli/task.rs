@@ -48,6 +48,11 @@ pub struct TaskArgs {
     #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
     pub protect: Vec<String>,
 
+    /// Run it on this runner (`[runners.NAME]` in your configuration; `local` runs it here;
+    /// default: task.runner, else here)
+    #[arg(long, value_name = "RUNNER")]
+    pub on: Option<String>,
+
     #[command(flatten)]
     pub session: SessionArgs,
 
@@ -160,6 +165,7 @@ pub fn cmd_task(ctx: &CommandContext, args: TaskArgs) -> Result<u8, CommandError
         protect: args.protect,
         sandbox: args.session.sandbox,
         attempt: None,
+        runner: args.on,
     };
     let jobs = args.jobs as usize;
     let detach = args.session.detach;

@@ -309,6 +309,33 @@ pub fn switch_to_new_branch(
     run(cmd).map(drop)
 }
 
+/// Moves `branch`, checked out in `task`'s worktree at `from`, to its descendant `to` (a remote
+/// task's work coming home): git rewrites the files that differ and refuses where that would
+/// overwrite the worktree's own changes; the branch then moves only if it is still at `from`,
+/// else the checkout goes back.
+pub fn fast_forward(task: &TaskGit, branch: &str, from: Oid, to: Oid) -> Result<(), GitError> {
+    let mut read = task.git();
+    read.args(["read-tree", "-m", "-u"])
+        .arg(from.to_string())
+        .arg(to.to_string());
+    run(read)?;
+    let mut update = task.git();
+    update
+        .args(["update-ref", "-m", "cms: the task's work from its runner"])
+        .arg(format!("refs/heads/{branch}"))
+        .arg(to.to_string())
+        .arg(from.to_string());
+    if let Err(err) = run(update) {
+        let mut back = task.git();
+        back.args(["read-tree", "-m", "-u"])
+            .arg(to.to_string())
+            .arg(from.to_string());
+        let _ = run(back);
+        return Err(err);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_porcelain;

@@ -70,6 +70,10 @@ pub struct StartArgs {
     /// Globs of paths the task must not touch, on top of the configured ones
     #[serde(default)]
     pub protect: Vec<String>,
+    /// Run it on this runner of the user's configuration, e.g. a Ray cluster ("local": here;
+    /// default: the configured task.runner, else here); the caps apply as anywhere
+    #[serde(default)]
+    pub on: Option<String>,
     /// Return only when the task has ended or waits for a permission answer (default: return
     /// at once, the task running)
     #[serde(default)]

@@ -92,6 +92,7 @@ impl Tools {
             protect: args.protect,
             sandbox: None,
             attempt: None,
+            runner: args.on,
         };
         let name = self.launch(&ws, &config.mcp, || task::start(&ws, &opts))?;
         self.settle(&ws, &name, args.wait, caller)

@@ -1,13 +1,8 @@
 //! Runners: where a task runs when it does not run on this machine (a Ray cluster), as the
 //! user's configuration names them, and the client cms talks to one with.
 
-// The jobs half of the client serves the local follower (task::remote), built alongside.
-#[allow(dead_code)]
 pub mod ray;
 pub mod wire;
-
-#[allow(unused_imports)]
-pub use ray::{JobSpec, JobState, JobStatus, RayClient};
 
 /// The one kind of runner there is today.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -23,7 +23,8 @@ const MAX_BODY: u64 = 1 << 30;
 /// The longest error message of the head's that cms repeats (its tracebacks are long).
 const MAX_MESSAGE: usize = 300;
 
-/// A Ray cluster's Jobs API.
+/// A Ray cluster's Jobs API (a clone shares its connections).
+#[derive(Clone)]
 pub struct RayClient {
     /// `http(s)://host:port`, without a trailing `/`.
     address: String,
@@ -147,10 +148,6 @@ impl RayClient {
             address: address.trim_end_matches('/').to_owned(),
             agent: config.into(),
         })
-    }
-
-    pub fn address(&self) -> &str {
-        &self.address
     }
 
     /// The cluster's Ray version (`GET /api/version`).

@@ -8,5 +8,5 @@ pub use files::{Store, StoreError, write_atomic};
 pub use name::{InvalidName, TaskName};
 pub use record::{
     Answered, Attempt, Blocked, MergeInfo, NothingToMerge, PendingPermission, PermissionAnswer,
-    PushInfo, RECORD_VERSION, Rebase, Safety, TaskRecord, now_rfc3339,
+    PushInfo, RECORD_VERSION, Rebase, RemoteRun, Safety, TaskRecord, now_rfc3339,
 };

@@ -140,8 +140,33 @@ pub struct TaskRecord {
     /// that died with it): their work was cut short, so the task ended `needs_input`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stopped_commands: Vec<StoppedCommand>,
+    /// Where the task's sessions run when not on this machine (`cms task --on`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteRun>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// A task whose sessions run on a runner (`[runners.NAME]`): what its follower, `cms abort`
+/// and the settling of a dead follower need, kept as it was when the session began so an
+/// edit to the user's configuration cannot strand a running job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteRun {
+    /// The runner's name in the user's configuration.
+    pub runner: String,
+    /// Its Jobs API.
+    pub address: String,
+    /// The git remote the task's commits and results travel through.
+    pub remote: String,
+    /// The job of the task's latest session, once submitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// How long the task's transcript and stderr were when that session began: the worker's
+    /// copies of the session's own take their place after them.
+    #[serde(default)]
+    pub log_from: u64,
+    #[serde(default)]
+    pub stderr_from: u64,
 }
 
 /// A task's branch as last pushed for review.

@@ -250,14 +250,7 @@ impl Shared {
         });
         (self.on_prompt)(pending.as_ref());
         if new_prompt && let (Some(command), Ok(record)) = (&self.notify, written) {
-            let command = command.clone();
-            // The notifier may take seconds; the session must not wait on it.
-            std::thread::spawn(move || {
-                let json = crate::report::task_json(&record);
-                if let Err(why) = super::notify(&command, &record, &json) {
-                    eprintln!("cms: warning: notify.command: {why}");
-                }
-            });
+            notify_waiting(command, &record);
         }
     }
 
@@ -372,6 +365,18 @@ async fn watch(
         }
         shared.collect(&answers);
     }
+}
+
+/// Runs `[notify] command` for a task that started waiting, off the caller's thread: the
+/// notifier may take seconds and the session must not wait on it.
+pub(super) fn notify_waiting(command: &[String], record: &TaskRecord) {
+    let (command, record) = (command.to_vec(), record.clone());
+    std::thread::spawn(move || {
+        let json = crate::report::task_json(&record);
+        if let Err(why) = super::notify(&command, &record, &json) {
+            eprintln!("cms: warning: notify.command: {why}");
+        }
+    });
 }
 
 async fn recv(

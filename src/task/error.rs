@@ -226,6 +226,15 @@ pub enum TaskError {
     #[error("timed out waiting for {}", names.join(", "))]
     WaitTimedOut { names: Vec<String> },
 
+    #[error("no runner named '{name}'")]
+    UnknownRunner { name: String, known: Vec<String> },
+
+    #[error("task '{name}' runs on runner '{runner}', not at this terminal")]
+    AttachRemote { name: TaskName, runner: String },
+
+    #[error("runner '{runner}': {reason}")]
+    Runner { runner: String, reason: String },
+
     #[error("task '{0}''s branch moved while it was being merged")]
     ChangedDuringMerge(TaskName),
 

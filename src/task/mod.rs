@@ -24,6 +24,7 @@ pub mod pool;
 mod prepare;
 mod project;
 mod push;
+mod remote;
 mod resume;
 mod rules;
 mod run;

@@ -49,8 +49,19 @@ pub fn resume(ws: &Workspace, opts: &ContinueOptions) -> Result<Started, TaskErr
     let base = onto.as_ref().map_or(record.base, |(_, tip)| *tip);
     let settings = Settings::for_session(ws, &record, base)?;
     let config = &settings.config;
-    let claude = session::find_claude(&config.claude_bin)?;
-    let (sandboxed, sandbox_warning) = sandbox_plan(opts.sandbox.unwrap_or(config.sandbox))?;
+    // A task that ran on a runner goes on there (checked reachable before anything changes).
+    let remote = match &record.remote {
+        Some(run) => super::remote::plan(ws, config, Some(&run.runner))?,
+        None => None,
+    };
+    let (claude, sandboxed, sandbox_warning) = match &remote {
+        Some((_, runner)) => (std::path::PathBuf::from(&runner.claude), true, None),
+        None => {
+            let claude = session::find_claude(&config.claude_bin)?;
+            let (sandboxed, warning) = sandbox_plan(opts.sandbox.unwrap_or(config.sandbox))?;
+            (claude, sandboxed, warning)
+        }
+    };
     let limits = raised_limits(&record, opts);
     check_limits_left(&record, &limits)?;
 
@@ -58,6 +69,9 @@ pub fn resume(ws: &Workspace, opts: &ContinueOptions) -> Result<Started, TaskErr
         current.preset = opts.preset.unwrap_or(current.preset);
         current.safety.limits = Some(limits);
         current.safety.sandboxed = sandboxed;
+        if let Some((run, _)) = &remote {
+            current.remote = Some(run.clone());
+        }
         for tool in &opts.allow {
             if !current.safety.allowed.contains(tool) {
                 current.safety.allowed.push(tool.clone());
@@ -185,6 +199,12 @@ fn rebase(
 /// the same checks as a follow-up's, with the task's own limits, preset and allowed tools.
 pub fn resume_attached(ws: &Workspace, name: &TaskName) -> Result<Started, TaskError> {
     let record = ws.task(name)?;
+    if let Some(run) = &record.remote {
+        return Err(TaskError::AttachRemote {
+            name: record.name.clone(),
+            runner: run.runner.clone(),
+        });
+    }
     check_can_continue(ws, &record, "attach")?;
     let settings = Settings::for_session(ws, &record, record.base)?;
     let claude = session::find_claude(&settings.config.claude_bin)?;

@@ -7,8 +7,10 @@ use crate::workspace::Workspace;
 /// Settles tasks whose supervisor died (`interrupted`, their leftovers committed), discards
 /// and merges a crash interrupted. Returns a line for each thing settled, for the user.
 pub fn settle(ws: &Workspace) -> Vec<String> {
+    // Remote tasks first: their jobs are stopped and their results brought home, which the
+    // local reconcile (it only knows local processes) leaves to this.
+    let mut lines = super::remote::settle_orphans(ws);
     ws.reconcile_running();
-    let mut lines = Vec::new();
     for (name, outcome) in finish_pending_discards(ws) {
         lines.push(match outcome {
             Ok(()) => {

@@ -32,9 +32,19 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, TaskError> {
         max_turns: opts.max_turns.unwrap_or(config.limits.max_turns),
         max_duration: opts.max_duration.unwrap_or(config.limits.max_duration),
     };
-    // Before anything is made: a missing claude must not leave a worktree behind.
-    let claude = session::find_claude(&config.claude_bin)?;
-    let (sandboxed, sandbox_warning) = sandbox_plan(opts.sandbox.unwrap_or(config.sandbox))?;
+    // Before anything is made: a missing claude, or a runner that cannot be reached, must
+    // not leave a worktree behind.
+    let remote = super::remote::plan(ws, config, opts.runner.as_deref())?;
+    let (claude, sandboxed, sandbox_warning) = match &remote {
+        // The worker finds its claude and always runs Bash sandboxed (`sandbox = required`).
+        Some((_, runner)) => (std::path::PathBuf::from(&runner.claude), true, None),
+        None => {
+            let claude = session::find_claude(&config.claude_bin)?;
+            let (sandboxed, warning) = sandbox_plan(opts.sandbox.unwrap_or(config.sandbox))?;
+            (claude, sandboxed, warning)
+        }
+    };
+    let remote = remote.map(|(run, _)| run);
     let worktrees = ws.worktrees_dir(config)?;
 
     ws.store.with_refs_lock(|| {
@@ -95,6 +105,7 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, TaskError> {
             merge: None,
             supervisor: Some(session::current_supervisor()),
             attempt: opts.attempt.clone(),
+            remote,
             rebase: None,
             push: None,
             links,

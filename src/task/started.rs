@@ -25,6 +25,8 @@ pub struct TaskOptions {
     pub sandbox: Option<SandboxMode>,
     /// Set for each task of `--attempts N`.
     pub attempt: Option<Attempt>,
+    /// The runner to run it on (`--on`) over `[task] runner`; `local` runs it here.
+    pub runner: Option<String>,
 }
 
 /// A task whose worktree and record exist, ready for its session.

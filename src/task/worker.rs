@@ -346,6 +346,7 @@ fn prepare(
                 links: Vec::new(),
                 pending: None,
                 stopped_commands: Vec::new(),
+                remote: None,
                 created_at: now.clone(),
                 updated_at: now,
             },

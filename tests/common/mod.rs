@@ -459,6 +459,22 @@ impl Drop for Background {
     }
 }
 
+/// The live processes whose command line (its words joined by spaces) holds `marker`.
+pub fn running_with(marker: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                String::from_utf8_lossy(&c)
+                    .replace('\0', " ")
+                    .contains(marker)
+            }) && !process_ended(u64::from(*pid))
+        })
+        .collect()
+}
+
 /// Whether process `pid` has ended: gone from /proc, or a zombie its parent has not reaped
 /// yet (a killed detached process is reparented to PID 1, which may reap it late).
 pub fn process_ended(pid: u64) -> bool {

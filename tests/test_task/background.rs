@@ -4,7 +4,9 @@
 
 use serde_json::json;
 
-use crate::common::{LIMIT, TestEnv, eventually, process_ended, until_ended, wait_bounded};
+use crate::common::{
+    LIMIT, TestEnv, eventually, process_ended, running_with, until_ended, wait_bounded,
+};
 
 #[test]
 fn background_command_that_outlives_the_turn_is_waited_for_and_reported_back() {
@@ -140,18 +142,4 @@ fn background_command_running_when_the_user_aborts_between_turns_is_stopped_and_
         "{task:#}"
     );
     assert!(running_with(&format!("sleep {marker}")).is_empty());
-}
-
-/// Processes whose command line holds `marker`.
-fn running_with(marker: &str) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
-                && !process_ended(u64::from(*pid))
-        })
-        .collect()
 }

@@ -124,6 +124,12 @@ impl Store {
         self.root.join("logs").join(format!("{name}.stderr"))
     }
 
+    /// claude's own session file of a task that runs on a runner, kept here between its
+    /// sessions so a follow-up can resume it on any worker.
+    pub fn session_file_path(&self, name: &TaskName) -> PathBuf {
+        self.root.join("logs").join(format!("{name}.session.jsonl"))
+    }
+
     /// The file a task's lock is taken on.
     pub fn task_lock_path(&self, name: &TaskName) -> PathBuf {
         self.locks_dir().join(format!("task-{name}.lock"))

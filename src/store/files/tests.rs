@@ -40,6 +40,7 @@ fn record(name: &str) -> TaskRecord {
         merge: None,
         supervisor: None,
         attempt: None,
+        remote: None,
         rebase: None,
         push: None,
         links: Vec::new(),
