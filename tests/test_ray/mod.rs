@@ -123,6 +123,23 @@ fn ray_continue_runs_on_the_cluster_and_resumes_the_session() {
     );
     assert_eq!(env.git(&["show", "cms/again:a.txt"]), "one");
     assert_eq!(env.git(&["show", "cms/again:b.txt"]), "two");
+    // The transcript keeps both sessions, each once.
+    let logs = env.cms(&["logs", "again"]);
+    logs.success();
+    let writes = |file: &str| {
+        logs.stdout
+            .lines()
+            .filter(|l| l.starts_with("● Write") && l.ends_with(file))
+            .count()
+    };
+    assert_eq!(
+        (writes("a.txt"), writes("b.txt")),
+        (1, 1),
+        "{}",
+        logs.stdout
+    );
+    let show = env.cms(&["show", "again"]);
+    assert!(show.stdout.contains("runner  lab"), "{}", show.stdout);
     // The follow-up's claude was told to resume the first session.
     let resumed = env.claude_invocations().iter().any(|inv| {
         inv["argv"].to_string().contains(&session) && inv["argv"].to_string().contains("--resume")
