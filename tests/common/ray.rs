@@ -103,6 +103,11 @@ pub fn ray_head(test: &str) -> Option<&'static RayHead> {
     }
 }
 
+/// The `ray` executable the head was started with, for a test that acts as an operator would.
+pub fn ray_bin() -> PathBuf {
+    locate_ray().expect("the head started, so ray is there")
+}
+
 /// A port nothing listens on now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

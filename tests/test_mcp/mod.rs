@@ -5,6 +5,7 @@
 
 mod agent;
 mod caps;
+mod ray;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

@@ -112,3 +112,33 @@ fn ray_killed_local_follower_is_settled_by_the_next_command_and_the_job_stopped(
         running_with(&format!("sleep {marker}")).is_empty()
     });
 }
+
+#[test]
+fn ray_job_stopped_from_rays_side_ends_the_task_here_and_leaves_no_process() {
+    let Some((env, head)) = ray_env("ray_job_stopped_from_rays_side_ends_the_task_here") else {
+        return;
+    };
+    let marker = sleeping_task(&env, "raystop", 4);
+    let job = job_of(&env, "raystop");
+    // Stopped as an operator would, with Ray's own CLI.
+    let ray = crate::common::ray::ray_bin();
+    let stopped = std::process::Command::new(&ray)
+        .args(["job", "stop", "--no-wait", "--address", &head.address, &job])
+        .output()
+        .unwrap();
+    assert!(stopped.status.success(), "{stopped:?}");
+    let task = eventually("the task to end", || {
+        let task = env.cms(&["show", "raystop", "--json"]).json();
+        if task["status"] == "running" {
+            Err(format!("{task:#}"))
+        } else {
+            Ok(task)
+        }
+    });
+    assert!(
+        ["aborted", "interrupted"].contains(&task["status"].as_str().unwrap()),
+        "{task:#}"
+    );
+    assert!(running_with(&format!("sleep {marker}")).is_empty());
+    assert!(running_with(&format!("--job {job}")).is_empty());
+}

@@ -290,3 +290,42 @@ fn ray_task_with_the_real_cli_completes_on_the_cluster_against_the_fake_api() {
     env.cms(&["merge", "real-far"]).success();
     assert_eq!(env.read("made.txt"), "made on the cluster\n");
 }
+
+#[test]
+fn ray_cms_installed_on_the_workers_is_the_one_the_job_runs() {
+    let Some((env, head)) = ray_env("ray_cms_installed_on_the_workers") else {
+        return;
+    };
+    // The workers' own cms: this build, behind a script that says it ran.
+    let ran = env.root.join("installed-cms-ran");
+    let installed = env.root.join("installed-cms");
+    std::fs::write(
+        &installed,
+        format!(
+            "#!/bin/sh\ntouch '{}'\nexec '{}' \"$@\"\n",
+            ran.display(),
+            crate::common::CMS
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &installed,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let names: Vec<String> = HANDED.iter().map(|n| format!("\"{n}\"")).collect();
+    env.user_config(&head.runner_toml(
+        "lab",
+        &remote_of(&env),
+        &format!(
+            "env = [{}]\ncpus = 0.1\nclaude = \"{FAKE_CLAUDE}\"\ncms = \"{}\"",
+            names.join(", "),
+            installed.display()
+        ),
+    ));
+    env.steps(json!([{"write": {"path": "a.txt", "content": "a\n"}}]));
+    let task = env.task_ok(&["x", "-n", "installed", "--on", "lab"]);
+    assert_eq!(task["status"], "completed", "{task:#}");
+    assert!(ran.exists(), "the job ran the workers' cms");
+    assert_eq!(env.git(&["show", "cms/installed:a.txt"]), "a");
+}
