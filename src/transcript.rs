@@ -178,6 +178,8 @@ impl Entry {
 #[derive(Debug, Default)]
 pub struct Reader {
     worktree: Option<PathBuf>,
+    /// The working directories sessions reported that are not `worktree`.
+    elsewhere: Vec<PathBuf>,
     tools: HashMap<String, String>,
 }
 
@@ -186,15 +188,21 @@ impl Reader {
     pub fn new(worktree: impl Into<PathBuf>) -> Reader {
         Reader {
             worktree: Some(worktree.into()),
+            elsewhere: Vec::new(),
             tools: HashMap::new(),
         }
     }
 
     fn relative(&self, text: &str) -> String {
-        match &self.worktree {
-            Some(worktree) => report::relative(text, worktree),
-            None => text.to_owned(),
+        let Some(worktree) = &self.worktree else {
+            return text.to_owned();
+        };
+        let mut text = report::relative(text, worktree);
+        // A session run elsewhere (on a runner's worker) had a worktree of its own there.
+        for root in &self.elsewhere {
+            text = report::relative(&text, root);
         }
+        text
     }
 
     /// The entries of one event; none for events with nothing to read (unknown, malformed,
@@ -202,10 +210,19 @@ impl Reader {
     pub fn entries(&mut self, event: &Event) -> Vec<Entry> {
         let mut entries = Vec::new();
         match event {
-            Event::System(SystemEvent::Init(init)) => entries.push(Entry::Session {
-                session_id: init.session_id.clone(),
-                model: init.model.clone(),
-            }),
+            Event::System(SystemEvent::Init(init)) => {
+                let cwd = init.cwd.as_deref().map(PathBuf::from);
+                if let Some(cwd) = cwd.filter(|cwd| {
+                    self.worktree.as_ref().is_some_and(|w| w != cwd)
+                        && !self.elsewhere.contains(cwd)
+                }) {
+                    self.elsewhere.push(cwd);
+                }
+                entries.push(Entry::Session {
+                    session_id: init.session_id.clone(),
+                    model: init.model.clone(),
+                });
+            }
             Event::System(SystemEvent::ApiRetry(retry)) => entries.push(Entry::ApiRetry {
                 attempt: retry.attempt,
                 max_retries: retry.max_retries,
@@ -479,5 +496,28 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains(&relative), "{shown}");
+    }
+
+    #[test]
+    fn paths_of_a_session_run_in_a_worktree_elsewhere_are_relative_to_that_one() {
+        let init = |cwd: &str| {
+            serde_json::json!({"type": "system", "subtype": "init", "session_id": "s",
+                "cwd": cwd, "model": "claude-opus-4-8", "tools": []})
+            .to_string()
+        };
+        let write = |path: &str| {
+            serde_json::json!({"type": "assistant", "message": {"id": "m", "role": "assistant",
+                "model": "claude-opus-4-8", "content": [{"type": "tool_use", "id": "t",
+                "name": "Write", "input": {"file_path": path, "content": "x"}}]}})
+            .to_string()
+        };
+        let mut reader = Reader::new("/home/me/worktrees/fix");
+        reader.entries(&Event::parse(&init("/tmp/cms-worker-1/worktrees/r/fix")));
+        let worker = reader.entries(&Event::parse(&write(
+            "/tmp/cms-worker-1/worktrees/r/fix/a.rs",
+        )));
+        assert_eq!(worker[0].line(), "Write a.rs");
+        let here = reader.entries(&Event::parse(&write("/home/me/worktrees/fix/b.rs")));
+        assert_eq!(here[0].line(), "Write b.rs");
     }
 }

@@ -129,7 +129,8 @@ fn ray_continue_runs_on_the_cluster_and_resumes_the_session() {
     let writes = |file: &str| {
         logs.stdout
             .lines()
-            .filter(|l| l.starts_with("● Write") && l.ends_with(file))
+            // Relative to the worktree the session ran in, on the worker.
+            .filter(|l| *l == format!("● Write {file}"))
             .count()
     };
     assert_eq!(
