@@ -3,6 +3,7 @@
 //! the task comes home to be shown, diffed, merged, continued, answered and aborted here.
 
 mod faults;
+mod outage;
 
 use std::path::PathBuf;
 
@@ -12,7 +13,7 @@ use crate::common::ray::{RayHead, ray_head};
 use crate::common::{FAKE_CLAUDE, TestEnv, eventually};
 
 /// The variables a job needs to run the fake claude and git as the tests' own processes do.
-const HANDED: &[&str] = &[
+pub const HANDED: &[&str] = &[
     "HOME",
     "FAKE_CLAUDE_SCRIPT",
     "FAKE_CLAUDE_LOG",
