@@ -68,8 +68,20 @@ fn ray_task_with_the_fake_claude_completes_on_the_cluster_and_merges_locally() {
         {"write": {"path": "src/lib.rs", "content": "pub fn remote() {}\n"}},
         {"bash": "echo built > build.log"},
     ]));
-    let task = env.task_ok(&["add a function", "-n", "far", "--on", "lab"]);
+    let run = env.cms(&[
+        "task",
+        "--json",
+        "add a function",
+        "-n",
+        "far",
+        "--on",
+        "lab",
+    ]);
+    run.success();
+    let task = run.json();
     assert_eq!(task["status"], "completed", "{task:#}");
+    // The foreground progress showed the session's tools as a local session's.
+    assert!(run.stderr.contains("● Write src/lib.rs"), "{}", run.stderr);
     let files: Vec<&str> = task["files_changed"]
         .as_array()
         .unwrap()
@@ -330,4 +342,24 @@ fn ray_cms_installed_on_the_workers_is_the_one_the_job_runs() {
     assert_eq!(task["status"], "completed", "{task:#}");
     assert!(ran.exists(), "the job ran the workers' cms");
     assert_eq!(env.git(&["show", "cms/installed:a.txt"]), "a");
+}
+
+#[test]
+fn ray_attempts_run_on_the_default_runner_of_the_users_configuration() {
+    let Some((env, _head)) = ray_env("ray_attempts_run_on_the_default_runner") else {
+        return;
+    };
+    let config = std::fs::read_to_string(env.home.join(".config/cms/config.toml")).unwrap();
+    env.user_config(&format!("{config}[task]\nrunner = \"lab\"\n"));
+    env.steps(json!([{"write": {"path": "try.txt", "content": "try\n"}}]));
+    let run = env.cms(&["task", "try it", "-n", "try", "--attempts", "2", "--json"]);
+    run.success();
+    let tasks: Value = run.json();
+    for task in tasks.as_array().unwrap() {
+        assert_eq!(task["status"], "completed", "{task:#}");
+        assert_eq!(task["remote"]["runner"], "lab", "{task:#}");
+    }
+    // `--on local` runs here whatever the default.
+    let here = env.task_ok(&["x", "-n", "here", "--on", "local"]);
+    assert!(here["remote"].is_null(), "{here:#}");
 }
