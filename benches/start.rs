@@ -1,12 +1,19 @@
 //! What cms adds to git where users wait: starting a task (cold and from the warm pool)
 //! against `git worktree add`, `cms list` with 200 tasks against `git worktree list`, a
 //! task's diff and protected-path check against git's status and diff, the memory of a
-//! supervised task, and 32 tasks at once. Each comparison runs both sides on the same
-//! generated repository in one run.
+//! supervised task, 32 tasks at once, and a start on a Ray cluster on this machine against a
+//! local one. Each comparison runs both sides on the same generated repository in one run.
 //!
 //! `cargo bench --features test-fakes --bench start [-- FILES] [SECTION]...` (default 100,000
-//! files, every section: start, diff, list, memory, parallel; the fake claude stands in for
-//! Claude Code, so no network and no cost).
+//! files, every section: start, diff, list, memory, parallel, ray; the fake claude stands in
+//! for Claude Code, so no network and no cost; `ray` needs Ray as the `ray_` tests do, in
+//! `target/ray/venv` or `CMS_RAY_BIN`, and is skipped without it).
+
+#[path = "../tests/common/ray.rs"]
+#[allow(dead_code)]
+mod ray_head;
+#[path = "start/ray.rs"]
+mod ray_section;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -90,7 +97,7 @@ fn median(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
 }
 
 /// The parts of the bench, in the order they run.
-const SECTIONS: [&str; 5] = ["start", "diff", "list", "memory", "parallel"];
+const SECTIONS: [&str; 6] = ["start", "diff", "list", "memory", "parallel", "ray"];
 
 fn timed(f: impl FnOnce()) -> Duration {
     let start = Instant::now();
@@ -419,5 +426,10 @@ fn main() {
             "32 tasks at once (--jobs 32, fake claude): {completed} of 32 completed in {:.1} s",
             wall.as_secs_f64()
         );
+    }
+
+    if want("ray") {
+        // A start on a Ray head on loopback against a local start, one and 8 at once.
+        ray_section::section(&bench, tmp.path(), files, runs);
     }
 }
