@@ -211,10 +211,13 @@ fn part(from: Option<Duration>, to: Option<Duration>) -> Option<Duration> {
     Some(to?.saturating_sub(from?))
 }
 
+/// One step of a remote start: its length, when both its ends were seen.
+type Step = fn(&Marks) -> Option<Duration>;
+
 /// The breakdown rows of remote starts: each step's median, min and max over the runs that
 /// saw both its ends.
 fn breakdown(marks: &[Marks]) {
-    let steps: [(&str, fn(&Marks) -> Option<Duration>); 4] = [
+    let steps: [(&str, Step); 4] = [
         (
             "launch to the spec on the remote (local start, push)",
             |m| m.pushed,
