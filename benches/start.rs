@@ -9,6 +9,7 @@
 //! for Claude Code, so no network and no cost; `ray` needs Ray as the `ray_` tests do, in
 //! `target/ray/venv` or `CMS_RAY_BIN`, and is skipped without it).
 
+// The tests' Ray head, shared as it is; the bench uses only part of it.
 #[path = "../tests/common/ray.rs"]
 #[allow(dead_code)]
 mod ray_head;
