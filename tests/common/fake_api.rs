@@ -377,13 +377,23 @@ fn system_text(request: &Value) -> String {
 /// The working directory the system prompt names: on a ` - Primary working directory: <path>`
 /// line for the main conversation, a `Working directory: <path>` line for a subagent. Claude
 /// Code 2.1.197 puts it in the request's `system`; 2.1.332 moved that environment section into
-/// a `role: "system"` message, so the messages are searched when `system` has none.
+/// a `role: "system"` message, so the messages are searched when `system` has none; there, a
+/// resumed conversation holds its earlier sessions' messages too, so the last one named is
+/// the session's own (a follow-up on a runner's worker runs in another worktree, which
+/// 2.1.332 names as `<new> (was <old>)`).
 fn working_directory(system: &str) -> Option<String> {
-    system.lines().find_map(|line| {
+    system.lines().rev().find_map(|line| {
         let line = line.trim_start();
         line.strip_prefix("- Primary working directory: ")
             .or_else(|| line.strip_prefix("Working directory: "))
-            .map(|path| path.trim().to_owned())
+            // 2.1.332 resuming a session in another directory says `<new> (was <old>)`.
+            .map(|path| {
+                path.split(" (was ")
+                    .next()
+                    .unwrap_or(path)
+                    .trim()
+                    .to_owned()
+            })
     })
 }
 

@@ -8,7 +8,8 @@ use crate::test_ray::ray_env;
 
 #[test]
 fn ray_task_start_over_mcp_runs_on_the_named_runner_within_the_caps() {
-    let Some((env, _head)) = ray_env("ray_task_start_over_mcp_runs_on_the_named_runner") else {
+    let Some((env, _head, _turn)) = ray_env("ray_task_start_over_mcp_runs_on_the_named_runner")
+    else {
         return;
     };
     env.steps(json!([{"write": {"path": "far.txt", "content": "far\n"}}]));

@@ -31,7 +31,7 @@ fn sleeping_task(env: &TestEnv, name: &str, number: u32) -> String {
 
 #[test]
 fn ray_abort_stops_the_job_keeps_the_work_and_leaves_no_process() {
-    let Some((env, _head)) =
+    let Some((env, _head, _turn)) =
         ray_env("ray_abort_stops_the_job_keeps_the_work_and_leaves_no_process")
     else {
         return;
@@ -55,7 +55,7 @@ fn ray_abort_stops_the_job_keeps_the_work_and_leaves_no_process() {
 
 #[test]
 fn ray_worker_killed_mid_task_ends_interrupted_and_leaves_no_process() {
-    let Some((env, _head)) =
+    let Some((env, _head, _turn)) =
         ray_env("ray_worker_killed_mid_task_ends_interrupted_and_leaves_no_process")
     else {
         return;
@@ -87,7 +87,7 @@ fn ray_worker_killed_mid_task_ends_interrupted_and_leaves_no_process() {
 
 #[test]
 fn ray_killed_local_follower_is_settled_by_the_next_command_and_the_job_stopped() {
-    let Some((env, _head)) =
+    let Some((env, _head, _turn)) =
         ray_env("ray_killed_local_follower_is_settled_by_the_next_command_and_the_job_stopped")
     else {
         return;
@@ -115,7 +115,8 @@ fn ray_killed_local_follower_is_settled_by_the_next_command_and_the_job_stopped(
 
 #[test]
 fn ray_job_stopped_from_rays_side_ends_the_task_here_and_leaves_no_process() {
-    let Some((env, head)) = ray_env("ray_job_stopped_from_rays_side_ends_the_task_here") else {
+    let Some((env, head, _turn)) = ray_env("ray_job_stopped_from_rays_side_ends_the_task_here")
+    else {
         return;
     };
     let marker = sleeping_task(&env, "raystop", 4);

@@ -6,6 +6,7 @@ mod faults;
 mod outage;
 
 use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
 
 use serde_json::{Value, json};
 
@@ -29,10 +30,24 @@ pub const HANDED: &[&str] = &[
     "TZ",
 ];
 
+/// The cluster's turn: one remote test at a time. Ray sets up each job's runtime in a Python
+/// supervisor of its own; with eight of them starting on CI's two cores, another test's job
+/// took 64 s to start (seen in CI), past the tests' one wait limit.
+static CLUSTER: Mutex<()> = Mutex::new(());
+
+pub fn cluster_turn() -> MutexGuard<'static, ()> {
+    // A test that failed while it had the turn must not fail the others.
+    CLUSTER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A repository whose user configuration has runner `lab` on the shared Ray head, with a bare
-/// repository beside it as the runner's git remote; `None` when no Ray is installed here.
-pub fn ray_env(test: &str) -> Option<(TestEnv, &'static RayHead)> {
+/// repository beside it as the runner's git remote, and the cluster's turn; `None` when no Ray
+/// is installed here.
+pub fn ray_env(test: &str) -> Option<(TestEnv, &'static RayHead, MutexGuard<'static, ()>)> {
     let head = ray_head(test)?;
+    let turn = cluster_turn();
     let env = TestEnv::new();
     let remote = remote_of(&env);
     env.git(&["init", "-q", "--bare", remote.to_str().unwrap()]);
@@ -45,7 +60,7 @@ pub fn ray_env(test: &str) -> Option<(TestEnv, &'static RayHead)> {
             names.join(", ")
         ),
     ));
-    Some((env, head))
+    Some((env, head, turn))
 }
 
 pub fn remote_of(env: &TestEnv) -> PathBuf {
@@ -59,7 +74,7 @@ pub fn remote_refs(env: &TestEnv) -> String {
 
 #[test]
 fn ray_task_with_the_fake_claude_completes_on_the_cluster_and_merges_locally() {
-    let Some((env, _head)) =
+    let Some((env, _head, _turn)) =
         ray_env("ray_task_with_the_fake_claude_completes_on_the_cluster_and_merges_locally")
     else {
         return;
@@ -107,7 +122,8 @@ fn ray_task_with_the_fake_claude_completes_on_the_cluster_and_merges_locally() {
 
 #[test]
 fn ray_continue_runs_on_the_cluster_and_resumes_the_session() {
-    let Some((env, _head)) = ray_env("ray_continue_runs_on_the_cluster_and_resumes_the_session")
+    let Some((env, _head, _turn)) =
+        ray_env("ray_continue_runs_on_the_cluster_and_resumes_the_session")
     else {
         return;
     };
@@ -163,7 +179,8 @@ fn ray_continue_runs_on_the_cluster_and_resumes_the_session() {
 
 #[test]
 fn ray_waiting_prompt_is_answered_locally_with_cms_allow() {
-    let Some((env, _head)) = ray_env("ray_waiting_prompt_is_answered_locally_with_cms_allow")
+    let Some((env, _head, _turn)) =
+        ray_env("ray_waiting_prompt_is_answered_locally_with_cms_allow")
     else {
         return;
     };
@@ -186,7 +203,8 @@ fn ray_waiting_prompt_is_answered_locally_with_cms_allow() {
 
 #[test]
 fn ray_eight_tasks_at_once_complete_each_with_its_own_work() {
-    let Some((env, _head)) = ray_env("ray_eight_tasks_at_once_complete_each_with_its_own_work")
+    let Some((env, _head, _turn)) =
+        ray_env("ray_eight_tasks_at_once_complete_each_with_its_own_work")
     else {
         return;
     };
@@ -267,6 +285,7 @@ fn ray_task_with_the_real_cli_completes_on_the_cluster_against_the_fake_api() {
     let Some(head) = ray_head("ray_task_with_the_real_cli") else {
         return;
     };
+    let _turn = cluster_turn();
     let api = crate::common::fake_api::FakeApi::start();
     let mut env = TestEnv::new();
     let remote = remote_of(&env);
@@ -307,7 +326,7 @@ fn ray_task_with_the_real_cli_completes_on_the_cluster_against_the_fake_api() {
 
 #[test]
 fn ray_cms_installed_on_the_workers_is_the_one_the_job_runs() {
-    let Some((env, head)) = ray_env("ray_cms_installed_on_the_workers") else {
+    let Some((env, head, _turn)) = ray_env("ray_cms_installed_on_the_workers") else {
         return;
     };
     // The workers' own cms: this build, behind a script that says it ran.
@@ -346,7 +365,7 @@ fn ray_cms_installed_on_the_workers_is_the_one_the_job_runs() {
 
 #[test]
 fn ray_attempts_run_on_the_default_runner_of_the_users_configuration() {
-    let Some((env, _head)) = ray_env("ray_attempts_run_on_the_default_runner") else {
+    let Some((env, _head, _turn)) = ray_env("ray_attempts_run_on_the_default_runner") else {
         return;
     };
     let config = std::fs::read_to_string(env.home.join(".config/cms/config.toml")).unwrap();

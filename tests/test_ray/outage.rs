@@ -62,7 +62,7 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
 
 #[test]
 fn ray_jobs_api_unreachable_for_a_while_is_waited_for_and_the_task_comes_home() {
-    let Some((env, head)) = ray_env("ray_jobs_api_unreachable_for_a_while") else {
+    let Some((env, head, _turn)) = ray_env("ray_jobs_api_unreachable_for_a_while") else {
         return;
     };
     let link = Link::to(&head.address);
