@@ -11,7 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use serde_json::{Value, json};
 
 use crate::common::ray::{RayHead, ray_head};
-use crate::common::{FAKE_CLAUDE, TestEnv, eventually};
+use crate::common::{FAKE_CLAUDE, LIMIT, TestEnv, eventually, wait_bounded};
 
 /// The variables a job needs to run the fake claude and git as the tests' own processes do.
 pub const HANDED: &[&str] = &[
@@ -381,4 +381,30 @@ fn ray_attempts_run_on_the_default_runner_of_the_users_configuration() {
     // `--on local` runs here whatever the default.
     let here = env.task_ok(&["x", "-n", "here", "--on", "local"]);
     assert!(here["remote"].is_null(), "{here:#}");
+}
+
+#[test]
+fn ray_a_detached_remote_task_is_followed_by_logs_f_and_wait_as_a_local_one() {
+    let Some((env, _head, _turn)) = ray_env("ray_a_detached_remote_task_is_followed") else {
+        return;
+    };
+    env.steps(json!([
+        {"write": {"path": "a.txt", "content": "a\n"}},
+        {"sleep_ms": 2000},
+        {"write": {"path": "b.txt", "content": "b\n"}},
+    ]));
+    env.cms(&["task", "x", "-n", "watched", "--on", "lab", "-d"])
+        .success();
+    eventually("the session to start", || {
+        env.cms(&["show", "watched", "--json"]).json()["session_id"].is_string()
+    });
+    let follower = env.spawn_cms(&["logs", "-f", "watched"]);
+    let waited = env.cms(&["wait", "watched", "--json"]);
+    waited.success();
+    assert_eq!(waited.json()[0]["status"], "completed", "{}", waited.stdout);
+    let followed = wait_bounded(follower, LIMIT);
+    followed.success();
+    for line in ["● Write a.txt", "● Write b.txt"] {
+        assert!(followed.stdout.contains(line), "{}", followed.stdout);
+    }
 }
