@@ -159,10 +159,14 @@ pub(super) fn finish(
             "its job {} ended {}{}",
             job.job,
             status.state.as_str(),
+            // Ray's message for a failed job goes on with its last 20,000 characters of log,
+            // which the task's transcript and stderr already hold: its first line says it.
             status
                 .message
                 .as_deref()
-                .map(|m| format!(" ({})", m.trim()))
+                .and_then(|m| m.lines().map(str::trim).find(|l| !l.is_empty()))
+                .map(|m| m.split(", last available logs").next().unwrap_or(m))
+                .map(|m| format!(" ({})", m.trim_end_matches(':')))
                 .unwrap_or_default()
         ),
         None => format!("its job {} could not be followed", job.job),
