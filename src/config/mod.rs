@@ -15,12 +15,16 @@ use crate::vocab::{Limits, Preset};
 
 mod entries;
 mod mcp;
+mod paths;
+mod reach;
 mod runners;
 mod untrusted;
 mod values;
 
 pub use entries::toml_like;
 pub use mcp::McpCaps;
+pub use paths::data_dir;
+use paths::{data_home, expand_home, user_config_path};
 pub use untrusted::Untrusted;
 pub use values::{env_timeouts, parse_cost, parse_duration, parse_preset, parse_turns};
 
@@ -570,37 +574,6 @@ impl Config {
     }
 }
 
-impl Config {
-    /// `[safety] writable` and `hosts`, added to the earlier layers'. An untrusted
-    /// repository's were taken out by [`Config::restrict`] before.
-    fn apply_sandbox_reach(
-        &mut self,
-        writable: Option<Vec<String>>,
-        hosts: Option<Vec<String>>,
-        invalid: &dyn Fn(&'static str, String, String) -> ConfigError,
-    ) -> Result<(), ConfigError> {
-        let home = std::env::var_os("HOME").map(PathBuf::from);
-        for path in writable.unwrap_or_default() {
-            let expanded = expand_home(&path, home.as_deref());
-            if !expanded.is_absolute() {
-                let reason = "expected an absolute path or one starting with ~/".to_owned();
-                return Err(invalid("safety.writable", path, reason));
-            }
-            if !self.writable.contains(&expanded) {
-                self.writable.push(expanded);
-            }
-        }
-        for host in hosts.unwrap_or_default() {
-            crate::safety::sandbox::validate_host(&host)
-                .map_err(|r| invalid("safety.hosts", host.clone(), r))?;
-            if !self.hosts.contains(&host) {
-                self.hosts.push(host);
-            }
-        }
-        Ok(())
-    }
-}
-
 fn read_optional(path: &Path) -> Result<Option<String>, ConfigError> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
@@ -609,40 +582,6 @@ fn read_optional(path: &Path) -> Result<Option<String>, ConfigError> {
             path: path.to_owned(),
             source,
         }),
-    }
-}
-
-/// cms's folder in the user's data dir (`$XDG_DATA_HOME/cms`, `~/.local/share/cms`).
-pub fn data_dir() -> PathBuf {
-    let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
-    data_home(
-        env("XDG_DATA_HOME"),
-        env("HOME").map(PathBuf::from).as_deref(),
-    )
-    .join("cms")
-}
-
-fn data_home(xdg: Option<String>, home: Option<&Path>) -> PathBuf {
-    match (xdg, home) {
-        (Some(xdg), _) => PathBuf::from(xdg),
-        (None, Some(home)) => home.join(".local").join("share"),
-        (None, None) => std::env::temp_dir(),
-    }
-}
-
-fn user_config_path(xdg: Option<String>, home: Option<&Path>) -> Option<PathBuf> {
-    let base = match (xdg, home) {
-        (Some(xdg), _) => PathBuf::from(xdg),
-        (None, Some(home)) => home.join(".config"),
-        (None, None) => return None,
-    };
-    Some(base.join("cms").join("config.toml"))
-}
-
-fn expand_home(path: &str, home: Option<&Path>) -> PathBuf {
-    match (path.strip_prefix("~/"), home) {
-        (Some(rest), Some(home)) => home.join(rest),
-        _ => PathBuf::from(path),
     }
 }
 

@@ -106,7 +106,12 @@ pub fn run_foreground(
                     let on_event = |event: &Event, ledger: &Ledger| {
                         observer.borrow_mut().event(event, ledger);
                     };
-                    run(ws, started, opts, stop_rx, on_event, on_prompt).await
+                    // A task on a runner: its session is a job there, followed from here.
+                    if started.record.remote.is_some() {
+                        super::remote::run(ws, started, opts, stop_rx, on_event, on_prompt).await
+                    } else {
+                        run(ws, started, opts, stop_rx, on_event, on_prompt).await
+                    }
                 }
                 Foreground::Attached(timeouts) => {
                     run_attached(ws, started, timeouts, stop_rx).await

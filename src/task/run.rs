@@ -41,9 +41,6 @@ pub async fn run(
     mut on_event: impl FnMut(&Event, &Ledger),
     on_prompt: OnPrompt,
 ) -> Result<TaskRecord, TaskError> {
-    if started.record.remote.is_some() {
-        return super::remote::run(ws, started, run_opts, stop, on_event, on_prompt).await;
-    }
     let Started {
         mut record,
         claude,

@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use super::follow::Followed;
-use super::{Submitted, all_refs, runner_error};
+use super::plan::runner_error;
+use super::{Submitted, all_refs};
 use crate::git::{self, Oid};
 use crate::runner::{ray, wire};
 use crate::safety;

@@ -6,6 +6,7 @@
 
 mod follow;
 mod import;
+mod plan;
 
 use std::collections::BTreeMap;
 
@@ -15,79 +16,18 @@ use super::ask::OnPrompt;
 use super::error::TaskError;
 use super::run::{RunOptions, take_back};
 use super::started::Started;
-use crate::config::Config;
-use crate::runner::{RunnerConfig, RunnerError, ray, wire};
+use crate::runner::{RunnerError, ray, wire};
 use crate::session::{Ledger, StopReason, protocol::Event};
 use crate::store::{RemoteRun, TaskRecord};
 use crate::workspace::Workspace;
 
 pub use import::settle_orphans;
-
-/// How long the runner's git remote may take to answer before a start gives up on it.
-const REMOTE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
-
-/// The name that runs a task on this machine, over a configured `[task] runner`.
-pub const LOCAL: &str = "local";
-
-/// The runner a new task runs on (`--on` over `[task] runner`), checked reachable before
-/// anything is made; `None` runs it here.
-pub(super) fn plan(
-    ws: &Workspace,
-    config: &Config,
-    asked: Option<&str>,
-) -> Result<Option<(RemoteRun, RunnerConfig)>, TaskError> {
-    let Some(name) = asked.or(config.runner.as_deref()).filter(|n| *n != LOCAL) else {
-        return Ok(None);
-    };
-    let runner = config
-        .runners
-        .get(name)
-        .cloned()
-        .ok_or_else(|| TaskError::UnknownRunner {
-            name: name.to_owned(),
-            known: config.runners.keys().cloned().collect(),
-        })?;
-    let fail = |err: RunnerError| runner_error(name, err);
-    // A start that cannot reach the cluster or the remote fails here, with nothing made.
-    ray::RayClient::new(&runner.address)
-        .and_then(|client| client.version())
-        .map_err(fail)?;
-    crate::git::probe::remote_answers(&ws.repo.common_dir, &runner.remote, REMOTE_PATIENCE)
-        .map_err(|reason| TaskError::Runner {
-            runner: name.to_owned(),
-            reason,
-        })?;
-    let run = RemoteRun {
-        runner: name.to_owned(),
-        address: runner.address.clone(),
-        remote: runner.remote.clone(),
-        job: None,
-        log_from: 0,
-        stderr_from: 0,
-    };
-    Ok(Some((run, runner)))
-}
-
-pub(super) fn runner_error(runner: &str, err: RunnerError) -> TaskError {
-    TaskError::Runner {
-        runner: runner.to_owned(),
-        reason: err.to_string(),
-    }
-}
-
-/// A git error talking to the runner's remote (its URL without credentials).
-pub(super) fn remote_error(runner: &str, url: &str, err: crate::git::GitError) -> TaskError {
-    TaskError::Runner {
-        runner: runner.to_owned(),
-        reason: format!(
-            "the git remote {}: {err}",
-            crate::git::remote::redact_url(url)
-        ),
-    }
-}
+pub(super) use plan::plan;
+use plan::{remote_error, runner_error};
 
 /// Runs `started`'s session as a job on its runner and finishes the task here when it ends.
-/// Called by [`super::run::run`] for a task with a `remote`.
+/// Called by [`super::run_foreground`] for a task with a `remote`, in place of
+/// [`super::run::run`].
 pub(super) async fn run(
     ws: &Workspace,
     started: Started,
