@@ -7,6 +7,6 @@ mod record;
 pub use files::{Store, StoreError, write_atomic};
 pub use name::{InvalidName, TaskName};
 pub use record::{
-    Answered, Attempt, Blocked, MergeInfo, NothingToMerge, PendingPermission, PermissionAnswer,
-    PushInfo, RECORD_VERSION, Rebase, RemoteRun, Safety, TaskRecord, now_rfc3339,
+    Answered, Attempt, Blocked, MergeInfo, NewTask, NothingToMerge, PendingPermission,
+    PermissionAnswer, PushInfo, Rebase, RemoteRun, TaskRecord, now_rfc3339,
 };

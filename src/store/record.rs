@@ -147,6 +147,69 @@ pub struct TaskRecord {
     pub updated_at: String,
 }
 
+/// What a new task's record starts from; [`TaskRecord::starting`] fills in the rest.
+pub struct NewTask {
+    pub name: TaskName,
+    pub prompt: String,
+    pub branch: String,
+    pub worktree: PathBuf,
+    pub base: Oid,
+    pub base_branch: Option<String>,
+    pub model: Option<String>,
+    pub preset: Preset,
+    pub limits: Limits,
+    pub protected: Vec<String>,
+    pub sandboxed: bool,
+    pub supervisor: Supervisor,
+}
+
+impl TaskRecord {
+    /// The record of a task starting its first session now: running under `supervisor`, with
+    /// nothing done yet.
+    pub fn starting(new: NewTask) -> TaskRecord {
+        let now = now_rfc3339();
+        TaskRecord {
+            version: RECORD_VERSION,
+            name: new.name,
+            status: Status::Running,
+            prompt: new.prompt,
+            branch: new.branch,
+            worktree: new.worktree,
+            base: new.base,
+            base_branch: new.base_branch,
+            session_id: None,
+            model: new.model,
+            preset: new.preset,
+            cost_usd: 0.0,
+            turns: 0,
+            duration_ms: 0,
+            response: None,
+            tools_used: Vec::new(),
+            files_changed: Vec::new(),
+            permission_denials: Vec::new(),
+            safety: Safety {
+                limits: Some(new.limits),
+                protected: new.protected,
+                sandboxed: new.sandboxed,
+                ..Safety::default()
+            },
+            error: None,
+            head: None,
+            merge: None,
+            supervisor: Some(new.supervisor),
+            attempt: None,
+            rebase: None,
+            push: None,
+            links: Vec::new(),
+            pending: None,
+            stopped_commands: Vec::new(),
+            remote: None,
+            created_at: now.clone(),
+            updated_at: now,
+        }
+    }
+}
+
 /// A task whose sessions run on a runner (`[runners.NAME]`): what its follower, `cms abort`
 /// and the settling of a dead follower need, kept as it was when the session began so an
 /// edit to the user's configuration cannot strand a running job.

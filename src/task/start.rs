@@ -6,8 +6,8 @@ use super::started::{Started, TaskOptions};
 use crate::git;
 use crate::safety::sandbox::{self, SandboxMode};
 use crate::session::{self};
-use crate::store::{Safety, TaskName, TaskRecord, now_rfc3339};
-use crate::vocab::{Limits, Status};
+use crate::store::{NewTask, TaskName, TaskRecord};
+use crate::vocab::Limits;
 use crate::workspace::Workspace;
 
 /// Creates the task's branch, worktree and record. Fails without leaving any of them behind.
@@ -74,46 +74,23 @@ pub fn start(ws: &Workspace, opts: &TaskOptions) -> Result<Started, TaskError> {
                 return Err(err);
             }
         };
-        let now = now_rfc3339();
-        let mut record = TaskRecord {
-            version: crate::store::RECORD_VERSION,
+        let mut record = TaskRecord::starting(NewTask {
             name: name.clone(),
-            status: Status::Running,
             prompt: prompt.to_owned(),
             branch,
             worktree: git::canonical(&worktree),
             base,
             base_branch,
-            session_id: None,
             model: opts.model.clone().or(config.model.clone()),
             preset,
-            cost_usd: 0.0,
-            turns: 0,
-            duration_ms: 0,
-            response: None,
-            tools_used: Vec::new(),
-            files_changed: Vec::new(),
-            permission_denials: Vec::new(),
-            safety: Safety {
-                limits: Some(limits),
-                protected: settings.rules.globs().to_vec(),
-                sandboxed,
-                ..Safety::default()
-            },
-            error: None,
-            head: None,
-            merge: None,
-            supervisor: Some(session::current_supervisor()),
-            attempt: opts.attempt.clone(),
-            remote,
-            rebase: None,
-            push: None,
-            links,
-            pending: None,
-            stopped_commands: Vec::new(),
-            created_at: now.clone(),
-            updated_at: now,
-        };
+            limits,
+            protected: settings.rules.globs().to_vec(),
+            sandboxed,
+            supervisor: session::current_supervisor(),
+        });
+        record.attempt = opts.attempt.clone();
+        record.remote = remote;
+        record.links = links;
         if let Err(err) = ws.store.create(&mut record) {
             undo_start(ws, &record);
             return Err(err.into());

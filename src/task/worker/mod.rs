@@ -37,7 +37,7 @@ use crate::runner::wire::{
 };
 use crate::safety::sandbox::SandboxMode;
 use crate::session::{self, Timeouts};
-use crate::store::{Safety, TaskRecord, now_rfc3339};
+use crate::store::{NewTask, TaskRecord, now_rfc3339};
 use crate::trust::Trust;
 use crate::vocab::Status;
 use crate::workspace::Workspace;
@@ -303,49 +303,23 @@ fn prepare(
         &lock_reason(name.as_str()),
     )?;
     let worktree = git::canonical(&worktree);
-    let now = now_rfc3339();
-    let supervisor = Some(session::current_supervisor());
+    let supervisor = session::current_supervisor();
     let (mut record, resumed_from) = match (&spec.resume, &spec.record) {
         (None, None) => (
-            TaskRecord {
-                version: crate::store::RECORD_VERSION,
+            TaskRecord::starting(NewTask {
                 name: name.clone(),
-                status: Status::Running,
                 prompt: spec.prompt.clone(),
                 branch,
                 worktree: worktree.clone(),
                 base: spec.base,
                 base_branch: None,
-                session_id: None,
                 model: spec.model.clone(),
                 preset: spec.preset,
-                cost_usd: 0.0,
-                turns: 0,
-                duration_ms: 0,
-                response: None,
-                tools_used: Vec::new(),
-                files_changed: Vec::new(),
-                permission_denials: Vec::new(),
-                safety: Safety {
-                    limits: Some(spec.limits),
-                    protected: spec.protected.clone(),
-                    sandboxed,
-                    ..Safety::default()
-                },
-                error: None,
-                head: None,
-                merge: None,
+                limits: spec.limits,
+                protected: spec.protected.clone(),
+                sandboxed,
                 supervisor,
-                attempt: None,
-                rebase: None,
-                push: None,
-                links: Vec::new(),
-                pending: None,
-                stopped_commands: Vec::new(),
-                remote: None,
-                created_at: now.clone(),
-                updated_at: now,
-            },
+            }),
             None,
         ),
         (Some(session_id), Some(so_far)) => {
@@ -385,8 +359,8 @@ fn prepare(
             record.safety.limits = Some(spec.limits);
             record.safety.protected = spec.protected.clone();
             record.safety.sandboxed = sandboxed;
-            record.supervisor = supervisor;
-            record.updated_at = now;
+            record.supervisor = Some(supervisor);
+            record.updated_at = now_rfc3339();
             (record, Some(previous))
         }
         _ => {
